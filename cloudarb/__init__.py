@@ -1,0 +1,1 @@
+"""CloudArb application: configuration, storage, API, jobs, events and CLI."""

@@ -1,0 +1,1 @@
+"""Forecasting: series -> forecasts (quantiles, scenarios) and backtests."""

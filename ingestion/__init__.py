@@ -1,0 +1,1 @@
+"""Pricing ingestion: provider APIs and catalogs -> normalized price quotes."""

@@ -1,0 +1,1 @@
+"""Allocation optimizer: Problem -> Solution. Imports solver engines lazily."""

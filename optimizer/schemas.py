@@ -1,0 +1,201 @@
+"""Typed inputs and outputs of the allocation optimizer.
+
+These models are the library's whole public contract: the application builds a ``Problem`` from its
+stored rows and reads a ``Solution`` back. Nothing here knows about databases, HTTP or queues.
+Fields may be added (with defaults); existing names keep their meaning.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+NonNegFloat = Annotated[float, Field(ge=0)]
+Share = Annotated[float, Field(gt=0, le=1)]
+Identifier = Annotated[str, Field(min_length=1, max_length=200)]
+
+WorkloadType = Literal["training", "inference", "batch"]
+Objective = Literal["cost", "performance", "weighted"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Offer(_Model):
+    """One rentable instance shape at one place and price (one row of the current offers)."""
+
+    id: Identifier = Field(description="Stable offer key, unique within a problem.")
+    provider: Identifier = Field(description="Lowercase provider key, e.g. 'aws', 'lambda', 'vast'.")
+    region: str = Field(default="", max_length=200)
+    zone: str | None = Field(default=None, max_length=200)
+    instance_type: str = Field(default="", max_length=200)
+    gpu_model: Identifier = Field(description="Canonical GPU model name, e.g. 'H100 SXM'.")
+    gpus_per_instance: int = Field(ge=1, le=64)
+    vram_gb_per_gpu: NonNegFloat = 0.0
+    vcpus: NonNegFloat | None = None
+    ram_gb: NonNegFloat | None = None
+    spot: bool = False
+    price_per_hour: NonNegFloat = Field(description="USD per instance-hour.")
+    price_scenarios: list[NonNegFloat] | None = Field(
+        default=None, description="Sampled USD/instance-hour prices (equally likely) for the CVaR term."
+    )
+    price_per_period: list[NonNegFloat] | None = Field(
+        default=None, description="Forecast USD/instance-hour for each period of the horizon."
+    )
+    available_instances: int | None = Field(default=None, ge=0, description="Capacity; None = unknown.")
+    interruption_rate_per_hour: NonNegFloat | None = Field(default=None, description="Spot only.")
+    reliability: Annotated[float, Field(ge=0, le=1)] | None = None
+    committed_price_per_hour: NonNegFloat | None = None
+    egress_usd_per_gb: NonNegFloat = 0.0
+
+    @property
+    def price_per_gpu_hour(self) -> float:
+        return self.price_per_hour / self.gpus_per_instance
+
+
+class Workload(_Model):
+    """A job or service that needs GPUs."""
+
+    id: Identifier
+    gpus_min: int = Field(ge=1, le=100_000, description="GPUs that must be allocated.")
+    gpus_max: int | None = Field(default=None, ge=1, le=100_000, description="Useful upper bound.")
+    gpus_per_node: int = Field(default=1, ge=1, le=64, description="GPUs needed on one instance.")
+    min_vram_gb: NonNegFloat = 0.0
+    allowed_gpu_models: list[Identifier] | None = Field(default=None, max_length=200)
+    performance: dict[str, NonNegFloat] | None = Field(
+        default=None, description="Relative throughput per GPU model (overrides the default table)."
+    )
+    workload_type: WorkloadType = "training"
+    spot_tolerant: bool = False
+    checkpoint_interval_hours: NonNegFloat = 1.0
+    allowed_providers: list[Identifier] | None = Field(default=None, max_length=100)
+    denied_providers: list[Identifier] = Field(default_factory=list, max_length=100)
+    allowed_regions: list[Identifier] | None = Field(default=None, max_length=1000)
+    denied_regions: list[Identifier] = Field(default_factory=list, max_length=1000)
+    data_location: str | None = None
+    data_size_gb: NonNegFloat = 0.0
+    priority: int = Field(default=1, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Workload:
+        if self.gpus_max is not None and self.gpus_max < self.gpus_min:
+            raise ValueError("gpus_max must be >= gpus_min")
+        return self
+
+
+class CurrentLine(_Model):
+    workload_id: Identifier
+    offer_id: Identifier
+    instances: int = Field(ge=0)
+
+
+class Weights(_Model):
+    cost: NonNegFloat = 1.0
+    performance: NonNegFloat = 0.0
+    risk: NonNegFloat = 0.0
+
+
+class Problem(_Model):
+    offers: list[Offer] = Field(max_length=1_000_000)
+    workloads: list[Workload] = Field(min_length=1, max_length=100_000)
+    budget_per_hour: NonNegFloat | None = None
+    max_provider_share: Share | None = None
+    max_region_share: Share | None = None
+    max_spot_share: Annotated[float, Field(ge=0, le=1)] | None = None
+    inference_on_demand_floor: Annotated[float, Field(ge=0, le=1)] = 0.0
+    horizon_hours: Annotated[float, Field(gt=0, le=24 * 366)] = 1.0
+    period_hours: Annotated[float, Field(gt=0)] = 1.0
+    risk_tolerance: Annotated[float, Field(ge=0, le=1)] = 0.5
+    cvar_alpha: Annotated[float, Field(gt=0, lt=1)] = 0.95
+    objective: Objective = "cost"
+    weights: Weights = Weights()
+    current_allocation: list[CurrentLine] = Field(default_factory=list)
+    migration_cost_per_gpu: NonNegFloat = 0.0
+
+
+class SolveConfig(_Model):
+    backend: Literal["ortools", "pulp"] = "ortools"
+    time_limit_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    relative_gap: Annotated[float, Field(ge=0, le=1)] = 1e-3
+    threads: int = Field(default=1, ge=1, le=64)
+    pareto_points: int = Field(default=0, ge=0, le=50)
+
+
+class Progress(_Model):
+    """A progress report emitted while solving."""
+
+    phase: str
+    percent: float | None = None
+    message: str = ""
+    incumbent: float | None = None
+    bound: float | None = None
+    gap: float | None = None
+
+
+class AllocationLine(_Model):
+    workload_id: str
+    offer_id: str
+    provider: str
+    region: str
+    instance_type: str
+    gpu_model: str
+    instances: int
+    gpus: int
+    hourly_cost: float
+    spot: bool
+
+
+class Totals(_Model):
+    cost_per_hour: float
+    cost_over_horizon: float
+    gpus: int
+    performance_score: float
+
+
+class RiskMetrics(_Model):
+    expected_interruptions_per_hour: float = 0.0
+    expected_interruption_cost_per_hour: float = 0.0
+    cvar_cost_per_hour: float | None = None
+    largest_provider_share: float = 0.0
+
+
+class Savings(_Model):
+    baseline: Literal["single_provider_on_demand", "greedy_cheapest"]
+    baseline_cost_per_hour: float | None
+    savings_per_hour: float | None
+    savings_pct: float | None
+
+
+class BindingConstraint(_Model):
+    name: str
+    shadow_price: float
+    description: str = ""
+
+
+class SolverStats(_Model):
+    backend: str
+    status: str
+    objective: float | None = None
+    best_bound: float | None = None
+    gap: float | None = None
+    build_seconds: float = 0.0
+    solve_seconds: float = 0.0
+    variables: int = 0
+    constraints: int = 0
+
+
+SolutionStatus = Literal["optimal", "feasible", "infeasible", "no_solution"]
+
+
+class Solution(_Model):
+    status: SolutionStatus
+    allocations: list[AllocationLine] = Field(default_factory=list)
+    totals: Totals | None = None
+    risk: RiskMetrics = RiskMetrics()
+    savings: list[Savings] = Field(default_factory=list)
+    binding_constraints: list[BindingConstraint] = Field(default_factory=list)
+    stats: SolverStats
+    infeasibility_reason: str | None = None
+    pareto: list[dict[str, float]] = Field(default_factory=list)
