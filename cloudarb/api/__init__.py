@@ -1,0 +1,1 @@
+"""HTTP and WebSocket API (FastAPI). Reads storage and enqueues jobs by name; never solves."""

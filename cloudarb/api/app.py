@@ -1,0 +1,73 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from cloudarb.api import errors, metrics
+from cloudarb.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from cloudarb.api.routes import auth, health, jobs, offers, optimize, policies
+from cloudarb.config import Settings, get_settings
+from cloudarb.context import Context, build_context
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, *, ctx: Context | None = None, scheduler: bool = True) -> FastAPI:
+    """Build the app. Pass ``ctx`` to share a context (tests, embedded CLI); else one is built."""
+    settings = settings or (ctx.settings if ctx else get_settings())
+    own_ctx = ctx is None
+    context = ctx or build_context(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sched = None
+        if scheduler and settings.embedded:
+            from cloudarb.scheduler import Scheduler
+
+            sched = Scheduler(context)
+            sched.start()
+        try:
+            yield
+        finally:
+            if sched is not None:
+                sched.stop()
+            if own_ctx:
+                context.close()
+
+    app = FastAPI(
+        title="CloudArb",
+        version="0.1.0",
+        description="GPU-compute cost optimizer: offers, optimizations, policies and live job progress.",
+        lifespan=lifespan,
+    )
+    app.state.ctx = context
+    limiter: RateLimiter = (
+        RedisRateLimiter(settings.redis_url, settings.rate_limit_per_minute)
+        if settings.redis_url
+        else MemoryRateLimiter(settings.rate_limit_per_minute)
+    )
+    app.state.rate_limiter = limiter
+    errors.install(app)
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
+            return JSONResponse(
+                errors.error_body(
+                    "payload_too_large", f"request body over {settings.max_body_bytes} bytes", field="body"
+                ),
+                status_code=413,
+            )
+        return await call_next(request)
+
+    app.include_router(metrics.install(app, context))
+    for module in (health, auth, offers, optimize, jobs, policies):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,104 @@
+"""Jobs: list, read, replay events, cancel, and the live WebSocket stream."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, WebSocket, WebSocketDisconnect
+from starlette.concurrency import run_in_threadpool
+
+from cloudarb.api.deps import CtxDep, Editor, PageDep, SessionDep, Viewer, authenticate, credential_from
+from cloudarb.api.errors import ApiError, NotFound
+from cloudarb.context import Context
+from cloudarb.events.stream import follow
+from cloudarb.jobs import store as job_store
+from cloudarb.jobs.submit import cancel_job
+from cloudarb.schemas import JobOut, JobStatus, Page
+
+router = APIRouter(tags=["jobs"])
+IdPath = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+@router.get("/jobs", operation_id="list_jobs", response_model=Page[JobOut])
+def list_jobs(
+    principal: Viewer, session: SessionDep, page: PageDep, status: Annotated[JobStatus | None, Query()] = None
+) -> Page[JobOut]:
+    rows, total = job_store.list_jobs(
+        session, organization_id=principal.organization_id, status=status, limit=page.limit, offset=page.offset
+    )
+    return Page[JobOut](
+        items=[JobOut.model_validate(r, from_attributes=True) for r in rows],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.get("/jobs/{job_id}", operation_id="get_job", response_model=JobOut)
+def get_job(job_id: IdPath, principal: Viewer, session: SessionDep) -> JobOut:
+    job = job_store.get_job(session, job_id, organization_id=principal.organization_id)
+    if job is None:
+        raise NotFound(f"job {job_id} not found")
+    return JobOut.model_validate(job, from_attributes=True)
+
+
+@router.get("/jobs/{job_id}/events", operation_id="get_job_events")
+def get_job_events(
+    job_id: IdPath, principal: Viewer, session: SessionDep, after: Annotated[int, Query(ge=0)] = 0
+) -> list[dict[str, Any]]:
+    if job_store.get_job(session, job_id, organization_id=principal.organization_id) is None:
+        raise NotFound(f"job {job_id} not found")
+    return job_store.events_after(session, job_id, after)
+
+
+@router.delete("/jobs/{job_id}", operation_id="cancel_job", response_model=JobOut)
+def delete_job(job_id: IdPath, principal: Editor, ctx: CtxDep, session: SessionDep) -> JobOut:
+    job = job_store.get_job(session, job_id, organization_id=principal.organization_id)
+    if job is None:
+        raise NotFound(f"job {job_id} not found")
+    if job.status in job_store.ACTIVE:
+        cancel_job(ctx, job, actor=principal.actor)
+    session.expire_all()
+    refreshed = job_store.get_job(session, job_id, organization_id=principal.organization_id)
+    return JobOut.model_validate(refreshed, from_attributes=True)
+
+
+def _job_org(ctx: Context, job_id: str) -> str | None:
+    with ctx.db.session() as session:
+        job = job_store.get_job(session, job_id)
+        return job.organization_id if job is not None else None
+
+
+@router.websocket("/ws/jobs/{job_id}")
+async def job_stream(
+    websocket: WebSocket,
+    job_id: str,
+    token: Annotated[str | None, Query(max_length=4000)] = None,
+    after: Annotated[int, Query(ge=0)] = 0,
+) -> None:
+    """Replays the job's stored events after ``after``, then streams live ones; closes after the last.
+
+    Credentials: ``?token=`` (browsers cannot set headers on WebSockets), a bearer header or X-API-Key.
+    Close codes: 4401 bad credentials, 4404 unknown job (or another organization's).
+    """
+    ctx: Context = websocket.app.state.ctx
+    credential = token or credential_from(websocket.headers.get("authorization"), websocket.headers.get("x-api-key"))
+    if not credential:
+        await websocket.close(code=4401, reason="missing credentials")
+        return
+    try:
+        principal = await run_in_threadpool(authenticate, ctx, credential)
+    except ApiError as exc:
+        await websocket.close(code=4401, reason=exc.message[:120])
+        return
+    org = await run_in_threadpool(_job_org, ctx, job_id)
+    if org is None or org != principal.organization_id:
+        await websocket.close(code=4404, reason=f"job {job_id[:64]} not found")
+        return
+    await websocket.accept()
+    try:
+        async for event in follow(ctx, job_id, after_seq=after):
+            await websocket.send_json(event)
+        await websocket.close(code=1000)
+    except WebSocketDisconnect:
+        return

@@ -1,0 +1,61 @@
+"""The current offers: latest price per offer, with how old that price is."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from cloudarb.api.deps import PageDep, SessionDep, Viewer
+from cloudarb.db.models import Offer
+from cloudarb.db.types import utcnow
+from cloudarb.schemas import OfferOut, Page
+from cloudarb.storage import offers as offer_store
+
+router = APIRouter(tags=["offers"])
+
+Names = Annotated[list[Annotated[str, Query(min_length=1, max_length=120)]], Query(max_length=50)]
+
+
+_COLUMNS = [name for name in OfferOut.model_fields if name != "age_s"]
+
+
+def offer_out(row: Offer, now: datetime) -> OfferOut:
+    values = {name: getattr(row, name) for name in _COLUMNS}
+    return OfferOut(**values, age_s=max(0.0, (now - row.observed_at).total_seconds()))
+
+
+@router.get("/offers", operation_id="list_offers", response_model=Page[OfferOut])
+def list_offers(
+    _: Viewer,
+    session: SessionDep,
+    page: PageDep,
+    provider: Names = [],  # noqa: B006 - FastAPI reads list defaults per request
+    gpu_type: Names = [],  # noqa: B006
+    region: Names = [],  # noqa: B006
+    min_vram_gb: Annotated[float | None, Query(ge=0, le=10_000)] = None,
+    min_gpus: Annotated[int | None, Query(ge=1, le=64)] = None,
+    max_price: Annotated[float | None, Query(ge=0, description="Max USD per instance-hour.")] = None,
+    max_price_per_gpu: Annotated[float | None, Query(ge=0, description="Max USD per GPU-hour.")] = None,
+    spot: Annotated[bool | None, Query()] = None,
+    max_age_s: Annotated[int | None, Query(ge=1, description="Exclude offers priced longer ago.")] = None,
+    sort: offer_store.SortKey = "price_per_gpu_hour",
+    order: Literal["asc", "desc"] = "asc",
+) -> Page[OfferOut]:
+    filters = offer_store.OfferFilter(
+        providers=[p.lower() for p in provider],
+        gpu_models=gpu_type,
+        regions=region,
+        min_vram_gb=min_vram_gb,
+        min_gpus=min_gpus,
+        max_price_per_hour=max_price,
+        max_price_per_gpu_hour=max_price_per_gpu,
+        spot=spot,
+        max_age=timedelta(seconds=max_age_s) if max_age_s else None,
+    )
+    rows, total = offer_store.list_offers(
+        session, filters=filters, sort=sort, descending=order == "desc", limit=page.limit, offset=page.offset
+    )
+    now = utcnow()
+    return Page[OfferOut](items=[offer_out(r, now) for r in rows], total=total, limit=page.limit, offset=page.offset)

@@ -1,0 +1,157 @@
+"""Optimizations: submit (202 + job id + WebSocket URL), list, read, allocations, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import JSONResponse
+
+from cloudarb.api.deps import CtxDep, Editor, IdempotencyKey, PageDep, Principal, SessionDep, Viewer
+from cloudarb.api.errors import Invalid, NotFound, Unavailable
+from cloudarb.context import Context
+from cloudarb.db.models import JobRun, OptimizationRequest
+from cloudarb.jobs import store as job_store
+from cloudarb.jobs.submit import IdempotencyMismatch, QueueUnavailable, cancel_job, submit_optimization
+from cloudarb.schemas import (
+    AllocationOut,
+    JobAccepted,
+    JobStatus,
+    OptimizationOut,
+    OptimizeRequest,
+    Page,
+    QuickOptimizeRequest,
+)
+from cloudarb.storage import optimizations as opt_store
+
+router = APIRouter(prefix="/optimize", tags=["optimize"])
+IdPath = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+def ws_url(request: Request, ctx: Context, job_id: str) -> str:
+    base = ctx.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+    scheme = "wss" if base.startswith("https") else "ws"
+    return f"{scheme}://{base.split('://', 1)[-1]}/ws/jobs/{job_id}"
+
+
+def accepted(request: Request, ctx: Context, opt: OptimizationRequest, job: JobRun) -> dict[str, Any]:
+    return JobAccepted(
+        id=opt.id,
+        job_id=job.id,
+        status=job.status,  # type: ignore[arg-type]
+        websocket_url=ws_url(request, ctx, job.id),
+        status_url=f"/optimize/{opt.id}",
+    ).model_dump()
+
+
+def submit(
+    request: Request, ctx: Context, principal: Principal, body: OptimizeRequest, key: str | None
+) -> JSONResponse:
+    try:
+        done = submit_optimization(
+            ctx,
+            organization_id=principal.organization_id,
+            request=body,
+            actor=principal.actor,
+            idempotency_key=key,
+            render=lambda opt, job: accepted(request, ctx, opt, job),
+        )
+    except IdempotencyMismatch as exc:
+        raise Invalid(
+            "this Idempotency-Key was already used with a different request body", field="Idempotency-Key"
+        ) from exc
+    except QueueUnavailable as exc:
+        raise Unavailable(f"the job queue is unavailable: {exc}") from exc
+    content = done.replayed or accepted(request, ctx, done.optimization, done.job)
+    headers = {"Location": f"/optimize/{done.optimization.id}"}
+    if done.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(content, status_code=202, headers=headers)
+
+
+@router.post("", operation_id="submit_optimization", status_code=202, response_model=JobAccepted)
+def optimize(
+    body: OptimizeRequest, request: Request, ctx: CtxDep, principal: Editor, key: IdempotencyKey = None
+) -> JSONResponse:
+    """Queue an optimization of the given workloads over the current offers."""
+    return submit(request, ctx, principal, body, key)
+
+
+@router.post("/quick-optimize", operation_id="quick_optimize", status_code=202, response_model=JobAccepted)
+def quick_optimize(
+    body: QuickOptimizeRequest, request: Request, ctx: CtxDep, principal: Editor, key: IdempotencyKey = None
+) -> JSONResponse:
+    """The shortest question: N GPUs of one type for one kind of workload, under a budget."""
+    return submit(request, ctx, principal, body.to_request(), key)
+
+
+def to_out(session: Any, opt: OptimizationRequest) -> OptimizationOut:
+    res = opt_store.result(session, optimization_id=opt.id)
+    job = job_store.get_job(session, opt.job_id) if opt.job_id else None
+    result = None
+    if res is not None:
+        result = {
+            **res.summary,
+            "cost_per_hour": res.cost_per_hour,
+            "offers_considered": res.offers_considered,
+            "prices_as_of": res.prices_as_of.isoformat() if res.prices_as_of else None,
+        }
+    return OptimizationOut(
+        id=opt.id,
+        name=opt.name,
+        status=opt.status,  # type: ignore[arg-type]
+        job_id=opt.job_id,
+        policy_id=opt.policy_id,
+        created_at=opt.created_at,
+        updated_at=opt.updated_at,
+        request=opt.request,
+        result=result,
+        error=job.error if job is not None and opt.status == "failed" else None,
+    )
+
+
+@router.get("", operation_id="list_optimizations", response_model=Page[OptimizationOut])
+def list_optimizations(
+    principal: Viewer,
+    session: SessionDep,
+    page: PageDep,
+    status: Annotated[JobStatus | None, Query()] = None,
+) -> Page[OptimizationOut]:
+    rows, total = opt_store.list_page(
+        session, organization_id=principal.organization_id, status=status, limit=page.limit, offset=page.offset
+    )
+    return Page[OptimizationOut](
+        items=[to_out(session, r) for r in rows], total=total, limit=page.limit, offset=page.offset
+    )
+
+
+def _owned(session: Any, principal: Principal, optimization_id: str) -> OptimizationRequest:
+    opt = opt_store.get(session, organization_id=principal.organization_id, optimization_id=optimization_id)
+    if opt is None:
+        raise NotFound(f"optimization {optimization_id} not found")
+    return opt
+
+
+@router.get("/{optimization_id}", operation_id="get_optimization", response_model=OptimizationOut)
+def get_optimization(optimization_id: IdPath, principal: Viewer, session: SessionDep) -> OptimizationOut:
+    return to_out(session, _owned(session, principal, optimization_id))
+
+
+@router.get("/{optimization_id}/allocations", operation_id="get_allocations", response_model=list[AllocationOut])
+def get_allocations(optimization_id: IdPath, principal: Viewer, session: SessionDep) -> list[AllocationOut]:
+    opt = _owned(session, principal, optimization_id)
+    return [AllocationOut.model_validate(a, from_attributes=True)
+            for a in opt_store.allocations(session, optimization_id=opt.id)]
+
+
+@router.delete("/{optimization_id}", operation_id="cancel_optimization", response_model=OptimizationOut)
+def cancel_optimization(
+    optimization_id: IdPath, principal: Editor, ctx: CtxDep, session: SessionDep
+) -> OptimizationOut:
+    """Cancel a queued or running optimization (a finished one is left as it is)."""
+    opt = _owned(session, principal, optimization_id)
+    job = job_store.get_job(session, opt.job_id) if opt.job_id else None
+    if job is not None and job.status in job_store.ACTIVE:
+        cancel_job(ctx, job, actor=principal.actor)
+    session.expire_all()
+    return to_out(session, _owned(session, principal, optimization_id))

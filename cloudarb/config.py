@@ -1,0 +1,59 @@
+"""Settings, read once from ``CLOUDARB_*`` environment variables (and an optional .env file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOME = Path.home() / ".cloudarb"
+
+
+class Settings(BaseSettings):
+    """Every knob of the application. Defaults give the embedded mode: SQLite, in-process jobs."""
+
+    model_config = SettingsConfigDict(env_prefix="CLOUDARB_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        default=f"sqlite:///{DEFAULT_HOME / 'cloudarb.db'}",
+        description="SQLAlchemy URL: sqlite:///path or postgresql+psycopg://user@host/db.",
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis URL; unset = embedded mode (in-process jobs and events)."
+    )
+    queue_name: str = "cloudarb"
+    secret_key: SecretStr | None = Field(
+        default=None, description="JWT signing key; unset = a random key kept in the data directory."
+    )
+    data_dir: Path = DEFAULT_HOME
+    access_token_minutes: Annotated[int, Field(ge=1)] = 15
+    refresh_token_days: Annotated[int, Field(ge=1)] = 7
+    rate_limit_per_minute: Annotated[int, Field(ge=1)] = 600
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 2_000_000
+    job_timeout_s: Annotated[int, Field(ge=1)] = 900
+    job_max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    job_heartbeat_s: Annotated[float, Field(gt=0)] = 5.0
+    job_stale_after_s: Annotated[float, Field(gt=0)] = 60.0
+    embedded_workers: Annotated[int, Field(ge=1, le=32)] = 2
+    solve_time_limit_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
+    scheduler_tick_s: Annotated[float, Field(gt=0)] = 5.0
+    keep_current_threshold_pct: Annotated[float, Field(ge=0, le=100)] = 5.0
+    seed_snapshot: bool = Field(default=True, description="Load the bundled price snapshot on first run.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    public_url: str = Field(default="", description="Base URL clients see (for WebSocket URLs).")
+
+    @property
+    def embedded(self) -> bool:
+        return not self.redis_url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

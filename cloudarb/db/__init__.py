@@ -1,0 +1,1 @@
+"""Storage: table models, engines, migrations."""

@@ -1,0 +1,81 @@
+"""A scheduled re-optimization: solve on fresh prices, then adopt the result or keep the current one.
+
+The current allocation is passed to the optimizer (its migration cost discourages churn), and the
+decision compares the new cost with what the current allocation costs at today's prices: below the
+policy's threshold the run reports "keep current" rather than moving the fleet for a marginal gain.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from cloudarb.db.models import Offer, Policy
+from cloudarb.jobs.errors import JobInputError
+from cloudarb.jobs.optimize import finish, load_request, solve_request
+from cloudarb.jobs.runtime import JobContext
+from cloudarb.storage import optimizations as opt_store
+from cloudarb.storage import policies as policy_store
+from optimizer.schemas import CurrentLine
+
+
+def _current(jc: JobContext, policy: Policy) -> tuple[list[CurrentLine], float | None]:
+    """The adopted allocation and its cost at current prices (None if any of its offers is gone)."""
+    if policy.current_optimization_id is None:
+        return [], None
+    with jc.ctx.db.session() as session:
+        lines = opt_store.allocations(session, optimization_id=policy.current_optimization_id)
+        keys = {ln.offer_key for ln in lines}
+        prices = dict(
+            session.execute(select(Offer.offer_key, Offer.price_per_hour).where(Offer.offer_key.in_(keys))).tuples()
+        )
+    current = [CurrentLine(workload_id=ln.workload_id, offer_id=ln.offer_key, instances=ln.instances) for ln in lines]
+    if not lines or keys - prices.keys():
+        return current, None
+    return current, sum(ln.instances * prices[ln.offer_key] for ln in lines)
+
+
+def decide(current_cost: float | None, new_cost: float | None, threshold_pct: float) -> tuple[str, float | None]:
+    if new_cost is None:
+        return "keep_current", None
+    if current_cost is None:
+        return "adopt", None
+    if current_cost <= 0:
+        return "keep_current", 0.0
+    savings = (current_cost - new_cost) / current_cost * 100.0
+    return ("adopt" if savings >= threshold_pct else "keep_current"), savings
+
+
+def body(jc: JobContext) -> str:
+    req = load_request(jc)
+    with jc.ctx.db.session() as session:
+        opt = opt_store.get_unscoped(session, optimization_id=jc.target_id)
+        policy = session.get(Policy, opt.policy_id) if opt is not None and opt.policy_id else None
+        if policy is None:
+            raise JobInputError(f"optimization {jc.target_id} belongs to no policy")
+    current, current_cost = _current(jc, policy)
+    solution, considered, as_of = solve_request(jc, req, current=current)
+    new_cost = solution.totals.cost_per_hour if solution.totals and solution.status != "infeasible" else None
+    decision, savings = decide(current_cost, new_cost, policy.keep_threshold_pct)
+    with jc.ctx.db.session() as session:
+        opt_store.store_solution(
+            session,
+            optimization_id=jc.target_id,
+            solution=solution,
+            offers_considered=considered,
+            prices_as_of=as_of,
+            extra={"policy_decision": decision, "current_cost_per_hour": current_cost, "savings_vs_current_pct": savings},
+        )
+        run = policy_store.run_for_optimization(session, optimization_id=jc.target_id)
+        if run is not None:
+            run.decision = decision
+            run.current_cost_per_hour = current_cost
+            run.new_cost_per_hour = new_cost
+            run.savings_pct = savings
+        if decision == "adopt":
+            fresh = session.get(Policy, policy.id)
+            if fresh is not None:
+                fresh.current_optimization_id = jc.target_id
+    what = "adopted" if decision == "adopt" else "keeping the current allocation"
+    detail = f" ({savings:.1f}% vs current, threshold {policy.keep_threshold_pct}%)" if savings is not None else ""
+    jc.progress("decision", percent=99, message=f"{what}{detail}", decision=decision)
+    return finish(jc, solution)

@@ -1,0 +1,61 @@
+"""Turn a stored request and the current offers into an ``optimizer.Problem``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from cloudarb.db.models import Offer as OfferRow
+from cloudarb.schemas import OptimizeRequest
+from cloudarb.storage.offers import OfferFilter
+from optimizer.schemas import CurrentLine, Offer, Problem
+
+
+def offer_filter(req: OptimizeRequest) -> OfferFilter:
+    scope = req.offers
+    return OfferFilter(
+        providers=scope.providers,
+        regions=scope.regions,
+        spot=None if scope.include_spot else False,
+        max_age=timedelta(seconds=scope.max_age_s) if scope.max_age_s else None,
+    )
+
+
+def to_offer(row: OfferRow) -> Offer:
+    return Offer(
+        id=row.offer_key,
+        provider=row.provider,
+        region=row.region,
+        zone=row.zone or None,
+        instance_type=row.instance_type,
+        gpu_model=row.gpu_model,
+        gpus_per_instance=row.gpu_count,
+        vram_gb_per_gpu=row.vram_gb,
+        vcpus=row.vcpus,
+        ram_gb=row.ram_gb,
+        spot=row.spot,
+        price_per_hour=row.price_per_hour,
+        available_instances=row.available_instances,
+        interruption_rate_per_hour=row.interruption_rate_per_hour,
+        reliability=row.reliability,
+    )
+
+
+def build_problem(
+    req: OptimizeRequest, rows: Sequence[OfferRow], *, current: Sequence[CurrentLine] = ()
+) -> Problem:
+    c = req.constraints
+    return Problem(
+        offers=[to_offer(r) for r in rows],
+        workloads=req.workloads,
+        budget_per_hour=c.budget_per_hour,
+        max_provider_share=c.max_provider_share,
+        max_region_share=c.max_region_share,
+        max_spot_share=c.max_spot_share,
+        inference_on_demand_floor=c.inference_on_demand_floor,
+        horizon_hours=req.horizon_hours,
+        risk_tolerance=req.risk_tolerance,
+        objective=req.objective,
+        weights=req.weights,
+        current_allocation=list(current),
+    )

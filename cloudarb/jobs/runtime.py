@@ -1,0 +1,198 @@
+"""The one code path every job runs through, in a RQ worker or in the embedded thread pool.
+
+``execute`` claims the job (queued -> running, atomically), keeps a heartbeat, runs the body, and
+records the outcome with a terminal event. Transient failures are re-enqueued with backoff up to the
+job's ``max_attempts``; a worker that dies leaves a silent heartbeat that ``reap_stale`` turns into a
+retry or a failure, so no job stays ``running`` forever.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import OperationalError
+
+from cloudarb.jobs import store
+from cloudarb.jobs.errors import JobCanceled, JobInputError, TransientJobError
+
+if TYPE_CHECKING:
+    from cloudarb.context import Context
+    from cloudarb.db.models import JobRun
+
+log = logging.getLogger(__name__)
+
+JobBody = Callable[["JobContext"], str]
+
+
+class JobContext:
+    """What a job body sees: its row, the application context, progress and cancellation."""
+
+    def __init__(self, ctx: Context, job: JobRun) -> None:
+        self.ctx = ctx
+        self.job = job
+        self.job_id = job.id
+        self.target_id = job.target_id
+        self._cancel = threading.Event()
+        self._last_poll = 0.0
+
+    @property
+    def canceled(self) -> bool:
+        return self._cancel.is_set()
+
+    def check_canceled(self) -> None:
+        """Raise ``JobCanceled`` if a cancel was requested (reads the flag at most twice a second)."""
+        now = time.monotonic()
+        if not self._cancel.is_set() and now - self._last_poll >= 0.5:
+            self._last_poll = now
+            with self.ctx.db.session() as session:
+                if store.cancel_requested(session, self.job_id):
+                    self._cancel.set()
+        if self._cancel.is_set():
+            raise JobCanceled(self.job_id)
+
+    def progress(self, phase: str, *, percent: float | None = None, message: str = "", **extra: Any) -> None:
+        payload = {"phase": phase, "percent": percent, "message": message}
+        payload.update({k: v for k, v in extra.items() if v is not None})
+        publish(self.ctx, self.job_id, "progress", payload)
+
+
+def publish(ctx: Context, job_id: str, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Persist an event, then broadcast it (a late subscriber replays it from the database)."""
+    with ctx.db.session() as session:
+        event = store.append_event(session, job_id, event_type, payload)
+    try:
+        ctx.bus.publish(job_id, event)
+    except Exception:  # the event is stored; subscribers poll the database when live delivery fails
+        log.warning("event broadcast failed", extra={"job_id": job_id}, exc_info=True)
+    return event
+
+
+def publish_status(ctx: Context, job_id: str, status: str, message: str = "", **extra: Any) -> None:
+    payload = {"status": status, "message": message, "terminal": status in store.TERMINAL_STATUSES}
+    payload.update(extra)
+    publish(ctx, job_id, "status", payload)
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.current_thread().name}"
+
+
+class _Heartbeat(threading.Thread):
+    def __init__(self, jc: JobContext, interval: float) -> None:
+        super().__init__(name=f"heartbeat-{jc.job_id}", daemon=True)
+        self.jc = jc
+        self.interval = interval
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(self.interval):
+            try:
+                with self.jc.ctx.db.session() as session:
+                    if store.heartbeat(session, self.jc.job_id):
+                        self.jc._cancel.set()
+            except Exception:
+                log.warning("heartbeat failed", extra={"job_id": self.jc.job_id}, exc_info=True)
+
+
+def load_body(function: str) -> JobBody:
+    module_name, _, attr = function.rpartition(".")
+    body = getattr(importlib.import_module(module_name), attr)
+    return body  # type: ignore[no-any-return]
+
+
+def execute(job_id: str, ctx: Context | None = None) -> str | None:
+    """Run one attempt of a job; returns its terminal status, or None if it was not runnable."""
+    if ctx is None:
+        from cloudarb.context import get_context
+
+        ctx = get_context()
+    with ctx.db.session() as session:
+        if not store.transition(session, job_id, to="running", when=("queued",), worker=_worker_name()):
+            return None
+        job = store.get_job(session, job_id)
+    if job is None:
+        return None
+    publish_status(ctx, job_id, "running", attempt=job.attempts)
+    jc = JobContext(ctx, job)
+    beat = _Heartbeat(jc, ctx.settings.job_heartbeat_s)
+    beat.start()
+    try:
+        status, message = _run_body(jc)
+    finally:
+        beat.stop.set()
+    if status == "retry":
+        return _retry(ctx, job, message)
+    with ctx.db.session() as session:
+        moved = store.transition(
+            session, job_id, to=status, when=("running",), error=message if status == "failed" else None
+        )
+    if moved:
+        publish_status(ctx, job_id, status, message)
+    return status
+
+
+def _run_body(jc: JobContext) -> tuple[str, str]:
+    try:
+        jc.check_canceled()
+        body = load_body(jc.job.function)
+        return body(jc), ""
+    except JobCanceled:
+        return "canceled", "canceled on request"
+    except JobInputError as exc:
+        return "failed", str(exc)
+    except (TransientJobError, OperationalError) as exc:
+        log.warning("transient job failure", extra={"job_id": jc.job_id}, exc_info=True)
+        return "retry", f"{type(exc).__name__}: {exc}"
+    except Exception as exc:
+        log.exception("job failed", extra={"job_id": jc.job_id})
+        return "failed", f"{type(exc).__name__}: {exc}"
+
+
+def backoff_seconds(attempt: int) -> float:
+    return float(min(60, 2 ** max(0, attempt - 1)))
+
+
+def _retry(ctx: Context, job: JobRun, reason: str) -> str:
+    if job.attempts >= job.max_attempts:
+        with ctx.db.session() as session:
+            moved = store.transition(session, job.id, to="failed", when=("running",), error=reason)
+        if moved:
+            publish_status(ctx, job.id, "failed", f"gave up after {job.attempts} attempts: {reason}")
+        return "failed"
+    with ctx.db.session() as session:
+        moved = store.transition(session, job.id, to="queued", when=("running",), error=reason)
+    if moved:
+        delay = backoff_seconds(job.attempts)
+        publish_status(ctx, job.id, "queued", f"retrying in {delay:.0f}s: {reason}", attempt=job.attempts)
+        ctx.queue.enqueue(job.id, job.function, delay_s=delay, attempt=job.attempts + 1)
+    return "queued"
+
+
+def reap_stale(ctx: Context) -> int:
+    """Retry or fail jobs whose worker stopped sending heartbeats; returns how many were handled."""
+    older = timedelta(seconds=ctx.settings.job_stale_after_s)
+    with ctx.db.session() as session:
+        stale = list(store.stale_running(session, older_than=older))
+    for job in stale:
+        reason = f"worker {job.worker or '?'} stopped responding (no heartbeat for {older.total_seconds():.0f}s)"
+        if job.attempts < job.max_attempts and not job.cancel_requested:
+            with ctx.db.session() as session:
+                moved = store.transition(session, job.id, to="queued", when=("running",), error=reason)
+            if moved:
+                publish_status(ctx, job.id, "queued", f"retrying: {reason}", attempt=job.attempts)
+                ctx.queue.enqueue(job.id, job.function, attempt=job.attempts + 1)
+        else:
+            final = "canceled" if job.cancel_requested else "failed"
+            with ctx.db.session() as session:
+                moved = store.transition(session, job.id, to=final, when=("running",), error=reason)
+            if moved:
+                publish_status(ctx, job.id, final, reason)
+    return len(stale)

@@ -1,0 +1,159 @@
+"""Request and response schemas shared by the API, the CLI and the jobs (no table models here)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from optimizer.schemas import Objective, Weights, Workload, WorkloadType
+
+JobStatus = Literal["queued", "running", "finished", "infeasible", "failed", "canceled"]
+Name = Annotated[str, Field(max_length=200)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Constraints(_In):
+    budget_per_hour: Annotated[float, Field(ge=0, le=1e7)] | None = Field(
+        default=None, description="Hard cap on the fleet's cost, USD per hour."
+    )
+    max_provider_share: Annotated[float, Field(gt=0, le=1)] | None = None
+    max_region_share: Annotated[float, Field(gt=0, le=1)] | None = None
+    max_spot_share: Annotated[float, Field(ge=0, le=1)] | None = None
+    inference_on_demand_floor: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+
+class OfferScope(_In):
+    """Which stored offers the optimization may use."""
+
+    providers: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(default_factory=list, max_length=50)
+    regions: list[Annotated[str, Field(min_length=1, max_length=120)]] = Field(default_factory=list, max_length=500)
+    max_age_s: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, description="Ignore offers whose price is older than this (seconds)."
+    )
+    include_spot: bool = True
+
+
+class OptimizeRequest(_In):
+    name: Name = ""
+    workloads: list[Workload] = Field(min_length=1, max_length=1000)
+    objective: Objective = "cost"
+    weights: Weights = Weights()
+    constraints: Constraints = Constraints()
+    risk_tolerance: Annotated[float, Field(ge=0, le=1)] = 0.5
+    horizon_hours: Annotated[float, Field(gt=0, le=24 * 366)] = 1.0
+    offers: OfferScope = OfferScope()
+    time_limit_s: Annotated[float, Field(gt=0, le=600)] | None = None
+    backend: Literal["ortools", "pulp"] = "ortools"
+
+    @model_validator(mode="after")
+    def _unique_workloads(self) -> OptimizeRequest:
+        ids = [w.id for w in self.workloads]
+        if len(set(ids)) != len(ids):
+            raise ValueError("workload ids must be unique")
+        return self
+
+
+class QuickOptimizeRequest(_In):
+    gpu_type: Annotated[str, Field(min_length=1, max_length=80)]
+    gpu_count: Annotated[int, Field(ge=1, le=10_000)]
+    workload_type: WorkloadType = "training"
+    budget_per_hour: Annotated[float, Field(gt=0, le=1e7)] | None = None
+    spot_tolerant: bool = False
+
+    def to_request(self) -> OptimizeRequest:
+        workload = Workload(
+            id="quick",
+            gpus_min=self.gpu_count,
+            allowed_gpu_models=[self.gpu_type],
+            workload_type=self.workload_type,
+            spot_tolerant=self.spot_tolerant,
+        )
+        return OptimizeRequest(
+            name=f"quick: {self.gpu_count} x {self.gpu_type}",
+            workloads=[workload],
+            constraints=Constraints(budget_per_hour=self.budget_per_hour),
+        )
+
+
+class JobAccepted(BaseModel):
+    id: str = Field(description="The optimization id.")
+    job_id: str
+    status: JobStatus
+    websocket_url: str
+    status_url: str
+
+
+class OptimizationOut(BaseModel):
+    id: str
+    name: str
+    status: JobStatus
+    job_id: str | None
+    policy_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    request: dict[str, Any]
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class AllocationOut(BaseModel):
+    workload_id: str
+    offer_key: str
+    provider: str
+    region: str
+    instance_type: str
+    gpu_model: str
+    instances: int
+    gpus: int
+    hourly_cost: float
+    spot: bool
+
+
+class OfferOut(BaseModel):
+    offer_key: str
+    provider: str
+    region: str
+    zone: str
+    instance_type: str
+    gpu_model: str
+    gpu_model_known: bool
+    gpu_count: int
+    vram_gb: float
+    vcpus: float | None
+    ram_gb: float | None
+    spot: bool
+    price_per_hour: float
+    price_per_gpu_hour: float
+    capacity: str
+    available_instances: int | None
+    reliability: float | None
+    observed_at: datetime
+    age_s: float
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: str
+    target_id: str
+    status: JobStatus
+    attempts: int
+    max_attempts: int
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int

@@ -1,0 +1,150 @@
+"""Offers (the latest quote per offer) and price ticks (every quote, a time series)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from cloudarb.db.models import Offer, PriceTick
+from cloudarb.db.types import utcnow
+from ingestion.schemas import PriceQuote
+
+SortKey = Literal["price_per_gpu_hour", "price_per_hour", "vram_gb", "observed_at", "gpu_count"]
+_CHUNK = 500
+
+
+def _insert(session: Session, table: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def quote_row(q: PriceQuote) -> dict[str, Any]:
+    return {
+        "offer_key": q.offer_key,
+        "provider": q.provider,
+        "region": q.region,
+        "zone": q.zone,
+        "instance_type": q.instance_type,
+        "gpu_model": q.gpu_model,
+        "gpu_model_raw": q.gpu_model_raw,
+        "gpu_model_known": q.gpu_model_known,
+        "gpu_count": q.gpu_count,
+        "vram_gb": q.vram_gb,
+        "vcpus": q.vcpus,
+        "ram_gb": q.ram_gb,
+        "spot": q.spot,
+        "price_per_hour": q.price_per_hour,
+        "price_per_gpu_hour": q.price_per_gpu_hour,
+        "capacity": q.capacity,
+        "available_instances": q.available_instances,
+        "reliability": q.reliability,
+        "observed_at": q.observed_at,
+    }
+
+
+def upsert_quotes(session: Session, quotes: Iterable[PriceQuote]) -> int:
+    """Record quotes as ticks (idempotent) and move each offer's current row forward in time.
+
+    An older quote arriving late is kept in the history but never replaces a newer current price.
+    Returns the number of quotes processed.
+    """
+    rows = [quote_row(q) for q in quotes]
+    latest: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        cur = latest.get(r["offer_key"])
+        if cur is None or r["observed_at"] >= cur["observed_at"]:
+            latest[r["offer_key"]] = r
+    ticks = {
+        (r["offer_key"], r["observed_at"]): {
+            "offer_key": r["offer_key"],
+            "observed_at": r["observed_at"],
+            "price_per_hour": r["price_per_hour"],
+            "available_instances": r["available_instances"],
+        }
+        for r in rows
+    }
+    tick_rows = list(ticks.values())
+    for i in range(0, len(tick_rows), _CHUNK):
+        stmt = _insert(session, PriceTick).values(tick_rows[i : i + _CHUNK])
+        session.execute(stmt.on_conflict_do_nothing(index_elements=["offer_key", "observed_at"]))
+    offer_rows = list(latest.values())
+    updatable = [c for c in offer_rows[0] if c not in ("offer_key",)] if offer_rows else []
+    for i in range(0, len(offer_rows), _CHUNK):
+        stmt = _insert(session, Offer).values(offer_rows[i : i + _CHUNK])
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["offer_key"],
+            set_={c: stmt.excluded[c] for c in updatable},
+            where=stmt.excluded.observed_at >= Offer.observed_at,
+        )
+        session.execute(stmt)
+    return len(rows)
+
+
+def count_offers(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Offer)) or 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class OfferFilter:
+    providers: Sequence[str] = ()
+    gpu_models: Sequence[str] = ()
+    regions: Sequence[str] = ()
+    min_vram_gb: float | None = None
+    min_gpus: int | None = None
+    max_price_per_hour: float | None = None
+    max_price_per_gpu_hour: float | None = None
+    spot: bool | None = None
+    max_age: timedelta | None = None
+
+
+def _filtered(f: OfferFilter) -> Select[tuple[Offer]]:
+    stmt = select(Offer)
+    if f.providers:
+        stmt = stmt.where(Offer.provider.in_(list(f.providers)))
+    if f.gpu_models:
+        stmt = stmt.where(func.lower(Offer.gpu_model).in_([g.lower() for g in f.gpu_models]))
+    if f.regions:
+        stmt = stmt.where(Offer.region.in_(list(f.regions)))
+    if f.min_vram_gb is not None:
+        stmt = stmt.where(Offer.vram_gb >= f.min_vram_gb)
+    if f.min_gpus is not None:
+        stmt = stmt.where(Offer.gpu_count >= f.min_gpus)
+    if f.max_price_per_hour is not None:
+        stmt = stmt.where(Offer.price_per_hour <= f.max_price_per_hour)
+    if f.max_price_per_gpu_hour is not None:
+        stmt = stmt.where(Offer.price_per_gpu_hour <= f.max_price_per_gpu_hour)
+    if f.spot is not None:
+        stmt = stmt.where(Offer.spot.is_(f.spot))
+    if f.max_age is not None:
+        stmt = stmt.where(Offer.observed_at >= utcnow() - f.max_age)
+    return stmt
+
+
+def list_offers(
+    session: Session,
+    *,
+    filters: OfferFilter,
+    sort: SortKey = "price_per_gpu_hour",
+    descending: bool = False,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[Sequence[Offer], int]:
+    stmt = _filtered(filters)
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    col = getattr(Offer, sort)
+    stmt = stmt.order_by(col.desc() if descending else col.asc(), Offer.offer_key).limit(limit).offset(offset)
+    return session.scalars(stmt).all(), total
+
+
+def offers_for_problem(session: Session, *, filters: OfferFilter) -> Sequence[Offer]:
+    return session.scalars(_filtered(filters).order_by(Offer.offer_key)).all()
+
+
+def newest_observation(session: Session) -> datetime | None:
+    return session.scalar(select(func.max(Offer.observed_at)))
