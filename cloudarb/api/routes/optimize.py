@@ -23,6 +23,7 @@ from cloudarb.schemas import (
     QuickOptimizeRequest,
 )
 from cloudarb.storage import optimizations as opt_store
+from cloudarb.views import to_out
 
 router = APIRouter(prefix="/optimize", tags=["optimize"])
 IdPath = Annotated[str, Path(min_length=1, max_length=64)]
@@ -83,31 +84,6 @@ def quick_optimize(
 ) -> JSONResponse:
     """The shortest question: N GPUs of one type for one kind of workload, under a budget."""
     return submit(request, ctx, principal, body.to_request(), key)
-
-
-def to_out(session: Any, opt: OptimizationRequest) -> OptimizationOut:
-    res = opt_store.result(session, optimization_id=opt.id)
-    job = job_store.get_job(session, opt.job_id) if opt.job_id else None
-    result = None
-    if res is not None:
-        result = {
-            **res.summary,
-            "cost_per_hour": res.cost_per_hour,
-            "offers_considered": res.offers_considered,
-            "prices_as_of": res.prices_as_of.isoformat() if res.prices_as_of else None,
-        }
-    return OptimizationOut(
-        id=opt.id,
-        name=opt.name,
-        status=opt.status,  # type: ignore[arg-type]
-        job_id=opt.job_id,
-        policy_id=opt.policy_id,
-        created_at=opt.created_at,
-        updated_at=opt.updated_at,
-        request=opt.request,
-        result=result,
-        error=job.error if job is not None and opt.status == "failed" else None,
-    )
 
 
 @router.get("", operation_id="list_optimizations", response_model=Page[OptimizationOut])

@@ -1,0 +1,387 @@
+"""Commands: serve, worker, scheduler, optimize, offers, jobs, db, admin."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+
+from cloudarb.cli.render import console, err_console
+
+app = typer.Typer(help="CloudArb: GPU-compute cost optimizer.", no_args_is_help=True, pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Jobs on a CloudArb server.", no_args_is_help=True)
+admin_app = typer.Typer(help="Organizations, first admin, API keys.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(admin_app, name="admin")
+
+ServerOpt = Annotated[str | None, typer.Option("--server", envvar="CLOUDARB_SERVER", help="API base URL.")]
+KeyOpt = Annotated[str | None, typer.Option("--api-key", envvar="CLOUDARB_API_KEY", help="API key for --server.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for e in exc.errors()[:10]:
+        loc = ".".join(str(p) for p in e["loc"]) or "body"
+        parts.append(f"  {loc}: {e['msg']}")
+    return "invalid input:\n" + "\n".join(parts)
+
+
+def _context() -> Any:
+    from cloudarb.config import get_settings
+    from cloudarb.context import build_context
+
+    return build_context(get_settings())
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Server processes (production mode only).")] = 1,
+) -> None:
+    """Run the API server (embedded mode also runs jobs and the scheduler in this process)."""
+    import uvicorn
+
+    from cloudarb.config import get_settings
+
+    settings = get_settings()
+    if settings.embedded and workers > 1:
+        raise fail("embedded mode runs jobs in-process: use one server process, or set CLOUDARB_REDIS_URL")
+    uvicorn.run("cloudarb.api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level=settings.log_level.lower())
+
+
+@app.command()
+def worker(
+    burst: Annotated[bool, typer.Option(help="Exit when the queue is empty.")] = False,
+    scheduler: Annotated[bool, typer.Option(help="Also run the policy scheduler and stale-job reaper.")] = True,
+) -> None:
+    """Run an RQ worker on the configured Redis (production mode)."""
+    from rq import Worker
+
+    from cloudarb.config import get_settings
+    from cloudarb.context import get_context
+    from cloudarb.jobs.queue import RQQueue
+    from cloudarb.jobs.runtime import reap_stale
+    from cloudarb.scheduler import Scheduler
+
+    settings = get_settings()
+    if not settings.redis_url:
+        raise fail("CLOUDARB_REDIS_URL is not set: the embedded mode runs jobs inside `cloudarb serve`")
+    ctx = get_context()
+    queue = ctx.queue
+    if not isinstance(queue, RQQueue):
+        raise fail("the worker needs the Redis queue")
+    reap_stale(ctx)
+    sched = Scheduler(ctx) if scheduler else None
+    if sched is not None:
+        sched.start()
+    try:
+        Worker([queue.queue], connection=queue.redis).work(burst=burst, with_scheduler=True)
+    finally:
+        if sched is not None:
+            sched.stop()
+
+
+@app.command("scheduler")
+def run_scheduler() -> None:
+    """Run only the policy scheduler and stale-job reaper (production mode)."""
+    from cloudarb.context import get_context
+    from cloudarb.scheduler import Scheduler
+
+    sched = Scheduler(get_context())
+    sched.start()
+    sched.join()
+
+
+def _load_request(path: Path) -> Any:
+    from cloudarb.schemas import OptimizeRequest
+
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise fail(f"cannot read {path}: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise fail(f"{path} is not valid JSON: {exc}") from exc
+    try:
+        return OptimizeRequest.model_validate(data)
+    except ValidationError as exc:
+        raise fail(f"{path}: {_validation_message(exc)}") from exc
+
+
+@app.command()
+def optimize(
+    file: Annotated[Path, typer.Argument(help="JSON optimization request (see examples/).")],
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
+    time_limit: Annotated[float | None, typer.Option(help="Solver time limit, seconds.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Optimize a fleet: in this process by default, or on a server with --server."""
+    from cloudarb.cli import render
+    from cloudarb.cli.progress import JobProgress
+
+    request = _load_request(file)
+    if time_limit is not None:
+        request = request.model_copy(update={"time_limit_s": time_limit})
+    with JobProgress() as bar:
+        if server:
+            from cloudarb.cli.remote import Client, RemoteError
+
+            client = Client(server, api_key=api_key)
+            try:
+                accepted = client.request("POST", "/optimize", json=request.model_dump(mode="json"))
+                client.ws_events(accepted["job_id"], bar.update)
+                opt = client.request("GET", f"/optimize/{accepted['id']}")
+                lines = client.request("GET", f"/optimize/{accepted['id']}/allocations")
+            except RemoteError as exc:
+                raise fail(str(exc)) from exc
+        else:
+            from cloudarb.cli.local import run_optimization
+
+            ctx = _context()
+            try:
+                opt, lines = run_optimization(ctx, request, bar.update)
+            finally:
+                ctx.close()
+    if as_json:
+        console.print_json(json.dumps({"optimization": opt, "allocations": lines}))
+    else:
+        render.result(opt, lines)
+    if opt["status"] not in ("finished", "infeasible"):
+        raise typer.Exit(1)
+
+
+@app.command()
+def offers(
+    provider: Annotated[list[str] | None, typer.Option("--provider", "-p", help="Provider key (repeatable).")] = None,
+    gpu: Annotated[list[str] | None, typer.Option("--gpu", "-g", help="Canonical GPU model (repeatable).")] = None,
+    region: Annotated[list[str] | None, typer.Option("--region", help="Region (repeatable).")] = None,
+    min_vram: Annotated[float | None, typer.Option(help="Minimum VRAM per GPU, GB.")] = None,
+    max_price: Annotated[float | None, typer.Option(help="Maximum USD per GPU-hour.")] = None,
+    spot: Annotated[bool | None, typer.Option("--spot/--on-demand", help="Only spot / only on-demand.")] = None,
+    sort: Annotated[str, typer.Option(help="price_per_gpu_hour, price_per_hour, vram_gb, observed_at.")] = (
+        "price_per_gpu_hour"
+    ),
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 25,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List current offers, cheapest first, with the age of each price."""
+    from cloudarb.cli import render
+
+    if sort not in ("price_per_gpu_hour", "price_per_hour", "vram_gb", "observed_at", "gpu_count"):
+        raise fail(f"--sort must be one of price_per_gpu_hour, price_per_hour, vram_gb, observed_at, gpu_count")
+    params: dict[str, Any] = {"provider": provider or [], "gpu_type": gpu or [], "region": region or [],
+                              "sort": sort, "limit": limit}
+    for k, v in (("min_vram_gb", min_vram), ("max_price_per_gpu", max_price), ("spot", spot)):
+        if v is not None:
+            params[k] = v
+    if server:
+        from cloudarb.cli.remote import Client, RemoteError
+
+        try:
+            page = Client(server, api_key=api_key).request("GET", "/offers", params=params)
+        except RemoteError as exc:
+            raise fail(str(exc)) from exc
+    else:
+        page = _local_offers(params)
+    if as_json:
+        console.print_json(json.dumps(page))
+    else:
+        console.print(render.offers_table(page["items"], page["total"]))
+
+
+def _local_offers(params: dict[str, Any]) -> dict[str, Any]:
+    from datetime import UTC, datetime
+
+    from cloudarb.api.routes.offers import offer_out
+    from cloudarb.storage import offers as offer_store
+
+    ctx = _context()
+    try:
+        f = offer_store.OfferFilter(
+            providers=[p.lower() for p in params["provider"]], gpu_models=params["gpu_type"],
+            regions=params["region"], min_vram_gb=params.get("min_vram_gb"),
+            max_price_per_gpu_hour=params.get("max_price_per_gpu"), spot=params.get("spot"),
+        )
+        with ctx.db.session() as session:
+            rows, total = offer_store.list_offers(session, filters=f, sort=params["sort"], limit=params["limit"])
+            now = datetime.now(UTC)
+            items = [offer_out(r, now).model_dump(mode="json") for r in rows]
+    finally:
+        ctx.close()
+    return {"items": items, "total": total}
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    from cloudarb.config import get_settings
+    from cloudarb.db import migrate
+
+    url = get_settings().database_url
+    migrate.upgrade(url, revision)
+    console.print(f"database at revision {migrate.current(url)}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument()]) -> None:
+    """Revert migrations down to REVISION ('base' removes every table)."""
+    from cloudarb.config import get_settings
+    from cloudarb.db import migrate
+
+    url = get_settings().database_url
+    migrate.downgrade(url, revision)
+    console.print(f"database at revision {migrate.current(url)}")
+
+
+@db_app.command("seed")
+def db_seed(force: Annotated[bool, typer.Option(help="Load even if offers exist.")] = False) -> None:
+    """Load the bundled real price snapshot into the configured database."""
+    from cloudarb.bootstrap import seed_snapshot
+    from cloudarb.config import get_settings
+    from cloudarb.context import build_context
+
+    ctx = build_context(get_settings(), prepare=False)
+    try:
+        n = seed_snapshot(ctx, force=force)
+    finally:
+        ctx.close()
+    console.print(f"loaded {n} quotes" if n else "offers already present; nothing loaded (use --force)")
+
+
+def _client(server: str | None, api_key: str | None) -> Any:
+    from cloudarb.cli.remote import Client
+
+    return Client(server or "http://127.0.0.1:8000", api_key=api_key)
+
+
+def _remote(call: Any) -> Any:
+    from cloudarb.cli.remote import RemoteError
+
+    try:
+        return call()
+    except RemoteError as exc:
+        raise fail(str(exc)) from exc
+
+
+@jobs_app.command("list")
+def jobs_list(status: Annotated[str | None, typer.Option()] = None, server: ServerOpt = None,
+              api_key: KeyOpt = None, as_json: JsonOpt = False) -> None:
+    """List recent jobs."""
+    from cloudarb.cli import render
+
+    params = {"status": status} if status else {}
+    page = _remote(lambda: _client(server, api_key).request("GET", "/jobs", params=params))
+    if as_json:
+        console.print_json(json.dumps(page))
+    else:
+        console.print(render.jobs_table(page["items"]))
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: str, server: ServerOpt = None, api_key: KeyOpt = None) -> None:
+    """Show one job and its events."""
+    client = _client(server, api_key)
+    job = _remote(lambda: client.request("GET", f"/jobs/{job_id}"))
+    events = _remote(lambda: client.request("GET", f"/jobs/{job_id}/events"))
+    console.print_json(json.dumps({"job": job, "events": events}))
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: str, server: ServerOpt = None, api_key: KeyOpt = None) -> None:
+    """Cancel a queued or running job."""
+    job = _remote(lambda: _client(server, api_key).request("DELETE", f"/jobs/{job_id}"))
+    console.print(f"job {job['id']}: {job['status']}")
+
+
+@jobs_app.command("watch")
+def jobs_watch(job_id: str, server: ServerOpt = None, api_key: KeyOpt = None) -> None:
+    """Follow a job's live event stream with a progress bar until it ends."""
+    from cloudarb.cli.progress import JobProgress
+
+    client = _client(server, api_key)
+    with JobProgress() as bar:
+        last = _remote(lambda: client.ws_events(job_id, bar.update))
+    if last is None:
+        raise fail("the server closed the stream without events (unknown job or bad credentials?)")
+
+
+@admin_app.command("create-admin")
+def create_admin(
+    org: Annotated[str, typer.Option(help="Organization name (created if new).")],
+    email: Annotated[str, typer.Option(help="The admin's e-mail (login name).")],
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from standard input.")] = False,
+) -> None:
+    """Create an organization's first admin. The password is asked for (never a default)."""
+    from email_validator import EmailNotValidError, validate_email
+
+    from cloudarb.storage import accounts
+
+    try:
+        validate_email(email, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise fail(f"--email: {exc}") from exc
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password (12+ characters): ")
+        if password != getpass.getpass("Again: "):
+            raise fail("the passwords differ")
+    if len(password) < 12:
+        raise fail("the password must have at least 12 characters")
+    ctx = _context()
+    try:
+        with ctx.db.session() as session:
+            if accounts.user_by_email(session, email=email) is not None:
+                raise fail(f"a user with e-mail {email} already exists")
+            organization = accounts.get_or_create_org(session, name=org)
+            user = accounts.create_user(session, organization_id=organization.id, email=email, password=password,
+                                        role="admin")
+            console.print(f"admin {user.email} created in organization {org} ({organization.id})")
+    finally:
+        ctx.close()
+
+
+@admin_app.command("create-api-key")
+def create_api_key(
+    org: Annotated[str, typer.Option(help="Organization name.")],
+    name: Annotated[str, typer.Option(help="A label for the key.")],
+    role: Annotated[str, typer.Option(help="admin, editor or viewer.")] = "editor",
+) -> None:
+    """Create an API key for a program; the key is printed once."""
+    from cloudarb.security import ROLES
+    from cloudarb.storage import accounts
+
+    if role not in ROLES:
+        raise fail(f"--role must be one of {', '.join(ROLES)}")
+    ctx = _context()
+    try:
+        with ctx.db.session() as session:
+            organization = accounts.get_or_create_org(session, name=org)
+            _, secret = accounts.create_api_key(session, organization_id=organization.id, name=name, role=role,
+                                                created_by="cli")
+    finally:
+        ctx.close()
+    console.print(secret)
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()
