@@ -112,7 +112,30 @@ class Problem(_Model):
     objective: Objective = "cost"
     weights: Weights = Weights()
     current_allocation: list[CurrentLine] = Field(default_factory=list)
-    migration_cost_per_gpu: NonNegFloat = 0.0
+    migration_cost_per_gpu: NonNegFloat = Field(
+        default=0.0, description="One-off USD per GPU moved off a current line, amortized over the horizon."
+    )
+    default_available_instances: int | None = Field(
+        default=None, ge=0, description="Capacity assumed for offers whose capacity is unknown; None = unlimited."
+    )
+    default_spot_interruption_rate_per_hour: NonNegFloat = Field(
+        default=0.01, description="Interruption rate assumed for spot offers that do not state one."
+    )
+    use_committed_prices: bool = Field(
+        default=False, description="Price offers at their committed-use/reserved price where one is given."
+    )
+    min_reliability: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.0, description="Offers whose reliability score is below this are not used."
+    )
+    max_expected_interruption_cost_per_hour: NonNegFloat | None = Field(
+        default=None, description="Hard cap on the expected interruption cost (rate x lost work x price)."
+    )
+    min_performance: NonNegFloat | None = Field(
+        default=None, description="Floor on the total performance score (A100-equivalent GPUs)."
+    )
+    max_cvar_per_hour: NonNegFloat | None = Field(
+        default=None, description="Hard cap on the CVaR (at cvar_alpha) of the hourly cost over price scenarios."
+    )
 
 
 class SolveConfig(_Model):
@@ -121,6 +144,21 @@ class SolveConfig(_Model):
     relative_gap: Annotated[float, Field(ge=0, le=1)] = 1e-3
     threads: int = Field(default=1, ge=1, le=64)
     pareto_points: int = Field(default=0, ge=0, le=50)
+    pareto_axis: Literal["risk", "performance", "both"] = Field(
+        default="both", description="Which trade-off curves the Pareto set sweeps against cost."
+    )
+    method: Literal["auto", "direct"] = Field(
+        default="auto",
+        description="'auto': presolve, LP bound, rounding, focused integer solves. "
+        "'direct': one plain MILP solve of the whole model (the out-of-the-box reference).",
+    )
+    presolve: bool = Field(default=True, description="Merge identical and drop dominated offers first.")
+    mip_solver: Literal["auto", "scip", "cp_sat"] = "auto"
+    lp_solver: Literal["auto", "glop", "pdlp"] = "auto"
+    isolate: Literal["auto", "always", "never"] = Field(
+        default="auto", description="Run the solve in a spawned process ('auto': only for large problems)."
+    )
+    compute_baselines: bool = True
 
 
 class Progress(_Model):
@@ -145,6 +183,7 @@ class AllocationLine(_Model):
     gpus: int
     hourly_cost: float
     spot: bool
+    period: int | None = Field(default=None, description="Period index of a multi-period horizon.")
 
 
 class Totals(_Model):
@@ -152,6 +191,8 @@ class Totals(_Model):
     cost_over_horizon: float
     gpus: int
     performance_score: float
+    egress_cost_per_hour: float = Field(default=0.0, description="Data movement, amortized over the horizon.")
+    migration_cost: float = Field(default=0.0, description="One-off USD of moving GPUs off current lines.")
 
 
 class RiskMetrics(_Model):
@@ -184,6 +225,13 @@ class SolverStats(_Model):
     solve_seconds: float = 0.0
     variables: int = 0
     constraints: int = 0
+    sense: Literal["min", "max"] = Field(
+        default="min", description="'max' when the objective is performance (objective and bound are then maxima)."
+    )
+    lp_bound: float | None = Field(default=None, description="Objective of the LP relaxation (a valid bound).")
+    presolve_offers_removed: int = 0
+    engine: str = Field(default="", description="Engines used, e.g. 'glop+cp_sat'.")
+    phases: dict[str, float] = Field(default_factory=dict, description="Seconds spent per phase.")
 
 
 SolutionStatus = Literal["optimal", "feasible", "infeasible", "no_solution"]

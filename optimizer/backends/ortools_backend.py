@@ -1,0 +1,160 @@
+"""OR-Tools backend: GLOP or PDLP for the LP relaxation, SCIP or CP-SAT for integer solves.
+
+The model is handed over in one call from its sparse matrix (``fill_model_from_sparse_data``),
+which is what makes large models cheap to build. CP-SAT receives the same linear model through
+OR-Tools' MPModel conversion (it scales real coefficients to integers itself).
+
+Engine choice (measured with scripts/bench_optimizer.py on 2 cores, see the module README of the
+benchmarks): GLOP's dual simplex is fastest on these LPs up to about a million columns; PDLP only
+pays off beyond that. For the focused integer solves CP-SAT finds good incumbents sooner than SCIP
+from a hint; SCIP proves optimality faster on the smallest models.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+import numpy as np
+
+from optimizer.backends import LogCallback, LpResult, MipResult, empty_lp
+from optimizer.errors import SolverFailedError
+from optimizer.model import MatrixModel
+from optimizer.tables import FloatArray
+
+log = logging.getLogger(__name__)
+
+_LP_ENGINE_SWITCH_COLS = 1_500_000
+_SAT_LINE = re.compile(r"^#(?:\d+|Done|Bound|Model)\s+(\S+)s\s+best:(\S+)\s+next:\[(\S+),")
+
+
+def _helpers():  # type: ignore[no-untyped-def]
+    from ortools.linear_solver.python import model_builder_helper as mbh
+
+    return mbh
+
+
+def _fill(model: MatrixModel, *, integer: bool):  # type: ignore[no-untyped-def]
+    mbh = _helpers()
+    helper = mbh.ModelBuilderHelper()
+    lb = np.where(np.isfinite(model.var_lb), model.var_lb, -1e30)
+    ub = np.where(np.isfinite(model.var_ub), model.var_ub, 1e30)
+    rlb = np.where(np.isfinite(model.row_lb), model.row_lb, -1e30)
+    rub = np.where(np.isfinite(model.row_ub), model.row_ub, 1e30)
+    helper.fill_model_from_sparse_data(lb, ub, model.c, rlb, rub, model.A.tocsr())
+    helper.set_objective_offset(model.offset)
+    if integer:
+        for j in np.flatnonzero(model.integer).tolist():
+            helper.set_var_integrality(j, True)
+    return helper
+
+
+class OrToolsBackend:
+    name = "ortools"
+
+    def solve_lp(self, model: MatrixModel, *, time_limit: float, engine: str = "auto") -> LpResult:
+        mbh = _helpers()
+        if engine == "auto":
+            engine = "pdlp" if model.shape[1] > _LP_ENGINE_SWITCH_COLS else "glop"
+        start = time.perf_counter()
+        helper = _fill(model, integer=False)
+        solver = mbh.ModelSolverHelper(engine)
+        solver.set_time_limit_in_seconds(max(0.05, time_limit))
+        if engine == "pdlp":
+            solver.set_solver_specific_parameters(
+                "termination_criteria { eps_optimal_relative: 1e-7 eps_optimal_absolute: 1e-7 }"
+            )
+        solver.solve(helper)
+        seconds = time.perf_counter() - start
+        status = solver.status()
+        S = mbh.SolveStatus
+        if status == S.INFEASIBLE:
+            return empty_lp(model, "infeasible", seconds, engine)
+        if status == S.UNBOUNDED:
+            return empty_lp(model, "unbounded", seconds, engine)
+        if status not in (S.OPTIMAL, S.FEASIBLE) or not solver.has_solution():
+            if status in (S.NOT_SOLVED, S.CANCELLED_BY_USER):
+                return empty_lp(model, "limit", seconds, engine)
+            raise SolverFailedError(f"{engine} returned {solver.status_string() or status}", backend=self.name,
+                                    status=str(status))
+        return LpResult(
+            status="optimal" if status == S.OPTIMAL else "limit",
+            x=np.asarray(solver.variable_values(), dtype=np.float64),
+            objective=float(solver.objective_value()),
+            duals=np.asarray(solver.dual_values(), dtype=np.float64),
+            reduced_costs=np.asarray(solver.reduced_costs(), dtype=np.float64),
+            seconds=seconds,
+            engine=engine,
+        )
+
+    def solve_mip(
+        self,
+        model: MatrixModel,
+        *,
+        time_limit: float,
+        relative_gap: float,
+        threads: int,
+        hint: FloatArray | None = None,
+        engine: str = "auto",
+        on_log: LogCallback | None = None,
+    ) -> MipResult:
+        mbh = _helpers()
+        if engine == "auto":
+            engine = "cp_sat"
+        start = time.perf_counter()
+        helper = _fill(model, integer=True)
+        if hint is not None:
+            for j, v in zip(range(len(hint)), hint.tolist(), strict=True):
+                helper.add_hint(j, float(v))
+        solver = mbh.ModelSolverHelper("sat" if engine == "cp_sat" else "scip")
+        solver.set_time_limit_in_seconds(max(0.05, time_limit))
+        if engine == "cp_sat":
+            solver.set_solver_specific_parameters(
+                f"num_workers: {max(1, threads)} relative_gap_limit: {relative_gap} "
+                "log_search_progress: true"
+            )
+        else:
+            solver.set_solver_specific_parameters(f"limits/gap = {relative_gap}\nparallel/maxnthreads = {threads}\n")
+        if on_log is not None and engine == "cp_sat":
+            solver.set_log_callback(lambda line: _relay(line, on_log))
+            solver.enable_output(True)
+        solver.solve(helper)
+        seconds = time.perf_counter() - start
+        S = mbh.SolveStatus
+        status = solver.status()
+        if status == S.INFEASIBLE:
+            return MipResult("infeasible", None, None, None, seconds, engine)
+        if not solver.has_solution():
+            if status in (S.OPTIMAL, S.FEASIBLE, S.NOT_SOLVED, S.CANCELLED_BY_USER, S.UNKNOWN_STATUS):
+                return MipResult("no_solution", None, None, _bound(solver), seconds, engine)
+            raise SolverFailedError(f"{engine} returned {solver.status_string() or status}", backend=self.name,
+                                    status=str(status))
+        x = np.asarray(solver.variable_values(), dtype=np.float64)
+        x[model.integer] = np.round(x[model.integer])
+        return MipResult(
+            "optimal" if status == S.OPTIMAL else "feasible",
+            x,
+            float(solver.objective_value()),
+            _bound(solver),
+            seconds,
+            engine,
+        )
+
+
+def _bound(solver) -> float | None:  # type: ignore[no-untyped-def]
+    try:
+        b = float(solver.best_objective_bound())
+    except (RuntimeError, ValueError):
+        return None
+    return b if np.isfinite(b) else None
+
+
+def _relay(line: str, on_log: LogCallback) -> None:
+    m = _SAT_LINE.match(line.strip())
+    if not m:
+        return
+    try:
+        on_log(float(m.group(1)), float(m.group(2)), float(m.group(3)))
+    except ValueError:
+        return

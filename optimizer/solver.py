@@ -1,0 +1,138 @@
+"""``solve(problem, config, progress=...)``: the whole pipeline from Problem to Solution.
+
+presolve -> vectorised model -> (decomposed | direct) solve -> diagnosis when infeasible ->
+allocation lines, totals, risk, savings, binding constraints -> optional Pareto sweep.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from optimizer.backends import get_backend
+from optimizer.baselines import savings
+from optimizer.diagnose import capacity_reasons, elastic_reasons, no_offer_reasons
+from optimizer.model import AllocationModel
+from optimizer.presolve import build_classes, build_pairs
+from optimizer.report import allocation_lines, binding_constraints, disaggregate, risk_metrics, totals
+from optimizer.schemas import Problem, Progress, Solution, SolveConfig, SolverStats
+from optimizer.strategy import Outcome, Reporter, rel_gap, solve_decomposed, solve_direct
+from optimizer.tables import CompatLookup, offer_table, workload_table
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[Progress], None]
+
+
+def solve_here(problem: Problem, config: SolveConfig, progress: ProgressCallback | None = None) -> Solution:
+    """Solve in the calling process (``optimizer.solve`` may instead isolate it in a child)."""
+    start = time.perf_counter()
+    deadline = start + config.time_limit_s
+    backend = get_backend(config.backend)
+    sign = -1.0 if problem.objective == "performance" else 1.0
+    report = Reporter(progress, sign, start, config.time_limit_s)
+    report("presolve", f"{len(problem.offers)} offers x {len(problem.workloads)} workloads")
+
+    offers = offer_table(problem)
+    workloads = workload_table(problem, offers)
+    lookup = CompatLookup.build(problem, offers, workloads)
+    classes = build_classes(problem, lookup, enabled=config.presolve)
+    pairs = build_pairs(problem, lookup, classes)
+    stats = dict(backend=backend.name, presolve_offers_removed=classes.removed,
+                 sense="max" if sign < 0 else "min")
+
+    missing = np.flatnonzero(np.bincount(pairs.w, minlength=workloads.n) == 0)
+    if len(missing):
+        reason = " ".join(no_offer_reasons(problem, lookup, missing))
+        return _infeasible(reason, stats, time.perf_counter() - start, 0.0, progress)
+
+    report("build", f"{pairs.n} compatible pairs after presolve")
+    layout = AllocationModel(problem, offers, workloads, classes, pairs)
+    model = layout.build()
+    build_s = time.perf_counter() - start
+    stats.update(variables=model.shape[1], constraints=model.shape[0])
+    log.info("model built: %d columns, %d rows, %.2fs", model.shape[1], model.shape[0], build_s)
+
+    short = capacity_reasons(lookup, layout)
+    if short:
+        return _infeasible(" ".join(short), stats, build_s, 0.0, progress)
+
+    if config.method == "direct":
+        outcome = solve_direct(model, backend, config, deadline, report)
+    else:
+        outcome = solve_decomposed(model, layout, backend, config, deadline, report)
+    solve_s = time.perf_counter() - start - build_s
+    stats.update(engine="+".join(dict.fromkeys(outcome.engines)), phases={"build": build_s, **outcome.phases})
+
+    if outcome.status == "infeasible":
+        report("diagnose", "relaxing constraints to find the reason")
+        reasons = elastic_reasons(problem, model, backend, integer=outcome.infeasible_stage == "mip",
+                                  time_limit=max(1.0, min(30.0, config.time_limit_s)))
+        reason = " ".join(reasons) or (
+            "no allocation satisfies every constraint with whole instances, although a fractional one would."
+            if outcome.infeasible_stage == "mip" else "the constraints contradict each other."
+        )
+        return _infeasible(reason, stats, build_s, solve_s, progress,
+                           lp_bound=None if outcome.lp is None else outcome.lp.objective)
+    if outcome.x is None:
+        lp_bound = None if outcome.lp is None else outcome.lp.objective
+        sol = Solution(
+            status="no_solution",
+            stats=SolverStats(status="no_solution", best_bound=_signed(sign, outcome.bound), build_seconds=build_s,
+                              solve_seconds=solve_s, lp_bound=_signed(sign, lp_bound), **stats),
+            infeasibility_reason=f"no feasible allocation was found within the time limit of "
+            f"{config.time_limit_s:g} s; the problem may still be feasible (raise the limit).",
+        )
+        report("done", "no solution within the time limit", None, outcome.bound)
+        return sol
+    return _assemble(problem, config, layout, model, outcome, lookup, stats, build_s, solve_s, sign, report)
+
+
+def _signed(sign: float, v: float | None) -> float | None:
+    return None if v is None else sign * v
+
+
+def _infeasible(reason: str, stats: dict, build_s: float, solve_s: float,  # type: ignore[type-arg]
+                progress: ProgressCallback | None, lp_bound: float | None = None) -> Solution:
+    if progress is not None:
+        progress(Progress(phase="done", percent=100.0, message=reason))
+    return Solution(
+        status="infeasible",
+        stats=SolverStats(status="infeasible", build_seconds=build_s, solve_seconds=solve_s, **stats),
+        infeasibility_reason=reason,
+    )
+
+
+def _assemble(problem: Problem, config: SolveConfig, layout: AllocationModel, model, outcome: Outcome,  # type: ignore[no-untyped-def]
+              lookup: CompatLookup, stats: dict, build_s: float, solve_s: float, sign: float,  # type: ignore[type-arg]
+              report: Reporter) -> Solution:
+    assert outcome.x is not None and outcome.objective is not None
+    x = outcome.x
+    lines = disaggregate(layout, x)
+    tot = totals(problem, layout, model, x)
+    status = outcome.status
+    gap = rel_gap(outcome.objective, outcome.bound)
+    lp_bound = None if outcome.lp is None else outcome.lp.objective
+    sol = Solution(
+        status=status if status in ("optimal", "feasible") else "feasible",
+        allocations=allocation_lines(problem, layout, lines),
+        totals=tot,
+        risk=risk_metrics(problem, layout, x),
+        savings=savings(lookup, tot.cost_per_hour) if config.compute_baselines else [],
+        binding_constraints=binding_constraints(model, outcome.lp, sign),
+        stats=SolverStats(
+            status=status,
+            objective=sign * outcome.objective,
+            best_bound=_signed(sign, outcome.bound),
+            gap=gap,
+            build_seconds=build_s,
+            solve_seconds=solve_s,
+            lp_bound=_signed(sign, lp_bound),
+            **stats,
+        ),
+    )
+    report("done", status, outcome.objective, outcome.bound)
+    return sol

@@ -1,0 +1,246 @@
+"""How a model is solved: LP bound, rounding, focused integer solves, reduced-cost proof.
+
+The plain route (one MILP over every (workload, offer) pair) stalls at fleet scale, so ``decomposed``:
+
+1. solves the LP relaxation: its objective LB is a valid bound, its solution says where to look;
+2. rounds the LP solution up (and completes the auxiliaries); if that point is feasible it is the
+   first incumbent;
+3. solves an integer program restricted to the columns the LP points at: its support, the K columns
+   of smallest reduced cost per demand row, and every column whose reduced cost is at most UB - LB;
+4. repeats 3 with the set widened to every column of reduced cost <= UB - LB for the new incumbent.
+
+Step 4 is what makes the answer provable: with optimal LP duals, any integer solution with a column
+j at 1 or more costs at least LB + rc_j, so columns with rc_j > UB - LB cannot appear in a solution
+better than UB. Once the restricted set holds all the others, the restricted solve's bound is a bound
+for the whole problem; otherwise the honest bound is the LP's. The best solution found is kept
+whenever a time limit stops a phase.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from optimizer.backends import Backend, LpResult
+from optimizer.model import AllocationModel, MatrixModel
+from optimizer.schemas import Progress, SolveConfig
+from optimizer.tables import BoolArray, FloatArray
+
+log = logging.getLogger(__name__)
+
+OutcomeStatus = Literal["optimal", "feasible", "infeasible", "no_solution"]
+_K_PER_ROW = 3
+_MAX_FOCUS_COLS = 400_000
+
+
+@dataclass
+class Outcome:
+    status: OutcomeStatus
+    x: FloatArray | None
+    objective: float | None
+    bound: float | None
+    lp: LpResult | None
+    engines: list[str] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)
+    infeasible_stage: Literal["lp", "mip"] | None = None
+
+
+def rel_gap(obj: float | None, bound: float | None) -> float | None:
+    if obj is None or bound is None:
+        return None
+    return max(0.0, obj - bound) / max(abs(obj), 1e-9)
+
+
+class Reporter:
+    """Sends Progress in the user's sense (performance objectives are maximized)."""
+
+    def __init__(self, callback: Callable[[Progress], None] | None, sign: float, start: float, limit: float):
+        self.callback = callback
+        self.sign = sign
+        self.start = start
+        self.limit = limit
+
+    def __call__(self, phase: str, message: str = "", incumbent: float | None = None,
+                 bound: float | None = None) -> None:
+        if self.callback is None:
+            return
+        elapsed = time.perf_counter() - self.start
+        gap = rel_gap(incumbent, bound)
+        self.callback(
+            Progress(
+                phase=phase,
+                percent=min(100.0, 100.0 * elapsed / self.limit),
+                message=message,
+                incumbent=None if incumbent is None else self.sign * incumbent,
+                bound=None if bound is None else self.sign * bound,
+                gap=gap,
+            )
+        )
+
+
+def solve_direct(model: MatrixModel, backend: Backend, config: SolveConfig, deadline: float,
+                 report: Reporter) -> Outcome:
+    """One plain MILP over the whole model: the out-of-the-box reference."""
+    report("mip", "plain MILP over the whole model")
+    res = backend.solve_mip(
+        model,
+        time_limit=max(0.05, deadline - time.perf_counter()),
+        relative_gap=config.relative_gap,
+        threads=config.threads,
+        engine=_engine(config),
+        on_log=lambda s, inc, b: report("mip", f"{s:.1f}s", inc, b),
+    )
+    out = Outcome(
+        status=res.status if res.status != "error" else "no_solution",
+        x=res.x,
+        objective=res.objective,
+        bound=res.bound,
+        lp=None,
+        engines=[res.engine],
+        phases={"mip": res.seconds},
+        infeasible_stage="mip" if res.status == "infeasible" else None,
+    )
+    return out
+
+
+def _engine(config: SolveConfig) -> str:
+    return "auto" if config.mip_solver == "auto" else config.mip_solver
+
+
+def _k_best(model: MatrixModel, layout: AllocationModel, rc: FloatArray, k: int) -> BoolArray:
+    """The k columns of smallest reduced cost for every (workload, period) demand row."""
+    n_x = model.n_x
+    P, W = layout.P, layout.workloads.n
+    row = np.tile(layout.pairs.w, layout.T) + np.repeat(np.arange(layout.T), P) * W
+    order = np.lexsort((rc[:n_x], row))
+    sorted_rows = row[order]
+    first = np.searchsorted(sorted_rows, sorted_rows, side="left")
+    rank = np.arange(n_x) - first
+    out = np.zeros(model.shape[1], dtype=bool)
+    out[order[rank < k]] = True
+    return out
+
+
+def _rounded(model: MatrixModel, layout: AllocationModel, x_lp: FloatArray) -> list[FloatArray]:
+    """Feasible integer points derived from the LP solution (may be empty)."""
+    ncols = model.shape[1]
+    found = []
+    for guess in (np.round(x_lp), np.ceil(x_lp - 1e-6)):
+        x = layout.complete(np.minimum(guess, model.var_ub[: model.n_x]), ncols)
+        if model.violation(x) <= 1e-6:
+            found.append(x)
+    return found
+
+
+def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backend, config: SolveConfig,
+                     deadline: float, report: Reporter) -> Outcome:
+    phases: dict[str, float] = {}
+    engines: list[str] = []
+    ncols, n_x = model.shape[1], model.n_x
+
+    def left() -> float:
+        return deadline - time.perf_counter()
+
+    report("lp", "solving the LP relaxation")
+    lp_engine = "auto" if config.lp_solver == "auto" else config.lp_solver
+    lp = backend.solve_lp(model, time_limit=max(0.05, 0.6 * left()), engine=lp_engine)
+    phases["lp"] = lp.seconds
+    engines.append(lp.engine)
+    if lp.status == "infeasible":
+        return Outcome("infeasible", None, None, None, lp, engines, phases, "lp")
+    if lp.status != "optimal" or lp.objective is None:
+        log.info("LP relaxation unfinished (%s); falling back to a plain MILP", lp.status)
+        out = solve_direct(model, backend, config, deadline, report)
+        out.phases.update(phases)
+        out.engines = engines + out.engines
+        return out
+    lb = lp.objective
+    report("lp", "LP bound found", None, lb)
+
+    t0 = time.perf_counter()
+    inc_x: FloatArray | None = None
+    inc_obj = np.inf
+    for cand in _rounded(model, layout, lp.x[:n_x]):
+        if model.objective(cand) < inc_obj:
+            inc_x, inc_obj = cand, model.objective(cand)
+    phases["rounding"] = time.perf_counter() - t0
+    if inc_x is not None:
+        report("rounding", "rounded LP solution is feasible", inc_obj, lb)
+    if inc_x is not None and rel_gap(inc_obj, lb) is not None and (rel_gap(inc_obj, lb) or 0.0) <= 1e-9:
+        return Outcome("optimal", inc_x, inc_obj, lb, lp, engines, phases)
+
+    rc = lp.reduced_costs.copy()
+    rc[n_x:] = -np.inf  # auxiliaries are always in the focus set
+    eps = 1e-7 * max(1.0, abs(lb))
+    focus = (lp.x > 1e-7) | (rc <= eps) | _k_best(model, layout, rc, _K_PER_ROW)
+    bound = lb
+    covered = False
+    k = _K_PER_ROW
+    hint_base = layout.complete(np.minimum(np.ceil(lp.x[:n_x] - 1e-6), model.var_ub[:n_x]), ncols)
+    rounds = 0
+    mip_seconds = 0.0
+    while left() > 0.05:
+        rounds += 1
+        if inc_x is not None:
+            need = rc <= (inc_obj - lb) + eps
+            extra = need & ~focus
+            if np.count_nonzero(extra) + np.count_nonzero(focus) > _MAX_FOCUS_COLS:
+                room = max(0, _MAX_FOCUS_COLS - int(np.count_nonzero(focus)))
+                idx = np.flatnonzero(extra)
+                extra = np.zeros(ncols, dtype=bool)
+                extra[idx[np.argsort(rc[idx])[:room]]] = True
+            focus |= extra
+            focus |= inc_x > 0.5
+        covered = inc_x is not None and bool(np.all(focus | (rc > (inc_obj - lb) + eps)))
+        sub, cols = model.restrict(focus)
+        hint = (inc_x if inc_x is not None else hint_base)[cols]
+        report("focused_mip", f"round {rounds}: integer solve over {len(cols)} of {ncols} columns",
+               None if inc_x is None else inc_obj, bound)
+        res = backend.solve_mip(
+            sub,
+            time_limit=max(0.05, left()),
+            relative_gap=config.relative_gap,
+            threads=config.threads,
+            hint=hint,
+            engine=_engine(config),
+            on_log=lambda s, i, b: report("focused_mip", f"{s:.1f}s into round {rounds}", i, max(lb, b or lb)),
+        )
+        mip_seconds += res.seconds
+        engines.append(res.engine)
+        if res.x is not None and res.objective is not None and res.objective < inc_obj - 1e-9:
+            full = np.zeros(ncols)
+            full[cols] = res.x
+            if model.violation(full) <= 1e-5:
+                inc_x, inc_obj = full, model.objective(full)
+        if covered and res.bound is not None:
+            bound = max(lb, min(res.bound, inc_obj))
+        if inc_x is not None:
+            report("focused_mip", f"round {rounds} done", inc_obj, bound)
+            still_covered = bool(np.all(focus | (rc > (inc_obj - lb) + eps)))
+            if still_covered and res.status == "optimal":
+                bound = max(bound, min(res.bound if res.bound is not None else lb, inc_obj))
+                covered = True
+                break
+            if still_covered and res.status == "feasible":
+                break  # time limit inside a covered solve: nothing more to gain by widening
+            if (rel_gap(inc_obj, bound) or 0.0) <= config.relative_gap:
+                break
+        else:
+            if np.all(focus):
+                return Outcome("infeasible" if res.status == "infeasible" else "no_solution", None, None, lb,
+                               lp, engines, {**phases, "focused_mip": mip_seconds}, "mip")
+            k *= 4
+            focus |= _k_best(model, layout, rc, k)
+            if k > 200:
+                focus[:] = True
+    phases["focused_mip"] = mip_seconds
+    if inc_x is None:
+        return Outcome("no_solution", None, None, lb, lp, engines, phases)
+    gap = rel_gap(inc_obj, bound) or 0.0
+    status: OutcomeStatus = "optimal" if gap <= config.relative_gap + 1e-12 else "feasible"
+    return Outcome(status, inc_x, inc_obj, bound, lp, engines, phases)
