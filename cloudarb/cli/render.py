@@ -7,8 +7,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
-err_console = Console(stderr=True)
+def _console(stderr: bool = False) -> Console:
+    """Wide output when piped (a log or CI), the terminal's width otherwise."""
+    probe = Console(stderr=stderr)
+    return probe if probe.is_terminal else Console(stderr=stderr, width=160)
+
+
+console = _console()
+err_console = _console(stderr=True)
 
 
 def money(v: float | None, unit: str = "/h") -> str:

@@ -1,0 +1,104 @@
+"""The job lifecycle in embedded mode: statuses, events, cancel, retry, failure, stale workers."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cloudarb.context import Context
+from cloudarb.db.models import JobRun
+from cloudarb.db.types import utcnow
+from cloudarb.jobs import store
+from cloudarb.jobs.runtime import execute, publish_status, reap_stale
+from cloudarb.jobs.submit import cancel_job
+from tests.support import Tenant, wait_for
+
+
+def make_job(ctx: Context, tenant: Tenant, function: str, *, max_attempts: int = 3, enqueue: bool = True) -> str:
+    with ctx.db.session() as session:
+        job = store.create_job(session, organization_id=tenant.org_id, kind="test", function=function,
+                               target_id="none", max_attempts=max_attempts)
+        job_id = job.id
+    publish_status(ctx, job_id, "queued")
+    if enqueue:
+        ctx.queue.enqueue(job_id, function)
+    return job_id
+
+
+def job(ctx: Context, job_id: str) -> JobRun:
+    with ctx.db.session() as session:
+        row = store.get_job(session, job_id)
+        assert row is not None
+        return row
+
+
+def statuses(ctx: Context, job_id: str) -> list[str]:
+    with ctx.db.session() as session:
+        return [e["status"] for e in store.events_after(session, job_id) if e["type"] == "status"]
+
+
+def test_transient_failure_is_retried(ctx: Context, tenant: Tenant) -> None:
+    job_id = make_job(ctx, tenant, "tests.support.flaky")
+    wait_for(lambda: job(ctx, job_id).status == "finished", timeout=15)
+    assert job(ctx, job_id).attempts == 2
+    assert statuses(ctx, job_id) == ["queued", "running", "queued", "running", "finished"]
+
+
+def test_bug_fails_without_retry(ctx: Context, tenant: Tenant) -> None:
+    job_id = make_job(ctx, tenant, "tests.support.broken")
+    row = wait_for(lambda: (r := job(ctx, job_id)).status == "failed" and r)
+    assert row.attempts == 1 and "simulated bug" in (row.error or "")
+    assert statuses(ctx, job_id)[-1] == "failed"
+
+
+def test_cancel_running_job(ctx: Context, tenant: Tenant) -> None:
+    job_id = make_job(ctx, tenant, "tests.support.sleepy")
+    wait_for(lambda: job(ctx, job_id).status == "running")
+    assert cancel_job(ctx, job(ctx, job_id), actor="test")
+    assert job(ctx, job_id).status == "canceled"
+    # the body notices and stops; its late status write cannot overwrite the cancel
+    wait_for(lambda: ctx.queue.depth() == 0)
+    with ctx.db.session() as session:
+        events = store.events_after(session, job_id)
+    terminal = [e for e in events if e.get("terminal")]
+    assert [e["status"] for e in terminal] == ["canceled"]
+
+
+def test_cancel_queued_job_never_runs(ctx: Context, tenant: Tenant) -> None:
+    job_id = make_job(ctx, tenant, "tests.support.sleepy", enqueue=False)
+    assert cancel_job(ctx, job(ctx, job_id), actor="test")
+    assert execute(job_id, ctx) is None, "a canceled job is not claimable"
+    assert job(ctx, job_id).attempts == 0
+
+
+@pytest.mark.parametrize("attempts,expected", [(1, "queued"), (3, "failed")])
+def test_stale_running_job_is_retried_or_failed(ctx: Context, tenant: Tenant, attempts: int, expected: str) -> None:
+    job_id = make_job(ctx, tenant, "tests.support.flaky", max_attempts=3, enqueue=False)
+    with ctx.db.session() as session:
+        row = session.get(JobRun, job_id)
+        assert row is not None
+        row.status, row.attempts, row.worker = "running", attempts, "dead-worker"
+        row.heartbeat_at = utcnow() - timedelta(seconds=60)
+    assert reap_stale(ctx) == 1
+    if expected == "queued":
+        wait_for(lambda: job(ctx, job_id).status == "finished", timeout=15)
+    else:
+        row = job(ctx, job_id)
+        assert row.status == "failed" and "stopped responding" in (row.error or "")
+
+
+def test_jobs_api_lists_and_replays_events(client: TestClient, ctx: Context, tenant: Tenant) -> None:
+    job_id = make_job(ctx, tenant, "tests.support.flaky")
+    wait_for(lambda: job(ctx, job_id).status == "finished", timeout=15)
+    h = tenant.headers("viewer")
+    listed = client.get("/jobs", headers=h).json()
+    assert job_id in [j["id"] for j in listed["items"]]
+    events = client.get(f"/jobs/{job_id}/events", headers=h).json()
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    later = client.get(f"/jobs/{job_id}/events", params={"after": 2}, headers=h).json()
+    assert later == events[2:]
+    with client.websocket_connect(f"/ws/jobs/{job_id}?token={tenant.keys['viewer']}") as ws:
+        replayed = [ws.receive_json() for _ in events]
+    assert replayed == events
