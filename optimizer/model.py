@@ -249,7 +249,7 @@ class AllocationModel:
             caps.append(("spot", np.where(spot, 0, -1), ["spot"], prob.max_spot_share))
         if not caps:
             return
-        self.g_col = self._new_cols(self.T, 0.0, 0.0, INF)
+        self.g_col = self._new_cols(self.T, 0.0, 0.0, float(pr.g @ pr.ub) + 1.0)
         t_all = np.arange(self.T)
         rows, cols, vals, per = self._tiled(np.zeros(self.P, dtype=np.int64), np.arange(self.P), pr.g, 1)
         rows = np.concatenate([rows, t_all])
@@ -296,7 +296,7 @@ class AllocationModel:
         self._current_lines(unit)
         if len(self.current_pairs):
             n = len(self.current_pairs)
-            start = self._new_cols(n, unit * pr.g[self.current_pairs], 0.0, INF, cost_like=True)
+            start = self._new_cols(n, unit * pr.g[self.current_pairs], 0.0, float(self.current_y.max()), cost_like=True)
             self.d_cols = start + np.arange(n)
             rows = np.concatenate([np.arange(n), np.arange(n)])
             cols = np.concatenate([self.current_pairs, self.d_cols])
@@ -305,7 +305,7 @@ class AllocationModel:
                        for p in self.current_pairs], np.zeros(n, dtype=np.int64))
         if self.T > 1:
             n = (self.T - 1) * self.P
-            self.m_start = self._new_cols(n, np.tile(unit * pr.g, self.T - 1), 0.0, INF, cost_like=True)
+            self.m_start = self._new_cols(n, np.tile(unit * pr.g, self.T - 1), 0.0, float(pr.ub.max()), cost_like=True)
             r = np.arange(n)
             prev = np.arange(n)
             rows = np.concatenate([r, r, r])
@@ -342,9 +342,10 @@ class AllocationModel:
             return np.zeros(self.n_x)
         S = of.scenarios.shape[0]
         k = 1.0 / ((1.0 - prob.cvar_alpha) * S)
-        self.eta_col = self._new_cols(1, weight, -INF, INF)
-        self.z_start = self._new_cols(S, weight * k, 0.0, INF)
         scen = of.scenarios[:, self.pairs.o] / self.T  # (S, P)
+        most = float((scen.max(axis=0) * self.pairs.ub).sum() * self.T) + 1.0
+        self.eta_col = self._new_cols(1, weight, 0.0, most)
+        self.z_start = self._new_cols(S, weight * k, 0.0, most)
         s_idx = np.repeat(np.arange(S), self.n_x)
         x_cols = np.tile(np.arange(self.n_x), S)
         vals = np.tile(scen, (1, self.T)).ravel()

@@ -27,6 +27,7 @@ from typing import Literal
 import numpy as np
 
 from optimizer.backends import Backend, LpResult
+from optimizer.lagrange import lagrangian_bound
 from optimizer.model import AllocationModel, MatrixModel
 from optimizer.schemas import Progress, SolveConfig
 from optimizer.tables import BoolArray, FloatArray
@@ -163,6 +164,12 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
     report("lp", "LP bound found", None, lb)
 
     t0 = time.perf_counter()
+    lag, useful, penalty = lagrangian_bound(model, layout, lb, lp.x, lp.duals, lp.reduced_costs)
+    bound = max(lb, lag)
+    phases["lagrangian"] = time.perf_counter() - t0
+    report("lagrangian", "integer subproblem bound", None, bound)
+
+    t0 = time.perf_counter()
     inc_x: FloatArray | None = None
     inc_obj = np.inf
     for cand in _rounded(model, layout, lp.x[:n_x]):
@@ -170,33 +177,37 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
             inc_x, inc_obj = cand, model.objective(cand)
     phases["rounding"] = time.perf_counter() - t0
     if inc_x is not None:
-        report("rounding", "rounded LP solution is feasible", inc_obj, lb)
-    if inc_x is not None and rel_gap(inc_obj, lb) is not None and (rel_gap(inc_obj, lb) or 0.0) <= 1e-9:
-        return Outcome("optimal", inc_x, inc_obj, lb, lp, engines, phases)
+        report("rounding", "rounded LP solution is feasible", inc_obj, bound)
+        if (rel_gap(inc_obj, bound) or 0.0) <= 1e-9:
+            return Outcome("optimal", inc_x, inc_obj, bound, lp, engines, phases)
 
     rc = lp.reduced_costs.copy()
     rc[n_x:] = -np.inf  # auxiliaries are always in the focus set
+    pen = np.full(ncols, -np.inf)
+    pen[:n_x] = penalty
     eps = 1e-7 * max(1.0, abs(lb))
     focus = (lp.x > 1e-7) | (rc <= eps) | _k_best(model, layout, rc, _K_PER_ROW)
-    bound = lb
-    covered = False
-    k = _K_PER_ROW
+    focus[:n_x] |= useful
     hint_base = layout.complete(np.minimum(np.ceil(lp.x[:n_x] - 1e-6), model.var_ub[:n_x]), ncols)
     rounds = 0
     mip_seconds = 0.0
+    limit = max(2 * int(np.count_nonzero(focus)), 1000)
     while left() > 0.05:
         rounds += 1
+        covered = False
         if inc_x is not None:
-            need = rc <= (inc_obj - lb) + eps
+            # Columns that can still be in a better solution (both fixing arguments must fail).
+            need = (rc <= (inc_obj - lb) + eps) & (pen <= (inc_obj - bound) + eps)
             extra = need & ~focus
-            if np.count_nonzero(extra) + np.count_nonzero(focus) > _MAX_FOCUS_COLS:
-                room = max(0, _MAX_FOCUS_COLS - int(np.count_nonzero(focus)))
+            n_extra = int(np.count_nonzero(extra))
+            if n_extra > limit:
                 idx = np.flatnonzero(extra)
                 extra = np.zeros(ncols, dtype=bool)
-                extra[idx[np.argsort(rc[idx])[:room]]] = True
+                extra[idx[np.argsort(pen[idx], kind="stable")[:limit]]] = True
+            else:
+                covered = True
             focus |= extra
             focus |= inc_x > 0.5
-        covered = inc_x is not None and bool(np.all(focus | (rc > (inc_obj - lb) + eps)))
         sub, cols = model.restrict(focus)
         hint = (inc_x if inc_x is not None else hint_base)[cols]
         report("focused_mip", f"round {rounds}: integer solve over {len(cols)} of {ncols} columns",
@@ -204,11 +215,10 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
         res = backend.solve_mip(
             sub,
             time_limit=max(0.05, left()),
-            relative_gap=config.relative_gap,
+            relative_gap=config.relative_gap if not covered else min(config.relative_gap, 1e-6),
             threads=config.threads,
             hint=hint,
             engine=_engine(config),
-            on_log=lambda s, i, b: report("focused_mip", f"{s:.1f}s into round {rounds}", i, max(lb, b or lb)),
         )
         mip_seconds += res.seconds
         engines.append(res.engine)
@@ -217,30 +227,25 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
             full[cols] = res.x
             if model.violation(full) <= 1e-5:
                 inc_x, inc_obj = full, model.objective(full)
-        if covered and res.bound is not None:
-            bound = max(lb, min(res.bound, inc_obj))
-        if inc_x is not None:
-            report("focused_mip", f"round {rounds} done", inc_obj, bound)
-            still_covered = bool(np.all(focus | (rc > (inc_obj - lb) + eps)))
-            if still_covered and res.status == "optimal":
-                bound = max(bound, min(res.bound if res.bound is not None else lb, inc_obj))
-                covered = True
-                break
-            if still_covered and res.status == "feasible":
-                break  # time limit inside a covered solve: nothing more to gain by widening
-            if (rel_gap(inc_obj, bound) or 0.0) <= config.relative_gap:
-                break
-        else:
+        if inc_x is None:
             if np.all(focus):
-                return Outcome("infeasible" if res.status == "infeasible" else "no_solution", None, None, lb,
+                return Outcome("infeasible" if res.status == "infeasible" else "no_solution", None, None, bound,
                                lp, engines, {**phases, "focused_mip": mip_seconds}, "mip")
-            k *= 4
-            focus |= _k_best(model, layout, rc, k)
-            if k > 200:
+            limit *= 4
+            focus |= _k_best(model, layout, rc, 8 * rounds)
+            if rounds >= 3:
                 focus[:] = True
+            continue
+        if covered and res.bound is not None:
+            # Every column that could improve on the incumbent was in this solve: its bound is global.
+            bound = max(bound, min(res.bound, inc_obj))
+        report("focused_mip", f"round {rounds} done", inc_obj, bound)
+        if covered or (rel_gap(inc_obj, bound) or 0.0) <= config.relative_gap * 1e-3:
+            break
+        limit *= 4
     phases["focused_mip"] = mip_seconds
     if inc_x is None:
-        return Outcome("no_solution", None, None, lb, lp, engines, phases)
+        return Outcome("no_solution", None, None, bound, lp, engines, phases)
     gap = rel_gap(inc_obj, bound) or 0.0
     status: OutcomeStatus = "optimal" if gap <= config.relative_gap + 1e-12 else "feasible"
     return Outcome(status, inc_x, inc_obj, bound, lp, engines, phases)

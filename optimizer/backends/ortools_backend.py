@@ -13,7 +13,6 @@ from a hint; SCIP proves optimality faster on the smallest models.
 from __future__ import annotations
 
 import logging
-import re
 import time
 
 import numpy as np
@@ -26,7 +25,6 @@ from optimizer.tables import FloatArray
 log = logging.getLogger(__name__)
 
 _LP_ENGINE_SWITCH_COLS = 1_500_000
-_SAT_LINE = re.compile(r"^#(?:\d+|Done|Bound|Model)\s+(\S+)s\s+best:(\S+)\s+next:\[(\S+),")
 
 
 def _helpers():  # type: ignore[no-untyped-def]
@@ -38,11 +36,9 @@ def _helpers():  # type: ignore[no-untyped-def]
 def _fill(model: MatrixModel, *, integer: bool):  # type: ignore[no-untyped-def]
     mbh = _helpers()
     helper = mbh.ModelBuilderHelper()
-    lb = np.where(np.isfinite(model.var_lb), model.var_lb, -1e30)
-    ub = np.where(np.isfinite(model.var_ub), model.var_ub, 1e30)
-    rlb = np.where(np.isfinite(model.row_lb), model.row_lb, -1e30)
-    rub = np.where(np.isfinite(model.row_ub), model.row_ub, 1e30)
-    helper.fill_model_from_sparse_data(lb, ub, model.c, rlb, rub, model.A.tocsr())
+    helper.fill_model_from_sparse_data(
+        model.var_lb, model.var_ub, model.c, model.row_lb, model.row_ub, model.A.tocsr()
+    )
     helper.set_objective_offset(model.offset)
     if integer:
         for j in np.flatnonzero(model.integer).tolist():
@@ -101,7 +97,7 @@ class OrToolsBackend:
     ) -> MipResult:
         mbh = _helpers()
         if engine == "auto":
-            engine = "cp_sat"
+            engine = "scip"
         start = time.perf_counter()
         helper = _fill(model, integer=True)
         if hint is not None:
@@ -111,18 +107,20 @@ class OrToolsBackend:
         solver.set_time_limit_in_seconds(max(0.05, time_limit))
         if engine == "cp_sat":
             solver.set_solver_specific_parameters(
-                f"num_workers: {max(1, threads)} relative_gap_limit: {relative_gap} "
-                "log_search_progress: true"
+                f"num_workers: {max(1, threads)} relative_gap_limit: {relative_gap}"
             )
         else:
             solver.set_solver_specific_parameters(f"limits/gap = {relative_gap}\nparallel/maxnthreads = {threads}\n")
-        if on_log is not None and engine == "cp_sat":
-            solver.set_log_callback(lambda line: _relay(line, on_log))
-            solver.enable_output(True)
         solver.solve(helper)
         seconds = time.perf_counter() - start
         S = mbh.SolveStatus
         status = solver.status()
+        if status == S.MODEL_INVALID and engine == "cp_sat":
+            # CP-SAT's conversion rejects rows it proves integer-infeasible (e.g. 4x + 2y = 5) as
+            # invalid; SCIP reads the same model and reports infeasibility properly.
+            log.debug("CP-SAT rejected the model (%s); retrying with SCIP", solver.status_string())
+            return self.solve_mip(model, time_limit=max(0.05, time_limit - seconds), relative_gap=relative_gap,
+                                  threads=threads, hint=hint, engine="scip", on_log=on_log)
         if status == S.INFEASIBLE:
             return MipResult("infeasible", None, None, None, seconds, engine)
         if not solver.has_solution():
@@ -148,13 +146,3 @@ def _bound(solver) -> float | None:  # type: ignore[no-untyped-def]
     except (RuntimeError, ValueError):
         return None
     return b if np.isfinite(b) else None
-
-
-def _relay(line: str, on_log: LogCallback) -> None:
-    m = _SAT_LINE.match(line.strip())
-    if not m:
-        return
-    try:
-        on_log(float(m.group(1)), float(m.group(2)), float(m.group(3)))
-    except ValueError:
-        return
