@@ -99,3 +99,13 @@ def flaky(jc: JobContext) -> str:
 
 def broken(jc: JobContext) -> str:
     raise ValueError("simulated bug")
+
+
+def stall_first(jc: JobContext) -> str:
+    """Hangs (with a heartbeat) on its first attempt, so a test can kill its worker; later attempts finish."""
+    if jc.job.attempts < 2:
+        for i in range(600):
+            jc.progress("stalling", percent=i / 6)
+            time.sleep(0.1)
+    jc.progress("done", percent=100)
+    return "finished"

@@ -1,0 +1,136 @@
+"""Production mode for real: PostgreSQL, Redis, an RQ worker process and the API server process."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+from websockets.sync.client import connect
+
+from cloudarb.context import Context
+from cloudarb.jobs import store
+from cloudarb.jobs.runtime import publish_status
+from cloudarb.storage import optimizations as opt_store
+from tests.support import Tenant, small_request, wait_for
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+
+@pytest.fixture(scope="module")
+def tenant(prod_ctx: Context) -> Tenant:
+    import uuid
+
+    return Tenant(prod_ctx, f"Prod {uuid.uuid4().hex[:6]}")
+
+
+def ws_follow(base: str, job_id: str, key: str, timeout: float = 60) -> list[dict[str, Any]]:
+    events = []
+    with connect(f"{base.replace('http', 'ws')}/ws/jobs/{job_id}?token={key}", open_timeout=10) as ws:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            event = json.loads(ws.recv(timeout=timeout))
+            events.append(event)
+            if event["type"] == "status" and event.get("terminal"):
+                break
+    return events
+
+
+def test_health_reports_postgres_and_redis(server: str) -> None:
+    body = httpx.get(f"{server}/health").json()
+    assert body["status"] == "ok" and body["mode"] == "production"
+    assert body["checks"]["database"]["dialect"] == "postgresql" and body["checks"]["redis"]["ok"]
+
+
+def test_request_worker_websocket_result(server: str, prod_ctx: Context, tenant: Tenant, start_worker: Any) -> None:
+    start_worker()
+    r = httpx.post(f"{server}/optimize", json=small_request(), headers=tenant.headers(), timeout=30)
+    assert r.status_code == 202, r.text
+    accepted = r.json()
+    events = ws_follow(server, accepted["job_id"], tenant.keys["viewer"])
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events[-1]["status"] == "finished"
+    assert any(e["type"] == "progress" and e.get("gap") is not None for e in events)
+
+    opt = httpx.get(f"{server}/optimize/{accepted['id']}", headers=tenant.headers()).json()
+    lines = httpx.get(f"{server}/optimize/{accepted['id']}/allocations", headers=tenant.headers()).json()
+    with prod_ctx.db.session() as session:
+        stored = opt_store.result(session, optimization_id=accepted["id"])
+        job = store.get_job(session, accepted["job_id"])
+        assert stored is not None and job is not None
+        assert opt["status"] == job.status == "finished"
+        assert stored.cost_per_hour == pytest.approx(opt["result"]["totals"]["cost_per_hour"])
+        assert len(opt_store.allocations(session, optimization_id=accepted["id"])) == len(lines)
+        assert job.worker and "cloudarb-job" not in job.worker, "run by the RQ worker, not in the API process"
+
+    # a late subscriber replays the whole stream from the database
+    assert ws_follow(server, accepted["job_id"], tenant.keys["viewer"]) == events
+
+    metrics = httpx.get(f"{server}/metrics").text
+    assert 'cloudarb_jobs{status="finished"}' in metrics and "cloudarb_queue_depth" in metrics
+    assert "cloudarb_solve_seconds_count" in metrics and "cloudarb_http_request_seconds_bucket" in metrics
+
+
+def test_killed_worker_job_is_retried_not_stuck(prod_ctx: Context, tenant: Tenant, start_worker: Any) -> None:
+    with prod_ctx.db.session() as session:
+        job = store.create_job(session, organization_id=tenant.org_id, kind="test",
+                               function="tests.support.stall_first", target_id="none", max_attempts=2)
+        job_id = job.id
+    publish_status(prod_ctx, job_id, "queued")
+    first = start_worker()
+    prod_ctx.queue.enqueue(job_id, "tests.support.stall_first")
+
+    def row() -> Any:
+        with prod_ctx.db.session() as session:
+            return store.get_job(session, job_id)
+
+    wait_for(lambda: row().status == "running", timeout=60)
+    first.kill()
+    assert row().status == "running"
+    start_worker()  # its reaper sees the silent heartbeat and re-queues the job
+    final = wait_for(lambda: (r := row()).status in ("finished", "failed") and r, timeout=90)
+    assert final.status == "finished" and final.attempts == 2, final.error
+    with prod_ctx.db.session() as session:
+        sts = [e["status"] for e in store.events_after(session, job_id) if e["type"] == "status"]
+    assert sts == ["queued", "running", "queued", "running", "finished"]
+
+
+def test_killed_worker_with_no_attempts_left_fails(prod_ctx: Context, tenant: Tenant, start_worker: Any) -> None:
+    with prod_ctx.db.session() as session:
+        job = store.create_job(session, organization_id=tenant.org_id, kind="test",
+                               function="tests.support.stall_first", target_id="none", max_attempts=1)
+        job_id = job.id
+    first = start_worker()
+    prod_ctx.queue.enqueue(job_id, "tests.support.stall_first")
+
+    def row() -> Any:
+        with prod_ctx.db.session() as session:
+            return store.get_job(session, job_id)
+
+    wait_for(lambda: row().status == "running", timeout=60)
+    first.kill()
+    start_worker()
+    final = wait_for(lambda: (r := row()).status != "running" and r, timeout=60)
+    assert final.status == "failed" and "stopped responding" in final.error
+
+
+def test_cancel_running_job_over_http(server: str, prod_ctx: Context, tenant: Tenant, start_worker: Any) -> None:
+    start_worker()
+    with prod_ctx.db.session() as session:
+        job = store.create_job(session, organization_id=tenant.org_id, kind="test",
+                               function="tests.support.sleepy", target_id="none", max_attempts=1)
+        job_id = job.id
+    prod_ctx.queue.enqueue(job_id, "tests.support.sleepy")
+
+    def status() -> str:
+        return httpx.get(f"{server}/jobs/{job_id}", headers=tenant.headers()).json()["status"]
+
+    wait_for(lambda: status() == "running", timeout=60)
+    r = httpx.delete(f"{server}/jobs/{job_id}", headers=tenant.headers())
+    assert r.status_code == 200 and r.json()["status"] == "canceled"
+    events = ws_follow(server, job_id, tenant.keys["viewer"])
+    assert events[-1]["status"] == "canceled"
+    time.sleep(1)
+    assert status() == "canceled"
