@@ -221,7 +221,8 @@ class AwsProvider:
         from botocore.config import Config
 
         cfg = self.config
-        assert cfg.aws_access_key_id is not None and cfg.aws_secret_access_key is not None  # checked in __init__
+        if cfg.aws_access_key_id is None or cfg.aws_secret_access_key is None:
+            raise MissingCredentials("aws: spot prices need AWS credentials", provider=self.key)
         return boto3.client(
             "ec2",
             region_name=region,
@@ -265,7 +266,8 @@ class AwsProvider:
         return quotes
 
     def _spot_page(self, client: EC2Client, token: str, now: datetime) -> dict[str, Any]:
-        from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ResponseParserError
+        from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
+        from botocore.parsers import ResponseParserError
 
         kwargs: dict[str, Any] = {
             "InstanceTypes": list(self.config.instance_types),
@@ -281,7 +283,7 @@ class AwsProvider:
             raise self._translate(exc) from exc
         except ResponseParserError as exc:
             raise MalformedResponse(f"aws: unparseable EC2 answer: {exc}", provider=self.key) from exc
-        except ConnectionError as exc:
+        except (ConnectionError, ReadTimeoutError) as exc:
             raise RetryableFailure(ProviderUnavailable(f"aws: {exc}", provider=self.key), None) from exc
         except BotoCoreError as exc:
             raise ProviderUnavailable(f"aws: {exc}", provider=self.key) from exc

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ingestion.gpus import resolve_gpu
 from ingestion.providers.base import ProviderConfig, make_quote
@@ -39,6 +39,13 @@ class LocalConfig(ProviderConfig):
 
     workstations: tuple[Workstation, ...] = ()
 
+    @model_validator(mode="after")
+    def _unique_names(self) -> LocalConfig:
+        names = [w.name for w in self.workstations]
+        if len(set(names)) != len(names):
+            raise ValueError(f"workstation names must be unique: {sorted(names)}")
+        return self
+
 
 class LocalProvider:
     """Registered workstations -> quotes."""
@@ -48,9 +55,6 @@ class LocalProvider:
 
     def __init__(self, *, config: LocalConfig) -> None:
         self.config = config
-        names = [w.name for w in config.workstations]
-        if len(set(names)) != len(names):
-            raise ValueError(f"workstation names must be unique: {sorted(names)}")
 
     def fetch(self) -> list[PriceQuote]:
         now = self.config.clock()
