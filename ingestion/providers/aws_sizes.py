@@ -4,6 +4,7 @@ spot quotes of sizes missing from the same fetch's price list are completed from
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import NamedTuple
 
 
@@ -13,7 +14,7 @@ class AwsSize(NamedTuple):
     ram_gb: float
 
 
-def _family(prefix: str, sizes: dict[str, tuple[int, int, float]]) -> dict[str, AwsSize]:
+def _family(prefix: str, sizes: Mapping[str, tuple[int, int, float]]) -> dict[str, AwsSize]:
     return {f"{prefix}.{size}": AwsSize(*spec) for size, spec in sizes.items()}
 
 

@@ -92,8 +92,8 @@ class _Wait(tenacity.wait.wait_base):
         failure = outcome.exception() if outcome is not None else None
         if isinstance(failure, RetryableFailure) and failure.retry_after_s is not None:
             return failure.retry_after_s
-        attempt = retry_state.attempt_number
-        backoff = min(self.policy.backoff_max_s, self.policy.backoff_initial_s * 2 ** (attempt - 1))
+        attempt: int = retry_state.attempt_number
+        backoff = min(self.policy.backoff_max_s, self.policy.backoff_initial_s * 2.0 ** (attempt - 1))
         return backoff + random.uniform(0, self.policy.jitter_s)
 
 
