@@ -4,12 +4,16 @@ On-demand follows the AWS Price List Bulk API (https://docs.aws.amazon.com/awsac
 latest/aboutv2/using-the-aws-price-list-bulk-api.html), offer file format v1.0:
 ``GET https://pricing.us-east-1.amazonaws.com/offers/v1.0/aws/AmazonEC2/current/region_index.json``
 -> ``{"regions": {<code>: {"regionCode", "currentVersionUrl"}}}``, then each wanted region's
-``currentVersionUrl`` (a JSON offer file: ``products[sku] = {productFamily, attributes:
-{instanceType, vcpu, memory "2048 GiB", gpu, operatingSystem, tenancy, preInstalledSw,
-capacitystatus, regionCode}}`` and ``terms.OnDemand[sku][offerTermCode].priceDimensions[rateCode]
-= {unit: "Hrs", pricePerUnit: {"USD": "98.3200000000"}}``). Public, unauthenticated. Only Linux,
-shared tenancy, no pre-installed software, capacitystatus "Used" rows of GPU families are kept.
-Regional EC2 offer files are large (hundreds of MB); they are read whole, once per region.
+``currentVersionUrl``. Public, unauthenticated. Regional EC2 offer files are large (hundreds of
+MB), so by default the CSV rendition of the same version (``.../index.csv``: five metadata lines,
+then one row per price dimension with columns "TermType", "Unit", "PricePerUnit", "Currency",
+"Product Family", "Instance Type", "vCPU", "Memory", "GPU", "Operating System", "Tenancy",
+"Pre Installed S/W", "CapacityStatus") is streamed line by line in constant memory.
+``offer_format="json"`` reads the JSON offer file instead (``products[sku] = {productFamily,
+attributes: {instanceType, vcpu, memory "2048 GiB", gpu, operatingSystem, tenancy, preInstalledSw,
+capacitystatus}}``, ``terms.OnDemand[sku][offerTermCode].priceDimensions[rateCode] = {unit: "Hrs",
+pricePerUnit: {"USD": "98.3200000000"}}``), whole. Either way only Linux, shared tenancy, no
+pre-installed software, capacitystatus "Used" rows of GPU families are kept.
 
 Spot follows EC2 ``DescribeSpotPriceHistory`` (API version 2016-11-15) through boto3, with
 ``ProductDescriptions=["Linux/UNIX"]``, ``StartTime=now`` (so each (type, zone) answers its current
@@ -20,9 +24,11 @@ throttling (RequestLimitExceeded, 503) and 5xx go through the shared retry polic
 
 from __future__ import annotations
 
+import csv
 import re
+from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
@@ -51,6 +57,10 @@ _THROTTLED = {"RequestLimitExceeded", "Throttling", "ThrottlingException", "TooM
 _AUTH = {"AuthFailure", "UnauthorizedOperation", "InvalidClientTokenId", "SignatureDoesNotMatch",
          "AccessDenied", "AccessDeniedException", "OptInRequired"}
 _MEMORY = re.compile(r"([\d.,]+)\s*GiB")
+_CSV_METADATA_LINES = 5
+_CSV_COLUMNS = frozenset({"TermType", "Unit", "PricePerUnit", "Currency", "Product Family", "Instance Type",
+                          "vCPU", "Memory", "GPU", "Operating System", "Tenancy", "Pre Installed S/W",
+                          "CapacityStatus"})
 
 
 class AwsConfig(ProviderConfig):
@@ -59,6 +69,7 @@ class AwsConfig(ProviderConfig):
     regions: tuple[str, ...] = Field(default=("us-east-1", "us-east-2", "us-west-2", "eu-west-1",
                                               "eu-central-1", "ap-northeast-1"))
     include_spot: bool = True
+    offer_format: Literal["csv", "json"] = Field(default="csv", description="csv streams; json loads whole.")
     instance_types: tuple[str, ...] = Field(default=tuple(AWS_GPU_SIZES), description="For spot.")
     aws_access_key_id: SecretStr | None = None
     aws_secret_access_key: SecretStr | None = None
@@ -145,9 +156,48 @@ class AwsProvider:
                 entry = index.regions.get(region)
                 if entry is None:
                     continue
-                offer = http.get_model(entry.currentVersionUrl, _OfferFile)
-                quotes.extend(self._on_demand_quotes(region, offer, now, sizes))
+                if self.config.offer_format == "json":
+                    offer = http.get_model(entry.currentVersionUrl, _OfferFile)
+                    quotes.extend(self._on_demand_quotes(region, offer, now, sizes))
+                    continue
+                csv_url = re.sub(r"\.json$", ".csv", entry.currentVersionUrl)
+                with http.stream_lines(csv_url) as lines:
+                    quotes.extend(self._csv_quotes(region, lines, now, sizes))
         return quotes, sizes
+
+    def _csv_quotes(
+        self, region: str, lines: Iterator[str], now: datetime, sizes: dict[str, AwsSize]
+    ) -> list[PriceQuote]:
+        for _ in range(_CSV_METADATA_LINES):
+            next(lines, None)
+        reader = csv.DictReader(lines)
+        missing = _CSV_COLUMNS - set(reader.fieldnames or [])
+        if missing:
+            raise MalformedResponse(f"aws: offer CSV lacks columns {sorted(missing)}", provider=self.key)
+        quotes: list[PriceQuote] = []
+        for row in reader:
+            if row["TermType"] != "OnDemand" or row["Unit"] != "Hrs" or row["Currency"] != "USD":
+                continue
+            match = resolve_aws_instance(row["Instance Type"])
+            if match is None:
+                continue
+            attrs = {
+                "operatingSystem": row["Operating System"], "tenancy": row["Tenancy"],
+                "preInstalledSw": row["Pre Installed S/W"], "capacitystatus": row["CapacityStatus"],
+                "gpu": row["GPU"], "vcpu": row["vCPU"], "memory": row["Memory"],
+            }
+            if not _keep(_Product(sku="", productFamily=row["Product Family"], attributes=attrs)):
+                continue
+            try:
+                price = float(row["PricePerUnit"])
+            except ValueError as exc:
+                raise MalformedResponse(f"aws: bad price {row['PricePerUnit']!r}", provider=self.key) from exc
+            size = self._size(row["Instance Type"], attrs)
+            if price <= 0 or size is None:
+                continue
+            sizes[row["Instance Type"]] = size
+            quotes.append(self._quote(region, "", row["Instance Type"], match, size, False, price, now))
+        return quotes
 
     def _on_demand_quotes(
         self, region: str, offer: _OfferFile, now: datetime, sizes: dict[str, AwsSize]

@@ -15,7 +15,8 @@ import email.utils
 import json
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -233,11 +234,46 @@ class HttpClient:
             config=self.config,
         )
 
+    @contextmanager
+    def stream_lines(self, url: str) -> Iterator[Iterator[str]]:
+        """GET ``url`` and yield its body line by line without holding it in memory.
+
+        Opening the response (status, headers) is retried like any request; a failure in the middle
+        of the body cannot be resumed, so it is a ProviderUnavailable for the caller to retry later.
+        """
+        response = run_with_retries(
+            lambda: self._send_once("GET", url, params=None, json_body=None, stream=True),
+            provider=self.provider,
+            config=self.config,
+        )
+        try:
+            yield self._lines(response, url)
+        finally:
+            response.close()
+
+    def _lines(self, response: httpx.Response, url: str) -> Iterator[str]:
+        try:
+            yield from response.iter_lines()
+        except httpx.HTTPError as exc:
+            raise ProviderUnavailable(
+                f"{self.provider}: body of {url} broke off: {exc}", provider=self.provider, url=url
+            ) from exc
+
     def _send_once(
-        self, method: str, url: str, *, params: Mapping[str, str | int | float] | None, json_body: Any
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str | int | float] | None,
+        json_body: Any,
+        stream: bool = False,
     ) -> httpx.Response:
         try:
-            response = self._client.request(method, url, params=params, json=json_body)
+            request = self._client.build_request(method, url, params=params, json=json_body)
+            response = self._client.send(request, stream=stream)
+            if stream and response.is_error:
+                response.read()
+                response.close()
         except httpx.TimeoutException as exc:
             error = ProviderUnavailable(f"{self.provider}: timeout on {url}", provider=self.provider, url=url)
             raise RetryableFailure(error, None) from exc

@@ -88,6 +88,7 @@ def _aws_on_demand(server: ReplayServer, sleeps: FakeSleep, creds: bool) -> Pric
 
 
 AWS_OFFER = "/offers/v1.0/aws/AmazonEC2/20260728195211/us-east-1/index.json"
+AWS_OFFER_CSV = AWS_OFFER.removesuffix(".json") + ".csv"
 
 CASES: list[Case] = [
     Case("lambda", _lambda, "GET", "/instance-types", lambda s: [ok(recorded("lambda/instance_types.json"))],
@@ -109,7 +110,8 @@ CASES: list[Case] = [
          expected_quotes=8, auth_reply=Reply(403, recorded("gcp/error_permission_denied.json"))),
     Case("aws", _aws_on_demand, "GET", "/offers/v1.0/aws/AmazonEC2/current/region_index.json",
          lambda s: [ok(recorded("aws/region_index.json"))],
-         other_routes=lambda s: [("GET", AWS_OFFER, [ok(recorded("aws/offer_us-east-1.json"))])],
+         other_routes=lambda s: [("GET", AWS_OFFER_CSV, [Reply(200, recorded("aws/offer_us-east-1.csv"),
+                                                                content_type="text/csv")])],
          expected_quotes=2, needs_credentials=False,
          auth_reply=Reply(403, "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>")),
 ]

@@ -10,15 +10,16 @@ from pydantic import SecretStr
 from ingestion.errors import MalformedResponse, MissingCredentials, ProviderAuthError, ProviderRateLimited, ProviderUnavailable
 from ingestion.providers.aws import AwsConfig, AwsProvider
 from tests.ingestion.conftest import FIXED_NOW, FakeSleep, Reply, ReplayServer, recorded
-from tests.ingestion.provider_cases import AWS_OFFER, RETRY, common, ok
+from tests.ingestion.provider_cases import AWS_OFFER, AWS_OFFER_CSV, RETRY, common, ok
 
 XML = "text/xml;charset=UTF-8"
 
 
-def _provider(server: ReplayServer, sleeps: FakeSleep, *, spot: bool = True) -> AwsProvider:
+def _provider(server: ReplayServer, sleeps: FakeSleep, *, spot: bool = True, fmt: str = "csv") -> AwsProvider:
     return AwsProvider(
         config=AwsConfig(
             regions=("us-east-1",),
+            offer_format=fmt,
             include_spot=spot,
             aws_access_key_id=SecretStr("AKIDEXAMPLE"),
             aws_secret_access_key=SecretStr("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
@@ -32,6 +33,7 @@ def _provider(server: ReplayServer, sleeps: FakeSleep, *, spot: bool = True) -> 
 def _install_price_list(server: ReplayServer) -> None:
     server.add("GET", "/offers/v1.0/aws/AmazonEC2/current/region_index.json", ok(recorded("aws/region_index.json")))
     server.add("GET", AWS_OFFER, ok(recorded("aws/offer_us-east-1.json")))
+    server.add("GET", AWS_OFFER_CSV, Reply(200, recorded("aws/offer_us-east-1.csv"), content_type="text/csv"))
 
 
 def _spot(*replies: Reply) -> list[Reply]:
@@ -39,9 +41,11 @@ def _spot(*replies: Reply) -> list[Reply]:
                             Reply(200, recorded("aws/spot_page2.xml"), content_type=XML)]
 
 
-def test_on_demand_filters_and_prices(server: ReplayServer, sleeps: FakeSleep) -> None:
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_on_demand_filters_and_prices(server: ReplayServer, sleeps: FakeSleep, fmt: str) -> None:
     _install_price_list(server)
-    quotes = _provider(server, sleeps, spot=False).fetch()
+    quotes = _provider(server, sleeps, spot=False, fmt=fmt).fetch()
+    assert [r.path for r in server.requests][-1].endswith(f"index.{fmt}")
     by_type = {q.instance_type: q for q in quotes}
     assert set(by_type) == {"p5.48xlarge", "g5.xlarge"}  # Windows, reservation and non-GPU rows dropped
     p5 = by_type["p5.48xlarge"]
@@ -129,3 +133,18 @@ def test_spot_without_credentials_is_refused() -> None:
     with pytest.raises(MissingCredentials, match="include_spot=False"):
         AwsProvider(config=AwsConfig())
     assert AwsProvider(config=AwsConfig(include_spot=False)).config.include_spot is False
+
+
+def test_offer_csv_without_expected_columns(server: ReplayServer, sleeps: FakeSleep) -> None:
+    server.add("GET", "/offers/v1.0/aws/AmazonEC2/current/region_index.json", ok(recorded("aws/region_index.json")))
+    server.add("GET", AWS_OFFER_CSV, Reply(200, "a\nb\nc\nd\ne\n\"SKU\",\"Price\"\n\"X\",\"1\"\n", content_type="text/csv"))
+    with pytest.raises(MalformedResponse, match="lacks columns"):
+        _provider(server, sleeps, spot=False).fetch()
+
+
+def test_offer_csv_stream_retries_opening(server: ReplayServer, sleeps: FakeSleep) -> None:
+    server.add("GET", "/offers/v1.0/aws/AmazonEC2/current/region_index.json", ok(recorded("aws/region_index.json")))
+    server.add("GET", AWS_OFFER_CSV, Reply(503, "busy", headers={"Retry-After": "5"}),
+               Reply(200, recorded("aws/offer_us-east-1.csv"), content_type="text/csv"))
+    assert len(_provider(server, sleeps, spot=False).fetch()) == 2
+    assert sleeps.calls == [5.0]
