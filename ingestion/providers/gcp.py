@@ -11,7 +11,8 @@ Google JSON error shape {"error": {"code", "message", "status"}} (400 INVALID_AR
 key, 403 PERMISSION_DENIED, 429 RESOURCE_EXHAUSTED).
 
 The catalog prices parts, not machines: an a2-highgpu-1g costs 1 x "Nvidia Tesla A100 GPU" +
-12 x "A2 Instance Core" + 85 GiB x "A2 Instance Ram" in its region. `GCP_MACHINES` lists the
+12 x "A2 Instance Core" + 85 GiB x "A2 Instance Ram" in its region; an N1 VM with attached GPUs
+costs its "N1 Predefined Instance Core/Ram" plus the GPUs. `GCP_MACHINES` lists the
 accelerator-optimized machine types with whole GPUs; a machine type is priced in a region only when
 all three parts are, for on-demand ("OnDemand") and spot ("Preemptible", "Spot Preemptible ...")
 separately.
@@ -72,6 +73,13 @@ GCP_MACHINES: dict[str, GcpMachine] = {
     "g4-standard-96": GcpMachine("g4", "rtxpro6000", 2, 96, 360),
     "g4-standard-192": GcpMachine("g4", "rtxpro6000", 4, 192, 720),
     "g4-standard-384": GcpMachine("g4", "rtxpro6000", 8, 384, 1440),
+    # N1 with attached GPUs: the common shapes, named "<machine type>+<count>x<accelerator>".
+    "n1-standard-4+1xnvidia-tesla-t4": GcpMachine("n1predefined", "t4", 1, 4, 15),
+    "n1-standard-8+1xnvidia-tesla-t4": GcpMachine("n1predefined", "t4", 1, 8, 30),
+    "n1-standard-16+4xnvidia-tesla-t4": GcpMachine("n1predefined", "t4", 4, 16, 60),
+    "n1-standard-8+1xnvidia-tesla-v100": GcpMachine("n1predefined", "v100", 1, 8, 30),
+    "n1-standard-32+4xnvidia-tesla-v100": GcpMachine("n1predefined", "v100", 4, 32, 120),
+    "n1-standard-64+8xnvidia-tesla-v100": GcpMachine("n1predefined", "v100", 8, 64, 240),
 }
 
 _GPU_SKU = re.compile(r"^(?:spot preemptible )?nvidia (?P<name>.+?) gpu running in ", re.IGNORECASE)

@@ -107,7 +107,7 @@ CASES: list[Case] = [
          auth_reply=Reply(403, '{"Error": {"Code": "Forbidden", "Message": "Access denied"}}')),
     Case("gcp", _gcp, "GET", "/services/6F81-5844-456A/skus",
          lambda s: [ok(recorded("gcp/skus_page1.json")), ok(recorded("gcp/skus_page2.json"))],
-         expected_quotes=8, auth_reply=Reply(403, recorded("gcp/error_permission_denied.json"))),
+         expected_quotes=11, auth_reply=Reply(403, recorded("gcp/error_permission_denied.json"))),
     Case("aws", _aws_on_demand, "GET", "/offers/v1.0/aws/AmazonEC2/current/region_index.json",
          lambda s: [ok(recorded("aws/region_index.json"))],
          other_routes=lambda s: [("GET", AWS_OFFER_CSV, [Reply(200, recorded("aws/offer_us-east-1.csv"),

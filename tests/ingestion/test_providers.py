@@ -109,7 +109,13 @@ def test_gcp_combines_parts_across_pages(server: ReplayServer, sleeps: FakeSleep
     assert seen[1].query["pageToken"] == ["CiQxOTcwLTAxLTAxVDAwOjAwOjAwWg"]
     assert seen[0].query["key"] == ["AIzaTESTKEY"] and seen[0].query["currencyCode"] == ["USD"]
     by = {(q.instance_type, q.spot): q for q in quotes}
-    assert {t for t, _ in by} == {"a3-highgpu-1g", "a3-highgpu-2g", "a3-highgpu-4g", "a3-highgpu-8g"}
+    assert {t for t, s in by if not s} == {"a3-highgpu-1g", "a3-highgpu-2g", "a3-highgpu-4g", "a3-highgpu-8g",
+                                           "n1-standard-4+1xnvidia-tesla-t4", "n1-standard-8+1xnvidia-tesla-t4",
+                                           "n1-standard-16+4xnvidia-tesla-t4"}
+    assert {t for t, s in by if s} == {"a3-highgpu-1g", "a3-highgpu-2g", "a3-highgpu-4g", "a3-highgpu-8g"}
+    t4 = by[("n1-standard-16+4xnvidia-tesla-t4", False)]
+    assert (t4.gpu_model, t4.gpu_count) == ("T4", 4)
+    assert t4.price_per_hour == pytest.approx(4 * 0.35 + 16 * 0.031611 + 60 * 0.004237, rel=1e-6)
     a3 = by[("a3-highgpu-8g", False)]
     assert a3.price_per_hour == pytest.approx(8 * 9.79655057 + 208 * 0.02290217 + 1872 * 0.00306911, rel=1e-6)
     assert (a3.gpu_model, a3.region, a3.vcpus, a3.ram_gb) == ("H100 SXM", "us-central1", 208.0, 1872.0)
