@@ -48,24 +48,19 @@ def to_csv_cell(value: RowValue) -> str:
     return str(value)
 
 
-_BOOL_FIELDS = {"gpu_model_known", "spot"}
-_INT_FIELDS = {"gpu_count", "available_instances"}
-_FLOAT_FIELDS = {"vram_gb", "vcpus", "ram_gb", "price_per_hour", "reliability"}
+_NULLABLE = frozenset(name for name, f in PriceQuote.model_fields.items() if f.default is None)
 
 
 def quote_from_csv_record(record: Mapping[str, str]) -> PriceQuote:
-    """Parse one record written with `to_csv_cell` back into a quote (validated by pydantic)."""
+    """Parse one record written with `to_csv_cell` back into a quote (validated by pydantic).
+
+    An empty cell is None for optional columns; pydantic's lax mode turns the remaining text into
+    numbers, booleans ('true'/'false') and datetimes.
+    """
     data: dict[str, Any] = {}
     for name in QUOTE_COLUMNS:
         text = record.get(name)
         if text is None:
             continue
-        if name in _BOOL_FIELDS:
-            data[name] = text.strip().lower() == "true"
-        elif name in _INT_FIELDS:
-            data[name] = int(text) if text != "" else None
-        elif name in _FLOAT_FIELDS:
-            data[name] = float(text) if text != "" else None
-        else:
-            data[name] = text
+        data[name] = None if (text == "" and name in _NULLABLE) else text
     return PriceQuote.model_validate(data)

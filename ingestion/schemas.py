@@ -38,6 +38,10 @@ class PriceQuote(BaseModel):
     available_instances: Annotated[int, Field(ge=0)] | None = None
     reliability: Annotated[float, Field(ge=0, le=1)] | None = None
     observed_at: datetime
+    perf_score: Annotated[float, Field(ge=0)] | None = Field(
+        default=None,
+        description="Provider-reported performance score (Vast.ai DLPerf); comparable within a provider only.",
+    )
 
     @property
     def price_per_gpu_hour(self) -> float:
