@@ -25,9 +25,8 @@ def _current(jc: JobContext, policy: Policy) -> tuple[list[CurrentLine], float |
     with jc.ctx.db.session() as session:
         lines = opt_store.allocations(session, optimization_id=policy.current_optimization_id)
         keys = {ln.offer_key for ln in lines}
-        prices = dict(
-            session.execute(select(Offer.offer_key, Offer.price_per_hour).where(Offer.offer_key.in_(keys))).tuples()
-        )
+        rows = session.execute(select(Offer.offer_key, Offer.price_per_hour).where(Offer.offer_key.in_(keys)))
+        prices = {key: price for key, price in rows}
     current = [CurrentLine(workload_id=ln.workload_id, offer_id=ln.offer_key, instances=ln.instances) for ln in lines]
     if not lines or keys - prices.keys():
         return current, None
