@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +34,19 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
+def _forget_pool_after_fork(db: Database) -> None:
+    """A forked child (an RQ work horse) must not reuse the parent's pooled connections: the parent's
+    threads are still using them. The child drops the pool without closing the parent's sockets."""
+    ref = weakref.ref(db)
+
+    def reset() -> None:
+        alive = ref()
+        if alive is not None:
+            alive.engine.dispose(close=False)
+
+    os.register_at_fork(after_in_child=reset)
+
+
 class Database:
     """One engine and its session factory."""
 
@@ -39,6 +54,7 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.sessionmaker = sessionmaker(self.engine, expire_on_commit=False)
+        _forget_pool_after_fork(self)
 
     @property
     def dialect(self) -> str:

@@ -17,3 +17,7 @@ class TransientJobError(JobError):
 
 class JobInputError(JobError):
     """The stored input cannot be run (missing row, invalid request): fail without retrying."""
+
+
+class JobTimedOut(JobError):
+    """The job ran past ``CLOUDARB_JOB_TIMEOUT_S``: failed, not retried."""

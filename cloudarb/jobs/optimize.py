@@ -45,7 +45,9 @@ def solve_request(
     def on_progress(p: Progress) -> None:
         jc.check_canceled()
         elapsed = time.monotonic() - started
-        pct = p.percent if p.percent is not None else 10 + 85 * min(1.0, elapsed / limit)
+        # the solver's own 0-100 maps into 10-95: loading and building came first, storing comes after
+        share = p.percent / 100 if p.percent is not None else min(1.0, elapsed / limit)
+        pct = 10 + 85 * max(0.0, min(1.0, share))
         jc.progress(p.phase, percent=pct, message=p.message, incumbent=p.incumbent, bound=p.bound, gap=p.gap)
 
     solution = optimizer.solve(problem, SolveConfig(backend=req.backend, time_limit_s=limit), progress=on_progress)

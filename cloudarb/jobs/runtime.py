@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import OperationalError
 
 from cloudarb.jobs import store
-from cloudarb.jobs.errors import JobCanceled, JobInputError, TransientJobError
+from cloudarb.jobs.errors import JobCanceled, JobInputError, JobTimedOut, TransientJobError
 
 if TYPE_CHECKING:
     from cloudarb.context import Context
@@ -42,14 +42,18 @@ class JobContext:
         self.target_id = job.target_id
         self._cancel = threading.Event()
         self._last_poll = 0.0
+        self._deadline = time.monotonic() + ctx.settings.job_timeout_s
 
     @property
     def canceled(self) -> bool:
         return self._cancel.is_set()
 
     def check_canceled(self) -> None:
-        """Raise ``JobCanceled`` if a cancel was requested (reads the flag at most twice a second)."""
+        """Raise ``JobCanceled`` if a cancel was requested (reads the flag at most twice a second), or
+        ``JobTimedOut`` past the job timeout (RQ also enforces it by killing the work horse)."""
         now = time.monotonic()
+        if now > self._deadline:
+            raise JobTimedOut(f"the job ran longer than its {self.ctx.settings.job_timeout_s}s timeout")
         if not self._cancel.is_set() and now - self._last_poll >= 0.5:
             self._last_poll = now
             with self.ctx.db.session() as session:
@@ -64,21 +68,46 @@ class JobContext:
         publish(self.ctx, self.job_id, "progress", payload)
 
 
-def publish(ctx: Context, job_id: str, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """Persist an event, then broadcast it (a late subscriber replays it from the database)."""
-    with ctx.db.session() as session:
-        event = store.append_event(session, job_id, event_type, payload)
+def broadcast(ctx: Context, job_id: str, event: dict[str, Any]) -> None:
     try:
         ctx.bus.publish(job_id, event)
     except Exception:  # the event is stored; subscribers poll the database when live delivery fails
         log.warning("event broadcast failed", extra={"job_id": job_id}, exc_info=True)
+
+
+def publish(ctx: Context, job_id: str, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Persist an event, then broadcast it (a late subscriber replays it from the database)."""
+    with ctx.db.session() as session:
+        event = store.append_event(session, job_id, event_type, payload)
+    broadcast(ctx, job_id, event)
     return event
 
 
-def publish_status(ctx: Context, job_id: str, status: str, message: str = "", **extra: Any) -> None:
-    payload = {"status": status, "message": message, "terminal": status in store.TERMINAL_STATUSES}
-    payload.update(extra)
-    publish(ctx, job_id, "status", payload)
+def status_payload(status: str, message: str = "", **extra: Any) -> dict[str, Any]:
+    return {"status": status, "message": message, "terminal": status in store.TERMINAL_STATUSES, **extra}
+
+
+def move(
+    ctx: Context,
+    job_id: str,
+    *,
+    to: str,
+    when: tuple[str, ...],
+    message: str = "",
+    error: str | None = None,
+    worker: str | None = None,
+    **extra: Any,
+) -> bool:
+    """Change a job's status and record its status event in one transaction, then broadcast it.
+
+    A status and its event can never disagree, even if the process dies right after the commit.
+    """
+    with ctx.db.session() as session:
+        if not store.transition(session, job_id, to=to, when=when, error=error, worker=worker):
+            return False
+        event = store.append_event(session, job_id, "status", status_payload(to, message, **extra))
+    broadcast(ctx, job_id, event)
+    return True
 
 
 def _worker_name() -> str:
@@ -114,13 +143,12 @@ def execute(job_id: str, ctx: Context | None = None) -> str | None:
         from cloudarb.context import get_context
 
         ctx = get_context()
+    if not move(ctx, job_id, to="running", when=("queued",), worker=_worker_name()):
+        return None
     with ctx.db.session() as session:
-        if not store.transition(session, job_id, to="running", when=("queued",), worker=_worker_name()):
-            return None
         job = store.get_job(session, job_id)
     if job is None:
         return None
-    publish_status(ctx, job_id, "running", attempt=job.attempts)
     jc = JobContext(ctx, job)
     beat = _Heartbeat(jc, ctx.settings.job_heartbeat_s)
     beat.start()
@@ -130,12 +158,7 @@ def execute(job_id: str, ctx: Context | None = None) -> str | None:
         beat.stop.set()
     if status == "retry":
         return _retry(ctx, job, message)
-    with ctx.db.session() as session:
-        moved = store.transition(
-            session, job_id, to=status, when=("running",), error=message if status == "failed" else None
-        )
-    if moved:
-        publish_status(ctx, job_id, status, message)
+    move(ctx, job_id, to=status, when=("running",), message=message, error=message if status == "failed" else None)
     return status
 
 
@@ -146,7 +169,7 @@ def _run_body(jc: JobContext) -> tuple[str, str]:
         return body(jc), ""
     except JobCanceled:
         return "canceled", "canceled on request"
-    except JobInputError as exc:
+    except (JobInputError, JobTimedOut) as exc:
         return "failed", str(exc)
     except (TransientJobError, OperationalError) as exc:
         log.warning("transient job failure", extra={"job_id": jc.job_id}, exc_info=True)
@@ -162,16 +185,12 @@ def backoff_seconds(attempt: int) -> float:
 
 def _retry(ctx: Context, job: JobRun, reason: str) -> str:
     if job.attempts >= job.max_attempts:
-        with ctx.db.session() as session:
-            moved = store.transition(session, job.id, to="failed", when=("running",), error=reason)
-        if moved:
-            publish_status(ctx, job.id, "failed", f"gave up after {job.attempts} attempts: {reason}")
+        message = f"gave up after {job.attempts} attempts: {reason}"
+        move(ctx, job.id, to="failed", when=("running",), message=message, error=reason)
         return "failed"
-    with ctx.db.session() as session:
-        moved = store.transition(session, job.id, to="queued", when=("running",), error=reason)
-    if moved:
-        delay = backoff_seconds(job.attempts)
-        publish_status(ctx, job.id, "queued", f"retrying in {delay:.0f}s: {reason}", attempt=job.attempts)
+    delay = backoff_seconds(job.attempts)
+    message = f"retrying in {delay:.0f}s: {reason}"
+    if move(ctx, job.id, to="queued", when=("running",), message=message, error=reason, attempt=job.attempts):
         ctx.queue.enqueue(job.id, job.function, delay_s=delay, attempt=job.attempts + 1)
     return "queued"
 
@@ -184,15 +203,10 @@ def reap_stale(ctx: Context) -> int:
     for job in stale:
         reason = f"worker {job.worker or '?'} stopped responding (no heartbeat for {older.total_seconds():.0f}s)"
         if job.attempts < job.max_attempts and not job.cancel_requested:
-            with ctx.db.session() as session:
-                moved = store.transition(session, job.id, to="queued", when=("running",), error=reason)
-            if moved:
-                publish_status(ctx, job.id, "queued", f"retrying: {reason}", attempt=job.attempts)
+            message = f"retrying: {reason}"
+            if move(ctx, job.id, to="queued", when=("running",), message=message, error=reason, attempt=job.attempts):
                 ctx.queue.enqueue(job.id, job.function, attempt=job.attempts + 1)
         else:
             final = "canceled" if job.cancel_requested else "failed"
-            with ctx.db.session() as session:
-                moved = store.transition(session, job.id, to=final, when=("running",), error=reason)
-            if moved:
-                publish_status(ctx, job.id, final, reason)
+            move(ctx, job.id, to=final, when=("running",), message=reason, error=reason)
     return len(stale)

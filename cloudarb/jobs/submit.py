@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from cloudarb.context import Context
 from cloudarb.db.models import JobRun, OptimizationRequest
 from cloudarb.jobs import store
-from cloudarb.jobs.runtime import publish_status
+from cloudarb.jobs.runtime import broadcast, move, status_payload
 from cloudarb.schemas import OptimizeRequest
 from cloudarb.storage import audit, idempotency
 from cloudarb.storage import optimizations as opt_store
@@ -82,6 +82,7 @@ def submit_optimization(
                     status_code=202,
                     response=render(opt, job) if render else {"id": opt.id, "job_id": job.id},
                 )
+            queued = store.append_event(session, job.id, "status", status_payload("queued", "waiting for a worker"))
             audit.record(
                 session,
                 organization_id=organization_id,
@@ -97,13 +98,12 @@ def submit_optimization(
             if replay is not None:
                 return replay
         raise
-    publish_status(ctx, job.id, "queued", "waiting for a worker")
+    broadcast(ctx, job.id, queued)
     try:
         ctx.queue.enqueue(job.id, job.function)
     except Exception as exc:
-        with ctx.db.session() as session:
-            store.transition(session, job.id, to="failed", when=("queued",), error=f"queue unavailable: {exc}")
-        publish_status(ctx, job.id, "failed", "the job queue is unavailable")
+        move(ctx, job.id, to="failed", when=("queued",), message="the job queue is unavailable",
+             error=f"queue unavailable: {exc}")
         raise QueueUnavailable(str(exc)) from exc
     return Submitted(opt, job)
 
@@ -126,7 +126,6 @@ def cancel_job(ctx: Context, job: JobRun, *, actor: str) -> bool:
     """Cancel a queued or running job; returns False if it had already ended."""
     with ctx.db.session() as session:
         store.request_cancel(session, job.id)
-        was_queued = store.transition(session, job.id, to="canceled", when=("queued",))
         audit.record(
             session,
             organization_id=job.organization_id,
@@ -135,15 +134,10 @@ def cancel_job(ctx: Context, job: JobRun, *, actor: str) -> bool:
             resource_type="job",
             resource_id=job.id,
         )
-    if was_queued:
-        publish_status(ctx, job.id, "canceled", f"canceled by {actor} before it started")
+    if move(ctx, job.id, to="canceled", when=("queued",), message=f"canceled by {actor} before it started"):
         return True
     try:
         ctx.queue.stop(job.id)
     except Exception:
         log.warning("hard stop failed; the job will stop at its next check", exc_info=True)
-    with ctx.db.session() as session:
-        was_running = store.transition(session, job.id, to="canceled", when=("running",))
-    if was_running:
-        publish_status(ctx, job.id, "canceled", f"canceled by {actor} while running")
-    return was_running
+    return move(ctx, job.id, to="canceled", when=("running",), message=f"canceled by {actor} while running")

@@ -11,7 +11,7 @@ from cloudarb.context import Context
 from cloudarb.db.models import JobRun
 from cloudarb.db.types import utcnow
 from cloudarb.jobs import store
-from cloudarb.jobs.runtime import execute, publish_status, reap_stale
+from cloudarb.jobs.runtime import execute, publish, reap_stale, status_payload
 from cloudarb.jobs.submit import cancel_job
 from tests.support import Tenant, wait_for
 
@@ -21,7 +21,7 @@ def make_job(ctx: Context, tenant: Tenant, function: str, *, max_attempts: int =
         job = store.create_job(session, organization_id=tenant.org_id, kind="test", function=function,
                                target_id="none", max_attempts=max_attempts)
         job_id = job.id
-    publish_status(ctx, job_id, "queued")
+    publish(ctx, job_id, "status", status_payload("queued"))
     if enqueue:
         ctx.queue.enqueue(job_id, function)
     return job_id
@@ -102,3 +102,10 @@ def test_jobs_api_lists_and_replays_events(client: TestClient, ctx: Context, ten
     with client.websocket_connect(f"/ws/jobs/{job_id}?token={tenant.keys['viewer']}") as ws:
         replayed = [ws.receive_json() for _ in events]
     assert replayed == events
+
+
+@pytest.mark.parametrize("ctx", [{"job_timeout_s": 1}], indirect=True)
+def test_job_timeout_fails_the_job(ctx: Context, tenant: Tenant) -> None:
+    job_id = make_job(ctx, tenant, "tests.support.sleepy")
+    row = wait_for(lambda: (r := job(ctx, job_id)).status == "failed" and r, timeout=20)
+    assert "timeout" in (row.error or "") and row.attempts == 1

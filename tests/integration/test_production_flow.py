@@ -12,7 +12,7 @@ from websockets.sync.client import connect
 
 from cloudarb.context import Context
 from cloudarb.jobs import store
-from cloudarb.jobs.runtime import publish_status
+from cloudarb.jobs.runtime import publish, status_payload
 from cloudarb.storage import optimizations as opt_store
 from tests.support import Tenant, small_request, wait_for
 
@@ -78,7 +78,7 @@ def test_killed_worker_job_is_retried_not_stuck(prod_ctx: Context, tenant: Tenan
         job = store.create_job(session, organization_id=tenant.org_id, kind="test",
                                function="tests.support.stall_first", target_id="none", max_attempts=2)
         job_id = job.id
-    publish_status(prod_ctx, job_id, "queued")
+    publish(prod_ctx, job_id, "status", status_payload("queued"))
     first = start_worker()
     prod_ctx.queue.enqueue(job_id, "tests.support.stall_first")
 
@@ -134,3 +134,46 @@ def test_cancel_running_job_over_http(server: str, prod_ctx: Context, tenant: Te
     assert events[-1]["status"] == "canceled"
     time.sleep(1)
     assert status() == "canceled"
+
+
+def test_rq_job_timeout_fails_the_job(prod_ctx: Context, prod_settings: Any, tenant: Tenant,
+                                      start_worker: Any) -> None:
+    from cloudarb.jobs.queue import RQQueue
+
+    start_worker()
+    short = RQQueue(prod_settings.redis_url, prod_settings.queue_name, job_timeout_s=2)
+    with prod_ctx.db.session() as session:
+        job = store.create_job(session, organization_id=tenant.org_id, kind="test",
+                               function="tests.support.sleepy", target_id="none", max_attempts=3)
+        job_id = job.id
+    short.enqueue(job_id, "tests.support.sleepy")
+    short.close()
+
+    def row() -> Any:
+        with prod_ctx.db.session() as session:
+            return store.get_job(session, job_id)
+
+    final = wait_for(lambda: (r := row()).status not in ("queued", "running") and r, timeout=60)
+    assert final.status == "failed" and "timeout" in (final.error or "").lower() and final.attempts == 1
+
+
+def test_cli_optimize_against_the_server(server: str, tenant: Tenant, start_worker: Any) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.integration.conftest import ROOT
+
+    start_worker()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDARB_")}
+    env["PYTHONPATH"] = str(ROOT)
+    r = subprocess.run([sys.executable, "-m", "cloudarb", "optimize", "examples/fleet.json", "--server", server,
+                        "--api-key", tenant.keys["editor"], "--json"], cwd=ROOT, env=env, capture_output=True,
+                       text=True, timeout=180)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["optimization"]["status"] == "finished" and out["allocations"]
+    bad = subprocess.run([sys.executable, "-m", "cloudarb", "jobs", "show", "nope", "--server", server,
+                          "--api-key", tenant.keys["viewer"]], cwd=ROOT, env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode != 0 and "404" in bad.stderr and "Traceback" not in bad.stderr
