@@ -19,4 +19,4 @@ cd frontend
 if [ ! -d node_modules ]; then
   npm ci
 fi
-npx --no-install openapi-typescript openapi.json -o src/api/schema.d.ts
+npx --no-install openapi-typescript openapi.json --default-non-nullable false -o src/api/schema.d.ts

@@ -427,7 +427,7 @@ export interface components {
              * @default viewer
              * @enum {string}
              */
-            role: "admin" | "editor" | "viewer";
+            role?: "admin" | "editor" | "viewer";
         };
         /** ApiKeyOut */
         ApiKeyOut: {
@@ -460,7 +460,7 @@ export interface components {
              * Inference On Demand Floor
              * @default 0
              */
-            inference_on_demand_floor: number;
+            inference_on_demand_floor?: number;
             /** Max Provider Share */
             max_provider_share?: number | null;
             /** Max Region Share */
@@ -592,7 +592,7 @@ export interface components {
              * Include Spot
              * @default true
              */
-            include_spot: boolean;
+            include_spot?: boolean;
             /**
              * Max Age S
              * @description Ignore offers whose price is older than this (seconds).
@@ -646,29 +646,29 @@ export interface components {
              * @default ortools
              * @enum {string}
              */
-            backend: "ortools" | "pulp";
+            backend?: "ortools" | "pulp";
             /**
              * @default {
              *       "inference_on_demand_floor": 0
              *     }
              */
-            constraints: components["schemas"]["Constraints"];
+            constraints?: components["schemas"]["Constraints"];
             /**
              * Horizon Hours
              * @default 1
              */
-            horizon_hours: number;
+            horizon_hours?: number;
             /**
              * Name
              * @default
              */
-            name: string;
+            name?: string;
             /**
              * Objective
              * @default cost
              * @enum {string}
              */
-            objective: "cost" | "performance" | "weighted";
+            objective?: "cost" | "performance" | "weighted";
             /**
              * @default {
              *       "include_spot": true,
@@ -676,12 +676,12 @@ export interface components {
              *       "regions": []
              *     }
              */
-            offers: components["schemas"]["OfferScope"];
+            offers?: components["schemas"]["OfferScope"];
             /**
              * Risk Tolerance
              * @default 0.5
              */
-            risk_tolerance: number;
+            risk_tolerance?: number;
             /** Time Limit S */
             time_limit_s?: number | null;
             /**
@@ -691,7 +691,7 @@ export interface components {
              *       "risk": 0
              *     }
              */
-            weights: components["schemas"]["Weights"];
+            weights?: components["schemas"]["Weights"];
             /** Workloads */
             workloads: components["schemas"]["Workload"][];
         };
@@ -739,7 +739,7 @@ export interface components {
              * Enabled
              * @default true
              */
-            enabled: boolean;
+            enabled?: boolean;
             /** Interval S */
             interval_s?: number | null;
             /**
@@ -814,13 +814,13 @@ export interface components {
              * Spot Tolerant
              * @default false
              */
-            spot_tolerant: boolean;
+            spot_tolerant?: boolean;
             /**
              * Workload Type
              * @default training
              * @enum {string}
              */
-            workload_type: "training" | "inference" | "batch";
+            workload_type?: "training" | "inference" | "batch";
         };
         /** RefreshIn */
         RefreshIn: {
@@ -839,7 +839,7 @@ export interface components {
              * Token Type
              * @default bearer
              */
-            token_type: string;
+            token_type?: string;
         };
         /** UserIn */
         UserIn: {
@@ -855,7 +855,7 @@ export interface components {
              * @default viewer
              * @enum {string}
              */
-            role: "admin" | "editor" | "viewer";
+            role?: "admin" | "editor" | "viewer";
         };
         /** UserOut */
         UserOut: {
@@ -892,17 +892,17 @@ export interface components {
              * Cost
              * @default 1
              */
-            cost: number;
+            cost?: number;
             /**
              * Performance
              * @default 0
              */
-            performance: number;
+            performance?: number;
             /**
              * Risk
              * @default 0
              */
-            risk: number;
+            risk?: number;
         };
         /**
          * Workload
@@ -919,14 +919,14 @@ export interface components {
              * Checkpoint Interval Hours
              * @default 1
              */
-            checkpoint_interval_hours: number;
+            checkpoint_interval_hours?: number;
             /** Data Location */
             data_location?: string | null;
             /**
              * Data Size Gb
              * @default 0
              */
-            data_size_gb: number;
+            data_size_gb?: number;
             /** Denied Providers */
             denied_providers?: string[];
             /** Denied Regions */
@@ -946,14 +946,14 @@ export interface components {
              * @description GPUs needed on one instance.
              * @default 1
              */
-            gpus_per_node: number;
+            gpus_per_node?: number;
             /** Id */
             id: string;
             /**
              * Min Vram Gb
              * @default 0
              */
-            min_vram_gb: number;
+            min_vram_gb?: number;
             /**
              * Performance
              * @description Relative throughput per GPU model (overrides the default table).
@@ -965,18 +965,18 @@ export interface components {
              * Priority
              * @default 1
              */
-            priority: number;
+            priority?: number;
             /**
              * Spot Tolerant
              * @default false
              */
-            spot_tolerant: boolean;
+            spot_tolerant?: boolean;
             /**
              * Workload Type
              * @default training
              * @enum {string}
              */
-            workload_type: "training" | "inference" | "batch";
+            workload_type?: "training" | "inference" | "batch";
         };
     };
     responses: never;
