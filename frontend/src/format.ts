@@ -1,11 +1,12 @@
 /** Display helpers: money, shares, ages, dates. */
 
-const usd = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD", minimumFractionDigits: 2, maximumFractionDigits: 4 });
+const usd4 = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD", minimumFractionDigits: 4, maximumFractionDigits: 4 });
 const usd2 = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD", minimumFractionDigits: 2, maximumFractionDigits: 2 });
 
+/** USD; ``precise`` shows sub-dollar prices to four decimals (cheap GPUs differ in the third). */
 export function money(value: number | null | undefined, precise = false): string {
   if (value === null || value === undefined || Number.isNaN(value)) return "—";
-  return (precise ? usd : usd2).format(value);
+  return (precise && Math.abs(value) < 1 ? usd4 : usd2).format(value);
 }
 
 export function pct(value: number | null | undefined, digits = 1): string {

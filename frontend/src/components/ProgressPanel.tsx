@@ -3,9 +3,18 @@ import type { ProgressState } from "../hooks/jobStream";
 import { num, pct } from "../format";
 import { StatusBadge } from "./common";
 
+const CONNECTION_LABELS: Record<ProgressState["connection"], string> = {
+  idle: "",
+  connecting: "connecting…",
+  open: "live",
+  reconnecting: "reconnecting…",
+  closed: "stream closed",
+  failed: "disconnected",
+};
+
 export function ProgressPanel({ state }: { state: ProgressState }) {
   const p = state.progress;
-  const percent = Math.max(0, Math.min(100, p?.percent ?? (state.terminal ? 100 : 0)));
+  const percent = Math.max(0, Math.min(100, state.percent));
   return (
     <div className="progress-panel" aria-label="job progress">
       <div className="progress-head">
@@ -13,7 +22,7 @@ export function ProgressPanel({ state }: { state: ProgressState }) {
           {state.status && <StatusBadge status={state.status} />} <strong>{p?.phase ?? "waiting"}</strong>
           {p?.message ? ` — ${p.message}` : ""}
         </span>
-        <span className={`conn conn-${state.connection}`}>{state.connection}</span>
+        <span className={`conn conn-${state.connection}`}>{CONNECTION_LABELS[state.connection]}</span>
       </div>
       <div className="bar" role="progressbar" aria-valuemin={0} aria-valuemax={100} aria-valuenow={Math.round(percent)}>
         <div className="bar-fill" style={{ width: `${percent}%` }} />

@@ -6,9 +6,9 @@ import { ResultView } from "./ResultView";
 describe("ResultView", () => {
   it("shows a finished run: totals, allocation with its total, savings, risk and solver stats", () => {
     render(<ResultView optimization={finished} allocations={allocations} />);
-    expect(screen.getByText("finished")).toBeTruthy();
+    expect(screen.getByRole("heading", { name: "Result" })).toBeTruthy();
     expect(screen.getAllByText("$31.50").length).toBeGreaterThan(0);
-    expect(screen.getByText("Best saving vs baseline").nextElementSibling?.textContent).toBe("30.0%");
+    expect(screen.getByText("Savings vs best baseline").nextElementSibling?.textContent).toBe("30.0%");
 
     const table = screen.getByRole("table", { name: "allocation" });
     const rows = within(table).getAllByRole("row");

@@ -1,7 +1,6 @@
 /** One optimization's outcome: allocation, totals, savings, risk and solver statistics; or why there is none. */
-import { resultOf, type Allocation, type Optimization, type OptimizationResult } from "../api/types";
+import { resultOf, type Allocation, type BindingConstraint, type Optimization, type OptimizationResult } from "../api/types";
 import { dateTime, money, num, pct, share } from "../format";
-import { StatusBadge } from "./common";
 
 const BASELINE_LABELS: Record<string, string> = {
   single_provider_on_demand: "Cheapest single provider, on-demand",
@@ -79,8 +78,8 @@ function Totals({ result }: { result: OptimizationResult }) {
         <div className="card-value">{num(t.performance_score, 1)}</div>
       </div>
       {best && (
-        <div className="card good">
-          <div className="card-label">Best saving vs baseline</div>
+        <div className={(best.savings_pct ?? 0) > 0 ? "card good" : "card"}>
+          <div className="card-label">Savings vs best baseline</div>
           <div className="card-value">{pct(best.savings_pct)}</div>
         </div>
       )}
@@ -118,6 +117,29 @@ function SavingsTable({ result }: { result: OptimizationResult }) {
   );
 }
 
+const SHOWN_CONSTRAINTS = 6;
+
+/** The constraints that cost most at the margin first; a long tail stays folded. */
+function BindingList({ items }: { items: BindingConstraint[] }) {
+  const sorted = [...items].sort((a, b) => Math.abs(b.shadow_price) - Math.abs(a.shadow_price));
+  const line = (b: BindingConstraint) => (
+    <li key={b.name}>
+      <strong>{b.name}</strong> (shadow price {num(b.shadow_price, 4)}){b.description ? `: ${b.description}` : ""}
+    </li>
+  );
+  return (
+    <>
+      <ul className="plain">{sorted.slice(0, SHOWN_CONSTRAINTS).map(line)}</ul>
+      {sorted.length > SHOWN_CONSTRAINTS && (
+        <details className="more">
+          <summary>{sorted.length - SHOWN_CONSTRAINTS} more</summary>
+          <ul className="plain">{sorted.slice(SHOWN_CONSTRAINTS).map(line)}</ul>
+        </details>
+      )}
+    </>
+  );
+}
+
 function RiskAndConstraints({ result }: { result: OptimizationResult }) {
   const risk = result.risk;
   const binding = result.binding_constraints ?? [];
@@ -141,13 +163,7 @@ function RiskAndConstraints({ result }: { result: OptimizationResult }) {
       {binding.length > 0 && (
         <div>
           <h3>Binding constraints</h3>
-          <ul className="plain">
-            {binding.map((b) => (
-              <li key={b.name}>
-                <strong>{b.name}</strong> (shadow price {num(b.shadow_price, 4)}){b.description ? `: ${b.description}` : ""}
-              </li>
-            ))}
-          </ul>
+          <BindingList items={binding} />
         </div>
       )}
     </div>
@@ -196,9 +212,7 @@ export function ResultView({ optimization, allocations }: { optimization: Optimi
   const status = optimization.status;
   return (
     <div className="result">
-      <h2>
-        Result <StatusBadge status={status} />
-      </h2>
+      <h2>Result</h2>
       {status === "finished" && result && (
         <>
           <Totals result={result} />

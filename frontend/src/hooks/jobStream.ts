@@ -13,6 +13,8 @@ export interface ProgressState {
   events: JobEvent[];
   lastSeq: number;
   progress: ProgressEvent | null;
+  /** Highest percent reported so far: a progress bar should not run backwards between phases. */
+  percent: number;
   status: JobStatus | null;
   statusMessage: string;
   terminal: boolean;
@@ -25,6 +27,7 @@ export const initialProgress: ProgressState = {
   events: [],
   lastSeq: 0,
   progress: null,
+  percent: 0,
   status: null,
   statusMessage: "",
   terminal: false,
@@ -39,10 +42,12 @@ export function applyEvent(state: ProgressState, event: JobEvent): ProgressState
   const next: ProgressState = { ...state, events: [...state.events, event], lastSeq: event.seq };
   if (event.type === "progress") {
     next.progress = event;
+    if (typeof event.percent === "number") next.percent = Math.min(100, Math.max(state.percent, event.percent));
   } else if (event.type === "status") {
     next.status = event.status;
     next.statusMessage = event.message ?? "";
     next.terminal = Boolean(event.terminal);
+    if (next.terminal) next.percent = 100;
   }
   return next;
 }

@@ -39,6 +39,17 @@ describe("applyEvent", () => {
     expect(s.progress?.phase).toBe("building");
     expect(s.lastSeq).toBe(2);
   });
+
+  it("keeps the bar's percent from running backwards between phases and fills it on the terminal event", () => {
+    let s = initialProgress;
+    const percents: number[] = [];
+    for (const e of [progress(1, "building", 10), progress(2, "lp", 1), progress(3, "mip", 4), status(4, "finished", true)]) {
+      s = applyEvent(s, e as JobEvent);
+      percents.push(s.percent);
+    }
+    expect(percents).toEqual([10, 10, 10, 100]);
+    expect(s.progress?.phase).toBe("mip");
+  });
 });
 
 describe("useJobProgress", () => {

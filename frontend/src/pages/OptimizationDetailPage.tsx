@@ -67,7 +67,7 @@ export function OptimizationDetailPage({ id }: { id: string }) {
       {opt && (
         <>
           <h1>
-            {opt.name || "Optimization"} <StatusBadge status={opt.status} />
+            {opt.name || "Optimization"} <StatusBadge status={(follow && progress.status) || opt.status} />
           </h1>
           <p className="muted">
             <code>{opt.id}</code> · created {dateTime(opt.created_at)} · updated {dateTime(opt.updated_at)}

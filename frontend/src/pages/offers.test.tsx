@@ -65,7 +65,7 @@ describe("buildOffersQuery", () => {
 
 describe("OffersPage", () => {
   const handler = (_req: Request, url: URL) =>
-    json({ items: [offer(1), offer(2, { provider: "vast", spot: true, age_s: 3 * 86400, price_per_gpu_hour: 1.2 })], total: 120, limit: 50, offset: Number(url.searchParams.get("offset") ?? 0) });
+    json({ items: [offer(1), offer(2, { provider: "vast", spot: true, age_s: 3 * 86400, price_per_gpu_hour: 0.0525 })], total: 120, limit: 50, offset: Number(url.searchParams.get("offset") ?? 0) });
 
   it("renders offers with prices and price age, and sends the API key", async () => {
     const { requests } = renderWith(<OffersPage />, handler);
@@ -76,6 +76,7 @@ describe("OffersPage", () => {
     expect(within(rows[1]!).getByText("$2.99")).toBeTruthy();
     expect(within(rows[1]!).getByText("2h")).toBeTruthy();
     expect(within(rows[2]!).getByText("spot")).toBeTruthy();
+    expect(within(rows[2]!).getByText("$0.0525")).toBeTruthy();
     expect(within(rows[2]!).getByText("3d").className).toBe("stale");
     expect(screen.getByText("1–50 of 120")).toBeTruthy();
     expect(requests[0]!.headers.get("X-API-Key")).toBe("ca_test");
