@@ -26,13 +26,13 @@ export function Pager({ total, limit, offset, onOffset }: PagerProps) {
   const last = Math.min(offset + limit, total);
   return (
     <div className="pager">
-      <button type="button" disabled={offset === 0} onClick={() => onOffset(Math.max(0, offset - limit))}>
+      <button type="button" className="secondary" disabled={offset === 0} onClick={() => onOffset(Math.max(0, offset - limit))}>
         ‹ Prev
       </button>
       <span>
         {first}–{last} of {total}
       </span>
-      <button type="button" disabled={offset + limit >= total} onClick={() => onOffset(offset + limit)}>
+      <button type="button" className="secondary" disabled={offset + limit >= total} onClick={() => onOffset(offset + limit)}>
         Next ›
       </button>
     </div>

@@ -180,7 +180,7 @@ export function OptimizeForm({ onSubmit, busy }: { onSubmit: (body: OptimizeRequ
         />
       ))}
       <ErrorBanner message={errors.workloads} />
-      <button type="button" className="secondary" onClick={() => set({ workloads: [...form.workloads, newWorkload(form.workloads.length + 1)] })}>
+      <button type="button" className="secondary add-workload" onClick={() => set({ workloads: [...form.workloads, newWorkload(form.workloads.length + 1)] })}>
         + Add workload
       </button>
 

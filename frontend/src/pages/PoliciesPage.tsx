@@ -129,7 +129,7 @@ function CreatePolicy({ onCreated }: { onCreated: () => void }) {
         </span>
         <textarea rows={10} value={requestText} onChange={(e) => setRequestText(e.target.value)} spellCheck={false} />
       </label>
-      <button type="submit" disabled={busy}>
+      <button type="submit" className="align-start" disabled={busy}>
         {busy ? "Creating…" : "Create policy"}
       </button>
     </form>
@@ -194,13 +194,15 @@ export function PoliciesPage() {
                 <td>
                   {p.current_optimization_id ? <a href={href(`/optimizations/${p.current_optimization_id}`)}>view</a> : "—"}
                 </td>
-                <td className="row-actions">
+                <td>
+                  <div className="row-actions">
                   <button type="button" className="secondary small" onClick={() => void runNow(p)}>
                     Run now
                   </button>
                   <button type="button" className="danger small" onClick={() => void remove(p)}>
                     Delete
                   </button>
+                  </div>
                 </td>
               </tr>,
               open === p.id ? (
