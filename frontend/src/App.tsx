@@ -1,0 +1,69 @@
+/** The shell: sign-in gate, navigation, and which screen the hash route selects. */
+import { unwrap } from "./api/errors";
+import { useAsync } from "./hooks/useAsync";
+import { LoginPage } from "./pages/LoginPage";
+import { OffersPage } from "./pages/OffersPage";
+import { OptimizationDetailPage } from "./pages/OptimizationDetailPage";
+import { OptimizationsPage } from "./pages/OptimizationsPage";
+import { OptimizePage } from "./pages/OptimizePage";
+import { PoliciesPage } from "./pages/PoliciesPage";
+import { href, useRoute } from "./router";
+import { useCredential, useServices } from "./services";
+
+const NAV = [
+  { path: "/offers", label: "Offers" },
+  { path: "/optimize", label: "Optimize" },
+  { path: "/optimizations", label: "Optimizations" },
+  { path: "/policies", label: "Policies" },
+];
+
+function Screen({ route }: { route: string[] }) {
+  const [first, second] = route;
+  if (first === "optimizations" && second) return <OptimizationDetailPage key={second} id={second} />;
+  if (first === "optimizations") return <OptimizationsPage />;
+  if (first === "optimize") return <OptimizePage />;
+  if (first === "policies") return <PoliciesPage />;
+  return <OffersPage />;
+}
+
+function Who() {
+  const { api, auth } = useServices();
+  const me = useAsync(async () => unwrap(await api.GET("/auth/me")), []);
+  return (
+    <div className="who">
+      {me.data && (
+        <span className="muted">
+          {me.data.actor} · {me.data.role}
+        </span>
+      )}
+      <button type="button" className="link" onClick={() => auth.signOut()}>
+        Sign out
+      </button>
+    </div>
+  );
+}
+
+export function App() {
+  const credential = useCredential();
+  const route = useRoute();
+  if (!credential) return <LoginPage />;
+  const current = `/${route[0] ?? "offers"}`;
+  return (
+    <div className="app">
+      <header>
+        <span className="brand">CloudArb</span>
+        <nav>
+          {NAV.map((n) => (
+            <a key={n.path} href={href(n.path)} className={current === n.path ? "active" : undefined}>
+              {n.label}
+            </a>
+          ))}
+        </nav>
+        <Who />
+      </header>
+      <main>
+        <Screen route={route} />
+      </main>
+    </div>
+  );
+}

@@ -1,0 +1,176 @@
+/** Current offers: filter, sort and page through the latest price of every offer, with its age. */
+import { useState, type FormEvent } from "react";
+import { unwrap } from "../api/errors";
+import type { Offer } from "../api/types";
+import { ErrorBanner, Pager } from "../components/common";
+import { age, money, num } from "../format";
+import { useAsync } from "../hooks/useAsync";
+import { useServices } from "../services";
+import { buildOffersQuery, emptyFilters, toggleSort, type OfferFilters, type Sort, type SortKey } from "./offersQuery";
+
+const PAGE = 50;
+const STALE_AFTER_S = 24 * 3600;
+
+interface Column {
+  label: string;
+  sort?: SortKey;
+  numeric?: boolean;
+  cell: (o: Offer) => React.ReactNode;
+}
+
+const COLUMNS: Column[] = [
+  { label: "Provider", cell: (o) => o.provider },
+  { label: "Region", cell: (o) => o.region || "—" },
+  { label: "Instance", cell: (o) => <code>{o.instance_type}</code> },
+  { label: "GPU", cell: (o) => o.gpu_model },
+  { label: "GPUs", sort: "gpu_count", numeric: true, cell: (o) => o.gpu_count },
+  { label: "VRAM/GPU", sort: "vram_gb", numeric: true, cell: (o) => `${num(o.vram_gb, 0)} GB` },
+  { label: "vCPU", numeric: true, cell: (o) => num(o.vcpus, 0) },
+  { label: "RAM", numeric: true, cell: (o) => (o.ram_gb === null ? "—" : `${num(o.ram_gb, 0)} GB`) },
+  { label: "Market", cell: (o) => (o.spot ? <span className="tag tag-spot">spot</span> : "on-demand") },
+  { label: "$/hour", sort: "price_per_hour", numeric: true, cell: (o) => money(o.price_per_hour, true) },
+  { label: "$/GPU-hour", sort: "price_per_gpu_hour", numeric: true, cell: (o) => money(o.price_per_gpu_hour, true) },
+  {
+    label: "Price age",
+    sort: "observed_at",
+    numeric: true,
+    cell: (o) => (
+      <span className={o.age_s > STALE_AFTER_S ? "stale" : undefined} title={o.observed_at}>
+        {age(o.age_s)}
+      </span>
+    ),
+  },
+];
+
+function FilterForm({ initial, onApply }: { initial: OfferFilters; onApply: (f: OfferFilters) => void }) {
+  const [draft, setDraft] = useState(initial);
+  const field = (key: keyof OfferFilters) => ({
+    value: draft[key],
+    onChange: (e: React.ChangeEvent<HTMLInputElement | HTMLSelectElement>) => setDraft({ ...draft, [key]: e.target.value }),
+  });
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    onApply(draft);
+  };
+  return (
+    <form className="filters" onSubmit={submit} aria-label="offer filters">
+      <label>
+        Provider <input placeholder="aws, gcp" {...field("provider")} />
+      </label>
+      <label>
+        GPU type <input placeholder="H100 SXM, A100 80GB SXM" {...field("gpuType")} />
+      </label>
+      <label>
+        Region <input placeholder="us-east-1" {...field("region")} />
+      </label>
+      <label>
+        Min VRAM/GPU (GB) <input type="number" min="0" step="any" {...field("minVramGb")} />
+      </label>
+      <label>
+        Max $/hour <input type="number" min="0" step="any" {...field("maxPrice")} />
+      </label>
+      <label>
+        Max $/GPU-hour <input type="number" min="0" step="any" {...field("maxPricePerGpu")} />
+      </label>
+      <label>
+        Market
+        <select {...field("spot")}>
+          <option value="any">any</option>
+          <option value="on_demand">on-demand</option>
+          <option value="spot">spot</option>
+        </select>
+      </label>
+      <label>
+        Max price age (h) <input type="number" min="0" step="any" {...field("maxAgeHours")} />
+      </label>
+      <div className="filter-actions">
+        <button type="submit">Apply</button>
+        <button
+          type="button"
+          className="secondary"
+          onClick={() => {
+            setDraft(emptyFilters);
+            onApply(emptyFilters);
+          }}
+        >
+          Reset
+        </button>
+      </div>
+    </form>
+  );
+}
+
+export function OffersPage() {
+  const { api } = useServices();
+  const [filters, setFilters] = useState<OfferFilters>(emptyFilters);
+  const [sort, setSort] = useState<Sort>({ key: "price_per_gpu_hour", order: "asc" });
+  const [offset, setOffset] = useState(0);
+  const query = buildOffersQuery(filters, sort, PAGE, offset);
+  const page = useAsync(
+    async () => unwrap(await api.GET("/offers", { params: { query } })),
+    [JSON.stringify(query)],
+  );
+
+  return (
+    <section>
+      <h1>Offers</h1>
+      <FilterForm
+        initial={filters}
+        onApply={(f) => {
+          setFilters(f);
+          setOffset(0);
+        }}
+      />
+      <ErrorBanner message={page.error} />
+      {page.data && (
+        <>
+          <table className="data">
+            <thead>
+              <tr>
+                {COLUMNS.map((c) => (
+                  <th key={c.label} className={c.numeric ? "num" : undefined} aria-sort={c.sort && sort.key === c.sort ? (sort.order === "asc" ? "ascending" : "descending") : undefined}>
+                    {c.sort ? (
+                      <button
+                        type="button"
+                        className="sort"
+                        onClick={() => {
+                          setSort(toggleSort(sort, c.sort as SortKey));
+                          setOffset(0);
+                        }}
+                      >
+                        {c.label}
+                        {sort.key === c.sort ? (sort.order === "asc" ? " ▲" : " ▼") : ""}
+                      </button>
+                    ) : (
+                      c.label
+                    )}
+                  </th>
+                ))}
+              </tr>
+            </thead>
+            <tbody>
+              {page.data.items.map((o) => (
+                <tr key={o.offer_key}>
+                  {COLUMNS.map((c) => (
+                    <td key={c.label} className={c.numeric ? "num" : undefined}>
+                      {c.cell(o)}
+                    </td>
+                  ))}
+                </tr>
+              ))}
+              {page.data.items.length === 0 && (
+                <tr>
+                  <td colSpan={COLUMNS.length} className="empty">
+                    No offers match these filters.
+                  </td>
+                </tr>
+              )}
+            </tbody>
+          </table>
+          <Pager total={page.data.total} limit={PAGE} offset={offset} onOffset={setOffset} />
+        </>
+      )}
+      {page.loading && !page.data && <p className="muted">Loading offers…</p>}
+    </section>
+  );
+}
