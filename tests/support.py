@@ -10,8 +10,10 @@ from typing import Any
 
 from cloudarb.config import Settings
 from cloudarb.context import Context
+from cloudarb.db.models import JobRun
+from cloudarb.jobs import store
 from cloudarb.jobs.errors import TransientJobError
-from cloudarb.jobs.runtime import JobContext
+from cloudarb.jobs.runtime import JobContext, publish, status_payload
 from cloudarb.storage import accounts
 
 PG_URL = os.environ.get("CLOUDARB_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -60,6 +62,33 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+def create_test_job(
+    ctx: Context, org_id: str, function: str, *, max_attempts: int = 3, enqueue: bool = True, queue: Any = None
+) -> str:
+    """A job row for one of the test bodies below, with its 'queued' event, optionally enqueued."""
+    with ctx.db.session() as session:
+        job = store.create_job(session, organization_id=org_id, kind="test", function=function, target_id="none",
+                               max_attempts=max_attempts)
+        job_id = job.id
+    publish(ctx, job_id, "status", status_payload("queued"))
+    if enqueue:
+        (queue or ctx.queue).enqueue(job_id, function)
+    return job_id
+
+
+def job_row(ctx: Context, job_id: str) -> JobRun:
+    with ctx.db.session() as session:
+        row = store.get_job(session, job_id)
+        if row is None:
+            raise AssertionError(f"job {job_id} vanished")
+        return row
+
+
+def job_statuses(ctx: Context, job_id: str) -> list[str]:
+    with ctx.db.session() as session:
+        return [e["status"] for e in store.events_after(session, job_id) if e["type"] == "status"]
 
 
 def small_request(**overrides: Any) -> dict[str, Any]:

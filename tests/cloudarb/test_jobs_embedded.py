@@ -11,32 +11,20 @@ from cloudarb.context import Context
 from cloudarb.db.models import JobRun
 from cloudarb.db.types import utcnow
 from cloudarb.jobs import store
-from cloudarb.jobs.runtime import execute, publish, reap_stale, status_payload
+from cloudarb.jobs.runtime import execute, reap_stale
 from cloudarb.jobs.submit import cancel_job
-from tests.support import Tenant, wait_for
+from tests.support import Tenant, create_test_job, job_row, job_statuses, wait_for
 
 
 def make_job(ctx: Context, tenant: Tenant, function: str, *, max_attempts: int = 3, enqueue: bool = True) -> str:
-    with ctx.db.session() as session:
-        job = store.create_job(session, organization_id=tenant.org_id, kind="test", function=function,
-                               target_id="none", max_attempts=max_attempts)
-        job_id = job.id
-    publish(ctx, job_id, "status", status_payload("queued"))
-    if enqueue:
-        ctx.queue.enqueue(job_id, function)
-    return job_id
+    return create_test_job(ctx, tenant.org_id, function, max_attempts=max_attempts, enqueue=enqueue)
 
 
 def job(ctx: Context, job_id: str) -> JobRun:
-    with ctx.db.session() as session:
-        row = store.get_job(session, job_id)
-        assert row is not None
-        return row
+    return job_row(ctx, job_id)
 
 
-def statuses(ctx: Context, job_id: str) -> list[str]:
-    with ctx.db.session() as session:
-        return [e["status"] for e in store.events_after(session, job_id) if e["type"] == "status"]
+statuses = job_statuses
 
 
 def test_transient_failure_is_retried(ctx: Context, tenant: Tenant) -> None:

@@ -12,9 +12,8 @@ from websockets.sync.client import connect
 
 from cloudarb.context import Context
 from cloudarb.jobs import store
-from cloudarb.jobs.runtime import publish, status_payload
 from cloudarb.storage import optimizations as opt_store
-from tests.support import Tenant, small_request, wait_for
+from tests.support import Tenant, create_test_job, job_row, job_statuses, small_request, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -74,17 +73,11 @@ def test_request_worker_websocket_result(server: str, prod_ctx: Context, tenant:
 
 
 def test_killed_worker_job_is_retried_not_stuck(prod_ctx: Context, tenant: Tenant, start_worker: Any) -> None:
-    with prod_ctx.db.session() as session:
-        job = store.create_job(session, organization_id=tenant.org_id, kind="test",
-                               function="tests.support.stall_first", target_id="none", max_attempts=2)
-        job_id = job.id
-    publish(prod_ctx, job_id, "status", status_payload("queued"))
     first = start_worker()
-    prod_ctx.queue.enqueue(job_id, "tests.support.stall_first")
+    job_id = create_test_job(prod_ctx, tenant.org_id, "tests.support.stall_first", max_attempts=2)
 
     def row() -> Any:
-        with prod_ctx.db.session() as session:
-            return store.get_job(session, job_id)
+        return job_row(prod_ctx, job_id)
 
     wait_for(lambda: row().status == "running", timeout=60)
     first.kill()
@@ -92,22 +85,15 @@ def test_killed_worker_job_is_retried_not_stuck(prod_ctx: Context, tenant: Tenan
     start_worker()  # its reaper sees the silent heartbeat and re-queues the job
     final = wait_for(lambda: (r := row()).status in ("finished", "failed") and r, timeout=90)
     assert final.status == "finished" and final.attempts == 2, final.error
-    with prod_ctx.db.session() as session:
-        sts = [e["status"] for e in store.events_after(session, job_id) if e["type"] == "status"]
-    assert sts == ["queued", "running", "queued", "running", "finished"]
+    assert job_statuses(prod_ctx, job_id) == ["queued", "running", "queued", "running", "finished"]
 
 
 def test_killed_worker_with_no_attempts_left_fails(prod_ctx: Context, tenant: Tenant, start_worker: Any) -> None:
-    with prod_ctx.db.session() as session:
-        job = store.create_job(session, organization_id=tenant.org_id, kind="test",
-                               function="tests.support.stall_first", target_id="none", max_attempts=1)
-        job_id = job.id
     first = start_worker()
-    prod_ctx.queue.enqueue(job_id, "tests.support.stall_first")
+    job_id = create_test_job(prod_ctx, tenant.org_id, "tests.support.stall_first", max_attempts=1)
 
     def row() -> Any:
-        with prod_ctx.db.session() as session:
-            return store.get_job(session, job_id)
+        return job_row(prod_ctx, job_id)
 
     wait_for(lambda: row().status == "running", timeout=60)
     first.kill()
@@ -118,11 +104,7 @@ def test_killed_worker_with_no_attempts_left_fails(prod_ctx: Context, tenant: Te
 
 def test_cancel_running_job_over_http(server: str, prod_ctx: Context, tenant: Tenant, start_worker: Any) -> None:
     start_worker()
-    with prod_ctx.db.session() as session:
-        job = store.create_job(session, organization_id=tenant.org_id, kind="test",
-                               function="tests.support.sleepy", target_id="none", max_attempts=1)
-        job_id = job.id
-    prod_ctx.queue.enqueue(job_id, "tests.support.sleepy")
+    job_id = create_test_job(prod_ctx, tenant.org_id, "tests.support.sleepy", max_attempts=1)
 
     def status() -> str:
         return httpx.get(f"{server}/jobs/{job_id}", headers=tenant.headers()).json()["status"]
@@ -142,16 +124,11 @@ def test_rq_job_timeout_fails_the_job(prod_ctx: Context, prod_settings: Any, ten
 
     start_worker()
     short = RQQueue(prod_settings.redis_url, prod_settings.queue_name, job_timeout_s=2)
-    with prod_ctx.db.session() as session:
-        job = store.create_job(session, organization_id=tenant.org_id, kind="test",
-                               function="tests.support.sleepy", target_id="none", max_attempts=3)
-        job_id = job.id
-    short.enqueue(job_id, "tests.support.sleepy")
+    job_id = create_test_job(prod_ctx, tenant.org_id, "tests.support.sleepy", max_attempts=3, queue=short)
     short.close()
 
     def row() -> Any:
-        with prod_ctx.db.session() as session:
-            return store.get_job(session, job_id)
+        return job_row(prod_ctx, job_id)
 
     final = wait_for(lambda: (r := row()).status not in ("queued", "running") and r, timeout=60)
     assert final.status == "failed" and "timeout" in (final.error or "").lower() and final.attempts == 1
