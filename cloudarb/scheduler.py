@@ -7,8 +7,10 @@ conditional update, so a policy runs once per slot however many schedulers look.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
+from typing import Any
 
 from cloudarb.context import Context
 from cloudarb.db.models import Policy, PolicyRun
@@ -21,7 +23,16 @@ log = logging.getLogger(__name__)
 POLICY_FUNCTION = "cloudarb.jobs.policies.body"
 
 
-def run_policy_now(ctx: Context, policy: Policy, *, actor: str) -> Submitted:
+def _scoped_key(policy_id: str, key: str | None) -> str | None:
+    """Keys are per organization; a run-now key is also per policy (hashed to fit the column)."""
+    if not key:
+        return None
+    return f"policy-run:{policy_id}:{hashlib.sha256(key.encode()).hexdigest()[:40]}"
+
+
+def run_policy_now(
+    ctx: Context, policy: Policy, *, actor: str, idempotency_key: str | None = None, render: Any = None
+) -> Submitted:
     request = OptimizeRequest.model_validate(policy.request)
     done = submit_optimization(
         ctx,
@@ -31,7 +42,11 @@ def run_policy_now(ctx: Context, policy: Policy, *, actor: str) -> Submitted:
         policy_id=policy.id,
         function=POLICY_FUNCTION,
         kind="policy_run",
+        idempotency_key=_scoped_key(policy.id, idempotency_key),
+        render=render,
     )
+    if done.replayed is not None:
+        return done
     with ctx.db.session() as session:
         session.add(
             PolicyRun(

@@ -90,3 +90,12 @@ def test_cron_schedule_and_delete(client: TestClient, tenant: Tenant) -> None:
     assert minute % 15 == 0
     assert client.delete(f"/policies/{policy['id']}", headers=tenant.headers()).status_code == 204
     assert client.get(f"/policies/{policy['id']}", headers=tenant.headers()).status_code == 404
+
+
+def test_run_now_is_idempotent(client: TestClient, tenant: Tenant) -> None:
+    policy = create_policy(client, tenant)
+    h = {**tenant.headers(), "Idempotency-Key": "nightly-retry"}
+    first = client.post(f"/policies/{policy['id']}/run", headers=h)
+    again = client.post(f"/policies/{policy['id']}/run", headers=h)
+    assert first.status_code == again.status_code == 202 and first.json() == again.json()
+    assert len(wait_runs_done(client, tenant, policy["id"], 1)) == 1

@@ -9,7 +9,7 @@ from croniter import croniter
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cloudarb.api.deps import CtxDep, Editor, PageDep, SessionDep, Viewer
+from cloudarb.api.deps import CtxDep, Editor, IdempotencyKey, PageDep, SessionDep, Viewer
 from cloudarb.api.errors import NotFound, Unavailable
 from cloudarb.api.routes.optimize import accepted
 from cloudarb.db.models import Policy
@@ -130,11 +130,21 @@ def list_runs(policy_id: IdPath, principal: Viewer, session: SessionDep, page: P
 
 
 @router.post("/{policy_id}/run", operation_id="run_policy_now", response_model=JobAccepted, status_code=202)
-def run_now(policy_id: IdPath, request: Request, principal: Editor, ctx: CtxDep, session: SessionDep) -> JobAccepted:
+def run_now(
+    policy_id: IdPath,
+    request: Request,
+    principal: Editor,
+    ctx: CtxDep,
+    session: SessionDep,
+    key: IdempotencyKey = None,
+) -> JobAccepted:
     """Run the policy now, outside its schedule (its schedule is unchanged)."""
     policy = _owned(session, principal.organization_id, policy_id)
     try:
-        done = run_policy_now(ctx, policy, actor=principal.actor)
+        done = run_policy_now(ctx, policy, actor=principal.actor, idempotency_key=key,
+                              render=lambda opt, job: accepted(request, ctx, opt, job))
     except QueueUnavailable as exc:
         raise Unavailable(f"the job queue is unavailable: {exc}") from exc
+    if done.replayed is not None:
+        return JobAccepted(**done.replayed)
     return JobAccepted(**accepted(request, ctx, done.optimization, done.job))
