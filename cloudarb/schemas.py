@@ -7,7 +7,18 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from optimizer.schemas import Objective, Weights, Workload, WorkloadType
+from optimizer.schemas import (
+    BindingConstraint,
+    Objective,
+    RiskMetrics,
+    Savings,
+    SolutionStatus,
+    SolverStats,
+    Totals,
+    Weights,
+    Workload,
+    WorkloadType,
+)
 
 JobStatus = Literal["queued", "running", "finished", "infeasible", "failed", "canceled"]
 Name = Annotated[str, Field(max_length=200)]
@@ -88,6 +99,28 @@ class JobAccepted(BaseModel):
     status_url: str
 
 
+class OptimizationResultOut(BaseModel):
+    """What a finished (or infeasible) optimization found: the solver's answer less its allocation
+    lines (``GET /optimize/{id}/allocations``), plus where its prices came from."""
+
+    status: SolutionStatus
+    totals: Totals | None = None
+    risk: RiskMetrics = RiskMetrics()
+    savings: list[Savings] = Field(default_factory=list)
+    binding_constraints: list[BindingConstraint] = Field(default_factory=list)
+    stats: SolverStats
+    infeasibility_reason: str | None = None
+    pareto: list[dict[str, float]] = Field(default_factory=list)
+    cost_per_hour: float | None = None
+    offers_considered: int = 0
+    prices_as_of: datetime | None = Field(default=None, description="Newest price observation used.")
+    policy_decision: Literal["adopt", "keep_current"] | None = Field(
+        default=None, description="For policy runs: whether this result replaced the current allocation."
+    )
+    current_cost_per_hour: float | None = None
+    savings_vs_current_pct: float | None = None
+
+
 class OptimizationOut(BaseModel):
     id: str
     name: str
@@ -97,7 +130,7 @@ class OptimizationOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     request: dict[str, Any]
-    result: dict[str, Any] | None = None
+    result: OptimizationResultOut | None = None
     error: str | None = None
 
 

@@ -6,7 +6,7 @@ from sqlalchemy.orm import Session
 
 from cloudarb.db.models import OptimizationRequest
 from cloudarb.jobs import store as job_store
-from cloudarb.schemas import OptimizationOut
+from cloudarb.schemas import OptimizationOut, OptimizationResultOut
 from cloudarb.storage import optimizations as opt_store
 
 
@@ -15,12 +15,11 @@ def to_out(session: Session, opt: OptimizationRequest) -> OptimizationOut:
     job = job_store.get_job(session, opt.job_id) if opt.job_id else None
     result = None
     if res is not None:
-        result = {
-            **res.summary,
-            "cost_per_hour": res.cost_per_hour,
-            "offers_considered": res.offers_considered,
-            "prices_as_of": res.prices_as_of.isoformat() if res.prices_as_of else None,
-        }
+        fields = {k: v for k, v in res.summary.items() if k in OptimizationResultOut.model_fields}
+        result = OptimizationResultOut.model_validate(
+            {**fields, "cost_per_hour": res.cost_per_hour, "offers_considered": res.offers_considered,
+             "prices_as_of": res.prices_as_of}
+        )
     return OptimizationOut(
         id=opt.id,
         name=opt.name,

@@ -449,6 +449,18 @@ export interface components {
             /** Role */
             role: string;
         };
+        /** BindingConstraint */
+        BindingConstraint: {
+            /**
+             * Description
+             * @default
+             */
+            description?: string;
+            /** Name */
+            name: string;
+            /** Shadow Price */
+            shadow_price: number;
+        };
         /** Constraints */
         Constraints: {
             /**
@@ -624,10 +636,7 @@ export interface components {
             request: {
                 [key: string]: unknown;
             };
-            /** Result */
-            result?: {
-                [key: string]: unknown;
-            } | null;
+            result?: components["schemas"]["OptimizationResultOut"] | null;
             /**
              * Status
              * @enum {string}
@@ -638,6 +647,59 @@ export interface components {
              * Format: date-time
              */
             updated_at: string;
+        };
+        /**
+         * OptimizationResultOut
+         * @description What a finished (or infeasible) optimization found: the solver's answer less its allocation
+         *     lines (``GET /optimize/{id}/allocations``), plus where its prices came from.
+         */
+        OptimizationResultOut: {
+            /** Binding Constraints */
+            binding_constraints?: components["schemas"]["BindingConstraint"][];
+            /** Cost Per Hour */
+            cost_per_hour?: number | null;
+            /** Current Cost Per Hour */
+            current_cost_per_hour?: number | null;
+            /** Infeasibility Reason */
+            infeasibility_reason?: string | null;
+            /**
+             * Offers Considered
+             * @default 0
+             */
+            offers_considered?: number;
+            /** Pareto */
+            pareto?: {
+                [key: string]: number;
+            }[];
+            /**
+             * Policy Decision
+             * @description For policy runs: whether this result replaced the current allocation.
+             */
+            policy_decision?: ("adopt" | "keep_current") | null;
+            /**
+             * Prices As Of
+             * @description Newest price observation used.
+             */
+            prices_as_of?: string | null;
+            /**
+             * @default {
+             *       "expected_interruption_cost_per_hour": 0,
+             *       "expected_interruptions_per_hour": 0,
+             *       "largest_provider_share": 0
+             *     }
+             */
+            risk?: components["schemas"]["RiskMetrics"];
+            /** Savings */
+            savings?: components["schemas"]["Savings"][];
+            /** Savings Vs Current Pct */
+            savings_vs_current_pct?: number | null;
+            stats: components["schemas"]["SolverStats"];
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "optimal" | "feasible" | "infeasible" | "no_solution";
+            totals?: components["schemas"]["Totals"] | null;
         };
         /** OptimizeRequest */
         OptimizeRequest: {
@@ -827,6 +889,103 @@ export interface components {
             /** Refresh Token */
             refresh_token: string;
         };
+        /** RiskMetrics */
+        RiskMetrics: {
+            /** Cvar Cost Per Hour */
+            cvar_cost_per_hour?: number | null;
+            /**
+             * Expected Interruption Cost Per Hour
+             * @default 0
+             */
+            expected_interruption_cost_per_hour?: number;
+            /**
+             * Expected Interruptions Per Hour
+             * @default 0
+             */
+            expected_interruptions_per_hour?: number;
+            /**
+             * Largest Provider Share
+             * @default 0
+             */
+            largest_provider_share?: number;
+        };
+        /** Savings */
+        Savings: {
+            /**
+             * Baseline
+             * @enum {string}
+             */
+            baseline: "single_provider_on_demand" | "greedy_cheapest";
+            /** Baseline Cost Per Hour */
+            baseline_cost_per_hour: number | null;
+            /** Savings Pct */
+            savings_pct: number | null;
+            /** Savings Per Hour */
+            savings_per_hour: number | null;
+        };
+        /** SolverStats */
+        SolverStats: {
+            /** Backend */
+            backend: string;
+            /** Best Bound */
+            best_bound?: number | null;
+            /**
+             * Build Seconds
+             * @default 0
+             */
+            build_seconds?: number;
+            /**
+             * Constraints
+             * @default 0
+             */
+            constraints?: number;
+            /**
+             * Engine
+             * @description Engines used, e.g. 'glop+cp_sat'.
+             * @default
+             */
+            engine?: string;
+            /** Gap */
+            gap?: number | null;
+            /**
+             * Lp Bound
+             * @description Objective of the LP relaxation (a valid bound).
+             */
+            lp_bound?: number | null;
+            /** Objective */
+            objective?: number | null;
+            /**
+             * Phases
+             * @description Seconds spent per phase.
+             */
+            phases?: {
+                [key: string]: number;
+            };
+            /**
+             * Presolve Offers Removed
+             * @default 0
+             */
+            presolve_offers_removed?: number;
+            /**
+             * Sense
+             * @description 'max' when the objective is performance (objective and bound are then maxima).
+             * @default min
+             * @enum {string}
+             */
+            sense?: "min" | "max";
+            /**
+             * Solve Seconds
+             * @default 0
+             */
+            solve_seconds?: number;
+            /** Status */
+            status: string;
+            /**
+             * Variables
+             * @default 0
+             */
+            variables?: number;
+        };
         /** TokensOut */
         TokensOut: {
             /** Access Token */
@@ -840,6 +999,29 @@ export interface components {
              * @default bearer
              */
             token_type?: string;
+        };
+        /** Totals */
+        Totals: {
+            /** Cost Over Horizon */
+            cost_over_horizon: number;
+            /** Cost Per Hour */
+            cost_per_hour: number;
+            /**
+             * Egress Cost Per Hour
+             * @description Data movement, amortized over the horizon.
+             * @default 0
+             */
+            egress_cost_per_hour?: number;
+            /** Gpus */
+            gpus: number;
+            /**
+             * Migration Cost
+             * @description One-off USD of moving GPUs off current lines.
+             * @default 0
+             */
+            migration_cost?: number;
+            /** Performance Score */
+            performance_score: number;
         };
         /** UserIn */
         UserIn: {
@@ -1843,6 +2025,8 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
+                /** @description Retry-safe key: one job per key and body. */
+                "Idempotency-Key"?: string | null;
                 authorization?: string | null;
                 "x-api-key"?: string | null;
             };
