@@ -37,7 +37,7 @@ def _group_rows(layout: AllocationModel) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def lagrangian_bound(model: MatrixModel, layout: AllocationModel, lb: float, x_lp: FloatArray,
-                     duals: FloatArray, rc: FloatArray, *, spare: float = 4.0
+                     duals: FloatArray, rc: FloatArray, *, spare: float = 2.0
                      ) -> tuple[float, BoolArray, FloatArray]:
     """(bound >= lb, mask of x columns used by the integer subproblem solutions, penalties).
 

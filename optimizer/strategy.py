@@ -27,6 +27,7 @@ from typing import Literal
 import numpy as np
 
 from optimizer.backends import Backend, LpResult
+from optimizer.colgen import COLGEN_MIN_COLUMNS, seed_columns, solve_lp_colgen
 from optimizer.lagrange import lagrangian_bound
 from optimizer.model import AllocationModel, MatrixModel
 from optimizer.schemas import Progress, SolveConfig
@@ -149,7 +150,10 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
 
     report("lp", "solving the LP relaxation")
     lp_engine = "auto" if config.lp_solver == "auto" else config.lp_solver
-    lp = backend.solve_lp(model, time_limit=max(0.05, 0.6 * left()), engine=lp_engine)
+    if model.n_x >= COLGEN_MIN_COLUMNS:
+        lp = solve_lp_colgen(model, layout, backend, time_limit=max(0.05, 0.6 * left()), engine=lp_engine)
+    else:
+        lp = backend.solve_lp(model, time_limit=max(0.05, 0.6 * left()), engine=lp_engine)
     phases["lp"] = lp.seconds
     engines.append(lp.engine)
     if lp.status == "infeasible":
@@ -188,9 +192,28 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
     eps = 1e-7 * max(1.0, abs(lb))
     focus = (lp.x > 1e-7) | (rc <= eps) | _k_best(model, layout, rc, _K_PER_ROW)
     focus[:n_x] |= useful
+    focus |= seed_columns(model, layout, 2)  # on-demand and per-provider alternatives
     hint_base = layout.complete(np.minimum(np.ceil(lp.x[:n_x] - 1e-6), model.var_ub[:n_x]), ncols)
     rounds = 0
     mip_seconds = 0.0
+    if inc_x is None:
+        # Dive: keep the LP's whole instances and let the integer solve place only the remainder.
+        # Much easier than the free problem, so it yields a first incumbent quickly.
+        sub, cols = model.restrict(focus)
+        floor = np.floor(lp.x[cols] + 1e-6)
+        floor[cols >= n_x] = 0.0
+        sub.var_lb = np.maximum(sub.var_lb, np.minimum(floor, sub.var_ub))
+        report("dive", f"integer solve over {len(cols)} columns around the LP's whole instances", None, bound)
+        res = backend.solve_mip(sub, time_limit=max(0.05, 0.5 * left()), relative_gap=max(config.relative_gap, 1e-3),
+                                threads=config.threads, hint=hint_base[cols], engine=_engine(config))
+        mip_seconds += res.seconds
+        engines.append(res.engine)
+        if res.x is not None:
+            full = np.zeros(ncols)
+            full[cols] = res.x
+            if model.violation(full) <= 1e-5:
+                inc_x, inc_obj = full, model.objective(full)
+                report("dive", "first incumbent", inc_obj, bound)
     limit = max(2 * int(np.count_nonzero(focus)), 1000)
     while left() > 0.05:
         rounds += 1
