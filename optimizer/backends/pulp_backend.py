@@ -36,11 +36,13 @@ def _build(model: MatrixModel, *, integer: bool) -> tuple[Any, list[Any], list[t
 
     prob = pulp.LpProblem("cloudarb", pulp.LpMinimize)
     n = model.shape[1]
+    # PuLP >= 3.3 attaches variables to the model (the old constructor is deprecated there).
+    make = getattr(prob, "add_variable", None) or pulp.LpVariable
     xs = [
-        pulp.LpVariable(
+        make(
             f"x{j}",
-            lowBound=None if not np.isfinite(model.var_lb[j]) else float(model.var_lb[j]),
-            upBound=None if not np.isfinite(model.var_ub[j]) else float(model.var_ub[j]),
+            None if not np.isfinite(model.var_lb[j]) else float(model.var_lb[j]),
+            None if not np.isfinite(model.var_ub[j]) else float(model.var_ub[j]),
             cat=pulp.LpInteger if integer and model.integer[j] else pulp.LpContinuous,
         )
         for j in range(n)
