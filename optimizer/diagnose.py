@@ -17,7 +17,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from optimizer.backends import Backend
-from optimizer.model import AllocationModel, MatrixModel
+from optimizer.model import MatrixModel
+from optimizer.presolve import Pairs
 from optimizer.schemas import Problem
 from optimizer.tables import FILTERS, CompatLookup
 
@@ -58,11 +59,12 @@ def no_offer_reasons(problem: Problem, lookup: CompatLookup, workloads: np.ndarr
     return reasons
 
 
-def capacity_reasons(lookup: CompatLookup, layout: AllocationModel) -> list[str]:
-    wl, pr, of = lookup.workloads, layout.pairs, lookup.offers
+def capacity_reasons(lookup: CompatLookup, pr: Pairs) -> list[str]:
+    wl, of = lookup.workloads, lookup.offers
     most = np.bincount(pr.w, weights=pr.u * pr.ub, minlength=wl.n)
     reasons = []
-    for w in np.flatnonzero(most < wl.lo).tolist():
+    has_pairs = np.bincount(pr.w, minlength=wl.n) > 0
+    for w in np.flatnonzero((most < wl.lo) & has_pairs).tolist():
         models = sorted({of.models[int(of.model[o])] for o in pr.o[pr.w == w].tolist()})
         where = _scope(lookup.problem.workloads[w])
         reasons.append(

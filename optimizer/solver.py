@@ -46,7 +46,7 @@ def solve_here(problem: Problem, config: SolveConfig, progress: ProgressCallback
 
     missing = np.flatnonzero(np.bincount(pairs.w, minlength=workloads.n) == 0)
     if len(missing):
-        reason = " ".join(no_offer_reasons(problem, lookup, missing))
+        reason = " ".join(no_offer_reasons(problem, lookup, missing) + capacity_reasons(lookup, pairs))
         return _infeasible(reason, stats, time.perf_counter() - start, 0.0, progress)
 
     report("build", f"{pairs.n} compatible pairs after presolve")
@@ -56,7 +56,7 @@ def solve_here(problem: Problem, config: SolveConfig, progress: ProgressCallback
     stats.update(variables=model.shape[1], constraints=model.shape[0])
     log.info("model built: %d columns, %d rows, %.2fs", model.shape[1], model.shape[0], build_s)
 
-    short = capacity_reasons(lookup, layout)
+    short = capacity_reasons(lookup, pairs)
     if short:
         return _infeasible(" ".join(short), stats, build_s, 0.0, progress)
 
