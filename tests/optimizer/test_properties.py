@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from optimizer import solve, validate
+from optimizer import solve
+from optimizer.validate import validate
 from optimizer.schemas import Offer, Problem, Solution, SolveConfig, Workload
 
 PROVIDERS = ["aws", "gcp", "lambda", "vast"]
@@ -31,7 +32,7 @@ def offers(draw: Any, i: int) -> Offer:
         vram_gb_per_gpu=vram,
         spot=spot,
         price_per_hour=draw(st.integers(5, 400)) / 20,
-        available_instances=draw(st.one_of(st.none(), st.integers(0, 6))),
+        available_instances=draw(st.one_of(st.none(), st.integers(1, 8))),
         interruption_rate_per_hour=draw(st.sampled_from([0.01, 0.05])) if spot else None,
     )
 
@@ -48,7 +49,7 @@ def workloads(draw: Any, i: int) -> Workload:
         min_vram_gb=draw(st.sampled_from([0.0, 40.0])),
         workload_type=draw(st.sampled_from(["training", "inference", "batch"])),
         spot_tolerant=draw(st.booleans()),
-        allowed_regions=draw(st.one_of(st.none(), st.just(["eu"]))),
+        allowed_regions=draw(st.sampled_from([None, None, ["eu"]])),
     )
 
 
@@ -59,7 +60,7 @@ def problems(draw: Any) -> Problem:
     return Problem(
         offers=[draw(offers(i)) for i in range(n_o)],
         workloads=[draw(workloads(i)) for i in range(n_w)],
-        budget_per_hour=draw(st.one_of(st.none(), st.integers(5, 150).map(float))),
+        budget_per_hour=draw(st.one_of(st.none(), st.integers(10, 400).map(float))),
         max_provider_share=draw(st.one_of(st.none(), st.sampled_from([0.5, 0.75]))),
         max_spot_share=draw(st.one_of(st.none(), st.just(0.5))),
         inference_on_demand_floor=draw(st.sampled_from([0.0, 0.5])),

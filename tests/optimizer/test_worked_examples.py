@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from optimizer import solve, validate
+from optimizer import solve
+from optimizer.validate import validate
 from optimizer.schemas import CurrentLine, SolveConfig, Weights
 
 from .helpers import by_offer, offer, problem, workload
