@@ -22,7 +22,7 @@ from optimizer.tables import BoolArray
 
 log = logging.getLogger(__name__)
 
-COLGEN_MIN_COLUMNS = 150_000
+COLGEN_MIN_COLUMNS = 5_000
 _SEED_PER_ROW = 25
 _SEED_PER_PROVIDER = 1
 _MAX_ROUNDS = 30

@@ -12,13 +12,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from optimizer.backends import get_backend
+from optimizer.backends import Backend, get_backend
 from optimizer.baselines import savings
 from optimizer.diagnose import capacity_reasons, elastic_reasons, no_offer_reasons
 from optimizer.model import AllocationModel
+from optimizer.periods import separable, solve_periods
 from optimizer.presolve import build_classes, build_pairs
 from optimizer.report import allocation_lines, binding_constraints, disaggregate, risk_metrics, totals
-from optimizer.schemas import Problem, Progress, Solution, SolveConfig, SolverStats
+from optimizer.schemas import BindingConstraint, Problem, Progress, Solution, SolveConfig, SolverStats
 from optimizer.strategy import Outcome, Reporter, rel_gap, solve_decomposed, solve_direct
 from optimizer.tables import CompatLookup, offer_table, workload_table
 
@@ -51,6 +52,9 @@ def solve_here(problem: Problem, config: SolveConfig, progress: ProgressCallback
 
     report("build", f"{pairs.n} compatible pairs after presolve")
     layout = AllocationModel(problem, offers, workloads, classes, pairs)
+    if config.method == "auto" and separable(problem):
+        return _solve_separable(problem, config, layout, lookup, backend, stats, start, deadline, sign, report,
+                                progress)
     model = layout.build()
     build_s = time.perf_counter() - start
     stats.update(variables=model.shape[1], constraints=model.shape[0])
@@ -91,6 +95,32 @@ def solve_here(problem: Problem, config: SolveConfig, progress: ProgressCallback
     return _assemble(problem, config, layout, model, outcome, lookup, stats, build_s, solve_s, sign, report)
 
 
+def _solve_separable(problem: Problem, config: SolveConfig, layout: AllocationModel, lookup: CompatLookup,
+                     backend: Backend, stats: dict, start: float, deadline: float, sign: float,  # type: ignore[type-arg]
+                     report: Reporter, progress: ProgressCallback | None) -> Solution:
+    build_s = time.perf_counter() - start
+    outcome, binding, failed = solve_periods(problem, layout.offers, layout.workloads, layout.classes, layout.pairs,
+                                             backend, config, deadline, report)
+    solve_s = time.perf_counter() - start - build_s
+    stats.update(engine="per-period:" + "+".join(outcome.engines), phases={"build": build_s, **outcome.phases},
+                 variables=layout.T * layout.P, constraints=0)
+    if failed is not None:
+        reasons = elastic_reasons(problem, failed.model, backend, integer=outcome.infeasible_stage == "mip",
+                                  time_limit=max(1.0, min(30.0, config.time_limit_s)))
+        return _infeasible("in one period: " + (" ".join(reasons) or "the constraints contradict each other."),
+                           stats, build_s, solve_s, progress)
+    if outcome.x is None:
+        return Solution(
+            status="no_solution",
+            stats=SolverStats(status="no_solution", best_bound=_signed(sign, outcome.bound), build_seconds=build_s,
+                              solve_seconds=solve_s, **stats),
+            infeasibility_reason="no feasible allocation was found for every period within the time limit of "
+            f"{config.time_limit_s:g} s; the problem may still be feasible (raise the limit).",
+        )
+    return _assemble(problem, config, layout, None, outcome, lookup, stats, build_s, solve_s, sign, report,
+                     binding=binding)
+
+
 def _signed(sign: float, v: float | None) -> float | None:
     return None if v is None else sign * v
 
@@ -108,21 +138,21 @@ def _infeasible(reason: str, stats: dict, build_s: float, solve_s: float,  # typ
 
 def _assemble(problem: Problem, config: SolveConfig, layout: AllocationModel, model, outcome: Outcome,  # type: ignore[no-untyped-def]
               lookup: CompatLookup, stats: dict, build_s: float, solve_s: float, sign: float,  # type: ignore[type-arg]
-              report: Reporter) -> Solution:
+              report: Reporter, binding: list[BindingConstraint] | None = None) -> Solution:
     assert outcome.x is not None and outcome.objective is not None
     x = outcome.x
     lines = disaggregate(layout, x)
     tot = totals(problem, layout, model, x)
     status = outcome.status
     gap = rel_gap(outcome.objective, outcome.bound)
-    lp_bound = None if outcome.lp is None else outcome.lp.objective
+    lp_bound = outcome.lp_bound if outcome.lp is None else outcome.lp.objective
     sol = Solution(
         status=status if status in ("optimal", "feasible") else "feasible",
         allocations=allocation_lines(problem, layout, lines),
         totals=tot,
         risk=risk_metrics(problem, layout, x),
         savings=savings(lookup, tot.cost_per_hour) if config.compute_baselines else [],
-        binding_constraints=binding_constraints(model, outcome.lp, sign),
+        binding_constraints=binding if binding is not None else binding_constraints(model, outcome.lp, sign),
         stats=SolverStats(
             status=status,
             objective=sign * outcome.objective,

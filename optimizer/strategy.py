@@ -50,6 +50,7 @@ class Outcome:
     engines: list[str] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)
     infeasible_stage: Literal["lp", "mip"] | None = None
+    lp_bound: float | None = None  # set when no single LP result stands for the whole model
 
 
 def rel_gap(obj: float | None, bound: float | None) -> float | None:
@@ -140,7 +141,9 @@ def _rounded(model: MatrixModel, layout: AllocationModel, x_lp: FloatArray) -> l
 
 
 def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backend, config: SolveConfig,
-                     deadline: float, report: Reporter) -> Outcome:
+                     deadline: float, report: Reporter, warm: FloatArray | None = None) -> Outcome:
+    """``warm``: instance counts (the x columns) of a known solution, e.g. the previous period's;
+    used as the first incumbent when it is feasible here."""
     phases: dict[str, float] = {}
     engines: list[str] = []
     ncols, n_x = model.shape[1], model.n_x
@@ -159,6 +162,9 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
     if lp.status == "infeasible":
         return Outcome("infeasible", None, None, None, lp, engines, phases, "lp")
     if lp.status != "optimal" or lp.objective is None:
+        if left() < 0.25 * config.time_limit_s:
+            log.info("LP relaxation unfinished (%s) and little time left: no solution", lp.status)
+            return Outcome("no_solution", None, None, None, lp, engines, phases)
         log.info("LP relaxation unfinished (%s); falling back to a plain MILP", lp.status)
         out = solve_direct(model, backend, config, deadline, report)
         out.phases.update(phases)
@@ -178,6 +184,10 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
     inc_obj = np.inf
     for cand in _rounded(model, layout, lp.x[:n_x]):
         if model.objective(cand) < inc_obj:
+            inc_x, inc_obj = cand, model.objective(cand)
+    if warm is not None:
+        cand = layout.complete(warm, ncols)
+        if model.violation(cand) <= 1e-6 and model.objective(cand) < inc_obj:
             inc_x, inc_obj = cand, model.objective(cand)
     phases["rounding"] = time.perf_counter() - t0
     if inc_x is not None:
@@ -263,7 +273,7 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
             # Every column that could improve on the incumbent was in this solve: its bound is global.
             bound = max(bound, min(res.bound, inc_obj))
         report("focused_mip", f"round {rounds} done", inc_obj, bound)
-        if covered or (rel_gap(inc_obj, bound) or 0.0) <= config.relative_gap * 1e-3:
+        if covered or (rel_gap(inc_obj, bound) or 0.0) <= config.relative_gap:
             break
         limit *= 4
     phases["focused_mip"] = mip_seconds
