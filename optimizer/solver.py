@@ -16,6 +16,7 @@ from optimizer.backends import Backend, get_backend
 from optimizer.baselines import savings
 from optimizer.diagnose import capacity_reasons, elastic_reasons, no_offer_reasons
 from optimizer.model import AllocationModel
+from optimizer.pareto import pareto_set
 from optimizer.periods import separable, solve_periods
 from optimizer.presolve import build_classes, build_pairs
 from optimizer.report import allocation_lines, binding_constraints, disaggregate, risk_metrics, totals
@@ -164,5 +165,8 @@ def _assemble(problem: Problem, config: SolveConfig, layout: AllocationModel, mo
             **stats,
         ),
     )
+    if config.pareto_points > 0:
+        report("pareto", f"sweeping {config.pareto_points} points per trade-off")
+        sol = sol.model_copy(update={"pareto": pareto_set(problem, config, solve_here)})
     report("done", status, outcome.objective, outcome.bound)
     return sol

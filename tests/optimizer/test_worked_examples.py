@@ -179,3 +179,21 @@ def test_savings_against_baselines() -> None:
     assert base["greedy_cheapest"] == pytest.approx(8 * 1.0 + 2 * 2.0)
     assert base["single_provider_on_demand"] == pytest.approx(20.0)
     assert sol.totals is not None and sol.totals.cost_per_hour == pytest.approx(12.0)
+
+
+def test_pareto_sets_trade_cost_for_risk_and_performance() -> None:
+    """Cheap volatile A vs dear stable B (see the CVaR example), and a fast dear H100 vs a cheap A100:
+    the risk curve runs from (1.0, CVaR 3.0) to (1.2, 1.2); the performance curve from all-A100 to H100."""
+    offers = [
+        offer("A", price=1.0, price_scenarios=[0.5, 0.5, 0.5, 3.0]),
+        offer("B", price=1.2, price_scenarios=[1.2, 1.2, 1.2, 1.2]),
+        offer("H", gpu="H100", price=3.0, price_scenarios=[3.0] * 4),
+    ]
+    p = problem(offers, [workload("w", 1, gpus_max=1, performance={"A100": 1.0, "H100": 3.0})], cvar_alpha=0.75)
+    sol = _solve(p, pareto_points=3)
+    risk = [pt for pt in sol.pareto if pt["axis"] == 0.0]
+    perf = [pt for pt in sol.pareto if pt["axis"] == 1.0]
+    assert [round(pt["cost_per_hour"], 6) for pt in risk] == [1.0, 1.2]
+    assert [round(pt["risk_per_hour"], 6) for pt in risk] == [3.0, 1.2]
+    assert [round(pt["performance"], 6) for pt in perf] == [1.0, 3.0]
+    assert perf[-1]["cost_per_hour"] == pytest.approx(3.0)
