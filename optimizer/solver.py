@@ -6,6 +6,7 @@ allocation lines, totals, risk, savings, binding constraints -> optional Pareto 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -15,14 +16,15 @@ import numpy as np
 from optimizer.backends import Backend, get_backend
 from optimizer.baselines import savings
 from optimizer.diagnose import capacity_reasons, elastic_reasons, no_offer_reasons
+from optimizer import lazy
 from optimizer.model import AllocationModel
 from optimizer.pareto import pareto_set
 from optimizer.periods import separable, solve_periods
-from optimizer.presolve import build_classes, build_pairs
+from optimizer.presolve import Classes, Pairs, build_classes, build_pairs
 from optimizer.report import allocation_lines, binding_constraints, disaggregate, risk_metrics, totals
 from optimizer.schemas import BindingConstraint, Problem, Progress, Solution, SolveConfig, SolverStats
 from optimizer.strategy import Outcome, Reporter, rel_gap, solve_decomposed, solve_direct
-from optimizer.tables import CompatLookup, offer_table, workload_table
+from optimizer.tables import CompatLookup, OfferTable, WorkloadTable, offer_table, workload_table
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,9 @@ def solve_here(problem: Problem, config: SolveConfig, progress: ProgressCallback
         return _infeasible(reason, stats, time.perf_counter() - start, 0.0, progress)
 
     report("build", f"{pairs.n} compatible pairs after presolve")
+    if config.method == "auto" and lazy.applicable(problem, pairs):
+        return _solve_lazy(problem, config, offers, workloads, classes, pairs, lookup, backend, stats, start, deadline,
+                           sign, report, progress)
     layout = AllocationModel(problem, offers, workloads, classes, pairs)
     if config.method == "auto" and separable(problem):
         return _solve_separable(problem, config, layout, lookup, backend, stats, start, deadline, sign, report,
@@ -93,6 +98,50 @@ def solve_here(problem: Problem, config: SolveConfig, progress: ProgressCallback
         )
         report("done", "no solution within the time limit", None, outcome.bound)
         return sol
+    return _assemble(problem, config, layout, model, outcome, lookup, stats, build_s, solve_s, sign, report)
+
+
+def _solve_lazy(problem: Problem, config: SolveConfig, offers: OfferTable, workloads: WorkloadTable,  # noqa: PLR0913
+                classes: Classes, pairs: Pairs, lookup: CompatLookup, backend: Backend, stats: dict,  # type: ignore[type-arg]
+                start: float, deadline: float, sign: float, report: Reporter,
+                progress: ProgressCallback | None) -> Solution:
+    short = capacity_reasons(lookup, pairs)
+    if short:
+        return _infeasible(" ".join(short), stats, time.perf_counter() - start, 0.0, progress)
+    build_s = time.perf_counter() - start
+    report("lp", f"column generation over {pairs.n} pairs")
+    must = np.zeros(pairs.n, dtype=bool)
+    if problem.current_allocation:
+        wanted = {(l.workload_id, l.offer_id) for l in problem.current_allocation}
+        must = np.array([(workloads.ids[w], offers.ids[o]) in wanted for w, o in zip(pairs.w, pairs.o, strict=True)])
+    t0 = time.perf_counter()
+    layout, model, lp, active, rc = lazy.solve_lp_lazy(
+        problem, offers, workloads, classes, pairs, backend,
+        deadline=time.perf_counter() + 0.6 * (deadline - time.perf_counter()), must=must)
+    lp_s = time.perf_counter() - t0
+    stats.update(variables=model.shape[1], constraints=model.shape[0])
+    if lp is None or lp.status != "optimal":
+        status = "infeasible" if lp is not None and lp.status == "infeasible" else "no_solution"
+        if status == "infeasible":
+            reasons = elastic_reasons(problem, model, backend, integer=False, time_limit=30.0)
+            return _infeasible(" ".join(reasons) or "the constraints contradict each other.", stats, build_s,
+                               time.perf_counter() - start - build_s, progress)
+        return Solution(status="no_solution", stats=SolverStats(status="no_solution", build_seconds=build_s,
+                        solve_seconds=time.perf_counter() - start - build_s, **stats),
+                        infeasibility_reason="the LP relaxation did not finish within the time limit.")
+    lp = dataclasses.replace(lp, seconds=lp_s)
+    bound, penalty = lazy.full_bound(layout, model, lp, pairs, active, rc)
+    out_idx = np.flatnonzero(~active)
+    outcome = solve_decomposed(model, layout, backend, config, deadline, report, lp=lp,
+                               outside=(bound, rc[out_idx], penalty[out_idx]))
+    solve_s = time.perf_counter() - start - build_s
+    stats.update(engine="lazy-colgen:" + "+".join(dict.fromkeys(outcome.engines)),
+                 phases={"build": build_s, **outcome.phases})
+    if outcome.x is None:
+        return Solution(status="no_solution", stats=SolverStats(status="no_solution", build_seconds=build_s,
+                        solve_seconds=solve_s, lp_bound=_signed(sign, lp.objective), **stats),
+                        infeasibility_reason=f"no feasible allocation was found within the time limit of "
+                        f"{config.time_limit_s:g} s; the problem may still be feasible (raise the limit).")
     return _assemble(problem, config, layout, model, outcome, lookup, stats, build_s, solve_s, sign, report)
 
 

@@ -141,9 +141,16 @@ def _rounded(model: MatrixModel, layout: AllocationModel, x_lp: FloatArray) -> l
 
 
 def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backend, config: SolveConfig,
-                     deadline: float, report: Reporter, warm: FloatArray | None = None) -> Outcome:
+                     deadline: float, report: Reporter, warm: FloatArray | None = None,
+                     lp: LpResult | None = None, outside: tuple[float, FloatArray, FloatArray] | None = None
+                     ) -> Outcome:
     """``warm``: instance counts (the x columns) of a known solution, e.g. the previous period's;
-    used as the first incumbent when it is feasible here."""
+    used as the first incumbent when it is feasible here. ``lp`` and ``outside_rc``: when the model
+    holds only some of the pairs (lazy column generation), the LP already solved over them and, in
+    ``outside``, the Lagrangian bound over every pair with the reduced costs and penalties of the
+    pairs left out: the restricted solve proves a bound only if each of those is fixed by one of
+    the two arguments."""
+    partial = outside is not None
     phases: dict[str, float] = {}
     engines: list[str] = []
     ncols, n_x = model.shape[1], model.n_x
@@ -151,12 +158,13 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
     def left() -> float:
         return deadline - time.perf_counter()
 
-    report("lp", "solving the LP relaxation")
     lp_engine = "auto" if config.lp_solver == "auto" else config.lp_solver
-    if model.n_x >= COLGEN_MIN_COLUMNS:
-        lp = solve_lp_colgen(model, layout, backend, time_limit=max(0.05, 0.6 * left()), engine=lp_engine)
-    else:
-        lp = backend.solve_lp(model, time_limit=max(0.05, 0.6 * left()), engine=lp_engine)
+    if lp is None:
+        report("lp", "solving the LP relaxation")
+        if model.n_x >= COLGEN_MIN_COLUMNS:
+            lp = solve_lp_colgen(model, layout, backend, time_limit=max(0.05, 0.6 * left()), engine=lp_engine)
+        else:
+            lp = backend.solve_lp(model, time_limit=max(0.05, 0.6 * left()), engine=lp_engine)
     phases["lp"] = lp.seconds
     engines.append(lp.engine)
     if lp.status == "infeasible":
@@ -175,7 +183,7 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
 
     t0 = time.perf_counter()
     lag, useful, penalty = lagrangian_bound(model, layout, lb, lp.x, lp.duals, lp.reduced_costs)
-    bound = max(lb, lag)
+    bound = max(lb, outside[0]) if outside is not None else max(lb, lag)
     phases["lagrangian"] = time.perf_counter() - t0
     report("lagrangian", "integer subproblem bound", None, bound)
 
@@ -224,7 +232,7 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
             if model.violation(full) <= 1e-5:
                 inc_x, inc_obj = full, model.objective(full)
                 report("dive", "first incumbent", inc_obj, bound)
-    limit = max(2 * int(np.count_nonzero(focus)), 1000)
+    limit = max(int(np.count_nonzero(focus)) // 3, 500)  # widen gradually: big focused solves stall
     while left() > 0.05:
         rounds += 1
         covered = False
@@ -238,7 +246,8 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
                 extra = np.zeros(ncols, dtype=bool)
                 extra[idx[np.argsort(pen[idx], kind="stable")[:limit]]] = True
             else:
-                covered = True
+                covered = outside is None or bool(np.all((outside[1] > (inc_obj - lb) + eps)
+                                                         | (outside[2] > (inc_obj - bound) + eps)))
             focus |= extra
             focus |= inc_x > 0.5
         sub, cols = model.restrict(focus)
@@ -275,7 +284,7 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
         report("focused_mip", f"round {rounds} done", inc_obj, bound)
         if covered or (rel_gap(inc_obj, bound) or 0.0) <= config.relative_gap:
             break
-        limit *= 4
+        limit *= 3
     phases["focused_mip"] = mip_seconds
     if inc_x is None:
         return Outcome("no_solution", None, None, bound, lp, engines, phases)
