@@ -18,6 +18,7 @@ import numpy as np
 
 from optimizer.backends import Backend, LpResult
 from optimizer.model import AllocationModel, MatrixModel
+from optimizer.tables import group_starts
 from optimizer.tables import BoolArray
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def seed_columns(model: MatrixModel, layout: AllocationModel, per_row: int) -> B
                    (row * (len(layout.offers.providers) + 1) + prov, _SEED_PER_PROVIDER)):
         order = np.lexsort((unit, key))
         sk = key[order]
-        first = np.searchsorted(sk, sk, side="left")
+        first = group_starts(sk)
         keep[order[(np.arange(n_x) - first) < k]] = True
     return keep
 

@@ -17,6 +17,10 @@ Each IntSub is a bounded knapsack with few distinct item sizes u: for each size,
 unit copies cost a prefix sum of sorted c'; the sizes are combined by min-plus convolution over
 the GPU count. The items in those prefixes are exactly the columns an integer solution of the
 subproblem can use, so they also seed the focused integer solve.
+
+The identity holds for the duals of any LP over a subset of the columns as long as the reduced
+costs of *all* columns enter the subproblems (the Lagrangian/Farley bound of column generation),
+so a bound is available even when column generation is stopped before it converges.
 """
 
 from __future__ import annotations
@@ -77,7 +81,7 @@ def items_bound(lb: float, row: np.ndarray, u: FloatArray, ub: FloatArray, cp: F
             continue
         useful[idx[used]] = True
         penalty[idx] = cp[idx] + _shifted_min(F, u[idx], lo) - best
-        gain += max(0.0, best - lp_part[r])
+        gain += best - lp_part[r]  # >= 0 at LP-optimal duals; may be negative for others, still valid
     scale = max(1.0, abs(lb))
     return lb + gain - 1e-9 * scale * max(1, len(lo_all)), useful, penalty
 

@@ -21,6 +21,7 @@ import logging
 import time
 
 import numpy as np
+import scipy.sparse as sp
 
 from optimizer.backends import Backend, LpResult
 from optimizer.lagrange import items_bound
@@ -32,8 +33,8 @@ from optimizer.tables import BoolArray, FloatArray, OfferTable, WorkloadTable
 log = logging.getLogger(__name__)
 
 LAZY_MIN_PAIRS = 300_000
-_PER_WORKLOAD = 40
-_PER_KEY = 4
+_PER_WORKLOAD = 12
+_PER_KEY = 2
 _MAX_ROUNDS = 25
 
 
@@ -63,15 +64,29 @@ def pair_costs(problem: Problem, offers: OfferTable, pairs: Pairs) -> FloatArray
 
 
 def _seed(problem: Problem, offers: OfferTable, pairs: Pairs, costs: FloatArray, scale: int = 1) -> BoolArray:
+    """Per workload: the pairs cheapest per usable GPU overall, per provider and per spot flag.
+
+    Pairs arrive grouped by workload (presolve emits them in workload order), so this works on
+    each workload's contiguous segment; a global sort of millions of pairs costs far more."""
     unit = costs / pairs.u
     keep = np.zeros(pairs.n, dtype=bool)
-    n_prov = len(offers.providers) + 1
-    for key, k in ((pairs.w, _PER_WORKLOAD * scale), (pairs.w * n_prov + offers.provider[pairs.o], _PER_KEY * scale),
-                   (pairs.w * 2 + offers.spot[pairs.o], _PER_KEY * scale)):
-        order = np.lexsort((unit, key))
-        sk = key[order]
-        first = np.searchsorted(sk, sk, side="left")
-        keep[order[(np.arange(pairs.n) - first) < k]] = True
+    bounds = np.searchsorted(pairs.w, np.arange(int(pairs.w.max(initial=-1)) + 2))
+    prov = offers.provider[pairs.o]
+    spot = offers.spot[pairs.o].astype(np.int64)
+    k_all, k_key = _PER_WORKLOAD * scale, _PER_KEY * scale
+    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        if b <= a:
+            continue
+        seg = unit[a:b]
+        if b - a <= k_all:
+            keep[a:b] = True
+        else:
+            keep[a + np.argpartition(seg, k_all)[:k_all]] = True
+        for key in (prov[a:b], spot[a:b]):
+            order = np.lexsort((seg, key))
+            sk = key[order]
+            first = np.searchsorted(sk, sk, side="left")
+            keep[a + order[(np.arange(b - a) - first) < k_key]] = True
     return keep
 
 
@@ -119,44 +134,79 @@ def reduced_costs(layout: AllocationModel, model: MatrixModel, duals: FloatArray
 
 def solve_lp_lazy(problem: Problem, offers: OfferTable, workloads: WorkloadTable, classes: Classes, full: Pairs,
                   backend: Backend, *, deadline: float, must: BoolArray
-                  ) -> tuple[AllocationModel, MatrixModel, LpResult | None, BoolArray, FloatArray]:
-    """(layout, model, LP result, active mask, reduced cost of every pair)."""
+                  ) -> tuple[AllocationModel, MatrixModel, LpResult | None, BoolArray, FloatArray, bool]:
+    """(layout, model, LP over the active pairs, active mask, reduced cost of every pair, converged).
+
+    Stops at ``deadline`` with the last restricted LP when pricing has not converged: its duals
+    still give a valid Lagrangian bound over every pair (see ``full_bound``)."""
     costs = pair_costs(problem, offers, full)
     active = _seed(problem, offers, full, costs) | must
     layout = model = None
     lp: LpResult | None = None
     rc = np.zeros(full.n)
-    widen = 0
+    converged = False
+    last: tuple[AllocationModel, MatrixModel, LpResult, BoolArray] | None = None
+    big_m = 100.0 * float(np.max(np.abs(costs) / full.u, initial=1.0)) + 1.0
     for rnd in range(_MAX_ROUNDS):
         idx = np.flatnonzero(active)
         layout = AllocationModel(problem, offers, workloads, classes, subset(full, idx))
         model = layout.build()
         left = deadline - time.perf_counter()
         if left <= 0.05:
-            lp = None
             break
-        lp = backend.solve_lp(model, time_limit=left)
-        if lp.status != "optimal":
-            if lp.status == "infeasible" and widen < 3:
-                # The active pairs alone cannot meet some limit: take more of every workload's pairs.
-                widen += 1
-                active |= _seed(problem, offers, full, costs, scale=4**widen)
-                continue
+        elastic, n_slack = _with_demand_slack(model, big_m)
+        res = backend.solve_lp(elastic, time_limit=left)
+        if res.status != "optimal":
+            if last is None:
+                lp = res
             break
+        n = model.shape[1]
+        slack = res.x[n:]
+        lp = dataclasses.replace(res, x=res.x[:n], reduced_costs=res.reduced_costs[:n],
+                                 objective=float(model.c @ res.x[:n] + model.offset))
         rc = reduced_costs(layout, model, lp.duals, full, costs)
         tol = 1e-7 * max(1.0, float(np.abs(costs).max(initial=1.0)))
         rc_out = np.where(active, np.inf, rc)
         entering = np.flatnonzero(rc_out < -tol)
-        log.debug("lazy colgen round %d: %d active pairs, LP %.4f, %d entering", rnd, len(idx), lp.objective,
-                  len(entering))
+        log.debug("lazy colgen round %d: %d active pairs, LP %.4f (slack %.3g), %d entering", rnd, len(idx),
+                  res.objective, float(slack.sum()), len(entering))
         if len(entering) == 0:
+            converged = True
+            if slack.sum() > 1e-6:
+                # Priced out with demand still short: no pair can cover it, the LP is infeasible.
+                lp = dataclasses.replace(lp, status="infeasible", objective=None)
             break
+        if slack.sum() <= 1e-6:
+            last = (layout, model, lp, active.copy())
         room = max(20_000, len(idx) // 2)
         if len(entering) > room:
             entering = entering[np.argpartition(rc_out[entering], room)[:room]]
         active[entering] = True
+    if not converged and last is not None:
+        layout, model, lp, active = last
+        rc = reduced_costs(layout, model, lp.duals, full, costs)
     assert layout is not None and model is not None
-    return layout, model, lp, active, rc
+    return layout, model, lp, active, rc, converged
+
+
+def _with_demand_slack(model: MatrixModel, big_m: float) -> tuple[MatrixModel, int]:
+    """The model with a costly slack on each demand minimum, so restricted LPs are always feasible
+    and column generation can price from their duals (a big-M phase one)."""
+    demand = next(g for g in model.groups if g.kind == "demand")
+    rows = np.arange(demand.start, demand.stop)
+    n, k = model.shape[1], len(rows)
+    slack = sp.csr_matrix((np.ones(k), (rows, np.arange(k))), shape=(model.shape[0], k))
+    out = MatrixModel(
+        c=np.concatenate([model.c, np.full(k, big_m)]),
+        A=sp.hstack([model.A, slack]).tocsr(),
+        row_lb=model.row_lb, row_ub=model.row_ub,
+        var_lb=np.concatenate([model.var_lb, np.zeros(k)]),
+        var_ub=np.concatenate([model.var_ub, np.full(k, np.inf)]),
+        integer=np.concatenate([model.integer, np.zeros(k, dtype=bool)]),
+        offset=model.offset, groups=model.groups, n_x=model.n_x,
+    )
+    del n
+    return out, k
 
 
 def full_bound(layout: AllocationModel, model: MatrixModel, lp: LpResult, full: Pairs, active: BoolArray,

@@ -115,9 +115,9 @@ def _solve_lazy(problem: Problem, config: SolveConfig, offers: OfferTable, workl
         wanted = {(l.workload_id, l.offer_id) for l in problem.current_allocation}
         must = np.array([(workloads.ids[w], offers.ids[o]) in wanted for w, o in zip(pairs.w, pairs.o, strict=True)])
     t0 = time.perf_counter()
-    layout, model, lp, active, rc = lazy.solve_lp_lazy(
+    layout, model, lp, active, rc, converged = lazy.solve_lp_lazy(
         problem, offers, workloads, classes, pairs, backend,
-        deadline=time.perf_counter() + 0.6 * (deadline - time.perf_counter()), must=must)
+        deadline=time.perf_counter() + 0.45 * (deadline - time.perf_counter()), must=must)
     lp_s = time.perf_counter() - t0
     stats.update(variables=model.shape[1], constraints=model.shape[0])
     if lp is None or lp.status != "optimal":
@@ -132,8 +132,13 @@ def _solve_lazy(problem: Problem, config: SolveConfig, offers: OfferTable, workl
     lp = dataclasses.replace(lp, seconds=lp_s)
     bound, penalty = lazy.full_bound(layout, model, lp, pairs, active, rc)
     out_idx = np.flatnonzero(~active)
+    # Without convergence the restricted LP value is no bound and reduced costs fix nothing outside.
+    rc_out = rc[out_idx] if converged else np.full(len(out_idx), -np.inf)
     outcome = solve_decomposed(model, layout, backend, config, deadline, report, lp=lp,
-                               outside=(bound, rc[out_idx], penalty[out_idx]))
+                               outside=(bound, rc_out, penalty[out_idx]))
+    if not converged:
+        outcome.lp = None
+        outcome.lp_bound = None
     solve_s = time.perf_counter() - start - build_s
     stats.update(engine="lazy-colgen:" + "+".join(dict.fromkeys(outcome.engines)),
                  phases={"build": build_s, **outcome.phases})

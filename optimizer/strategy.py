@@ -27,10 +27,12 @@ from typing import Literal
 import numpy as np
 
 from optimizer.backends import Backend, LpResult
+from optimizer.batches import BATCH_COLUMNS, batched_incumbent
 from optimizer.colgen import COLGEN_MIN_COLUMNS, seed_columns, solve_lp_colgen
 from optimizer.lagrange import lagrangian_bound
 from optimizer.model import AllocationModel, MatrixModel
 from optimizer.schemas import Progress, SolveConfig
+from optimizer.tables import group_starts
 from optimizer.tables import BoolArray, FloatArray
 
 log = logging.getLogger(__name__)
@@ -122,7 +124,7 @@ def _k_best(model: MatrixModel, layout: AllocationModel, rc: FloatArray, k: int)
     row = np.tile(layout.pairs.w, layout.T) + np.repeat(np.arange(layout.T), P) * W
     order = np.lexsort((rc[:n_x], row))
     sorted_rows = row[order]
-    first = np.searchsorted(sorted_rows, sorted_rows, side="left")
+    first = group_starts(sorted_rows)
     rank = np.arange(n_x) - first
     out = np.zeros(model.shape[1], dtype=bool)
     out[order[rank < k]] = True
@@ -183,7 +185,7 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
 
     t0 = time.perf_counter()
     lag, useful, penalty = lagrangian_bound(model, layout, lb, lp.x, lp.duals, lp.reduced_costs)
-    bound = max(lb, outside[0]) if outside is not None else max(lb, lag)
+    bound = outside[0] if outside is not None else max(lb, lag)
     phases["lagrangian"] = time.perf_counter() - t0
     report("lagrangian", "integer subproblem bound", None, bound)
 
@@ -214,6 +216,15 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
     hint_base = layout.complete(np.minimum(np.ceil(lp.x[:n_x] - 1e-6), model.var_ub[:n_x]), ncols)
     rounds = 0
     mip_seconds = 0.0
+    if inc_x is None and np.count_nonzero(focus[:n_x]) > 2 * BATCH_COLUMNS:
+        report("batches", "integer solves over batches of workloads for a first incumbent", None, bound)
+        t0 = time.perf_counter()
+        cand = batched_incumbent(model, layout, lp, focus, backend, deadline=time.perf_counter() + 0.7 * left(),
+                                 threads=config.threads)
+        mip_seconds += time.perf_counter() - t0
+        if cand is not None and model.violation(cand) <= 1e-5:
+            inc_x, inc_obj = cand, model.objective(cand)
+            report("batches", "first incumbent", inc_obj, bound)
     if inc_x is None:
         # Dive: keep the LP's whole instances and let the integer solve place only the remainder.
         # Much easier than the free problem, so it yields a first incumbent quickly.
