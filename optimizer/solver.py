@@ -117,7 +117,7 @@ def _solve_lazy(problem: Problem, config: SolveConfig, offers: OfferTable, workl
     t0 = time.perf_counter()
     layout, model, lp, active, rc, converged = lazy.solve_lp_lazy(
         problem, offers, workloads, classes, pairs, backend,
-        deadline=time.perf_counter() + 0.45 * (deadline - time.perf_counter()), must=must)
+        deadline=time.perf_counter() + 0.3 * (deadline - time.perf_counter()), must=must)
     lp_s = time.perf_counter() - t0
     stats.update(variables=model.shape[1], constraints=model.shape[0])
     if lp is None or lp.status != "optimal":
@@ -143,8 +143,10 @@ def _solve_lazy(problem: Problem, config: SolveConfig, offers: OfferTable, workl
     stats.update(engine="lazy-colgen:" + "+".join(dict.fromkeys(outcome.engines)),
                  phases={"build": build_s, **outcome.phases})
     if outcome.x is None:
-        return Solution(status="no_solution", stats=SolverStats(status="no_solution", build_seconds=build_s,
-                        solve_seconds=solve_s, lp_bound=_signed(sign, lp.objective), **stats),
+        return Solution(status="no_solution", stats=SolverStats(
+                        status="no_solution", build_seconds=build_s, solve_seconds=solve_s,
+                        best_bound=_signed(sign, bound), lp_bound=_signed(sign, lp.objective) if converged else None,
+                        **stats),
                         infeasibility_reason=f"no feasible allocation was found within the time limit of "
                         f"{config.time_limit_s:g} s; the problem may still be feasible (raise the limit).")
     return _assemble(problem, config, layout, model, outcome, lookup, stats, build_s, solve_s, sign, report)
