@@ -26,7 +26,8 @@ BATCH_COLUMNS = 3_000
 
 
 def batched_incumbent(model: MatrixModel, layout: AllocationModel, lp: LpResult, focus: BoolArray,
-                      backend: Backend, *, deadline: float, threads: int) -> FloatArray | None:
+                      backend: Backend, *, deadline: float, threads: int,
+                      batch_columns: int = BATCH_COLUMNS) -> FloatArray | None:
     n_x, ncols = model.n_x, model.shape[1]
     col_w = np.full(ncols, -1, dtype=np.int64)
     col_w[:n_x] = np.tile(layout.pairs.w, layout.T)
@@ -34,13 +35,11 @@ def batched_incumbent(model: MatrixModel, layout: AllocationModel, lp: LpResult,
     lp_cost = np.bincount(col_w[:n_x], weights=model.c[:n_x] * lp.x[:n_x], minlength=W)
     order = np.argsort(-lp_cost, kind="stable")
     per_w = np.bincount(col_w[:n_x][focus[:n_x]], minlength=W)
-    batches: list[np.ndarray] = []
-    start, size = 0, 0
-    for i, w in enumerate(order.tolist()):
-        size += int(per_w[w])
-        if size >= BATCH_COLUMNS or i == W - 1:
-            batches.append(order[start : i + 1])
-            start, size = i + 1, 0
+    n_batches = max(1, int(np.ceil(per_w.sum() / batch_columns)))
+    # Round-robin over the cost order: each batch is a sample of the whole fleet, so the share caps
+    # the LP meets in aggregate are met batch by batch too (a batch of workloads confined to one
+    # provider could not meet a provider cap on its own).
+    batches = [order[j::n_batches] for j in range(n_batches)]
     x = np.zeros(ncols)
     done = np.zeros(W, dtype=bool)
     aux = np.arange(ncols) >= n_x
@@ -71,6 +70,20 @@ def batched_incumbent(model: MatrixModel, layout: AllocationModel, lp: LpResult,
         hint = np.where(is_fixed, x[idx], np.ceil(lp.x[idx] - 1e-6))
         res = backend.solve_mip(sub, time_limit=max(0.1, left / (len(batches) - b)), relative_gap=1e-2,
                                 threads=threads, hint=hint)
+        if res.x is None:
+            # Widen to every column of the batch's workloads once (capacity the focus set counted
+            # on may have gone to earlier batches).
+            wide = (in_batch[np.maximum(col_w, 0)] & (col_w >= 0)) | fixed | aux
+            sub2, idx2 = model.restrict(wide)
+            sub2.row_lb, sub2.row_ub, sub2.var_lb, sub2.var_ub = sub.row_lb, sub.row_ub, sub2.var_lb.copy(), \
+                sub2.var_ub.copy()
+            fx = fixed[idx2]
+            sub2.var_lb[fx] = x[idx2][fx]
+            sub2.var_ub[fx] = x[idx2][fx]
+            left = deadline - time.perf_counter()
+            res = backend.solve_mip(sub2, time_limit=max(0.1, left / (len(batches) - b)), relative_gap=1e-2,
+                                    threads=threads)
+            idx = idx2
         if res.x is None:
             log.info("batch %d of %d found no integer point (%s)", b + 1, len(batches), res.status)
             return None

@@ -160,6 +160,11 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
     def left() -> float:
         return deadline - time.perf_counter()
 
+    warm_x: FloatArray | None = None
+    if warm is not None:
+        cand = layout.complete(warm, ncols)
+        if model.violation(cand) <= 1e-6:
+            warm_x = cand
     lp_engine = "auto" if config.lp_solver == "auto" else config.lp_solver
     if lp is None:
         report("lp", "solving the LP relaxation")
@@ -172,6 +177,8 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
     if lp.status == "infeasible":
         return Outcome("infeasible", None, None, None, lp, engines, phases, "lp")
     if lp.status != "optimal" or lp.objective is None:
+        if warm_x is not None:
+            return Outcome("feasible", warm_x, model.objective(warm_x), None, None, engines, phases)
         if left() < 0.25 * config.time_limit_s:
             log.info("LP relaxation unfinished (%s) and little time left: no solution", lp.status)
             return Outcome("no_solution", None, None, None, lp, engines, phases)
@@ -195,10 +202,8 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
     for cand in _rounded(model, layout, lp.x[:n_x]):
         if model.objective(cand) < inc_obj:
             inc_x, inc_obj = cand, model.objective(cand)
-    if warm is not None:
-        cand = layout.complete(warm, ncols)
-        if model.violation(cand) <= 1e-6 and model.objective(cand) < inc_obj:
-            inc_x, inc_obj = cand, model.objective(cand)
+    if warm_x is not None and model.objective(warm_x) < inc_obj:
+        inc_x, inc_obj = warm_x, model.objective(warm_x)
     phases["rounding"] = time.perf_counter() - t0
     if inc_x is not None:
         report("rounding", "rounded LP solution is feasible", inc_obj, bound)
@@ -233,7 +238,7 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
         floor[cols >= n_x] = 0.0
         sub.var_lb = np.maximum(sub.var_lb, np.minimum(floor, sub.var_ub))
         report("dive", f"integer solve over {len(cols)} columns around the LP's whole instances", None, bound)
-        res = backend.solve_mip(sub, time_limit=max(0.05, 0.5 * left()), relative_gap=max(config.relative_gap, 1e-3),
+        res = backend.solve_mip(sub, time_limit=max(0.05, 0.75 * left()), relative_gap=max(config.relative_gap, 5e-3),
                                 threads=config.threads, hint=hint_base[cols], engine=_engine(config))
         mip_seconds += res.seconds
         engines.append(res.engine)
