@@ -24,6 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from optimizer.backends import Backend, LpResult
+from optimizer.errors import SolverFailedError
 from optimizer.lagrange import items_bound
 from optimizer.model import PERF_TIEBREAK, AllocationModel, MatrixModel
 from optimizer.presolve import Classes, Pairs
@@ -185,7 +186,8 @@ def solve_lp_lazy(problem: Problem, offers: OfferTable, workloads: WorkloadTable
     if not converged and last is not None:
         layout, model, lp, active = last
         rc = reduced_costs(layout, model, lp.duals, full, costs)
-    assert layout is not None and model is not None
+    if layout is None or model is None:  # only when _MAX_ROUNDS is 0
+        raise SolverFailedError("column generation ran no round", backend=backend.name)
     return layout, model, lp, active, rc, converged
 
 
@@ -213,7 +215,8 @@ def full_bound(layout: AllocationModel, model: MatrixModel, lp: LpResult, full: 
                rc: FloatArray) -> tuple[float, FloatArray]:
     """Lagrangian bound over *every* pair (valid although the model holds only the active ones), and
     the penalty of each pair (see optimizer.lagrange)."""
-    assert lp.objective is not None
+    if lp.objective is None:
+        raise SolverFailedError("no LP objective to bound from", backend="lazy")
     demand = next(g for g in model.groups if g.kind == "demand")
     y = lp.duals[demand.start : demand.stop]
     x = np.zeros(full.n)

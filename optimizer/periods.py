@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from optimizer.backends import Backend
+from optimizer.errors import InvalidProblemError
 from optimizer.model import AllocationModel, MatrixModel
 from optimizer.presolve import Classes, Pairs
 from optimizer.schemas import BindingConstraint, Problem, SolveConfig
@@ -52,7 +53,8 @@ def solve_periods(problem: Problem, offers: OfferTable, workloads: WorkloadTable
                   ) -> tuple[Outcome, list[BindingConstraint], PeriodResult | None]:
     """Solve period by period; returns the merged outcome (x over all T x P columns), the binding
     constraints of every period, and the failing period's result when one is infeasible."""
-    assert offers.periods is not None
+    if offers.periods is None:
+        raise InvalidProblemError("solve_periods needs per-period prices", field="price_per_period")
     T = offers.periods.shape[0]
     cfg = config.model_copy(update={"relative_gap": max(config.relative_gap, PERIOD_GAP)})
     results: dict[int, PeriodResult] = {}

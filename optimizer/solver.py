@@ -15,6 +15,7 @@ import numpy as np
 
 from optimizer.backends import Backend, get_backend
 from optimizer.baselines import savings
+from optimizer.errors import SolverFailedError
 from optimizer.diagnose import capacity_reasons, elastic_reasons, no_offer_reasons
 from optimizer import lazy
 from optimizer.model import AllocationModel
@@ -196,7 +197,8 @@ def _infeasible(reason: str, stats: dict, build_s: float, solve_s: float,  # typ
 def _assemble(problem: Problem, config: SolveConfig, layout: AllocationModel, model, outcome: Outcome,  # type: ignore[no-untyped-def]
               lookup: CompatLookup, stats: dict, build_s: float, solve_s: float, sign: float,  # type: ignore[type-arg]
               report: Reporter, binding: list[BindingConstraint] | None = None) -> Solution:
-    assert outcome.x is not None and outcome.objective is not None
+    if outcome.x is None or outcome.objective is None:
+        raise SolverFailedError("internal: assembling a solution without one", backend=config.backend)
     x = outcome.x
     lines = disaggregate(layout, x)
     tot = totals(problem, layout, model, x)
