@@ -5,8 +5,8 @@ few thousand columns solve in a second or two. So workloads are taken in batches
 cost first); each batch is solved with the earlier batches' instances fixed and the later
 batches' demand rows switched off. Every constraint stays enforced on what has been placed so
 far: capacity rows see the fixed instances, share caps hold for the running totals (caps that
-hold batch by batch hold for the sum), and the budget row keeps back what the LP spends on the
-workloads still to come. The result is feasible for the whole model when every batch is.
+hold batch by batch hold for the sum), and the capacity and budget rows keep back what the LP
+gives to the workloads still to come. The result is feasible for the whole model when every batch is.
 """
 
 from __future__ import annotations
@@ -44,7 +44,8 @@ def batched_incumbent(model: MatrixModel, layout: AllocationModel, lp: LpResult,
     done = np.zeros(W, dtype=bool)
     aux = np.arange(ncols) >= n_x
     demand_rows = _rows_by_workload(model, layout, ("demand", "od_floor"))
-    budget_rows = [g for g in model.groups if g.kind == "budget"]
+    # Capacity and budget the LP gives to workloads still to come are held back for them.
+    reserved_rows = [g for g in model.groups if g.kind in ("budget", "capacity")]
     for b, batch in enumerate(batches):
         in_batch = np.zeros(W, dtype=bool)
         in_batch[batch] = True
@@ -55,8 +56,8 @@ def batched_incumbent(model: MatrixModel, layout: AllocationModel, lp: LpResult,
         sub.row_lb, sub.row_ub = sub.row_lb.copy(), sub.row_ub.copy()
         off = np.concatenate([demand_rows[w] for w in np.flatnonzero(later)]) if later.any() else np.zeros(0, int)
         sub.row_lb[off], sub.row_ub[off] = -np.inf, np.inf
-        reserve = lp.x * (col_w >= 0) * later[np.maximum(col_w, 0)]
-        for g in budget_rows:
+        reserve = np.floor(lp.x + 1e-6) * (col_w >= 0) * later[np.maximum(col_w, 0)]  # whole instances only
+        for g in reserved_rows:
             rows = np.arange(g.start, g.stop)
             sub.row_ub[rows] -= model.A[rows] @ reserve
         is_fixed = fixed[idx]

@@ -37,8 +37,10 @@ def seed_columns(model: MatrixModel, layout: AllocationModel, per_row: int) -> B
     spot = np.tile(layout.offers.spot[layout.pairs.o], T).astype(np.int64)
     keep = np.zeros(model.shape[1], dtype=bool)
     keep[n_x:] = True
+    size = np.tile(layout.pairs.u, T).astype(np.int64)
     for key, k in ((row, per_row), (row * 2 + spot, per_row // 2),
-                   (row * (len(layout.offers.providers) + 1) + prov, _SEED_PER_PROVIDER)):
+                   (row * (len(layout.offers.providers) + 1) + prov, _SEED_PER_PROVIDER),
+                   ((row * 2 + spot) * 128 + size, 1)):
         order = np.lexsort((unit, key))
         sk = key[order]
         first = group_starts(sk)

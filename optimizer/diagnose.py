@@ -172,7 +172,7 @@ def _sentence(problem: Problem, kind: str, key: str, amount: float, period: str)
                 f"{amount:,.0f} GPUs more of spot are needed.")
     if kind == "od_floor":
         return (f"inference workload '{key}' cannot get {100 * problem.inference_on_demand_floor:.0f}% of its GPUs "
-                f"on on-demand offers{period} (short by {amount:,.0f} GPUs).")
+                f"on on-demand offers{period} (short by {amount:,.1f} GPUs in the LP relaxation).")
     if kind == "cvar_cap":
         return (f"the CVaR cap of ${problem.max_cvar_per_hour or 0:,.2f}/h cannot be met: the lowest reachable "
                 f"CVaR is ${(problem.max_cvar_per_hour or 0) + amount:,.2f}/h.")

@@ -74,6 +74,7 @@ def _seed(problem: Problem, offers: OfferTable, pairs: Pairs, costs: FloatArray,
     bounds = np.searchsorted(pairs.w, np.arange(int(pairs.w.max(initial=-1)) + 2))
     prov = offers.provider[pairs.o]
     spot = offers.spot[pairs.o].astype(np.int64)
+    size = pairs.u.astype(np.int64)
     k_all, k_key = _PER_WORKLOAD * scale, _PER_KEY * scale
     for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
         if b <= a:
@@ -83,7 +84,9 @@ def _seed(problem: Problem, offers: OfferTable, pairs: Pairs, costs: FloatArray,
             keep[a:b] = True
         else:
             keep[a + np.argpartition(seg, k_all)[:k_all]] = True
-        for key in (prov[a:b], spot[a:b]):
+        # Per provider, per spot flag, and per (spot flag, instance size): integer covers need
+        # small on-demand sizes too (an inference floor of 50% on 3 GPUs needs a 1- or 2-GPU box).
+        for key in (prov[a:b], spot[a:b], spot[a:b] * 128 + size[a:b]):
             order = np.lexsort((seg, key))
             sk = key[order]
             first = np.searchsorted(sk, sk, side="left")
