@@ -1,20 +1,17 @@
 """Allocation optimizer: Problem -> Solution. Imports solver engines lazily.
 
 Importing ``optimizer`` (or ``optimizer.schemas``) loads pydantic models only; numpy, scipy,
-OR-Tools and PuLP are imported on the first call to ``solve``.
+OR-Tools and PuLP are imported on the first call to ``solve``. The independent checker is
+``optimizer.validate.validate(problem, solution)``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from optimizer.schemas import Problem, Progress, Solution, SolveConfig
 
-if TYPE_CHECKING:
-    from optimizer.validate import Violation
-
-__all__ = ["Problem", "Progress", "Solution", "SolveConfig", "solve", "validate"]
+__all__ = ["Problem", "Progress", "Solution", "SolveConfig", "solve"]
 
 
 def solve(
@@ -33,9 +30,3 @@ def solve(
 
     return solve_maybe_isolated(problem, config or SolveConfig(), progress)
 
-
-def validate(problem: Problem, solution: Solution) -> list[Violation]:
-    """Check a solution against a problem constraint by constraint, independently of the model."""
-    from optimizer.validate import validate as _validate
-
-    return _validate(problem, solution)

@@ -17,7 +17,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from optimizer.backends import Backend
-from optimizer.model import AllocationModel, MatrixModel
+from optimizer.model import MatrixModel
+from optimizer.presolve import Pairs
 from optimizer.schemas import Problem
 from optimizer.tables import FILTERS, CompatLookup
 
@@ -58,11 +59,12 @@ def no_offer_reasons(problem: Problem, lookup: CompatLookup, workloads: np.ndarr
     return reasons
 
 
-def capacity_reasons(lookup: CompatLookup, layout: AllocationModel) -> list[str]:
-    wl, pr, of = lookup.workloads, layout.pairs, lookup.offers
+def capacity_reasons(lookup: CompatLookup, pr: Pairs) -> list[str]:
+    wl, of = lookup.workloads, lookup.offers
     most = np.bincount(pr.w, weights=pr.u * pr.ub, minlength=wl.n)
     reasons = []
-    for w in np.flatnonzero(most < wl.lo).tolist():
+    has_pairs = np.bincount(pr.w, minlength=wl.n) > 0
+    for w in np.flatnonzero((most < wl.lo) & has_pairs).tolist():
         models = sorted({of.models[int(of.model[o])] for o in pr.o[pr.w == w].tolist()})
         where = _scope(lookup.problem.workloads[w])
         reasons.append(
@@ -170,7 +172,7 @@ def _sentence(problem: Problem, kind: str, key: str, amount: float, period: str)
                 f"{amount:,.0f} GPUs more of spot are needed.")
     if kind == "od_floor":
         return (f"inference workload '{key}' cannot get {100 * problem.inference_on_demand_floor:.0f}% of its GPUs "
-                f"on on-demand offers{period} (short by {amount:,.0f} GPUs).")
+                f"on on-demand offers{period} (short by {amount:,.1f} GPUs in the LP relaxation).")
     if kind == "cvar_cap":
         return (f"the CVaR cap of ${problem.max_cvar_per_hour or 0:,.2f}/h cannot be met: the lowest reachable "
                 f"CVaR is ${(problem.max_cvar_per_hour or 0) + amount:,.2f}/h.")

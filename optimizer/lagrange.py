@@ -17,6 +17,10 @@ Each IntSub is a bounded knapsack with few distinct item sizes u: for each size,
 unit copies cost a prefix sum of sorted c'; the sizes are combined by min-plus convolution over
 the GPU count. The items in those prefixes are exactly the columns an integer solution of the
 subproblem can use, so they also seed the focused integer solve.
+
+The identity holds for the duals of any LP over a subset of the columns as long as the reduced
+costs of *all* columns enter the subproblems (the Lagrangian/Farley bound of column generation),
+so a bound is available even when column generation is stopped before it converges.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ def _group_rows(layout: AllocationModel) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def lagrangian_bound(model: MatrixModel, layout: AllocationModel, lb: float, x_lp: FloatArray,
-                     duals: FloatArray, rc: FloatArray, *, spare: float = 4.0
+                     duals: FloatArray, rc: FloatArray, *, spare: float = 2.0
                      ) -> tuple[float, BoolArray, FloatArray]:
     """(bound >= lb, mask of x columns used by the integer subproblem solutions, penalties).
 
@@ -52,13 +56,22 @@ def lagrangian_bound(model: MatrixModel, layout: AllocationModel, lb: float, x_l
     lo_all = model.row_lb[demand.start : demand.stop]
     hi_all = model.row_ub[demand.start : demand.stop]
     cp = rc[:n_x] + y[row] * u
-    lp_part = np.bincount(row, weights=cp * x_lp[:n_x], minlength=len(y))
-    useful = np.zeros(n_x, dtype=bool)
-    penalty = np.full(n_x, np.inf)
+    return items_bound(lb, row, u, ub, cp, x_lp[:n_x], lo_all, hi_all, spare=spare)
+
+
+def items_bound(lb: float, row: np.ndarray, u: FloatArray, ub: FloatArray, cp: FloatArray, x_lp: FloatArray,
+                lo_all: FloatArray, hi_all: FloatArray, *, spare: float = 2.0) -> tuple[float, BoolArray, FloatArray]:
+    """The bound of ``lagrangian_bound`` from per-item arrays: demand row, usable GPUs, upper bound,
+    c' = rc + y_row u, and the LP value of every item (items may be columns or pairs kept outside
+    the model, whose LP value is 0)."""
+    n = len(row)
+    lp_part = np.bincount(row, weights=cp * x_lp, minlength=len(lo_all))
+    useful = np.zeros(n, dtype=bool)
+    penalty = np.full(n, np.inf)
     gain = 0.0
     order = np.lexsort((cp, u, row))
-    bounds = np.searchsorted(row[order], np.arange(len(y) + 1))
-    for r in range(len(y)):
+    bounds = np.searchsorted(row[order], np.arange(len(lo_all) + 1))
+    for r in range(len(lo_all)):
         idx = order[bounds[r] : bounds[r + 1]]
         if len(idx) == 0:
             continue
@@ -68,9 +81,9 @@ def lagrangian_bound(model: MatrixModel, layout: AllocationModel, lb: float, x_l
             continue
         useful[idx[used]] = True
         penalty[idx] = cp[idx] + _shifted_min(F, u[idx], lo) - best
-        gain += max(0.0, best - lp_part[r])
+        gain += best - lp_part[r]  # >= 0 at LP-optimal duals; may be negative for others, still valid
     scale = max(1.0, abs(lb))
-    return lb + gain - 1e-9 * scale * max(1, len(y)), useful, penalty
+    return lb + gain - 1e-9 * scale * max(1, len(lo_all)), useful, penalty
 
 
 def _shifted_min(F: FloatArray, u: FloatArray, lo: float) -> FloatArray:

@@ -1,39 +1,5 @@
-"""The allocation model as one sparse matrix, built from small constraint and objective parts.
-
-Notation. Pairs p = (w, k) join a workload w to an offer class k it may use (see presolve); t = 1..T
-are periods (T = 1 unless offers carry ``price_per_period``). Per pair: u_p usable GPUs per instance
-(whole nodes of ``gpus_per_node`` that fit), g_p GPUs per instance, c_tp price per instance-hour in
-period t, e_p egress per instance-hour, r_p expected interruption cost per instance-hour
-(rate x checkpoint_interval/2 x price), f_p = throughput x u_p x priority.
-
-Variables (in this order):
-    x_tp in Z>=0, x_tp <= ub_p        instances of pair p in period t
-    G_t >= 0                          GPUs rented in period t (only with share caps)
-    d_l >= 0                          instances dropped from current line l (migration)
-    m_tp >= 0                         instances of p released between periods t-1 and t (migration)
-    eta free, z_s >= 0                CVaR auxiliaries over price scenarios s = 1..S
-
-Constraints (in code order):
-    demand      lo_w <= sum_{p in w} u_p x_tp <= hi_w                              for each w, t
-    capacity    sum_{p in k} x_tp <= cap_k                       for classes with finite capacity
-    budget      sum_p c_tp x_tp <= B                                               for each t
-    gpus        sum_p g_p x_tp - G_t = 0                      (defines G_t for the share rows)
-    provider    sum_{p at provider q} g_p x_tp - s_prov G_t <= 0                   for each q, t
-    region      sum_{p at place r} g_p x_tp - s_reg G_t <= 0                       for each r, t
-    spot        sum_{p spot} g_p x_tp - s_spot G_t <= 0                            for each t
-    floor       sum_{p in w, on-demand} u_p x_tp - phi sum_{p in w} u_p x_tp >= 0  inference w, t
-    migration   x_1p + d_l >= y_l  (current lines);  x_(t-1)p - x_tp - m_tp <= 0  (t >= 2)
-    cvar        (1/T) sum_tp c^s_p x_tp - eta - z_s <= 0                           for each s
-    cvar cap    eta + sum_s z_s / ((1 - alpha) S) <= CVaR_max
-    risk cap    (1/T) sum_tp r_p x_tp <= R_max
-    perf floor  (1/T) sum_tp (f_p / priority_w) x_tp >= P_min
-
-Objective (minimized; hourly, averaged over periods; M = migration cost per GPU / horizon hours):
-    C = (1/T) sum_tp (c_tp + e_p) x_tp + M (sum_l g_l d_l + sum_tp g_p m_tp)
-    R = (1/T) sum_tp r_p x_tp + (1 - risk_tolerance) (eta + sum_s z_s/((1-alpha) S) - mean_s L_s)
-    P = (1/T) sum_tp f_p x_tp
-    cost: C      performance: -P + 1e-6 C      weighted: w_c C + w_r R - w_p P
-"""
+"""The allocation model as one sparse matrix, built from small constraint and objective parts
+(the mathematics is in the ``AllocationModel`` docstring, in the order of the code)."""
 
 from __future__ import annotations
 
@@ -113,7 +79,42 @@ class MatrixModel:
 
 
 class AllocationModel:
-    """Builds the MatrixModel of the module docstring from the presolved tables, part by part."""
+    """Builds the MatrixModel from the presolved tables, part by part.
+
+    Notation. Pairs p = (w, k) join a workload w to an offer class k it may use (see presolve); t = 1..T
+    are periods (T = 1 unless offers carry ``price_per_period``). Per pair: u_p usable GPUs per instance
+    (whole nodes of ``gpus_per_node`` that fit), g_p GPUs per instance, c_tp price per instance-hour in
+    period t, e_p egress per instance-hour, r_p expected interruption cost per instance-hour
+    (rate x checkpoint_interval/2 x price), f_p = throughput x u_p x priority.
+
+    Variables (in this order):
+        x_tp in Z>=0, x_tp <= ub_p        instances of pair p in period t
+        G_t >= 0                          GPUs rented in period t (only with share caps)
+        d_l >= 0                          instances dropped from current line l (migration)
+        m_tp >= 0                         instances of p released between periods t-1 and t (migration)
+        eta free, z_s >= 0                CVaR auxiliaries over price scenarios s = 1..S
+
+    Constraints (in code order):
+        demand      lo_w <= sum_{p in w} u_p x_tp <= hi_w                              for each w, t
+        capacity    sum_{p in k} x_tp <= cap_k                       for classes with finite capacity
+        budget      sum_p c_tp x_tp <= B                                               for each t
+        gpus        sum_p g_p x_tp - G_t = 0                      (defines G_t for the share rows)
+        provider    sum_{p at provider q} g_p x_tp - s_prov G_t <= 0                   for each q, t
+        region      sum_{p at place r} g_p x_tp - s_reg G_t <= 0                       for each r, t
+        spot        sum_{p spot} g_p x_tp - s_spot G_t <= 0                            for each t
+        floor       sum_{p in w, on-demand} u_p x_tp - phi sum_{p in w} u_p x_tp >= 0  inference w, t
+        migration   x_1p + d_l >= y_l  (current lines);  x_(t-1)p - x_tp - m_tp <= 0  (t >= 2)
+        cvar        (1/T) sum_tp c^s_p x_tp - eta - z_s <= 0                           for each s
+        cvar cap    eta + sum_s z_s / ((1 - alpha) S) <= CVaR_max
+        risk cap    (1/T) sum_tp r_p x_tp <= R_max
+        perf floor  (1/T) sum_tp (f_p / priority_w) x_tp >= P_min
+
+    Objective (minimized; hourly, averaged over periods; M = migration cost per GPU / horizon hours):
+        C = (1/T) sum_tp (c_tp + e_p) x_tp + M (sum_l g_l d_l + sum_tp g_p m_tp)
+        R = (1/T) sum_tp r_p x_tp + (1 - risk_tolerance) (eta + sum_s z_s/((1-alpha) S) - mean_s L_s)
+        P = (1/T) sum_tp f_p x_tp
+        cost: C      performance: -P + 1e-6 C      weighted: w_c C + w_r R - w_p P
+    """
 
     def __init__(
         self,

@@ -30,7 +30,6 @@ from optimizer.tables import (
     FloatArray,
     IntArray,
     OfferTable,
-    WorkloadTable,
     data_is_local,
     usable_gpus,
 )

@@ -27,9 +27,12 @@ from typing import Literal
 import numpy as np
 
 from optimizer.backends import Backend, LpResult
+from optimizer.batches import BATCH_COLUMNS, batched_incumbent
+from optimizer.colgen import COLGEN_MIN_COLUMNS, seed_columns, solve_lp_colgen
 from optimizer.lagrange import lagrangian_bound
 from optimizer.model import AllocationModel, MatrixModel
 from optimizer.schemas import Progress, SolveConfig
+from optimizer.tables import group_starts
 from optimizer.tables import BoolArray, FloatArray
 
 log = logging.getLogger(__name__)
@@ -49,6 +52,7 @@ class Outcome:
     engines: list[str] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)
     infeasible_stage: Literal["lp", "mip"] | None = None
+    lp_bound: float | None = None  # set when no single LP result stands for the whole model
 
 
 def rel_gap(obj: float | None, bound: float | None) -> float | None:
@@ -120,7 +124,7 @@ def _k_best(model: MatrixModel, layout: AllocationModel, rc: FloatArray, k: int)
     row = np.tile(layout.pairs.w, layout.T) + np.repeat(np.arange(layout.T), P) * W
     order = np.lexsort((rc[:n_x], row))
     sorted_rows = row[order]
-    first = np.searchsorted(sorted_rows, sorted_rows, side="left")
+    first = group_starts(sorted_rows)
     rank = np.arange(n_x) - first
     out = np.zeros(model.shape[1], dtype=bool)
     out[order[rank < k]] = True
@@ -139,7 +143,16 @@ def _rounded(model: MatrixModel, layout: AllocationModel, x_lp: FloatArray) -> l
 
 
 def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backend, config: SolveConfig,
-                     deadline: float, report: Reporter) -> Outcome:
+                     deadline: float, report: Reporter, warm: FloatArray | None = None,
+                     lp: LpResult | None = None, outside: tuple[float, FloatArray, FloatArray] | None = None
+                     ) -> Outcome:
+    """``warm``: instance counts (the x columns) of a known solution, e.g. the previous period's;
+    used as the first incumbent when it is feasible here. ``lp`` and ``outside_rc``: when the model
+    holds only some of the pairs (lazy column generation), the LP already solved over them and, in
+    ``outside``, the Lagrangian bound over every pair with the reduced costs and penalties of the
+    pairs left out: the restricted solve proves a bound only if each of those is fixed by one of
+    the two arguments."""
+    partial = outside is not None
     phases: dict[str, float] = {}
     engines: list[str] = []
     ncols, n_x = model.shape[1], model.n_x
@@ -147,14 +160,28 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
     def left() -> float:
         return deadline - time.perf_counter()
 
-    report("lp", "solving the LP relaxation")
+    warm_x: FloatArray | None = None
+    if warm is not None:
+        cand = layout.complete(warm, ncols)
+        if model.violation(cand) <= 1e-6:
+            warm_x = cand
     lp_engine = "auto" if config.lp_solver == "auto" else config.lp_solver
-    lp = backend.solve_lp(model, time_limit=max(0.05, 0.6 * left()), engine=lp_engine)
+    if lp is None:
+        report("lp", "solving the LP relaxation")
+        if model.n_x >= COLGEN_MIN_COLUMNS:
+            lp = solve_lp_colgen(model, layout, backend, time_limit=max(0.05, 0.6 * left()), engine=lp_engine)
+        else:
+            lp = backend.solve_lp(model, time_limit=max(0.05, 0.6 * left()), engine=lp_engine)
     phases["lp"] = lp.seconds
     engines.append(lp.engine)
     if lp.status == "infeasible":
         return Outcome("infeasible", None, None, None, lp, engines, phases, "lp")
     if lp.status != "optimal" or lp.objective is None:
+        if warm_x is not None:
+            return Outcome("feasible", warm_x, model.objective(warm_x), None, None, engines, phases)
+        if left() < 0.25 * config.time_limit_s:
+            log.info("LP relaxation unfinished (%s) and little time left: no solution", lp.status)
+            return Outcome("no_solution", None, None, None, lp, engines, phases)
         log.info("LP relaxation unfinished (%s); falling back to a plain MILP", lp.status)
         out = solve_direct(model, backend, config, deadline, report)
         out.phases.update(phases)
@@ -165,7 +192,7 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
 
     t0 = time.perf_counter()
     lag, useful, penalty = lagrangian_bound(model, layout, lb, lp.x, lp.duals, lp.reduced_costs)
-    bound = max(lb, lag)
+    bound = outside[0] if outside is not None else max(lb, lag)
     phases["lagrangian"] = time.perf_counter() - t0
     report("lagrangian", "integer subproblem bound", None, bound)
 
@@ -175,6 +202,8 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
     for cand in _rounded(model, layout, lp.x[:n_x]):
         if model.objective(cand) < inc_obj:
             inc_x, inc_obj = cand, model.objective(cand)
+    if warm_x is not None and model.objective(warm_x) < inc_obj:
+        inc_x, inc_obj = warm_x, model.objective(warm_x)
     phases["rounding"] = time.perf_counter() - t0
     if inc_x is not None:
         report("rounding", "rounded LP solution is feasible", inc_obj, bound)
@@ -188,10 +217,38 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
     eps = 1e-7 * max(1.0, abs(lb))
     focus = (lp.x > 1e-7) | (rc <= eps) | _k_best(model, layout, rc, _K_PER_ROW)
     focus[:n_x] |= useful
+    focus |= seed_columns(model, layout, 2)  # on-demand and per-provider alternatives
     hint_base = layout.complete(np.minimum(np.ceil(lp.x[:n_x] - 1e-6), model.var_ub[:n_x]), ncols)
     rounds = 0
     mip_seconds = 0.0
-    limit = max(2 * int(np.count_nonzero(focus)), 1000)
+    if inc_x is None and np.count_nonzero(focus[:n_x]) > 2 * BATCH_COLUMNS:
+        report("batches", "integer solves over batches of workloads for a first incumbent", None, bound)
+        t0 = time.perf_counter()
+        cand = batched_incumbent(model, layout, lp, focus, backend, deadline=time.perf_counter() + 0.7 * left(),
+                                 threads=config.threads)
+        mip_seconds += time.perf_counter() - t0
+        if cand is not None and model.violation(cand) <= 1e-5:
+            inc_x, inc_obj = cand, model.objective(cand)
+            report("batches", "first incumbent", inc_obj, bound)
+    if inc_x is None:
+        # Dive: keep the LP's whole instances and let the integer solve place only the remainder.
+        # Much easier than the free problem, so it yields a first incumbent quickly.
+        sub, cols = model.restrict(focus)
+        floor = np.floor(lp.x[cols] + 1e-6)
+        floor[cols >= n_x] = 0.0
+        sub.var_lb = np.maximum(sub.var_lb, np.minimum(floor, sub.var_ub))
+        report("dive", f"integer solve over {len(cols)} columns around the LP's whole instances", None, bound)
+        res = backend.solve_mip(sub, time_limit=max(0.05, 0.75 * left()), relative_gap=max(config.relative_gap, 5e-3),
+                                threads=config.threads, hint=hint_base[cols], engine=_engine(config))
+        mip_seconds += res.seconds
+        engines.append(res.engine)
+        if res.x is not None:
+            full = np.zeros(ncols)
+            full[cols] = res.x
+            if model.violation(full) <= 1e-5:
+                inc_x, inc_obj = full, model.objective(full)
+                report("dive", "first incumbent", inc_obj, bound)
+    limit = max(int(np.count_nonzero(focus)) // 3, 500)  # widen gradually: big focused solves stall
     while left() > 0.05:
         rounds += 1
         covered = False
@@ -205,7 +262,8 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
                 extra = np.zeros(ncols, dtype=bool)
                 extra[idx[np.argsort(pen[idx], kind="stable")[:limit]]] = True
             else:
-                covered = True
+                covered = outside is None or bool(np.all((outside[1] > (inc_obj - lb) + eps)
+                                                         | (outside[2] > (inc_obj - bound) + eps)))
             focus |= extra
             focus |= inc_x > 0.5
         sub, cols = model.restrict(focus)
@@ -240,9 +298,9 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
             # Every column that could improve on the incumbent was in this solve: its bound is global.
             bound = max(bound, min(res.bound, inc_obj))
         report("focused_mip", f"round {rounds} done", inc_obj, bound)
-        if covered or (rel_gap(inc_obj, bound) or 0.0) <= config.relative_gap * 1e-3:
+        if covered or (rel_gap(inc_obj, bound) or 0.0) <= config.relative_gap:
             break
-        limit *= 4
+        limit *= 3
     phases["focused_mip"] = mip_seconds
     if inc_x is None:
         return Outcome("no_solution", None, None, bound, lp, engines, phases)

@@ -278,3 +278,14 @@ def data_is_local(problem: Problem, offers: OfferTable) -> BoolArray:
             loc = w.data_location
             out[i] = (names == loc) | (provs == loc) | (joined == loc)
     return out
+
+
+def group_starts(sorted_keys: np.ndarray) -> IntArray:
+    """For a sorted key array, the index where each element's run of equal keys starts (O(n))."""
+    n = len(sorted_keys)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    new[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    return np.maximum.accumulate(np.where(new, np.arange(n), 0))

@@ -1,0 +1,230 @@
+"""Column generation over pairs that are never put into the matrix, for fleet-scale problems.
+
+At 1,000 workloads x 20,000 offers there are millions of compatible pairs; a matrix over all of
+them costs gigabytes and tens of seconds before any solver runs. Here the pair list is kept as
+plain arrays and only an *active* subset becomes a model: per workload the pairs cheapest per
+usable GPU (overall, per provider and per spot flag). After each LP the reduced cost of every
+pair is computed from the duals by the formula of the model's columns,
+
+    rc_p = c_p - u_p y_demand[w] - y_capacity[k] - price_k y_budget
+           - g_p (y_gpus + y_provider[q] + y_region[r] + spot_k y_spot) - u_p (od_k - phi) y_floor[w],
+
+and the pairs with negative reduced cost join. When none is left the LP over the active pairs is
+the LP over all pairs. Only single-period problems without price scenarios take this path (the
+pricing formula covers exactly their columns); others are small enough for the full matrix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+import numpy as np
+import scipy.sparse as sp
+
+from optimizer.backends import Backend, LpResult
+from optimizer.errors import SolverFailedError
+from optimizer.lagrange import items_bound
+from optimizer.model import PERF_TIEBREAK, AllocationModel, MatrixModel
+from optimizer.presolve import Classes, Pairs
+from optimizer.schemas import Problem
+from optimizer.tables import BoolArray, FloatArray, OfferTable, WorkloadTable
+
+log = logging.getLogger(__name__)
+
+LAZY_MIN_PAIRS = 300_000
+_PER_WORKLOAD = 12
+_PER_KEY = 2
+_MAX_ROUNDS = 25
+
+
+def applicable(problem: Problem, pairs: Pairs) -> bool:
+    return (
+        pairs.n >= LAZY_MIN_PAIRS
+        and not any(o.price_per_period for o in problem.offers)
+        and not any(o.price_scenarios for o in problem.offers)
+        and problem.max_expected_interruption_cost_per_hour is None
+        and problem.min_performance is None
+    )
+
+
+def subset(pairs: Pairs, idx: np.ndarray) -> Pairs:
+    return dataclasses.replace(pairs, **{f.name: getattr(pairs, f.name)[idx] for f in dataclasses.fields(pairs)})
+
+
+def pair_costs(problem: Problem, offers: OfferTable, pairs: Pairs) -> FloatArray:
+    """The objective coefficient of each pair's column (single period, no scenarios)."""
+    cost = offers.price[pairs.o] + pairs.egress
+    if problem.objective == "cost":
+        return cost
+    if problem.objective == "performance":
+        return -pairs.perf + PERF_TIEBREAK * cost
+    w = problem.weights
+    return w.cost * cost + w.risk * pairs.risk - w.performance * pairs.perf
+
+
+def _seed(problem: Problem, offers: OfferTable, pairs: Pairs, costs: FloatArray, scale: int = 1) -> BoolArray:
+    """Per workload: the pairs cheapest per usable GPU overall, per provider and per spot flag.
+
+    Pairs arrive grouped by workload (presolve emits them in workload order), so this works on
+    each workload's contiguous segment; a global sort of millions of pairs costs far more."""
+    unit = costs / pairs.u
+    keep = np.zeros(pairs.n, dtype=bool)
+    bounds = np.searchsorted(pairs.w, np.arange(int(pairs.w.max(initial=-1)) + 2))
+    prov = offers.provider[pairs.o]
+    spot = offers.spot[pairs.o].astype(np.int64)
+    size = pairs.u.astype(np.int64)
+    k_all, k_key = _PER_WORKLOAD * scale, _PER_KEY * scale
+    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        if b <= a:
+            continue
+        seg = unit[a:b]
+        if b - a <= k_all:
+            keep[a:b] = True
+        else:
+            keep[a + np.argpartition(seg, k_all)[:k_all]] = True
+        # Per provider, per spot flag, and per (spot flag, instance size): integer covers need
+        # small on-demand sizes too (an inference floor of 50% on 3 GPUs needs a 1- or 2-GPU box).
+        for key in (prov[a:b], spot[a:b], spot[a:b] * 128 + size[a:b]):
+            order = np.lexsort((seg, key))
+            sk = key[order]
+            first = np.searchsorted(sk, sk, side="left")
+            keep[a + order[(np.arange(b - a) - first) < k_key]] = True
+    return keep
+
+
+def reduced_costs(layout: AllocationModel, model: MatrixModel, duals: FloatArray, full: Pairs,
+                  costs: FloatArray) -> FloatArray:
+    """rc of every pair in ``full`` under the duals of ``model`` (built by ``layout`` on a subset)."""
+    of, wl, prob = layout.offers, layout.workloads, layout.problem
+    rc = costs.copy()
+    prov_index = {name: i for i, name in enumerate(of.providers)}
+    place_index = {f"{p}/{r}": i for i, (p, r) in enumerate(of.places)}
+    rep_class = {int(r): k for k, r in enumerate(layout.classes.rep)}
+    offer_index = {oid: i for i, oid in enumerate(of.ids)}
+    g = full.g
+    for grp in model.groups:
+        y = duals[grp.start : grp.stop]
+        if grp.kind == "demand":
+            rc -= full.u * y[full.w]
+        elif grp.kind == "capacity":
+            per_class = np.zeros(layout.classes.n)
+            cls = [rep_class[offer_index[k]] for k in grp.keys]
+            per_class[cls] = y
+            rc -= per_class[full.c]
+        elif grp.kind == "budget":
+            rc -= of.price[full.o] * y[0]
+        elif grp.kind == "gpus":
+            rc -= g * y[0]
+        elif grp.kind == "provider":
+            per = np.zeros(len(of.providers))
+            per[[prov_index[k] for k in grp.keys]] = y
+            rc -= g * per[of.provider[full.o]]
+        elif grp.kind == "region":
+            per = np.zeros(len(of.places))
+            per[[place_index[k] for k in grp.keys]] = y
+            rc -= g * per[of.place[full.o]]
+        elif grp.kind == "spot":
+            rc -= g * of.spot[full.o] * y[0]
+        elif grp.kind == "od_floor":
+            per = np.zeros(wl.n)
+            widx = {wid: i for i, wid in enumerate(wl.ids)}
+            per[[widx[k] for k in grp.keys]] = y
+            od = (~of.spot[full.o]).astype(np.float64)
+            rc -= full.u * (od - prob.inference_on_demand_floor) * per[full.w]
+    return rc
+
+
+def solve_lp_lazy(problem: Problem, offers: OfferTable, workloads: WorkloadTable, classes: Classes, full: Pairs,
+                  backend: Backend, *, deadline: float, must: BoolArray
+                  ) -> tuple[AllocationModel, MatrixModel, LpResult | None, BoolArray, FloatArray, bool]:
+    """(layout, model, LP over the active pairs, active mask, reduced cost of every pair, converged).
+
+    Stops at ``deadline`` with the last restricted LP when pricing has not converged: its duals
+    still give a valid Lagrangian bound over every pair (see ``full_bound``)."""
+    costs = pair_costs(problem, offers, full)
+    active = _seed(problem, offers, full, costs) | must
+    layout = model = None
+    lp: LpResult | None = None
+    rc = np.zeros(full.n)
+    converged = False
+    last: tuple[AllocationModel, MatrixModel, LpResult, BoolArray] | None = None
+    big_m = 100.0 * float(np.max(np.abs(costs) / full.u, initial=1.0)) + 1.0
+    for rnd in range(_MAX_ROUNDS):
+        idx = np.flatnonzero(active)
+        layout = AllocationModel(problem, offers, workloads, classes, subset(full, idx))
+        model = layout.build()
+        left = deadline - time.perf_counter()
+        if left <= 0.05:
+            break
+        elastic, n_slack = _with_demand_slack(model, big_m)
+        res = backend.solve_lp(elastic, time_limit=left)
+        if res.status != "optimal":
+            if last is None:
+                lp = res
+            break
+        n = model.shape[1]
+        slack = res.x[n:]
+        lp = dataclasses.replace(res, x=res.x[:n], reduced_costs=res.reduced_costs[:n],
+                                 objective=float(model.c @ res.x[:n] + model.offset))
+        rc = reduced_costs(layout, model, lp.duals, full, costs)
+        tol = 1e-7 * max(1.0, float(np.abs(costs).max(initial=1.0)))
+        rc_out = np.where(active, np.inf, rc)
+        entering = np.flatnonzero(rc_out < -tol)
+        log.debug("lazy colgen round %d: %d active pairs, LP %.4f (slack %.3g), %d entering", rnd, len(idx),
+                  res.objective, float(slack.sum()), len(entering))
+        if len(entering) == 0:
+            converged = True
+            if slack.sum() > 1e-6:
+                # Priced out with demand still short: no pair can cover it, the LP is infeasible.
+                lp = dataclasses.replace(lp, status="infeasible", objective=None)
+            break
+        if slack.sum() <= 1e-6:
+            last = (layout, model, lp, active.copy())
+        room = max(20_000, len(idx) // 2)
+        if len(entering) > room:
+            entering = entering[np.argpartition(rc_out[entering], room)[:room]]
+        active[entering] = True
+    if not converged and last is not None:
+        layout, model, lp, active = last
+        rc = reduced_costs(layout, model, lp.duals, full, costs)
+    if layout is None or model is None:  # only when _MAX_ROUNDS is 0
+        raise SolverFailedError("column generation ran no round", backend=backend.name)
+    return layout, model, lp, active, rc, converged
+
+
+def _with_demand_slack(model: MatrixModel, big_m: float) -> tuple[MatrixModel, int]:
+    """The model with a costly slack on each demand minimum, so restricted LPs are always feasible
+    and column generation can price from their duals (a big-M phase one)."""
+    demand = next(g for g in model.groups if g.kind == "demand")
+    rows = np.arange(demand.start, demand.stop)
+    n, k = model.shape[1], len(rows)
+    slack = sp.csr_matrix((np.ones(k), (rows, np.arange(k))), shape=(model.shape[0], k))
+    out = MatrixModel(
+        c=np.concatenate([model.c, np.full(k, big_m)]),
+        A=sp.hstack([model.A, slack]).tocsr(),
+        row_lb=model.row_lb, row_ub=model.row_ub,
+        var_lb=np.concatenate([model.var_lb, np.zeros(k)]),
+        var_ub=np.concatenate([model.var_ub, np.full(k, np.inf)]),
+        integer=np.concatenate([model.integer, np.zeros(k, dtype=bool)]),
+        offset=model.offset, groups=model.groups, n_x=model.n_x,
+    )
+    del n
+    return out, k
+
+
+def full_bound(layout: AllocationModel, model: MatrixModel, lp: LpResult, full: Pairs, active: BoolArray,
+               rc: FloatArray) -> tuple[float, FloatArray]:
+    """Lagrangian bound over *every* pair (valid although the model holds only the active ones), and
+    the penalty of each pair (see optimizer.lagrange)."""
+    if lp.objective is None:
+        raise SolverFailedError("no LP objective to bound from", backend="lazy")
+    demand = next(g for g in model.groups if g.kind == "demand")
+    y = lp.duals[demand.start : demand.stop]
+    x = np.zeros(full.n)
+    x[np.flatnonzero(active)] = lp.x[: model.n_x]
+    cp = rc + y[full.w] * full.u
+    bound, _, penalty = items_bound(lp.objective, full.w, full.u, full.ub, cp, x,
+                                    model.row_lb[demand.start : demand.stop], model.row_ub[demand.start : demand.stop])
+    return bound, penalty
