@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from cloudarb.context import Context
 from optimizer.schemas import Offer, Problem, Solution
-from optimizer import validate
+from optimizer.validate import validate
 from tests.support import Tenant, small_request, wait_for
 
 
