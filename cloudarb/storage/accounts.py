@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from cloudarb.db.models import ApiKey, Organization, User
@@ -60,7 +61,14 @@ def api_key_by_secret(session: Session, *, secret: str) -> ApiKey | None:
 
 
 def touch_api_key(session: Session, *, key_id: str) -> None:
-    session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=utcnow()))
+    """Record use at most once a minute per key, so busy keys do not turn every read into a write."""
+    now = utcnow()
+    session.execute(
+        update(ApiKey)
+        .where(ApiKey.id == key_id)
+        .where(or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - timedelta(seconds=60)))
+        .values(last_used_at=now)
+    )
 
 
 def list_api_keys(session: Session, *, organization_id: str) -> Sequence[ApiKey]:
