@@ -23,7 +23,7 @@ def to_out(session: Session, opt: OptimizationRequest) -> OptimizationOut:
     return OptimizationOut(
         id=opt.id,
         name=opt.name,
-        status=opt.status,  # type: ignore[arg-type]
+        status=opt.status,
         job_id=opt.job_id,
         policy_id=opt.policy_id,
         created_at=opt.created_at,

@@ -87,10 +87,10 @@ def load_skypilot_csv(path: str | Path, provider: str, *, memory_is_total: bool 
                 ram_gb=_float(row.get("MemoryGiB")),
             )
             if price is not None and price > 0:
-                out.append(Offer(id=f"{provider}:{i}:od", price_per_hour=price, spot=False, **base))  # type: ignore[arg-type]
+                out.append(Offer(id=f"{provider}:{i}:od", price_per_hour=price, spot=False, **base))
             spot = _float(row.get("SpotPrice"))
             if spot is not None and spot > 0:
-                out.append(Offer(id=f"{provider}:{i}:spot", price_per_hour=spot, spot=True, **base))  # type: ignore[arg-type]
+                out.append(Offer(id=f"{provider}:{i}:spot", price_per_hour=spot, spot=True, **base))
     return out
 
 
@@ -119,10 +119,10 @@ def load_gcp_cyclenerd_csv(path: str | Path) -> list[Offer]:
             if price is not None and price > 0:
                 committed = month_1y / HOURS_PER_MONTH if month_1y else None
                 out.append(Offer(id=f"gcp:{i}:od", price_per_hour=price, committed_price_per_hour=committed,
-                                 **base))  # type: ignore[arg-type]
+                                 **base))
             spot = _float(row.get("hour_spot_usd"))
             if spot is not None and spot > 0:
-                out.append(Offer(id=f"gcp:{i}:spot", price_per_hour=spot, spot=True, **base))  # type: ignore[arg-type]
+                out.append(Offer(id=f"gcp:{i}:spot", price_per_hour=spot, spot=True, **base))
     return out
 
 

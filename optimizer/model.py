@@ -333,7 +333,7 @@ class AllocationModel:
             else:
                 lines[p] = lines.get(p, 0.0) + line.instances
         self.current_pairs = np.array(sorted(lines), dtype=np.int64)
-        self.current_y = np.array([lines[p] for p in self.current_pairs], dtype=np.float64)
+        self.current_y = np.array([lines[int(p)] for p in self.current_pairs], dtype=np.float64)
 
     def _cvar(self, weight: float) -> FloatArray:
         """CVaR rows; returns the x coefficients of -mean scenario cost times ``weight``."""

@@ -42,7 +42,7 @@ def _point(sol: Solution, axis: float, uses_cvar: bool) -> dict[str, float] | No
 def _non_dominated(points: list[dict[str, float]], key: str, better_low: bool) -> list[dict[str, float]]:
     """Drop points another point beats on both cost and the axis criterion."""
     sign = 1.0 if better_low else -1.0
-    keep = []
+    keep: list[dict[str, float]] = []
     for p in points:
         beaten = any(
             q is not p and q["cost_per_hour"] <= p["cost_per_hour"] + 1e-9 and sign * q[key] <= sign * p[key] + 1e-9

@@ -14,6 +14,8 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
+from typing import Literal
+
 import numpy as np
 
 from optimizer.backends import Backend
@@ -97,7 +99,7 @@ def _merge(results: dict[int, PeriodResult], T: int) -> Outcome:
         return Outcome("no_solution", None, None, bound, None, engines, phases)
     x = np.concatenate([o.x[: results[t].model.n_x] for t, o in enumerate(outs)])  # type: ignore[index]
     objective = float(np.mean([o.objective for o in outs]))
-    status = "optimal" if all(o.status == "optimal" for o in outs) else "feasible"
+    status: Literal["optimal", "feasible"] = "optimal" if all(o.status == "optimal" for o in outs) else "feasible"
     lp_values = [o.lp.objective for o in outs if o.lp is not None and o.lp.objective is not None]
     merged = Outcome(status, x, objective, bound, None, engines, phases)
     merged.lp_bound = float(np.mean(lp_values)) if len(lp_values) == T else None

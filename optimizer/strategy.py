@@ -224,11 +224,11 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
     if inc_x is None and np.count_nonzero(focus[:n_x]) > 2 * BATCH_COLUMNS:
         report("batches", "integer solves over batches of workloads for a first incumbent", None, bound)
         t0 = time.perf_counter()
-        cand = batched_incumbent(model, layout, lp, focus, backend, deadline=time.perf_counter() + 0.7 * left(),
+        batch_x = batched_incumbent(model, layout, lp, focus, backend, deadline=time.perf_counter() + 0.7 * left(),
                                  threads=config.threads)
         mip_seconds += time.perf_counter() - t0
-        if cand is not None and model.violation(cand) <= 1e-5:
-            inc_x, inc_obj = cand, model.objective(cand)
+        if batch_x is not None and model.violation(batch_x) <= 1e-5:
+            inc_x, inc_obj = batch_x, model.objective(batch_x)
             report("batches", "first incumbent", inc_obj, bound)
     if inc_x is None:
         # Dive: keep the LP's whole instances and let the integer solve place only the remainder.

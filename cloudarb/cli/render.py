@@ -23,10 +23,8 @@ def money(v: float | None, unit: str = "/h") -> str:
 
 def offers_table(items: list[dict[str, Any]], total: int) -> Table:
     t = Table(title=f"{len(items)} of {total} offers", title_justify="left")
-    for col, kw in [("provider", {}), ("region", {}), ("instance", {}), ("GPU", {}), ("n", {"justify": "right"}),
-                    ("VRAM", {"justify": "right"}), ("spot", {}), ("$/h", {"justify": "right"}),
-                    ("$/GPU-h", {"justify": "right"}), ("age", {"justify": "right"})]:
-        t.add_column(col, **kw)
+    for col in ("provider", "region", "instance", "GPU", "n", "VRAM", "spot", "$/h", "$/GPU-h", "age"):
+        t.add_column(col, justify="right" if col in ("n", "VRAM", "$/h", "$/GPU-h", "age") else "left")
     for o in items:
         age_h = o["age_s"] / 3600
         age = f"{age_h:.0f}h" if age_h < 48 else f"{age_h / 24:.0f}d"

@@ -116,7 +116,7 @@ class RedisBus:
             yield _RedisSubscription(pubsub)
         finally:
             await pubsub.unsubscribe()
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
             await client.aclose()
 
     def close(self) -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import OperationalError
 
+from cloudarb.events.bus import TERMINAL_STATUSES
 from cloudarb.jobs import store
 from cloudarb.jobs.errors import JobCanceled, JobInputError, JobTimedOut, TransientJobError
 
@@ -84,7 +85,7 @@ def publish(ctx: Context, job_id: str, event_type: str, payload: dict[str, Any])
 
 
 def status_payload(status: str, message: str = "", **extra: Any) -> dict[str, Any]:
-    return {"status": status, "message": message, "terminal": status in store.TERMINAL_STATUSES, **extra}
+    return {"status": status, "message": message, "terminal": status in TERMINAL_STATUSES, **extra}
 
 
 def move(

@@ -103,7 +103,7 @@ class OfferFilter:
     max_age: timedelta | None = None
 
 
-def _filtered(f: OfferFilter) -> Select[tuple[Offer]]:
+def _filtered(f: OfferFilter) -> Select[Offer]:
     stmt = select(Offer)
     if f.providers:
         stmt = stmt.where(Offer.provider.in_(list(f.providers)))

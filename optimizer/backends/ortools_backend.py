@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import numpy as np
 
@@ -29,13 +30,13 @@ log = logging.getLogger(__name__)
 
 
 
-def _helpers():  # type: ignore[no-untyped-def]
+def _helpers() -> Any:
     from ortools.linear_solver.python import model_builder_helper as mbh
 
     return mbh
 
 
-def _fill(model: MatrixModel, *, integer: bool):  # type: ignore[no-untyped-def]
+def _fill(model: MatrixModel, *, integer: bool) -> Any:
     mbh = _helpers()
     helper = mbh.ModelBuilderHelper()
     helper.fill_model_from_sparse_data(

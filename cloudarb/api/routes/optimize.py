@@ -39,7 +39,7 @@ def accepted(request: Request, ctx: Context, opt: OptimizationRequest, job: JobR
     return JobAccepted(
         id=opt.id,
         job_id=job.id,
-        status=job.status,  # type: ignore[arg-type]
+        status=job.status,
         websocket_url=ws_url(request, ctx, job.id),
         status_url=f"/optimize/{opt.id}",
     ).model_dump()
