@@ -30,3 +30,12 @@ def test_api_process_loads_no_heavy_engines() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_packages_type_check_strictly() -> None:
+    """mypy --strict (configured in pyproject.toml) on the four packages."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "cloudarb", "optimizer", "ingestion", "forecasting"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
