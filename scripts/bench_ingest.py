@@ -1,0 +1,234 @@
+"""Ingest benchmark, printing JSON: tick write throughput into PostgreSQL and /prices/history latency.
+
+What it does, in a fresh PostgreSQL database of its own (dropped at the end unless --keep):
+1. migrates it (TimescaleDB objects when the extension is installed there, plain ones otherwise)
+   and writes the bundled real price snapshot as the current offers (`write_quotes`);
+2. generates ``--ticks`` price ticks with the seeded market simulator (ingestion.simulator), for every
+   snapshot offer over ``--days`` days (the step between ticks of one offer follows from the two),
+   and writes them through the production write path `cloudarb.ingest.bulk.write_tick_lines`
+   (COPY into a staging table, INSERT ... ON CONFLICT DO NOTHING into price_ticks, and the hourly
+   aggregate), one transaction per batch; a second pass re-writes one batch to show it adds nothing;
+3. times ``GET /prices/history`` for one offer over the last 30 days at hourly buckets through the
+   real ASGI app (in-process client, so no network hop), ``--queries`` times, and reports p50/p95.
+
+"write" rates count only the time spent in the database calls; "end_to_end" also counts simulating
+and formatting the ticks. With --timescale-url (a server with the extension) the write is measured
+there too; without it that figure reads "not available". The machine is shared: timings are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import statistics
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from cloudarb.bootstrap import snapshot_path  # noqa: E402
+from cloudarb.db import migrate  # noqa: E402
+from cloudarb.db.engine import Database  # noqa: E402
+from cloudarb.ingest import bulk  # noqa: E402
+from ingestion.catalogs import load_snapshot  # noqa: E402
+from ingestion.schemas import PriceQuote  # noqa: E402
+from ingestion.simulator import MarketConfig, MarketSimulator, TickBatch  # noqa: E402
+
+DEFAULT_URL = os.environ.get("CLOUDARB_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def batch_text(batch: TickBatch, keys: np.ndarray) -> str:
+    """COPY text of one simulator batch, formatted column-wise (pandas' C CSV writer)."""
+    frame = pd.DataFrame(
+        {
+            "offer_key": keys[batch.offer_index],
+            "observed_at": np.datetime_as_string(batch.observed_at, unit="s"),
+            "price": batch.price_per_hour,
+            "avail": np.where(batch.capacity == 2, "0", "\\N"),
+        }
+    )
+    frame["observed_at"] = frame["observed_at"] + "+00"
+    out = io.StringIO()
+    frame.to_csv(out, sep="\t", header=False, index=False, lineterminator="\n")
+    return out.getvalue()
+
+
+def create_database(base_url: str) -> str:
+    name = f"cloudarb_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(base_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_database(base_url: str, url: str) -> None:
+    name = make_url(url).database
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+def write_ticks(db: Database, offers: list[PriceQuote], ticks: int, days: float, seed: int) -> dict[str, Any]:
+    keys = np.array([o.offer_key for o in offers], dtype=object)
+    step_s = max(1, math.floor(days * 86400 * len(offers) / ticks))
+    base = MarketConfig(seed=seed)
+    steps = math.ceil(ticks / len(offers))
+    end = base.start + timedelta(seconds=step_s * steps)
+    config = base.model_copy(update={"step": timedelta(seconds=step_s), "end": end, "offers_per_chunk": 64})
+    sim = MarketSimulator(offers, config=config)
+    written = inserted = 0
+    db_s = 0.0
+    first_text = ""
+    began = time.perf_counter()
+    for batch in sim.batches():
+        chunk = batch_text(batch, keys)
+        first_text = first_text or chunk
+        t0 = time.perf_counter()
+        with db.session() as session:
+            inserted += bulk.write_tick_lines(session, [chunk])
+        db_s += time.perf_counter() - t0
+        written += len(batch)
+    total_s = time.perf_counter() - began
+    t0 = time.perf_counter()
+    with db.session() as session:
+        again = bulk.write_tick_lines(session, [first_text])
+    rewrite_s = time.perf_counter() - t0
+    return {
+        "ticks": written,
+        "inserted": inserted,
+        "step_s": step_s,
+        "span_days": round(step_s * steps / 86400, 2),
+        "write_seconds": round(db_s, 2),
+        "write_ticks_per_s": round(written / db_s),
+        "end_to_end_seconds": round(total_s, 2),
+        "end_to_end_ticks_per_s": round(written / total_s),
+        "rewrite_batch_ticks": first_text.count("\n"),
+        "rewrite_batch_inserted": again,
+        "rewrite_batch_seconds": round(rewrite_s, 3),
+        "end": end,
+    }
+
+
+def history_latency(url: str, offer_key: str, end: Any, queries: int) -> dict[str, Any]:
+    from fastapi.testclient import TestClient
+
+    from cloudarb.api.app import create_app
+    from cloudarb.config import Settings
+    from cloudarb.context import build_context
+    from cloudarb.storage import accounts
+
+    settings = Settings(_env_file=None, database_url=url, secret_key="bench-" + "x" * 40)  # type: ignore[call-arg]
+    ctx = build_context(settings, prepare=False)
+    with ctx.db.session() as session:
+        org = accounts.get_or_create_org(session, name="bench")
+        _, secret = accounts.create_api_key(session, organization_id=org.id, name="bench", role="viewer",
+                                            created_by=None)
+    params = {
+        "offer_key": offer_key,
+        "start": (end - timedelta(days=30)).isoformat(),
+        "end": end.isoformat(),
+        "bucket": "hour",
+    }
+    times: list[float] = []
+    points = 0
+    with TestClient(create_app(ctx=ctx, scheduler=False)) as client:
+        for i in range(queries + 5):
+            t0 = time.perf_counter()
+            r = client.get("/prices/history", params=params, headers={"X-API-Key": secret})
+            elapsed = time.perf_counter() - t0
+            if r.status_code != 200:
+                raise RuntimeError(f"history failed: {r.status_code} {r.text}")
+            if i >= 5:  # warm-up excluded
+                times.append(elapsed)
+            points = sum(len(s["points"]) for s in r.json()["series"])
+    ctx.close()
+    times.sort()
+    return {
+        "queries": len(times),
+        "points_per_response": points,
+        "p50_ms": round(statistics.median(times) * 1000, 2),
+        "p95_ms": round(times[max(0, math.ceil(0.95 * len(times)) - 1)] * 1000, 2),
+        "max_ms": round(times[-1] * 1000, 2),
+    }
+
+
+def timescale_available(url: str) -> bool:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")).first()
+            return row is not None
+    finally:
+        engine.dispose()
+
+
+def run_one(base_url: str, args: argparse.Namespace, *, history: bool) -> dict[str, Any]:
+    url = create_database(base_url)
+    try:
+        migrate.upgrade(url)
+        db = Database(url)
+        offers = load_snapshot(snapshot_path())
+        with db.session() as session:
+            bulk.write_quotes(session, offers)
+        result: dict[str, Any] = {"timescaledb": bulk.uses_timescale(db.sessionmaker())}
+        result.update(write_ticks(db, offers, args.ticks, args.days, args.seed))
+        end = result.pop("end")
+        with db.session() as session:
+            result["stored_ticks"] = session.execute(text("SELECT count(*) FROM price_ticks")).scalar_one()
+            result["hourly_rows"] = session.execute(text("SELECT count(*) FROM price_ticks_hourly")).scalar_one()
+            size = session.execute(text("SELECT pg_size_pretty(pg_database_size(current_database()))")).scalar_one()
+            result["database_size"] = size
+        db.dispose()
+        if history:
+            result["history"] = history_latency(url, offers[0].offer_key, end, args.queries)
+        return result
+    finally:
+        if not args.keep:
+            drop_database(base_url, url)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", default=DEFAULT_URL, help="A PostgreSQL server (a scratch DB is made).")
+    parser.add_argument("--timescale-url", default=None, help="A PostgreSQL server with TimescaleDB, if any.")
+    parser.add_argument("--ticks", type=int, default=10_000_000)
+    parser.add_argument("--days", type=float, default=31.0, help="Time span the ticks cover.")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", action="store_true", help="Keep the scratch databases.")
+    args = parser.parse_args()
+    out: dict[str, Any] = {
+        "ticks_requested": args.ticks,
+        "generated_by": "ingestion.simulator.MarketSimulator over the bundled snapshot's offers (seeded)",
+        "cpu_count": os.cpu_count(),
+    }
+    plain = run_one(args.database_url, args, history=True)
+    out["postgresql"] = plain
+    if plain["timescaledb"]:
+        out["postgresql_plain"] = "not measured (this server has TimescaleDB installed)"
+    ts_url = args.timescale_url or (args.database_url if timescale_available(args.database_url) else None)
+    if ts_url is None:
+        out["timescaledb"] = "not available (extension not installed on this server)"
+    elif not plain["timescaledb"]:
+        out["timescaledb"] = run_one(ts_url, args, history=True)
+    print(json.dumps(out, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
