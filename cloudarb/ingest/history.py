@@ -82,7 +82,7 @@ def history(session: Session, q: HistoryQuery) -> list[Series]:
             pts = series[key].points
             if len(pts) < q.max_points:
                 pts.append(Point(t=ts, open=price, high=price, low=price, close=price, ticks=1))
-        return list(series.values())
+        return _result(q, series)
     h = PriceTickHourly
     start = q.start if q.bucket == "hour" else _day(q.start)
     rows = session.execute(
@@ -102,7 +102,14 @@ def history(session: Session, q: HistoryQuery) -> list[Series]:
             bucket = day
         if len(pts) < q.max_points:
             pts.append(Point(t=bucket, open=o, high=hi, low=lo, close=c, ticks=n))
-    return list(series.values())
+    return _result(q, series)
+
+
+def _result(q: HistoryQuery, series: dict[str, Series]) -> list[Series]:
+    """A single offer always answers (maybe with no points); a GPU-model query lists offers with data."""
+    if q.offer_key:
+        return list(series.values())
+    return [s for s in series.values() if s.points]
 
 
 def _hour(ts: datetime) -> datetime:

@@ -58,6 +58,11 @@ def max_age_s(settings: Settings, provider: str) -> float:
     return float(settings.offer_max_age_s.get(provider, 3 * interval_s(settings, provider)))
 
 
+def freshness_limits(settings: Settings) -> dict[str, timedelta]:
+    """Per-provider max ages for ``OfferFilter.max_age_by_provider`` (every registered provider)."""
+    return {key: timedelta(seconds=max_age_s(settings, key)) for key in PROVIDERS}
+
+
 def next_delay_s(
     settings: Settings,
     provider: str,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
+import anyio
 from fastapi import APIRouter, Query, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -130,25 +130,24 @@ async def price_stream(
         providers=[p.lower() for p in provider or []], gpu_models=gpu_model or [], regions=region or []
     )
     await websocket.accept()
+    async with anyio.create_task_group() as group:
 
-    async def pump() -> None:
-        async for event in price_events.follow(ctx, after_id=after):
-            if wanted.matches(event):
-                await websocket.send_json(event)
+        async def pump() -> None:
+            try:
+                async for event in price_events.follow(ctx, after_id=after):
+                    if wanted.matches(event):
+                        await websocket.send_json(event)
+            except (WebSocketDisconnect, RuntimeError):  # the client went away mid-send
+                pass
+            group.cancel_scope.cancel()
 
-    async def until_disconnect() -> None:
-        while (await websocket.receive())["type"] != "websocket.disconnect":
-            continue
+        async def until_disconnect() -> None:
+            try:
+                while (await websocket.receive())["type"] != "websocket.disconnect":
+                    continue
+            except (WebSocketDisconnect, RuntimeError):
+                pass
+            group.cancel_scope.cancel()
 
-    tasks = [asyncio.create_task(pump()), asyncio.create_task(until_disconnect())]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if not task.cancelled() and task.exception() is not None:
-                exc = task.exception()
-                if not isinstance(exc, WebSocketDisconnect | RuntimeError):
-                    raise exc  # type: ignore[misc]
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        group.start_soon(pump)
+        group.start_soon(until_disconnect)
