@@ -12,6 +12,11 @@ What it does, in a fresh PostgreSQL database of its own (dropped at the end unle
    real ASGI app (in-process client, so no network hop; a JWT bearer token, as the dashboard sends),
    ``--queries`` times after 5 warm-up requests, and reports p50/p95.
 
+4. with --lag-runs N (default 20): end-to-end lag in embedded mode (SQLite, in-process jobs and
+   events): a local HTTP server plays Lambda's instance-types API with a new H100 price each run; the
+   clock starts when the server has sent its response and stops when the change arrives on /ws/prices
+   and when /offers shows it (refresh triggered through POST /providers/lambda/refresh).
+
 "write" rates count only the time spent in the database calls; "end_to_end" also counts simulating
 and formatting the ticks. With --timescale-url (a server with the extension) the write is measured
 there too; without it that figure reads "not available". The machine is shared: timings are noisy.
@@ -173,6 +178,103 @@ def history_latency(url: str, offer_key: str, end: Any, queries: int) -> dict[st
     }
 
 
+class _LambdaStub:
+    """Serves Lambda's documented instance-types shape (the recorded test body) with a settable price,
+    and notes when each response was fully sent."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.body = body
+        self.sent_at: list[float] = []
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                payload = json.dumps(stub.body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                self.wfile.flush()
+                stub.sent_at.append(time.perf_counter())
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def set_cents(self, cents: int) -> None:
+        self.body["data"]["gpu_1x_h100_sxm5"]["instance_type"]["price_cents_per_hour"] = cents
+
+
+def end_to_end_lag(runs: int) -> dict[str, Any]:
+    import tempfile
+
+    from fastapi.testclient import TestClient
+
+    from cloudarb.api.app import create_app
+    from cloudarb.config import Settings
+    from cloudarb.context import build_context
+    from cloudarb.storage import accounts
+
+    recorded = ROOT / "tests" / "ingestion" / "recorded" / "lambda" / "instance_types.json"
+    stub = _LambdaStub(json.loads(recorded.read_text()))
+    tmp = Path(tempfile.mkdtemp(prefix="cloudarb-lag-"))
+    settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp / 'lag.db'}", data_dir=tmp,  # type: ignore[call-arg]
+                        secret_key="bench-" + "x" * 40, lambda_api_key="bench",
+                        ingest_base_urls={"lambda": stub.url}, ingest_retry_attempts=1)
+    ctx = build_context(settings)
+    with ctx.db.session() as session:
+        org = accounts.get_or_create_org(session, name="lag")
+        _, key = accounts.create_api_key(session, organization_id=org.id, name="lag", role="editor", created_by=None)
+    ws_lag: list[float] = []
+    offers_lag: list[float] = []
+    with TestClient(create_app(ctx=ctx, scheduler=False)) as client:
+        headers = {"X-API-Key": key}
+        with client.websocket_connect(f"/ws/prices?token={key}&provider=lambda&region=us-east-1") as ws:
+            for run in range(runs + 1):
+                cents = 200 + run
+                stub.set_cents(cents)
+                client.post("/providers/lambda/refresh", headers=headers)
+                while True:
+                    event = ws.receive_json()
+                    if event["instance_type"] == "gpu_1x_h100_sxm5" and event["new_price_per_hour"] == cents / 100:
+                        break
+                got_ws = time.perf_counter()
+                while True:
+                    items = client.get("/offers", params={"provider": "lambda", "region": "us-east-1"},
+                                       headers=headers).json()["items"]
+                    if any(o["instance_type"] == "gpu_1x_h100_sxm5" and o["price_per_hour"] == cents / 100
+                           for o in items):
+                        break
+                got_offers = time.perf_counter()
+                if run:  # the first run warms imports and caches
+                    ws_lag.append(got_ws - stub.sent_at[-1])
+                    offers_lag.append(got_offers - stub.sent_at[-1])
+    ctx.close()
+    stub.server.shutdown()
+
+    def p95(values: list[float]) -> float:
+        values = sorted(values)
+        return round(values[max(0, math.ceil(0.95 * len(values)) - 1)] * 1000, 1)
+
+    return {
+        "mode": "embedded (SQLite, in-process jobs and events)",
+        "runs": len(ws_lag),
+        "ws_prices_p50_ms": round(statistics.median(ws_lag) * 1000, 1),
+        "ws_prices_p95_ms": p95(ws_lag),
+        "offers_visible_p95_ms": p95(offers_lag),
+    }
+
+
 def timescale_available(url: str) -> bool:
     engine = create_engine(url)
     try:
@@ -217,12 +319,15 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="Keep the scratch databases.")
+    parser.add_argument("--lag-runs", type=int, default=20, help="End-to-end lag samples (0 = skip).")
     args = parser.parse_args()
     out: dict[str, Any] = {
         "ticks_requested": args.ticks,
         "generated_by": "ingestion.simulator.MarketSimulator over the bundled snapshot's offers (seeded)",
         "cpu_count": os.cpu_count(),
     }
+    if args.lag_runs:
+        out["end_to_end_lag"] = end_to_end_lag(args.lag_runs)
     plain = run_one(args.database_url, args, history=True)
     out["postgresql"] = plain
     if plain["timescaledb"]:
