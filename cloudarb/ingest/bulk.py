@@ -161,6 +161,7 @@ def _raw_connection(session: Session) -> Any:
 def _pg_copy(session: Session, stage_sql: str, table: str, columns: Sequence[str], lines: Iterable[str]) -> None:
     conn = _raw_connection(session)
     with conn.cursor() as cur:
+        cur.execute("SET LOCAL work_mem = '64MB'")  # the hourly GROUP BY sorts in memory, not on disk
         cur.execute(stage_sql)
         cur.execute(f"TRUNCATE {table}")
         with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
@@ -182,9 +183,9 @@ def _pg_write_ticks(session: Session, ticks: Iterable[TickRow]) -> int:
 
 
 def write_tick_lines(session: Session, lines: Iterable[str]) -> int:
-    """PostgreSQL only: like `write_ticks`, from ready COPY text lines (offer_key, observed_at,
-    price_per_hour, available_instances; tab-separated, ``\\N`` for NULL). Bulk loaders that already
-    hold columnar data (the simulator's numpy batches) format them vectorised and skip per-row Python."""
+    """PostgreSQL only: like `write_ticks`, from ready COPY text (chunks of whole lines: offer_key,
+    observed_at, price_per_hour, available_instances; tab-separated, ``\\N`` for NULL). Bulk loaders
+    that hold columnar data (the simulator's numpy batches) format it vectorised, skipping per-row Python."""
     _pg_copy(
         session, _PG_STAGE_TICKS, "_ingest_ticks",
         ("offer_key", "observed_at", "price_per_hour", "available_instances"), lines,
