@@ -77,6 +77,7 @@ def history(session: Session, q: HistoryQuery) -> list[Series]:
             select(t.offer_key, t.observed_at, t.price_per_hour)
             .where(t.offer_key.in_(keys), t.observed_at >= q.start, t.observed_at < q.end)
             .order_by(t.offer_key, t.observed_at)
+            .limit(q.max_points * len(keys))
         )
         for key, ts, price in rows:
             pts = series[key].points

@@ -299,3 +299,28 @@ def test_refresh_moves_a_price_to_ws_and_the_next_optimization(lctx: Context, re
         after = _optimize(client, tenant)
         assert [ln["offer_key"] for ln in after["lines"]][0] in {e["offer_key"] for e in events}
         assert after["cost"] == pytest.approx(0.01) and after["cost"] < before["cost"]
+
+
+def test_sqlite_migration_backfills_hourly_from_existing_ticks(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine, text
+
+    from cloudarb.db import migrate
+
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    migrate.upgrade(url, "0001")
+    engine = create_engine(url)
+    with engine.begin() as conn:  # SQLAlchemy's SQLite datetime text format, as the app writes it
+        conn.execute(text("INSERT INTO price_ticks (offer_key, observed_at, price_per_hour) VALUES "
+                          "('k', '2025-01-01 10:05:00.000000', 2), ('k', '2025-01-01 10:45:00.000000', 1), "
+                          "('k', '2025-01-01 10:25:00.000000', 5), ('k', '2025-01-01 11:00:00.000000', 3)"))
+    migrate.upgrade(url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT bucket, open, high, low, close, ticks FROM price_ticks_hourly "
+                                 "ORDER BY bucket")).all()
+    assert [tuple(r) for r in rows] == [("2025-01-01 10:00:00.000000", 2, 5, 1, 1, 3),
+                                        ("2025-01-01 11:00:00.000000", 3, 3, 3, 3, 1)]
+    migrate.downgrade(url, "0001")
+    with engine.connect() as conn:
+        names = {r[0] for r in conn.execute(text("SELECT name FROM sqlite_master WHERE type = 'table'"))}
+    assert not names & {"price_ticks_hourly", "provider_status", "price_events"} and "price_ticks" in names
+    engine.dispose()
