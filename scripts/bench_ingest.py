@@ -160,7 +160,7 @@ def history_latency(url: str, offer_key: str, end: Any, queries: int) -> dict[st
     from cloudarb.security import issue_token
     from cloudarb.storage import accounts
 
-    settings = Settings(_env_file=None, database_url=url, secret_key="bench-" + "x" * 40)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, database_url=url, secret_key="bench-" + "x" * 40)
     ctx = build_context(settings, prepare=False)
     with ctx.db.session() as session:
         org = accounts.get_or_create_org(session, name="bench")
@@ -246,7 +246,7 @@ def end_to_end_lag(runs: int) -> dict[str, Any]:
     recorded = ROOT / "tests" / "ingestion" / "recorded" / "lambda" / "instance_types.json"
     stub = _LambdaStub(json.loads(recorded.read_text()))
     tmp = Path(tempfile.mkdtemp(prefix="cloudarb-lag-"))
-    settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp / 'lag.db'}", data_dir=tmp,  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp / 'lag.db'}", data_dir=tmp,
                         secret_key="bench-" + "x" * 40, lambda_api_key="bench",
                         ingest_base_urls={"lambda": stub.url}, ingest_retry_attempts=1)
     ctx = build_context(settings)

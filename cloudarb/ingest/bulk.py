@@ -16,9 +16,9 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import case, func, select, text
+from sqlalchemy import Table, case, func, select, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -70,7 +70,7 @@ def uses_timescale(session: Session) -> bool:
     bind = session.get_bind()
     if bind.dialect.name != "postgresql":
         return False
-    url = str(bind.engine.url) if hasattr(bind, "engine") else str(bind.url)
+    url = str(bind.engine.url)
     if url not in _TIMESCALE_CACHE:
         row = session.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")).first()
         _TIMESCALE_CACHE[url] = row is not None
@@ -217,7 +217,7 @@ def _sqlite_write_ticks(session: Session, ticks: list[TickRow]) -> int:
     ]
     inserted: list[tuple[str, datetime, float]] = []
     if rows:
-        table = PriceTick.__table__
+        table = cast(Table, PriceTick.__table__)
         stmt = (
             sqlite.insert(table)
             .on_conflict_do_nothing(index_elements=["offer_key", "observed_at"])
@@ -248,8 +248,9 @@ def _sqlite_hourly(session: Session, inserted: Sequence[tuple[str, datetime, flo
     rows = list(groups.values())
     if not rows:
         return
-    h = PriceTickHourly.__table__.c
-    stmt = sqlite.insert(PriceTickHourly.__table__)
+    hourly = cast(Table, PriceTickHourly.__table__)
+    h = hourly.c
+    stmt = sqlite.insert(hourly)
     ex = stmt.excluded
     stmt = stmt.on_conflict_do_update(
         index_elements=["offer_key", "bucket"],
@@ -331,7 +332,7 @@ def _upsert_offers(session: Session, rows: list[dict[str, Any]]) -> int:
             )
         )
         return len(rows)
-    table = Offer.__table__
+    table = cast(Table, Offer.__table__)
     stmt = sqlite.insert(table)
     stmt = stmt.on_conflict_do_update(
         index_elements=["offer_key"],

@@ -5,7 +5,7 @@ The only place where application settings meet the ingestion library's config cl
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import SecretStr
 
@@ -15,7 +15,10 @@ from ingestion.providers import ProviderConfig, RetryPolicy, provider_class
 _API_KEYS = {"lambda": "lambda_api_key", "runpod": "runpod_api_key", "vast": "vast_api_key", "gcp": "gcp_api_key"}
 
 
-def credentials_state(settings: Settings, provider: str) -> str:
+CredentialsState = Literal["configured", "missing", "not needed"]
+
+
+def credentials_state(settings: Settings, provider: str) -> CredentialsState:
     """'configured', 'missing' or 'not needed' (for /providers; never reveals a value)."""
     if provider in _API_KEYS:
         return "configured" if _secret(getattr(settings, _API_KEYS[provider])) else "missing"

@@ -73,13 +73,13 @@ def history(session: Session, q: HistoryQuery) -> list[Series]:
     keys = list(series)
     if q.bucket == "raw":
         t = PriceTick
-        rows = session.execute(
+        ticks = session.execute(
             select(t.offer_key, t.observed_at, t.price_per_hour)
             .where(t.offer_key.in_(keys), t.observed_at >= q.start, t.observed_at < q.end)
             .order_by(t.offer_key, t.observed_at)
             .limit(q.max_points * len(keys))
         )
-        for key, ts, price in rows:
+        for key, ts, price in ticks:
             pts = series[key].points
             if len(pts) < q.max_points:
                 pts.append(Point(t=ts, open=price, high=price, low=price, close=price, ticks=1))

@@ -69,7 +69,7 @@ def list_providers(_: Viewer, ctx: CtxDep, session: SessionDep) -> list[Provider
                 provider=key,
                 scheduled=key in scheduled,
                 state=state,
-                credentials=credentials_state(ctx.settings, key),  # type: ignore[arg-type]
+                credentials=credentials_state(ctx.settings, key),
                 interval_s=schedule.interval_s(ctx.settings, key),
                 max_age_s=schedule.max_age_s(ctx.settings, key),
                 last_attempt_at=row.last_attempt_at if row else None,
