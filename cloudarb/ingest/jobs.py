@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -35,6 +36,7 @@ from ingestion.errors import (
     UnknownProvider,
 )
 from ingestion.providers import PROVIDERS, create_provider
+from ingestion.schemas import PriceQuote
 
 if TYPE_CHECKING:
     from cloudarb.context import Context
@@ -104,7 +106,7 @@ def refresh_body(jc: JobContext) -> str:
     return "finished"
 
 
-def write_refresh(ctx: Context, key: str, quotes: list, *, began: float) -> RefreshOutcome:  # type: ignore[type-arg]
+def write_refresh(ctx: Context, key: str, quotes: Sequence[PriceQuote], *, began: float) -> RefreshOutcome:
     """Store one fetch and its status in one transaction, then broadcast its price changes."""
     now = utcnow()
     delay = schedule.next_delay_s(ctx.settings, key, failures=0)
