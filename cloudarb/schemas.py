@@ -47,6 +47,10 @@ class OfferScope(_In):
         default=None, description="Ignore offers whose price is older than this (seconds)."
     )
     include_spot: bool = True
+    fresh_only: bool = Field(
+        default=False,
+        description="Only offers younger than their provider's configured max age (CLOUDARB_OFFER_MAX_AGE_S).",
+    )
 
 
 class OptimizeRequest(_In):

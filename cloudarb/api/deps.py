@@ -112,6 +112,13 @@ Editor = Annotated[Principal, Depends(require("editor"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
 
 
+def job_ws_url(request: Request, ctx: Context, job_id: str) -> str:
+    """The WebSocket URL of a job's event stream, as the client should reach it."""
+    base = ctx.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+    scheme = "wss" if base.startswith("https") else "ws"
+    return f"{scheme}://{base.split('://', 1)[-1]}/ws/jobs/{job_id}"
+
+
 @dataclass(frozen=True)
 class PageParams:
     limit: int

@@ -5,32 +5,11 @@ The only place where application settings meet the ingestion library's config cl
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
-from pydantic import SecretStr
+from typing import Any
 
 from cloudarb.config import Settings
+from cloudarb.ingest.credentials import API_KEY_SETTINGS, has_secret
 from ingestion.providers import ProviderConfig, RetryPolicy, provider_class
-
-_API_KEYS = {"lambda": "lambda_api_key", "runpod": "runpod_api_key", "vast": "vast_api_key", "gcp": "gcp_api_key"}
-
-
-CredentialsState = Literal["configured", "missing", "not needed"]
-
-
-def credentials_state(settings: Settings, provider: str) -> CredentialsState:
-    """'configured', 'missing' or 'not needed' (for /providers; never reveals a value)."""
-    if provider in _API_KEYS:
-        return "configured" if _secret(getattr(settings, _API_KEYS[provider])) else "missing"
-    if provider == "aws":
-        both = _secret(settings.aws_access_key_id) and _secret(settings.aws_secret_access_key)
-        return "configured" if both else "missing"
-    return "not needed"
-
-
-def _secret(value: SecretStr | None) -> bool:
-    return value is not None and bool(value.get_secret_value().strip())
-
 
 def provider_config(settings: Settings, provider: str, **overrides: Any) -> ProviderConfig:
     """The config for ``provider`` (raises UnknownProvider for a key not in the registry).
@@ -46,8 +25,8 @@ def provider_config(settings: Settings, provider: str, **overrides: Any) -> Prov
     }
     if provider in settings.ingest_base_urls:
         values["base_url"] = settings.ingest_base_urls[provider]
-    if provider in _API_KEYS and _secret(getattr(settings, _API_KEYS[provider])):
-        values["api_key"] = getattr(settings, _API_KEYS[provider])
+    if provider in API_KEY_SETTINGS and has_secret(getattr(settings, API_KEY_SETTINGS[provider])):
+        values["api_key"] = getattr(settings, API_KEY_SETTINGS[provider])
     if provider == "aws":
         values["aws_access_key_id"] = settings.aws_access_key_id
         values["aws_secret_access_key"] = settings.aws_secret_access_key

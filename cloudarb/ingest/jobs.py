@@ -20,10 +20,10 @@ from cloudarb.db.types import utcnow
 from cloudarb.ingest import bulk, events, schedule
 from cloudarb.ingest import status as status_store
 from cloudarb.ingest.config import provider_config
-from cloudarb.ingest.errors import RefreshFailed, UnknownProviderKey
+from cloudarb.ingest.errors import RefreshFailed
 from cloudarb.jobs import store as job_store
 from cloudarb.jobs.errors import JobInputError
-from cloudarb.jobs.runtime import JobContext, publish_status
+from cloudarb.jobs.runtime import JobContext
 from cloudarb.storage import accounts
 from ingestion.errors import (
     IngestionError,
@@ -35,7 +35,7 @@ from ingestion.errors import (
     ProviderUnavailable,
     UnknownProvider,
 )
-from ingestion.providers import PROVIDERS, create_provider
+from ingestion.providers import create_provider
 from ingestion.schemas import PriceQuote
 
 if TYPE_CHECKING:
@@ -44,9 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REFRESH_FUNCTION = "cloudarb.ingest.jobs.refresh_body"
-SYSTEM_ORG = "cloudarb:market-data"
-"""Scheduled refreshes are jobs of this organization (market data belongs to no customer)."""
 
 
 def error_state(exc: IngestionError) -> str:
@@ -141,27 +138,3 @@ def _record_failure(jc: JobContext, key: str, exc: IngestionError, began: float)
                 extra={"provider": key})
 
 
-def system_org_id(ctx: Context) -> str:
-    with ctx.db.session() as session:
-        return accounts.get_or_create_org(session, name=SYSTEM_ORG).id
-
-
-def submit_refresh(ctx: Context, *, provider: str, actor: str, organization_id: str | None = None) -> JobRun:
-    """Store a refresh job for ``provider`` and enqueue it by id; raises UnknownProviderKey."""
-    if provider not in PROVIDERS:
-        raise UnknownProviderKey(
-            f"unknown provider {provider!r}; valid keys: {', '.join(sorted(PROVIDERS))}"
-        )
-    org = organization_id or system_org_id(ctx)
-    with ctx.db.session() as session:
-        job = job_store.create_job(session, organization_id=org, kind="ingest", function=REFRESH_FUNCTION,
-                                   target_id=provider, max_attempts=1)
-    publish_status(ctx, job.id, "queued", f"refresh of {provider} requested by {actor}")
-    try:
-        ctx.queue.enqueue(job.id, job.function)
-    except Exception as exc:
-        with ctx.db.session() as session:
-            job_store.transition(session, job.id, to="failed", when=("queued",), error=f"queue unavailable: {exc}")
-        publish_status(ctx, job.id, "failed", "the job queue is unavailable")
-        raise
-    return job

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from cloudarb.config import Settings
 from cloudarb.db.types import utcnow
 from cloudarb.ingest import status as status_store
-from ingestion.providers import PROVIDERS
+from ingestion.keys import PROVIDER_KEYS
 
 if TYPE_CHECKING:
     from cloudarb.context import Context
@@ -60,7 +60,7 @@ def max_age_s(settings: Settings, provider: str) -> float:
 
 def freshness_limits(settings: Settings) -> dict[str, timedelta]:
     """Per-provider max ages for ``OfferFilter.max_age_by_provider`` (every registered provider)."""
-    return {key: timedelta(seconds=max_age_s(settings, key)) for key in PROVIDERS}
+    return {key: timedelta(seconds=max_age_s(settings, key)) for key in PROVIDER_KEYS}
 
 
 def next_delay_s(
@@ -84,11 +84,11 @@ def scheduled_providers(settings: Settings) -> list[str]:
     """The configured providers that exist in the registry (unknown keys are logged and ignored)."""
     keys = []
     for key in settings.ingest_providers:
-        if key in PROVIDERS:
+        if key in PROVIDER_KEYS:
             keys.append(key)
         else:
             log.warning("ignoring unknown provider in CLOUDARB_INGEST_PROVIDERS: %s (valid: %s)",
-                        key, ", ".join(sorted(PROVIDERS)))
+                        key, ", ".join(PROVIDER_KEYS))
     return keys
 
 
@@ -99,12 +99,12 @@ def tick(ctx: Context, *, now: datetime | None = None) -> list[str]:
     ahead (a lease), so several schedulers start one refresh per slot, and a refresh whose worker
     died is retried once the lease runs out.
     """
-    from cloudarb.ingest.jobs import submit_refresh
+    from cloudarb.ingest.submit import submit_refresh
 
     now = now or utcnow()
     keys = scheduled_providers(ctx.settings)
     with ctx.db.session() as session:
-        status_store.sync_enabled(session, scheduled=keys, known=sorted(PROVIDERS))
+        status_store.sync_enabled(session, scheduled=keys, known=list(PROVIDER_KEYS))
         due = status_store.due(session, now=now)
     started = []
     lease = timedelta(seconds=ctx.settings.job_timeout_s)

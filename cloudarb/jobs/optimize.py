@@ -30,7 +30,7 @@ def solve_request(
 
     jc.progress("loading", percent=5, message="loading current offers")
     with jc.ctx.db.session() as session:
-        rows = offer_store.offers_for_problem(session, filters=offer_filter(req))
+        rows = offer_store.offers_for_problem(session, filters=offer_filter(req, jc.ctx.settings))
         as_of = offer_store.newest_observation(session)
     problem = build_problem(req, rows, current=current)
     jc.progress(

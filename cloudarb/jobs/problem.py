@@ -5,19 +5,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
+from cloudarb.config import Settings
 from cloudarb.db.models import Offer as OfferRow
+from cloudarb.ingest.schedule import freshness_limits
 from cloudarb.schemas import OptimizeRequest
 from cloudarb.storage.offers import OfferFilter
 from optimizer.schemas import CurrentLine, Offer, Problem
 
 
-def offer_filter(req: OptimizeRequest) -> OfferFilter:
+def offer_filter(req: OptimizeRequest, settings: Settings) -> OfferFilter:
     scope = req.offers
     return OfferFilter(
         providers=scope.providers,
         regions=scope.regions,
         spot=None if scope.include_spot else False,
         max_age=timedelta(seconds=scope.max_age_s) if scope.max_age_s else None,
+        max_age_by_provider=freshness_limits(settings) if scope.fresh_only else {},
     )
 
 

@@ -98,14 +98,20 @@ def submit_optimization(
             if replay is not None:
                 return replay
         raise
-    broadcast(ctx, job.id, queued)
+    start(ctx, job, queued)
+    return Submitted(opt, job)
+
+
+def start(ctx: Context, job: JobRun, queued_event: dict[str, Any]) -> JobRun:
+    """Broadcast a new job's stored 'queued' event and enqueue it; a queue failure fails the job."""
+    broadcast(ctx, job.id, queued_event)
     try:
         ctx.queue.enqueue(job.id, job.function)
     except Exception as exc:
         move(ctx, job.id, to="failed", when=("queued",), message="the job queue is unavailable",
              error=f"queue unavailable: {exc}")
         raise QueueUnavailable(str(exc)) from exc
-    return Submitted(opt, job)
+    return job
 
 
 def _replay(ctx: Context, organization_id: str, key: str, digest: str) -> Submitted | None:

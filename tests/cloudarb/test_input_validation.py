@@ -144,3 +144,10 @@ def test_rate_limit_per_key(client: TestClient, tenant: Tenant) -> None:
     assert r.json()["error"]["code"] == "rate_limited"
     # another key has its own budget
     assert client.get("/offers", headers=tenant.headers("editor")).status_code == 200
+
+
+def test_offers_fresh_excludes_stale_prices(client: TestClient, tenant: Tenant) -> None:
+    """The bundled snapshot is months old: every offer is stale by each provider's configured age."""
+    everything = client.get("/offers", headers=tenant.headers()).json()["total"]
+    fresh = client.get("/offers", params={"fresh": True}, headers=tenant.headers()).json()
+    assert everything > 0 and fresh["total"] == 0

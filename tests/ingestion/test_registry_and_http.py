@@ -143,3 +143,10 @@ def test_config_is_validated() -> None:
         ProviderConfig(timeout_s=0)
     with pytest.raises(ValidationError):
         ProviderConfig(unknown_setting=1)  # type: ignore[call-arg]
+
+
+def test_light_key_list_matches_the_registry() -> None:
+    from ingestion.keys import PROVIDER_KEYS
+    from ingestion.providers import PROVIDERS
+
+    assert PROVIDER_KEYS == tuple(sorted(PROVIDERS))

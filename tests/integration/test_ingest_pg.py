@@ -24,7 +24,7 @@ from cloudarb.db import migrate
 from cloudarb.events.bus import CHANNEL_PREFIX
 from cloudarb.ingest import bulk
 from cloudarb.ingest import status as status_store
-from cloudarb.ingest.jobs import REFRESH_FUNCTION
+from cloudarb.ingest.submit import REFRESH_FUNCTION
 from cloudarb.jobs import store as job_store
 from cloudarb.jobs.runtime import execute
 from ingestion.schemas import PriceQuote

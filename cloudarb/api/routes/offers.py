@@ -7,9 +7,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from cloudarb.api.deps import PageDep, SessionDep, Viewer
+from cloudarb.api.deps import CtxDep, PageDep, SessionDep, Viewer
 from cloudarb.db.models import Offer
 from cloudarb.db.types import utcnow
+from cloudarb.ingest.schedule import freshness_limits
 from cloudarb.schemas import OfferOut, Page
 from cloudarb.storage import offers as offer_store
 
@@ -29,6 +30,7 @@ def offer_out(row: Offer, now: datetime) -> OfferOut:
 @router.get("/offers", operation_id="list_offers", response_model=Page[OfferOut])
 def list_offers(
     _: Viewer,
+    ctx: CtxDep,
     session: SessionDep,
     page: PageDep,
     provider: Names = [],  # noqa: B006 - FastAPI reads list defaults per request
@@ -40,6 +42,7 @@ def list_offers(
     max_price_per_gpu: Annotated[float | None, Query(ge=0, description="Max USD per GPU-hour.")] = None,
     spot: Annotated[bool | None, Query()] = None,
     max_age_s: Annotated[int | None, Query(ge=1, description="Exclude offers priced longer ago.")] = None,
+    fresh: Annotated[bool, Query(description="Exclude offers older than their provider's configured max age.")] = False,
     sort: offer_store.SortKey = "price_per_gpu_hour",
     order: Literal["asc", "desc"] = "asc",
 ) -> Page[OfferOut]:
@@ -53,6 +56,7 @@ def list_offers(
         max_price_per_gpu_hour=max_price_per_gpu,
         spot=spot,
         max_age=timedelta(seconds=max_age_s) if max_age_s else None,
+        max_age_by_provider=freshness_limits(ctx.settings) if fresh else {},
     )
     rows, total = offer_store.list_offers(
         session, filters=filters, sort=sort, descending=order == "desc", limit=page.limit, offset=page.offset

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from cloudarb.api.deps import CtxDep, Editor, IdempotencyKey, PageDep, Principal, SessionDep, Viewer
+from cloudarb.api.deps import CtxDep, Editor, IdempotencyKey, PageDep, Principal, SessionDep, Viewer, job_ws_url
 from cloudarb.api.errors import Invalid, NotFound, Unavailable
 from cloudarb.context import Context
 from cloudarb.db.models import JobRun, OptimizationRequest
@@ -29,18 +29,12 @@ router = APIRouter(prefix="/optimize", tags=["optimize"])
 IdPath = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-def ws_url(request: Request, ctx: Context, job_id: str) -> str:
-    base = ctx.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
-    scheme = "wss" if base.startswith("https") else "ws"
-    return f"{scheme}://{base.split('://', 1)[-1]}/ws/jobs/{job_id}"
-
-
 def accepted(request: Request, ctx: Context, opt: OptimizationRequest, job: JobRun) -> dict[str, Any]:
     return JobAccepted(
         id=opt.id,
         job_id=job.id,
         status=job.status,
-        websocket_url=ws_url(request, ctx, job.id),
+        websocket_url=job_ws_url(request, ctx, job.id),
         status_url=f"/optimize/{opt.id}",
     ).model_dump()
 

@@ -9,16 +9,17 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from cloudarb.api.deps import CtxDep, Editor, SessionDep, Viewer
+from cloudarb.api.deps import CtxDep, Editor, SessionDep, Viewer, job_ws_url
 from cloudarb.api.errors import NotFound, Unavailable
 from cloudarb.context import Context
 from cloudarb.db.types import utcnow
 from cloudarb.ingest import schedule
 from cloudarb.ingest import status as status_store
-from cloudarb.ingest.config import credentials_state
+from cloudarb.ingest.credentials import credentials_state
 from cloudarb.ingest.errors import UnknownProviderKey
-from cloudarb.ingest.jobs import submit_refresh
-from ingestion.providers import PROVIDERS
+from cloudarb.jobs.submit import QueueUnavailable
+from cloudarb.ingest.submit import submit_refresh
+from ingestion.keys import PROVIDER_KEYS
 
 router = APIRouter(tags=["providers"])
 
@@ -60,7 +61,7 @@ def list_providers(_: Viewer, ctx: CtxDep, session: SessionDep) -> list[Provider
     scheduled = set(schedule.scheduled_providers(ctx.settings))
     now = utcnow()
     out = []
-    for key in sorted(PROVIDERS):
+    for key in PROVIDER_KEYS:
         row = rows.get(key)
         count, newest = stats.get(key, (0, None))
         state = row.state if row is not None else ("never_run" if key in scheduled else "disabled")
@@ -88,12 +89,6 @@ def list_providers(_: Viewer, ctx: CtxDep, session: SessionDep) -> list[Provider
     return out
 
 
-def _ws_url(request: Request, ctx: Context, job_id: str) -> str:
-    base = ctx.settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
-    scheme = "wss" if base.startswith("https") else "ws"
-    return f"{scheme}://{base.split('://', 1)[-1]}/ws/jobs/{job_id}"
-
-
 @router.post("/providers/{provider}/refresh", operation_id="refresh_provider", status_code=202,
              response_model=RefreshAccepted)
 def refresh_provider(
@@ -105,8 +100,8 @@ def refresh_provider(
                              organization_id=principal.organization_id)
     except UnknownProviderKey as exc:
         raise NotFound(str(exc), field="provider") from exc
-    except Exception as exc:
+    except QueueUnavailable as exc:
         raise Unavailable(f"the job queue is unavailable: {exc}") from exc
     body = RefreshAccepted(provider=provider.lower(), job_id=job.id, status=job.status,
-                           websocket_url=_ws_url(request, ctx, job.id), status_url=f"/jobs/{job.id}")
+                           websocket_url=job_ws_url(request, ctx, job.id), status_url=f"/jobs/{job.id}")
     return JSONResponse(body.model_dump(), status_code=202, headers={"Location": f"/jobs/{job.id}"})

@@ -1,0 +1,43 @@
+"""Submitting a provider refresh (from the scheduler or ``POST /providers/{p}/refresh``).
+
+Light on purpose: the API process imports this, so it names the job body by dotted path and checks
+provider keys against ``ingestion.keys`` without importing any provider client or SDK.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cloudarb.ingest.errors import UnknownProviderKey
+from cloudarb.jobs import store as job_store
+from cloudarb.jobs.runtime import status_payload
+from cloudarb.jobs.submit import start
+from cloudarb.storage import accounts
+from ingestion.keys import PROVIDER_KEYS
+
+if TYPE_CHECKING:
+    from cloudarb.context import Context
+    from cloudarb.db.models import JobRun
+
+REFRESH_FUNCTION = "cloudarb.ingest.jobs.refresh_body"
+SYSTEM_ORG = "cloudarb:market-data"
+"""Scheduled refreshes are jobs of this organization (market data belongs to no customer)."""
+
+
+def system_org_id(ctx: Context) -> str:
+    with ctx.db.session() as session:
+        return accounts.get_or_create_org(session, name=SYSTEM_ORG).id
+
+
+def submit_refresh(ctx: Context, *, provider: str, actor: str, organization_id: str | None = None) -> JobRun:
+    """Store a refresh job for ``provider`` and enqueue it by id; raises UnknownProviderKey."""
+    if provider not in PROVIDER_KEYS:
+        raise UnknownProviderKey(f"unknown provider {provider!r}; valid keys: {', '.join(PROVIDER_KEYS)}")
+    org = organization_id or system_org_id(ctx)
+    with ctx.db.session() as session:
+        job = job_store.create_job(session, organization_id=org, kind="ingest", function=REFRESH_FUNCTION,
+                                   target_id=provider, max_attempts=1)
+        queued = job_store.append_event(
+            session, job.id, "status", status_payload("queued", f"refresh of {provider} requested by {actor}")
+        )
+    return start(ctx, job, queued)
