@@ -1,0 +1,180 @@
+"""Serving a forecast: data checks and fallbacks, model selection by backtest, promotion.
+
+The served model is chosen on a rolling-origin backtest over the most recent origins of the
+series, among candidates that always include both baselines (ties go to the simpler model),
+so on that backtest the served forecast is never worse than the best simple baseline.
+Series too short to backtest, flat, or mostly missing skip selection and fall back to a
+baseline, and the result says why in ``fallback_reason``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from forecasting.backtest import BASELINES, ModelFactory, report_from_runs, run_models, score
+from forecasting.errors import ForecastingError
+from forecasting.models.base import FitContext, ModelForecast
+from forecasting.models.registry import make_model
+from forecasting.schemas import BacktestReport, ForecastResult, ModelMetrics, ModelVersion, PromotionDecision, Series
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CANDIDATES: tuple[str, ...] = ("last_value", "seasonal_naive", "ets", "lag_ridge")
+
+
+class ForecastConfig(BaseModel):
+    """How to forecast one series; keyword-only config passed by the caller."""
+
+    model_config = ConfigDict(frozen=True)
+
+    horizon: int = Field(ge=1, description="Steps ahead.")
+    quantiles: tuple[float, ...] = Field(default=(0.1, 0.5, 0.9), description="Levels in (0, 1).")
+    n_scenarios: int = Field(default=200, ge=1)
+    candidates: tuple[str, ...] = Field(default=DEFAULT_CANDIDATES, description="Model names; baselines are added.")
+    model_params: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Per-model keyword params.")
+    model: str | None = Field(default=None, description="Force this model (skips selection, keeps fallbacks).")
+    selection_origins: int = Field(default=4, ge=1, description="Most recent backtest origins used to select.")
+    selection_step: int | None = Field(default=None, ge=1, description="Spacing of those origins; default horizon.")
+    interval_level: float = Field(default=0.8, gt=0, lt=1)
+    max_gap_share: float = Field(default=0.3, ge=0, le=1, description="More missing than this -> fallback.")
+    seed: int = 0
+
+
+def factories(cfg: ForecastConfig, names: tuple[str, ...]) -> dict[str, ModelFactory]:
+    """Model factories for ``names`` with the configured params (baselines first)."""
+    ordered = list(BASELINES) + [n for n in names if n not in BASELINES]
+    out: dict[str, ModelFactory] = {}
+    for name in ordered:
+        params = cfg.model_params.get(name, {})
+        make_model(name, **params)  # fail fast on an unknown name or bad params
+        out[name] = lambda name=name, params=params: make_model(name, **params)  # type: ignore[misc]
+    return out
+
+
+def diagnose(y: np.ndarray, season_length: int, cfg: ForecastConfig) -> tuple[str | None, str | None, list[str]]:
+    """(fallback model, reason, flags) for a series; (None, None, flags) when selection can run."""
+    finite = np.isfinite(y)
+    n_obs = int(finite.sum())
+    flags: list[str] = []
+    if n_obs and not finite.all():
+        flags.append("gaps_filled")
+    if n_obs and not finite[-1]:
+        flags.append("trailing_gap")
+    m = max(1, season_length)
+    step = cfg.selection_step or cfg.horizon
+    required = max(2 * m, 8) + cfg.horizon + step
+    simple = "seasonal_naive" if m > 1 and n_obs >= 2 * m else "last_value"
+    if n_obs == 0:
+        raise ForecastingError("series has no observations")
+    if y.shape[0] < required:
+        return simple, f"short series: {y.shape[0]} points < {required} needed to backtest", flags
+    if y.shape[0] and 1.0 - n_obs / y.shape[0] > cfg.max_gap_share:
+        return simple, f"gappy series: {100 * (1 - n_obs / y.shape[0]):.0f}% missing", flags
+    recent = y[-max(2 * m, cfg.horizon, 8) :]
+    recent = recent[np.isfinite(recent)]
+    if recent.size and float(np.ptp(recent)) == 0.0:
+        return "last_value", "flat series: no change over the recent window", flags
+    return None, None, flags
+
+
+def select_model(report: BacktestReport, candidates: list[str]) -> str:
+    """Best candidate by :func:`score`; the first listed wins ties (list baselines first)."""
+    present = [c for c in candidates if c in report.metrics]
+    if not present:
+        raise ForecastingError(f"no candidate produced a backtest for {report.series_id}")
+    return min(present, key=lambda c: score(report.metrics[c]))
+
+
+def selection_backtest(series: Series, cfg: ForecastConfig, names: tuple[str, ...]) -> BacktestReport:
+    """Backtest ``names`` (plus baselines) on the last ``selection_origins`` origins."""
+    s = series.to_pandas()
+    y, index, m = s.to_numpy(dtype=float), pd.DatetimeIndex(s.index), series.period
+    step = cfg.selection_step or cfg.horizon
+    last = y.shape[0] - cfg.horizon
+    first_allowed = max(2 * m, 8)
+    origins = [t for t in range(last, first_allowed - 1, -step)][: cfg.selection_origins][::-1]
+    runs = run_models(y, index, origins, cfg.horizon, m, factories(cfg, names))
+    return report_from_runs(series.series_id, runs, y, index, origins, cfg.horizon, m, cfg.interval_level)
+
+
+def forecast(series: Series, config: ForecastConfig) -> tuple[ForecastResult, BacktestReport | None]:
+    """Serve a forecast for ``series``: fallback checks, selection by backtest, then refit on all data.
+
+    Returns the forecast and the selection backtest (None when a fallback skipped it).
+    """
+    s = series.to_pandas()
+    y, index, m = s.to_numpy(dtype=float), pd.DatetimeIndex(s.index), series.period
+    fallback, reason, flags = diagnose(y, m, config)
+    report: BacktestReport | None = None
+    if fallback is not None:
+        name = fallback
+    elif config.model is not None:
+        name = config.model
+    else:
+        report = selection_backtest(series, config, config.candidates)
+        name = select_model(report, list(factories(config, config.candidates)))
+        report = report.model_copy(update={"selected": name})
+    fc, name, reason = _fit_with_fallback(name, y, index, m, config, reason)
+    return _result(series, index, fc, name, reason, flags, config), report
+
+
+def _fit_with_fallback(
+    name: str, y: np.ndarray, index: pd.DatetimeIndex, m: int, cfg: ForecastConfig, reason: str | None
+) -> tuple[ModelForecast, str, str | None]:
+    ctx = FitContext(season_length=m, index=index)
+    try:
+        return factories(cfg, (name,))[name]().fit(y, ctx).predict(cfg.horizon), name, reason
+    except ForecastingError as exc:
+        if name == "last_value":
+            raise
+        log.warning("forecast: %s failed (%s); falling back to last_value", name, exc)
+        fc = factories(cfg, ())["last_value"]().fit(y, FitContext(season_length=m, index=index)).predict(cfg.horizon)
+        return fc, "last_value", f"{name} failed: {exc}"
+
+
+def _result(
+    series: Series, index: pd.DatetimeIndex, fc: ModelForecast, name: str, reason: str | None,
+    flags: list[str], cfg: ForecastConfig,
+) -> ForecastResult:
+    step = pd.tseries.frequencies.to_offset(series.freq)
+    stamps = pd.date_range(index[-1] + step, periods=cfg.horizon, freq=series.freq)
+    rng = np.random.default_rng(cfg.seed)
+    qs = fc.quantiles(tuple(sorted(cfg.quantiles)))
+    return ForecastResult(
+        series_id=series.series_id, model=name, origin=stamps[0].to_pydatetime(),
+        timestamps=[t.to_pydatetime() for t in stamps], point=fc.point.tolist(),
+        quantiles={q: v.tolist() for q, v in qs.items()}, scenarios=fc.scenarios(cfg.n_scenarios, rng).tolist(),
+        fallback_reason=reason, flags=flags + list(fc.flags),
+    )
+
+
+def model_version(series_id: str, name: str, params: dict[str, Any], metrics: ModelMetrics,
+                  *, data_hash: str | None = None, trained_at: datetime | None = None) -> ModelVersion:
+    """A ModelVersion record for the caller to store."""
+    return ModelVersion(series_id=series_id, name=name, params=params, metrics=metrics, data_hash=data_hash,
+                        trained_at=trained_at or datetime.now(timezone.utc))
+
+
+def promote(current: ModelVersion | None, challenger: ModelVersion, *, min_improvement: float = 0.0) -> PromotionDecision:
+    """Champion/challenger: the challenger replaces ``current`` only if it wins the backtest.
+
+    Winning means a strictly better :func:`score` (MASE, then MAE), by at least
+    ``min_improvement`` relative on MASE when both are defined. Both versions must carry
+    metrics from the same backtest (same origins); the caller re-scores the champion on the
+    new data before asking.
+    """
+    ch = score(challenger.metrics)
+    if current is None:
+        return PromotionDecision(promote=True, reason="no champion yet", champion_score=None, challenger_score=ch[0])
+    cur = score(current.metrics)
+    threshold = cur[0] * (1.0 - min_improvement) if np.isfinite(cur[0]) else cur[0]
+    wins = ch[0] < threshold or (ch[0] == cur[0] and min_improvement == 0.0 and ch[1] < cur[1])
+    reason = (f"challenger {challenger.name} wins: MASE {ch[0]:.4g} vs {cur[0]:.4g}" if wins
+              else f"champion {current.name} kept: challenger MASE {ch[0]:.4g} vs {cur[0]:.4g}")
+    return PromotionDecision(promote=wins, reason=reason, champion_score=cur[0], challenger_score=ch[0])
