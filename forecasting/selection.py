@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from forecasting.backtest import BASELINES, ModelFactory, report_from_runs, run_models, score
+from forecasting.backtest import BASELINES, ModelFactory, ModelRun, report_from_runs, run_models, score
 from forecasting.errors import ForecastingError
 from forecasting.models.base import FitContext, ModelForecast
 from forecasting.models.registry import make_model
@@ -178,3 +178,28 @@ def promote(current: ModelVersion | None, challenger: ModelVersion, *, min_impro
     reason = (f"challenger {challenger.name} wins: MASE {ch[0]:.4g} vs {cur[0]:.4g}" if wins
               else f"champion {current.name} kept: challenger MASE {ch[0]:.4g} vs {cur[0]:.4g}")
     return PromotionDecision(promote=wins, reason=reason, champion_score=cur[0], challenger_score=ch[0])
+
+
+def walk_forward_served(
+    runs: dict[str, ModelRun], y: np.ndarray, index: pd.DatetimeIndex, origins: list[int], eval_origins: list[int],
+    horizon: int, season_length: int, *, lookback: int = 4, candidates: list[str] | None = None,
+) -> ModelRun:
+    """The forecast that would have been served at each of ``eval_origins``.
+
+    At an evaluation origin ``t`` the model is chosen by :func:`score` on the ``lookback``
+    most recent origins of ``origins`` whose horizon has ended by ``t`` (no look-ahead),
+    exactly as :func:`forecast` would; before any such origin, last value is served.
+    ``runs`` must hold forecasts at every origin in ``origins`` (a superset of ``eval_origins``).
+    """
+    names = candidates or list(runs)
+    pos = {t: i for i, t in enumerate(origins)}
+    served: list[ModelForecast | None] = []
+    for t in eval_origins:
+        past = [o for o in origins if o + horizon <= t][-lookback:]
+        choice = "last_value"
+        if past:
+            sub = {n: ModelRun(n, [runs[n].forecasts[pos[o]] for o in past]) for n in names}
+            rep = report_from_runs("walk_forward", sub, y, index, past, horizon, season_length, 0.8)
+            choice = select_model(rep, names)
+        served.append(runs[choice].forecasts[pos[t]])
+    return ModelRun("served", served)
