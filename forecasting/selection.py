@@ -17,7 +17,16 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
-from forecasting.backtest import BASELINES, ModelFactory, ModelRun, report_from_runs, run_models, score
+from forecasting.backtest import (
+    BASELINES,
+    ModelFactory,
+    ModelRun,
+    mase_scale,
+    point_errors,
+    report_from_runs,
+    run_models,
+    score,
+)
 from forecasting.errors import ForecastingError
 from forecasting.models.base import FitContext, ModelForecast
 from forecasting.models.registry import make_model
@@ -41,6 +50,9 @@ class ForecastConfig(BaseModel):
     model: str | None = Field(default=None, description="Force this model (skips selection, keeps fallbacks).")
     selection_origins: int = Field(default=4, ge=1, description="Most recent backtest origins used to select.")
     selection_step: int | None = Field(default=None, ge=1, description="Spacing of those origins; default horizon.")
+    selection_margin: float = Field(
+        default=0.0, ge=0, lt=1, description="A non-baseline model must beat the best baseline by this fraction."
+    )
     interval_level: float = Field(default=0.8, gt=0, lt=1)
     max_gap_share: float = Field(default=0.3, ge=0, le=1, description="More missing than this -> fallback.")
     seed: int = 0
@@ -83,12 +95,25 @@ def diagnose(y: np.ndarray, season_length: int, cfg: ForecastConfig) -> tuple[st
     return None, None, flags
 
 
-def select_model(report: BacktestReport, candidates: list[str]) -> str:
-    """Best candidate by :func:`score`; the first listed wins ties (list baselines first)."""
+def select_model(report: BacktestReport, candidates: list[str], *, margin: float = 0.0) -> str:
+    """Best candidate by :func:`score`; the first listed wins ties (list baselines first).
+
+    With ``margin`` > 0 a non-baseline model is served only if its score (MASE, or MAE
+    where MASE is undefined) is below ``(1 - margin)`` times the best baseline's: on step-like
+    series a model that won a short lookback by luck otherwise loses out of sample.
+    """
     present = [c for c in candidates if c in report.metrics]
     if not present:
         raise ForecastingError(f"no candidate produced a backtest for {report.series_id}")
-    return min(present, key=lambda c: score(report.metrics[c]))
+    best = min(present, key=lambda c: score(report.metrics[c]))
+    baselines = [c for c in present if c in BASELINES]
+    if margin <= 0.0 or best in BASELINES or not baselines:
+        return best
+    base = min(baselines, key=lambda c: score(report.metrics[c]))
+    b, c = score(report.metrics[base]), score(report.metrics[best])
+    use_mase = np.isfinite(b[0]) and np.isfinite(c[0])
+    wins = c[0] < (1 - margin) * b[0] if use_mase else c[1] < (1 - margin) * b[1]
+    return best if wins else base
 
 
 def selection_backtest(series: Series, cfg: ForecastConfig, names: tuple[str, ...]) -> BacktestReport:
@@ -118,7 +143,7 @@ def forecast(series: Series, config: ForecastConfig) -> tuple[ForecastResult, Ba
         name = config.model
     else:
         report = selection_backtest(series, config, config.candidates)
-        name = select_model(report, list(factories(config, config.candidates)))
+        name = select_model(report, list(factories(config, config.candidates)), margin=config.selection_margin)
         report = report.model_copy(update={"selected": name})
     fc, name, reason = _fit_with_fallback(name, y, index, m, config, reason)
     return _result(series, index, fc, name, reason, flags, config), report
@@ -183,23 +208,42 @@ def promote(current: ModelVersion | None, challenger: ModelVersion, *, min_impro
 def walk_forward_served(
     runs: dict[str, ModelRun], y: np.ndarray, index: pd.DatetimeIndex, origins: list[int], eval_origins: list[int],
     horizon: int, season_length: int, *, lookback: int = 4, candidates: list[str] | None = None,
+    margin: float = 0.0,
 ) -> ModelRun:
     """The forecast that would have been served at each of ``eval_origins``.
 
-    At an evaluation origin ``t`` the model is chosen by :func:`score` on the ``lookback``
-    most recent origins of ``origins`` whose horizon has ended by ``t`` (no look-ahead),
-    exactly as :func:`forecast` would; before any such origin, last value is served.
-    ``runs`` must hold forecasts at every origin in ``origins`` (a superset of ``eval_origins``).
+    At an evaluation origin ``t`` the model is chosen as :func:`select_model` would, on the
+    ``lookback`` most recent origins of ``origins`` whose horizon has ended by ``t`` (no
+    look-ahead); before any such origin, last value is served. ``runs`` must hold forecasts
+    at every origin in ``origins`` (a superset of ``eval_origins``).
     """
-    names = candidates or list(runs)
+    names = [n for n in (candidates or list(runs)) if n in runs]
     pos = {t: i for i, t in enumerate(origins)}
+    mase = np.full((len(names), len(origins)), np.nan)
+    mae = np.full((len(names), len(origins)), np.nan)
+    for j, t in enumerate(origins):
+        scale = mase_scale(y[:t], season_length)
+        for i, n in enumerate(names):
+            fc = runs[n].forecasts[j]
+            if fc is not None:
+                e = point_errors(y[t : t + horizon], fc.point, scale)
+                mase[i, j], mae[i, j] = e.mase, e.mae
     served: list[ModelForecast | None] = []
     for t in eval_origins:
-        past = [o for o in origins if o + horizon <= t][-lookback:]
+        past = [pos[o] for o in origins if o + horizon <= t][-lookback:]
         choice = "last_value"
         if past:
-            sub = {n: ModelRun(n, [runs[n].forecasts[pos[o]] for o in past]) for n in names}
-            rep = report_from_runs("walk_forward", sub, y, index, past, horizon, season_length, 0.8)
-            choice = select_model(rep, names)
+            metrics = {}
+            for i, n in enumerate(names):
+                if np.isnan(mae[i, past]).all():
+                    continue
+                with np.errstate(all="ignore"):
+                    mm = float(np.nanmean(mase[i, past])) if np.isfinite(mase[i, past]).any() else float("nan")
+                metrics[n] = ModelMetrics(mape=0, smape=0, mase=mm, mae=float(np.nanmean(mae[i, past])),
+                                          coverage=None, interval_level=0.8, n_origins=len(past))
+            if metrics:
+                rep = BacktestReport(series_id="walk_forward", horizon=horizon, season_length=season_length,
+                                     origins=[], metrics=metrics, details=[])
+                choice = select_model(rep, names, margin=margin)
         served.append(runs[choice].forecasts[pos[t]])
     return ModelRun("served", served)

@@ -27,20 +27,22 @@ class ETS(Forecaster):
 
     def __init__(
         self, *, damped: bool = True, seasonal: bool = True, max_history: int = 24 * 28,
-        initialization: str = "estimated", calibration_origins: int = 24, calibration_window: int | None = None,
+        initialization: str = "estimated", brute: bool = True, calibration_origins: int = 24, calibration_window: int | None = None,
     ) -> None:
         super().__init__(calibration_origins=calibration_origins, calibration_window=calibration_window)
         self.damped = damped
         self.seasonal = seasonal
         self.max_history = max_history
         self.initialization = initialization
+        self.brute = brute
         self._res: Any = None
         self._params: dict[str, float] = {}
         self._spec: dict[str, Any] = {}
+        self._flat: float | None = None
 
     def params(self) -> dict[str, Any]:
         return {"damped": self.damped, "seasonal": self.seasonal, "max_history": self.max_history,
-                "initialization": self.initialization, "calibration_origins": self.calibration_origins, "calibration_window": self.calibration_window}
+                "initialization": self.initialization, "brute": self.brute, "calibration_origins": self.calibration_origins, "calibration_window": self.calibration_window}
 
     def _spec_for(self, n: int, m: int) -> dict[str, Any]:
         seasonal = self.seasonal and m > 1 and n >= 2 * m + 2
@@ -56,10 +58,15 @@ class ETS(Forecaster):
 
         y = y[-self.max_history :]
         self._spec = self._spec_for(y.shape[0], ctx.season_length)
+        self._flat = float(y[-1]) if float(np.ptp(y)) == 0.0 else None
+        if self._flat is not None:
+            # A constant history has a constant ETS forecast; skip the optimizer (most prices).
+            self._res, self._params = None, {}
+            return
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                self._res = ExponentialSmoothing(y, initialization_method=self._init(), **self._spec).fit()
+                self._res = ExponentialSmoothing(y, initialization_method=self._init(), **self._spec).fit(use_brute=self.brute)
         except (ValueError, np.linalg.LinAlgError) as exc:
             raise ModelFitError(str(exc), model=self.name) from exc
         p = self._res.params
@@ -67,6 +74,8 @@ class ETS(Forecaster):
                                                  "damping_trend") if p.get(k) is not None and np.isfinite(p[k])}
 
     def _point(self, horizon: int) -> np.ndarray:
+        if self._flat is not None:
+            return np.full(horizon, self._flat)
         if self._res is None:
             raise RuntimeError("ets: predict() before fit()")
         out = np.asarray(self._res.forecast(horizon), dtype=float)
@@ -83,6 +92,8 @@ class ETS(Forecaster):
         earliest = max(self.min_obs + 2 * ctx.season_length, latest - window)
         if latest <= earliest or self.calibration_origins <= 0:
             return np.empty((0, horizon))
+        if self._flat is not None:
+            return super()._error_paths(y, ctx, horizon)
         filled = fill_gaps(y)
         origins = np.unique(np.linspace(earliest, latest, num=min(self.calibration_origins, latest - earliest + 1)))
         rows = []
