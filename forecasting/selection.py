@@ -28,7 +28,7 @@ from forecasting.backtest import (
     score,
 )
 from forecasting.errors import ForecastingError
-from forecasting.models.base import FitContext, ModelForecast
+from forecasting.models.base import FitContext, Forecaster, ModelForecast
 from forecasting.models.registry import make_model
 from forecasting.schemas import BacktestReport, ForecastResult, ModelMetrics, ModelVersion, PromotionDecision, Series
 
@@ -133,6 +133,12 @@ def forecast(series: Series, config: ForecastConfig) -> tuple[ForecastResult, Ba
 
     Returns the forecast and the selection backtest (None when a fallback skipped it).
     """
+    res, report, _ = serve(series, config)
+    return res, report
+
+
+def serve(series: Series, config: ForecastConfig) -> tuple[ForecastResult, BacktestReport | None, Forecaster]:
+    """:func:`forecast`, also returning the fitted model (for caching and incremental refits)."""
     s = series.to_pandas()
     y, index, m = s.to_numpy(dtype=float), pd.DatetimeIndex(s.index), series.period
     fallback, reason, flags = diagnose(y, m, config)
@@ -145,22 +151,23 @@ def forecast(series: Series, config: ForecastConfig) -> tuple[ForecastResult, Ba
         report = selection_backtest(series, config, config.candidates)
         name = select_model(report, list(factories(config, config.candidates)), margin=config.selection_margin)
         report = report.model_copy(update={"selected": name})
-    fc, name, reason = _fit_with_fallback(name, y, index, m, config, reason)
-    return _result(series, index, fc, name, reason, flags, config), report
+    model, fc, name, reason = _fit_with_fallback(name, y, index, m, config, reason)
+    return _result(series, index, fc, name, reason, flags, config), report, model
 
 
 def _fit_with_fallback(
     name: str, y: np.ndarray, index: pd.DatetimeIndex, m: int, cfg: ForecastConfig, reason: str | None
-) -> tuple[ModelForecast, str, str | None]:
+) -> tuple[Forecaster, ModelForecast, str, str | None]:
     ctx = FitContext(season_length=m, index=index)
     try:
-        return factories(cfg, (name,))[name]().fit(y, ctx).predict(cfg.horizon), name, reason
+        model = factories(cfg, (name,))[name]().fit(y, ctx)
+        return model, model.predict(cfg.horizon), name, reason
     except ForecastingError as exc:
         if name == "last_value":
             raise
         log.warning("forecast: %s failed (%s); falling back to last_value", name, exc)
-        fc = factories(cfg, ())["last_value"]().fit(y, FitContext(season_length=m, index=index)).predict(cfg.horizon)
-        return fc, "last_value", f"{name} failed: {exc}"
+        model = factories(cfg, ())["last_value"]().fit(y, FitContext(season_length=m, index=index))
+        return model, model.predict(cfg.horizon), "last_value", f"{name} failed: {exc}"
 
 
 def _result(

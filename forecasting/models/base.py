@@ -102,6 +102,10 @@ class Forecaster(abc.ABC):
         self._fit(fill_gaps(y), ctx)
         return self
 
+    def update(self, y: np.ndarray, ctx: FitContext) -> Forecaster:
+        """Refit on a longer history; models with cheap warm starts override this."""
+        return self.fit(y, ctx)
+
     def predict(self, horizon: int) -> ModelForecast:
         y, ctx = self._fitted()
         point = self._point(horizon)

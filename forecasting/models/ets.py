@@ -73,6 +73,25 @@ class ETS(Forecaster):
         self._params = {k: float(p[k]) for k in ("smoothing_level", "smoothing_trend", "smoothing_seasonal",
                                                  "damping_trend") if p.get(k) is not None and np.isfinite(p[k])}
 
+    def update(self, y: np.ndarray, ctx: FitContext) -> Forecaster:
+        """Incremental refit: keep the smoothing parameters, rerun the recursions on the new data."""
+        from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+        y = np.asarray(y, dtype=float)
+        hist = fill_gaps(y)[-self.max_history :]
+        spec = self._spec_for(hist.shape[0], ctx.season_length)
+        if not self._params or spec != self._spec or float(np.ptp(hist)) == 0.0:
+            return self.fit(y, ctx)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                init = "heuristic" if spec["seasonal"] else "estimated"
+                res = ExponentialSmoothing(hist, initialization_method=init, **spec).fit(optimized=False, **self._params)
+        except (ValueError, np.linalg.LinAlgError):
+            return self.fit(y, ctx)
+        self._y, self._ctx, self._res, self._flat = y, ctx, res, None
+        return self
+
     def _point(self, horizon: int) -> np.ndarray:
         if self._flat is not None:
             return np.full(horizon, self._flat)
