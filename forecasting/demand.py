@@ -102,7 +102,8 @@ def evaluate_demand(
     origins = sorted(set(eval_origins) | {t for t in extra if t >= 2 * m})
     runs = run_models(y, index, origins, horizon, m, factories(cfg, cfg.candidates))
     served = walk_forward_served(runs, y, index, origins, eval_origins, horizon, m, lookback=cfg.selection_origins,
-                                 margin=cfg.selection_margin)
+                                 margin=cfg.selection_margin,
+                                 min_informative=cfg.selection_min_informative)
     pos = {t: i for i, t in enumerate(origins)}
     at_eval = {n: ModelRun(n, [r.forecasts[pos[t]] for t in eval_origins]) for n, r in runs.items()}
     at_eval["served"] = served

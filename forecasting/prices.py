@@ -11,6 +11,7 @@ often a change was anticipated at all.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +29,12 @@ PRICE_KINDS = {"on_demand": "hour_usd", "spot": "hour_spot_usd"}
 
 #: Price default: damped-trend ETS and lag ridge against last value, 4-week horizon. Price
 #: changes are rare steps, so a model must beat last value by 20% over every past origin
-#: (expanding window) before it is served: with no margin, walk-forward selection chased
-#: lucky wins and lost to last value on a third of the series.
+#: (expanding window), on at least 3 origins where prices moved, before it is served: with
+#: no margin, walk-forward selection chased lucky wins and lost to last value on a third of
+#: the series.
 PRICE_CONFIG = ForecastConfig(
     horizon=4, candidates=("ets", "lag_ridge"), selection_origins=100, selection_step=4, selection_margin=0.2,
+    selection_min_informative=3,
     model_params={"ets": {"calibration_origins": 8, "max_history": 104, "brute": False},
                   "lag_ridge": {"lags": (1, 2, 4, 8, 13), "max_history": 104, "calibration_origins": 8}},
 )
@@ -117,17 +120,18 @@ def anticipated_change(last: float, forecast: np.ndarray, actual: np.ndarray, *,
 
 
 def evaluate_price_series(series: Series, *, config: ForecastConfig | None = None, step: int = 4,
-                          min_train: int = 26) -> PriceEvaluation | None:
-    """Rolling origins every ``step`` weeks after ``min_train`` weeks; None if too short."""
+                          min_train: int = 26, start: datetime | None = None) -> PriceEvaluation | None:
+    """Rolling origins every ``step`` weeks after ``min_train`` weeks (and from ``start``); None if none."""
     cfg = config or PRICE_CONFIG
     s = series.to_pandas()
     y, index, m = s.to_numpy(dtype=float), pd.DatetimeIndex(s.index), series.period
-    origins = rolling_origins(index, horizon=cfg.horizon, step=step, min_train=min_train)
+    origins = rolling_origins(index, horizon=cfg.horizon, step=step, start=start, min_train=min_train)
     if not origins:
         return None
     runs = run_models(y, index, origins, cfg.horizon, m, factories(cfg, cfg.candidates))
     served = walk_forward_served(runs, y, index, origins, origins, cfg.horizon, m, lookback=cfg.selection_origins,
-                                 margin=cfg.selection_margin)
+                                 margin=cfg.selection_margin,
+                                 min_informative=cfg.selection_min_informative)
     all_runs: dict[str, ModelRun] = {**runs, "served": served}
     rep = report_from_runs(series.series_id, all_runs, y, index, origins, cfg.horizon, m, cfg.interval_level)
     ranked = [n for n in runs if n in rep.metrics]

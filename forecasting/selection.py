@@ -53,6 +53,9 @@ class ForecastConfig(BaseModel):
     selection_margin: float = Field(
         default=0.0, ge=0, lt=1, description="A non-baseline model must beat the best baseline by this fraction."
     )
+    selection_min_informative: int = Field(
+        default=1, ge=1, description="Walk-forward: past origins where the baselines erred needed before a switch."
+    )
     interval_level: float = Field(default=0.8, gt=0, lt=1)
     max_gap_share: float = Field(default=0.3, ge=0, le=1, description="More missing than this -> fallback.")
     seed: int = 0
@@ -215,14 +218,16 @@ def promote(current: ModelVersion | None, challenger: ModelVersion, *, min_impro
 def walk_forward_served(
     runs: dict[str, ModelRun], y: np.ndarray, index: pd.DatetimeIndex, origins: list[int], eval_origins: list[int],
     horizon: int, season_length: int, *, lookback: int = 4, candidates: list[str] | None = None,
-    margin: float = 0.0,
+    margin: float = 0.0, min_informative: int = 1,
 ) -> ModelRun:
     """The forecast that would have been served at each of ``eval_origins``.
 
     At an evaluation origin ``t`` the model is chosen as :func:`select_model` would, on the
     ``lookback`` most recent origins of ``origins`` whose horizon has ended by ``t`` (no
     look-ahead); before any such origin, last value is served. ``runs`` must hold forecasts
-    at every origin in ``origins`` (a superset of ``eval_origins``).
+    at every origin in ``origins`` (a superset of ``eval_origins``). A non-baseline model is
+    only eligible once ``min_informative`` of those origins had a non-zero last-value error:
+    on price steps, one lucky window is no evidence.
     """
     names = [n for n in (candidates or list(runs)) if n in runs]
     pos = {t: i for i, t in enumerate(origins)}
@@ -239,10 +244,12 @@ def walk_forward_served(
     for t in eval_origins:
         past = [pos[o] for o in origins if o + horizon <= t][-lookback:]
         choice = "last_value"
+        informative = int(np.sum(mae[names.index("last_value"), past] > 0)) if "last_value" in names and past else 0
+        eligible = names if informative >= min_informative else [n for n in names if n in BASELINES]
         if past:
             metrics = {}
             for i, n in enumerate(names):
-                if np.isnan(mae[i, past]).all():
+                if n not in eligible or np.isnan(mae[i, past]).all():
                     continue
                 with np.errstate(all="ignore"):
                     mm = float(np.nanmean(mase[i, past])) if np.isfinite(mase[i, past]).any() else float("nan")
@@ -251,6 +258,6 @@ def walk_forward_served(
             if metrics:
                 rep = BacktestReport(series_id="walk_forward", horizon=horizon, season_length=season_length,
                                      origins=[], metrics=metrics, details=[])
-                choice = select_model(rep, names, margin=margin)
+                choice = select_model(rep, eligible, margin=margin)
         served.append(runs[choice].forecasts[pos[t]])
     return ModelRun("served", served)
