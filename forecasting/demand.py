@@ -28,10 +28,11 @@ DEMAND_CONFIG = ForecastConfig(horizon=24, candidates=("ets",), selection_origin
 
 
 def load_jobs(path: str | Path) -> pd.DataFrame:
-    """Job trace with columns ``submit`` (datetime), ``duration_s`` and ``num_gpus``.
+    """Job trace with columns ``submit`` (datetime), ``duration_s``, ``num_gpus`` and ``group``.
 
     The Philly trace (Pollux derivation) has ``timestamp,duration,num_gpus,gpu_time,cluster``;
-    the submit time is taken as the start (the trace holds no queueing delay).
+    the submit time is taken as the start (the trace holds no queueing delay) and the virtual
+    cluster (a team) becomes ``group`` ("all" when the file has no cluster column).
     """
     try:
         raw = pd.read_csv(path)
@@ -45,6 +46,7 @@ def load_jobs(path: str | Path) -> pd.DataFrame:
             "submit": pd.to_datetime(raw["timestamp"]),
             "duration_s": raw["duration"].astype(float),
             "num_gpus": raw["num_gpus"].astype(float),
+            "group": raw["cluster"].astype(str) if "cluster" in raw.columns else "all",
         })
     except (ValueError, TypeError) as exc:
         raise DataError(f"bad job rows: {exc}", source=str(path)) from exc
@@ -76,6 +78,22 @@ def running_gpus_per_hour(jobs: pd.DataFrame, *, freq: str = "h") -> pd.Series:
 def load_demand_series(path: str | Path, *, series_id: str = "philly") -> Series:
     """Hourly running-GPU series of a job trace file."""
     return Series.from_pandas(series_id, running_gpus_per_hour(load_jobs(path)), freq="h", season_length=24)
+
+
+def load_group_demand_series(path: str | Path, *, min_jobs: int = 100) -> list[Series]:
+    """One hourly running-GPU series per group (Philly: per virtual cluster, i.e. per team).
+
+    All series share the trace's hourly grid, so a team idle for a while reads 0, not a gap.
+    """
+    jobs = load_jobs(path)
+    whole = running_gpus_per_hour(jobs)
+    out = []
+    for group, sub in jobs.groupby("group", sort=True):
+        if len(sub) < min_jobs:
+            continue
+        s = running_gpus_per_hour(sub).reindex(whole.index, fill_value=0.0)
+        out.append(Series.from_pandas(f"demand/{group}", s, freq="h", season_length=24))
+    return out
 
 
 class DemandEvaluation(BaseModel):

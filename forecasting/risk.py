@@ -30,8 +30,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
-from scipy import stats
-
 from forecasting.errors import DataError, ForecastingError
 
 HOURS_PER_MONTH = 730.0
@@ -177,6 +175,8 @@ def gamma_update(mean: float, lower: float, upper: float, *, drops: int, hours: 
     The prior's shape is matched to the interval's relative width (10%-90% of a Gamma), its
     rate to the mean; the posterior's mean and 10%/90% quantiles are returned.
     """
+    from scipy import stats
+
     rel = max((upper - lower) / max(mean, 1e-12), 1e-3)
     # for a Gamma, (q90 - q10) / mean ~ 2 * 1.2816 / sqrt(shape)
     shape = max((2 * 1.2816 / rel) ** 2, 0.5)

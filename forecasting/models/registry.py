@@ -8,6 +8,7 @@ from forecasting.errors import UnknownModelError
 from forecasting.models.base import Forecaster
 from forecasting.models.baselines import LastValue, SeasonalNaive
 from forecasting.models.ets import ETS
+from forecasting.models.hw_grid import HoltWintersGrid
 from forecasting.models.lag_ridge import LagRidge
 from forecasting.models.prophet_model import ProphetModel
 
@@ -15,6 +16,7 @@ MODELS: dict[str, type[Forecaster]] = {
     LastValue.name: LastValue,
     SeasonalNaive.name: SeasonalNaive,
     ETS.name: ETS,
+    HoltWintersGrid.name: HoltWintersGrid,
     LagRidge.name: LagRidge,
     ProphetModel.name: ProphetModel,
 }

@@ -9,7 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecasting.demand import demand_upper_bound, load_demand_series, load_jobs, running_gpus_per_hour
+from forecasting.demand import (
+    demand_upper_bound,
+    load_demand_series,
+    load_group_demand_series,
+    load_jobs,
+    running_gpus_per_hour,
+)
 from forecasting.errors import DataError
 from forecasting.schemas import Series
 from forecasting.selection import ForecastConfig
@@ -36,6 +42,14 @@ def test_philly_loader_builds_an_hourly_series(shared_data: Path) -> None:
     # total GPU-hours are conserved by the binning
     assert vals.sum() == pytest.approx((jobs["duration_s"] * jobs["num_gpus"]).sum() / 3600, rel=1e-9)
     assert s.timestamps[0] < datetime(2017, 11, 20) < s.timestamps[-1]
+
+
+def test_group_series_partition_the_total(shared_data: Path) -> None:
+    path = shared_data / "demand" / "philly_jobs_pollux.csv"
+    groups = load_group_demand_series(path, min_jobs=1)
+    total = np.array(load_demand_series(path).values, dtype=float)
+    assert len(groups) == 15 and all(len(g.values) == len(total) for g in groups)
+    np.testing.assert_allclose(np.sum([np.array(g.values, dtype=float) for g in groups], axis=0), total, atol=1e-6)
 
 
 def test_loader_rejects_a_file_without_the_columns(tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ def test_last_value_error_paths_are_the_realized_naive_errors() -> None:
     np.testing.assert_allclose(fc.error_paths, [[1, 3], [2, 5], [3, 7]])
 
 
-@pytest.mark.parametrize("name", ["last_value", "seasonal_naive", "ets", "lag_ridge"])
+@pytest.mark.parametrize("name", ["last_value", "seasonal_naive", "ets", "lag_ridge", "hw_grid"])
 def test_scenario_shapes_and_quantile_ordering(name: str) -> None:
     y = daily_cycle(24 * 12)
     cfg = ForecastConfig(horizon=24, model=name, n_scenarios=37, quantiles=(0.9, 0.1, 0.5, 0.05))
@@ -132,3 +132,15 @@ def test_prophet_fits_quietly_with_joint_samples(caplog: pytest.LogCaptureFixtur
     assert res.scenario_array().shape == (20, 12)
     assert not [r for r in caplog.records if r.name.startswith("cmdstanpy") and r.levelname == "INFO"]
     assert np.abs(np.array(res.point) - (50 + 10 * np.sin(2 * np.pi * np.arange(144, 156) / 24))).mean() < 3
+
+
+def test_hw_grid_tracks_trend_and_season_with_error_paths_from_every_origin() -> None:
+    from forecasting.models.hw_grid import HoltWintersGrid
+
+    t = np.arange(24 * 10)
+    y = 100 + 0.2 * t + 10 * np.sin(2 * np.pi * t / 24)
+    model = HoltWintersGrid(calibration_window=48).fit(y, FitContext(season_length=24))
+    fc = model.predict(24)
+    future = 100 + 0.2 * (t[-1] + 1 + np.arange(24)) + 10 * np.sin(2 * np.pi * (t[-1] + 1 + np.arange(24)) / 24)
+    assert np.abs(fc.point - future).mean() < 1.5
+    assert fc.error_paths.shape == (49, 24)
