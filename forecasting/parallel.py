@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import pickle
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,6 +185,7 @@ def forecast_many(
     total, done = len(series), len(outcomes)
     if progress:
         progress(done, total)
+    results: Iterator[tuple[Outcome, CacheEntry | None]]
     if n_workers <= 1 or len(todo) <= 1:
         results = (_work_packed(args) for _, args in todo)
         pool = None

@@ -63,7 +63,7 @@ def _design(specs: pd.DataFrame, gpus: pd.Series | list[str]) -> np.ndarray:
     unknown = sorted(set(gpus) - set(specs.index))
     if unknown:
         raise ForecastingError(f"no specifications for GPU models {unknown}")
-    return np.log(specs.loc[list(gpus), list(FEATURES)].to_numpy(dtype=float))
+    return np.asarray(np.log(specs.loc[list(gpus), list(FEATURES)].to_numpy(dtype=float)), dtype=float)
 
 
 @dataclass(frozen=True)

@@ -104,7 +104,8 @@ def _mixture_quantiles(probs: np.ndarray, qs: tuple[float, ...]) -> list[float]:
     weights = np.concatenate([np.full(101, w / 101) for w in probs])
     order = np.argsort(grid)
     cdf = np.cumsum(weights[order]) / weights.sum()
-    return [monthly_to_hourly(float(grid[order][min(np.searchsorted(cdf, q), grid.size - 1)])) for q in qs]
+    ordered = grid[order]
+    return [monthly_to_hourly(float(ordered[min(int(np.searchsorted(cdf, q)), grid.size - 1)])) for q in qs]
 
 
 @dataclass

@@ -106,8 +106,8 @@ def bench_prices(data: Path, workers: int, start: datetime, limit: int | None, p
         sample = rng.sample([e.series_id for e in evs if e.change_windows > 0], min(prophet_sample, n))
         by_id = {s.series_id: s for s in series}
         pcfg = cfg.model_copy(update={"candidates": ("ets", "lag_ridge", "prophet")})
-        pe = [evaluate_price_series(by_id[i], config=pcfg, step=8, start=start) for i in sample]
-        pe = [e for e in pe if e is not None]
+        maybe = [evaluate_price_series(by_id[i], config=pcfg, step=8, start=start) for i in sample]
+        pe = [e for e in maybe if e is not None]
         out["prophet_sample"] = {
             "series": len(pe), "note": "series with at least one price change; origins every 8 weeks",
             "share_winner": {k: round(v / len(pe), 4) for k, v in Counter(e.winner for e in pe).items()},

@@ -58,7 +58,8 @@ class ModelForecast:
             return np.tile(self.point, (n, 1))
         rows = rng.integers(0, self.error_paths.shape[0], size=n)
         paths = self.point[None, :] + self.error_paths[rows]
-        return np.maximum(paths, 0.0) if self.nonnegative else paths
+        out: np.ndarray = np.maximum(paths, 0.0) if self.nonnegative else paths
+        return out
 
 
 @dataclass
@@ -154,14 +155,15 @@ def fill_gaps(y: np.ndarray) -> np.ndarray:
     if ok.all() or not ok.any():
         return y.copy()
     x = np.arange(y.shape[0])
-    return np.interp(x, x[ok], y[ok])
+    return np.asarray(np.interp(x, x[ok], y[ok]), dtype=float)
 
 
 def finite_rows(paths: np.ndarray) -> np.ndarray:
     """Drop error paths that touch a gap (their actuals are unknown)."""
     if paths.size == 0:
         return paths
-    return paths[np.isfinite(paths).all(axis=1)]
+    kept: np.ndarray = paths[np.isfinite(paths).all(axis=1)]
+    return kept
 
 
 def windows(y: np.ndarray, width: int) -> np.ndarray:

@@ -51,7 +51,7 @@ class _Closed(Forecaster):
         raise NotImplementedError
 
     def _point(self, horizon: int) -> np.ndarray:
-        return self._paths_from(np.array([self._filled().shape[0]]), horizon)[0]
+        return np.asarray(self._paths_from(np.array([self._filled().shape[0]]), horizon)[0], dtype=float)
 
     def _error_paths(self, y: np.ndarray, ctx: FitContext, horizon: int) -> np.ndarray:
         n = y.shape[0]

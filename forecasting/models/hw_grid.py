@@ -143,7 +143,7 @@ class HoltWintersGrid(Forecaster):
     def _point(self, horizon: int) -> np.ndarray:
         if self._hist is None:
             raise RuntimeError("hw_grid: predict() before fit()")
-        return self._paths_from(np.array([self._hist.shape[0] - 1]), horizon)[0]
+        return np.asarray(self._paths_from(np.array([self._hist.shape[0] - 1]), horizon)[0], dtype=float)
 
     def _error_paths(self, y: np.ndarray, ctx: FitContext, horizon: int) -> np.ndarray:
         if self._hist is None:

@@ -75,6 +75,6 @@ class LagRidge(Forecaster):
         target = (y[ends[:, None] + 1 + np.arange(horizon)[None, :]] - y[ends][:, None]) / scale
         model = Ridge(alpha=self.alpha).fit(x, target)
         step = model.predict(self._features(y, np.array([n - 1])) / scale)[0] * scale
-        out = y[-1] + step
+        out = np.asarray(y[-1] + step, dtype=float)
         self._cache[horizon] = out
         return out

@@ -12,7 +12,7 @@ the horizon.
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -42,7 +42,8 @@ class ProphetModel(Forecaster):
     min_obs: ClassVar[int] = 10
 
     def __init__(
-        self, *, changepoint_prior_scale: float = 0.05, seasonality_mode: str = "additive",
+        self, *, changepoint_prior_scale: float = 0.05,
+        seasonality_mode: Literal["additive", "multiplicative"] = "additive",
         uncertainty_samples: int = 200, max_history: int = 24 * 28, calibration_origins: int = 0,
         calibration_window: int | None = None,
     ) -> None:

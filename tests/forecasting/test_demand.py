@@ -65,7 +65,7 @@ def test_demand_upper_bound_is_a_rounded_upper_quantile() -> None:
     y = np.maximum(0, 40 + 8 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 2, t.size))
     t0 = datetime(2024, 1, 1)
     s = Series(series_id="team-a", timestamps=[t0 + timedelta(hours=int(i)) for i in t], values=list(y), freq="h")
-    cfg = ForecastConfig(horizon=24, candidates=("ets",), selection_origins=2)
+    cfg = ForecastConfig(horizon=24, candidates=("hw_grid",), selection_origins=2)
     bound, res = demand_upper_bound(s, horizon=24, quantile=0.9, config=cfg)
     assert len(bound.gpus) == 24 and bound.model == res.model
     assert all(g >= u for g, u in zip(bound.gpus, bound.upper))

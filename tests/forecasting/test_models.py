@@ -15,6 +15,9 @@ from forecasting.schemas import ModelMetrics, ModelVersion, Series
 from forecasting.selection import ForecastConfig, forecast, promote
 
 
+CHEAP = {"ets": {"calibration_origins": 3}, "lag_ridge": {"calibration_origins": 3}}
+
+
 def hourly(values: np.ndarray | list[float | None], series_id: str = "s") -> Series:
     t0 = datetime(2024, 1, 1)
     vals = [None if v is None or not np.isfinite(v) else float(v) for v in values]
@@ -89,7 +92,7 @@ def test_gappy_series_falls_back_flagged_and_small_gaps_are_filled() -> None:
     assert "gaps_filled" in res.flags and np.isfinite(res.point).all()
     few = y.copy()
     few[[30, 31, 100]] = np.nan
-    res2, rep = forecast(hourly(few), ForecastConfig(horizon=24, candidates=("ets",)))
+    res2, rep = forecast(hourly(few), ForecastConfig(horizon=24, candidates=("ets",), model_params=CHEAP))
     assert res2.fallback_reason is None and rep is not None and "gaps_filled" in res2.flags
     assert np.isfinite(res2.scenario_array()).all()
 
@@ -97,7 +100,7 @@ def test_gappy_series_falls_back_flagged_and_small_gaps_are_filled() -> None:
 def test_selection_never_serves_worse_than_best_baseline() -> None:
     for seed in range(2):
         y = daily_cycle(24 * 8, seed) + np.linspace(0, 10 * seed, 24 * 8)
-        res, rep = forecast(hourly(y), ForecastConfig(horizon=24, selection_origins=3))
+        res, rep = forecast(hourly(y), ForecastConfig(horizon=24, selection_origins=3, model_params=CHEAP))
         assert rep is not None and rep.selected == res.model
         best = rep.metrics[rep.best_baseline()].mase
         assert rep.metrics[res.model].mase <= best
