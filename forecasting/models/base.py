@@ -1,0 +1,169 @@
+"""The one small model interface, and the empirical path bootstrap every model shares.
+
+A model is fitted on a numpy history (NaN = gap) and predicts a point path. Uncertainty is
+*empirical*: the model is re-run from past origins inside its own training data and the
+resulting error paths (actual - forecast, one row per origin, one column per horizon step)
+are kept. Scenarios are the point path plus whole error paths drawn with replacement, so a
+scenario is joint over periods (a bad first week tends to stay bad), and quantiles are
+empirical quantiles of those paths, hence ordered by level at every step. This is split
+conformal prediction with path-valued residuals; it calibrates far better than the
+parametric intervals of the models themselves on the data we hold (see the demand backtest).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from forecasting.errors import InsufficientDataError
+
+
+@dataclass(frozen=True)
+class ModelForecast:
+    """Internal forecast: point path (h,), error paths (k, h) around it, and flags."""
+
+    point: np.ndarray
+    error_paths: np.ndarray
+    nonnegative: bool = False
+    fallback_reason: str | None = None
+    flags: tuple[str, ...] = ()
+
+    @property
+    def horizon(self) -> int:
+        return int(self.point.shape[0])
+
+    def quantiles(self, levels: tuple[float, ...]) -> dict[float, np.ndarray]:
+        """Empirical quantile paths; monotone in the level because np.quantile is."""
+        if self.error_paths.shape[0] == 0:
+            return {q: self.point.copy() for q in levels}
+        qs = np.quantile(self.error_paths, np.asarray(levels), axis=0)
+        out = {q: self.point + qs[i] for i, q in enumerate(levels)}
+        if self.nonnegative:
+            out = {q: np.maximum(v, 0.0) for q, v in out.items()}
+        return out
+
+    def interval(self, level: float) -> tuple[np.ndarray, np.ndarray]:
+        """Central interval of nominal probability ``level``."""
+        lo, hi = (1.0 - level) / 2.0, 1.0 - (1.0 - level) / 2.0
+        q = self.quantiles((lo, hi))
+        return q[lo], q[hi]
+
+    def scenarios(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` joint paths, shape (n, horizon): point + whole bootstrapped error paths."""
+        if self.error_paths.shape[0] == 0:
+            return np.tile(self.point, (n, 1))
+        rows = rng.integers(0, self.error_paths.shape[0], size=n)
+        paths = self.point[None, :] + self.error_paths[rows]
+        return np.maximum(paths, 0.0) if self.nonnegative else paths
+
+
+@dataclass
+class FitContext:
+    """What a model may know besides the values: the time index and the seasonal period."""
+
+    season_length: int
+    index: pd.DatetimeIndex | None = None
+    flags: list[str] = field(default_factory=list)
+
+
+class Forecaster(abc.ABC):
+    """Base of every model: ``fit(y, ctx)`` then ``predict(horizon)``.
+
+    Subclasses implement :meth:`_fit` and :meth:`_point`; they may override
+    :meth:`_error_paths` with a vectorized version (the baselines do). The default
+    re-fits the model at ``calibration_origins`` past origins, which is exact but costs
+    that many extra fits.
+    """
+
+    name: ClassVar[str] = "base"
+    min_obs: ClassVar[int] = 1
+
+    def __init__(self, *, calibration_origins: int = 12, calibration_window: int | None = None) -> None:
+        self.calibration_origins = calibration_origins
+        self.calibration_window = calibration_window
+        self._y: np.ndarray | None = None
+        self._ctx: FitContext | None = None
+
+    def params(self) -> dict[str, Any]:
+        """Hyper-parameters that identify this model (part of the cache key and ModelVersion)."""
+        return {"calibration_origins": self.calibration_origins, "calibration_window": self.calibration_window}
+
+    def fit(self, y: np.ndarray, ctx: FitContext) -> Forecaster:
+        y = np.asarray(y, dtype=float)
+        n_obs = int(np.isfinite(y).sum())
+        if n_obs < self.min_obs:
+            raise InsufficientDataError(f"{self.name} needs more data", n_obs=n_obs, required=self.min_obs)
+        self._y = y
+        self._ctx = ctx
+        self._fit(fill_gaps(y), ctx)
+        return self
+
+    def update(self, y: np.ndarray, ctx: FitContext) -> Forecaster:
+        """Refit on a longer history; models with cheap warm starts override this."""
+        return self.fit(y, ctx)
+
+    def predict(self, horizon: int) -> ModelForecast:
+        y, ctx = self._fitted()
+        point = self._point(horizon)
+        errs = self._error_paths(y, ctx, horizon)
+        nonneg = bool(np.nanmin(y) >= 0.0)
+        return ModelForecast(point=point, error_paths=errs, nonnegative=nonneg, flags=tuple(ctx.flags))
+
+    def _fitted(self) -> tuple[np.ndarray, FitContext]:
+        if self._y is None or self._ctx is None:
+            raise RuntimeError(f"{self.name}: predict() before fit()")
+        return self._y, self._ctx
+
+    @abc.abstractmethod
+    def _fit(self, y: np.ndarray, ctx: FitContext) -> None: ...
+
+    @abc.abstractmethod
+    def _point(self, horizon: int) -> np.ndarray: ...
+
+    def _clone(self) -> Forecaster:
+        return type(self)(**self.params())
+
+    def _error_paths(self, y: np.ndarray, ctx: FitContext, horizon: int) -> np.ndarray:
+        """Refit at past origins spread over the last part of the history."""
+        n = y.shape[0]
+        k = self.calibration_origins
+        latest = n - horizon
+        earliest = max(self.min_obs, latest - (self.calibration_window or k * max(1, horizon // 2)))
+        if latest <= earliest or k <= 0:
+            return np.empty((0, horizon))
+        origins = np.unique(np.linspace(earliest, latest, num=min(k, latest - earliest + 1)).astype(int))
+        rows = []
+        for t in origins:
+            sub = self._clone()
+            sub_ctx = FitContext(season_length=ctx.season_length, index=None if ctx.index is None else ctx.index[:t])
+            try:
+                sub.fit(y[:t], sub_ctx)
+                rows.append(y[t : t + horizon] - sub._point(horizon))
+            except Exception:  # noqa: BLE001 - a failed calibration fit only loses one path
+                continue
+        return finite_rows(np.array(rows).reshape(-1, horizon))
+
+
+def fill_gaps(y: np.ndarray) -> np.ndarray:
+    """Linear interpolation inside, carry the edge values outside; models never see NaN."""
+    ok = np.isfinite(y)
+    if ok.all() or not ok.any():
+        return y.copy()
+    x = np.arange(y.shape[0])
+    return np.interp(x, x[ok], y[ok])
+
+
+def finite_rows(paths: np.ndarray) -> np.ndarray:
+    """Drop error paths that touch a gap (their actuals are unknown)."""
+    if paths.size == 0:
+        return paths
+    return paths[np.isfinite(paths).all(axis=1)]
+
+
+def windows(y: np.ndarray, width: int) -> np.ndarray:
+    """All contiguous windows of ``width`` as rows (a read-only strided view)."""
+    return np.lib.stride_tricks.sliding_window_view(y, width)

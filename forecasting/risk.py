@@ -1,0 +1,224 @@
+"""Interruption risk of spot capacity: per-offer interruption rate per hour, with an interval.
+
+Source: AWS Spot Instance Advisor buckets (share of spot capacity of an instance type and
+region reclaimed over the trailing month: <5%, 5-10%, 10-15%, 15-20%, >20%).
+
+Assumptions, stated once:
+
+* A bucket's frequency ``p`` is the probability that an instance kept running for a month
+  (730 h) is interrupted, and interruptions arrive as a Poisson process with constant
+  hazard, so ``rate = -ln(1 - p) / 730`` per hour.
+* Within a bucket ``p`` is uniform; the open ">20%" bucket is taken as 20-40%.
+* The table's buckets are the truth for the (instance type, region) rows it holds (the
+  latest snapshot wins); elsewhere a multinomial logistic regression on instance family,
+  accelerator generation, size, region, savings and OS predicts bucket probabilities. Its
+  rate is the mixture mean; its interval the mixture's 10%-90% quantiles.
+* Observed capacity drops update the rate as Poisson evidence against a Gamma prior fitted
+  to the rate's mean and interval (conjugate update), and price volatility scales the rate
+  by ``exp(volatility_weight * sigma)`` where sigma is the std of log price changes; that
+  weight is a judgement, not a fit (there are no interruption labels for volatile series).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, Field
+from scipy import stats
+
+from forecasting.errors import DataError, ForecastingError
+
+HOURS_PER_MONTH = 730.0
+BUCKET_BOUNDS: tuple[tuple[float, float], ...] = ((0.0, 0.05), (0.05, 0.10), (0.10, 0.15), (0.15, 0.20), (0.20, 0.40))
+BUCKET_LABELS = ("<5%", "5-10%", "10-15%", "15-20%", ">20%")
+CATEGORICAL = ["family", "vendor_letter", "region", "area", "os"]
+NUMERIC = ["generation", "log2_vcpus", "savings_pct", "is_metal"]
+
+
+def monthly_to_hourly(p: float) -> float:
+    """Constant hourly hazard whose monthly interruption probability is ``p``."""
+    if not 0.0 <= p < 1.0:
+        raise ForecastingError(f"monthly interruption probability must be in [0, 1), got {p}")
+    return -math.log1p(-p) / HOURS_PER_MONTH
+
+
+def bucket_rate(index: int) -> tuple[float, float, float]:
+    """(mean, low, high) hourly rate of a bucket, p uniform within its bounds."""
+    lo, hi = BUCKET_BOUNDS[index]
+    grid = np.linspace(lo, hi, 201)
+    rates = -np.log1p(-grid) / HOURS_PER_MONTH
+    return float(rates.mean()), monthly_to_hourly(lo), monthly_to_hourly(hi)
+
+
+def instance_features(instance_type: str, region: str, *, savings_pct: float, vcpus: float, os: str = "Linux") -> dict[str, Any]:
+    """Features that carry over to instance types and regions the table does not hold."""
+    family, _, size = instance_type.partition(".")
+    m = re.match(r"([a-z]+?)(\d+)", family)
+    letter, gen = (m.group(1), int(m.group(2))) if m else (family, 0)
+    return {
+        "family": family, "vendor_letter": letter, "generation": gen, "region": region,
+        "area": region.split("-")[0], "os": os, "log2_vcpus": math.log2(max(vcpus, 1.0)),
+        "savings_pct": float(savings_pct), "is_metal": float("metal" in size),
+    }
+
+
+def load_spot_advisor(path: str | Path) -> pd.DataFrame:
+    """Advisor rows with features, bucket index and the snapshot date."""
+    try:
+        raw = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read: {exc}", source=str(path)) from exc
+    need = {"snapshot_commit_date", "region", "os", "instance_type", "vcpus", "savings_over_ondemand_pct",
+            "interruption_range_index"}
+    if need - set(raw.columns):
+        raise DataError(f"missing columns {sorted(need - set(raw.columns))}", source=str(path))
+    feats = pd.DataFrame([
+        instance_features(r.instance_type, r.region, savings_pct=r.savings_over_ondemand_pct, vcpus=r.vcpus, os=r.os)
+        for r in raw.itertuples()
+    ])
+    feats["bucket"] = raw["interruption_range_index"].astype(int)
+    feats["instance_type"] = raw["instance_type"]
+    feats["snapshot"] = pd.to_datetime(raw["snapshot_commit_date"], utc=True)
+    return feats
+
+
+class RiskEstimate(BaseModel):
+    """Interruption rate per hour of one spot offer, with its uncertainty."""
+
+    instance_type: str
+    region: str
+    rate_per_hour: float = Field(ge=0, description="Expected interruptions per instance-hour.")
+    lower: float = Field(ge=0, description="10% quantile of the rate.")
+    upper: float = Field(ge=0, description="90% quantile of the rate.")
+    bucket_probabilities: list[float] = Field(description="P(bucket) for <5%, 5-10%, 10-15%, 15-20%, >20%.")
+    source: str = Field(description="'table' (advisor row) or 'model' (predicted), '+drops'/'+volatility' if adjusted.")
+
+
+def _mixture_quantiles(probs: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    """Quantiles of the rate when p is uniform within each bucket, mixed by ``probs``."""
+    grid = np.concatenate([np.linspace(lo, hi, 101) for lo, hi in BUCKET_BOUNDS])
+    weights = np.concatenate([np.full(101, w / 101) for w in probs])
+    order = np.argsort(grid)
+    cdf = np.cumsum(weights[order]) / weights.sum()
+    return [monthly_to_hourly(float(grid[order][min(np.searchsorted(cdf, q), grid.size - 1)])) for q in qs]
+
+
+@dataclass
+class RiskModel:
+    """Fitted interruption-risk model: the advisor table plus a generalizing classifier."""
+
+    pipeline: Any
+    table: pd.DataFrame
+
+    @classmethod
+    def fit(cls, data: pd.DataFrame, *, c: float = 0.1) -> RiskModel:
+        """Fit the classifier on all rows; keep the latest bucket per (instance type, region, os)."""
+        pipe = make_pipeline(c=c).fit(data[CATEGORICAL + NUMERIC], data["bucket"])
+        latest = data.sort_values("snapshot").groupby(["instance_type", "region", "os"]).tail(1)
+        return cls(pipeline=pipe, table=latest.set_index(["instance_type", "region", "os"]))
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        """Bucket probabilities, columns in bucket order (absent classes get 0)."""
+        raw = self.pipeline.predict_proba(features[CATEGORICAL + NUMERIC])
+        out = np.zeros((raw.shape[0], len(BUCKET_BOUNDS)))
+        out[:, self.pipeline.classes_] = raw
+        return out
+
+    def estimate(
+        self, instance_type: str, region: str, *, savings_pct: float, vcpus: float, os: str = "Linux",
+        observed_drops: int = 0, exposure_hours: float = 0.0, price_volatility: float = 0.0,
+        volatility_weight: float = 1.0,
+    ) -> RiskEstimate:
+        """Rate for one offer; table row if known, else the model; then drops and volatility."""
+        key = (instance_type, region, os)
+        if key in self.table.index:
+            probs = np.eye(len(BUCKET_BOUNDS))[int(self.table.loc[key, "bucket"])]
+            source = "table"
+        else:
+            feats = pd.DataFrame([instance_features(instance_type, region, savings_pct=savings_pct, vcpus=vcpus, os=os)])
+            probs = self.predict_proba(feats)[0]
+            source = "model"
+        mean = float(sum(p * bucket_rate(i)[0] for i, p in enumerate(probs)))
+        lower, upper = _mixture_quantiles(probs, (0.1, 0.9))
+        if exposure_hours > 0:
+            mean, lower, upper = gamma_update(mean, lower, upper, drops=observed_drops, hours=exposure_hours)
+            source += "+drops"
+        if price_volatility > 0 and volatility_weight > 0:
+            f = math.exp(volatility_weight * price_volatility)
+            mean, lower, upper = mean * f, lower * f, upper * f
+            source += "+volatility"
+        return RiskEstimate(instance_type=instance_type, region=region, rate_per_hour=mean, lower=lower, upper=upper,
+                            bucket_probabilities=[float(p) for p in probs], source=source)
+
+
+def make_pipeline(*, c: float = 0.1) -> Any:
+    """One-hot categorical + scaled numeric features -> multinomial logistic regression."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    pre = ColumnTransformer([
+        ("cat", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL),
+        ("num", StandardScaler(), NUMERIC),
+    ])
+    return Pipeline([("pre", pre), ("clf", LogisticRegression(C=c, max_iter=2000))])
+
+
+def gamma_update(mean: float, lower: float, upper: float, *, drops: int, hours: float) -> tuple[float, float, float]:
+    """Conjugate Gamma-Poisson update of a rate by ``drops`` capacity drops in ``hours`` of exposure.
+
+    The prior's shape is matched to the interval's relative width (10%-90% of a Gamma), its
+    rate to the mean; the posterior's mean and 10%/90% quantiles are returned.
+    """
+    rel = max((upper - lower) / max(mean, 1e-12), 1e-3)
+    # for a Gamma, (q90 - q10) / mean ~ 2 * 1.2816 / sqrt(shape)
+    shape = max((2 * 1.2816 / rel) ** 2, 0.5)
+    rate = shape / max(mean, 1e-12)
+    post = stats.gamma(a=shape + drops, scale=1.0 / (rate + hours))
+    return float(post.mean()), float(post.ppf(0.1)), float(post.ppf(0.9))
+
+
+class RiskValidation(BaseModel):
+    """Held-out quality of the classifier (grouped cross-validation)."""
+
+    group: str = Field(description="What was held out: 'family' or 'region'.")
+    log_loss: float
+    base_rate_log_loss: float = Field(description="Log loss of predicting the training bucket shares.")
+    accuracy: float
+    mean_predicted_rate: float
+    mean_observed_rate: float = Field(description="Mean bucket-mean rate of the held-out rows.")
+    calibration: list[tuple[float, float, int]] = Field(description="(mean predicted, mean observed, n) per quintile.")
+
+
+def validate(data: pd.DataFrame, *, group: str = "region", n_splits: int = 5, c: float = 0.1) -> RiskValidation:
+    """Grouped K-fold: each fold holds out whole families or regions, as unseen offers would be."""
+    from sklearn.model_selection import GroupKFold
+
+    means = np.array([bucket_rate(i)[0] for i in range(len(BUCKET_BOUNDS))])
+    probs = np.zeros((len(data), len(BUCKET_BOUNDS)))
+    base = np.zeros_like(probs)
+    y = data["bucket"].to_numpy()
+    for train, test in GroupKFold(n_splits=n_splits).split(data, y, groups=data[group]):
+        model = RiskModel.fit(data.iloc[train], c=c)
+        probs[test] = model.predict_proba(data.iloc[test])
+        base[test] = np.bincount(y[train], minlength=len(BUCKET_BOUNDS)) / len(train)
+    eps = 1e-12
+    pred_rate = probs @ means
+    obs_rate = means[y]
+    bins = np.quantile(pred_rate, np.linspace(0, 1, 6))
+    which = np.clip(np.searchsorted(bins, pred_rate, side="right") - 1, 0, 4)
+    calib = [(float(pred_rate[which == k].mean()), float(obs_rate[which == k].mean()), int((which == k).sum()))
+             for k in range(5) if (which == k).any()]
+    return RiskValidation(
+        group=group, log_loss=float(-np.mean(np.log(probs[np.arange(len(y)), y] + eps))),
+        base_rate_log_loss=float(-np.mean(np.log(base[np.arange(len(y)), y] + eps))),
+        accuracy=float(np.mean(probs.argmax(axis=1) == y)), mean_predicted_rate=float(pred_rate.mean()),
+        mean_observed_rate=float(obs_rate.mean()), calibration=calib,
+    )

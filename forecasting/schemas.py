@@ -1,0 +1,183 @@
+"""Typed boundary schemas of the forecasting library.
+
+The application (``cloudarb.jobs``) builds a :class:`Series` from stored rows, calls the
+library and stores what comes back: :class:`ForecastResult` for ``GET /forecasts``,
+:class:`BacktestReport` for ``GET /forecasts/{series}/backtest`` and :class:`ModelVersion`
+for champion/challenger bookkeeping. Inside the library, models work on numpy arrays for
+speed; these models exist only at the edges.
+
+Documented DataFrame alternative: :meth:`Series.from_frame` accepts a frame with columns
+``timestamp`` (datetime-like, regular grid at ``freq``) and ``value`` (float, NaN for gaps).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from forecasting.errors import DataError
+
+Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+class Series(BaseModel):
+    """One regular time series: ``values[i]`` observed at ``timestamps[i]``; ``None`` marks a gap."""
+
+    model_config = ConfigDict(frozen=True)
+
+    series_id: str = Field(description="Stable key, e.g. 'gcp/a2-highgpu-1g/us-central1/spot'.")
+    timestamps: list[datetime] = Field(description="Strictly increasing, on the grid of `freq`.")
+    values: list[float | None] = Field(description="Observation per timestamp; None (or NaN) = missing.")
+    freq: str = Field(description="pandas offset alias of the grid: 'h' hourly, 'W-WED' weekly, 'D' daily.")
+    season_length: int | None = Field(
+        default=None, ge=1, description="Main seasonal period in steps; default from `freq` (24 for 'h', 7 for 'D', 1 otherwise)."
+    )
+
+    @model_validator(mode="after")
+    def _check_lengths(self) -> Series:
+        if len(self.timestamps) != len(self.values):
+            raise ValueError("timestamps and values must have the same length")
+        if any(b <= a for a, b in zip(self.timestamps, self.timestamps[1:])):
+            raise ValueError("timestamps must be strictly increasing")
+        return self
+
+    @property
+    def period(self) -> int:
+        """Seasonal period used by seasonal naive and by the MASE scale."""
+        if self.season_length is not None:
+            return self.season_length
+        return default_season_length(self.freq)
+
+    def to_pandas(self) -> pd.Series:
+        """Values on a complete regular index (missing grid points become NaN)."""
+        idx = pd.DatetimeIndex(self.timestamps)
+        raw = pd.Series(np.array([np.nan if v is None else v for v in self.values], dtype=float), index=idx)
+        if len(idx) == 0:
+            return raw
+        full = pd.date_range(idx[0], idx[-1], freq=self.freq)
+        if not idx.isin(full).all():
+            raise DataError(f"timestamps are not on the {self.freq!r} grid", source=self.series_id)
+        return raw.reindex(full)
+
+    @classmethod
+    def from_pandas(cls, series_id: str, values: pd.Series, *, freq: str, season_length: int | None = None) -> Series:
+        """Build from a pandas Series indexed by timestamps."""
+        vals = [None if not np.isfinite(v) else float(v) for v in values.to_numpy(dtype=float)]
+        stamps = [t.to_pydatetime() for t in pd.DatetimeIndex(values.index)]
+        return cls(series_id=series_id, timestamps=stamps, values=vals, freq=freq, season_length=season_length)
+
+    @classmethod
+    def from_frame(cls, series_id: str, frame: pd.DataFrame, *, freq: str, season_length: int | None = None) -> Series:
+        """Build from the documented frame (columns ``timestamp``, ``value``)."""
+        missing = {"timestamp", "value"} - set(frame.columns)
+        if missing:
+            raise DataError(f"frame lacks columns {sorted(missing)}", source=series_id)
+        s = pd.Series(frame["value"].to_numpy(dtype=float), index=pd.to_datetime(frame["timestamp"]))
+        return cls.from_pandas(series_id, s.sort_index(), freq=freq, season_length=season_length)
+
+
+def default_season_length(freq: str) -> int:
+    """Daily cycle for hourly data, weekly cycle for daily data, none otherwise."""
+    f = freq.upper()
+    if f in {"H", "1H"}:
+        return 24
+    if f in {"D", "1D"}:
+        return 7
+    return 1
+
+
+class ForecastResult(BaseModel):
+    """A served forecast: point path, quantile paths and joint scenarios over the horizon."""
+
+    series_id: str
+    model: str = Field(description="Registry name of the model that produced the forecast.")
+    origin: datetime = Field(description="Timestamp of the first forecast step.")
+    timestamps: list[datetime] = Field(description="One per horizon step.")
+    point: list[float] = Field(description="Point forecast (median-like) per step.")
+    quantiles: dict[float, list[float]] = Field(
+        description="Quantile level -> path; for every step values are non-decreasing in the level."
+    )
+    scenarios: list[list[float]] = Field(
+        description="Sampled joint paths, shape (n_scenarios, horizon): the optimizer's price/demand scenarios."
+    )
+    fallback_reason: str | None = Field(
+        default=None, description="Set when a simpler model was used because the series is short/flat/gappy."
+    )
+    flags: list[str] = Field(default_factory=list, description="Data-quality notes, e.g. 'gaps_filled'.")
+
+    @property
+    def horizon(self) -> int:
+        return len(self.point)
+
+    def scenario_array(self) -> np.ndarray:
+        """Scenarios as a float array of shape (n_scenarios, horizon)."""
+        return np.asarray(self.scenarios, dtype=float).reshape(len(self.scenarios), self.horizon)
+
+
+class ModelMetrics(BaseModel):
+    """Backtest accuracy of one model on one series, aggregated over origins."""
+
+    mape: float = Field(description="Mean absolute percentage error, percent; zero actuals skipped.")
+    smape: float = Field(description="Symmetric MAPE, percent in [0, 200].")
+    mase: float = Field(description="Mean over origins of MAE / in-sample seasonal-naive MAE (see backtest).")
+    mae: float = Field(description="Mean absolute error over all forecast points.")
+    coverage: float | None = Field(description="Share of actuals inside the central interval; None if no interval.")
+    interval_level: float = Field(description="Nominal probability of the central interval, e.g. 0.8.")
+    n_origins: int
+
+
+class OriginResult(BaseModel):
+    """Accuracy of one model at one rolling origin."""
+
+    model: str
+    origin: datetime
+    mae: float
+    mape: float
+    smape: float
+    mase: float
+    coverage: float | None
+    scale: float = Field(description="The MASE denominator used at this origin.")
+
+
+class BacktestReport(BaseModel):
+    """Rolling-origin backtest of candidate models on one series, always with the baselines."""
+
+    series_id: str
+    horizon: int
+    season_length: int
+    origins: list[datetime]
+    metrics: dict[str, ModelMetrics] = Field(description="Model name -> aggregated metrics.")
+    details: list[OriginResult] = Field(description="Per model and origin.")
+    selected: str | None = Field(default=None, description="Model served after selection by this backtest.")
+    notes: list[str] = Field(default_factory=list)
+
+    def best_baseline(self) -> str:
+        """Name of the better of the two simple baselines on this backtest."""
+        from forecasting.backtest import BASELINES, score
+
+        present = [b for b in BASELINES if b in self.metrics]
+        return min(present, key=lambda b: score(self.metrics[b]))
+
+
+class ModelVersion(BaseModel):
+    """One trained model version for a series, as stored by the caller (champion/challenger)."""
+
+    series_id: str
+    name: str = Field(description="Registry name of the model.")
+    params: dict[str, Any] = Field(default_factory=dict)
+    metrics: ModelMetrics
+    trained_at: datetime
+    data_hash: str | None = Field(default=None, description="Hash of the training data (cache key part).")
+
+
+class PromotionDecision(BaseModel):
+    """Outcome of :func:`forecasting.selection.promote`."""
+
+    promote: bool
+    reason: str
+    champion_score: float | None
+    challenger_score: float

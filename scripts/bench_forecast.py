@@ -1,0 +1,163 @@
+#!/usr/bin/env python
+"""Forecasting benchmark: prints one JSON document on stdout.
+
+  /work/venv/bin/python scripts/bench_forecast.py [--data ../shared/data] [--workers 2]
+
+* demand: Philly running GPUs per hour, 24 h horizon, origins every 48 h from 2017-11-20;
+  served (walk-forward selected) MASE and 80% coverage against the baselines, ETS and an
+  untuned Prophet.
+* prices: every GCP weekly price series, 4-week horizon, origins every 4 weeks from
+  --price-start; share where served <= last value, winners, change anticipation, plus
+  Prophet on a random sample.
+* throughput: 500 hourly series (28-day windows of the Philly series ending at 500
+  different hours), fit + 168 h forecast, in a pool of --workers processes.
+Timings on a shared machine are polluted by other processes; the load average is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import random
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from forecasting.backtest import backtest  # noqa: E402
+from forecasting.demand import DEMAND_CONFIG, evaluate_demand, load_demand_series  # noqa: E402
+from forecasting.models.registry import make_model  # noqa: E402
+from forecasting.parallel import forecast_many  # noqa: E402
+from forecasting.prices import PRICE_CONFIG, PriceEvaluation, evaluate_price_series, load_price_series  # noqa: E402
+from forecasting.schemas import Series  # noqa: E402
+from forecasting.selection import ForecastConfig  # noqa: E402
+
+log = logging.getLogger("bench_forecast")
+
+
+def metrics_json(rep: Any, names: list[str]) -> dict[str, Any]:
+    return {n: {"mase": round(rep.metrics[n].mase, 4), "smape": round(rep.metrics[n].smape, 2),
+                "coverage_80": None if rep.metrics[n].coverage is None else round(rep.metrics[n].coverage, 4)}
+            for n in names if n in rep.metrics}
+
+
+def bench_demand(data: Path) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    series = load_demand_series(data / "demand" / "philly_jobs_pollux.csv")
+    ev = evaluate_demand(series, start=datetime(2017, 11, 20), step=48, horizon=24)
+    rep = ev.report
+    prophet = backtest(series, horizon=24, step=48, start=datetime(2017, 11, 20),
+                       models={"prophet": lambda: make_model("prophet")})
+    best_on_backtest = min(["last_value", "seasonal_naive", "ets"], key=lambda n: rep.metrics[n].mase)
+    return {
+        "origins": len(rep.origins), "horizon_h": 24,
+        "served": metrics_json(rep, ["served"])["served"],
+        "served_models": dict(Counter(ev.served_models)),
+        "baselines": metrics_json(rep, ["last_value", "seasonal_naive"]),
+        "candidates": {**metrics_json(rep, ["ets"]), **metrics_json(prophet, ["prophet"])},
+        "selected_on_full_backtest": {"model": best_on_backtest, **metrics_json(rep, [best_on_backtest])[best_on_backtest]},
+        "mase_scale": "in-sample seasonal-naive MAE (lag 24) of the training data at each origin",
+        "targets": {"served_mase_le": 0.5, "coverage_80_in": [0.75, 0.85]},
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def _price_one(args: tuple[Series, ForecastConfig, datetime]) -> PriceEvaluation | None:
+    series, cfg, start = args
+    return evaluate_price_series(series, config=cfg, step=4, start=start)
+
+
+def bench_prices(data: Path, workers: int, start: datetime, limit: int | None, prophet_sample: int) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    hist = data / "price_history"
+    series = load_price_series(hist / "gcp_gpu_instance_price_history_2022_2026.csv",
+                               hist / "gcp_cyclenerd_pricing_snapshots.csv")
+    rng = random.Random(0)
+    if limit:
+        series = rng.sample(series, limit)
+    # point accuracy only: calibration refits are skipped to keep the run short
+    params = {"ets": {**PRICE_CONFIG.model_params["ets"], "calibration_origins": 0},
+              "lag_ridge": {**PRICE_CONFIG.model_params["lag_ridge"], "calibration_origins": 0}}
+    cfg = PRICE_CONFIG.model_copy(update={"model_params": params})
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        evs = [e for e in pool.map(_price_one, [(s, cfg, start) for s in series], chunksize=8) if e is not None]
+    n = len(evs)
+    windows = sum(e.change_windows for e in evs)
+    anticip = {k: sum(e.anticipated.get(k, 0) for e in evs) for k in ["served", "ets", "lag_ridge", "last_value"]}
+    out: dict[str, Any] = {
+        "series": n, "origins_from": start.date().isoformat(), "horizon_weeks": 4,
+        "share_served_le_last_value": round(sum(e.served_le_last_value for e in evs) / n, 4),
+        "share_winner": {k: round(v / n, 4) for k, v in Counter(e.winner for e in evs).items()},
+        "share_served_strictly_better_than_last_value": round(sum(
+            e.report.metrics["served"].mae < e.report.metrics["last_value"].mae - 1e-12 for e in evs) / n, 4),
+        "change_windows": windows,
+        "change_anticipation_rate": {k: round(v / windows, 4) if windows else None for k, v in anticip.items()},
+        "series_with_any_change": sum(e.change_windows > 0 for e in evs),
+    }
+    if prophet_sample:
+        sample = rng.sample([e.series_id for e in evs if e.change_windows > 0], min(prophet_sample, n))
+        by_id = {s.series_id: s for s in series}
+        pcfg = cfg.model_copy(update={"candidates": ("ets", "lag_ridge", "prophet")})
+        pe = [evaluate_price_series(by_id[i], config=pcfg, step=8, start=start) for i in sample]
+        pe = [e for e in pe if e is not None]
+        out["prophet_sample"] = {
+            "series": len(pe), "note": "series with at least one price change; origins every 8 weeks",
+            "share_winner": {k: round(v / len(pe), 4) for k, v in Counter(e.winner for e in pe).items()},
+            "share_prophet_le_last_value": round(sum(
+                e.report.metrics["prophet"].mae <= e.report.metrics["last_value"].mae for e in pe
+                if "prophet" in e.report.metrics) / len(pe), 4),
+        }
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    return out
+
+
+def bench_throughput(data: Path, workers: int, n_series: int) -> dict[str, Any]:
+    s = load_demand_series(data / "demand" / "philly_jobs_pollux.csv").to_pandas()
+    width = 24 * 28
+    step = max(1, (len(s) - width) // n_series)
+    batch = [Series.from_pandas(f"philly-window-{i}", s.iloc[i * step : i * step + width], freq="h", season_length=24)
+             for i in range(n_series)]
+    cfg = ForecastConfig(horizon=168, model="ets", n_scenarios=100, model_params={
+        "ets": {"initialization": "heuristic", "brute": False, "calibration_origins": 8}})
+    t0 = time.perf_counter()
+    out = forecast_many(batch, cfg, n_workers=workers)
+    secs = time.perf_counter() - t0
+    return {"series": n_series, "horizon_h": 168, "workers": workers, "model": "ets (heuristic init, 8 calibration refits)",
+            "errors": sum(o.error is not None for o in out), "seconds": round(secs, 2),
+            "series_per_second": round(n_series / secs, 1), "target_seconds": 60}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--only", choices=["demand", "prices", "throughput"], action="append")
+    ap.add_argument("--price-start", default="2024-07-01")
+    ap.add_argument("--price-limit", type=int, default=None, help="evaluate a random sample of price series")
+    ap.add_argument("--prophet-sample", type=int, default=20)
+    ap.add_argument("--throughput-series", type=int, default=500)
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    parts = args.only or ["demand", "prices", "throughput"]
+    result: dict[str, Any] = {"load_average_start": os.getloadavg()}
+    if "throughput" in parts:
+        result["throughput"] = bench_throughput(args.data, args.workers, args.throughput_series)
+    if "demand" in parts:
+        result["demand"] = bench_demand(args.data)
+    if "prices" in parts:
+        result["prices"] = bench_prices(args.data, args.workers, datetime.fromisoformat(args.price_start),
+                                        args.price_limit, args.prophet_sample)
+    result["load_average_end"] = os.getloadavg()
+    json.dump(result, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
