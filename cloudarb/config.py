@@ -6,8 +6,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_HOME = Path.home() / ".cloudarb"
 
@@ -44,6 +44,52 @@ class Settings(BaseSettings):
     seed_snapshot: bool = Field(default=True, description="Load the bundled price snapshot on first run.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     public_url: str = Field(default="", description="Base URL clients see (for WebSocket URLs).")
+
+    # Pricing ingestion (cloudarb.ingest). Dict settings are JSON in the environment,
+    # e.g. CLOUDARB_INGEST_INTERVAL_S='{"lambda": 20}'.
+    ingest_providers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Provider keys refreshed on a schedule (e.g. lambda,runpod,vast); empty = none.",
+    )
+    ingest_interval_s: dict[str, float] = Field(
+        default_factory=dict, description="Per-provider refresh interval overrides (seconds)."
+    )
+    ingest_jitter_pct: Annotated[float, Field(ge=0, le=50)] = 10.0
+    ingest_backoff_max_s: Annotated[float, Field(gt=0)] = 1800.0
+    ingest_missing_credentials_recheck_s: Annotated[float, Field(gt=0)] = 600.0
+    ingest_base_urls: dict[str, str] = Field(
+        default_factory=dict, description="Per-provider API base URL overrides (proxies, tests)."
+    )
+    ingest_timeout_s: Annotated[float, Field(gt=0)] = 20.0
+    ingest_retry_attempts: Annotated[int, Field(ge=1, le=10)] = 2
+    offer_max_age_s: dict[str, float] = Field(
+        default_factory=dict,
+        description="Per-provider age beyond which /offers?fresh=true drops an offer; default 3x its interval.",
+    )
+    price_events_retention_days: Annotated[int, Field(ge=1)] = 7
+    lambda_api_key: SecretStr | None = None
+    runpod_api_key: SecretStr | None = None
+    vast_api_key: SecretStr | None = None
+    gcp_api_key: SecretStr | None = None
+    aws_access_key_id: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
+    aws_session_token: SecretStr | None = None
+
+    @field_validator("ingest_providers", mode="before")
+    @classmethod
+    def _provider_list(cls, value: object) -> object:
+        """Accept 'lambda,vast' (or a JSON list) from the environment; keys are lowercase."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                value = json.loads(text)
+            else:
+                value = [part for part in text.split(",") if part.strip()]
+        if isinstance(value, list):
+            return [str(v).strip().lower() for v in value]
+        return value
 
     @property
     def embedded(self) -> bool:

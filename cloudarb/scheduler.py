@@ -12,6 +12,7 @@ import threading
 
 from cloudarb.context import Context
 from cloudarb.db.models import Policy, PolicyRun
+from cloudarb.ingest.schedule import tick as ingest_tick
 from cloudarb.jobs.runtime import reap_stale
 from cloudarb.jobs.submit import Submitted, submit_optimization
 from cloudarb.schemas import OptimizeRequest
@@ -44,11 +45,16 @@ def run_policy_now(ctx: Context, policy: Policy, *, actor: str) -> Submitted:
 
 
 def tick(ctx: Context) -> int:
-    """One pass: reap stale jobs, start every due policy once; returns the policy runs started."""
+    """One pass: reap stale jobs, enqueue due provider refreshes, start every due policy once; returns
+    the policy runs started."""
     try:
         reap_stale(ctx)
     except Exception:
         log.exception("reaping stale jobs failed")
+    try:
+        ingest_tick(ctx)
+    except Exception:
+        log.exception("provider refresh scheduling failed")
     started = 0
     now = policy_store.now()
     with ctx.db.session() as session:

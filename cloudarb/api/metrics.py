@@ -55,6 +55,9 @@ def install(app: "object", ctx: Context) -> APIRouter:
         buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
     )
     registry.register(StorageCollector(ctx))
+    from cloudarb.ingest.metrics import ProviderCollector
+
+    registry.register(ProviderCollector(ctx))
 
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         start = time.perf_counter()

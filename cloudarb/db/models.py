@@ -227,3 +227,56 @@ class AuditLog(Base):
     resource_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProviderStatus(Base):
+    """One row per pricing provider: its schedule and the outcome of its last refreshes."""
+
+    __tablename__ = "provider_status"
+    provider: Mapped[str] = mapped_column(String(40), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    state: Mapped[str] = mapped_column(String(40), default="never_run")
+    last_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_success_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_error_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    offers_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    next_run_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    running_job_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PriceTickHourly(Base):
+    """Hourly open/high/low/close per offer. A table maintained on ingest on SQLite and plain
+    PostgreSQL; a TimescaleDB continuous aggregate (same name, same columns) when the extension is there."""
+
+    __tablename__ = "price_ticks_hourly"
+    offer_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(primary_key=True)
+    open: Mapped[float] = mapped_column(Float)
+    high: Mapped[float] = mapped_column(Float)
+    low: Mapped[float] = mapped_column(Float)
+    close: Mapped[float] = mapped_column(Float)
+    open_at: Mapped[datetime] = mapped_column()
+    close_at: Mapped[datetime] = mapped_column()
+    ticks: Mapped[int] = mapped_column(Integer)
+
+
+class PriceEvent(Base):
+    """A change of an offer's current price, persisted before it is broadcast on the 'prices' channel."""
+
+    __tablename__ = "price_events"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    offer_key: Mapped[str] = mapped_column(String(32))
+    provider: Mapped[str] = mapped_column(String(40))
+    region: Mapped[str] = mapped_column(String(120))
+    gpu_model: Mapped[str] = mapped_column(String(80))
+    instance_type: Mapped[str] = mapped_column(String(200))
+    spot: Mapped[bool] = mapped_column(Boolean)
+    gpu_count: Mapped[int] = mapped_column(Integer)
+    old_price_per_hour: Mapped[float | None] = mapped_column(Float, nullable=True)
+    new_price_per_hour: Mapped[float] = mapped_column(Float)
+    observed_at: Mapped[datetime] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -101,6 +101,9 @@ class OfferFilter:
     max_price_per_gpu_hour: float | None = None
     spot: bool | None = None
     max_age: timedelta | None = None
+    max_age_by_provider: Mapping[str, timedelta] = field(default_factory=dict)
+    """Stale exclusion: an offer of a listed provider older than its age is left out (see
+    cloudarb.ingest.schedule.freshness_limits for the configured ages)."""
 
 
 def _filtered(f: OfferFilter) -> Select[tuple[Offer]]:
@@ -123,6 +126,11 @@ def _filtered(f: OfferFilter) -> Select[tuple[Offer]]:
         stmt = stmt.where(Offer.spot.is_(f.spot))
     if f.max_age is not None:
         stmt = stmt.where(Offer.observed_at >= utcnow() - f.max_age)
+    if f.max_age_by_provider:
+        now = utcnow()
+        stmt = stmt.where(
+            and_(*(or_(Offer.provider != p, Offer.observed_at >= now - age) for p, age in f.max_age_by_provider.items()))
+        )
     return stmt
 
 

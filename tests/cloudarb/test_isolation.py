@@ -30,6 +30,12 @@ RESOURCE_ROUTES: dict[tuple[str, str], str] = {
     ("DELETE", "/auth/api-keys/{key_id}"): "api_key",
 }
 
+# Routes with an id in the path that name shared market data, not an organization's resource. They
+# are listed (not silently skipped) so each one is a decision; what they create is checked below.
+MARKET_DATA_ROUTES: dict[tuple[str, str], str] = {
+    ("POST", "/providers/{provider}/refresh"): "pricing provider key (market data shared by every organization)",
+}
+
 
 def _all_routes(ctx: Context) -> set[tuple[str, str]]:
     app = create_app(ctx=ctx, scheduler=False)
@@ -46,7 +52,22 @@ def _all_routes(ctx: Context) -> set[tuple[str, str]]:
 
 
 def test_every_resource_route_is_covered(ctx: Context) -> None:
-    assert _all_routes(ctx) == set(RESOURCE_ROUTES)
+    assert _all_routes(ctx) == set(RESOURCE_ROUTES) | set(MARKET_DATA_ROUTES)
+    assert not set(RESOURCE_ROUTES) & set(MARKET_DATA_ROUTES)
+
+
+@pytest.mark.parametrize("ctx", [{"ingest_base_urls": {"tensordock": "http://127.0.0.1:9"}}], indirect=True)
+def test_market_data_refresh_job_belongs_to_the_caller(client: TestClient, tenant: Tenant,
+                                                       other_tenant: Tenant) -> None:
+    """A refresh touches only shared prices; the job it creates is the caller's, invisible to others.
+    (The provider points at a closed local port: the job fails fast, without the network.)"""
+    r = client.post("/providers/tensordock/refresh", headers=tenant.headers())
+    assert r.status_code == 202, r.text
+    job_id = r.json()["job_id"]
+    assert client.get(f"/jobs/{job_id}", headers=tenant.headers()).status_code == 200
+    assert client.get(f"/jobs/{job_id}", headers=other_tenant.headers("admin")).status_code == 404
+    assert client.get(f"/jobs/{job_id}/events", headers=other_tenant.headers("admin")).status_code == 404
+    assert client.delete(f"/jobs/{job_id}", headers=other_tenant.headers("admin")).status_code == 404
 
 
 @pytest.fixture()

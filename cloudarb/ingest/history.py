@@ -1,0 +1,121 @@
+"""Price history of offers: raw ticks, hourly buckets (the aggregate) and daily buckets (rolled up
+from the hourly ones, so a day never scans raw ticks)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from cloudarb.db.models import Offer, PriceTick, PriceTickHourly
+
+Bucket = Literal["raw", "hour", "day"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Point:
+    t: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    ticks: int
+
+
+@dataclass(kw_only=True)
+class Series:
+    offer: Offer
+    points: list[Point] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class HistoryQuery:
+    offer_key: str | None = None
+    gpu_model: str | None = None
+    providers: Sequence[str] = ()
+    regions: Sequence[str] = ()
+    spot: bool | None = None
+    start: datetime
+    end: datetime
+    bucket: Bucket = "hour"
+    max_offers: int = 50
+    max_points: int = 10_000
+
+
+def matching_offers(session: Session, q: HistoryQuery) -> Sequence[Offer]:
+    """The offers a query covers (one by key, or every offer of a GPU model matching the filters)."""
+    stmt = select(Offer)
+    if q.offer_key:
+        stmt = stmt.where(Offer.offer_key == q.offer_key)
+    if q.gpu_model:
+        stmt = stmt.where(func.lower(Offer.gpu_model) == q.gpu_model.lower())
+    if q.providers:
+        stmt = stmt.where(Offer.provider.in_([p.lower() for p in q.providers]))
+    if q.regions:
+        stmt = stmt.where(Offer.region.in_(list(q.regions)))
+    if q.spot is not None:
+        stmt = stmt.where(Offer.spot.is_(q.spot))
+    stmt = stmt.order_by(Offer.price_per_gpu_hour, Offer.offer_key).limit(q.max_offers)
+    return session.scalars(stmt).all()
+
+
+def history(session: Session, q: HistoryQuery) -> list[Series]:
+    """One series per matching offer, points in time order, at most ``max_points`` per series
+    (the earliest are kept; callers page by moving ``start``)."""
+    offers = matching_offers(session, q)
+    series = {o.offer_key: Series(offer=o) for o in offers}
+    if not series:
+        return []
+    keys = list(series)
+    if q.bucket == "raw":
+        t = PriceTick
+        ticks = session.execute(
+            select(t.offer_key, t.observed_at, t.price_per_hour)
+            .where(t.offer_key.in_(keys), t.observed_at >= q.start, t.observed_at < q.end)
+            .order_by(t.offer_key, t.observed_at)
+            .limit(q.max_points * len(keys))
+        )
+        for key, ts, price in ticks:
+            pts = series[key].points
+            if len(pts) < q.max_points:
+                pts.append(Point(t=ts, open=price, high=price, low=price, close=price, ticks=1))
+        return _result(q, series)
+    h = PriceTickHourly
+    start = q.start if q.bucket == "hour" else _day(q.start)
+    rows = session.execute(
+        select(h.offer_key, h.bucket, h.open, h.high, h.low, h.close, h.ticks)
+        .where(h.offer_key.in_(keys), h.bucket >= _hour(start), h.bucket < q.end)
+        .order_by(h.offer_key, h.bucket)
+    )
+    for key, bucket, o, hi, lo, c, n in rows:
+        pts = series[key].points
+        if q.bucket == "day":
+            day = _day(bucket)
+            if pts and pts[-1].t == day:
+                last = pts[-1]
+                pts[-1] = Point(t=day, open=last.open, high=max(last.high, hi), low=min(last.low, lo), close=c,
+                                ticks=last.ticks + n)
+                continue
+            bucket = day
+        if len(pts) < q.max_points:
+            pts.append(Point(t=bucket, open=o, high=hi, low=lo, close=c, ticks=n))
+    return _result(q, series)
+
+
+def _result(q: HistoryQuery, series: dict[str, Series]) -> list[Series]:
+    """A single offer always answers (maybe with no points); a GPU-model query lists offers with data."""
+    if q.offer_key:
+        return list(series.values())
+    return [s for s in series.values() if s.points]
+
+
+def _hour(ts: datetime) -> datetime:
+    return ts.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _day(ts: datetime) -> datetime:
+    return ts.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

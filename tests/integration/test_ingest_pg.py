@@ -1,0 +1,207 @@
+"""Ingest on real PostgreSQL (and TimescaleDB where the server has it): COPY write path, idempotence,
+the hourly aggregate against raw ticks, history over HTTP, a refresh job with Redis broadcast, and
+migration 0002 up/down with backfill."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import redis
+from pydantic import SecretStr
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from cloudarb.api.app import create_app
+from cloudarb.config import Settings
+from cloudarb.context import Context, build_context
+from cloudarb.db import migrate
+from cloudarb.events.bus import CHANNEL_PREFIX
+from cloudarb.ingest import bulk
+from cloudarb.ingest import status as status_store
+from cloudarb.ingest.jobs import REFRESH_FUNCTION
+from cloudarb.jobs import store as job_store
+from cloudarb.jobs.runtime import execute
+from ingestion.schemas import PriceQuote
+from tests.ingestion.conftest import RECORDED, Reply, ReplayServer
+from tests.support import PG_URL, Tenant
+
+T0 = datetime(2025, 3, 1, 0, 0, tzinfo=UTC)
+
+
+def quotes_for(prefix: str, hours: int, per_hour: int) -> list[PriceQuote]:
+    out = []
+    for offer in range(3):
+        for i in range(hours * per_hour):
+            out.append(PriceQuote(
+                provider="vast", region=f"{prefix}-r{offer}", instance_type="8x H100", gpu_model="H100 SXM",
+                gpu_count=8, vram_gb=80, price_per_hour=10 + offer + ((i * 7) % 11) / 10,
+                observed_at=T0 + timedelta(minutes=60 * i / per_hour)))
+    return out
+
+
+def hourly_mismatches(ctx: Context, keys: list[str]) -> list[Any]:
+    """Rows where the maintained aggregate differs from one recomputed from raw ticks."""
+    sql = text("""
+        WITH raw AS (
+          SELECT offer_key, date_bin(INTERVAL '1 hour', observed_at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b,
+                 (array_agg(price_per_hour ORDER BY observed_at))[1] AS o, max(price_per_hour) AS h,
+                 min(price_per_hour) AS l, (array_agg(price_per_hour ORDER BY observed_at DESC))[1] AS c,
+                 count(*) AS n
+          FROM price_ticks WHERE offer_key = ANY(:keys) GROUP BY 1, 2)
+        SELECT * FROM raw FULL JOIN price_ticks_hourly p ON p.offer_key = raw.offer_key AND p.bucket = raw.b
+        WHERE (p.offer_key = ANY(:keys) OR raw.offer_key IS NOT NULL)
+          AND (p.offer_key IS NULL OR raw.offer_key IS NULL OR p.open <> raw.o OR p.high <> raw.h
+               OR p.low <> raw.l OR p.close <> raw.c OR p.ticks <> raw.n)
+    """)
+    with ctx.db.session() as session:
+        return list(session.execute(sql, {"keys": keys}).all())
+
+
+def test_copy_path_is_idempotent_and_keeps_the_aggregate_exact(prod_ctx: Context) -> None:
+    quotes = quotes_for("idem", hours=6, per_hour=12)
+    keys = sorted({q.offer_key for q in quotes})
+    first_half = [q for q in quotes if q.observed_at < T0 + timedelta(hours=3)]
+    with prod_ctx.db.session() as session:
+        assert bulk.write_quotes(session, first_half).ticks_inserted == len(first_half)  # append fast path
+    overlapping = [q for q in quotes if q.observed_at >= T0 + timedelta(hours=2)]
+    with prod_ctx.db.session() as session:
+        result = bulk.write_quotes(session, overlapping)  # overlaps: the general ON CONFLICT path
+    assert result.ticks_inserted == len(quotes) - len(first_half)
+    with prod_ctx.db.session() as session:
+        again = bulk.write_quotes(session, quotes)
+    assert again.ticks_inserted == 0 and again.changes == []
+    with prod_ctx.db.session() as session:
+        stored = session.execute(text("SELECT count(*) FROM price_ticks WHERE offer_key = ANY(:k)"),
+                                 {"k": keys}).scalar_one()
+        current = session.execute(text("SELECT price_per_hour, observed_at FROM offers WHERE offer_key = :k"),
+                                  {"k": keys[0]}).one()
+    assert stored == len(quotes)
+    latest = max((q for q in quotes if q.offer_key == keys[0]), key=lambda q: q.observed_at)
+    assert (current[0], current[1]) == (latest.price_per_hour, latest.observed_at)
+    if not bulk.uses_timescale(prod_ctx.db.sessionmaker()):
+        assert hourly_mismatches(prod_ctx, keys) == []
+
+
+def test_duplicate_ticks_inside_one_batch_fall_back_and_count_once(prod_ctx: Context) -> None:
+    q = quotes_for("dup", hours=1, per_hour=4)
+    with prod_ctx.db.session() as session:
+        n = bulk.write_ticks(session, [(x.offer_key, x.observed_at, x.price_per_hour, None) for x in q + q[:3]])
+    assert n == len(q)
+    if not bulk.uses_timescale(prod_ctx.db.sessionmaker()):
+        assert hourly_mismatches(prod_ctx, sorted({x.offer_key for x in q})) == []
+
+
+def test_timescale_objects_follow_the_extension(prod_ctx: Context) -> None:
+    with prod_ctx.db.session() as session:
+        available = session.execute(
+            text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")).first() is not None
+        kind = session.execute(text("SELECT relkind FROM pg_class WHERE relname = 'price_ticks_hourly'")).scalar_one()
+    assert bulk.uses_timescale(prod_ctx.db.sessionmaker()) is available
+    assert (kind == "v") is available, "a continuous aggregate is a view; the plain path is a table ('r')"
+
+
+def test_history_over_http_on_postgresql(prod_ctx: Context) -> None:
+    quotes = quotes_for("hist", hours=48, per_hour=6)
+    with prod_ctx.db.session() as session:
+        bulk.write_quotes(session, quotes)
+    key = quotes[0].offer_key
+    tenant = Tenant(prod_ctx, f"Hist {uuid.uuid4().hex[:6]}")
+    with TestClient(create_app(ctx=prod_ctx, scheduler=False)) as client:
+        params = {"offer_key": key, "start": T0.isoformat(), "end": (T0 + timedelta(days=2)).isoformat()}
+        hour = client.get("/prices/history", params={**params, "bucket": "hour"}, headers=tenant.headers()).json()
+        pts = hour["series"][0]["points"]
+        assert len(pts) == 48 and all(p["ticks"] == 6 for p in pts)
+        mine = [q.price_per_hour for q in quotes if q.offer_key == key and q.observed_at < T0 + timedelta(hours=1)]
+        assert (pts[0]["open"], pts[0]["high"], pts[0]["low"], pts[0]["close"]) == (
+            mine[0], max(mine), min(mine), mine[-1])
+        day = client.get("/prices/history", params={**params, "bucket": "day"}, headers=tenant.headers()).json()
+        assert [p["ticks"] for p in day["series"][0]["points"]] == [144, 144]
+        raw = client.get("/prices/history", params={**params, "bucket": "raw"}, headers=tenant.headers()).json()
+        assert len(raw["series"][0]["points"]) == 288
+        model = client.get("/prices/history", headers=tenant.headers(), params={
+            "gpu_model": "H100 SXM", "provider": "vast", "region": "hist-r2", "start": params["start"],
+            "end": params["end"], "bucket": "day"}).json()
+        assert [s["region"] for s in model["series"]] == ["hist-r2"]
+
+
+@pytest.fixture()
+def lambda_replay() -> Iterator[ReplayServer]:
+    srv = ReplayServer()
+    srv.add("GET", "/instance-types", Reply(200, (RECORDED / "lambda" / "instance_types.json").read_text()))
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def test_refresh_job_on_postgresql_broadcasts_on_redis(prod_ctx: Context, prod_settings: Settings,
+                                                       lambda_replay: ReplayServer) -> None:
+    settings = prod_settings.model_copy(update={
+        "lambda_api_key": SecretStr("secret"), "ingest_base_urls": {"lambda": lambda_replay.url}, "ingest_retry_attempts": 1})
+    ctx = build_context(settings, prepare=False)
+    client = redis.Redis.from_url(settings.redis_url or "")
+    pubsub = client.pubsub()
+    pubsub.subscribe(CHANNEL_PREFIX + "prices")
+    pubsub.get_message(timeout=1)  # the subscribe confirmation
+    try:
+        tenant = Tenant(ctx, f"Refresh {uuid.uuid4().hex[:6]}")
+        with ctx.db.session() as session:
+            job = job_store.create_job(session, organization_id=tenant.org_id, kind="ingest",
+                                       function=REFRESH_FUNCTION, target_id="lambda", max_attempts=1)
+        assert execute(job.id, ctx) == "finished"
+        message = None
+        for _ in range(20):
+            message = pubsub.get_message(timeout=0.5)
+            if message and message["type"] == "message":
+                break
+        assert message is not None and message["type"] == "message"
+        events = json.loads(message["data"])["events"]
+        assert events and {e["provider"] for e in events} == {"lambda"}
+        with ctx.db.session() as session:
+            row = status_store.get(session, "lambda")
+            assert row is not None and row.state == "ok" and row.offers_count == 5
+            stored = session.execute(text("SELECT count(*) FROM price_events WHERE id = ANY(:ids)"),
+                                     {"ids": [e["id"] for e in events]}).scalar_one()
+        assert stored == len(events)
+    finally:
+        pubsub.close()
+        client.close()
+        ctx.close()
+
+
+def test_migration_0002_backfills_and_downgrades() -> None:
+    name = f"cloudarb_mig_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    engine = create_engine(url)
+    try:
+        migrate.upgrade(url, "0001")
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO price_ticks (offer_key, observed_at, price_per_hour) VALUES "
+                              "('k', '2025-01-01T10:05:00Z', 2), ('k', '2025-01-01T10:45:00Z', 1), "
+                              "('k', '2025-01-01T10:25:00Z', 5), ('k', '2025-01-01T11:00:00Z', 3)"))
+        migrate.upgrade(url)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT open, high, low, close, ticks FROM price_ticks_hourly "
+                                     "WHERE offer_key = 'k' ORDER BY bucket")).all()
+        assert [tuple(r) for r in rows] == [(2, 5, 1, 1, 3), (3, 3, 3, 3, 1)]
+        migrate.downgrade(url, "0001")
+        with engine.connect() as conn:
+            left = conn.execute(text("SELECT count(*) FROM pg_class WHERE relname IN "
+                                     "('price_ticks_hourly', 'provider_status', 'price_events')")).scalar_one()
+            ticks = conn.execute(text("SELECT count(*) FROM price_ticks")).scalar_one()
+        assert left == 0 and ticks == 4
+        migrate.upgrade(url)
+        assert migrate.current(url) == "0002"
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
