@@ -22,7 +22,7 @@ from cloudarb.ingest.config import provider_config
 from cloudarb.ingest.errors import RefreshFailed, UnknownProviderKey
 from cloudarb.jobs import store as job_store
 from cloudarb.jobs.errors import JobInputError
-from cloudarb.jobs.runtime import JobContext, publish_status
+from cloudarb.jobs.runtime import JobContext, publish, status_payload
 from cloudarb.storage import accounts
 from ingestion.errors import (
     IngestionError,
@@ -154,12 +154,12 @@ def submit_refresh(ctx: Context, *, provider: str, actor: str, organization_id: 
     with ctx.db.session() as session:
         job = job_store.create_job(session, organization_id=org, kind="ingest", function=REFRESH_FUNCTION,
                                    target_id=provider, max_attempts=1)
-    publish_status(ctx, job.id, "queued", f"refresh of {provider} requested by {actor}")
+    publish(ctx, job.id, "status", status_payload("queued", f"refresh of {provider} requested by {actor}"))
     try:
         ctx.queue.enqueue(job.id, job.function)
     except Exception as exc:
         with ctx.db.session() as session:
             job_store.transition(session, job.id, to="failed", when=("queued",), error=f"queue unavailable: {exc}")
-        publish_status(ctx, job.id, "failed", "the job queue is unavailable")
+        publish(ctx, job.id, "status", status_payload("failed", "the job queue is unavailable"))
         raise
     return job
