@@ -1,0 +1,183 @@
+"""Fit many series, judge retrained models champion/challenger, store forecasts and model versions.
+
+Fitting goes through ``forecasting.parallel.forecast_many`` (a process pool, a disk cache of fitted
+models under the data directory, incremental refits when a series only grew). A full refit reruns
+model selection on a rolling-origin backtest; the selected model is the challenger and replaces the
+stored champion only if ``forecasting.selection.promote`` says it wins on that same backtest (the
+champion is re-scored from the same report). When the champion is kept, its model serves the
+forecast. Every trained version is stored with its metrics, whether it won or not.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cloudarb.context import Context
+from cloudarb.forecasts import store
+from forecasting.parallel import DiskCache, Outcome, forecast_many, series_hash
+from forecasting.schemas import BacktestReport, ForecastResult, Series
+from forecasting.selection import ForecastConfig, forecast, model_version, promote
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Item:
+    """One series to forecast and what its stored row needs besides the forecast."""
+
+    series: Series
+    kind: str
+    offer_key: str | None = None
+    workload_id: str | None = None
+    last: float | None = None
+    volatility: float | None = None
+
+
+@dataclass
+class BatchSummary:
+    fitted: int = 0
+    failed: int = 0
+    cache: dict[str, int] = field(default_factory=dict)
+    promoted: int = 0
+    kept: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"fitted": self.fitted, "failed": self.failed, "cache": self.cache, "promoted": self.promoted,
+                "kept": self.kept, "errors": self.errors[:20]}
+
+
+def backtest_summary(report: BacktestReport) -> dict[str, Any]:
+    """What ``GET /forecasts/{series}/backtest`` shows: metrics per model on the selection backtest."""
+    return {
+        "horizon": report.horizon,
+        "season_length": report.season_length,
+        "origins": [t.isoformat() for t in report.origins],
+        "selected": report.selected,
+        "metrics": {name: m.model_dump(mode="json") for name, m in report.metrics.items()},
+        "notes": list(report.notes),
+    }
+
+
+def paths_of(result: ForecastResult, *, last: float | None) -> dict[str, Any]:
+    return {
+        "timestamps": [t.isoformat() for t in result.timestamps],
+        "point": [round(v, 6) for v in result.point],
+        "quantiles": {f"{q:g}": [round(v, 6) for v in path] for q, path in result.quantiles.items()},
+        "scenarios": [[round(v, 6) for v in path] for path in result.scenarios],
+        "flags": list(result.flags),
+        "last": last,
+    }
+
+
+def cache_dir(ctx: Context, name: str) -> Path:
+    return Path(ctx.settings.data_dir) / "forecast-cache" / name
+
+
+def run_batch(
+    ctx: Context, items: Sequence[Item], config: ForecastConfig, *, organization_id: str | None, cache_name: str,
+    full_refit: bool, progress: Callable[[int, int], None] | None = None,
+) -> BatchSummary:
+    """Forecast every item, store the results; returns counts for the job's last progress event."""
+    summary = BatchSummary()
+    if not items:
+        return summary
+    outcomes = forecast_many(
+        [it.series for it in items], config, n_workers=ctx.settings.forecast_workers,
+        cache=DiskCache(cache_dir(ctx, cache_name)), full_refit=full_refit, progress=progress,
+    )
+    for item, outcome in zip(items, outcomes):
+        summary.cache[outcome.cache] = summary.cache.get(outcome.cache, 0) + 1
+        if outcome.result is None:
+            summary.failed += 1
+            summary.errors.append(f"{item.series.series_id}: {outcome.error}")
+            continue
+        try:
+            _store_outcome(ctx, item, outcome, config, organization_id=organization_id, summary=summary)
+            summary.fitted += 1
+        except Exception as exc:  # one bad series must not lose the others
+            log.exception("storing forecast failed", extra={"series": item.series.series_id})
+            summary.failed += 1
+            summary.errors.append(f"{item.series.series_id}: {type(exc).__name__}: {exc}")
+    return summary
+
+
+def _store_outcome(
+    ctx: Context, item: Item, outcome: Outcome, config: ForecastConfig, *, organization_id: str | None,
+    summary: BatchSummary,
+) -> None:
+    result = outcome.result
+    if result is None:
+        return
+    key = item.series.series_id
+    digest = series_hash(item.series)
+    version_id: str | None = None
+    with ctx.db.session() as session:
+        current = store.champion(session, organization_id=organization_id, series_key=key)
+        previous = store.latest(session, series_key=key, organization_id=organization_id or "")
+        backtest = previous.backtest if previous is not None and previous.model == result.model else None
+        if outcome.report is not None and outcome.report.selected in outcome.report.metrics:
+            backtest = backtest_summary(outcome.report)
+            version_id, served = _judge(session, item, outcome.report, current, digest, organization_id, summary)
+            if served is not None:
+                result = _refit_with(item.series, config, served) or result
+        elif current is not None and current.model == result.model:
+            version_id = current.id
+        store.save_forecast(
+            session,
+            store.NewForecast(
+                series_key=key, kind=item.kind, organization_id=organization_id, offer_key=item.offer_key,
+                workload_id=item.workload_id, origin=result.origin, step=item.series.freq, horizon=result.horizon,
+                model=result.model, fallback_reason=result.fallback_reason, paths=paths_of(result, last=item.last),
+                backtest=backtest, volatility=item.volatility, data_hash=digest, model_version_id=version_id,
+            ),
+            keep=ctx.settings.forecast_keep_per_series,
+        )
+
+
+def _judge(
+    session: Any, item: Item, report: BacktestReport, current: Any, digest: str, organization_id: str | None,
+    summary: BatchSummary,
+) -> tuple[str | None, str | None]:
+    """Champion/challenger on this backtest; returns (champion version id, model to serve if not the
+    challenger)."""
+    selected = report.selected or ""
+    key = item.series.series_id
+    if current is not None and current.model == selected and current.data_hash == digest:
+        return current.id, None  # the same fit again: nothing new to judge
+    challenger = model_version(key, selected, {}, report.metrics[selected], data_hash=digest)
+    rescored = None
+    if current is not None and current.model in report.metrics:
+        rescored = model_version(key, current.model, dict(current.params), report.metrics[current.model])
+    if current is not None and current.model == selected:
+        decision_promote, reason = True, f"champion {selected} refitted on new data"
+    else:
+        decision = promote(rescored, challenger)
+        decision_promote, reason = decision.promote, decision.reason
+        if current is not None and rescored is None:
+            reason = f"champion {current.model} not in this backtest; {reason}"
+    row = store.add_version(
+        session, organization_id=organization_id, series_key=key, kind=item.kind, model=selected, params={},
+        metrics=report.metrics[selected].model_dump(mode="json"), data_hash=digest,
+        trained_at=challenger.trained_at, make_champion=decision_promote, decision=reason,
+    )
+    if decision_promote:
+        if current is not None and current.model != selected:
+            summary.promoted += 1
+        return row.id, None
+    summary.kept += 1
+    return current.id, current.model
+
+
+def _refit_with(series: Series, config: ForecastConfig, model: str) -> ForecastResult | None:
+    """The kept champion's forecast (a single fit of the named model)."""
+    try:
+        result, _ = forecast(series, config.model_copy(update={"model": model}))
+    except Exception:
+        log.warning("refitting champion %s failed; serving the challenger", model, exc_info=True)
+        return None
+    return result
