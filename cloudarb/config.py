@@ -93,6 +93,13 @@ class Settings(BaseSettings):
         default=2, description="Processes fitting series in parallel (size for the worker's cores)."
     )
     forecast_max_series: Annotated[int, Field(ge=1)] = 5_000
+    forecast_price_candidates: list[str] = Field(
+        default_factory=lambda: ["lag_ridge"],
+        description="Models competing with the baselines on price series (ets is ~20x slower per series).",
+    )
+    forecast_demand_candidates: list[str] = Field(
+        default_factory=lambda: ["ets"], description="Models competing with the baselines on demand series."
+    )
     forecast_keep_per_series: Annotated[int, Field(ge=1)] = 5
     forecast_max_age_s: Annotated[float, Field(gt=0)] = Field(
         default=7 * 86_400.0, description="Stored forecasts older than this are not fed to the optimizer."

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 from cloudarb.db.types import utcnow
 from cloudarb.forecasts.history import price_histories, usage_histories
@@ -17,7 +18,7 @@ from cloudarb.forecasts.training import BatchSummary, Item, run_batch
 from cloudarb.jobs.errors import JobInputError
 from cloudarb.jobs.runtime import JobContext
 from forecasting.demand import DEMAND_CONFIG
-from forecasting.selection import DEFAULT_CANDIDATES, ForecastConfig
+from forecasting.selection import ForecastConfig
 
 
 def _full_refit(jc: JobContext, kind: str) -> bool:
@@ -28,13 +29,18 @@ def _full_refit(jc: JobContext, kind: str) -> bool:
 
 
 def config_for(jc: JobContext, kind: str) -> ForecastConfig:
-    """Price series use every fast candidate; demand uses the library's demand default."""
+    """Demand starts from the library's demand default; prices from the general one. Calibration uses
+    8 origins rather than 24: thousands of price series are fitted per run."""
     s = jc.ctx.settings
-    common = {"horizon": s.forecast_horizon_hours, "quantiles": tuple(sorted(set(s.forecast_quantiles))),
-              "n_scenarios": s.forecast_scenarios}
+    common: dict[str, Any] = {
+        "horizon": s.forecast_horizon_hours, "quantiles": tuple(sorted(set(s.forecast_quantiles))),
+        "n_scenarios": s.forecast_scenarios,
+    }
     if kind == "demand":
-        return DEMAND_CONFIG.model_copy(update=common)
-    return ForecastConfig(candidates=DEFAULT_CANDIDATES, **common)
+        return DEMAND_CONFIG.model_copy(update={**common, "candidates": tuple(s.forecast_demand_candidates)})
+    fast = {"calibration_origins": 8}
+    params = {"lag_ridge": fast, "ets": {**fast, "brute": False}}
+    return ForecastConfig(candidates=tuple(s.forecast_price_candidates), model_params=params, **common)
 
 
 def _progress(jc: JobContext, total_label: str) -> Callable[[int, int], None]:

@@ -79,7 +79,8 @@ def tick(ctx: Context, *, now: datetime | None = None) -> list[str]:
     for kind, org in targets:
         name = f"{kind}:{org}" if org else kind
         full = _claim(ctx, f"{name}:retrain", now, s.forecast_retrain_interval_s)
-        if not full and not _claim(ctx, f"{name}:refresh", now, s.forecast_refresh_interval_s):
+        refresh = _claim(ctx, f"{name}:refresh", now, s.forecast_refresh_interval_s)  # a retrain refreshes too
+        if not (full or refresh):
             continue
         try:
             owner = org or system_org_id(ctx)

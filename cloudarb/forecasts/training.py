@@ -11,6 +11,7 @@ forecast. Every trained version is stored with its metrics, whether it won or no
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,27 +52,38 @@ class BatchSummary:
                 "kept": self.kept, "errors": self.errors[:20]}
 
 
+def finite(value: Any) -> Any:
+    """JSON-safe copy: NaN/inf (e.g. MASE of a flat training window) become None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
 def backtest_summary(report: BacktestReport) -> dict[str, Any]:
     """What ``GET /forecasts/{series}/backtest`` shows: metrics per model on the selection backtest."""
-    return {
+    return finite({
         "horizon": report.horizon,
         "season_length": report.season_length,
         "origins": [t.isoformat() for t in report.origins],
         "selected": report.selected,
         "metrics": {name: m.model_dump(mode="json") for name, m in report.metrics.items()},
         "notes": list(report.notes),
-    }
+    })
 
 
 def paths_of(result: ForecastResult, *, last: float | None) -> dict[str, Any]:
-    return {
+    return finite({
         "timestamps": [t.isoformat() for t in result.timestamps],
         "point": [round(v, 6) for v in result.point],
         "quantiles": {f"{q:g}": [round(v, 6) for v in path] for q, path in result.quantiles.items()},
         "scenarios": [[round(v, 6) for v in path] for path in result.scenarios],
         "flags": list(result.flags),
         "last": last,
-    }
+    })
 
 
 def cache_dir(ctx: Context, name: str) -> Path:
@@ -122,7 +134,7 @@ def _store_outcome(
         backtest = previous.backtest if previous is not None and previous.model == result.model else None
         if outcome.report is not None and outcome.report.selected in outcome.report.metrics:
             backtest = backtest_summary(outcome.report)
-            version_id, served = _judge(session, item, outcome.report, current, digest, organization_id, summary)
+            version_id, served = judge(session, item, outcome.report, current, digest, organization_id, summary)
             if served is not None:
                 result = _refit_with(item.series, config, served) or result
         elif current is not None and current.model == result.model:
@@ -139,7 +151,7 @@ def _store_outcome(
         )
 
 
-def _judge(
+def judge(
     session: Any, item: Item, report: BacktestReport, current: Any, digest: str, organization_id: str | None,
     summary: BatchSummary,
 ) -> tuple[str | None, str | None]:
@@ -162,7 +174,7 @@ def _judge(
             reason = f"champion {current.model} not in this backtest; {reason}"
     row = store.add_version(
         session, organization_id=organization_id, series_key=key, kind=item.kind, model=selected, params={},
-        metrics=report.metrics[selected].model_dump(mode="json"), data_hash=digest,
+        metrics=finite(report.metrics[selected].model_dump(mode="json")), data_hash=digest,
         trained_at=challenger.trained_at, make_champion=decision_promote, decision=reason,
     )
     if decision_promote:
