@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -314,8 +314,6 @@ def claim_task(session: Session, *, task: str, now: datetime, interval_s: float)
 
 
 def _after(now: datetime, seconds: float) -> datetime:
-    from datetime import timedelta
-
     return now + timedelta(seconds=seconds)
 
 

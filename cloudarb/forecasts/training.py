@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from cloudarb.context import Context
+from cloudarb.db.models import ForecastModelVersion
 from cloudarb.forecasts import store
 from forecasting.parallel import DiskCache, Outcome, forecast_many, series_hash
 from forecasting.schemas import BacktestReport, ForecastResult, Series
@@ -152,8 +155,8 @@ def _store_outcome(
 
 
 def judge(
-    session: Any, item: Item, report: BacktestReport, current: Any, digest: str, organization_id: str | None,
-    summary: BatchSummary,
+    session: Session, item: Item, report: BacktestReport, current: ForecastModelVersion | None, digest: str,
+    organization_id: str | None, summary: BatchSummary,
 ) -> tuple[str | None, str | None]:
     """Champion/challenger on this backtest; returns (champion version id, model to serve if not the
     challenger)."""
@@ -182,7 +185,7 @@ def judge(
             summary.promoted += 1
         return row.id, None
     summary.kept += 1
-    return current.id, current.model
+    return (current.id, current.model) if current is not None else (row.id, None)
 
 
 def _refit_with(series: Series, config: ForecastConfig, model: str) -> ForecastResult | None:
