@@ -21,8 +21,9 @@ from sqlalchemy.orm import Session
 
 from cloudarb.context import Context
 from cloudarb.db.models import ForecastModelVersion
+from cloudarb.db.types import utcnow
 from cloudarb.forecasts import store
-from forecasting.parallel import DiskCache, Outcome, forecast_many, series_hash
+from forecasting.parallel import CacheEntry, DiskCache, Outcome, forecast_many, series_hash
 from forecasting.schemas import BacktestReport, ForecastResult, Series
 from forecasting.selection import ForecastConfig, forecast, model_version, promote
 
@@ -89,6 +90,14 @@ def paths_of(result: ForecastResult, *, last: float | None) -> dict[str, Any]:
     })
 
 
+class RefitCache(DiskCache):
+    """A full refit reads nothing from the cache (every series is reselected and backtested, so its
+    report exists) but still writes it, for the incremental refreshes that follow."""
+
+    def get(self, series_id: str, key: str) -> CacheEntry | None:
+        return None
+
+
 def cache_dir(ctx: Context, name: str) -> Path:
     return Path(ctx.settings.data_dir) / "forecast-cache" / name
 
@@ -103,7 +112,8 @@ def run_batch(
         return summary
     outcomes = forecast_many(
         [it.series for it in items], config, n_workers=ctx.settings.forecast_workers,
-        cache=DiskCache(cache_dir(ctx, cache_name)), full_refit=full_refit, progress=progress,
+        cache=(RefitCache if full_refit else DiskCache)(cache_dir(ctx, cache_name)), full_refit=full_refit,
+        progress=progress,
     )
     for item, outcome in zip(items, outcomes):
         summary.cache[outcome.cache] = summary.cache.get(outcome.cache, 0) + 1
@@ -125,23 +135,27 @@ def _store_outcome(
     ctx: Context, item: Item, outcome: Outcome, config: ForecastConfig, *, organization_id: str | None,
     summary: BatchSummary,
 ) -> None:
+    """Judge, refit a kept champion (outside any transaction: a fit takes seconds and SQLite would be
+    locked meanwhile), then store the version and the forecast in one transaction."""
     result = outcome.result
     if result is None:
         return
     key = item.series.series_id
     digest = series_hash(item.series)
-    version_id: str | None = None
+    report = outcome.report if outcome.report is not None and outcome.report.selected in outcome.report.metrics \
+        else None
     with ctx.db.session() as session:
         current = store.champion(session, organization_id=organization_id, series_key=key)
         previous = store.latest(session, series_key=key, organization_id=organization_id or "")
         backtest = previous.backtest if previous is not None and previous.model == result.model else None
-        if outcome.report is not None and outcome.report.selected in outcome.report.metrics:
-            backtest = backtest_summary(outcome.report)
-            version_id, served = judge(session, item, outcome.report, current, digest, organization_id, summary)
-            if served is not None:
-                result = _refit_with(item.series, config, served) or result
-        elif current is not None and current.model == result.model:
-            version_id = current.id
+    verdict = decide(report, current, digest) if report is not None else None
+    if verdict is not None and verdict.serve is not None:
+        result = _refit_with(item.series, config, verdict.serve) or result
+    with ctx.db.session() as session:
+        version_id = current.id if current is not None and current.model == result.model else None
+        if report is not None and verdict is not None:
+            backtest = backtest_summary(report)
+            version_id = record(session, item, report, current, verdict, digest, organization_id, summary)
         store.save_forecast(
             session,
             store.NewForecast(
@@ -154,38 +168,55 @@ def _store_outcome(
         )
 
 
-def judge(
-    session: Session, item: Item, report: BacktestReport, current: ForecastModelVersion | None, digest: str,
-    organization_id: str | None, summary: BatchSummary,
-) -> tuple[str | None, str | None]:
-    """Champion/challenger on this backtest; returns (champion version id, model to serve if not the
-    challenger)."""
+@dataclass(frozen=True)
+class Verdict:
+    """Champion/challenger outcome: store a version? does it become champion? which model serves?"""
+
+    record: bool
+    promote: bool
+    reason: str
+    serve: str | None = None
+
+
+def decide(report: BacktestReport, current: ForecastModelVersion | None, digest: str) -> Verdict:
+    """The selected model is the challenger; the champion is re-scored on the same backtest."""
     selected = report.selected or ""
-    key = item.series.series_id
     if current is not None and current.model == selected and current.data_hash == digest:
-        return current.id, None  # the same fit again: nothing new to judge
+        return Verdict(record=False, promote=False, reason="the same fit again")
+    if current is not None and current.model == selected:
+        return Verdict(record=True, promote=True, reason=f"champion {selected} refitted on new data")
+    key = report.series_id
     challenger = model_version(key, selected, {}, report.metrics[selected], data_hash=digest)
     rescored = None
     if current is not None and current.model in report.metrics:
         rescored = model_version(key, current.model, dict(current.params), report.metrics[current.model])
-    if current is not None and current.model == selected:
-        decision_promote, reason = True, f"champion {selected} refitted on new data"
-    else:
-        decision = promote(rescored, challenger)
-        decision_promote, reason = decision.promote, decision.reason
-        if current is not None and rescored is None:
-            reason = f"champion {current.model} not in this backtest; {reason}"
+    decision = promote(rescored, challenger)
+    reason = decision.reason
+    if current is not None and rescored is None:
+        reason = f"champion {current.model} not in this backtest; {reason}"
+    serve = None if decision.promote or current is None else current.model
+    return Verdict(record=True, promote=decision.promote, reason=reason, serve=serve)
+
+
+def record(
+    session: Session, item: Item, report: BacktestReport, current: ForecastModelVersion | None, verdict: Verdict,
+    digest: str, organization_id: str | None, summary: BatchSummary,
+) -> str | None:
+    """Store the challenger's version (with its metrics, won or not); returns the serving version's id."""
+    if not verdict.record:
+        return current.id if current is not None else None
+    selected = report.selected or ""
     row = store.add_version(
-        session, organization_id=organization_id, series_key=key, kind=item.kind, model=selected, params={},
-        metrics=finite(report.metrics[selected].model_dump(mode="json")), data_hash=digest,
-        trained_at=challenger.trained_at, make_champion=decision_promote, decision=reason,
+        session, organization_id=organization_id, series_key=item.series.series_id, kind=item.kind, model=selected,
+        params={}, metrics=finite(report.metrics[selected].model_dump(mode="json")), data_hash=digest,
+        trained_at=utcnow(), make_champion=verdict.promote, decision=verdict.reason,
     )
-    if decision_promote:
+    if verdict.promote:
         if current is not None and current.model != selected:
             summary.promoted += 1
-        return row.id, None
+        return row.id
     summary.kept += 1
-    return (current.id, current.model) if current is not None else (row.id, None)
+    return current.id if current is not None else row.id
 
 
 def _refit_with(series: Series, config: ForecastConfig, model: str) -> ForecastResult | None:

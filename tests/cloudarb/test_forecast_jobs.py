@@ -4,6 +4,7 @@ idempotent reruns, champion/challenger promotion only on a win, scheduled retrai
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -64,15 +65,19 @@ def test_price_job_stores_forecasts_and_is_idempotent(ctx: Context, tenant: Tena
         assert champion is not None and champion.model == vol.model and vol.model_version_id == champion.id
         origin = vol.origin
 
-    # the same history again: same origin replaced, no new model version, served from the fit cache
+    # the same history again, retrained: same origin replaced, no new model version (the same fit)
     again = submit_forecast(ctx, kind="price", organization_id=tenant.org_id, actor="test", full_refit=True)
     run_job(ctx, again.id)
-    done = [e for e in events(ctx, again.id) if e.get("phase") == "done"][-1]
-    assert done["cache"] == {"hit": 2}
+    assert [e for e in events(ctx, again.id) if e.get("phase") == "done"][-1]["cache"] == {"miss": 2}
+    # and refreshed: served from the cache of fitted models
+    refresh = submit_forecast(ctx, kind="price", organization_id=tenant.org_id, actor="test")
+    run_job(ctx, refresh.id)
+    assert [e for e in events(ctx, refresh.id) if e.get("phase") == "done"][-1]["cache"] == {"hit": 2}
     with ctx.db.session() as session:
         assert session.scalar(select(func.count()).select_from(StoredForecast)) == 2
         assert session.scalar(select(func.count()).select_from(ForecastModelVersion)) == 1
-        assert store.latest(session, series_key=price_key(VOLATILE), organization_id="x").origin == origin
+        latest = store.latest(session, series_key=price_key(VOLATILE), organization_id="x")
+        assert latest is not None and latest.origin == origin and latest.backtest is not None
 
 
 def _report(metrics: dict[str, float], selected: str) -> BacktestReport:
@@ -90,27 +95,32 @@ def _item() -> training.Item:
     return training.Item(series=Series(series_id="price:k", timestamps=[], values=[], freq="h"), kind="price")
 
 
+def _judge(session: Any, report: BacktestReport, digest: str, summary: training.BatchSummary) -> tuple[str | None,
+                                                                                                       str | None]:
+    current = store.champion(session, organization_id=None, series_key="price:k")
+    verdict = training.decide(report, current, digest)
+    version = training.record(session, _item(), report, current, verdict, digest, None, summary)
+    return version, verdict.serve
+
+
 def test_challenger_replaces_champion_only_if_it_wins(ctx: Context) -> None:
     summary = training.BatchSummary()
     with ctx.db.session() as session:
-        first, served = training.judge(session, _item(), _report({"last_value": 1.0, "ets": 0.9}, "ets"), None,
-                                       "h1", None, summary)
+        first, served = _judge(session, _report({"last_value": 1.0, "ets": 0.9}, "ets"), "h1", summary)
         assert served is None and first is not None
         champ = store.champion(session, organization_id=None, series_key="price:k")
         assert champ is not None and champ.model == "ets" and champ.decision == "no champion yet"
+        assert _judge(session, _report({"last_value": 1.0, "ets": 0.9}, "ets"), "h1", summary) == (champ.id, None)
 
         # challenger lag_ridge scores worse than the champion re-scored on the same backtest: kept
-        kept_id, served = training.judge(session, _item(),
-                                         _report({"last_value": 1.0, "ets": 0.8, "lag_ridge": 0.85}, "lag_ridge"),
-                                         champ, "h2", None, summary)
+        kept_id, served = _judge(session, _report({"last_value": 1.0, "ets": 0.8, "lag_ridge": 0.85}, "lag_ridge"),
+                                 "h2", summary)
         assert kept_id == champ.id and served == "ets"
         assert store.champion(session, organization_id=None, series_key="price:k").model == "ets"
 
         # now it wins: it becomes champion and the old one steps down; every version keeps its metrics
-        champ = store.champion(session, organization_id=None, series_key="price:k")
-        new_id, served = training.judge(session, _item(),
-                                        _report({"last_value": 1.0, "ets": 0.8, "lag_ridge": 0.6}, "lag_ridge"),
-                                        champ, "h3", None, summary)
+        new_id, served = _judge(session, _report({"last_value": 1.0, "ets": 0.8, "lag_ridge": 0.6}, "lag_ridge"),
+                                "h3", summary)
         assert served is None and new_id != champ.id
         versions = store.versions(session, scope="market", series_key="price:k")
         assert [(v.model, v.is_champion) for v in sorted(versions, key=lambda v: v.trained_at)] == [
