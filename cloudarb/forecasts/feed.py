@@ -104,11 +104,36 @@ def advisor_path(settings: Settings) -> Path:
 
 
 @lru_cache(maxsize=2)
-def risk_model(path: str) -> Any:
-    """The fitted risk model for a spot-advisor file (fitted once per process: a few seconds)."""
+def risk_model(path: str, cache_root: str) -> Any:
+    """The fitted risk model for a spot-advisor file.
+
+    Fitting takes seconds (feature building plus a logistic regression), and RQ runs every job in a
+    fresh work horse, so the fitted model is also pickled under the data directory, keyed by the
+    file's content hash: later processes load it in a fraction of that time.
+    """
+    import hashlib
+    import os
+    import pickle
+
     from forecasting.risk import RiskModel, load_spot_advisor
 
-    return RiskModel.fit(load_spot_advisor(path))
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    cached = Path(cache_root) / f"risk-model-{digest}.pkl"
+    try:
+        with cached.open("rb") as fh:
+            return pickle.load(fh)  # noqa: S301 - our own cache file
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+        pass
+    model = RiskModel.fit(load_spot_advisor(path))
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        with tmp.open("wb") as fh:
+            pickle.dump(model, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.replace(cached)
+    except OSError:
+        log.warning("could not cache the fitted risk model at %s", cached, exc_info=True)
+    return model
 
 
 def interruption_rates(settings: Settings, rows: Sequence[OfferRow], stored: dict[str, StoredForecast]) -> dict[str, float]:
@@ -124,7 +149,7 @@ def interruption_rates(settings: Settings, rows: Sequence[OfferRow], stored: dic
     wanted = [r for r in rows if r.spot and r.interruption_rate_per_hour is None]
     if not wanted:
         return {}
-    model = risk_model(str(advisor_path(settings)))
+    model = risk_model(str(advisor_path(settings)), str(Path(settings.data_dir) / "forecast-cache"))
     on_demand = {(r.provider, r.region, r.instance_type): r.price_per_hour for r in rows if not r.spot}
     means = np.array([bucket_rate(i)[0] for i in range(len(BUCKET_BOUNDS))])
     probs = np.zeros((len(wanted), len(BUCKET_BOUNDS)))
