@@ -16,6 +16,7 @@ from cloudarb.forecasts import store, training
 from cloudarb.forecasts.keys import price_key
 from cloudarb.forecasts.submit import submit_forecast
 from cloudarb.forecasts.submit import tick as forecast_tick
+from cloudarb.ingest.bulk import write_ticks
 from cloudarb.jobs import store as job_store
 from forecasting.schemas import BacktestReport, ModelMetrics
 from tests.cloudarb.test_forecast_helpers import STABLE, VOLATILE, seed_prices
@@ -78,6 +79,19 @@ def test_price_job_stores_forecasts_and_is_idempotent(ctx: Context, tenant: Tena
         assert session.scalar(select(func.count()).select_from(ForecastModelVersion)) == 1
         latest = store.latest(session, series_key=price_key(VOLATILE), organization_id="x")
         assert latest is not None and latest.origin == origin and latest.backtest is not None
+
+    # one more hour of history: the cached fit is updated, not reselected, and the origin moves on
+    nxt = origin.replace(minute=1)
+    with ctx.db.session() as session:
+        write_ticks(session, [(STABLE, nxt, 2.0, 100), (VOLATILE, nxt, 1.7, 100)])
+    grown = submit_forecast(ctx, kind="price", organization_id=tenant.org_id, actor="test")
+    run_job(ctx, grown.id)
+    cache = [e for e in events(ctx, grown.id) if e.get("phase") == "done"][-1]["cache"]
+    assert cache.get("incremental") == 1, cache
+    with ctx.db.session() as session:
+        latest = store.latest(session, series_key=price_key(VOLATILE), organization_id="x")
+        assert latest is not None and latest.origin == origin + timedelta(hours=1)
+        assert "incremental_refit" in latest.paths["flags"] and latest.backtest is not None
 
 
 def _report(metrics: dict[str, float], selected: str) -> BacktestReport:
