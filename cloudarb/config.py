@@ -75,6 +75,46 @@ class Settings(BaseSettings):
     aws_secret_access_key: SecretStr | None = None
     aws_session_token: SecretStr | None = None
 
+    # Forecasts (cloudarb.forecasts): price scenarios, demand bounds, scheduled retraining.
+    forecast_retrain_interval_s: Annotated[float, Field(ge=0)] = Field(
+        default=86_400.0, description="Scheduled full retraining (champion/challenger) every N seconds; 0 = never."
+    )
+    forecast_refresh_interval_s: Annotated[float, Field(ge=0)] = Field(
+        default=3_600.0, description="Scheduled incremental forecast refresh every N seconds; 0 = never."
+    )
+    forecast_horizon_hours: Annotated[int, Field(ge=1, le=24 * 14)] = 24
+    forecast_history_hours: Annotated[int, Field(ge=24, le=24 * 400)] = 24 * 28
+    forecast_min_points: Annotated[int, Field(ge=2)] = 24
+    forecast_scenarios: Annotated[int, Field(ge=10, le=1000)] = 50
+    forecast_quantiles: list[Annotated[float, Field(gt=0, lt=1)]] = Field(
+        default_factory=lambda: [0.05, 0.1, 0.5, 0.9, 0.95], description="Quantile levels stored per forecast."
+    )
+    forecast_workers: Annotated[int, Field(ge=1, le=64)] = Field(
+        default=2, description="Processes fitting series in parallel (size for the worker's cores)."
+    )
+    forecast_max_series: Annotated[int, Field(ge=1)] = 5_000
+    forecast_price_candidates: list[str] = Field(
+        default_factory=lambda: ["lag_ridge"],
+        description="Models competing with the baselines on price series (ets is ~20x slower per series).",
+    )
+    forecast_demand_candidates: list[str] = Field(
+        default_factory=lambda: ["ets"], description="Models competing with the baselines on demand series."
+    )
+    forecast_keep_per_series: Annotated[int, Field(ge=1)] = 5
+    forecast_max_age_s: Annotated[float, Field(gt=0)] = Field(
+        default=7 * 86_400.0, description="Stored forecasts older than this are not fed to the optimizer."
+    )
+    forecast_price_periods: bool = Field(
+        default=False, description="Also feed per-period forecast prices (turns solves multi-period: bigger)."
+    )
+    forecast_spot_advisor_path: Path | None = Field(
+        default=None, description="AWS spot-advisor CSV for the interruption-risk model; unset = the bundled copy."
+    )
+    forecast_risk_model: bool = Field(default=True, description="Estimate spot interruption rates with the risk model.")
+    forecast_performance_table: bool = Field(
+        default=True, description="Give workloads without a performance table the fitted default one."
+    )
+
     @field_validator("ingest_providers", mode="before")
     @classmethod
     def _provider_list(cls, value: object) -> object:

@@ -14,6 +14,7 @@ from typing import Any
 
 from cloudarb.context import Context
 from cloudarb.db.models import Policy, PolicyRun
+from cloudarb.forecasts.submit import tick as forecast_tick
 from cloudarb.ingest.schedule import tick as ingest_tick
 from cloudarb.jobs.runtime import reap_stale
 from cloudarb.jobs.submit import Submitted, submit_optimization
@@ -60,8 +61,8 @@ def run_policy_now(
 
 
 def tick(ctx: Context) -> int:
-    """One pass: reap stale jobs, enqueue due provider refreshes, start every due policy once; returns
-    the policy runs started."""
+    """One pass: reap stale jobs, enqueue due provider refreshes and forecast retraining, start every due
+    policy once; returns the policy runs started."""
     try:
         reap_stale(ctx)
     except Exception:
@@ -70,6 +71,10 @@ def tick(ctx: Context) -> int:
         ingest_tick(ctx)
     except Exception:
         log.exception("provider refresh scheduling failed")
+    try:
+        forecast_tick(ctx)
+    except Exception:
+        log.exception("forecast retraining scheduling failed")
     started = 0
     now = policy_store.now()
     with ctx.db.session() as session:

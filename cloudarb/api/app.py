@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from cloudarb.api import errors, metrics
 from cloudarb.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from cloudarb.api.routes import auth, health, jobs, offers, optimize, policies, prices, providers
+from cloudarb.api.routes import auth, forecasts, health, jobs, offers, optimize, policies, prices, providers
 from cloudarb.config import Settings, get_settings
 from cloudarb.context import Context, build_context
 
@@ -68,6 +68,6 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None, 
         return await call_next(request)
 
     app.include_router(metrics.install(app, context))
-    for module in (health, auth, offers, optimize, jobs, policies, providers, prices):
+    for module in (health, auth, offers, optimize, jobs, policies, providers, prices, forecasts):
         app.include_router(module.router)
     return app

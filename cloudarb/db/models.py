@@ -280,3 +280,93 @@ class PriceEvent(Base):
     new_price_per_hour: Mapped[float] = mapped_column(Float)
     observed_at: Mapped[datetime] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+# ---------------------------------------------------------------- forecasts (migration 0003)
+
+MARKET_SCOPE = "market"
+"""``scope`` of market-data forecasts (prices), which belong to no organization."""
+
+
+class ForecastModelVersion(Base):
+    """One trained model version of one series, with its backtest metrics (champion/challenger)."""
+
+    __tablename__ = "forecast_models"
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    scope: Mapped[str] = mapped_column(String(32))
+    organization_id: Mapped[str | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    series_key: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(20))
+    model: Mapped[str] = mapped_column(String(40))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column()
+    data_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    trained_at: Mapped[datetime] = mapped_column(default=utcnow)
+    is_champion: Mapped[bool] = mapped_column(Boolean, default=False)
+    decision: Mapped[str] = mapped_column(String(300), default="")
+    __table_args__ = (Index("ix_forecast_models_series", "scope", "series_key", "is_champion"),)
+
+
+class StoredForecast(Base):
+    """A served forecast of one series: point, quantile paths, joint scenarios and its backtest summary."""
+
+    __tablename__ = "forecasts"
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(32))
+    organization_id: Mapped[str | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    series_key: Mapped[str] = mapped_column(String(300))
+    kind: Mapped[str] = mapped_column(String(20))
+    offer_key: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    workload_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    origin: Mapped[datetime] = mapped_column()
+    step: Mapped[str] = mapped_column(String(16))
+    horizon: Mapped[int] = mapped_column(Integer)
+    model: Mapped[str] = mapped_column(String(40))
+    fallback: Mapped[bool] = mapped_column(Boolean, default=False)
+    fallback_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    paths: Mapped[dict[str, Any]] = mapped_column()
+    backtest: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    volatility: Mapped[float | None] = mapped_column(Float, nullable=True)
+    data_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    model_version_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    __table_args__ = (
+        UniqueConstraint("scope", "series_key", "origin", name="uq_forecasts_scope_series_origin"),
+        Index("ix_forecasts_series_created", "scope", "series_key", "created_at"),
+    )
+
+
+class UsageHour(Base):
+    """GPU-hours used in one hour by one workload of one organization (the demand history)."""
+
+    __tablename__ = "usage_history"
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
+    workload_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(primary_key=True)
+    gpu_hours: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(20), default="api")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class DemandPolicy(Base):
+    """Opt-in: a policy's scheduled runs take each workload's GPU requirement from its demand forecast."""
+
+    __tablename__ = "demand_policies"
+    policy_id: Mapped[str] = mapped_column(ForeignKey("policies.id", ondelete="CASCADE"), primary_key=True)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    quantile: Mapped[float] = mapped_column(Float)
+    horizon_hours: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ForecastSchedule(Base):
+    """Next due time of each scheduled retraining task, claimed with a conditional update."""
+
+    __tablename__ = "forecast_schedule"
+    task: Mapped[str] = mapped_column(String(80), primary_key=True)
+    next_run_at: Mapped[datetime] = mapped_column()
+    last_job_id: Mapped[str | None] = mapped_column(ID, nullable=True)

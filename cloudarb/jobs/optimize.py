@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from cloudarb.forecasts.feed import load_feed
 from cloudarb.jobs.errors import JobInputError
 from cloudarb.jobs.problem import build_problem, offer_filter
 from cloudarb.jobs.runtime import JobContext
@@ -32,12 +33,15 @@ def solve_request(
     with jc.ctx.db.session() as session:
         rows = offer_store.offers_for_problem(session, filters=offer_filter(req, jc.ctx.settings))
         as_of = offer_store.newest_observation(session)
-    problem = build_problem(req, rows, current=current)
+        feed = load_feed(session, jc.ctx.settings, rows, horizon_hours=req.horizon_hours)
+    problem = build_problem(req, rows, current=current, feed=feed)
     jc.progress(
         "building",
         percent=10,
         message=f"{len(problem.workloads)} workloads x {len(problem.offers)} offers",
         offers=len(problem.offers),
+        forecast_offers=len(feed.scenarios),
+        risk_rated_offers=len(feed.rates),
     )
     limit = req.time_limit_s or jc.ctx.settings.solve_time_limit_s
     started = time.monotonic()

@@ -3,6 +3,10 @@
 The current allocation is passed to the optimizer (its migration cost discourages churn), and the
 decision compares the new cost with what the current allocation costs at today's prices: below the
 policy's threshold the run reports "keep current" rather than moving the fleet for a marginal gain.
+
+A policy that opted in to demand forecasts (``cloudarb.forecasts.demand``) solves for each workload's
+forecast upper-quantile GPU requirement instead of the stated one; every run records the allocation in
+force as the hour's usage, which is the history those demand forecasts learn from.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from cloudarb.db.models import Offer, Policy
+from cloudarb.forecasts.demand import apply_demand_bounds, record_allocation_usage
 from cloudarb.jobs.errors import JobInputError
 from cloudarb.jobs.optimize import finish, load_request, solve_request
 from cloudarb.jobs.runtime import JobContext
@@ -51,6 +56,11 @@ def body(jc: JobContext) -> str:
         policy = session.get(Policy, opt.policy_id) if opt is not None and opt.policy_id else None
         if policy is None:
             raise JobInputError(f"optimization {jc.target_id} belongs to no policy")
+        req, demand = apply_demand_bounds(session, jc.ctx.settings, organization_id=policy.organization_id,
+                                          policy_id=policy.id, request=req)
+    if demand:
+        used = {w: d["gpus_min"] for w, d in demand.items() if d.get("applied")}
+        jc.progress("demand", percent=4, message=f"forecast GPU requirements: {used or 'none fresh'}", demand=demand)
     current, current_cost = _current(jc, policy)
     solution, considered, as_of = solve_request(jc, req, current=current)
     new_cost = solution.totals.cost_per_hour if solution.totals and solution.status != "infeasible" else None
@@ -62,7 +72,8 @@ def body(jc: JobContext) -> str:
             solution=solution,
             offers_considered=considered,
             prices_as_of=as_of,
-            extra={"policy_decision": decision, "current_cost_per_hour": current_cost, "savings_vs_current_pct": savings},
+            extra={"policy_decision": decision, "current_cost_per_hour": current_cost, "savings_vs_current_pct": savings,
+                   **({"demand_bounds": demand} if demand else {})},
         )
         run = policy_store.run_for_optimization(session, optimization_id=jc.target_id)
         if run is not None:
@@ -74,6 +85,13 @@ def body(jc: JobContext) -> str:
             fresh = session.get(Policy, policy.id)
             if fresh is not None:
                 fresh.current_optimization_id = jc.target_id
+            in_force = [(a.workload_id, a.gpus) for a in solution.allocations if not a.period]
+        else:
+            in_force = [(ln.workload_id, ln.gpus) for ln in opt_store.allocations(
+                session, optimization_id=policy.current_optimization_id)] if policy.current_optimization_id else []
+        if in_force:
+            record_allocation_usage(session, organization_id=policy.organization_id, lines=in_force,
+                                    workload_ids=[w.id for w in req.workloads])
     what = "adopted" if decision == "adopt" else "keeping the current allocation"
     detail = f" ({savings:.1f}% vs current, threshold {policy.keep_threshold_pct}%)" if savings is not None else ""
     jc.progress("decision", percent=99, message=f"{what}{detail}", decision=decision)

@@ -28,6 +28,11 @@ RESOURCE_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/policies/{policy_id}/runs"): "policy",
     ("POST", "/policies/{policy_id}/run"): "policy",
     ("DELETE", "/auth/api-keys/{key_id}"): "api_key",
+    ("GET", "/forecasts/demand-policies/{policy_id}"): "policy",
+    ("POST", "/forecasts/demand-policies/{policy_id}"): "policy",
+    ("DELETE", "/forecasts/demand-policies/{policy_id}"): "policy",
+    # price series are market data, but a demand series is the organization's: tested with one
+    ("GET", "/forecasts/{series}/backtest"): "demand_series",
 }
 
 # Routes with an id in the path that name shared market data, not an organization's resource. They
@@ -81,7 +86,22 @@ def victim(client: TestClient, ctx: Context, tenant: Tenant) -> dict[str, str]:
         headers=tenant.headers(),
     ).json()
     key = client.post("/auth/api-keys", json={"name": "bot"}, headers=tenant.headers("admin")).json()
-    return {"optimization": opt["id"], "job": opt["job_id"], "policy": policy["id"], "api_key": key["id"]}
+    series = _stored_demand_forecast(ctx, tenant)
+    return {"optimization": opt["id"], "job": opt["job_id"], "policy": policy["id"], "api_key": key["id"],
+            "demand_series": series}
+
+
+def _stored_demand_forecast(ctx: Context, tenant: Tenant) -> str:
+    from cloudarb.db.types import utcnow
+    from cloudarb.forecasts import store
+
+    with ctx.db.session() as session:
+        store.save_forecast(session, store.NewForecast(
+            series_key="demand:train", kind="demand", organization_id=tenant.org_id, workload_id="train",
+            origin=utcnow(), step="h", horizon=1, model="last_value", fallback_reason="short series",
+            paths={"timestamps": [utcnow().isoformat()], "point": [8.0], "quantiles": {"0.9": [9.0]},
+                   "scenarios": [[8.0]], "last": 8.0}, backtest=None), keep=1)
+    return "demand:train"
 
 
 def _fill(path: str, value: str) -> str:

@@ -198,7 +198,7 @@ def test_migration_0002_backfills_and_downgrades() -> None:
                                      "('price_ticks_hourly', 'provider_status', 'price_events')")).scalar_one()
             ticks = conn.execute(text("SELECT count(*) FROM price_ticks")).scalar_one()
         assert left == 0 and ticks == 4
-        migrate.upgrade(url)
+        migrate.upgrade(url, "0002")
         assert migrate.current(url) == "0002"
     finally:
         engine.dispose()

@@ -108,6 +108,111 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/forecasts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Forecasts
+         * @description The newest stored forecast of each matching series: by key, or price series by offer filters.
+         */
+        get: operations["list_forecasts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/forecasts/demand-policies/{policy_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Demand Policy */
+        get: operations["get_demand_policy"];
+        put?: never;
+        /**
+         * Set Demand Policy
+         * @description Opt a policy in: its scheduled runs size each workload by the demand forecast's upper quantile.
+         */
+        post: operations["set_demand_policy"];
+        /**
+         * Clear Demand Policy
+         * @description Opt a policy out again (its stated GPU requirements apply).
+         */
+        delete: operations["clear_demand_policy"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/forecasts/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Refresh Forecasts
+         * @description Queue a forecast job: price series (market data) or your organization's demand.
+         */
+        post: operations["refresh_forecasts"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/forecasts/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Record Usage
+         * @description Record GPU-hours per workload and hour (the demand history); reposting an hour replaces it.
+         */
+        post: operations["record_usage"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/forecasts/{series}/backtest": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Backtest
+         * @description How much to trust a series' forecast: its backtest and every trained model version.
+         */
+        get: operations["get_forecast_backtest"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -366,6 +471,67 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/prices/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Price History
+         * @description One offer's history (``offer_key``), or every offer of a GPU model (``gpu_model``, narrowed by
+         *     provider/region/spot). Hourly and daily buckets come from the hourly aggregate.
+         */
+        get: operations["price_history"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/providers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Providers
+         * @description Every registered pricing provider with its last success, last error, offers and lag.
+         */
+        get: operations["list_providers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/providers/{provider}/refresh": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Refresh Provider
+         * @description Queue a refresh of one provider now; follow it on the returned WebSocket URL.
+         */
+        post: operations["refresh_provider"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -449,6 +615,62 @@ export interface components {
             /** Role */
             role: string;
         };
+        /** BacktestBrief */
+        BacktestBrief: {
+            /**
+             * Coverage
+             * @description Share of actuals inside the central interval.
+             */
+            coverage: number | null;
+            /**
+             * Mase
+             * @description MASE of the selected model on its selection backtest.
+             */
+            mase: number | null;
+            /** N Origins */
+            n_origins: number;
+            /** Selected */
+            selected: string | null;
+            /** Smape */
+            smape: number | null;
+        };
+        /** BacktestOut */
+        BacktestOut: {
+            /**
+             * Backtest
+             * @description Rolling-origin backtest of every candidate and baseline (metrics per model), None when a fallback skipped selection.
+             */
+            backtest: {
+                [key: string]: unknown;
+            } | null;
+            champion: components["schemas"]["VersionOut"] | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Fallback Reason */
+            fallback_reason: string | null;
+            /** Kind */
+            kind: string;
+            /**
+             * Model
+             * @description Model serving the latest forecast.
+             */
+            model: string;
+            /**
+             * Origin
+             * Format: date-time
+             */
+            origin: string;
+            /** Series Key */
+            series_key: string;
+            /**
+             * Versions
+             * @description Trained versions, newest first, with their metrics.
+             */
+            versions: components["schemas"]["VersionOut"][];
+        };
         /** BindingConstraint */
         BindingConstraint: {
             /**
@@ -480,10 +702,131 @@ export interface components {
             /** Max Spot Share */
             max_spot_share?: number | null;
         };
+        /** DemandPolicyOut */
+        DemandPolicyOut: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Horizon Hours */
+            horizon_hours: number;
+            /** Policy Id */
+            policy_id: string;
+            /** Quantile */
+            quantile: number;
+        };
+        /** ForecastJobAccepted */
+        ForecastJobAccepted: {
+            /** Full Refit */
+            full_refit: boolean;
+            /** Job Id */
+            job_id: string;
+            /** Kind */
+            kind: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "queued" | "running" | "finished" | "infeasible" | "failed" | "canceled";
+            /** Status Url */
+            status_url: string;
+            /** Websocket Url */
+            websocket_url: string;
+        };
+        /** ForecastOut */
+        ForecastOut: {
+            /** @description How the served model did on its backtest (None: fallback). */
+            backtest: components["schemas"]["BacktestBrief"] | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Fallback */
+            fallback: boolean;
+            /** Fallback Reason */
+            fallback_reason: string | null;
+            /** Gpu Model */
+            gpu_model?: string | null;
+            /** Horizon */
+            horizon: number;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "price" | "demand";
+            /**
+             * Last Observed
+             * @description Last observed value the forecast started from.
+             */
+            last_observed: number | null;
+            /** Model */
+            model: string;
+            /** Offer Key */
+            offer_key: string | null;
+            /**
+             * Origin
+             * Format: date-time
+             * @description Time of the first forecast step.
+             */
+            origin: string;
+            /** Point */
+            point: number[];
+            /** Provider */
+            provider?: string | null;
+            /**
+             * Quantiles
+             * @description Quantile level -> path.
+             */
+            quantiles: {
+                [key: string]: number[];
+            };
+            /** Region */
+            region?: string | null;
+            /**
+             * Scenarios
+             * @description Joint sample paths (only with scenarios=true).
+             */
+            scenarios: number[][] | null;
+            /** Series Key */
+            series_key: string;
+            /** Spot */
+            spot?: boolean | null;
+            /**
+             * Step
+             * @description pandas frequency of the steps ('h' = hourly).
+             */
+            step: string;
+            /** Timestamps */
+            timestamps: string[];
+            /** Workload Id */
+            workload_id: string | null;
+        };
         /** HTTPValidationError */
         HTTPValidationError: {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
+        };
+        /** HistoryOut */
+        HistoryOut: {
+            /**
+             * Bucket
+             * @enum {string}
+             */
+            bucket: "raw" | "hour" | "day";
+            /**
+             * End
+             * Format: date-time
+             */
+            end: string;
+            /** Series */
+            series: components["schemas"]["SeriesOut"][];
+            /**
+             * Start
+             * Format: date-time
+             */
+            start: string;
         };
         /** JobAccepted */
         JobAccepted: {
@@ -600,6 +943,12 @@ export interface components {
          * @description Which stored offers the optimization may use.
          */
         OfferScope: {
+            /**
+             * Fresh Only
+             * @description Only offers younger than their provider's configured max age (CLOUDARB_OFFER_MAX_AGE_S).
+             * @default false
+             */
+            fresh_only?: boolean;
             /**
              * Include Spot
              * @default true
@@ -733,6 +1082,7 @@ export interface components {
             objective?: "cost" | "performance" | "weighted";
             /**
              * @default {
+             *       "fresh_only": false,
              *       "include_spot": true,
              *       "providers": [],
              *       "regions": []
@@ -756,6 +1106,17 @@ export interface components {
             weights?: components["schemas"]["Weights"];
             /** Workloads */
             workloads: components["schemas"]["Workload"][];
+        };
+        /** Page[ForecastOut] */
+        Page_ForecastOut_: {
+            /** Items */
+            items: components["schemas"]["ForecastOut"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
         };
         /** Page[JobOut] */
         Page_JobOut_: {
@@ -789,6 +1150,25 @@ export interface components {
             offset: number;
             /** Total */
             total: number;
+        };
+        /** PointOut */
+        PointOut: {
+            /** Close */
+            close: number;
+            /** High */
+            high: number;
+            /** Low */
+            low: number;
+            /** Open */
+            open: number;
+            /**
+             * T
+             * Format: date-time
+             * @description Tick time (raw) or bucket start (hour/day), UTC.
+             */
+            t: string;
+            /** Ticks */
+            ticks: number;
         };
         /** PolicyIn */
         PolicyIn: {
@@ -864,6 +1244,67 @@ export interface components {
             /** Savings Pct */
             savings_pct: number | null;
         };
+        /** ProviderOut */
+        ProviderOut: {
+            /** Consecutive Failures */
+            consecutive_failures: number;
+            /**
+             * Credentials
+             * @enum {string}
+             */
+            credentials: "configured" | "missing" | "not needed";
+            /**
+             * Current Offers
+             * @description Offers of this provider in the current-offers table.
+             */
+            current_offers: number;
+            /** Interval S */
+            interval_s: number;
+            /**
+             * Lag S
+             * @description Age of the provider's newest price, in seconds.
+             */
+            lag_s: number | null;
+            /** Last Attempt At */
+            last_attempt_at: string | null;
+            /** Last Duration S */
+            last_duration_s: number | null;
+            /** Last Error */
+            last_error: string | null;
+            /** Last Error At */
+            last_error_at: string | null;
+            /** Last Success At */
+            last_success_at: string | null;
+            /**
+             * Max Age S
+             * @description Offers older than this count as stale.
+             */
+            max_age_s: number;
+            /** Newest Observed At */
+            newest_observed_at: string | null;
+            /** Next Run At */
+            next_run_at: string | null;
+            /**
+             * Offers Count
+             * @description Quotes in the provider's last successful refresh.
+             */
+            offers_count: number;
+            /**
+             * Provider
+             * @description Lowercase provider key, the same everywhere.
+             */
+            provider: string;
+            /**
+             * Scheduled
+             * @description Refreshed on a schedule (listed in CLOUDARB_INGEST_PROVIDERS).
+             */
+            scheduled: boolean;
+            /**
+             * State
+             * @description ok, never_run, disabled, missing_credentials, auth_failed, rate_limited, unavailable, malformed_response or error.
+             */
+            state: string;
+        };
         /** QuickOptimizeRequest */
         QuickOptimizeRequest: {
             /** Budget Per Hour */
@@ -884,10 +1325,18 @@ export interface components {
              */
             workload_type?: "training" | "inference" | "batch";
         };
-        /** RefreshIn */
-        RefreshIn: {
-            /** Refresh Token */
-            refresh_token: string;
+        /** RefreshAccepted */
+        RefreshAccepted: {
+            /** Job Id */
+            job_id: string;
+            /** Provider */
+            provider: string;
+            /** Status */
+            status: string;
+            /** Status Url */
+            status_url: string;
+            /** Websocket Url */
+            websocket_url: string;
         };
         /** RiskMetrics */
         RiskMetrics: {
@@ -922,6 +1371,28 @@ export interface components {
             savings_pct: number | null;
             /** Savings Per Hour */
             savings_per_hour: number | null;
+        };
+        /** SeriesOut */
+        SeriesOut: {
+            /** Gpu Count */
+            gpu_count: number;
+            /** Gpu Model */
+            gpu_model: string;
+            /** Instance Type */
+            instance_type: string;
+            /** Offer Key */
+            offer_key: string;
+            /**
+             * Points
+             * @description USD per instance-hour; divide by gpu_count for per GPU.
+             */
+            points: components["schemas"]["PointOut"][];
+            /** Provider */
+            provider: string;
+            /** Region */
+            region: string;
+            /** Spot */
+            spot: boolean;
         };
         /** SolverStats */
         SolverStats: {
@@ -1023,6 +1494,29 @@ export interface components {
             /** Performance Score */
             performance_score: number;
         };
+        /** UsageIn */
+        UsageIn: {
+            /** Points */
+            points: components["schemas"]["UsagePoint"][];
+        };
+        /** UsagePoint */
+        UsagePoint: {
+            /** Gpu Hours */
+            gpu_hours: number;
+            /**
+             * Hour
+             * Format: date-time
+             * @description Start of the hour (truncated), with a time zone.
+             */
+            hour: string;
+            /** Workload Id */
+            workload_id: string;
+        };
+        /** UsageStored */
+        UsageStored: {
+            /** Stored */
+            stored: number;
+        };
         /** UserIn */
         UserIn: {
             /**
@@ -1067,6 +1561,26 @@ export interface components {
             msg: string;
             /** Error Type */
             type: string;
+        };
+        /** VersionOut */
+        VersionOut: {
+            /** Decision */
+            decision: string;
+            /** Id */
+            id: string;
+            /** Is Champion */
+            is_champion: boolean;
+            /** Metrics */
+            metrics: {
+                [key: string]: unknown;
+            };
+            /** Model */
+            model: string;
+            /**
+             * Trained At
+             * Format: date-time
+             */
+            trained_at: string;
         };
         /** Weights */
         Weights: {
@@ -1159,6 +1673,27 @@ export interface components {
              * @enum {string}
              */
             workload_type?: "training" | "inference" | "batch";
+        };
+        /** RefreshIn */
+        cloudarb__api__routes__auth__RefreshIn: {
+            /** Refresh Token */
+            refresh_token: string;
+        };
+        /** RefreshIn */
+        cloudarb__api__routes__forecasts__RefreshIn: {
+            /**
+             * Full Refit
+             * @description Rerun model selection (champion/challenger).
+             * @default false
+             */
+            full_refit?: boolean;
+            /**
+             * Kind
+             * @description 'price': every offer with history; 'demand': your organization's usage.
+             * @default price
+             * @enum {string}
+             */
+            kind?: "price" | "demand";
         };
     };
     responses: never;
@@ -1343,7 +1878,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["RefreshIn"];
+                "application/json": components["schemas"]["cloudarb__api__routes__auth__RefreshIn"];
             };
         };
         responses: {
@@ -1422,6 +1957,268 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UserOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_forecasts: {
+        parameters: {
+            query?: {
+                /** @description Series keys, e.g. 'price:<offer_key>' or 'demand:<workload_id>'. */
+                series?: string[];
+                kind?: ("price" | "demand") | null;
+                provider?: string[];
+                gpu_model?: string | null;
+                region?: string[];
+                spot?: boolean | null;
+                /** @description Steps to return (<= stored). */
+                horizon?: number | null;
+                /** @description Quantile levels to return (default: all stored). */
+                quantiles?: number[];
+                /** @description Include the joint scenario paths. */
+                scenarios?: boolean;
+                /** @description Items per page. */
+                limit?: number;
+                offset?: number;
+            };
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_ForecastOut_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_demand_policy: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                policy_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DemandPolicyOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    set_demand_policy: {
+        parameters: {
+            query?: {
+                /** @description Upper quantile used as the GPU requirement. */
+                quantile?: number;
+                /** @description Hours ahead the requirement covers. */
+                horizon_hours?: number;
+            };
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                policy_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DemandPolicyOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    clear_demand_policy: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                policy_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DemandPolicyOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    refresh_forecasts: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["cloudarb__api__routes__forecasts__RefreshIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForecastJobAccepted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    record_usage: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["UsageIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["UsageStored"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_forecast_backtest: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                series: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BacktestOut"];
                 };
             };
             /** @description Validation Error */
@@ -1633,6 +2430,8 @@ export interface operations {
                 spot?: boolean | null;
                 /** @description Exclude offers priced longer ago. */
                 max_age_s?: number | null;
+                /** @description Exclude offers older than their provider's configured max age. */
+                fresh?: boolean;
                 sort?: "price_per_gpu_hour" | "price_per_hour" | "vram_gb" | "observed_at" | "gpu_count";
                 order?: "asc" | "desc";
                 /** @description Items per page. */
@@ -2082,6 +2881,116 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PolicyRunOut"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    price_history: {
+        parameters: {
+            query?: {
+                offer_key?: string | null;
+                gpu_model?: string | null;
+                provider?: string[];
+                region?: string[];
+                spot?: boolean | null;
+                /** @description Inclusive; default end minus 1 day. */
+                start?: string | null;
+                /** @description Exclusive; default now. */
+                end?: string | null;
+                bucket?: "raw" | "hour" | "day";
+                max_offers?: number;
+            };
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HistoryOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_providers: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ProviderOut"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    refresh_provider: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                provider: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefreshAccepted"];
                 };
             };
             /** @description Validation Error */
