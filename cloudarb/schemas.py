@@ -123,6 +123,10 @@ class OptimizationResultOut(BaseModel):
     )
     current_cost_per_hour: float | None = None
     savings_vs_current_pct: float | None = None
+    demand_bounds: dict[str, dict[str, Any]] | None = Field(
+        default=None,
+        description="For policy runs sized by the demand forecast: per workload, the stated and applied GPU counts.",
+    )
 
 
 class OptimizationOut(BaseModel):

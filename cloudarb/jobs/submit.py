@@ -146,4 +146,8 @@ def cancel_job(ctx: Context, job: JobRun, *, actor: str) -> bool:
         ctx.queue.stop(job.id)
     except Exception:
         log.warning("hard stop failed; the job will stop at its next check", exc_info=True)
-    return move(ctx, job.id, to="canceled", when=("running",), message=f"canceled by {actor} while running")
+    if move(ctx, job.id, to="canceled", when=("running",), message=f"canceled by {actor} while running"):
+        return True
+    with ctx.db.session() as session:  # the job may have seen the flag and stopped itself first
+        current = store.get_job(session, job.id)
+        return current is not None and current.status == "canceled"

@@ -1009,6 +1009,15 @@ export interface components {
             cost_per_hour?: number | null;
             /** Current Cost Per Hour */
             current_cost_per_hour?: number | null;
+            /**
+             * Demand Bounds
+             * @description For policy runs sized by the demand forecast: per workload, the stated and applied GPU counts.
+             */
+            demand_bounds?: {
+                [key: string]: {
+                    [key: string]: unknown;
+                };
+            } | null;
             /** Infeasibility Reason */
             infeasibility_reason?: string | null;
             /**
