@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from cloudarb.api import errors, metrics
+from cloudarb.api.deps import PrincipalCache
 from cloudarb.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from cloudarb.api.routes import auth, forecasts, health, jobs, offers, optimize, policies, prices, providers
 from cloudarb.config import Settings, get_settings
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None, 
         else MemoryRateLimiter(settings.rate_limit_per_minute)
     )
     app.state.rate_limiter = limiter
+    app.state.principals = PrincipalCache()
     errors.install(app)
 
     @app.middleware("http")

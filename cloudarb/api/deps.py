@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -45,8 +48,56 @@ def get_session(ctx: CtxDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def authenticate(ctx: Context, credential: str) -> Principal:
+class PrincipalCache:
+    """Credentials resolved in the last few seconds, so most requests need no database read for auth.
+
+    Revoking a key clears its entry in this process at once; other API processes notice within
+    ``ttl_s``. Entries are keyed by a hash of the credential, never the secret itself.
+    """
+
+    def __init__(self, ttl_s: float = 10.0, max_entries: int = 10_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    @staticmethod
+    def _key(credential: str) -> str:
+        return hashlib.sha256(credential.encode()).hexdigest()
+
+    def get(self, credential: str) -> Principal | None:
+        key = self._key(credential)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] < time.monotonic():
+                self._entries.pop(key, None)
+                return None
+            return entry[1]
+
+    def put(self, credential: str, principal: Principal) -> None:
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[self._key(credential)] = (time.monotonic() + self.ttl_s, principal)
+
+    def drop_subject(self, subject_id: str) -> None:
+        with self._lock:
+            self._entries = {k: v for k, v in self._entries.items() if v[1].subject_id != subject_id}
+
+
+def authenticate(ctx: Context, credential: str, cache: PrincipalCache | None = None) -> Principal:
     """Resolve a bearer token or API key to a principal; raises Unauthorized."""
+    if cache is not None:
+        known = cache.get(credential)
+        if known is not None:
+            return known
+    principal = _resolve(ctx, credential)
+    if cache is not None:
+        cache.put(credential, principal)
+    return principal
+
+
+def _resolve(ctx: Context, credential: str) -> Principal:
     if credential.startswith(API_KEY_PREFIX):
         with ctx.db.session() as session:
             key = accounts.api_key_by_secret(session, secret=credential)
@@ -85,7 +136,7 @@ def get_principal(
             "missing credentials: send 'Authorization: Bearer <token>' or 'X-API-Key: <key>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    principal = authenticate(ctx, credential)
+    principal = authenticate(ctx, credential, request.app.state.principals)
     retry_after = request.app.state.rate_limiter.hit(principal.subject_id)
     if retry_after is not None:
         raise RateLimited(

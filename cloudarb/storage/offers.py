@@ -143,11 +143,22 @@ def list_offers(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[Sequence[Offer], int]:
-    stmt = _filtered(filters)
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     col = getattr(Offer, sort)
-    stmt = stmt.order_by(col.desc() if descending else col.asc(), Offer.offer_key).limit(limit).offset(offset)
-    return session.scalars(stmt).all(), total
+    total_col = func.count().over().label("total")
+    stmt = (
+        _filtered(filters)
+        .add_columns(total_col)
+        .order_by(col.desc() if descending else col.asc(), Offer.offer_key)
+        .limit(limit)
+        .offset(offset)
+    )
+    rows = session.execute(stmt).all()
+    if rows:
+        return [row[0] for row in rows], int(rows[0][1])
+    if offset == 0:
+        return [], 0
+    # past the last page: the window count has no row to ride on, so count separately
+    return [], session.scalar(select(func.count()).select_from(_filtered(filters).subquery())) or 0
 
 
 def offers_for_problem(session: Session, *, filters: OfferFilter) -> Sequence[Offer]:

@@ -151,3 +151,14 @@ def test_offers_fresh_excludes_stale_prices(client: TestClient, tenant: Tenant) 
     everything = client.get("/offers", headers=tenant.headers()).json()["total"]
     fresh = client.get("/offers", params={"fresh": True}, headers=tenant.headers()).json()
     assert everything > 0 and fresh["total"] == 0
+
+
+def test_offers_pages_and_totals(client: TestClient, tenant: Tenant) -> None:
+    h = tenant.headers()
+    first = client.get("/offers", params={"gpu_type": "L4", "limit": 7}, headers=h).json()
+    total = first["total"]
+    assert total > 7 and len(first["items"]) == 7
+    last = client.get("/offers", params={"gpu_type": "L4", "limit": 7, "offset": total - 3}, headers=h).json()
+    assert last["total"] == total and len(last["items"]) == 3
+    beyond = client.get("/offers", params={"gpu_type": "L4", "limit": 7, "offset": total + 10}, headers=h).json()
+    assert beyond == {"items": [], "total": total, "limit": 7, "offset": total + 10}

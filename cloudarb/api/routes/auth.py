@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from sqlalchemy.exc import IntegrityError
 
@@ -135,9 +135,12 @@ def list_api_keys(principal: Admin, session: SessionDep) -> list[ApiKeyOut]:
 
 
 @router.delete("/api-keys/{key_id}", operation_id="revoke_api_key", status_code=204)
-def revoke_api_key(key_id: Annotated[str, Path(max_length=64)], principal: Admin, session: SessionDep) -> None:
+def revoke_api_key(
+    key_id: Annotated[str, Path(max_length=64)], request: Request, principal: Admin, session: SessionDep
+) -> None:
     if not accounts.revoke_api_key(session, organization_id=principal.organization_id, key_id=key_id):
         raise NotFound(f"API key {key_id} not found")
+    request.app.state.principals.drop_subject(key_id)
     audit.record(session, organization_id=principal.organization_id, actor=principal.actor,
                  action="api_key.revoke", resource_type="api_key", resource_id=key_id)
 

@@ -87,7 +87,7 @@ async def job_stream(
         await websocket.close(code=4401, reason="missing credentials")
         return
     try:
-        principal = await run_in_threadpool(authenticate, ctx, credential)
+        principal = await run_in_threadpool(authenticate, ctx, credential, websocket.app.state.principals)
     except ApiError as exc:
         await websocket.close(code=4401, reason=exc.message[:120])
         return
