@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from cloudarb.api.deps import CtxDep, PageDep, SessionDep, Viewer
 from cloudarb.db.models import Offer
@@ -45,7 +45,7 @@ def list_offers(
     fresh: Annotated[bool, Query(description="Exclude offers older than their provider's configured max age.")] = False,
     sort: offer_store.SortKey = "price_per_gpu_hour",
     order: Literal["asc", "desc"] = "asc",
-) -> Page[OfferOut]:
+) -> Response:
     filters = offer_store.OfferFilter(
         providers=[p.lower() for p in provider],
         gpu_models=gpu_type,
@@ -62,4 +62,6 @@ def list_offers(
         session, filters=filters, sort=sort, descending=order == "desc", limit=page.limit, offset=page.offset
     )
     now = utcnow()
-    return Page[OfferOut](items=[offer_out(r, now) for r in rows], total=total, limit=page.limit, offset=page.offset)
+    body = Page[OfferOut](items=[offer_out(r, now) for r in rows], total=total, limit=page.limit, offset=page.offset)
+    # already validated: serialize once here instead of letting FastAPI validate and encode it again
+    return Response(body.model_dump_json(), media_type="application/json")
