@@ -132,6 +132,19 @@ async def first_event_times(base: str, key: str, trials: int) -> dict[str, Any]:
     }
 
 
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is not None:
+            continue
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+
+
 def prepare(mode: str, workdir: Path, pg_url: str, redis_url: str) -> tuple[dict[str, str], str | None]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDARB_")}
     env.update(PYTHONPATH=str(ROOT), CLOUDARB_SECRET_KEY="bench-" + "k" * 40, CLOUDARB_LOG_LEVEL="WARNING",
@@ -163,6 +176,8 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=30.0, help="seconds per load phase")
     ap.add_argument("--server-workers", type=int, default=1, help="uvicorn processes (production only)")
     ap.add_argument("--ws-trials", type=int, default=20)
+    ap.add_argument("--keep-worker", action="store_true",
+                    help="keep the RQ worker solving on this machine during the load phases")
     ap.add_argument("--pg-url", default=os.environ.get("CLOUDARB_TEST_PG_URL",
                                                        "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
     ap.add_argument("--redis-url", default=os.environ.get("CLOUDARB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
@@ -198,6 +213,9 @@ def main() -> None:
             # with an idle queue first: the POST load below leaves a backlog of jobs behind it
             note(f"POST /optimize -> WebSocket events, {args.ws_trials} trials")
             ws = await first_event_times(base, key, args.ws_trials)
+            if args.mode == "production" and not args.keep_worker:
+                # the workers would run on other machines: keep their solves off the API's two cores
+                stop(procs[1:])
             limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
             async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, timeout=30,
                                          limits=limits) as client:
@@ -212,12 +230,7 @@ def main() -> None:
 
         results = asyncio.run(run())
     finally:
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-                p.wait(20)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                os.killpg(p.pid, signal.SIGKILL)
+        stop(procs)
         if dropdb:
             admin = create_engine(args.pg_url, isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:
@@ -229,6 +242,7 @@ def main() -> None:
         "rate_rps": args.rate,
         "duration_s": args.duration,
         "server_processes": workers,
+        "worker_during_load": bool(args.keep_worker) or args.mode == "embedded",
         "cpus": os.cpu_count(),
         "note": "load generator, server, worker and databases share this machine",
         **results,
