@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cloudarb.api import errors, metrics
 from cloudarb.api.deps import PrincipalCache
@@ -17,6 +18,27 @@ from cloudarb.config import Settings, get_settings
 from cloudarb.context import Context, build_context
 
 log = logging.getLogger(__name__)
+
+
+class BodyLimitMiddleware:
+    """Refuse a declared body over the limit with 413 before anything reads it (plain ASGI)."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == b"content-length":
+                    if not value.isdigit() or int(value) > self.max_bytes:
+                        body = errors.error_body(
+                            "payload_too_large", f"request body over {self.max_bytes} bytes", field="body"
+                        )
+                        await JSONResponse(body, status_code=413)(scope, receive, send)
+                        return
+                    break
+        await self.app(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, ctx: Context | None = None, scheduler: bool = True) -> FastAPI:
@@ -57,18 +79,7 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None, 
     app.state.principals = PrincipalCache()
     errors.install(app)
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > settings.max_body_bytes):
-            return JSONResponse(
-                errors.error_body(
-                    "payload_too_large", f"request body over {settings.max_body_bytes} bytes", field="body"
-                ),
-                status_code=413,
-            )
-        return await call_next(request)
-
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.include_router(metrics.install(app, context))
     for module in (health, auth, offers, optimize, jobs, policies, providers, prices, forecasts):
         app.include_router(module.router)

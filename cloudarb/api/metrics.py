@@ -4,12 +4,13 @@ storage at scrape time, so they are right whichever process ran the job)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cloudarb.context import Context
 from cloudarb.jobs import store as job_store
@@ -45,6 +46,33 @@ class StorageCollector(Collector):
         yield hist
 
 
+class LatencyMiddleware:
+    """Plain ASGI (no BaseHTTPMiddleware task hop): time each request, label it by route template."""
+
+    def __init__(self, app: ASGIApp, *, histogram: Histogram) -> None:
+        self.app = app
+        self.histogram = histogram
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            self.histogram.labels(scope["method"], path, str(status)).observe(time.perf_counter() - start)
+
+
 def install(app: "object", ctx: Context) -> APIRouter:
     registry = CollectorRegistry()
     latency = Histogram(
@@ -59,15 +87,7 @@ def install(app: "object", ctx: Context) -> APIRouter:
 
     registry.register(ProviderCollector(ctx))
 
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        start = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        latency.labels(request.method, path, str(response.status_code)).observe(time.perf_counter() - start)
-        return response
-
-    app.middleware("http")(observe)  # type: ignore[attr-defined]
+    app.add_middleware(LatencyMiddleware, histogram=latency)  # type: ignore[attr-defined]
     router = APIRouter(tags=["health"])
 
     @router.get("/metrics", operation_id="metrics", include_in_schema=True)
