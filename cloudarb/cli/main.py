@@ -210,7 +210,7 @@ def offers(
 def _local_offers(params: dict[str, Any]) -> dict[str, Any]:
     from datetime import UTC, datetime
 
-    from cloudarb.api.routes.offers import offer_out
+    from cloudarb.api.routes.offers import offer_page
     from cloudarb.storage import offers as offer_store
 
     ctx = _context()
@@ -222,11 +222,10 @@ def _local_offers(params: dict[str, Any]) -> dict[str, Any]:
         )
         with ctx.db.session() as session:
             rows, total = offer_store.list_offers(session, filters=f, sort=params["sort"], limit=params["limit"])
-            now = datetime.now(UTC)
-            items = [offer_out(r, now).model_dump(mode="json") for r in rows]
+            page = offer_page(rows, total, limit=params["limit"], offset=0, now=datetime.now(UTC))
     finally:
         ctx.close()
-    return {"items": items, "total": total}
+    return page.model_dump(mode="json")
 
 
 @db_app.command("upgrade")

@@ -142,19 +142,24 @@ def list_offers(
     descending: bool = False,
     limit: int = 50,
     offset: int = 0,
-) -> tuple[Sequence[Offer], int]:
+) -> tuple[list[dict[str, Any]], int]:
+    """One page of current offers as plain column dicts (no ORM objects: this is the API's hot path),
+    and the number of offers matching the filters."""
     col = getattr(Offer, sort)
-    total_col = func.count().over().label("total")
+    total_col = func.count().over().label("_total")
     stmt = (
         _filtered(filters)
-        .add_columns(total_col)
+        .with_only_columns(*Offer.__table__.c, total_col)
         .order_by(col.desc() if descending else col.asc(), Offer.offer_key)
         .limit(limit)
         .offset(offset)
     )
-    rows = session.execute(stmt).all()
+    rows = [dict(row) for row in session.execute(stmt).mappings()]
     if rows:
-        return [row[0] for row in rows], int(rows[0][1])
+        total = int(rows[0]["_total"])
+        for row in rows:
+            del row["_total"]
+        return rows, total
     if offset == 0:
         return [], 0
     # past the last page: the window count has no row to ride on, so count separately

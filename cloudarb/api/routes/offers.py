@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
 
 from cloudarb.api.deps import CtxDep, PageDep, SessionDep, Viewer
-from cloudarb.db.models import Offer
 from cloudarb.db.types import utcnow
 from cloudarb.ingest.schedule import freshness_limits
 from cloudarb.schemas import OfferOut, Page
@@ -19,12 +18,10 @@ router = APIRouter(tags=["offers"])
 Names = Annotated[list[Annotated[str, Query(min_length=1, max_length=120)]], Query(max_length=50)]
 
 
-_COLUMNS = [name for name in OfferOut.model_fields if name != "age_s"]
-
-
-def offer_out(row: Offer, now: datetime) -> OfferOut:
-    values = {name: getattr(row, name) for name in _COLUMNS}
-    return OfferOut(**values, age_s=max(0.0, (now - row.observed_at).total_seconds()))
+def offer_page(rows: list[dict[str, Any]], total: int, *, limit: int, offset: int, now: datetime) -> Page[OfferOut]:
+    """Validate a page of offer rows once, each with the age of its price."""
+    items = [{**row, "age_s": max(0.0, (now - row["observed_at"]).total_seconds())} for row in rows]
+    return Page[OfferOut].model_validate({"items": items, "total": total, "limit": limit, "offset": offset})
 
 
 @router.get("/offers", operation_id="list_offers", response_model=Page[OfferOut])
@@ -61,7 +58,6 @@ def list_offers(
     rows, total = offer_store.list_offers(
         session, filters=filters, sort=sort, descending=order == "desc", limit=page.limit, offset=page.offset
     )
-    now = utcnow()
-    body = Page[OfferOut](items=[offer_out(r, now) for r in rows], total=total, limit=page.limit, offset=page.offset)
+    body = offer_page(rows, total, limit=page.limit, offset=page.offset, now=utcnow())
     # already validated: serialize once here instead of letting FastAPI validate and encode it again
     return Response(body.model_dump_json(), media_type="application/json")
