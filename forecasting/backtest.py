@@ -113,10 +113,11 @@ def baseline_factories(calibration_window: int = 672) -> dict[str, ModelFactory]
 
 
 def forecast_at(
-    factory: ModelFactory, y: np.ndarray, index: pd.DatetimeIndex | None, origin: int, horizon: int, season_length: int
+    factory: ModelFactory, y: np.ndarray, index: pd.DatetimeIndex | None, origin: int, horizon: int, season_length: int,
+    covariates: Mapping[str, np.ndarray] | None = None,
 ) -> ModelForecast:
-    """Fit on ``y[:origin]`` and forecast ``horizon`` steps."""
-    ctx = FitContext(season_length=season_length, index=None if index is None else index[:origin])
+    """Fit on ``y[:origin]`` (and the covariates up to the same point) and forecast ``horizon`` steps."""
+    ctx = FitContext(season_length=season_length, index=index, covariates=dict(covariates or {})).upto(origin)
     return factory().fit(y[:origin], ctx).predict(horizon)
 
 
@@ -135,14 +136,19 @@ def run_models(
     horizon: int,
     season_length: int,
     factories: Mapping[str, ModelFactory],
+    covariates: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, ModelRun]:
-    """Fit every model at every origin; a model failing at an origin is logged and skipped there."""
+    """Fit every model at every origin; a model failing at an origin is logged and skipped there.
+
+    ``covariates`` (aligned with ``y``) are cut at each origin like the values, so no model sees
+    anything observed after its origin.
+    """
     runs: dict[str, ModelRun] = {}
     for name, factory in factories.items():
         out: list[ModelForecast | None] = []
         for t in origins:
             try:
-                out.append(forecast_at(factory, y, index, t, horizon, season_length))
+                out.append(forecast_at(factory, y, index, t, horizon, season_length, covariates))
             except ForecastingError as exc:
                 log.debug("backtest: %s failed at origin %d: %s", name, t, exc)
                 out.append(None)
@@ -209,7 +215,7 @@ def backtest(
     if not origins:
         raise InsufficientDataError("no backtest origin with a full horizon", n_obs=len(y), required=need + horizon)
     factories: dict[str, ModelFactory] = {**baseline_factories(), **(models or {})}
-    runs = run_models(y, index, origins, horizon, m, factories)
+    runs = run_models(y, index, origins, horizon, m, factories, series.covariate_arrays())
     return report_from_runs(series.series_id, runs, y, index, origins, horizon, m, interval_level)
 
 

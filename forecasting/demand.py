@@ -16,15 +16,16 @@ from pydantic import BaseModel, Field
 
 from forecasting.backtest import ModelRun, report_from_runs, rolling_origins, run_models
 from forecasting.errors import DataError
+from forecasting.models.state import END_STATE
 from forecasting.schemas import BacktestReport, ForecastResult, Series
 from forecasting.selection import ForecastConfig, factories, forecast, walk_forward_served
 
 JOB_COLUMNS = ("timestamp", "duration", "num_gpus")
 
-#: Demand default, chosen on the Philly backtest: damped seasonal ETS against both baselines,
-#: selected on the 14 most recent daily origins (4 origins made selection too noisy to beat
-#: last value out of sample).
-DEMAND_CONFIG = ForecastConfig(horizon=24, candidates=("ets",), selection_origins=14, selection_step=24)
+#: Demand default: damped seasonal ETS and last state (needs the ``end_state`` covariate that
+#: :func:`demand_series` attaches) against both baselines, selected on the 14 most recent daily
+#: origins (4 origins made selection too noisy to beat last value out of sample).
+DEMAND_CONFIG = ForecastConfig(horizon=24, candidates=("ets", "last_state"), selection_origins=14, selection_step=24)
 
 
 def load_jobs(path: str | Path) -> pd.DataFrame:
@@ -53,6 +54,17 @@ def load_jobs(path: str | Path) -> pd.DataFrame:
     return jobs[(jobs["duration_s"] >= 0) & (jobs["num_gpus"] > 0)].reset_index(drop=True)
 
 
+def _events(jobs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Start (+g) and end (-g) events in epoch seconds, sorted by time."""
+    start = (jobs["submit"] - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy()
+    end = start + jobs["duration_s"].to_numpy()
+    g = jobs["num_gpus"].to_numpy()
+    t = np.concatenate([start, end])
+    d = np.concatenate([g, -g])
+    order = np.argsort(t, kind="stable")
+    return t[order], d[order]
+
+
 def running_gpus_per_hour(jobs: pd.DataFrame, *, freq: str = "h") -> pd.Series:
     """Mean running GPUs in each period (= GPU-hours per hour for hourly bins), exactly.
 
@@ -60,13 +72,7 @@ def running_gpus_per_hour(jobs: pd.DataFrame, *, freq: str = "h") -> pd.Series:
     piecewise linear between events, so interpolating F at the bin edges gives the exact
     GPU-seconds of every bin in O(n log n).
     """
-    start = (jobs["submit"] - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy()
-    end = start + jobs["duration_s"].to_numpy()
-    g = jobs["num_gpus"].to_numpy()
-    t = np.concatenate([start, end])
-    d = np.concatenate([g, -g])
-    order = np.argsort(t, kind="stable")
-    t, d = t[order], d[order]
+    t, d = _events(jobs)
     running = np.cumsum(d)
     integral = np.concatenate([[0.0], np.cumsum(running[:-1] * np.diff(t))])
     width = pd.Timedelta(pd.tseries.frequencies.to_offset(freq)).total_seconds()
@@ -75,9 +81,36 @@ def running_gpus_per_hour(jobs: pd.DataFrame, *, freq: str = "h") -> pd.Series:
     return pd.Series(values, index=pd.to_datetime(edges[:-1], unit="s"), name="running_gpus")
 
 
+def running_gpus_at_period_ends(jobs: pd.DataFrame, index: pd.DatetimeIndex, *, freq: str = "h") -> pd.Series:
+    """GPUs running at the *end* of each period of ``index`` (after every event up to that instant).
+
+    This is what a scheduler knows at a forecast origin: the state now, not the mean of the
+    last hour. Entry ``i`` (period starting at ``index[i]``) is the state at ``index[i] + freq``,
+    so it is observed when period ``i`` ends, like the period's value.
+    """
+    t, d = _events(jobs)
+    running = np.concatenate([[0.0], np.cumsum(d)])
+    width = pd.Timedelta(pd.tseries.frequencies.to_offset(freq))
+    ends = ((index + width) - pd.Timestamp("1970-01-01")).total_seconds().to_numpy()
+    state = running[np.searchsorted(t, ends, side="right")]
+    return pd.Series(np.maximum(state, 0.0), index=index, name=END_STATE)
+
+
+def demand_series(series_id: str, jobs: pd.DataFrame, *, index: pd.DatetimeIndex | None = None) -> Series:
+    """Hourly running-GPU series of ``jobs`` with the end-of-hour state as covariate ``end_state``.
+
+    ``index`` puts the series on a given hourly grid (periods without jobs read 0).
+    """
+    mean = running_gpus_per_hour(jobs)
+    if index is not None:
+        mean = mean.reindex(index, fill_value=0.0)
+    state = running_gpus_at_period_ends(jobs, pd.DatetimeIndex(mean.index))
+    return Series.from_pandas(series_id, mean, freq="h", season_length=24, covariates={END_STATE: state})
+
+
 def load_demand_series(path: str | Path, *, series_id: str = "philly") -> Series:
-    """Hourly running-GPU series of a job trace file."""
-    return Series.from_pandas(series_id, running_gpus_per_hour(load_jobs(path)), freq="h", season_length=24)
+    """Hourly running-GPU series of a job trace file (with the ``end_state`` covariate)."""
+    return demand_series(series_id, load_jobs(path))
 
 
 def load_group_demand_series(path: str | Path, *, min_jobs: int = 100) -> list[Series]:
@@ -86,14 +119,9 @@ def load_group_demand_series(path: str | Path, *, min_jobs: int = 100) -> list[S
     All series share the trace's hourly grid, so a team idle for a while reads 0, not a gap.
     """
     jobs = load_jobs(path)
-    whole = running_gpus_per_hour(jobs)
-    out = []
-    for group, sub in jobs.groupby("group", sort=True):
-        if len(sub) < min_jobs:
-            continue
-        s = running_gpus_per_hour(sub).reindex(whole.index, fill_value=0.0)
-        out.append(Series.from_pandas(f"demand/{group}", s, freq="h", season_length=24))
-    return out
+    whole = pd.DatetimeIndex(running_gpus_per_hour(jobs).index)
+    return [demand_series(f"demand/{group}", sub, index=whole)
+            for group, sub in jobs.groupby("group", sort=True) if len(sub) >= min_jobs]
 
 
 class DemandEvaluation(BaseModel):
@@ -118,7 +146,7 @@ def evaluate_demand(
     sel_step = cfg.selection_step or horizon
     extra = {t - k * sel_step for t in eval_origins for k in range(1, cfg.selection_origins + 1)}
     origins = sorted(set(eval_origins) | {t for t in extra if t >= 2 * m})
-    runs = run_models(y, index, origins, horizon, m, factories(cfg, cfg.candidates))
+    runs = run_models(y, index, origins, horizon, m, factories(cfg, cfg.candidates), series.covariate_arrays())
     served = walk_forward_served(runs, y, index, origins, eval_origins, horizon, m, lookback=cfg.selection_origins,
                                  margin=cfg.selection_margin,
                                  min_informative=cfg.selection_min_informative)

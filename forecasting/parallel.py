@@ -37,17 +37,21 @@ from forecasting.selection import ForecastConfig, _result, diagnose, serve
 log = logging.getLogger(__name__)
 
 
-def data_hash(values: np.ndarray, timestamps: pd.DatetimeIndex, freq: str) -> str:
-    """Stable hash of a series' data (values incl. gaps, grid, frequency)."""
+def data_hash(values: np.ndarray, timestamps: pd.DatetimeIndex, freq: str,
+              covariates: dict[str, np.ndarray] | None = None) -> str:
+    """Stable hash of a series' data (values incl. gaps, grid, frequency, covariates)."""
     h = hashlib.sha256(freq.encode())
     h.update(np.ascontiguousarray(timestamps.asi8).tobytes())
     h.update(np.ascontiguousarray(np.nan_to_num(values, nan=np.inf)).tobytes())
+    for name in sorted(covariates or {}):
+        h.update(name.encode())
+        h.update(np.ascontiguousarray(np.nan_to_num((covariates or {})[name], nan=np.inf)).tobytes())
     return h.hexdigest()[:32]
 
 
 def series_hash(series: Series) -> str:
     s = series.to_pandas()
-    return data_hash(s.to_numpy(dtype=float), pd.DatetimeIndex(s.index), series.freq)
+    return data_hash(s.to_numpy(dtype=float), pd.DatetimeIndex(s.index), series.freq, series.covariate_arrays())
 
 
 def config_key(config: ForecastConfig) -> str:
@@ -132,12 +136,13 @@ def _work(series: Series, config: ForecastConfig, previous: CacheEntry | None) -
     s = series.to_pandas()
     y, index, m = s.to_numpy(dtype=float), pd.DatetimeIndex(s.index), series.period
     key = config_key(config)
-    digest = data_hash(y, index, series.freq)
+    covariates = series.covariate_arrays()
+    digest = data_hash(y, index, series.freq, covariates)
     try:
         if previous is not None and previous.model is not None:
             fallback, reason, flags = diagnose(y, m, config)
             if fallback is None:
-                model = previous.model.update(y, FitContext(season_length=m, index=index))
+                model = previous.model.update(y, FitContext(season_length=m, index=index, covariates=covariates))
                 fc = model.predict(config.horizon)
                 res = _result(series, index, fc, previous.model_name, None, flags + ["incremental_refit"], config)
                 entry = CacheEntry(series.series_id, key, digest, len(y), index[0], previous.model_name, model, res)
@@ -160,7 +165,9 @@ def _is_prefix(entry: CacheEntry, series: Series) -> bool:
     if len(s) <= entry.n_points or s.index[0] != entry.start:
         return False
     head = s.iloc[: entry.n_points]
-    return data_hash(head.to_numpy(dtype=float), pd.DatetimeIndex(head.index), series.freq) == entry.data_hash
+    covariates = {k: v[: entry.n_points] for k, v in series.covariate_arrays().items()}
+    digest = data_hash(head.to_numpy(dtype=float), pd.DatetimeIndex(head.index), series.freq, covariates)
+    return digest == entry.data_hash
 
 
 def forecast_many(

@@ -36,11 +36,19 @@ class Series(BaseModel):
     season_length: int | None = Field(
         default=None, ge=1, description="Main seasonal period in steps; default from `freq` (24 for 'h', 7 for 'D', 1 otherwise)."
     )
+    covariates: dict[str, list[float | None]] = Field(
+        default_factory=dict,
+        description="Observed side series aligned with `values` (same timestamps; None = missing). Entry i must be "
+        "known at the end of period i, e.g. 'end_state': GPUs running at the end of each hour.",
+    )
 
     @model_validator(mode="after")
     def _check_lengths(self) -> Series:
         if len(self.timestamps) != len(self.values):
             raise ValueError("timestamps and values must have the same length")
+        for name, vals in self.covariates.items():
+            if len(vals) != len(self.values):
+                raise ValueError(f"covariate {name!r} must have one entry per timestamp")
         if any(b <= a for a, b in zip(self.timestamps, self.timestamps[1:])):
             raise ValueError("timestamps must be strictly increasing")
         return self
@@ -63,12 +71,29 @@ class Series(BaseModel):
             raise DataError(f"timestamps are not on the {self.freq!r} grid", source=self.series_id)
         return raw.reindex(full)
 
+    def covariate_arrays(self) -> dict[str, np.ndarray]:
+        """Covariates on the same complete regular index as :meth:`to_pandas` (NaN where missing)."""
+        idx = pd.DatetimeIndex(self.timestamps)
+        out: dict[str, np.ndarray] = {}
+        for name, vals in self.covariates.items():
+            raw = pd.Series(np.array([np.nan if v is None else v for v in vals], dtype=float), index=idx)
+            full = raw if len(idx) == 0 else raw.reindex(pd.date_range(idx[0], idx[-1], freq=self.freq))
+            out[name] = full.to_numpy(dtype=float)
+        return out
+
     @classmethod
-    def from_pandas(cls, series_id: str, values: pd.Series, *, freq: str, season_length: int | None = None) -> Series:
-        """Build from a pandas Series indexed by timestamps."""
-        vals = [None if not np.isfinite(v) else float(v) for v in values.to_numpy(dtype=float)]
+    def from_pandas(
+        cls, series_id: str, values: pd.Series, *, freq: str, season_length: int | None = None,
+        covariates: dict[str, pd.Series] | None = None,
+    ) -> Series:
+        """Build from a pandas Series indexed by timestamps (covariates are aligned to its index)."""
+        def as_list(s: pd.Series) -> list[float | None]:
+            return [None if not np.isfinite(v) else float(v) for v in s.to_numpy(dtype=float)]
+
         stamps = [t.to_pydatetime() for t in pd.DatetimeIndex(values.index)]
-        return cls(series_id=series_id, timestamps=stamps, values=vals, freq=freq, season_length=season_length)
+        covs = {k: as_list(v.reindex(values.index)) for k, v in (covariates or {}).items()}
+        return cls(series_id=series_id, timestamps=stamps, values=as_list(values), freq=freq,
+                   season_length=season_length, covariates=covs)
 
     @classmethod
     def from_frame(cls, series_id: str, frame: pd.DataFrame, *, freq: str, season_length: int | None = None) -> Series:

@@ -127,7 +127,7 @@ def selection_backtest(series: Series, cfg: ForecastConfig, names: tuple[str, ..
     last = y.shape[0] - cfg.horizon
     first_allowed = max(2 * m, 8)
     origins = [t for t in range(last, first_allowed - 1, -step)][: cfg.selection_origins][::-1]
-    runs = run_models(y, index, origins, cfg.horizon, m, factories(cfg, names))
+    runs = run_models(y, index, origins, cfg.horizon, m, factories(cfg, names), series.covariate_arrays())
     return report_from_runs(series.series_id, runs, y, index, origins, cfg.horizon, m, cfg.interval_level)
 
 
@@ -154,14 +154,15 @@ def serve(series: Series, config: ForecastConfig) -> tuple[ForecastResult, Backt
         report = selection_backtest(series, config, config.candidates)
         name = select_model(report, list(factories(config, config.candidates)), margin=config.selection_margin)
         report = report.model_copy(update={"selected": name})
-    model, fc, name, reason = _fit_with_fallback(name, y, index, m, config, reason)
+    model, fc, name, reason = _fit_with_fallback(name, y, index, m, config, reason, series.covariate_arrays())
     return _result(series, index, fc, name, reason, flags, config), report, model
 
 
 def _fit_with_fallback(
-    name: str, y: np.ndarray, index: pd.DatetimeIndex, m: int, cfg: ForecastConfig, reason: str | None
+    name: str, y: np.ndarray, index: pd.DatetimeIndex, m: int, cfg: ForecastConfig, reason: str | None,
+    covariates: dict[str, np.ndarray] | None = None,
 ) -> tuple[Forecaster, ModelForecast, str, str | None]:
-    ctx = FitContext(season_length=m, index=index)
+    ctx = FitContext(season_length=m, index=index, covariates=covariates or {})
     try:
         model = factories(cfg, (name,))[name]().fit(y, ctx)
         return model, model.predict(cfg.horizon), name, reason
@@ -169,7 +170,7 @@ def _fit_with_fallback(
         if name == "last_value":
             raise
         log.warning("forecast: %s failed (%s); falling back to last_value", name, exc)
-        model = factories(cfg, ())["last_value"]().fit(y, FitContext(season_length=m, index=index))
+        model = factories(cfg, ())["last_value"]().fit(y, ctx)
         return model, model.predict(cfg.horizon), "last_value", f"{name} failed: {exc}"
 
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from optimizer.backends import Backend, LpResult
 from optimizer.model import AllocationModel, MatrixModel
-from optimizer.tables import BoolArray, FloatArray
+from optimizer.tables import BoolArray, FloatArray, group_starts
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def batched_incumbent(model: MatrixModel, layout: AllocationModel, lp: LpResult,
     x = np.zeros(ncols)
     done = np.zeros(W, dtype=bool)
     aux = np.arange(ncols) >= n_x
-    demand_rows = _rows_by_workload(model, layout, ("demand", "od_floor"))
+    demand_rows = _rows_by_workload(model, layout, ("demand", "od_floor", "cut"))
     # Capacity and budget the LP gives to workloads still to come are held back for them.
     reserved_rows = [g for g in model.groups if g.kind in ("budget", "capacity")]
     for b, batch in enumerate(batches):
@@ -101,3 +101,65 @@ def _rows_by_workload(model: MatrixModel, layout: AllocationModel, kinds: tuple[
             for i, key in enumerate(g.keys):
                 rows[index[key]].append(g.start + i)
     return [np.array(r, dtype=np.int64) for r in rows]
+
+
+def improve_in_batches(model: MatrixModel, layout: AllocationModel, lp: LpResult, incumbent: FloatArray,
+                       backend: Backend, *, deadline: float, threads: int, per_workload: int = 8,
+                       batch_columns: int = BATCH_COLUMNS) -> FloatArray:
+    """Large-neighbourhood search from a feasible point: batches of workloads are re-solved as small
+    integer programs with every other workload's instances fixed at the incumbent.
+
+    Workloads whose incumbent cost most exceeds their LP cost go first. A batch may use its LP
+    support, its ``per_workload`` columns of smallest reduced cost and its incumbent columns; the
+    incumbent restricted to the batch is feasible for the sub-problem (it is the hint), so each
+    accepted batch solution keeps the point feasible for the whole model and only lowers its cost.
+    Returns the improved point (the incumbent itself when nothing better is found in time)."""
+    n_x, ncols = model.n_x, model.shape[1]
+    W = layout.workloads.n
+    col_w = np.full(ncols, -1, dtype=np.int64)
+    col_w[:n_x] = np.tile(layout.pairs.w, layout.T)
+    x = incumbent.copy()
+    obj = model.objective(x)
+    rc = lp.reduced_costs[:n_x]
+    order = np.lexsort((rc, col_w[:n_x]))
+    rank = np.arange(n_x) - group_starts(col_w[:n_x][order])
+    cand = np.zeros(ncols, dtype=bool)
+    cand[order[rank < per_workload]] = True
+    cand[:n_x] |= lp.x[:n_x] > 1e-7
+    excess = np.bincount(col_w[:n_x], weights=model.c[:n_x] * (x[:n_x] - lp.x[:n_x]), minlength=W)
+    per_w = np.bincount(col_w[:n_x][cand[:n_x] | (x[:n_x] > 0.5)], minlength=W)
+    aux = np.arange(ncols) >= n_x
+    w_order = np.argsort(-excess, kind="stable")
+    ends = np.searchsorted(np.cumsum(per_w[w_order]), np.arange(batch_columns, int(per_w.sum()) + batch_columns,
+                                                                 batch_columns))
+    start = 0
+    for end in ends.tolist():
+        batch = w_order[start : end + 1]
+        start = end + 1
+        if len(batch) == 0:
+            continue
+        left = deadline - time.perf_counter()
+        if left <= 0.2:
+            break
+        in_batch = np.zeros(W, dtype=bool)
+        in_batch[batch] = True
+        mine = in_batch[np.maximum(col_w, 0)] & ~aux
+        free = mine & (cand | (x > 0.5))
+        fixed = ~mine & ~aux & (x > 0.5)
+        sub, idx = model.restrict(free | fixed | aux)
+        is_fixed = fixed[idx]
+        sub.var_lb, sub.var_ub = sub.var_lb.copy(), sub.var_ub.copy()
+        sub.var_lb[is_fixed] = x[idx][is_fixed]
+        sub.var_ub[is_fixed] = x[idx][is_fixed]
+        res = backend.solve_mip(sub, time_limit=min(left, max(1.0, 0.15 * left)), relative_gap=1e-4,
+                                threads=threads, hint=x[idx])
+        if res.x is None:
+            continue
+        trial = x.copy()
+        trial[mine] = 0.0
+        trial[idx] = res.x
+        trial_obj = model.objective(trial)
+        if trial_obj < obj - 1e-9 * max(1.0, abs(obj)) and model.violation(trial) <= 1e-6:
+            log.debug("batch of %d workloads: %.4f -> %.4f", len(batch), obj, trial_obj)
+            x, obj = trial, trial_obj
+    return x

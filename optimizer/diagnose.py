@@ -121,7 +121,7 @@ def elastic_reasons(problem: Problem, model: MatrixModel, backend: Backend, *, i
     elastic = MatrixModel(
         c=np.concatenate([np.zeros(n0), np.concatenate(pen)]),
         A=sp.hstack([model.A, slack]).tocsr(),
-        row_lb=model.row_lb,
+        row_lb=_without_cuts(model),
         row_ub=model.row_ub,
         var_lb=np.concatenate([model.var_lb, np.zeros(ns)]),
         var_ub=np.concatenate([model.var_ub, np.full(ns, np.inf)]),
@@ -184,4 +184,13 @@ def _sentence(problem: Problem, kind: str, key: str, amount: float, period: str)
                 f"{(problem.min_performance or 0) - amount:,.1f} within the other limits.")
     return f"constraint {kind} '{key}' must be relaxed by {amount:,.3g}."
 
+
+def _without_cuts(model: MatrixModel) -> np.ndarray:
+    """Row minimums with the ``cut`` rows switched off: they follow from the demand and floor rows for
+    integer points, so with those made elastic they must go too (else they would still demand the GPUs)."""
+    lb = model.row_lb.copy()
+    for g in model.groups:
+        if g.kind == "cut":
+            lb[g.start : g.stop] = -np.inf
+    return lb
 

@@ -39,12 +39,17 @@ def solve_maybe_isolated(problem: Problem, config: SolveConfig,
     return _solve_in_child(problem, config, progress)
 
 
-def _child(problem_json: str, config_json: str, out: mp.Queue) -> None:  # type: ignore[type-arg]
+def _child(problem_json: str, config_json: str, out: mp.Queue, started: float) -> None:  # type: ignore[type-arg]
     from optimizer.solver import solve_here
 
     try:
         problem = Problem.model_validate_json(problem_json)
         config = SolveConfig.model_validate_json(config_json)
+        # The caller's clock started before the spawn: starting the interpreter, importing and
+        # decoding the problem count against the time limit too (at most half of it).
+        spent = max(0.0, time.time() - started)
+        limit = config.time_limit_s
+        config = config.model_copy(update={"time_limit_s": max(0.5 * limit, limit - spent)})
         sol = solve_here(problem, config, lambda p: out.put(("progress", p.model_dump_json())))
         out.put(("solution", sol.model_dump_json()))
     except OptimizerError as exc:
@@ -55,9 +60,11 @@ def _child(problem_json: str, config_json: str, out: mp.Queue) -> None:  # type:
 
 def _solve_in_child(problem: Problem, config: SolveConfig,
                     progress: Callable[[Progress], None] | None) -> Solution:
+    started = time.time()
     ctx = mp.get_context("spawn")
     out: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
-    proc = ctx.Process(target=_child, args=(problem.model_dump_json(), config.model_dump_json(), out), daemon=True)
+    proc = ctx.Process(target=_child, args=(problem.model_dump_json(), config.model_dump_json(), out, started),
+                       daemon=True)
     proc.start()
     hard_deadline = time.monotonic() + config.time_limit_s + _GRACE_S
     try:

@@ -3,7 +3,9 @@
 At 1,000 workloads x 20,000 offers there are millions of compatible pairs; a matrix over all of
 them costs gigabytes and tens of seconds before any solver runs. Here the pair list is kept as
 plain arrays and only an *active* subset becomes a model: per workload the pairs cheapest per
-usable GPU (overall, per provider and per spot flag). After each LP the reduced cost of every
+usable GPU (overall, per provider and per spot flag; chosen once per workload signature), plus the
+pairs of the greedy incumbent (``optimizer.greedy``), which make the very first restricted LP
+feasible so its duals are meaningful from round one. After each LP the reduced cost of every
 pair is computed from the duals by the formula of the model's columns,
 
     rc_p = c_p - u_p y_demand[w] - y_capacity[k] - price_k y_budget
@@ -29,11 +31,16 @@ from optimizer.lagrange import items_bound
 from optimizer.model import PERF_TIEBREAK, AllocationModel, MatrixModel
 from optimizer.presolve import Classes, Pairs
 from optimizer.schemas import Problem
-from optimizer.tables import BoolArray, FloatArray, OfferTable, WorkloadTable
+from optimizer.tables import BoolArray, FloatArray, IntArray, OfferTable, WorkloadTable
 
 log = logging.getLogger(__name__)
 
 LAZY_MIN_PAIRS = 300_000
+#: From here on the focused integer solves cannot find a first plan in time (1,000 x 20,000: 6.9M
+#: pairs), so the greedy plan seeds column generation and a batch search improves it. Below, the
+#: greedy plan is only a fallback for an unfinished LP (200 x 10,000 does better with its time in
+#: the focused solves).
+FLEET_MIN_PAIRS = 2_000_000
 _PER_WORKLOAD = 12
 _PER_KEY = 2
 _MAX_ROUNDS = 25
@@ -64,19 +71,42 @@ def pair_costs(problem: Problem, offers: OfferTable, pairs: Pairs) -> FloatArray
     return w.cost * cost + w.risk * pairs.risk - w.performance * pairs.perf
 
 
-def _seed(problem: Problem, offers: OfferTable, pairs: Pairs, costs: FloatArray, scale: int = 1) -> BoolArray:
+def _seed(problem: Problem, offers: OfferTable, pairs: Pairs, costs: FloatArray, signature: IntArray | None = None,
+          scale: int = 1) -> BoolArray:
     """Per workload: the pairs cheapest per usable GPU overall, per provider and per spot flag.
 
     Pairs arrive grouped by workload (presolve emits them in workload order), so this works on
-    each workload's contiguous segment; a global sort of millions of pairs costs far more."""
-    unit = costs / pairs.u
+    each workload's contiguous segment; a global sort of millions of pairs costs far more. With
+    ``signature`` (workloads of one signature have the same classes and usable GPUs, see
+    ``CompatLookup.signatures``) the choice is made once per signature, on its first workload,
+    and its classes are seeded for every workload of the signature: exact for cost objectives
+    without egress, a heuristic otherwise (only the starting set; pricing decides the LP)."""
+    if signature is None:
+        return _seed_segments(offers, pairs, costs / pairs.u, np.arange(int(pairs.w.max(initial=-1)) + 1), scale)
+    n_sig = int(signature.max(initial=-1)) + 1
+    present = np.zeros(len(signature), dtype=bool)
+    present[pairs.w] = True
+    first = np.full(n_sig, -1, dtype=np.int64)
+    ws = np.flatnonzero(present)
+    first[signature[ws[::-1]]] = ws[::-1]
+    reps = first[first >= 0]
+    keep_rep = _seed_segments(offers, pairs, costs / pairs.u, reps, scale)
+    table = np.zeros((n_sig, int(pairs.c.max(initial=-1)) + 1), dtype=bool)
+    idx = np.flatnonzero(keep_rep)
+    table[signature[pairs.w[idx]], pairs.c[idx]] = True
+    out: BoolArray = table[signature[pairs.w], pairs.c]
+    return out
+
+
+def _seed_segments(offers: OfferTable, pairs: Pairs, unit: FloatArray, workloads: IntArray, scale: int) -> BoolArray:
     keep = np.zeros(pairs.n, dtype=bool)
-    bounds = np.searchsorted(pairs.w, np.arange(int(pairs.w.max(initial=-1)) + 2))
+    lo = np.searchsorted(pairs.w, workloads, side="left")
+    hi = np.searchsorted(pairs.w, workloads, side="right")
     prov = offers.provider[pairs.o]
     spot = offers.spot[pairs.o].astype(np.int64)
     size = pairs.u.astype(np.int64)
     k_all, k_key = _PER_WORKLOAD * scale, _PER_KEY * scale
-    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+    for a, b in zip(lo.tolist(), hi.tolist(), strict=True):
         if b <= a:
             continue
         seg = unit[a:b]
@@ -94,9 +124,86 @@ def _seed(problem: Problem, offers: OfferTable, pairs: Pairs, costs: FloatArray,
     return keep
 
 
+class Pricer:
+    """Reduced costs of every pair from a restricted model's duals, by the formula of the module
+    docstring regrouped so that each round costs two gathers over the pairs:
+
+        rc_p = c_p - a_k - u_p b_(w, od_k),
+        a_k = y_capacity[k] + price_k y_budget + g_k (y_gpus + y_provider[q] + y_region[r] + spot_k y_spot),
+        b_(w, od) = y_demand[w] + (od - phi) y_floor[w].
+
+    Everything but the duals (class attributes, the per-pair (w, od) key) is computed once."""
+
+    def __init__(self, problem: Problem, offers: OfferTable, workloads: WorkloadTable, classes: Classes,
+                 full: Pairs, costs: FloatArray) -> None:
+        rep = classes.rep
+        self.problem, self.offers, self.workloads, self.classes = problem, offers, workloads, classes
+        self.costs, self.full = costs, full
+        self.price = offers.price[rep]
+        self.g = offers.gpus[rep].astype(np.float64)
+        self.prov = offers.provider[rep]
+        self.place = offers.place[rep]
+        self.spot = offers.spot[rep].astype(np.float64)
+        od = (~offers.spot[rep]).astype(np.int64)
+        self.key = (2 * full.w + od[full.c]).astype(np.int32 if 2 * workloads.n < 2**31 else np.int64)
+        self.prov_index = {name: i for i, name in enumerate(offers.providers)}
+        self.place_index = {f"{p}/{r}": i for i, (p, r) in enumerate(offers.places)}
+        rep_class = {int(r): k for k, r in enumerate(rep)}
+        self.class_of = {oid: rep_class[i] for i, oid in enumerate(offers.ids) if i in rep_class}
+        self.w_index = {wid: i for i, wid in enumerate(workloads.ids)}
+
+    def terms(self, model: MatrixModel, duals: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """(a per class, b per (workload, on-demand flag) flattened as 2 w + od)."""
+        a = np.zeros(self.classes.n)
+        per_g = np.zeros(self.classes.n)
+        yd = np.zeros(self.workloads.n)
+        yf = np.zeros(self.workloads.n)
+        for grp in model.groups:
+            y = duals[grp.start : grp.stop]
+            if grp.kind == "demand":
+                yd[[self.w_index[k] for k in grp.keys]] = y
+            elif grp.kind == "capacity":
+                a[[self.class_of[k] for k in grp.keys]] += y
+            elif grp.kind == "budget":
+                a += self.price * y[0]
+            elif grp.kind == "gpus":
+                per_g += y[0]
+            elif grp.kind == "provider":
+                per = np.zeros(len(self.offers.providers))
+                per[[self.prov_index[k] for k in grp.keys]] = y
+                per_g += per[self.prov]
+            elif grp.kind == "region":
+                per = np.zeros(len(self.offers.places))
+                per[[self.place_index[k] for k in grp.keys]] = y
+                per_g += per[self.place]
+            elif grp.kind == "spot":
+                per_g += self.spot * y[0]
+            elif grp.kind == "od_floor":
+                yf[[self.w_index[k] for k in grp.keys]] = y
+        a += self.g * per_g
+        phi = self.problem.inference_on_demand_floor
+        b = np.empty(2 * self.workloads.n)
+        b[0::2] = yd - phi * yf
+        b[1::2] = yd + (1.0 - phi) * yf
+        return a, b
+
+    def reduced_costs(self, layout: AllocationModel, model: MatrixModel, duals: FloatArray) -> FloatArray:
+        """rc of every pair; the cut rows' part comes from ``layout`` (the rows exist by workload, so
+        any layout of the same problem prices them for every pair)."""
+        a, b = self.terms(model, duals)
+        rc: FloatArray = self.costs - a[self.full.c] - self.full.u * b[self.key]
+        for grp in model.groups:
+            if grp.kind == "cut":
+                rc -= layout.cut_prices(duals[grp.start : grp.stop], self.full)
+        return rc
+
+
 def reduced_costs(layout: AllocationModel, model: MatrixModel, duals: FloatArray, full: Pairs,
                   costs: FloatArray) -> FloatArray:
-    """rc of every pair in ``full`` under the duals of ``model`` (built by ``layout`` on a subset)."""
+    """rc of every pair in ``full`` under the duals of ``model`` (built by ``layout`` on a subset),
+    term by term in row-group order. ``Pricer`` computes the same in two gathers; the rounding
+    differs in the last bits, which can reorder ties downstream, so paths below fleet scale keep
+    this order and their results stay as they were."""
     of, wl, prob = layout.offers, layout.workloads, layout.problem
     rc = costs.copy()
     prov_index = {name: i for i, name in enumerate(of.providers)}
@@ -133,18 +240,33 @@ def reduced_costs(layout: AllocationModel, model: MatrixModel, duals: FloatArray
             per[[widx[k] for k in grp.keys]] = y
             od = (~of.spot[full.o]).astype(np.float64)
             rc -= full.u * (od - prob.inference_on_demand_floor) * per[full.w]
+        elif grp.kind == "cut":  # valid inequalities: coefficients by formula from the layout (see optimizer.cuts)
+            rc -= layout.cut_prices(y, full)
     return rc
 
 
 def solve_lp_lazy(problem: Problem, offers: OfferTable, workloads: WorkloadTable, classes: Classes, full: Pairs,
-                  backend: Backend, *, deadline: float, must: BoolArray
+                  backend: Backend, *, deadline: float, must: BoolArray, seed: BoolArray | None = None,
+                  signature: IntArray | None = None
                   ) -> tuple[AllocationModel, MatrixModel, LpResult | None, BoolArray, FloatArray, bool]:
     """(layout, model, LP over the active pairs, active mask, reduced cost of every pair, converged).
 
-    Stops at ``deadline`` with the last restricted LP when pricing has not converged: its duals
-    still give a valid Lagrangian bound over every pair (see ``full_bound``)."""
+    ``seed``: pairs to start with besides the cheapest per workload (e.g. a greedy incumbent's,
+    which makes the first restricted LP feasible; the cheap ones give it useful duals at once). Each
+    round adds the pairs of most negative reduced cost (at most 20,000 or half the active set).
+    Stops at ``deadline`` with the last restricted LP when
+    pricing has not converged: its duals still give a valid Lagrangian bound over every pair (see
+    ``full_bound``)."""
     costs = pair_costs(problem, offers, full)
-    active = _seed(problem, offers, full, costs) | must
+    active = _seed(problem, offers, full, costs, signature) | must
+    if seed is not None:
+        active |= seed
+    pricer = Pricer(problem, offers, workloads, classes, full, costs) if signature is not None else None
+
+    def price(lay: AllocationModel, mod: MatrixModel, duals: FloatArray) -> FloatArray:
+        if pricer is not None:
+            return pricer.reduced_costs(lay, mod, duals)
+        return reduced_costs(lay, mod, duals, full, costs)
     layout = model = None
     lp: LpResult | None = None
     rc = np.zeros(full.n)
@@ -168,7 +290,7 @@ def solve_lp_lazy(problem: Problem, offers: OfferTable, workloads: WorkloadTable
         slack = res.x[n:]
         lp = dataclasses.replace(res, x=res.x[:n], reduced_costs=res.reduced_costs[:n],
                                  objective=float(model.c @ res.x[:n] + model.offset))
-        rc = reduced_costs(layout, model, lp.duals, full, costs)
+        rc = price(layout, model, lp.duals)
         tol = 1e-7 * max(1.0, float(np.abs(costs).max(initial=1.0)))
         rc_out = np.where(active, np.inf, rc)
         entering = np.flatnonzero(rc_out < -tol)
@@ -182,16 +304,22 @@ def solve_lp_lazy(problem: Problem, offers: OfferTable, workloads: WorkloadTable
             break
         if slack.sum() <= 1e-6:
             last = (layout, model, lp, active.copy())
-        room = max(20_000, len(idx) // 2)
-        if len(entering) > room:
-            entering = entering[np.argpartition(rc_out[entering], room)[:room]]
-        active[entering] = True
+        active[_entering(entering, rc_out, max(20_000, len(idx) // 2))] = True
     if not converged and last is not None:
         layout, model, lp, active = last
-        rc = reduced_costs(layout, model, lp.duals, full, costs)
+        rc = price(layout, model, lp.duals)
     if layout is None or model is None:  # only when _MAX_ROUNDS is 0
         raise SolverFailedError("column generation ran no round", backend=backend.name)
     return layout, model, lp, active, rc, converged
+
+
+def _entering(cand: IntArray, rc: FloatArray, room: int) -> IntArray:
+    """At most ``room`` of the candidate pairs, the most negative first. (Measured at 1,000 x 20,000:
+    taking the same number per workload instead needed 9 rounds and 110k columns where this needs 5
+    and 40k: the most negative pairs are the ones the LP basis really changes for.)"""
+    if len(cand) <= room:
+        return cand
+    return cand[np.argpartition(rc[cand], room)[:room]]
 
 
 def _with_demand_slack(model: MatrixModel, big_m: float) -> tuple[MatrixModel, int]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from optimizer.cuts import WorkloadCuts
 from optimizer.presolve import Classes, Pairs
 from optimizer.schemas import Problem
 from optimizer.tables import BoolArray, FloatArray, IntArray, OfferTable, WorkloadTable
@@ -108,6 +109,12 @@ class AllocationModel:
         cvar cap    eta + sum_s z_s / ((1 - alpha) S) <= CVaR_max
         risk cap    (1/T) sum_tp r_p x_tp <= R_max
         perf floor  (1/T) sum_tp (f_p / priority_w) x_tp >= P_min
+        cut         valid inequalities of the integer hull (see ``WorkloadCuts``)     for each w, t
+
+    With ``tighten`` (the default) the demand bounds are rounded to whole nodes,
+    ceil(lo_w / n_w) n_w <= sum u_p x_tp <= floor(hi_w / n_w) n_w (every u_p is a multiple of the
+    node size n_w, so every integer solution meets the rounded bounds), and the ``cut`` rows are
+    added. Neither removes an integer solution; both raise the LP bound.
 
     Objective (minimized; hourly, averaged over periods; M = migration cost per GPU / horizon hours):
         C = (1/T) sum_tp (c_tp + e_p) x_tp + M (sum_l g_l d_l + sum_tp g_p m_tp)
@@ -126,6 +133,8 @@ class AllocationModel:
         *,
         objective: str | None = None,
         extra_cap: dict[str, float] | None = None,
+        tighten: bool = True,
+        mir: bool = True,
     ) -> None:
         self.problem = problem
         self.offers = offers
@@ -134,6 +143,8 @@ class AllocationModel:
         self.pairs = pairs
         self.objective_kind = objective or problem.objective
         self.extra_cap = extra_cap or {}
+        self.tighten = tighten
+        self.cuts = WorkloadCuts.of(problem, offers, workloads, mir=mir) if tighten else None
         self.T = offers.periods.shape[0] if offers.periods is not None else 1
         self.P = pairs.n
         self.n_x = self.T * self.P
@@ -209,8 +220,31 @@ class AllocationModel:
     def _demand(self) -> None:
         pr, wl = self.pairs, self.workloads
         rows, cols, vals, per = self._tiled(pr.w, np.arange(self.P), pr.u, wl.n)
-        self._add("demand", rows, cols, vals, np.tile(wl.lo, self.T), np.tile(wl.hi, self.T),
-                  wl.ids * self.T, per)
+        lo, hi = (self.cuts.lo, self.cuts.hi) if self.cuts is not None else (wl.lo, wl.hi)
+        self._add("demand", rows, cols, vals, np.tile(lo, self.T), np.tile(hi, self.T), wl.ids * self.T, per)
+
+    def cut_entries(self, pairs: Pairs) -> tuple[IntArray, IntArray, FloatArray]:
+        """(cut row, pair, coefficient) of the single-period ``cut`` rows over any pair list of this
+        problem (lazy pricing calls this on pairs outside the model; the rows do not depend on them)."""
+        if self.cuts is None:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
+        return self.cuts.entries(pairs.w, pairs.u, ~self.offers.spot[pairs.o])
+
+    def cut_prices(self, y: FloatArray, pairs: Pairs) -> FloatArray:
+        """Per pair, the single-period cut rows' part of A^T y for cut duals ``y`` (lazy pricing)."""
+        if self.cuts is None:
+            return np.zeros(pairs.n)
+        return self.cuts.priced(y, pairs.w, pairs.u, ~self.offers.spot[pairs.o])
+
+    def _cuts(self) -> None:
+        if self.cuts is None or self.cuts.n == 0:
+            return
+        r, p, v = self.cut_entries(self.pairs)
+        n = self.cuts.n
+        rows, cols, vals, per = self._tiled(r, p, v, n)
+        keys = [self.workloads.ids[int(w)] for w in self.cuts.w]
+        self._add("cut", rows, cols, vals, np.tile(self.cuts.rhs, self.T), np.full(n * self.T, INF), keys * self.T,
+                  per)
 
     def _capacity(self) -> None:
         pr, cl = self.pairs, self.classes
@@ -409,6 +443,7 @@ class AllocationModel:
         self._budget()
         self._shares()
         self._inference_floor()
+        self._cuts()
         self._migration()
         self._limits()
         cx = self._objective()

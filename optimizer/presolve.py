@@ -193,48 +193,74 @@ def _undominated(
 
 
 def _group_demand(lookup: CompatLookup, reps: IntArray) -> FloatArray:
-    """Most instances of each group any solution can use: sum over compatible workloads of floor(hi/u)."""
+    """Most instances of each group any solution can use: sum over compatible workloads of floor(hi/u).
+
+    Done per workload signature (same compatibility and node size): for a signature, floor(hi/u)
+    summed over its workloads depends only on u, which takes a handful of values."""
     w = lookup.workloads
+    sig, first = lookup.signatures()
     out = np.zeros(len(reps), dtype=np.float64)
     rows_per_block = max(1, _BLOCK_CELLS // max(1, len(reps)))
-    for start in range(0, w.n, rows_per_block):
-        rows = np.arange(start, min(w.n, start + rows_per_block))
-        ok = lookup.block(rows, reps).ok
-        u = usable_gpus(w.node[rows][:, None], lookup.offers.gpus[reps][None, :]).astype(np.float64)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            most = np.where(ok & (u > 0), np.floor(w.hi[rows][:, None] / np.maximum(u, 1.0)), 0.0)
-        out += most.sum(axis=0)
+    g = lookup.offers.gpus[reps]
+    for start in range(0, len(first), rows_per_block):
+        block = np.arange(start, min(len(first), start + rows_per_block))
+        ok = lookup.block(first[block], reps).ok
+        for i, s in enumerate(block.tolist()):
+            node = int(w.node[first[s]])
+            u = usable_gpus(np.full(len(g), node, dtype=np.int64), g)
+            his = w.hi[sig == s]
+            sizes = np.unique(u[ok[i] & (u > 0)])
+            for v in sizes.tolist():
+                total = float(np.floor(his / v).sum())
+                out[ok[i] & (u == v)] += total
     return out
 
 
 def build_pairs(problem: Problem, lookup: CompatLookup, classes: Classes) -> Pairs:
+    """Every compatible (workload, class) pair, grouped by workload in workload order.
+
+    The compatibility rows are computed once per workload signature (see ``CompatLookup.signatures``)
+    and repeated for the signature's workloads by concatenation; per-workload values enter by
+    ``np.repeat``, so no step gathers a (workload, offer) matrix."""
     offers, wl = lookup.offers, lookup.workloads
     cols = classes.rep
-    local = data_is_local(problem, offers)
-    parts: list[tuple[IntArray, IntArray, FloatArray]] = []
+    sig, first = lookup.signatures()
+    c_by: list[IntArray] = []
+    u_by: list[FloatArray] = []
+    rel_by: list[FloatArray] = []
     rows_per_block = max(1, _BLOCK_CELLS // max(1, len(cols)))
-    for start in range(0, wl.n, rows_per_block):
-        rows = np.arange(start, min(wl.n, start + rows_per_block))
-        comp = lookup.block(rows, cols)
-        r, c = np.nonzero(comp.ok)
-        parts.append((rows[r], c.astype(np.int64), comp.perf[r, c]))
-    w = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
-    c = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
-    rel = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0)
-    o = cols[c]
-    g = offers.gpus[o].astype(np.float64)
-    u = usable_gpus(wl.node[w], offers.gpus[o]).astype(np.float64)
+    for start in range(0, len(first), rows_per_block):
+        block = np.arange(start, min(len(first), start + rows_per_block))
+        comp = lookup.block(first[block], cols)
+        ok = comp.ok
+        for i in range(len(block)):
+            c = np.flatnonzero(ok[i])
+            c_by.append(c)
+            u_by.append(usable_gpus(wl.node[first[block[i]]], offers.gpus[cols[c]]).astype(np.float64))
+            rel_by.append(comp.perf[i, c])
+    counts = np.array([len(c) for c in c_by], dtype=np.int64)[sig]
+    order = sig.tolist()
+    c = np.concatenate([c_by[s] for s in order]) if order else np.zeros(0, dtype=np.int64)
+    u = np.concatenate([u_by[s] for s in order]) if order else np.zeros(0)
+    rel = np.concatenate([rel_by[s] for s in order]) if order else np.zeros(0)
+    w = np.repeat(np.arange(wl.n, dtype=np.int64), counts)
     ub = np.minimum(classes.cap[c], np.floor(wl.hi[w] / np.maximum(u, 1.0)))
     good = (u > 0) & (ub > 0)
-    w, c, o, g, u, ub, rel = w[good], c[good], o[good], g[good], u[good], ub[good], rel[good]
-    moved = ~local[w, offers.place[o]]
-    egress = np.where(moved, wl.data_gb[w] * offers.egress[o] / problem.horizon_hours, 0.0)
+    if not good.all():
+        w, c, u, ub, rel = w[good], c[good], u[good], ub[good], rel[good]
+    o = cols[c]
+    local = data_is_local(problem, offers)
+    if local.all():
+        egress = np.zeros(len(w))
+    else:
+        moved = ~local[w, offers.place[o]]
+        egress = np.where(moved, wl.data_gb[w] * offers.egress[o] / problem.horizon_hours, 0.0)
     return Pairs(
         w=w,
         c=c,
         o=o,
         u=u,
-        g=g,
+        g=offers.gpus[cols].astype(np.float64)[c],
         ub=ub,
         perf=rel * u * wl.priority[w],
         risk=offers.rate[o] * wl.lost_hours[w] * offers.price[o],

@@ -142,6 +142,8 @@ _WORDS = {
     "od_floor": "on-demand floor of inference workload {key}",
     "cvar_cap": "cap on the CVaR of hourly cost",
     "migration": "current allocation line {key}",
+    "cut": "whole-instance form of workload {key}'s demand or on-demand floor (a valid inequality of the "
+           "tightened model): part of what one more GPU of that workload's demand costs",
 }
 
 
@@ -157,7 +159,7 @@ def binding_constraints(model: MatrixModel, lp: LpResult | None, sign: float) ->
     live = np.flatnonzero(tight & (np.abs(lp.duals) > 1e-9 * scale))
     out: list[BindingConstraint] = []
     for group in model.groups:
-        if group.kind in ("gpus", "switch", "cvar"):
+        if group.kind in ("gpus", "switch", "cvar"):  # modelling rows, not the user's constraints
             continue
         rows = live[(live >= group.start) & (live < group.stop)]
         for r in rows.tolist():

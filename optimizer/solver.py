@@ -13,29 +13,37 @@ from collections.abc import Callable
 
 import numpy as np
 
-from optimizer.backends import Backend, get_backend
+from optimizer.backends import Backend, LpResult, get_backend
 from optimizer.baselines import savings
 from optimizer.errors import SolverFailedError
 from optimizer.diagnose import capacity_reasons, elastic_reasons, no_offer_reasons
 from optimizer import lazy
-from optimizer.model import AllocationModel
+from optimizer.batches import improve_in_batches
+from optimizer.greedy import greedy_fill
+from optimizer.model import AllocationModel, MatrixModel
 from optimizer.pareto import pareto_set
 from optimizer.periods import separable, solve_periods
 from optimizer.presolve import Classes, Pairs, build_classes, build_pairs
 from optimizer.report import allocation_lines, binding_constraints, disaggregate, risk_metrics, totals
 from optimizer.schemas import BindingConstraint, Problem, Progress, Solution, SolveConfig, SolverStats
 from optimizer.strategy import Outcome, Reporter, rel_gap, solve_decomposed, solve_direct
-from optimizer.tables import CompatLookup, OfferTable, WorkloadTable, offer_table, workload_table
+from optimizer.tables import CompatLookup, FloatArray, OfferTable, WorkloadTable, offer_table, workload_table
 
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[Progress], None]
 
 
+ASSEMBLY_RESERVE_MAX_S = 0.5
+ASSEMBLY_RESERVE_SHARE = 0.04
+
 def solve_here(problem: Problem, config: SolveConfig, progress: ProgressCallback | None = None) -> Solution:
     """Solve in the calling process (``optimizer.solve`` may instead isolate it in a child)."""
     start = time.perf_counter()
-    deadline = start + config.time_limit_s
+    # The search stops early enough for the solution's assembly (allocation lines, risk, binding
+    # constraints, baselines) to fit in the limit too; the period path keeps its own reserve.
+    full_deadline = start + config.time_limit_s
+    deadline = full_deadline - min(ASSEMBLY_RESERVE_MAX_S, ASSEMBLY_RESERVE_SHARE * config.time_limit_s)
     backend = get_backend(config.backend)
     sign = -1.0 if problem.objective == "performance" else 1.0
     report = Reporter(progress, sign, start, config.time_limit_s)
@@ -58,9 +66,10 @@ def solve_here(problem: Problem, config: SolveConfig, progress: ProgressCallback
     if config.method == "auto" and lazy.applicable(problem, pairs):
         return _solve_lazy(problem, config, offers, workloads, classes, pairs, lookup, backend, stats, start, deadline,
                            sign, report, progress)
-    layout = AllocationModel(problem, offers, workloads, classes, pairs)
+    # The plain reference ("direct") gets the untightened model, as an out-of-the-box MILP would.
+    layout = AllocationModel(problem, offers, workloads, classes, pairs, tighten=config.method != "direct")
     if config.method == "auto" and separable(problem):
-        return _solve_separable(problem, config, layout, lookup, backend, stats, start, deadline, sign, report,
+        return _solve_separable(problem, config, layout, lookup, backend, stats, start, full_deadline, sign, report,
                                 progress)
     model = layout.build()
     build_s = time.perf_counter() - start
@@ -106,43 +115,92 @@ def _solve_lazy(problem: Problem, config: SolveConfig, offers: OfferTable, workl
                 classes: Classes, pairs: Pairs, lookup: CompatLookup, backend: Backend, stats: dict,  # type: ignore[type-arg]
                 start: float, deadline: float, sign: float, report: Reporter,
                 progress: ProgressCallback | None) -> Solution:
+    """Pairs beyond LAZY_MIN_PAIRS: LP by column generation, then the focused integer solves. From
+    FLEET_MIN_PAIRS on, a greedy plan over every pair comes first: it seeds column generation, is
+    compared with an LP-guided greedy, improved by the batch search and handed over as the warm
+    start. Below, the greedy plan is made only if the LP does not finish (as the answer, no gap)."""
     short = capacity_reasons(lookup, pairs)
     if short:
         return _infeasible(" ".join(short), stats, time.perf_counter() - start, 0.0, progress)
     build_s = time.perf_counter() - start
-    report("lp", f"column generation over {pairs.n} pairs")
+    fleet = pairs.n >= lazy.FLEET_MIN_PAIRS
+    t0 = time.perf_counter()
+    plain_cost = offers.price[pairs.o] + pairs.egress
+    gx = None
+    if fleet:
+        report("greedy", f"fleet-feasible greedy over {pairs.n} pairs")
+        gx = greedy_fill(problem, offers, workloads, classes, pairs, plain_cost, deadline=deadline)
+    greedy_s = time.perf_counter() - t0
     must = np.zeros(pairs.n, dtype=bool)
     if problem.current_allocation:
         wanted = {(l.workload_id, l.offer_id) for l in problem.current_allocation}
         must = np.array([(workloads.ids[w], offers.ids[o]) in wanted for w, o in zip(pairs.w, pairs.o, strict=True)])
+    report("lp", f"column generation over {pairs.n} pairs")
     t0 = time.perf_counter()
     layout, model, lp, active, rc, converged = lazy.solve_lp_lazy(
         problem, offers, workloads, classes, pairs, backend,
-        deadline=time.perf_counter() + 0.3 * (deadline - time.perf_counter()), must=must)
+        deadline=time.perf_counter() + 0.6 * (deadline - time.perf_counter()), must=must,
+        seed=None if gx is None or not fleet else gx > 0,
+        signature=lookup.signatures()[0] if fleet else None)
     lp_s = time.perf_counter() - t0
     stats.update(variables=model.shape[1], constraints=model.shape[0])
+    phases = {"build": build_s, "greedy": greedy_s} if fleet else {"build": build_s}
     if lp is None or lp.status != "optimal":
         status = "infeasible" if lp is not None and lp.status == "infeasible" else "no_solution"
         if status == "infeasible":
             reasons = elastic_reasons(problem, model, backend, integer=False, time_limit=30.0)
             return _infeasible(" ".join(reasons) or "the constraints contradict each other.", stats, build_s,
                                time.perf_counter() - start - build_s, progress)
+        if gx is None and not fleet:
+            gx = greedy_fill(problem, offers, workloads, classes, pairs, plain_cost)
+        if gx is not None:
+            # No LP and so no bound: the greedy plan is still a valid answer, with no gap claimed.
+            g_layout, g_model, g_out = _fixed_outcome(problem, offers, workloads, classes, pairs, gx, "greedy")
+            stats.update(engine="lazy-greedy", phases={**phases, "lp": lp_s})
+            return _assemble(problem, config, g_layout, g_model, g_out, lookup, stats, build_s,
+                             time.perf_counter() - start - build_s, sign, report)
         return Solution(status="no_solution", stats=SolverStats(status="no_solution", build_seconds=build_s,
                         solve_seconds=time.perf_counter() - start - build_s, **stats),
                         infeasibility_reason="the LP relaxation did not finish within the time limit.")
     lp = dataclasses.replace(lp, seconds=lp_s)
-    bound, penalty = lazy.full_bound(layout, model, lp, pairs, active, rc)
+    t0 = time.perf_counter()
+    if converged and deadline - t0 < 0.25 * config.time_limit_s:
+        # Short of time: the converged LP is a bound on its own, and reduced costs alone fix pairs
+        # outside (the Lagrangian pass over millions of pairs costs seconds).
+        bound = lp.objective if lp.objective is not None else -np.inf
+        penalty = np.full(pairs.n, -np.inf)
+    else:
+        bound, penalty = lazy.full_bound(layout, model, lp, pairs, active, rc)
+    phases["full_bound"] = time.perf_counter() - t0
+    act_idx = np.flatnonzero(active)
+    warm = None
+    if fleet:
+        warm = _best_warm(problem, offers, workloads, classes, layout, model, lp, None if gx is None else gx[act_idx])
+    if warm is not None:
+        t0 = time.perf_counter()
+        # At this scale the focused solves rarely improve on the plan (measured: none in 27 s at
+        # 1000 x 20000) while each pass here does, so it gets most of the time.
+        lns_deadline = t0 + 0.85 * (deadline - t0)
+        point = layout.complete(warm, model.shape[1])
+        report("batches", "re-solving batches of workloads around the greedy plan", model.objective(point), bound)
+        for k in (8, 24, 48, 96, 192, 384):  # wider neighbourhoods on each pass
+            if time.perf_counter() >= lns_deadline:
+                break
+            point = improve_in_batches(model, layout, lp, point, backend, deadline=lns_deadline,
+                                       threads=config.threads, per_workload=k)
+        warm = point[: model.n_x]
+        phases["batches_lns"] = time.perf_counter() - t0
     out_idx = np.flatnonzero(~active)
     # Without convergence the restricted LP value is no bound and reduced costs fix nothing outside.
     rc_out = rc[out_idx] if converged else np.full(len(out_idx), -np.inf)
-    outcome = solve_decomposed(model, layout, backend, config, deadline, report, lp=lp,
+    outcome = solve_decomposed(model, layout, backend, config, deadline, report, lp=lp, warm=warm,
                                outside=(bound, rc_out, penalty[out_idx]))
     if not converged:
         outcome.lp = None
         outcome.lp_bound = None
     solve_s = time.perf_counter() - start - build_s
     stats.update(engine="lazy-colgen:" + "+".join(dict.fromkeys(outcome.engines)),
-                 phases={"build": build_s, **outcome.phases})
+                 phases={**phases, **outcome.phases})
     if outcome.x is None:
         return Solution(status="no_solution", stats=SolverStats(
                         status="no_solution", build_seconds=build_s, solve_seconds=solve_s,
@@ -151,6 +209,36 @@ def _solve_lazy(problem: Problem, config: SolveConfig, offers: OfferTable, workl
                         infeasibility_reason=f"no feasible allocation was found within the time limit of "
                         f"{config.time_limit_s:g} s; the problem may still be feasible (raise the limit).")
     return _assemble(problem, config, layout, model, outcome, lookup, stats, build_s, solve_s, sign, report)
+
+
+def _best_warm(problem: Problem, offers: OfferTable, workloads: WorkloadTable, classes: Classes,  # noqa: PLR0913
+               layout: AllocationModel, model: MatrixModel, lp: LpResult, greedy_x: FloatArray | None
+               ) -> FloatArray | None:
+    """The cheaper feasible one of the greedy plan and an LP-guided greedy (the LP's whole instances
+    kept, the rest placed by price at the LP's shadow prices), as instance counts over the model's pairs."""
+    sub = layout.pairs
+    costs = lazy.pair_costs(problem, offers, sub)
+    a, _ = lazy.Pricer(problem, offers, workloads, classes, sub, costs).terms(model, lp.duals)
+    score = np.maximum(offers.price[sub.o] + sub.egress - a[sub.c], 1e-9)
+    guided = greedy_fill(problem, offers, workloads, classes, sub, score, start=lp.x[: model.n_x])
+    best, best_obj = None, np.inf
+    for cand in (greedy_x, guided):
+        if cand is None:
+            continue
+        full = layout.complete(cand, model.shape[1])
+        if model.violation(full) <= 1e-6 and model.objective(full) < best_obj:
+            best, best_obj = cand, model.objective(full)
+    return best
+
+
+def _fixed_outcome(problem: Problem, offers: OfferTable, workloads: WorkloadTable, classes: Classes,
+                   pairs: Pairs, x: FloatArray, engine: str) -> tuple[AllocationModel, MatrixModel, Outcome]:
+    """A model over the pairs a plan uses, and that plan as an outcome without a bound."""
+    idx = np.flatnonzero(x > 0)
+    layout = AllocationModel(problem, offers, workloads, classes, lazy.subset(pairs, idx))
+    model = layout.build()
+    full = layout.complete(x[idx], model.shape[1])
+    return layout, model, Outcome("feasible", full, model.objective(full), None, None, [engine])
 
 
 def _solve_separable(problem: Problem, config: SolveConfig, layout: AllocationModel, lookup: CompatLookup,
@@ -171,7 +259,7 @@ def _solve_separable(problem: Problem, config: SolveConfig, layout: AllocationMo
         return Solution(
             status="no_solution",
             stats=SolverStats(status="no_solution", best_bound=_signed(sign, outcome.bound), build_seconds=build_s,
-                              solve_seconds=solve_s, **stats),
+                              solve_seconds=solve_s, lp_bound=_signed(sign, outcome.lp_bound), **stats),
             infeasibility_reason="no feasible allocation was found for every period within the time limit of "
             f"{config.time_limit_s:g} s; the problem may still be feasible (raise the limit).",
         )

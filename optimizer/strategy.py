@@ -9,6 +9,10 @@ The plain route (one MILP over every (workload, offer) pair) stalls at fleet sca
    of smallest reduced cost per demand row, and every column whose reduced cost is at most UB - LB;
 4. repeats 3 with the set widened to every column of reduced cost <= UB - LB for the new incumbent.
 
+Between 2 and 3 an incumbent is improved by large-neighbourhood search (``improve``): batches of
+workloads are re-solved exactly with everyone else's instances fixed, which repairs the losses of a
+dive far faster than one integer solve over the whole focus set.
+
 Step 4 is what makes the answer provable: with optimal LP duals, any integer solution with a column
 j at 1 or more costs at least LB + rc_j, so columns with rc_j > UB - LB cannot appear in a solution
 better than UB. Once the restricted set holds all the others, the restricted solve's bound is a bound
@@ -30,6 +34,8 @@ from optimizer.backends import Backend, LpResult
 from optimizer.batches import BATCH_COLUMNS, batched_incumbent
 from optimizer.colgen import COLGEN_MIN_COLUMNS, seed_columns, solve_lp_colgen
 from optimizer.lagrange import lagrangian_bound
+import scipy.sparse as sp
+
 from optimizer.model import AllocationModel, MatrixModel
 from optimizer.schemas import Progress, SolveConfig
 from optimizer.tables import group_starts
@@ -40,6 +46,10 @@ log = logging.getLogger(__name__)
 OutcomeStatus = Literal["optimal", "feasible", "infeasible", "no_solution"]
 _K_PER_ROW = 3
 _MAX_FOCUS_COLS = 400_000
+_DIVE_GAP = 5e-3  # the dive only seeds the neighbourhood search: a loose gap is enough
+LNS_BATCH = 10  # workloads freed at once in the first sweep (doubles each sweep)
+_LNS_SUB_SECONDS = 1.0  # most one neighbourhood solve may take
+_LNS_SHARE = 0.85  # of the time left after the first incumbent, at most (stops earlier when sweeps stall)
 
 
 @dataclass
@@ -142,16 +152,87 @@ def _rounded(model: MatrixModel, layout: AllocationModel, x_lp: FloatArray) -> l
     return found
 
 
+def improve(model: MatrixModel, layout: AllocationModel, focus: BoolArray, x: FloatArray, deadline: float,
+            backend: Backend, *, lp_x: FloatArray | None = None, threads: int = 1, batch: int = LNS_BATCH,
+            seed: int = 0, target: float = -np.inf) -> tuple[FloatArray, int]:
+    """Large-neighbourhood search from a feasible point: (better point, neighbourhoods that improved).
+
+    Sweeps over the workloads in batches; each neighbourhood frees the focus columns of one batch
+    (and the auxiliaries), moves the fixed columns' activity to the row bounds and solves that small
+    integer program exactly, with the current point as hint (always feasible for it, so the result
+    is never worse). The first sweep takes the workloads whose cost exceeds their LP cost most
+    first; later sweeps shuffle and free twice as many. Stops at the deadline or after a sweep that
+    gains less than 1e-5 relative, or once the objective is at most ``target``.
+    """
+    n_x, ncols = model.n_x, model.shape[1]
+    W = layout.workloads.n
+    col_w = np.full(ncols, -1, dtype=np.int64)
+    col_w[:n_x] = np.tile(layout.pairs.w, layout.T)
+    aux = col_w < 0
+    A = model.A.tocsc()
+    rng = np.random.default_rng(seed)
+    obj = model.objective(x)
+    wins = 0
+    size = max(1, batch)
+    for sweep in range(64):
+        start_obj = obj
+        if sweep == 0 and lp_x is not None:
+            loss = np.bincount(col_w[:n_x], weights=model.c[:n_x] * (x[:n_x] - lp_x[:n_x]), minlength=W)
+            order = np.argsort(-loss, kind="stable")
+        else:
+            order = rng.permutation(W)
+        for b in range(0, W, size):
+            left = deadline - time.perf_counter()
+            if left <= 0.05 or obj <= target:
+                return x, wins
+            in_batch = np.zeros(W, dtype=bool)
+            in_batch[order[b : b + size]] = True
+            free = (focus & ~aux & in_batch[np.maximum(col_w, 0)]) | aux
+            cols = np.flatnonzero(free)
+            fixed = np.flatnonzero(~free & (x > 0.5))
+            shift = A[:, fixed] @ x[fixed]
+            sub = MatrixModel(c=model.c[cols], A=sp.csr_matrix(A[:, cols]), row_lb=model.row_lb - shift,
+                              row_ub=model.row_ub - shift, var_lb=model.var_lb[cols], var_ub=model.var_ub[cols],
+                              integer=model.integer[cols], offset=model.offset + float(model.c[fixed] @ x[fixed]),
+                              groups=model.groups, n_x=int(np.count_nonzero(cols < n_x)))
+            res = backend.solve_mip(sub, time_limit=max(0.05, min(_LNS_SUB_SECONDS, left)), relative_gap=1e-6,
+                                    threads=threads, hint=x[cols])
+            if res.x is None or res.objective is None or res.objective >= obj - 1e-7 * max(1.0, abs(obj)):
+                continue
+            cand = x.copy()
+            cand[cols] = res.x
+            cand = layout.complete(cand[:n_x], ncols)
+            if model.violation(cand) <= 1e-6 and model.objective(cand) < obj:
+                x, obj = cand, model.objective(cand)
+                wins += 1
+        log.debug("LNS sweep %d (batch %d): %.6f", sweep, size, obj)
+        if start_obj - obj <= 1e-5 * max(1.0, abs(obj)) or size >= W:
+            break
+        size = min(2 * size, W)
+    return x, wins
+
+
 def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backend, config: SolveConfig,
                      deadline: float, report: Reporter, warm: FloatArray | None = None,
-                     lp: LpResult | None = None, outside: tuple[float, FloatArray, FloatArray] | None = None
-                     ) -> Outcome:
+                     lp: LpResult | None = None, outside: tuple[float, FloatArray, FloatArray] | None = None,
+                     *, fallback: FloatArray | None = None, lagrangian: bool = True, focused: bool = True,
+                     lns_seed: int = 0, lns_batch: int = LNS_BATCH) -> Outcome:
     """``warm``: instance counts (the x columns) of a known solution, e.g. the previous period's;
-    used as the first incumbent when it is feasible here. ``lp`` and ``outside_rc``: when the model
+    used as the first incumbent when it is feasible here. ``lp`` and ``outside``: when the model
     holds only some of the pairs (lazy column generation), the LP already solved over them and, in
     ``outside``, the Lagrangian bound over every pair with the reduced costs and penalties of the
     pairs left out: the restricted solve proves a bound only if each of those is fixed by one of
-    the two arguments."""
+    the two arguments.
+
+    For callers that solve many small models against a shared clock (periods.py):
+    ``fallback``: instance counts of a known solution too far from the bound to skip the dive for,
+    the incumbent the neighbourhood search starts from when the dive finds nothing better (e.g. a
+    dive starved of CPU). ``lagrangian=False`` skips the Lagrangian bound (~0.05-0.1 s at 50 x 2,000): the bound
+    is the LP's and only reduced costs fix columns. ``focused=False`` stops after the neighbourhood
+    search once there is an incumbent (measured: the focused solves after it rarely improve such a
+    model's plan in the time one of many periods has); the caller may restart the search later
+    from that incumbent with another ``lns_seed`` and ``lns_batch`` (seed 0 sweeps first over the
+    workloads that lose most against the LP, the others shuffle)."""
     partial = outside is not None
     phases: dict[str, float] = {}
     engines: list[str] = []
@@ -190,11 +271,15 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
     lb = lp.objective
     report("lp", "LP bound found", None, lb)
 
-    t0 = time.perf_counter()
-    lag, useful, penalty = lagrangian_bound(model, layout, lb, lp.x, lp.duals, lp.reduced_costs)
-    bound = outside[0] if outside is not None else max(lb, lag)
-    phases["lagrangian"] = time.perf_counter() - t0
-    report("lagrangian", "integer subproblem bound", None, bound)
+    if lagrangian or outside is not None:
+        t0 = time.perf_counter()
+        lag, useful, penalty = lagrangian_bound(model, layout, lb, lp.x, lp.duals, lp.reduced_costs)
+        bound = outside[0] if outside is not None else max(lb, lag)
+        phases["lagrangian"] = time.perf_counter() - t0
+        report("lagrangian", "integer subproblem bound", None, bound)
+    else:
+        # No Lagrangian: no column is marked useful and none is fixed by a penalty (-inf never exceeds a gap).
+        bound, useful, penalty = lb, np.zeros(n_x, dtype=bool), np.full(n_x, -np.inf)
 
     t0 = time.perf_counter()
     inc_x: FloatArray | None = None
@@ -238,7 +323,7 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
         floor[cols >= n_x] = 0.0
         sub.var_lb = np.maximum(sub.var_lb, np.minimum(floor, sub.var_ub))
         report("dive", f"integer solve over {len(cols)} columns around the LP's whole instances", None, bound)
-        res = backend.solve_mip(sub, time_limit=max(0.05, 0.75 * left()), relative_gap=max(config.relative_gap, 5e-3),
+        res = backend.solve_mip(sub, time_limit=max(0.05, 0.75 * left()), relative_gap=max(config.relative_gap, _DIVE_GAP),
                                 threads=config.threads, hint=hint_base[cols], engine=_engine(config))
         mip_seconds += res.seconds
         engines.append(res.engine)
@@ -248,8 +333,37 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
             if model.violation(full) <= 1e-5:
                 inc_x, inc_obj = full, model.objective(full)
                 report("dive", "first incumbent", inc_obj, bound)
+    if fallback is not None:
+        cand = layout.complete(fallback, ncols)
+        if model.violation(cand) <= 1e-6 and model.objective(cand) < inc_obj:
+            inc_x, inc_obj = cand, model.objective(cand)
+            report("dive", "the fallback plan beats the dive's: starting from it", inc_obj, bound)
+    if inc_x is not None and (rel_gap(inc_obj, bound) or 0.0) > config.relative_gap and left() > 0.1:
+        t0 = time.perf_counter()
+        report("improve", "re-solving batches of workloads around the incumbent", inc_obj, bound)
+        lns_end = time.perf_counter() + _LNS_SHARE * left()
+        # Without focused solves to follow, the search may stop as soon as the gap asked for is reached.
+        # (rel_gap(obj, bound) <= g  <=>  obj <= bound / (1 - g) for positive objectives.)
+        target = -np.inf
+        if not focused and bound > 0 and config.relative_gap < 1.0:
+            target = bound / (1.0 - config.relative_gap)
+        inc_x, wins = improve(model, layout, focus, inc_x, lns_end, backend, lp_x=lp.x if lns_seed == 0 else None,
+                              threads=config.threads, batch=lns_batch, seed=lns_seed, target=target)
+        inc_obj = model.objective(inc_x)
+        # Then wider neighbourhoods: every column that fixing cannot exclude for this incumbent.
+        wide = focus | ((rc <= (inc_obj - lb) + eps) & (pen <= (inc_obj - bound) + eps))
+        wider = np.count_nonzero(wide) > np.count_nonzero(focus)
+        if lns_end - time.perf_counter() > 0.1 and wider and inc_obj > target:
+            inc_x, more = improve(model, layout, wide, inc_x, lns_end, backend, threads=config.threads,
+                                  batch=lns_batch, seed=lns_seed + 1, target=target)
+            inc_obj, wins = model.objective(inc_x), wins + more
+        phases["improve"] = time.perf_counter() - t0
+        report("improve", f"{wins} neighbourhoods improved", inc_obj, bound)
     limit = max(int(np.count_nonzero(focus)) // 3, 500)  # widen gradually: big focused solves stall
-    while left() > 0.05:
+    last_focus = -1
+    # Already within the requested gap (dive or neighbourhoods): no focused solve needed.
+    while left() > 0.05 and not (inc_x is not None and (not focused
+                                                        or (rel_gap(inc_obj, bound) or 0.0) <= config.relative_gap)):
         rounds += 1
         covered = False
         if inc_x is not None:
@@ -266,6 +380,17 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
                                                          | (outside[2] > (inc_obj - bound) + eps)))
             focus |= extra
             focus |= inc_x > 0.5
+        n_focus = int(np.count_nonzero(focus))
+        if n_focus == last_focus and not covered:
+            # The same restricted solve again would find nothing new: spend the rest on neighbourhoods.
+            if inc_x is not None and left() > 0.2:
+                t0 = time.perf_counter()
+                inc_x, _ = improve(model, layout, focus, inc_x, deadline, backend, threads=config.threads,
+                                   seed=rounds)
+                inc_obj = model.objective(inc_x)
+                phases["improve"] = phases.get("improve", 0.0) + time.perf_counter() - t0
+            break
+        last_focus = n_focus
         sub, cols = model.restrict(focus)
         hint = (inc_x if inc_x is not None else hint_base)[cols]
         report("focused_mip", f"round {rounds}: integer solve over {len(cols)} of {ncols} columns",

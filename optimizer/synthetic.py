@@ -22,6 +22,8 @@ Everything is drawn from ``numpy.random.default_rng(seed)``: the same arguments 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from optimizer.schemas import Offer, Problem, Workload
@@ -160,29 +162,60 @@ def generate(
     max_spot_share: float | None = 0.6,
     inference_on_demand_floor: float = 0.5,
 ) -> Problem:
-    """A feasible-by-construction synthetic problem (budget above a greedy purchase when set)."""
+    """A seeded synthetic problem. The budget (when ``budget_factor`` is set) is that factor times a
+    per-workload greedy purchase, which ignores the fleet limits: at benchmark sizes there is ample
+    room, but a small instance can come out infeasible (e.g. ``generate(12, 200, seed=3)``: the
+    spot cap and inference floors need $49.95/h against a $44.97/h budget), and the solver says so."""
     rng = np.random.default_rng(seed)
     offers = _offers(rng, n_offers, periods, scenarios)
     workloads = _workloads(rng, n_workloads)
     _ensure_capacity(offers, workloads)
-    problem = Problem(
-        offers=offers,
-        workloads=workloads,
-        max_provider_share=max_provider_share,
-        max_spot_share=max_spot_share,
-        inference_on_demand_floor=inference_on_demand_floor,
-        horizon_hours=float(periods) if periods else 1.0,
-        period_hours=1.0,
-    )
-    if budget_factor is not None:
-        from optimizer.baselines import greedy_cheapest
-        from optimizer.tables import CompatLookup, offer_table, workload_table
+    return _problem(offers, workloads, budget_factor, max_provider_share=max_provider_share,
+                    max_spot_share=max_spot_share, inference_on_demand_floor=inference_on_demand_floor,
+                    horizon_hours=float(periods) if periods else 1.0, period_hours=1.0)
 
-        of = offer_table(problem)
-        greedy = greedy_cheapest(CompatLookup.build(problem, of, workload_table(problem, of)))
-        if greedy is not None:
-            problem = problem.model_copy(update={"budget_per_hour": round(budget_factor * greedy, 2)})
-    return problem
+
+def generate_on_offers(
+    offers: list[Offer],
+    n_workloads: int,
+    *,
+    seed: int = 0,
+    default_available_instances: int = 4,
+    budget_factor: float | None = 1.1,
+    max_provider_share: float | None = 0.5,
+    max_spot_share: float | None = 0.6,
+    inference_on_demand_floor: float = 0.5,
+) -> Problem:
+    """The generator's workloads and fleet limits over a given (real) offer list, e.g.
+    ``optimizer.catalogs.load_shared_prices``: data-residency workloads are restricted to the
+    offers' European regions (names starting with ``eu``/``europe``); catalogs without capacity get
+    ``default_available_instances`` per offer. The provider cap defaults to 50%: the shared catalogs
+    hold three sellers, and 35% of the fleet each would force near-equal thirds."""
+    rng = np.random.default_rng(seed)
+    workloads = _workloads(rng, n_workloads)
+    europe = sorted({o.region for o in offers if o.region.lower().startswith(("eu", "europe"))})
+    # No European offer at all: the restriction is dropped rather than made unsatisfiable.
+    workloads = [w.model_copy(update={"allowed_regions": europe or None}) if w.allowed_regions else w
+                 for w in workloads]
+    return _problem(offers, workloads, budget_factor, max_provider_share=max_provider_share,
+                    max_spot_share=max_spot_share, inference_on_demand_floor=inference_on_demand_floor,
+                    default_available_instances=default_available_instances)
+
+
+def _problem(offers: list[Offer], workloads: list[Workload], budget_factor: float | None, **limits: Any) -> Problem:
+    """The problem with its fleet ``limits``; the hourly budget is ``budget_factor`` x the greedy
+    per-workload purchase (None: no budget)."""
+    problem = Problem(offers=offers, workloads=workloads, **limits)
+    if budget_factor is None:
+        return problem
+    from optimizer.baselines import greedy_cheapest
+    from optimizer.tables import CompatLookup, offer_table, workload_table
+
+    of = offer_table(problem)
+    greedy = greedy_cheapest(CompatLookup.build(problem, of, workload_table(problem, of)))
+    if greedy is None:
+        return problem
+    return problem.model_copy(update={"budget_per_hour": round(budget_factor * greedy, 2)})
 
 
 def _ensure_capacity(offers: list[Offer], workloads: list[Workload]) -> None:

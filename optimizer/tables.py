@@ -245,6 +245,17 @@ class CompatLookup:
             place_ok=_name_mask(problem, offers, "region"),
         )
 
+    def signatures(self) -> tuple[IntArray, IntArray]:
+        """(signature of each workload, one workload per signature): workloads with the same
+        signature have the same compatibility row and the same usable GPUs on every offer (same
+        node size, VRAM floor, throughput table, provider, place and spot filters), so the
+        (workload, offer) work can be done once per signature; fleets have far fewer signatures
+        than workloads."""
+        w = self.workloads
+        key = np.column_stack([w.node, w.min_vram, w.spot_ok, self.perf_by_model, self.provider_ok, self.place_ok])
+        _, first, sig = np.unique(key.astype(np.float64), axis=0, return_index=True, return_inverse=True)
+        return sig.ravel().astype(np.int64), first.astype(np.int64)
+
     def block(self, rows: IntArray, cols: IntArray) -> Compatibility:
         o, w = self.offers, self.workloads
         g = o.gpus[cols]

@@ -5,9 +5,10 @@ What it does, in a fresh PostgreSQL database of its own (dropped at the end unle
    and writes the bundled real price snapshot as the current offers (`write_quotes`);
 2. generates ``--ticks`` price ticks with the seeded market simulator (ingestion.simulator), for every
    snapshot offer over ``--days`` days (the step between ticks of one offer follows from the two),
-   and writes them through the production write path `cloudarb.ingest.bulk.write_tick_lines`
-   (COPY into a staging table, INSERT ... ON CONFLICT DO NOTHING into price_ticks, and the hourly
-   aggregate), one transaction per batch; a second pass re-writes one batch to show it adds nothing;
+   and writes them through the production bulk write path `cloudarb.ingest.bulk.write_tick_columns`
+   (binary COPY into staging tables, the ticks into price_ticks, the hourly OHLC rows, and each offer's
+   current price in ``offers``), one transaction per batch; a second pass re-writes one batch to show
+   it adds nothing;
 3. times ``GET /prices/history`` for one offer over the last 30 days at hourly buckets through the
    real ASGI app (in-process client, so no network hop; a JWT bearer token, as the dashboard sends),
    ``--queries`` times after 5 warm-up requests, and reports p50/p95.
@@ -15,17 +16,22 @@ What it does, in a fresh PostgreSQL database of its own (dropped at the end unle
 4. with --lag-runs N (default 20): end-to-end lag in embedded mode (SQLite, in-process jobs and
    events): a local HTTP server plays Lambda's instance-types API with a new H100 price each run; the
    clock starts when the server has sent its response and stops when the change arrives on /ws/prices
-   and when /offers shows it (refresh triggered through POST /providers/lambda/refresh).
+   and when /offers shows it (refresh triggered through POST /providers/lambda/refresh); then the
+   same in production mode (a scratch PostgreSQL database, Redis pub/sub, the refresh run by a real
+   `cloudarb worker` process) unless --redis-url is ''.
 
 "write_ticks_per_s" is ticks / wall time of the write phase (``--writers`` connections in parallel, each
-formatting its COPY text and writing its own offers); "end_to_end" also counts simulating the ticks. With --timescale-url (a server with the extension) the write is measured
-there too; without it that figure reads "not available". The machine is shared: timings are noisy.
+encoding its batches and writing its own offers); "end_to_end" also counts simulating the ticks. The
+machine is shared and timings are noisy, so the write phase also reports the load average and the CPU
+it used: this process's, and the writer backends' (read from /proc when the server is local; WAL
+writer and checkpointer not included). "quiet_estimate_ticks_per_s" = cores the writers can use /
+CPU per tick, the rate the same work would reach with the machine to itself. With --timescale-url (a
+server with the extension) the write is measured there too; without it that figure reads "not available".
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 import os
@@ -51,6 +57,7 @@ from cloudarb.bootstrap import snapshot_path  # noqa: E402
 from cloudarb.db import migrate  # noqa: E402
 from cloudarb.db.engine import Database  # noqa: E402
 from cloudarb.ingest import bulk  # noqa: E402
+from cloudarb.ingest.columns import NO_INSTANCES, TickColumns  # noqa: E402
 from ingestion.catalogs import load_snapshot  # noqa: E402
 from ingestion.schemas import PriceQuote  # noqa: E402
 from ingestion.simulator import MarketConfig, MarketSimulator, TickBatch  # noqa: E402
@@ -58,20 +65,23 @@ from ingestion.simulator import MarketConfig, MarketSimulator, TickBatch  # noqa
 DEFAULT_URL = os.environ.get("CLOUDARB_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
-def batch_text(batch: TickBatch, keys: np.ndarray) -> str:
-    """COPY text of one simulator batch, formatted column-wise (pandas' C CSV writer)."""
-    frame = pd.DataFrame(
-        {
-            "offer_key": keys[batch.offer_index],
-            "observed_at": np.datetime_as_string(batch.observed_at, unit="s"),
-            "price": batch.price_per_hour,
-            "avail": np.where(batch.capacity == 2, "0", "\\N"),
-        }
+def batch_columns(batch: TickBatch, keys: list[str]) -> TickColumns:
+    """One simulator batch as the write path's columns (no per-tick Python: numpy views and casts)."""
+    return TickColumns(
+        offer_keys=keys, offer_index=batch.offer_index, observed_at=batch.observed_at,
+        price_per_hour=batch.price_per_hour,
+        available_instances=np.where(batch.capacity == 2, 0, NO_INSTANCES).astype(np.int32),
+        capacity=batch.capacity,
     )
-    frame["observed_at"] = frame["observed_at"] + "+00"
-    out = io.StringIO()
-    frame.to_csv(out, sep="\t", header=False, index=False, lineterminator="\n")
-    return out.getvalue()
+
+
+def backend_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a PostgreSQL backend has used, when the server runs on this machine."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def create_database(base_url: str) -> str:
@@ -93,10 +103,11 @@ def drop_database(base_url: str, url: str) -> None:
 
 
 def write_ticks(
-    db: Database, offers: list[PriceQuote], ticks: int, days: float, seed: int, batch_ticks: int = 100_000,
+    db: Database, offers: list[PriceQuote], ticks: int, days: float, seed: int, batch_ticks: int = 250_000,
     writers: int = 2,
 ) -> dict[str, Any]:
-    keys = np.array([o.offer_key for o in offers], dtype=object)
+    """Simulate ``ticks`` ticks, then write them through `bulk.write_tick_columns` (see the module doc)."""
+    keys = [o.offer_key for o in offers]
     step_s = max(1, math.floor(days * 86400 * len(offers) / ticks))
     # the history starts after the snapshot's own ticks, as live ingestion would continue it
     start = max(o.observed_at for o in offers).replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
@@ -107,9 +118,9 @@ def write_ticks(
     sim = MarketSimulator(offers, config=config)
     began = time.perf_counter()
     # Live ingestion arrives time-major (each refresh = every offer at one instant); the simulator
-    # works offer-major, so simulate everything, then write in time order, batch_ticks at a time.
-    # With several writers, each takes a disjoint set of offers (as one refresh job per provider
-    # would), so writers never contend for the same rows.
+    # works offer-major, so simulate everything first (timed apart: the feed, not the store), then
+    # write in time order, batch_ticks at a time. With several writers, each takes a disjoint set of
+    # offers (as one refresh job per provider would), so writers never contend for the same rows.
     parts = list(sim.batches())
     order = np.concatenate([p.observed_at for p in parts]).astype(np.int64).argsort(kind="stable")
     merged = TickBatch(
@@ -120,38 +131,48 @@ def write_ticks(
     )
     del parts, order
     simulate_s = time.perf_counter() - began
-    totals = {"written": 0, "inserted": 0, "db_s": 0.0}
+    totals = {"written": 0, "inserted": 0, "offers_updated": 0, "db_s": 0.0}
+    backend_cpu: dict[int, list[float]] = {}
     lock = threading.Lock()
-    first: list[str] = []
+    first: list[TickColumns] = []
 
     def writer(part: int) -> None:
         mine = np.flatnonzero(merged.offer_index % writers == part)
         for lo in range(0, len(mine), batch_ticks):
             idx = mine[lo : lo + batch_ticks]
-            batch = TickBatch(merged.offer_index[idx], merged.observed_at[idx], merged.price_per_hour[idx],
-                              merged.capacity[idx])
-            chunk = batch_text(batch, keys)
+            cols = batch_columns(TickBatch(merged.offer_index[idx], merged.observed_at[idx],
+                                           merged.price_per_hour[idx], merged.capacity[idx]), keys)
             t0 = time.perf_counter()
             with db.session() as session:
-                n = bulk.write_tick_lines(session, [chunk])
+                pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+                with lock:
+                    backend_cpu.setdefault(pid, [backend_cpu_s(pid), 0.0])
+                res = bulk.write_tick_columns(session, cols)
             with lock:
+                backend_cpu[pid][1] = backend_cpu_s(pid)
                 totals["db_s"] += time.perf_counter() - t0
-                totals["inserted"] += n
-                totals["written"] += len(batch)
+                totals["inserted"] += res.ticks_inserted
+                totals["offers_updated"] += res.offers_updated
+                totals["written"] += len(cols)
                 if not first:
-                    first.append(chunk)
+                    first.append(cols)
 
+    load_before = os.getloadavg()
+    cpu_before = time.process_time()
     write_began = time.perf_counter()
     with ThreadPoolExecutor(max_workers=writers) as pool:
         list(pool.map(writer, range(writers)))
     write_wall_s = time.perf_counter() - write_began
+    client_cpu_s = time.process_time() - cpu_before
+    load_after = os.getloadavg()
+    server_cpu_s = sum(b - a for a, b in backend_cpu.values())
     written, inserted, db_s = int(totals["written"]), int(totals["inserted"]), float(totals["db_s"])
-    first_text = first[0]
     total_s = time.perf_counter() - began
     t0 = time.perf_counter()
     with db.session() as session:
-        again = bulk.write_tick_lines(session, [first_text])
+        again = bulk.write_tick_columns(session, first[0]).ticks_inserted
     rewrite_s = time.perf_counter() - t0
+    cpu_per_tick_us = (client_cpu_s + server_cpu_s) / written * 1e6
     return {
         "ticks": written,
         "inserted": inserted,
@@ -161,10 +182,16 @@ def write_ticks(
         "simulate_seconds": round(simulate_s, 2),
         "write_wall_seconds": round(write_wall_s, 2),
         "write_ticks_per_s": round(written / write_wall_s),
+        "load_average_before_after": [[round(x, 2) for x in load_before], [round(x, 2) for x in load_after]],
+        "offers_updated": int(totals["offers_updated"]),
+        "client_cpu_seconds": round(client_cpu_s, 2),
+        "writer_backends_cpu_seconds": round(server_cpu_s, 2),
+        "cpu_us_per_tick": round(cpu_per_tick_us, 2),
+        "quiet_estimate_ticks_per_s": round(min(writers, os.cpu_count() or 1) / cpu_per_tick_us * 1e6),
         "db_call_seconds_summed": round(db_s, 2),
         "end_to_end_seconds": round(total_s, 2),
         "end_to_end_ticks_per_s": round(written / total_s),
-        "rewrite_batch_ticks": first_text.count("\n"),
+        "rewrite_batch_ticks": len(first[0]),
         "rewrite_batch_inserted": again,
         "rewrite_batch_seconds": round(rewrite_s, 3),
         "batch_ticks": batch_ticks,
@@ -255,7 +282,11 @@ class _LambdaStub:
         self.body["data"]["gpu_1x_h100_sxm5"]["instance_type"]["price_cents_per_hour"] = cents
 
 
-def end_to_end_lag(runs: int) -> dict[str, Any]:
+def end_to_end_lag(runs: int, *, pg_url: str | None = None, redis_url: str | None = None) -> dict[str, Any]:
+    """Embedded mode by default; with ``pg_url`` and ``redis_url``, production mode: a scratch
+    PostgreSQL database, events on Redis pub/sub, and the refresh job run by a real ``cloudarb
+    worker`` process (RQ, work horse per job) while the API runs in this process."""
+    import subprocess
     import tempfile
 
     from fastapi.testclient import TestClient
@@ -268,9 +299,22 @@ def end_to_end_lag(runs: int) -> dict[str, Any]:
     recorded = ROOT / "tests" / "ingestion" / "recorded" / "lambda" / "instance_types.json"
     stub = _LambdaStub(json.loads(recorded.read_text()))
     tmp = Path(tempfile.mkdtemp(prefix="cloudarb-lag-"))
-    settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp / 'lag.db'}", data_dir=tmp,
-                        secret_key="bench-" + "x" * 40, lambda_api_key="bench",
-                        ingest_base_urls={"lambda": stub.url}, ingest_retry_attempts=1)
+    production = pg_url is not None and redis_url is not None
+    db_url = create_database(pg_url) if production and pg_url else f"sqlite:///{tmp / 'lag.db'}"
+    settings = Settings(_env_file=None, database_url=db_url, data_dir=tmp, redis_url=redis_url if production else None,
+                        queue_name=f"bench-lag-{uuid.uuid4().hex[:6]}", secret_key="bench-" + "x" * 40,
+                        lambda_api_key="bench", ingest_base_urls={"lambda": stub.url}, ingest_retry_attempts=1)
+    worker = None
+    if production:
+        migrate.upgrade(db_url)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDARB_")}
+        env.update({"CLOUDARB_DATABASE_URL": db_url, "CLOUDARB_REDIS_URL": str(redis_url),
+                    "CLOUDARB_QUEUE_NAME": settings.queue_name, "CLOUDARB_SECRET_KEY": "bench-" + "x" * 40,
+                    "CLOUDARB_LAMBDA_API_KEY": "bench", "CLOUDARB_INGEST_BASE_URLS": json.dumps({"lambda": stub.url}),
+                    "CLOUDARB_INGEST_RETRY_ATTEMPTS": "1", "CLOUDARB_LOG_LEVEL": "WARNING",
+                    "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")})
+        worker = subprocess.Popen([sys.executable, "-m", "cloudarb", "worker"], cwd=ROOT, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     ctx = build_context(settings)
     with ctx.db.session() as session:
         org = accounts.get_or_create_org(session, name="lag")
@@ -301,13 +345,18 @@ def end_to_end_lag(runs: int) -> dict[str, Any]:
                     offers_lag.append(got_offers - stub.sent_at[-1])
     ctx.close()
     stub.server.shutdown()
+    if worker is not None:
+        worker.terminate()
+        worker.wait(30)
+        drop_database(str(pg_url), db_url)
 
     def p95(values: list[float]) -> float:
         values = sorted(values)
         return round(values[max(0, math.ceil(0.95 * len(values)) - 1)] * 1000, 1)
 
     return {
-        "mode": "embedded (SQLite, in-process jobs and events)",
+        "mode": "production (PostgreSQL, RQ worker process, Redis pub/sub)" if production
+        else "embedded (SQLite, in-process jobs and events)",
         "runs": len(ws_lag),
         "ws_prices_p50_ms": round(statistics.median(ws_lag) * 1000, 1),
         "ws_prices_p95_ms": p95(ws_lag),
@@ -358,11 +407,14 @@ def main() -> None:
     parser.add_argument("--ticks", type=int, default=10_000_000)
     parser.add_argument("--days", type=float, default=31.0, help="Time span the ticks cover.")
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--batch-ticks", type=int, default=100_000, help="Ticks per write transaction.")
+    parser.add_argument("--batch-ticks", type=int, default=250_000,
+                        help="Ticks per write transaction (each writer's; ~100 ticks per offer at the default).")
     parser.add_argument("--writers", type=int, default=2, help="Parallel writer connections (one per core).")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--keep", action="store_true", help="Keep the scratch databases.")
     parser.add_argument("--lag-runs", type=int, default=20, help="End-to-end lag samples (0 = skip).")
+    parser.add_argument("--redis-url", default=os.environ.get("CLOUDARB_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"),
+                        help="Redis for the production-mode lag run ('' = embedded mode only).")
     args = parser.parse_args()
     out: dict[str, Any] = {
         "ticks_requested": args.ticks,
@@ -371,6 +423,9 @@ def main() -> None:
     }
     if args.lag_runs:
         out["end_to_end_lag"] = end_to_end_lag(args.lag_runs)
+        if args.redis_url:
+            out["end_to_end_lag_production"] = end_to_end_lag(args.lag_runs, pg_url=args.database_url,
+                                                              redis_url=args.redis_url)
     plain = run_one(args.database_url, args, history=True)
     out["postgresql"] = plain
     if plain["timescaledb"]:

@@ -5,18 +5,27 @@ Each case runs in its own subprocess so that peak memory (ru_maxrss of the proce
 child it spawns) belongs to that case alone. For every size it reports our decomposed solve and a
 plain out-of-the-box MILP solve of the same model (same vectorised build, one solver call, a time
 limit) for comparison. Instances are regenerated from the seeded synthetic generator described in
-optimizer/synthetic.py; their parameters and best-known objectives live in
+optimizer/synthetic.py (the ``real-*`` cases: the generator's workloads and fleet limits over the
+real catalogs in ../shared/data/prices); their parameters and best-known objectives live in
 benchmarks/optimizer/instances.json.
 
     python scripts/bench_optimizer.py                       # every size, ours and plain
     python scripts/bench_optimizer.py --sizes 50x2000 --no-plain
     python scripts/bench_optimizer.py --savings ../shared/data/prices   # savings on the real catalogs
+    python scripts/bench_optimizer.py --sizes 200x10000 --no-plain --time-scale 2   # under load
+
+``lp_bound`` is the LP bound of the model as solved (tightened: rounded demand, cut rows);
+``plain_lp_bound`` is the LP bound of the untightened formulation, computed after the timed solve
+(None beyond ~1.2M pairs). ``cpu_s`` is user+system CPU of the solve (process and finished
+children); ``loadavg_*`` is the 1/5/15-minute load around it: on a shared machine compare
+``cpu_s`` with ``wall_s``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -29,13 +38,47 @@ sys.path.insert(0, str(ROOT))
 INSTANCES = ROOT / "benchmarks" / "optimizer" / "instances.json"
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process and its finished children (user + system)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def _peak_mb() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(own, kids) / 1024.0
 
 
-def run_case(name: str, mode: str, plain_solver: str, plain_time: float) -> dict[str, Any]:
+def plain_lp_bound(problem: Any) -> float | None:
+    """LP bound of the untightened formulation (no rounded demand, no cut rows), for honest comparison;
+    None where the pair list is too large for one matrix (lazy pricing) or the LP does not finish."""
+    from optimizer import lazy
+    from optimizer.backends import get_backend
+    from optimizer.colgen import COLGEN_MIN_COLUMNS, solve_lp_colgen
+    from optimizer.model import AllocationModel
+    from optimizer.presolve import build_classes, build_pairs
+    from optimizer.tables import CompatLookup, offer_table, workload_table
+
+    offers = offer_table(problem)
+    workloads = workload_table(problem, offers)
+    lookup = CompatLookup.build(problem, offers, workloads)
+    classes = build_classes(problem, lookup, enabled=True)
+    pairs = build_pairs(problem, lookup, classes)
+    if pairs.n >= 4 * lazy.LAZY_MIN_PAIRS:  # one matrix over every pair: fine to ~1M pairs
+        return None
+    layout = AllocationModel(problem, offers, workloads, classes, pairs, tighten=False)
+    model = layout.build()
+    backend = get_backend("ortools")
+    if model.n_x >= COLGEN_MIN_COLUMNS:
+        lp = solve_lp_colgen(model, layout, backend, time_limit=300.0)
+    else:
+        lp = backend.solve_lp(model, time_limit=300.0)
+    return lp.objective if lp.status == "optimal" else None
+
+
+def run_case(name: str, mode: str, plain_solver: str, plain_time: float, time_scale: float = 1.0) -> dict[str, Any]:
     from optimizer import solve
     from optimizer.validate import validate
     from optimizer.schemas import SolveConfig
@@ -43,16 +86,31 @@ def run_case(name: str, mode: str, plain_solver: str, plain_time: float) -> dict
 
     spec = json.loads(INSTANCES.read_text())[name]
     t0 = time.perf_counter()
-    problem = generate(spec["workloads"], spec["offers"], seed=spec["seed"], periods=spec["periods"])
+    if spec.get("catalog"):  # the generator's workloads and fleet limits over the real offers
+        from optimizer.catalogs import load_shared_prices
+        from optimizer.synthetic import generate_on_offers
+
+        prices = ROOT / spec["catalog"]
+        if not prices.is_dir():
+            return {"case": name, "mode": mode, "status": "no_data", "catalog": str(prices)}
+        problem = generate_on_offers(load_shared_prices(prices), spec["workloads"], seed=spec["seed"])
+    else:
+        problem = generate(spec["workloads"], spec["offers"], seed=spec["seed"], periods=spec["periods"])
     gen_s = time.perf_counter() - t0
     if mode == "ours":
-        config = SolveConfig(time_limit_s=spec["time_limit_s"], compute_baselines=False)
+        config = SolveConfig(time_limit_s=spec["time_limit_s"] * time_scale, compute_baselines=False,
+                             threads=int(spec.get("threads", 1)))
     else:
         config = SolveConfig(time_limit_s=plain_time, method="direct", presolve=False, mip_solver=plain_solver,
                              compute_baselines=False, isolate="never")
+    load_before = os.getloadavg()
     t1 = time.perf_counter()
+    cpu1 = _cpu_s()
     sol = solve(problem, config)
     wall = time.perf_counter() - t1
+    cpu = _cpu_s() - cpu1
+    load_after = os.getloadavg()
+    plain_lp = plain_lp_bound(problem) if mode == "ours" else None
     st = sol.stats
     best = spec.get("best_known")
     out: dict[str, Any] = {
@@ -69,6 +127,9 @@ def run_case(name: str, mode: str, plain_solver: str, plain_time: float) -> dict
         "gap_vs_best_bound": st.gap,
         "gap_vs_lp_bound": None if st.objective is None or st.lp_bound is None
         else (st.objective - st.lp_bound) / abs(st.objective),
+        "plain_lp_bound": plain_lp,
+        "gap_vs_plain_lp_bound": None if st.objective is None or plain_lp is None
+        else (st.objective - plain_lp) / abs(st.objective),
         "best_known": best,
         "gap_vs_best_known": None if st.objective is None or best is None else (st.objective - best) / abs(best),
         "variables": st.variables,
@@ -77,6 +138,10 @@ def run_case(name: str, mode: str, plain_solver: str, plain_time: float) -> dict
         "phases": {k: round(v, 3) for k, v in st.phases.items()},
         "violations": len(validate(problem, sol)),
         "target": spec["target"],
+        "time_limit_s": config.time_limit_s,
+        "cpu_s": round(cpu, 3),
+        "loadavg_before": [round(v, 2) for v in load_before],
+        "loadavg_after": [round(v, 2) for v in load_after],
     }
     out["peak_mem_mb"] = round(_peak_mb(), 1)
     return out
@@ -140,18 +205,22 @@ def main() -> None:
     ap.add_argument("--no-plain", action="store_true", help="skip the plain MILP comparison")
     ap.add_argument("--plain-solver", default="cp_sat", choices=["cp_sat", "scip"])
     ap.add_argument("--plain-time", type=float, default=60.0)
+    ap.add_argument("--time-scale", type=float, default=1.0,
+                    help="multiply every case's time limit (for development under load; targets use 1.0)")
     ap.add_argument("--savings", metavar="PRICES_DIR", help="also print savings on the real catalogs there")
     ap.add_argument("--run-case", help=argparse.SUPPRESS)
     ap.add_argument("--mode", default="ours", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.run_case:
-        print(json.dumps(run_case(args.run_case, args.mode, args.plain_solver, args.plain_time)), flush=True)
+        print(json.dumps(run_case(args.run_case, args.mode, args.plain_solver, args.plain_time,
+                                  args.time_scale)), flush=True)
         return
     for name in [s for s in args.sizes.split(",") if s]:
         modes = ["ours"] if args.no_plain else ["ours", "plain"]
         for mode in modes:
             cmd = [sys.executable, __file__, "--run-case", name, "--mode", mode,
-                   "--plain-solver", args.plain_solver, "--plain-time", str(args.plain_time)]
+                   "--plain-solver", args.plain_solver, "--plain-time", str(args.plain_time),
+                   "--time-scale", str(args.time_scale)]
             try:
                 done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.plain_time + 600)
             except subprocess.TimeoutExpired:

@@ -90,15 +90,25 @@ class Offer(Base):
     first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class PriceSeries(Base):
+    """The integer id of each offer's price time series (migration 0004). Ticks and hourly rows carry
+    this id rather than the offer key: rows and index entries half as wide, integer comparisons in the
+    primary key, which is what the bulk write path spends its time maintaining."""
+
+    __tablename__ = "price_series"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    offer_key: Mapped[str] = mapped_column(String(32), unique=True)
+
+
 class PriceTick(Base):
-    """One observed price of one offer; a TimescaleDB hypertable on ``observed_at`` when available."""
+    """One observed price of one offer's series; a TimescaleDB hypertable on ``observed_at`` when
+    available. The primary key (series_id, observed_at) serves every query (one offer over a time range)."""
 
     __tablename__ = "price_ticks"
-    offer_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    series_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     observed_at: Mapped[datetime] = mapped_column(primary_key=True)
     price_per_hour: Mapped[float] = mapped_column(Float)
     available_instances: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    __table_args__ = (Index("ix_price_ticks_observed_at", "observed_at"),)
 
 
 class OptimizationRequest(Base):
@@ -249,11 +259,11 @@ class ProviderStatus(Base):
 
 
 class PriceTickHourly(Base):
-    """Hourly open/high/low/close per offer. A table maintained on ingest on SQLite and plain
+    """Hourly open/high/low/close per offer series (`PriceSeries`). A table maintained on ingest on SQLite and plain
     PostgreSQL; a TimescaleDB continuous aggregate (same name, same columns) when the extension is there."""
 
     __tablename__ = "price_ticks_hourly"
-    offer_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    series_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     bucket: Mapped[datetime] = mapped_column(primary_key=True)
     open: Mapped[float] = mapped_column(Float)
     high: Mapped[float] = mapped_column(Float)

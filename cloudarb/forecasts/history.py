@@ -18,7 +18,7 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cloudarb.db.models import PriceTickHourly
+from cloudarb.db.models import PriceSeries, PriceTickHourly
 from cloudarb.forecasts import store
 from cloudarb.forecasts.keys import demand_key, price_key
 from forecasting.schemas import Series
@@ -49,21 +49,23 @@ def price_histories(
 ) -> list[PriceHistory]:
     """One hourly series per offer with at least ``min_points`` observed hours in the window."""
     start = hour_floor(now) - history_hours * HOUR
-    h = PriceTickHourly
+    h, ps = PriceTickHourly, PriceSeries
     keys = session.scalars(
-        select(h.offer_key)
+        select(ps.offer_key)
+        .join(h, h.series_id == ps.id)
         .where(h.bucket >= start)
-        .group_by(h.offer_key)
+        .group_by(ps.offer_key)
         .having(func.count() >= min_points)
-        .order_by(h.offer_key)
+        .order_by(ps.offer_key)
         .limit(max_series)
     ).all()
     out: list[PriceHistory] = []
     for i in range(0, len(keys), 200):
         chunk = list(keys[i : i + 200])
         rows = session.execute(
-            select(h.offer_key, h.bucket, h.close).where(h.offer_key.in_(chunk), h.bucket >= start)
-            .order_by(h.offer_key, h.bucket)
+            select(ps.offer_key, h.bucket, h.close).join(h, h.series_id == ps.id)
+            .where(ps.offer_key.in_(chunk), h.bucket >= start)
+            .order_by(ps.offer_key, h.bucket)
         ).all()
         by_key: dict[str, list[tuple[datetime, float]]] = {}
         for key, bucket, close in rows:

@@ -11,7 +11,7 @@ from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from cloudarb.db.models import Offer, PriceTick
+from cloudarb.db.models import Offer, PriceSeries, PriceTick
 from cloudarb.db.types import utcnow
 from ingestion.schemas import PriceQuote
 
@@ -48,6 +48,24 @@ def quote_row(q: PriceQuote) -> dict[str, Any]:
     }
 
 
+def series_ids(session: Session, keys: Iterable[str]) -> dict[str, int]:
+    """The `PriceSeries` id of each offer key, creating the missing ones (row-by-row write paths)."""
+    wanted = sorted(set(keys))
+    ids: dict[str, int] = {}
+    for i in range(0, len(wanted), _CHUNK):
+        chunk = wanted[i : i + _CHUNK]
+        ids.update((k, v) for k, v in session.execute(
+            select(PriceSeries.offer_key, PriceSeries.id).where(PriceSeries.offer_key.in_(chunk))))
+    missing = [k for k in wanted if k not in ids]
+    for i in range(0, len(missing), _CHUNK):
+        chunk = missing[i : i + _CHUNK]
+        stmt = _insert(session, PriceSeries).values([{"offer_key": k} for k in chunk])
+        session.execute(stmt.on_conflict_do_nothing(index_elements=["offer_key"]))
+        ids.update((k, v) for k, v in session.execute(
+            select(PriceSeries.offer_key, PriceSeries.id).where(PriceSeries.offer_key.in_(chunk))))
+    return ids
+
+
 def upsert_quotes(session: Session, quotes: Iterable[PriceQuote]) -> int:
     """Record quotes as ticks (idempotent) and move each offer's current row forward in time.
 
@@ -60,9 +78,10 @@ def upsert_quotes(session: Session, quotes: Iterable[PriceQuote]) -> int:
         cur = latest.get(r["offer_key"])
         if cur is None or r["observed_at"] >= cur["observed_at"]:
             latest[r["offer_key"]] = r
+    ids = series_ids(session, latest)
     ticks = {
         (r["offer_key"], r["observed_at"]): {
-            "offer_key": r["offer_key"],
+            "series_id": ids[r["offer_key"]],
             "observed_at": r["observed_at"],
             "price_per_hour": r["price_per_hour"],
             "available_instances": r["available_instances"],
@@ -72,7 +91,7 @@ def upsert_quotes(session: Session, quotes: Iterable[PriceQuote]) -> int:
     tick_rows = list(ticks.values())
     for i in range(0, len(tick_rows), _CHUNK):
         stmt = _insert(session, PriceTick).values(tick_rows[i : i + _CHUNK])
-        session.execute(stmt.on_conflict_do_nothing(index_elements=["offer_key", "observed_at"]))
+        session.execute(stmt.on_conflict_do_nothing(index_elements=["series_id", "observed_at"]))
     offer_rows = list(latest.values())
     updatable = [c for c in offer_rows[0] if c not in ("offer_key",)] if offer_rows else []
     for i in range(0, len(offer_rows), _CHUNK):

@@ -64,11 +64,21 @@ class ModelForecast:
 
 @dataclass
 class FitContext:
-    """What a model may know besides the values: the time index and the seasonal period."""
+    """What a model may know besides the values: the time index, the seasonal period and covariates.
+
+    ``covariates`` are observed side series aligned with the training values (entry ``i`` is
+    known at the end of period ``i``), cut at the same origin as the values.
+    """
 
     season_length: int
     index: pd.DatetimeIndex | None = None
     flags: list[str] = field(default_factory=list)
+    covariates: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def upto(self, origin: int) -> FitContext:
+        """The context of a fit on the first ``origin`` points (index and covariates cut there)."""
+        return FitContext(season_length=self.season_length, index=None if self.index is None else self.index[:origin],
+                          covariates={k: v[:origin] for k, v in self.covariates.items()})
 
 
 class Forecaster(abc.ABC):
@@ -140,7 +150,7 @@ class Forecaster(abc.ABC):
         rows = []
         for t in origins:
             sub = self._clone()
-            sub_ctx = FitContext(season_length=ctx.season_length, index=None if ctx.index is None else ctx.index[:t])
+            sub_ctx = ctx.upto(int(t))
             try:
                 sub.fit(y[:t], sub_ctx)
                 rows.append(y[t : t + horizon] - sub._point(horizon))

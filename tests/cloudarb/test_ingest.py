@@ -83,13 +83,15 @@ def test_reingesting_a_snapshot_adds_nothing(ctx: Context) -> None:
     with ctx.db.session() as session:
         again = bulk.write_quotes(session, quotes)
         keys = [quotes[0].offer_key, quotes[-1].offer_key]
-        ticks = session.scalar(select(func.count()).select_from(PriceTick).where(PriceTick.offer_key.in_(keys)))
-        hourly = session.scalars(select(PriceTickHourly).where(PriceTickHourly.offer_key.in_(keys))
-                                 .order_by(PriceTickHourly.offer_key, PriceTickHourly.bucket)).all()
+        ids = offer_store.series_ids(session, keys)
+        ticks = session.scalar(select(func.count()).select_from(PriceTick)
+                               .where(PriceTick.series_id.in_(ids.values())))
+        hourly = session.scalars(select(PriceTickHourly).where(PriceTickHourly.series_id.in_(ids.values()))
+                                 .order_by(PriceTickHourly.series_id, PriceTickHourly.bucket)).all()
     assert first.ticks_inserted == 10 and len(first.changes) == 2
     assert again.ticks_inserted == 0 and again.changes == []
     assert ticks == 10
-    h100 = [h for h in hourly if h.offer_key == quotes[0].offer_key]
+    h100 = [h for h in hourly if h.series_id == ids[quotes[0].offer_key]]
     assert [(h.bucket, h.open, h.high, h.low, h.close, h.ticks) for h in h100] == [
         (T0, 2.0, 2.5, 2.0, 2.5, 6),
         (T0 + timedelta(hours=1), 2.6, 2.8, 2.6, 2.8, 3),
@@ -102,7 +104,8 @@ def test_late_quote_is_history_not_current_and_merges_into_its_hour(ctx: Context
     with ctx.db.session() as session:
         late = bulk.write_quotes(session, [quote(1.0, T0 + timedelta(minutes=5))])
         offer = session.get(Offer, quote(1.0, T0).offer_key)
-        hour = session.get(PriceTickHourly, (offer.offer_key, T0))  # type: ignore[union-attr]
+        series_id = offer_store.series_ids(session, [quote(1.0, T0).offer_key]).popitem()[1]
+        hour = session.get(PriceTickHourly, (series_id, T0))
     assert late.changes == [] and late.ticks_inserted == 1
     assert offer is not None and offer.price_per_hour == 3.0
     assert hour is not None and (hour.open, hour.close, hour.low, hour.high, hour.ticks) == (1.0, 3.0, 1.0, 3.0, 2)

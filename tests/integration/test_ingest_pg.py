@@ -23,6 +23,7 @@ from cloudarb.context import Context, build_context
 from cloudarb.db import migrate
 from cloudarb.events.bus import CHANNEL_PREFIX
 from cloudarb.ingest import bulk
+from cloudarb.ingest.history import HistoryQuery, history
 from cloudarb.ingest import status as status_store
 from cloudarb.ingest.submit import REFRESH_FUNCTION
 from cloudarb.jobs import store as job_store
@@ -48,15 +49,16 @@ def quotes_for(prefix: str, hours: int, per_hour: int) -> list[PriceQuote]:
 def hourly_mismatches(ctx: Context, keys: list[str]) -> list[Any]:
     """Rows where the maintained aggregate differs from one recomputed from raw ticks."""
     sql = text("""
-        WITH raw AS (
-          SELECT offer_key, date_bin(INTERVAL '1 hour', observed_at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b,
+        WITH series AS (SELECT id FROM price_series WHERE offer_key = ANY(:keys)),
+        raw AS (
+          SELECT series_id, date_bin(INTERVAL '1 hour', observed_at, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS b,
                  (array_agg(price_per_hour ORDER BY observed_at))[1] AS o, max(price_per_hour) AS h,
                  min(price_per_hour) AS l, (array_agg(price_per_hour ORDER BY observed_at DESC))[1] AS c,
                  count(*) AS n
-          FROM price_ticks WHERE offer_key = ANY(:keys) GROUP BY 1, 2)
-        SELECT * FROM raw FULL JOIN price_ticks_hourly p ON p.offer_key = raw.offer_key AND p.bucket = raw.b
-        WHERE (p.offer_key = ANY(:keys) OR raw.offer_key IS NOT NULL)
-          AND (p.offer_key IS NULL OR raw.offer_key IS NULL OR p.open <> raw.o OR p.high <> raw.h
+          FROM price_ticks WHERE series_id IN (SELECT id FROM series) GROUP BY 1, 2)
+        SELECT * FROM raw FULL JOIN price_ticks_hourly p ON p.series_id = raw.series_id AND p.bucket = raw.b
+        WHERE (p.series_id IN (SELECT id FROM series) OR raw.series_id IS NOT NULL)
+          AND (p.series_id IS NULL OR raw.series_id IS NULL OR p.open <> raw.o OR p.high <> raw.h
                OR p.low <> raw.l OR p.close <> raw.c OR p.ticks <> raw.n)
     """)
     with ctx.db.session() as session:
@@ -77,7 +79,8 @@ def test_copy_path_is_idempotent_and_keeps_the_aggregate_exact(prod_ctx: Context
         again = bulk.write_quotes(session, quotes)
     assert again.ticks_inserted == 0 and again.changes == []
     with prod_ctx.db.session() as session:
-        stored = session.execute(text("SELECT count(*) FROM price_ticks WHERE offer_key = ANY(:k)"),
+        stored = session.execute(text("SELECT count(*) FROM price_ticks t JOIN price_series s ON s.id = t.series_id "
+                                      "WHERE s.offer_key = ANY(:k)"),
                                  {"k": keys}).scalar_one()
         current = session.execute(text("SELECT price_per_hour, observed_at FROM offers WHERE offer_key = :k"),
                                   {"k": keys[0]}).one()
@@ -120,6 +123,10 @@ def test_history_over_http_on_postgresql(prod_ctx: Context) -> None:
         mine = [q.price_per_hour for q in quotes if q.offer_key == key and q.observed_at < T0 + timedelta(hours=1)]
         assert (pts[0]["open"], pts[0]["high"], pts[0]["low"], pts[0]["close"]) == (
             mine[0], max(mine), min(mine), mine[-1])
+        with prod_ctx.db.session() as session:  # the server-built JSON says what the generic path says
+            generic = history(session, HistoryQuery(offer_key=key, start=T0, end=T0 + timedelta(days=2)))
+        assert pts == [{"t": p.t.strftime("%Y-%m-%dT%H:%M:%SZ"), "open": p.open, "high": p.high, "low": p.low,
+                        "close": p.close, "ticks": p.ticks} for p in generic[0].points]
         day = client.get("/prices/history", params={**params, "bucket": "day"}, headers=tenant.headers()).json()
         assert [p["ticks"] for p in day["series"][0]["points"]] == [144, 144]
         raw = client.get("/prices/history", params={**params, "bucket": "raw"}, headers=tenant.headers()).json()
@@ -187,10 +194,11 @@ def test_migration_0002_backfills_and_downgrades() -> None:
             conn.execute(text("INSERT INTO price_ticks (offer_key, observed_at, price_per_hour) VALUES "
                               "('k', '2025-01-01T10:05:00Z', 2), ('k', '2025-01-01T10:45:00Z', 1), "
                               "('k', '2025-01-01T10:25:00Z', 5), ('k', '2025-01-01T11:00:00Z', 3)"))
-        migrate.upgrade(url)
+        migrate.upgrade(url)  # through 0004 (series ids), which carries the backfilled rows across
         with engine.connect() as conn:
-            rows = conn.execute(text("SELECT open, high, low, close, ticks FROM price_ticks_hourly "
-                                     "WHERE offer_key = 'k' ORDER BY bucket")).all()
+            rows = conn.execute(text("SELECT open, high, low, close, ticks FROM price_ticks_hourly h "
+                                     "JOIN price_series s ON s.id = h.series_id "
+                                     "WHERE s.offer_key = 'k' ORDER BY bucket")).all()
         assert [tuple(r) for r in rows] == [(2, 5, 1, 1, 3), (3, 3, 3, 3, 1)]
         migrate.downgrade(url, "0001")
         with engine.connect() as conn:
@@ -205,3 +213,102 @@ def test_migration_0002_backfills_and_downgrades() -> None:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def tick_columns(keys: list[str], rows: list[tuple[int, datetime, float]]) -> Any:
+    """Rows (offer index, time, price); a tick reports available instances when its minute is even."""
+    import numpy as np
+
+    from cloudarb.ingest import columns
+
+    return columns.TickColumns(
+        offer_keys=keys, offer_index=np.array([r[0] for r in rows], dtype=np.int32),
+        observed_at=np.array([np.datetime64(r[1].replace(tzinfo=None), "us") for r in rows]),
+        price_per_hour=np.array([r[2] for r in rows]),
+        available_instances=np.array([2 if r[1].minute % 2 == 0 else columns.NO_INSTANCES for r in rows],
+                                     dtype=np.int32),
+        capacity=np.zeros(len(rows), dtype=np.int8),
+    )
+
+
+def test_columnar_batches_append_overlap_and_duplicates_keep_the_aggregate_exact(prod_ctx: Context) -> None:
+    quotes = quotes_for("cols", hours=1, per_hour=1)
+    keys = sorted({q.offer_key for q in quotes})
+    with prod_ctx.db.session() as session:
+        bulk.write_quotes(session, quotes)
+    minutes = [(i % 3, T0 + timedelta(minutes=7 * i), 5 + (i * 13 % 17) / 10) for i in range(3, 120)]
+    appended, overlapping = minutes[:60], minutes[40:]
+    with prod_ctx.db.session() as session:
+        first = bulk.write_tick_columns(session, tick_columns(keys, appended))  # append-only path
+    with prod_ctx.db.session() as session:
+        second = bulk.write_tick_columns(session, tick_columns(keys, overlapping))  # overlaps: ON CONFLICT
+    with prod_ctx.db.session() as session:
+        again = bulk.write_tick_columns(session, tick_columns(keys, minutes))
+    late = T0 + timedelta(days=3)
+    dup = [(0, late, 1.0), (1, late, 2.0), (0, late, 1.0)]  # a duplicate inside one batch
+    with prod_ctx.db.session() as session:
+        fallback = bulk.write_tick_columns(session, tick_columns(keys, dup))
+    assert (first.ticks_inserted, second.ticks_inserted, again.ticks_inserted) == (60, len(minutes) - 60, 0)
+    assert fallback.ticks_inserted == 2
+    with prod_ctx.db.session() as session:
+        current = session.execute(text("SELECT price_per_hour, price_per_gpu_hour, observed_at, available_instances "
+                                       "FROM offers WHERE offer_key = ANY(:k) ORDER BY offer_key"),
+                                  {"k": keys}).all()
+        stored = session.execute(text("SELECT count(*), count(available_instances) FROM price_ticks t "
+                                      "JOIN price_series s ON s.id = t.series_id WHERE s.offer_key = ANY(:k)"),
+                                 {"k": keys}).one()
+    last2 = max((t, p) for i, t, p in minutes if i == 2)
+    assert [tuple(r) for r in current] == [(1.0, 1.0 / 8, late, 2), (2.0, 2.0 / 8, late, 2),
+                                           (last2[1], last2[1] / 8, last2[0], 2 if last2[0].minute % 2 == 0 else None)]
+    assert stored[0] == len(quotes) + len(minutes) + 2
+    assert stored[1] == sum(1 for _, t, _ in minutes if t.minute % 2 == 0) + 2
+    if not bulk.uses_timescale(prod_ctx.db.sessionmaker()):
+        assert hourly_mismatches(prod_ctx, keys) == []
+
+
+def test_price_follower_delivers_an_event_that_commits_after_a_higher_id(prod_ctx: Context) -> None:
+    """Two refreshes commit out of id order: the follower gets the higher id first, then the lower
+    one once its transaction commits, although that one is never broadcast."""
+    import anyio
+
+    from cloudarb.ingest import events as price_events
+    from cloudarb.ingest.bulk import PriceChange
+
+    def change(region: str) -> PriceChange:
+        return PriceChange(offer_key=f"vast/{region}/8x H100/od", provider="vast", region=region,
+                           gpu_model="H100 SXM", instance_type="8x H100", spot=False, gpu_count=8,
+                           old_price_per_hour=10.0, new_price_per_hour=11.0, observed_at=T0)
+
+    got: list[dict[str, Any]] = []
+
+    async def scenario() -> None:
+        async def collect() -> None:
+            async for event in price_events.follow(prod_ctx):
+                got.append(event)
+                if len(got) == 2:
+                    return
+
+        async def write() -> None:
+            await anyio.sleep(0.5)  # the follower has subscribed and read the last id
+            early = prod_ctx.db.sessionmaker()
+            try:
+                first = await anyio.to_thread.run_sync(price_events.persist, early, [change("late-commit")])
+                with prod_ctx.db.session() as session:
+                    second = price_events.persist(session, [change("early-commit")])
+                price_events.broadcast(prod_ctx, second)
+                assert second[0]["id"] > first[0]["id"]
+                with anyio.fail_after(5):
+                    while not got:
+                        await anyio.sleep(0.05)
+                await anyio.to_thread.run_sync(early.commit)  # committed, never broadcast
+            finally:
+                early.close()
+
+        with anyio.fail_after(price_events.GAP_WAIT_S):
+            async with anyio.create_task_group() as group:
+                group.start_soon(collect)
+                group.start_soon(write)
+
+    anyio.run(scenario)
+    assert [e["region"] for e in got] == ["early-commit", "late-commit"]
+    assert got[1]["id"] < got[0]["id"]

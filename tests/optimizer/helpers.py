@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from optimizer.presolve import Classes, Pairs, build_classes, build_pairs
 from optimizer.schemas import Offer, Problem, Workload
+from optimizer.tables import CompatLookup, OfferTable, WorkloadTable, offer_table, workload_table
 
 
 def offer(oid: str, provider: str = "p1", *, gpu: str = "A100", gpus: int = 1, price: float = 1.0,
@@ -27,3 +29,12 @@ def by_offer(solution: Any) -> dict[str, int]:
     for line in solution.allocations:
         out[line.offer_id] = out.get(line.offer_id, 0) + line.instances
     return out
+
+
+def model_parts(p: Problem) -> tuple[OfferTable, WorkloadTable, CompatLookup, Classes, Pairs]:
+    """The solver's inputs to a model of ``p``: tables, compatibility, merged classes and pairs."""
+    of = offer_table(p)
+    wl = workload_table(p, of)
+    lookup = CompatLookup.build(p, of, wl)
+    classes = build_classes(p, lookup, enabled=True)
+    return of, wl, lookup, classes, build_pairs(p, lookup, classes)

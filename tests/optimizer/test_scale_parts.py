@@ -11,20 +11,15 @@ from optimizer.batches import batched_incumbent
 from optimizer.colgen import solve_lp_colgen
 from optimizer.lagrange import lagrangian_bound
 from optimizer.model import AllocationModel
-from optimizer.presolve import build_classes, build_pairs
 from optimizer.schemas import SolveConfig
 from optimizer.solver import solve_here
 from optimizer.synthetic import generate
-from optimizer.tables import CompatLookup, offer_table, workload_table
+from tests.optimizer.helpers import model_parts
 
 
 def _model(seed: int = 7):  # type: ignore[no-untyped-def]
     p = generate(30, 600, seed=seed)
-    of = offer_table(p)
-    wl = workload_table(p, of)
-    lookup = CompatLookup.build(p, of, wl)
-    classes = build_classes(p, lookup, enabled=True)
-    pairs = build_pairs(p, lookup, classes)
+    of, wl, _, classes, pairs = model_parts(p)
     layout = AllocationModel(p, of, wl, classes, pairs)
     return p, layout, layout.build()
 

@@ -1,0 +1,187 @@
+"""A greedy first incumbent that respects every fleet row, for fleet-scale problems.
+
+Workloads are served one at a time, hardest first (largest demand against the capacity of the
+offers it may use), each from its candidate pairs in order of a *score* per usable GPU actually
+needed: ``score_p / min(u_p, remaining)`` (the plain price, or the price at the LP's shadow prices
+of the shared rows). Every placement keeps each constraint of the model satisfiable:
+
+* demand: a workload takes instances until ``lo_w`` is covered and never passes ``hi_w``;
+* capacity and budget: what is left of each is tracked and never exceeded;
+* share caps (provider, place, spot): the rented total G only grows, and at the end it is at least
+  ``G_now + R`` where R is the demand still uncovered (each usable GPU is a rented GPU). So a
+  placement adding ``g`` GPUs to a capped set S is accepted only if
+  ``G_S + g <= share * (G_now + g + R_after)``; then ``G_S <= share * G`` holds at the end whatever
+  comes later, because neither side of any accepted inequality can shrink;
+* inference on-demand floor ``od_w >= phi (od_w + spot_w)``: a spot instance is placed only when
+  ``spot_w + u <= (1 - phi) / phi * od_w`` already holds, so on-demand capacity is taken first.
+
+The result is feasible for the whole model whenever every workload is covered (``None`` otherwise);
+callers still check it against the model. Loops run over placements, each vectorised over one
+workload's candidates, never over all pairs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import numpy.typing as npt
+
+from optimizer.presolve import Classes, Pairs
+from optimizer.schemas import Problem
+from optimizer.tables import BoolArray, FloatArray, IntArray, OfferTable, WorkloadTable
+
+log = logging.getLogger(__name__)
+
+_EPS = 1e-9
+_SHORT = 256
+
+
+class _Fleet:
+    """Running totals of the shared rows, with the share-cap test of the module docstring."""
+
+    def __init__(self, problem: Problem, offers: OfferTable, workloads: WorkloadTable, classes: Classes,
+                 pairs: Pairs, x: FloatArray) -> None:
+        self.problem = problem
+        nz = np.flatnonzero(x)  # only placed pairs count: a start is sparse, and there may be millions of pairs
+        xs, c, o, w = x[nz], pairs.c[nz], pairs.o[nz], pairs.w[nz]
+        self.cap_left = classes.cap - np.bincount(c, weights=xs, minlength=classes.n)
+        budget = problem.budget_per_hour
+        self.budget_left = np.inf if budget is None else budget - float(offers.price[o] @ xs)
+        rented = pairs.g[nz] * xs
+        self.G = float(rented.sum())
+        self.by_provider = np.bincount(offers.provider[o], weights=rented, minlength=len(offers.providers))
+        self.by_place = np.bincount(offers.place[o], weights=rented, minlength=len(offers.places))
+        self.spot = float(rented[offers.spot[o]].sum())
+        self.covered = np.bincount(w, weights=pairs.u[nz] * xs, minlength=workloads.n)
+        self.R = float(np.maximum(workloads.lo - self.covered, 0.0).sum())
+
+    def share_ok(self, total: npt.ArrayLike, add: npt.ArrayLike, share: float | None,
+                 after: npt.ArrayLike) -> BoolArray:
+        if share is None or share >= 1:
+            return np.asarray(True)
+        t, a = np.asarray(total, dtype=np.float64), np.asarray(add, dtype=np.float64)
+        return np.asarray(t + a <= share * (self.G + a + np.asarray(after, dtype=np.float64)) + _EPS)
+
+
+def greedy_fill(problem: Problem, offers: OfferTable, workloads: WorkloadTable, classes: Classes, pairs: Pairs,
+                score: FloatArray, *, start: FloatArray | None = None, deadline: float = np.inf) -> FloatArray | None:
+    """Instances per pair (a feasible integer point) or None when some workload could not be covered.
+
+    ``score``: per pair, the value to minimise per usable GPU (> 0). ``start``: instances already
+    placed (e.g. the LP's whole instances); they are kept and counted against every row.
+    Pairs must be grouped by workload (presolve emits them so)."""
+    x = np.zeros(pairs.n) if start is None else np.minimum(np.floor(start + 1e-6), pairs.ub)
+    fleet = _Fleet(problem, offers, workloads, classes, pairs, x)
+    bounds = np.searchsorted(pairs.w, np.arange(workloads.n + 1))
+    room = np.bincount(pairs.w, weights=np.minimum(classes.cap[pairs.c], pairs.ub) * pairs.u, minlength=workloads.n)
+    need = np.maximum(workloads.lo - fleet.covered, 0.0)
+    order = np.argsort(-(need / np.maximum(room, _EPS)), kind="stable")
+    phi = problem.inference_on_demand_floor
+    price = offers.price[pairs.o]
+    prov = offers.provider[pairs.o]
+    place = offers.place[pairs.o]
+    spot = offers.spot[pairs.o]
+    for w in order.tolist():
+        if need[w] <= 0:
+            continue
+        if time.perf_counter() > deadline:
+            return None
+        a, b = int(bounds[w]), int(bounds[w + 1])
+        args = (problem, fleet, x, w, pairs, score, price, prov, place, spot, float(workloads.hi[w]),
+                bool(workloads.inference[w]) and phi > 0, phi)
+        served = False
+        for size in (_SHORT, 8 * _SHORT):
+            short = _shortlist(a, b, score, pairs.u, size)
+            served = _serve(*args, short)
+            if served or len(short) == b - a:
+                break
+        if not served and not _serve(*args, np.arange(a, b)):
+            log.info("greedy: workload %s could not be covered", workloads.ids[w])
+            return None
+    return x
+
+
+def _shortlist(a: int, b: int, score: FloatArray, u: FloatArray, size: int) -> IntArray:
+    """The pairs of one workload worth looking at first: cheapest per usable GPU and cheapest outright
+    (small instances for a small remainder). Placements tried here first keep each step short."""
+    if b - a <= 2 * size:
+        return np.arange(a, b)
+    per_gpu = np.argpartition(score[a:b] / u[a:b], size)[:size]
+    outright = np.argpartition(score[a:b], size // 4)[: size // 4]
+    return a + np.unique(np.concatenate([per_gpu, outright]))
+
+
+def _serve(problem: Problem, fleet: _Fleet, x: FloatArray, w: int, pairs: Pairs,  # noqa: PLR0913
+           score: FloatArray, price: FloatArray, prov: IntArray, place: IntArray, spot: BoolArray,
+           hi: float, floor: bool, phi: float, seg: IntArray) -> bool:
+    """Cover workload w from the pairs ``seg``; False (with what was placed kept) when they run out."""
+    lo = float(problem.workloads[w].gpus_min)
+    u, g, c = pairs.u[seg], pairs.g[seg], pairs.c[seg]
+    od_u = float(pairs.u[seg] @ (x[seg] * ~spot[seg]))
+    spot_u = float(pairs.u[seg] @ (x[seg] * spot[seg]))
+    ratio = (1.0 - phi) / phi if floor and phi > 0 else np.inf
+    sc, pr, pv, pl, sp = score[seg], price[seg], prov[seg], place[seg], spot[seg]
+    while fleet.covered[w] < lo - _EPS:
+        rem = lo - fleet.covered[w]
+        useful = np.minimum(u, rem)
+        after = fleet.R - useful
+        ok = (fleet.cap_left[c] >= 1 - _EPS) & (x[seg] < pairs.ub[seg] - _EPS)
+        ok &= fleet.covered[w] + u <= hi + _EPS
+        ok &= pr <= fleet.budget_left + _EPS
+        ok &= fleet.share_ok(fleet.by_provider[pv], g, problem.max_provider_share, after)
+        ok &= fleet.share_ok(fleet.by_place[pl], g, problem.max_region_share, after)
+        ok &= fleet.share_ok(fleet.spot * sp, g * sp, problem.max_spot_share, after) | ~sp
+        if floor:
+            ok &= ~sp | (spot_u + u <= ratio * od_u + _EPS)
+        if not ok.any():
+            return False
+        cand = np.flatnonzero(ok)
+        j = int(cand[np.argmin(sc[cand] / useful[cand])])
+        p = int(seg[j])
+        k = _copies(problem, fleet, x, p, pairs, rem, hi - fleet.covered[w], pr[j], pv[j], pl[j], bool(sp[j]),
+                    ratio * od_u - spot_u + _EPS)
+        x[p] += k
+        fleet.cap_left[c[j]] -= k
+        fleet.budget_left -= k * pr[j]
+        fleet.G += k * g[j]
+        fleet.by_provider[pv[j]] += k * g[j]
+        fleet.by_place[pl[j]] += k * g[j]
+        if sp[j]:
+            fleet.spot += k * g[j]
+            spot_u += k * u[j]
+        else:
+            od_u += k * u[j]
+        gained = k * u[j]
+        fleet.R -= min(gained, rem)
+        fleet.covered[w] += gained
+    return True
+
+
+def _copies(problem: Problem, fleet: _Fleet, x: FloatArray, p: int, pairs: Pairs, rem: float, slack_hi: float,
+            price: float, prov: int, place: int, spot: bool, spot_room: float) -> int:
+    """How many instances of pair p to place at once: while they all still cover demand, and within
+    capacity, the pair's bound, the budget, the floor and the share caps (one always fits: it was tested)."""
+    u, g = float(pairs.u[p]), float(pairs.g[p])
+    limits = [max(1.0, rem // u), fleet.cap_left[pairs.c[p]], pairs.ub[p] - x[p], slack_hi // u]
+    if price > 0 and np.isfinite(fleet.budget_left):
+        limits.append(fleet.budget_left // price)
+    if spot and np.isfinite(spot_room):
+        limits.append(spot_room // u)
+    k = max(int(min(limits)), 1)
+    while k > 1:
+        after = fleet.R - min(k * u, rem)
+        add = np.array([k * g])
+        fine = _all(fleet.share_ok(fleet.by_provider[prov], add, problem.max_provider_share, after))
+        fine = fine and _all(fleet.share_ok(fleet.by_place[place], add, problem.max_region_share, after))
+        if spot:
+            fine = fine and _all(fleet.share_ok(fleet.spot, add, problem.max_spot_share, after))
+        if fine:
+            break
+        k -= 1
+    return k
+
+
+def _all(v: BoolArray) -> bool:
+    return bool(np.all(v))
