@@ -98,7 +98,9 @@ class Settings(BaseSettings):
         description="Models competing with the baselines on price series (ets is ~20x slower per series).",
     )
     forecast_demand_candidates: list[str] = Field(
-        default_factory=lambda: ["ets"], description="Models competing with the baselines on demand series."
+        default_factory=lambda: ["ets", "last_state", "state_arrivals"],
+        description="Models competing with the baselines on demand series (last_state and state_arrivals "
+                    "take part only for workloads whose usage reports gpus_at_end / gpus_started).",
     )
     forecast_keep_per_series: Annotated[int, Field(ge=1)] = 5
     forecast_max_age_s: Annotated[float, Field(gt=0)] = Field(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -16,16 +17,23 @@ from pydantic import BaseModel, Field
 
 from forecasting.backtest import ModelRun, report_from_runs, rolling_origins, run_models
 from forecasting.errors import DataError
-from forecasting.models.state import END_STATE
+from forecasting.models.state import ARRIVALS, END_STATE
 from forecasting.schemas import BacktestReport, ForecastResult, Series
 from forecasting.selection import ForecastConfig, factories, forecast, walk_forward_served
 
 JOB_COLUMNS = ("timestamp", "duration", "num_gpus")
 
-#: Demand default: damped seasonal ETS and last state (needs the ``end_state`` covariate that
-#: :func:`demand_series` attaches) against both baselines, selected on the 14 most recent daily
-#: origins (4 origins made selection too noisy to beat last value out of sample).
-DEMAND_CONFIG = ForecastConfig(horizon=24, candidates=("ets", "last_state"), selection_origins=14, selection_step=24)
+#: Demand default: damped seasonal ETS, last state and state + arrivals (these two need the
+#: ``end_state`` / ``arrivals`` covariates that :func:`demand_series` attaches) against both
+#: baselines, selected on the 28 most recent daily origins: on the Philly trace 4 and 14
+#: origins made selection too noisy to beat last value out of sample on both measures.
+DEMAND_CONFIG = ForecastConfig(horizon=24, candidates=("ets", "last_state", "state_arrivals"), selection_origins=28,
+                               selection_step=24)
+
+#: How an hour's demand is measured: ``mean`` = GPU-hours used in the hour (mean running GPUs);
+#: ``allocated`` = GPUs of every job that runs at any moment of the hour (what must be
+#: provisioned for that hour when each job holds its own GPUs).
+Measure = Literal["mean", "allocated"]
 
 
 def load_jobs(path: str | Path) -> pd.DataFrame:
@@ -81,6 +89,43 @@ def running_gpus_per_hour(jobs: pd.DataFrame, *, freq: str = "h") -> pd.Series:
     return pd.Series(values, index=pd.to_datetime(edges[:-1], unit="s"), name="running_gpus")
 
 
+def _hour_grid(jobs: pd.DataFrame, width: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int]:
+    """Start and end (epoch s), GPUs, the first bin edge and the number of bins of the trace."""
+    start = (jobs["submit"] - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy()
+    end = start + jobs["duration_s"].to_numpy()
+    first = float(np.floor(start.min() / width) * width)
+    bins = int(np.ceil(end.max() / width) * width - first) // int(width)
+    return start, end, jobs["num_gpus"].to_numpy(dtype=float), first, max(bins, 1)
+
+
+def allocated_gpus_per_hour(jobs: pd.DataFrame, *, freq: str = "h") -> pd.Series:
+    """GPUs of every job that runs at some moment of each period (the ``allocated`` measure).
+
+    A job running over ``[start, end)`` counts in every period it overlaps; a zero-length job
+    counts in the period of its start. Same grid as :func:`running_gpus_per_hour`.
+    """
+    width = pd.Timedelta(pd.tseries.frequencies.to_offset(freq)).total_seconds()
+    start, end, g, first, n = _hour_grid(jobs, width)
+    lo = np.floor((start - first) / width).astype(np.int64)
+    hi = np.maximum(lo, np.ceil((end - first) / width).astype(np.int64) - 1)
+    diff = np.zeros(n + 1)
+    np.add.at(diff, lo, g)
+    np.add.at(diff, np.minimum(hi + 1, n), -g)
+    edges = first + width * np.arange(n)
+    return pd.Series(np.cumsum(diff)[:n], index=pd.to_datetime(edges, unit="s"), name="allocated_gpus")
+
+
+def arrivals_per_period(jobs: pd.DataFrame, index: pd.DatetimeIndex, *, freq: str = "h") -> pd.Series:
+    """GPUs of the jobs that start in each period of ``index`` (covariate :data:`ARRIVALS`)."""
+    width = pd.Timedelta(pd.tseries.frequencies.to_offset(freq)).total_seconds()
+    start = (jobs["submit"] - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy()
+    edges = (index - pd.Timestamp("1970-01-01")).total_seconds().to_numpy()
+    pos = np.searchsorted(edges, start, side="right") - 1
+    ok = (pos >= 0) & (start < edges[-1] + width)
+    counts = np.bincount(pos[ok], weights=jobs["num_gpus"].to_numpy(dtype=float)[ok], minlength=len(index))
+    return pd.Series(counts[: len(index)], index=index, name=ARRIVALS)
+
+
 def running_gpus_at_period_ends(jobs: pd.DataFrame, index: pd.DatetimeIndex, *, freq: str = "h") -> pd.Series:
     """GPUs running at the *end* of each period of ``index`` (after every event up to that instant).
 
@@ -96,31 +141,34 @@ def running_gpus_at_period_ends(jobs: pd.DataFrame, index: pd.DatetimeIndex, *, 
     return pd.Series(np.maximum(state, 0.0), index=index, name=END_STATE)
 
 
-def demand_series(series_id: str, jobs: pd.DataFrame, *, index: pd.DatetimeIndex | None = None) -> Series:
-    """Hourly running-GPU series of ``jobs`` with the end-of-hour state as covariate ``end_state``.
+def demand_series(series_id: str, jobs: pd.DataFrame, *, index: pd.DatetimeIndex | None = None,
+                  measure: Measure = "mean") -> Series:
+    """Hourly demand series of ``jobs`` (``measure``: see :data:`Measure`) with two covariates:
+    the end-of-hour running count ``end_state`` and the GPUs started in each hour ``arrivals``.
 
     ``index`` puts the series on a given hourly grid (periods without jobs read 0).
     """
-    mean = running_gpus_per_hour(jobs)
+    values = allocated_gpus_per_hour(jobs) if measure == "allocated" else running_gpus_per_hour(jobs)
     if index is not None:
-        mean = mean.reindex(index, fill_value=0.0)
-    state = running_gpus_at_period_ends(jobs, pd.DatetimeIndex(mean.index))
-    return Series.from_pandas(series_id, mean, freq="h", season_length=24, covariates={END_STATE: state})
+        values = values.reindex(index, fill_value=0.0)
+    grid = pd.DatetimeIndex(values.index)
+    covariates = {END_STATE: running_gpus_at_period_ends(jobs, grid), ARRIVALS: arrivals_per_period(jobs, grid)}
+    return Series.from_pandas(series_id, values, freq="h", season_length=24, covariates=covariates)
 
 
-def load_demand_series(path: str | Path, *, series_id: str = "philly") -> Series:
-    """Hourly running-GPU series of a job trace file (with the ``end_state`` covariate)."""
-    return demand_series(series_id, load_jobs(path))
+def load_demand_series(path: str | Path, *, series_id: str = "philly", measure: Measure = "mean") -> Series:
+    """Hourly demand series of a job trace file (with the ``end_state`` and ``arrivals`` covariates)."""
+    return demand_series(series_id, load_jobs(path), measure=measure)
 
 
-def load_group_demand_series(path: str | Path, *, min_jobs: int = 100) -> list[Series]:
-    """One hourly running-GPU series per group (Philly: per virtual cluster, i.e. per team).
+def load_group_demand_series(path: str | Path, *, min_jobs: int = 100, measure: Measure = "mean") -> list[Series]:
+    """One hourly demand series per group (Philly: per virtual cluster, i.e. per team).
 
     All series share the trace's hourly grid, so a team idle for a while reads 0, not a gap.
     """
     jobs = load_jobs(path)
     whole = pd.DatetimeIndex(running_gpus_per_hour(jobs).index)
-    return [demand_series(f"demand/{group}", sub, index=whole)
+    return [demand_series(f"demand/{group}", sub, index=whole, measure=measure)
             for group, sub in jobs.groupby("group", sort=True) if len(sub) >= min_jobs]
 
 

@@ -351,13 +351,20 @@ class StoredForecast(Base):
 
 
 class UsageHour(Base):
-    """GPU-hours used in one hour by one workload of one organization (the demand history)."""
+    """GPU-hours used in one hour by one workload of one organization (the demand history).
+
+    ``gpus_at_end`` (GPUs running when the hour ended) and ``gpus_started`` (GPUs of the jobs
+    started in it) are optional scheduler readings; the demand models that use them (last
+    state, state + arrivals) compete only where they are reported.
+    """
 
     __tablename__ = "usage_history"
     organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
     workload_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     hour: Mapped[datetime] = mapped_column(primary_key=True)
     gpu_hours: Mapped[float] = mapped_column(Float)
+    gpus_at_end: Mapped[float | None] = mapped_column(Float, nullable=True)
+    gpus_started: Mapped[float | None] = mapped_column(Float, nullable=True)
     source: Mapped[str] = mapped_column(String(20), default="api")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

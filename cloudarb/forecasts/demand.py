@@ -71,4 +71,5 @@ def record_allocation_usage(
         gpus[wid] = gpus.get(wid, 0.0) + n
     now = utcnow()
     return store.record_usage(session, organization_id=organization_id,
-                              points=[(wid, now, g) for wid, g in gpus.items()], source="policy")
+                              points=[store.UsageReading(wid, now, g, gpus_at_end=g) for wid, g in gpus.items()],
+                              source="policy")

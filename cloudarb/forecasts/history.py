@@ -4,7 +4,9 @@ Prices: the hourly aggregate (``price_ticks_hourly``) gives one close per hour i
 seen. A price is a step function that holds until the next observation, so hours without a tick
 (a missed refresh) are forward-filled from the last close; only hours before the first observation
 are left out. Usage: hours without a reading stay missing (``None``): a missing meter reading is not
-zero demand, and the library's gap handling decides whether the series is usable.
+zero demand, and the library's gap handling decides whether the series is usable. The optional
+scheduler readings (GPUs running at each hour's end, GPUs started in it) become the series'
+``end_state`` and ``arrivals`` covariates when a workload reports them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy.orm import Session
 from cloudarb.db.models import PriceSeries, PriceTickHourly
 from cloudarb.forecasts import store
 from cloudarb.forecasts.keys import demand_key, price_key
+from forecasting.models.state import ARRIVALS, END_STATE
 from forecasting.schemas import Series
 
 HOUR = timedelta(hours=1)
@@ -95,8 +98,14 @@ def usage_histories(session: Session, *, organization_id: str, now: datetime, hi
     for workload_id, points in store.usage(session, organization_id=organization_id, since=since).items():
         if len(points) < min_points:
             continue
-        observed = pd.Series([v for _, v in points], index=pd.DatetimeIndex([hour_floor(t) for t, _ in points]))
+        hours = pd.DatetimeIndex([hour_floor(p.hour) for p in points])
+        observed = pd.Series([p.gpu_hours for p in points], index=hours)
         grid = pd.date_range(observed.index[0], observed.index[-1], freq="h")
-        series = Series.from_pandas(demand_key(workload_id), observed.reindex(grid), freq="h", season_length=24)
+        readings = {END_STATE: [p.gpus_at_end for p in points], ARRIVALS: [p.gpus_started for p in points]}
+        covariates = {name: pd.Series([np.nan if v is None else v for v in values], index=hours,
+                                      dtype=float).reindex(grid)
+                      for name, values in readings.items() if any(v is not None for v in values)}
+        series = Series.from_pandas(demand_key(workload_id), observed.reindex(grid), freq="h", season_length=24,
+                                    covariates=covariates or None)
         out.append(UsageHistory(workload_id=workload_id, series=series))
     return out

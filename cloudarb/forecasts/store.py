@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -221,35 +221,45 @@ def versions(session: Session, *, scope: str, series_key: str, limit: int = 20) 
 # ---------------------------------------------------------------- usage history
 
 
-def record_usage(
-    session: Session, *, organization_id: str, points: Iterable[tuple[str, datetime, float]], source: str
-) -> int:
-    """Upsert GPU-hours per (workload, hour); the hour is truncated. The last write of an hour wins,
-    so reposting a meter reading is idempotent."""
+class UsageReading(NamedTuple):
+    """One workload's usage in one hour: GPU-hours, and optionally the scheduler's state readings."""
+
+    workload_id: str
+    hour: datetime
+    gpu_hours: float
+    gpus_at_end: float | None = None
+    gpus_started: float | None = None
+
+
+def record_usage(session: Session, *, organization_id: str, points: Iterable[UsageReading], source: str) -> int:
+    """Upsert usage per (workload, hour); the hour is truncated. The last write of an hour wins
+    (every field, so a reposted reading without state clears the old state), so reposting a meter
+    reading is idempotent."""
     n = 0
-    for workload_id, ts, gpu_hours in points:
-        hour = ts.replace(minute=0, second=0, microsecond=0)
-        row = session.get(UsageHour, (organization_id, workload_id, hour))
+    for p in points:
+        hour = p.hour.replace(minute=0, second=0, microsecond=0)
+        row = session.get(UsageHour, (organization_id, p.workload_id, hour))
         if row is None:
-            session.add(UsageHour(organization_id=organization_id, workload_id=workload_id, hour=hour,
-                                  gpu_hours=gpu_hours, source=source))
-        else:
-            row.gpu_hours, row.source = gpu_hours, source
+            row = UsageHour(organization_id=organization_id, workload_id=p.workload_id, hour=hour)
+            session.add(row)
+        row.gpu_hours, row.gpus_at_end, row.gpus_started, row.source = (p.gpu_hours, p.gpus_at_end, p.gpus_started,
+                                                                        source)
         n += 1
     session.flush()
     return n
 
 
-def usage(session: Session, *, organization_id: str, since: datetime) -> dict[str, list[tuple[datetime, float]]]:
+def usage(session: Session, *, organization_id: str, since: datetime) -> dict[str, list[UsageReading]]:
     """Usage per workload since ``since``, in time order."""
     rows = session.execute(
-        select(UsageHour.workload_id, UsageHour.hour, UsageHour.gpu_hours)
+        select(UsageHour.workload_id, UsageHour.hour, UsageHour.gpu_hours, UsageHour.gpus_at_end,
+               UsageHour.gpus_started)
         .where(UsageHour.organization_id == organization_id, UsageHour.hour >= since)
         .order_by(UsageHour.workload_id, UsageHour.hour)
     )
-    out: dict[str, list[tuple[datetime, float]]] = {}
-    for wid, hour, gpu_hours in rows:
-        out.setdefault(wid, []).append((hour, gpu_hours))
+    out: dict[str, list[UsageReading]] = {}
+    for wid, hour, gpu_hours, at_end, started in rows:
+        out.setdefault(wid, []).append(UsageReading(wid, hour, gpu_hours, at_end, started))
     return out
 
 

@@ -1,7 +1,8 @@
 """The two simple baselines every forecast is judged against: last value and seasonal naive.
 
 Both have closed-form error paths, so their calibration uses every past origin in the
-calibration window at no extra fitting cost.
+calibration window (at the forecast origin's phase of the season when there are enough) at no
+extra fitting cost.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ def forward_fill(y: np.ndarray) -> np.ndarray:
     first = int(np.argmax(ok))
     out[:first] = y[first]
     return out
+
+
+#: Fewest same-phase calibration paths for phase-matched intervals (else every origin is used).
+MIN_PHASE_PATHS = 20
 
 
 class _Closed(Forecaster):
@@ -54,12 +59,23 @@ class _Closed(Forecaster):
         return np.asarray(self._paths_from(np.array([self._filled().shape[0]]), horizon)[0], dtype=float)
 
     def _error_paths(self, y: np.ndarray, ctx: FitContext, horizon: int) -> np.ndarray:
+        """Realized error paths from past origins of the calibration window.
+
+        With a season (``m`` > 1) and at least :data:`MIN_PHASE_PATHS` of them, only origins
+        at the same phase of the season as the forecast's own origin are used (for hourly
+        demand: the same hour of the day): a path's errors depend on where in the cycle it
+        starts, so those are the residuals exchangeable with the forecast's.
+        """
         n = y.shape[0]
         latest = n - horizon
         earliest = max(self._m, latest - (self.calibration_window or n))
         if latest < earliest:
             return np.empty((0, horizon))
         origins = np.arange(earliest, latest + 1)
+        if self._m > 1:
+            phase = origins[(n - origins) % self._m == 0]
+            if phase.size >= MIN_PHASE_PATHS:
+                origins = phase
         actual = y[origins[:, None] + np.arange(horizon)[None, :]]
         return finite_rows(actual - self._paths_from(origins, horizon))
 

@@ -11,12 +11,13 @@ from forecasting.models.ets import ETS
 from forecasting.models.hw_grid import HoltWintersGrid
 from forecasting.models.lag_ridge import LagRidge
 from forecasting.models.prophet_model import ProphetModel
-from forecasting.models.state import LastState
+from forecasting.models.state import LastState, StateArrivals
 
 MODELS: dict[str, type[Forecaster]] = {
     LastValue.name: LastValue,
     SeasonalNaive.name: SeasonalNaive,
     LastState.name: LastState,
+    StateArrivals.name: StateArrivals,
     ETS.name: ETS,
     HoltWintersGrid.name: HoltWintersGrid,
     LagRidge.name: LagRidge,

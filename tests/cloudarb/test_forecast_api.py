@@ -12,8 +12,10 @@ from fastapi.testclient import TestClient
 from cloudarb.context import Context
 from cloudarb.db.types import utcnow
 from cloudarb.forecasts import store
+from cloudarb.forecasts.history import usage_histories
 from cloudarb.forecasts.keys import demand_key, price_key
-from tests.cloudarb.test_forecast_helpers import STABLE, VOLATILE, add_offer, usage_points
+from forecasting.models.state import ARRIVALS, END_STATE
+from tests.cloudarb.test_forecast_helpers import STABLE, VOLATILE, add_offer, step_usage_points, usage_points
 from tests.support import Tenant, small_request, wait_for
 
 LEVELS = ["0.05", "0.1", "0.5", "0.9", "0.95"]
@@ -141,6 +143,36 @@ def test_usage_validation(client: TestClient, tenant: Tenant) -> None:
     assert client.post("/forecasts/usage", json=ok, headers=tenant.headers("viewer")).status_code == 403
     assert client.post("/forecasts/usage", json=ok, headers=tenant.headers()).json() == {"stored": 1}
     assert client.post("/forecasts/usage", json=ok, headers=tenant.headers()).json() == {"stored": 1}
+    for field in ("gpus_at_end", "gpus_started"):
+        bad = {"points": [{**ok["points"][0], field: -2}]}
+        r = client.post("/forecasts/usage", json=bad, headers=tenant.headers())
+        assert r.status_code == 422 and r.json()["error"]["field"] == f"points.0.{field}"
+
+
+@pytest.mark.parametrize("ctx", [{"forecast_demand_candidates": ["last_state", "state_arrivals"]}], indirect=True)
+def test_usage_with_scheduler_readings_lets_the_state_models_compete(client: TestClient, ctx: Context,
+                                                                   tenant: Tenant) -> None:
+    h = tenant.headers()
+    steps = step_usage_points("steps")
+    plain = [{k: v for k, v in p.items() if k not in ("gpus_at_end", "gpus_started")}
+             for p in step_usage_points("plain")]
+    assert client.post("/forecasts/usage", json={"points": steps + plain}, headers=h).json()["stored"] == 960
+    with ctx.db.session() as session:
+        series = {u.workload_id: u.series for u in usage_histories(
+            session, organization_id=tenant.org_id, now=utcnow(), history_hours=24 * 30, min_points=48)}
+    assert set(series["steps"].covariates) == {END_STATE, ARRIVALS} and series["plain"].covariates == {}
+    assert series["steps"].covariates[END_STATE][-1] == steps[-1]["gpus_at_end"]
+
+    job = client.post("/forecasts/refresh", json={"kind": "demand", "full_refit": True}, headers=h).json()
+    done = wait_for(lambda: (j := client.get(job["status_url"], headers=h).json())["status"]
+                    not in ("queued", "running") and j, timeout=90)
+    assert done["status"] == "finished", done
+    got = {w: client.get("/forecasts", params={"series": demand_key(w)}, headers=h).json()["items"][0]
+           for w in ("steps", "plain")}
+    # at the midnight origin the state is exact for the whole next day, the hour's mean is not
+    assert got["steps"]["model"] in ("last_state", "state_arrivals")
+    assert got["steps"]["point"][:24] == pytest.approx([steps[-1]["gpus_at_end"]] * 24)
+    assert got["plain"]["model"] in ("last_value", "seasonal_naive")
 
 
 def _policy(client: TestClient, tenant: Tenant, body: dict[str, Any]) -> str:

@@ -59,3 +59,23 @@ def usage_points(workload: str, *, hours: int = 240, base: float = 8.0) -> list[
         value = base + 8.0 * max(0.0, np.sin((t.hour - 6) * np.pi / 12))
         out.append({"workload_id": workload, "hour": t.isoformat(), "gpu_hours": round(float(value), 3)})
     return out
+
+
+def step_usage_points(workload: str, *, days: int = 20, seed: int = 3) -> list[dict[str, object]]:
+    """Usage whose level jumps once a day, inside the hour before midnight, with the scheduler's
+    readings: the hour's GPU-hours mix the old and new level, the end-of-hour state is the new one
+    (so at midnight the state is right about the whole next day and the hour's mean is not)."""
+    rng = np.random.default_rng(seed)
+    levels = rng.integers(4, 40, days + 1).astype(float)
+    frac = rng.uniform(0.1, 0.9, days + 1)
+    end = _hour(utcnow()).replace(hour=0) - timedelta(hours=1)
+    start = end - timedelta(hours=days * 24 - 1)
+    out: list[dict[str, object]] = []
+    for i in range(days * 24):
+        d, h = divmod(i, 24)
+        last = h == 23
+        mean = frac[d] * levels[d] + (1 - frac[d]) * levels[d + 1] if last else levels[d]
+        out.append({"workload_id": workload, "hour": (start + timedelta(hours=i)).isoformat(),
+                    "gpu_hours": round(float(mean), 3), "gpus_at_end": float(levels[d + 1] if last else levels[d]),
+                    "gpus_started": float(max(0.0, levels[d + 1] - levels[d]) if last else 0.0)})
+    return out

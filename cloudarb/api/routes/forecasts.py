@@ -115,6 +115,10 @@ class UsagePoint(BaseModel):
     workload_id: Annotated[str, Field(min_length=1, max_length=200)]
     hour: datetime = Field(description="Start of the hour (truncated), with a time zone.")
     gpu_hours: Annotated[float, Field(ge=0, le=1_000_000)]
+    gpus_at_end: Annotated[float | None, Field(ge=0, le=1_000_000)] = Field(
+        default=None, description="GPUs running when the hour ended (optional scheduler reading).")
+    gpus_started: Annotated[float | None, Field(ge=0, le=1_000_000)] = Field(
+        default=None, description="GPUs of the jobs started during the hour (optional scheduler reading).")
 
     @field_validator("hour")
     @classmethod
@@ -235,9 +239,13 @@ def refresh_forecasts(body: RefreshIn, request: Request, ctx: CtxDep, principal:
 
 @router.post("/usage", operation_id="record_usage", response_model=UsageStored)
 def record_usage(body: UsageIn, principal: Editor, session: SessionDep) -> UsageStored:
-    """Record GPU-hours per workload and hour (the demand history); reposting an hour replaces it."""
+    """Record GPU-hours per workload and hour (the demand history); reposting an hour replaces it.
+
+    With ``gpus_at_end`` and ``gpus_started`` the demand forecast can also use the scheduler's
+    state at each hour's end (models ``last_state`` and ``state_arrivals``)."""
     n = store.record_usage(session, organization_id=principal.organization_id, source="api",
-                           points=[(p.workload_id, p.hour, p.gpu_hours) for p in body.points])
+                           points=[store.UsageReading(p.workload_id, p.hour, p.gpu_hours, p.gpus_at_end,
+                                                      p.gpus_started) for p in body.points])
     return UsageStored(stored=n)
 
 

@@ -185,6 +185,9 @@ export interface paths {
         /**
          * Record Usage
          * @description Record GPU-hours per workload and hour (the demand history); reposting an hour replaces it.
+         *
+         *     With ``gpus_at_end`` and ``gpus_started`` the demand forecast can also use the scheduler's
+         *     state at each hour's end (models ``last_state`` and ``state_arrivals``).
          */
         post: operations["record_usage"];
         delete?: never;
@@ -1512,6 +1515,16 @@ export interface components {
         UsagePoint: {
             /** Gpu Hours */
             gpu_hours: number;
+            /**
+             * Gpus At End
+             * @description GPUs running when the hour ended (optional scheduler reading).
+             */
+            gpus_at_end?: number | null;
+            /**
+             * Gpus Started
+             * @description GPUs of the jobs started during the hour (optional scheduler reading).
+             */
+            gpus_started?: number | null;
             /**
              * Hour
              * Format: date-time
