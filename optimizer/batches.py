@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -105,7 +106,8 @@ def _rows_by_workload(model: MatrixModel, layout: AllocationModel, kinds: tuple[
 
 def improve_in_batches(model: MatrixModel, layout: AllocationModel, lp: LpResult, incumbent: FloatArray,
                        backend: Backend, *, deadline: float, threads: int, per_workload: int = 8,
-                       batch_columns: int = BATCH_COLUMNS) -> FloatArray:
+                       batch_columns: int = BATCH_COLUMNS,
+                       on_improve: Callable[[float], None] | None = None) -> FloatArray:
     """Large-neighbourhood search from a feasible point: batches of workloads are re-solved as small
     integer programs with every other workload's instances fixed at the incumbent.
 
@@ -113,7 +115,8 @@ def improve_in_batches(model: MatrixModel, layout: AllocationModel, lp: LpResult
     support, its ``per_workload`` columns of smallest reduced cost and its incumbent columns; the
     incumbent restricted to the batch is feasible for the sub-problem (it is the hint), so each
     accepted batch solution keeps the point feasible for the whole model and only lowers its cost.
-    Returns the improved point (the incumbent itself when nothing better is found in time)."""
+    Returns the improved point (the incumbent itself when nothing better is found in time);
+    ``on_improve`` receives each new objective as it is found."""
     n_x, ncols = model.n_x, model.shape[1]
     W = layout.workloads.n
     col_w = np.full(ncols, -1, dtype=np.int64)
@@ -162,4 +165,6 @@ def improve_in_batches(model: MatrixModel, layout: AllocationModel, lp: LpResult
         if trial_obj < obj - 1e-9 * max(1.0, abs(obj)) and model.violation(trial) <= 1e-6:
             log.debug("batch of %d workloads: %.4f -> %.4f", len(batch), obj, trial_obj)
             x, obj = trial, trial_obj
+            if on_improve is not None:
+                on_improve(obj)
     return x

@@ -13,12 +13,12 @@ from collections.abc import Callable
 
 import numpy as np
 
+from optimizer import lazy
 from optimizer.backends import Backend, LpResult, get_backend
 from optimizer.baselines import savings
-from optimizer.errors import SolverFailedError
-from optimizer.diagnose import capacity_reasons, elastic_reasons, no_offer_reasons
-from optimizer import lazy
 from optimizer.batches import improve_in_batches
+from optimizer.diagnose import capacity_reasons, elastic_reasons, no_offer_reasons
+from optimizer.errors import SolverFailedError
 from optimizer.greedy import greedy_fill
 from optimizer.model import AllocationModel, MatrixModel
 from optimizer.pareto import pareto_set
@@ -111,7 +111,7 @@ def solve_here(problem: Problem, config: SolveConfig, progress: ProgressCallback
     return _assemble(problem, config, layout, model, outcome, lookup, stats, build_s, solve_s, sign, report)
 
 
-def _solve_lazy(problem: Problem, config: SolveConfig, offers: OfferTable, workloads: WorkloadTable,  # noqa: PLR0913
+def _solve_lazy(problem: Problem, config: SolveConfig, offers: OfferTable, workloads: WorkloadTable,
                 classes: Classes, pairs: Pairs, lookup: CompatLookup, backend: Backend, stats: dict,  # type: ignore[type-arg]
                 start: float, deadline: float, sign: float, report: Reporter,
                 progress: ProgressCallback | None) -> Solution:
@@ -183,11 +183,12 @@ def _solve_lazy(problem: Problem, config: SolveConfig, offers: OfferTable, workl
         lns_deadline = t0 + 0.85 * (deadline - t0)
         point = layout.complete(warm, model.shape[1])
         report("batches", "re-solving batches of workloads around the greedy plan", model.objective(point), bound)
+        found = report.throttled("batches", "a batch of workloads improved the plan", bound)
         for k in (8, 24, 48, 96, 192, 384):  # wider neighbourhoods on each pass
             if time.perf_counter() >= lns_deadline:
                 break
             point = improve_in_batches(model, layout, lp, point, backend, deadline=lns_deadline,
-                                       threads=config.threads, per_workload=k)
+                                       threads=config.threads, per_workload=k, on_improve=found)
         warm = point[: model.n_x]
         phases["batches_lns"] = time.perf_counter() - t0
     out_idx = np.flatnonzero(~active)
@@ -211,7 +212,7 @@ def _solve_lazy(problem: Problem, config: SolveConfig, offers: OfferTable, workl
     return _assemble(problem, config, layout, model, outcome, lookup, stats, build_s, solve_s, sign, report)
 
 
-def _best_warm(problem: Problem, offers: OfferTable, workloads: WorkloadTable, classes: Classes,  # noqa: PLR0913
+def _best_warm(problem: Problem, offers: OfferTable, workloads: WorkloadTable, classes: Classes,
                layout: AllocationModel, model: MatrixModel, lp: LpResult, greedy_x: FloatArray | None
                ) -> FloatArray | None:
     """The cheaper feasible one of the greedy plan and an LP-guided greedy (the LP's whole instances

@@ -29,17 +29,15 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
+import scipy.sparse as sp
 
 from optimizer.backends import Backend, LpResult
 from optimizer.batches import BATCH_COLUMNS, batched_incumbent
 from optimizer.colgen import COLGEN_MIN_COLUMNS, seed_columns, solve_lp_colgen
 from optimizer.lagrange import lagrangian_bound
-import scipy.sparse as sp
-
 from optimizer.model import AllocationModel, MatrixModel
 from optimizer.schemas import Progress, SolveConfig
-from optimizer.tables import group_starts
-from optimizer.tables import BoolArray, FloatArray
+from optimizer.tables import BoolArray, FloatArray, group_starts
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +69,10 @@ def rel_gap(obj: float | None, bound: float | None) -> float | None:
     return max(0.0, obj - bound) / max(abs(obj), 1e-9)
 
 
+#: Least seconds between two progress reports from inside one phase (neighbourhood searches).
+PROGRESS_EVERY_S = 0.5
+
+
 class Reporter:
     """Sends Progress in the user's sense (performance objectives are maximized)."""
 
@@ -79,6 +81,21 @@ class Reporter:
         self.sign = sign
         self.start = start
         self.limit = limit
+
+    def throttled(self, phase: str, message: str, bound: float | None,
+                  every_s: float = PROGRESS_EVERY_S) -> Callable[[float], None]:
+        """A callback for searches that improve an incumbent many times a second: it reports a new
+        incumbent at most once per ``every_s`` (the first at once), so the event stream stays small."""
+        last = -np.inf
+
+        def send(incumbent: float) -> None:
+            nonlocal last
+            now = time.perf_counter()
+            if self.callback is not None and now - last >= every_s:
+                last = now
+                self(phase, message, incumbent, bound)
+
+        return send
 
     def __call__(self, phase: str, message: str = "", incumbent: float | None = None,
                  bound: float | None = None) -> None:
@@ -154,7 +171,8 @@ def _rounded(model: MatrixModel, layout: AllocationModel, x_lp: FloatArray) -> l
 
 def improve(model: MatrixModel, layout: AllocationModel, focus: BoolArray, x: FloatArray, deadline: float,
             backend: Backend, *, lp_x: FloatArray | None = None, threads: int = 1, batch: int = LNS_BATCH,
-            seed: int = 0, target: float = -np.inf) -> tuple[FloatArray, int]:
+            seed: int = 0, target: float = -np.inf,
+            on_improve: Callable[[float], None] | None = None) -> tuple[FloatArray, int]:
     """Large-neighbourhood search from a feasible point: (better point, neighbourhoods that improved).
 
     Sweeps over the workloads in batches; each neighbourhood frees the focus columns of one batch
@@ -162,7 +180,8 @@ def improve(model: MatrixModel, layout: AllocationModel, focus: BoolArray, x: Fl
     integer program exactly, with the current point as hint (always feasible for it, so the result
     is never worse). The first sweep takes the workloads whose cost exceeds their LP cost most
     first; later sweeps shuffle and free twice as many. Stops at the deadline or after a sweep that
-    gains less than 1e-5 relative, or once the objective is at most ``target``.
+    gains less than 1e-5 relative, or once the objective is at most ``target``. ``on_improve``
+    receives each new objective as it is found (for progress reports).
     """
     n_x, ncols = model.n_x, model.shape[1]
     W = layout.workloads.n
@@ -205,6 +224,8 @@ def improve(model: MatrixModel, layout: AllocationModel, focus: BoolArray, x: Fl
             if model.violation(cand) <= 1e-6 and model.objective(cand) < obj:
                 x, obj = cand, model.objective(cand)
                 wins += 1
+                if on_improve is not None:
+                    on_improve(obj)
         log.debug("LNS sweep %d (batch %d): %.6f", sweep, size, obj)
         if start_obj - obj <= 1e-5 * max(1.0, abs(obj)) or size >= W:
             break
@@ -347,15 +368,17 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
         target = -np.inf
         if not focused and bound > 0 and config.relative_gap < 1.0:
             target = bound / (1.0 - config.relative_gap)
+        found = report.throttled("improve", "a neighbourhood improved the incumbent", bound)
         inc_x, wins = improve(model, layout, focus, inc_x, lns_end, backend, lp_x=lp.x if lns_seed == 0 else None,
-                              threads=config.threads, batch=lns_batch, seed=lns_seed, target=target)
+                              threads=config.threads, batch=lns_batch, seed=lns_seed, target=target,
+                              on_improve=found)
         inc_obj = model.objective(inc_x)
         # Then wider neighbourhoods: every column that fixing cannot exclude for this incumbent.
         wide = focus | ((rc <= (inc_obj - lb) + eps) & (pen <= (inc_obj - bound) + eps))
         wider = np.count_nonzero(wide) > np.count_nonzero(focus)
         if lns_end - time.perf_counter() > 0.1 and wider and inc_obj > target:
             inc_x, more = improve(model, layout, wide, inc_x, lns_end, backend, threads=config.threads,
-                                  batch=lns_batch, seed=lns_seed + 1, target=target)
+                                  batch=lns_batch, seed=lns_seed + 1, target=target, on_improve=found)
             inc_obj, wins = model.objective(inc_x), wins + more
         phases["improve"] = time.perf_counter() - t0
         report("improve", f"{wins} neighbourhoods improved", inc_obj, bound)
@@ -386,7 +409,8 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
             if inc_x is not None and left() > 0.2:
                 t0 = time.perf_counter()
                 inc_x, _ = improve(model, layout, focus, inc_x, deadline, backend, threads=config.threads,
-                                   seed=rounds)
+                                   seed=rounds, on_improve=report.throttled("improve", "a neighbourhood improved "
+                                                                            "the incumbent", bound))
                 inc_obj = model.objective(inc_x)
                 phases["improve"] = phases.get("improve", 0.0) + time.perf_counter() - t0
             break
