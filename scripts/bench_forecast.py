@@ -9,6 +9,9 @@
   measures: ``allocated`` (GPUs of every job running at some moment of the hour; this series
   reproduces the issue's reference baselines, last value 0.55 and seasonal naive 0.90) and
   ``mean`` (GPU-hours used in the hour). ``--only demand`` runs just this part.
+* teams (only with ``--only teams``): the same evaluation on each Philly team's own series
+  (virtual clusters with >= 100 jobs), in a pool of --workers processes; how often the served
+  forecast is no worse than the best baseline.
 * prices: GCP weekly price series (a seeded random sample of --price-limit, 0 = all),
   4-week horizon, origins every 4 weeks from --price-start; share where served <= last value, winners, change anticipation, plus
   Prophet on a random sample.
@@ -39,7 +42,13 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from forecasting.backtest import BASELINES, backtest, mase_scale
-from forecasting.demand import DEMAND_CONFIG, Measure, evaluate_demand, load_demand_series
+from forecasting.demand import (
+    DEMAND_CONFIG,
+    Measure,
+    evaluate_demand,
+    load_demand_series,
+    load_group_demand_series,
+)
 from forecasting.models.registry import make_model
 from forecasting.parallel import forecast_many
 from forecasting.prices import PRICE_CONFIG, PriceEvaluation, evaluate_price_series, load_price_series
@@ -80,6 +89,26 @@ def bench_demand(data: Path, measure: Measure) -> dict[str, Any]:
         "targets": {"served_mase_le": 0.5, "coverage_80_in": [0.75, 0.85]},
         "seconds": round(time.perf_counter() - t0, 1),
     }
+
+
+def _team_one(series: Series) -> dict[str, Any]:
+    rep = evaluate_demand(series, start=datetime(2017, 11, 20), step=48, horizon=24).report
+    mase = {n: round(m.mase, 4) for n, m in rep.metrics.items()}
+    best = min(mase[b] for b in BASELINES)
+    return {"series": series.series_id, "mase": mase, "served_le_best_baseline": mase["served"] <= best}
+
+
+def bench_teams(data: Path, measure: Measure, workers: int) -> dict[str, Any]:
+    """Per-team series: served against the best baseline on each."""
+    t0 = time.perf_counter()
+    series = load_group_demand_series(data / "demand" / "philly_jobs_pollux.csv", measure=measure)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        rows = list(pool.map(_team_one, series))
+    return {"measure": measure, "teams": len(rows),
+            "served_le_best_baseline": sum(r["served_le_best_baseline"] for r in rows),
+            "served_mean_mase": round(float(np.mean([r["mase"]["served"] for r in rows])), 4),
+            "last_value_mean_mase": round(float(np.mean([r["mase"]["last_value"] for r in rows])), 4),
+            "per_team": rows, "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def _oracle_flat(series: Series, rep: Any) -> float:
@@ -188,7 +217,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--only", choices=["demand", "prices", "throughput"], action="append")
+    ap.add_argument("--only", choices=["demand", "teams", "prices", "throughput"], action="append")
     ap.add_argument("--measure", choices=["allocated", "mean"], action="append",
                     help="demand measure(s) to evaluate (default both; allocated is the issue's reference series)")
     ap.add_argument("--price-start", default="2024-07-01")
@@ -207,6 +236,8 @@ def main() -> None:
                                                 args.ets_series)
     if "demand" in parts:
         result["demand"] = {m: bench_demand(args.data, m) for m in args.measure}
+    if "teams" in parts:
+        result["teams"] = {m: bench_teams(args.data, m, args.workers) for m in args.measure}
     if "prices" in parts:
         result["prices"] = bench_prices(args.data, args.workers, datetime.fromisoformat(args.price_start),
                                         args.price_limit, args.prophet_sample)
