@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given
 
 from optimizer import lazy
-from optimizer.backends import get_backend
+from optimizer.backends import LpResult, get_backend
 from optimizer.batches import improve_in_batches
 from optimizer.greedy import greedy_fill
-from optimizer.model import AllocationModel
+from optimizer.model import AllocationModel, MatrixModel
 from optimizer.presolve import Classes, Pairs
 from optimizer.schemas import Problem, SolveConfig
 from optimizer.solver import solve_here
@@ -61,16 +61,22 @@ def test_greedy_plan_satisfies_every_row_of_the_model(p: Problem) -> None:
     assert model.violation(layout.complete(x, model.shape[1])) <= 1e-6
 
 
-def test_greedy_covers_a_synthetic_fleet_within_its_policies() -> None:
-    p = generate(60, 1500, seed=3)
+def _greedy_fleet(seed: int) -> tuple[AllocationModel, MatrixModel, LpResult, np.ndarray]:
+    """A 60 x 1500 synthetic fleet: its model, LP and the greedy plan (every column filled in)."""
+    p = generate(60, 1500, seed=seed)
     of, wl, _, classes, pairs = _parts(p)
     x = greedy_fill(p, of, wl, classes, pairs, of.price[pairs.o] + pairs.egress)
     assert x is not None
     layout = AllocationModel(p, of, wl, classes, pairs)
     model = layout.build()
-    full = layout.complete(x, model.shape[1])
-    assert model.violation(full) <= 1e-6
     lp = get_backend("ortools").solve_lp(model, time_limit=60)
+    assert lp.objective is not None
+    return layout, model, lp, layout.complete(x, model.shape[1])
+
+
+def test_greedy_covers_a_synthetic_fleet_within_its_policies() -> None:
+    _, model, lp, full = _greedy_fleet(3)
+    assert model.violation(full) <= 1e-6
     assert lp.objective is not None and model.objective(full) >= lp.objective - 1e-6
 
 
@@ -125,16 +131,9 @@ def test_lazy_path_returns_valid_plans_and_the_exact_optimum(fleet: bool, p: Pro
 
 
 def test_batch_improvement_keeps_the_plan_feasible_and_never_dearer() -> None:
-    p = generate(60, 1500, seed=4)
-    of, wl, _, classes, pairs = _parts(p)
-    x = greedy_fill(p, of, wl, classes, pairs, of.price[pairs.o] + pairs.egress)
-    assert x is not None
-    layout = AllocationModel(p, of, wl, classes, pairs)
-    model = layout.build()
-    backend = get_backend("ortools")
-    lp = backend.solve_lp(model, time_limit=60)
-    start = layout.complete(x, model.shape[1])
-    better = improve_in_batches(model, layout, lp, start, backend, deadline=np.inf, threads=1, batch_columns=300)
+    layout, model, lp, start = _greedy_fleet(4)
+    better = improve_in_batches(model, layout, lp, start, get_backend("ortools"), deadline=np.inf, threads=1,
+                                batch_columns=300)
     assert model.violation(better) <= 1e-6
     assert np.all(better[: model.n_x] == np.round(better[: model.n_x]))
     assert lp.objective is not None
