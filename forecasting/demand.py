@@ -64,11 +64,24 @@ def load_jobs(path: str | Path) -> pd.DataFrame:
     return jobs[(jobs["duration_s"] >= 0) & (jobs["num_gpus"] > 0)].reset_index(drop=True)
 
 
+def _spans(jobs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Start and end of every job in epoch seconds, and its GPUs."""
+    start = (jobs["submit"] - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy()
+    return start, start + jobs["duration_s"].to_numpy(), jobs["num_gpus"].to_numpy(dtype=float)
+
+
+def _period(freq: str) -> float:
+    return float(pd.Timedelta(pd.tseries.frequencies.to_offset(freq)).total_seconds())
+
+
+def _bin_edges(start: np.ndarray, end: np.ndarray, width: float) -> np.ndarray:
+    """Period edges from the period of the first start to the end of the last job."""
+    return np.arange(np.floor(start.min() / width) * width, np.ceil(end.max() / width) * width + 1, width)
+
+
 def _events(jobs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Start (+g) and end (-g) events in epoch seconds, sorted by time."""
-    start = (jobs["submit"] - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy()
-    end = start + jobs["duration_s"].to_numpy()
-    g = jobs["num_gpus"].to_numpy()
+    start, end, g = _spans(jobs)
     t = np.concatenate([start, end])
     d = np.concatenate([g, -g])
     order = np.argsort(t, kind="stable")
@@ -85,19 +98,10 @@ def running_gpus_per_hour(jobs: pd.DataFrame, *, freq: str = "h") -> pd.Series:
     t, d = _events(jobs)
     running = np.cumsum(d)
     integral = np.concatenate([[0.0], np.cumsum(running[:-1] * np.diff(t))])
-    width = pd.Timedelta(pd.tseries.frequencies.to_offset(freq)).total_seconds()
-    edges = np.arange(np.floor(t[0] / width) * width, np.ceil(t[-1] / width) * width + 1, width)
+    width = _period(freq)
+    edges = _bin_edges(t, t, width)
     values = np.diff(np.interp(edges, t, integral)) / width
     return pd.Series(values, index=pd.to_datetime(edges[:-1], unit="s"), name="running_gpus")
-
-
-def _hour_grid(jobs: pd.DataFrame, width: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int]:
-    """Start and end (epoch s), GPUs, the first bin edge and the number of bins of the trace."""
-    start = (jobs["submit"] - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy()
-    end = start + jobs["duration_s"].to_numpy()
-    first = float(np.floor(start.min() / width) * width)
-    bins = int(np.ceil(end.max() / width) * width - first) // int(width)
-    return start, end, jobs["num_gpus"].to_numpy(dtype=float), first, max(bins, 1)
 
 
 def allocated_gpus_per_hour(jobs: pd.DataFrame, *, freq: str = "h") -> pd.Series:
@@ -106,25 +110,25 @@ def allocated_gpus_per_hour(jobs: pd.DataFrame, *, freq: str = "h") -> pd.Series
     A job running over ``[start, end)`` counts in every period it overlaps; a zero-length job
     counts in the period of its start. Same grid as :func:`running_gpus_per_hour`.
     """
-    width = pd.Timedelta(pd.tseries.frequencies.to_offset(freq)).total_seconds()
-    start, end, g, first, n = _hour_grid(jobs, width)
-    lo = np.floor((start - first) / width).astype(np.int64)
-    hi = np.maximum(lo, np.ceil((end - first) / width).astype(np.int64) - 1)
+    width = _period(freq)
+    start, end, g = _spans(jobs)
+    edges = _bin_edges(start, end, width)
+    n = max(len(edges) - 1, 1)
+    lo = np.floor((start - edges[0]) / width).astype(np.int64)
+    hi = np.maximum(lo, np.ceil((end - edges[0]) / width).astype(np.int64) - 1)
     diff = np.zeros(n + 1)
     np.add.at(diff, lo, g)
     np.add.at(diff, np.minimum(hi + 1, n), -g)
-    edges = first + width * np.arange(n)
-    return pd.Series(np.cumsum(diff)[:n], index=pd.to_datetime(edges, unit="s"), name="allocated_gpus")
+    return pd.Series(np.cumsum(diff)[:n], index=pd.to_datetime(edges[:n], unit="s"), name="allocated_gpus")
 
 
 def arrivals_per_period(jobs: pd.DataFrame, index: pd.DatetimeIndex, *, freq: str = "h") -> pd.Series:
     """GPUs of the jobs that start in each period of ``index`` (covariate :data:`ARRIVALS`)."""
-    width = pd.Timedelta(pd.tseries.frequencies.to_offset(freq)).total_seconds()
-    start = (jobs["submit"] - pd.Timestamp("1970-01-01")).dt.total_seconds().to_numpy()
+    start, _, g = _spans(jobs)
     edges = (index - pd.Timestamp("1970-01-01")).total_seconds().to_numpy()
     pos = np.searchsorted(edges, start, side="right") - 1
-    ok = (pos >= 0) & (start < edges[-1] + width)
-    counts = np.bincount(pos[ok], weights=jobs["num_gpus"].to_numpy(dtype=float)[ok], minlength=len(index))
+    ok = (pos >= 0) & (start < edges[-1] + _period(freq))
+    counts = np.bincount(pos[ok], weights=g[ok], minlength=len(index))
     return pd.Series(counts[: len(index)], index=index, name=ARRIVALS)
 
 
