@@ -31,6 +31,7 @@ import random
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -111,15 +112,20 @@ def bench_teams(data: Path, measure: Measure, workers: int) -> dict[str, Any]:
             "per_team": rows, "seconds": round(time.perf_counter() - t0, 1)}
 
 
+def _values_at(series: Series) -> tuple[np.ndarray, Callable[[Any], int]]:
+    """The series' values and a function from an origin timestamp to its position."""
+    y = series.to_pandas()
+    pos = {t: i for i, t in enumerate(y.index)}
+    return y.to_numpy(dtype=float), lambda origin: pos[pd.Timestamp(origin)]
+
+
 def _oracle_flat(series: Series, rep: Any) -> float:
     """Informative only, uses the future: MASE of the best constant path (the median of each
     window's actuals). A level-only forecast, however good, cannot score below this."""
-    y = series.to_pandas()
-    pos = {t: i for i, t in enumerate(y.index)}
-    vals = y.to_numpy(dtype=float)
+    vals, at = _values_at(series)
     per = []
     for origin in rep.origins:
-        t = pos[pd.Timestamp(origin)]
+        t = at(origin)
         actual = vals[t : t + rep.horizon]
         per.append(float(np.mean(np.abs(actual - np.median(actual)))) / mase_scale(vals[:t], 24))
     return round(float(np.mean(per)), 4)
@@ -127,12 +133,10 @@ def _oracle_flat(series: Series, rep: Any) -> float:
 
 def _mase_recent_scale(series: Series, rep: Any, names: list[str], window: int) -> dict[str, float]:
     """Informative only: MASE with the seasonal-naive scale of the last ``window`` points (not the metric)."""
-    y = series.to_pandas()
-    pos = {t: i for i, t in enumerate(y.index)}
-    vals = y.to_numpy(dtype=float)
+    vals, at = _values_at(series)
     out = {}
     for n in names:
-        per = [d.mae / mase_scale(vals[max(0, pos[pd.Timestamp(d.origin)] - window) : pos[pd.Timestamp(d.origin)]], 24)
+        per = [d.mae / mase_scale(vals[max(0, at(d.origin) - window) : at(d.origin)], 24)
                for d in rep.details if d.model == n]
         out[n] = round(float(np.mean(per)), 4)
     return out
