@@ -98,9 +98,17 @@ class Settings(BaseSettings):
         description="Models competing with the baselines on price series (ets is ~20x slower per series).",
     )
     forecast_demand_candidates: list[str] = Field(
-        default_factory=lambda: ["ets", "last_state", "state_arrivals"],
+        default_factory=lambda: ["ets", "last_state", "state_arrivals", "day_profile"],
         description="Models competing with the baselines on demand series (last_state and state_arrivals "
-                    "take part only for workloads whose usage reports gpus_at_end / gpus_started).",
+                    "take part only for workloads whose usage reports gpus_at_end / gpus_started; "
+                    "day_profile uses them as its base level when present).",
+    )
+    forecast_holidays: str | None = Field(
+        default=None, description="Public-holiday calendar whose days count as days off in demand forecasts "
+                                  "(holidays-package codes: 'US', 'US-WA', 'DE-BY'...); unset = weekends only.",
+    )
+    forecast_timezone: str = Field(
+        default="UTC", description="Time zone in which demand forecasts tell workdays from weekends and holidays.",
     )
     forecast_keep_per_series: Annotated[int, Field(ge=1)] = 5
     forecast_max_age_s: Annotated[float, Field(gt=0)] = Field(
@@ -116,6 +124,31 @@ class Settings(BaseSettings):
     forecast_performance_table: bool = Field(
         default=True, description="Give workloads without a performance table the fitted default one."
     )
+
+    @field_validator("forecast_holidays")
+    @classmethod
+    def _holiday_calendar(cls, value: str | None) -> str | None:
+        """A calendar the holidays package knows, e.g. 'US' or 'US-WA'."""
+        if value:
+            import holidays
+
+            country, _, subdiv = value.partition("-")
+            try:
+                holidays.country_holidays(country, subdiv=subdiv or None, years=[2024])
+            except NotImplementedError as exc:
+                raise ValueError(f"unknown holiday calendar {value!r}: {exc}") from exc
+        return value or None
+
+    @field_validator("forecast_timezone")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
 
     @field_validator("ingest_providers", mode="before")
     @classmethod

@@ -23,14 +23,16 @@ from forecasting.selection import ForecastConfig, factories, forecast, walk_forw
 
 JOB_COLUMNS = ("timestamp", "duration", "num_gpus")
 
-#: Demand default: damped seasonal ETS, last state and state + arrivals (these two need the
-#: ``end_state`` / ``arrivals`` covariates that :func:`demand_series` attaches) against both
-#: baselines, selected on the 28 most recent daily origins (on the Philly trace 7 and 14
-#: origins made selection too noisy to beat last value out of sample), and served only when it
-#: beats the best baseline there by 5% (without that margin the walk-forward served forecast
-#: lost to the best baseline on 2 of the 11 Philly team series per measure; with it, on 1).
-DEMAND_CONFIG = ForecastConfig(horizon=24, candidates=("ets", "last_state", "state_arrivals"), selection_origins=28,
-                               selection_step=24, selection_margin=0.05)
+#: Demand default: damped seasonal ETS, last state, state + arrivals (these two need the
+#: ``end_state`` / ``arrivals`` covariates that :func:`demand_series` attaches) and the day
+#: profile (that base level along the median shape of the same kind of day; pass a holiday
+#: calendar in ``model_params["day_profile"]``) against both baselines, selected on the 28 most
+#: recent daily origins (on the Philly trace 7 and 14 origins made selection too noisy to beat
+#: last value out of sample), and served only when it beats the best baseline there by 5%
+#: (without that margin the walk-forward served forecast lost to the best baseline on 2 of the
+#: 11 Philly team series per measure; with it, on 1).
+DEMAND_CONFIG = ForecastConfig(horizon=24, candidates=("ets", "last_state", "state_arrivals", "day_profile"),
+                               selection_origins=28, selection_step=24, selection_margin=0.05)
 
 #: How an hour's demand is measured: ``mean`` = GPU-hours used in the hour (mean running GPUs);
 #: ``allocated`` = GPUs of every job that runs at any moment of the hour (what must be

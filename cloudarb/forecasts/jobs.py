@@ -37,7 +37,9 @@ def config_for(jc: JobContext, kind: str) -> ForecastConfig:
         "n_scenarios": s.forecast_scenarios,
     }
     if kind == "demand":
-        return DEMAND_CONFIG.model_copy(update={**common, "candidates": tuple(s.forecast_demand_candidates)})
+        calendar = {"holidays": s.forecast_holidays, "timezone": s.forecast_timezone}
+        return DEMAND_CONFIG.model_copy(update={**common, "candidates": tuple(s.forecast_demand_candidates),
+                                                "model_params": {**DEMAND_CONFIG.model_params, "day_profile": calendar}})
     fast = {"calibration_origins": 8}
     params = {"lag_ridge": fast, "ets": {**fast, "brute": False}}
     return ForecastConfig(candidates=tuple(s.forecast_price_candidates), model_params=params, **common)

@@ -10,6 +10,7 @@ from forecasting.models.baselines import LastValue, SeasonalNaive
 from forecasting.models.ets import ETS
 from forecasting.models.hw_grid import HoltWintersGrid
 from forecasting.models.lag_ridge import LagRidge
+from forecasting.models.profile import DayProfile
 from forecasting.models.prophet_model import ProphetModel
 from forecasting.models.state import LastState, StateArrivals
 
@@ -18,6 +19,7 @@ MODELS: dict[str, type[Forecaster]] = {
     SeasonalNaive.name: SeasonalNaive,
     LastState.name: LastState,
     StateArrivals.name: StateArrivals,
+    DayProfile.name: DayProfile,
     ETS.name: ETS,
     HoltWintersGrid.name: HoltWintersGrid,
     LagRidge.name: LagRidge,

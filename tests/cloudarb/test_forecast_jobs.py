@@ -175,3 +175,22 @@ def test_price_job_rejects_a_bad_target(ctx: Context, tenant: Tenant) -> None:
 
     failed = wait_for(ended, timeout=30)
     assert failed.status == "failed" and "price:full" in (failed.error or "")
+
+
+def test_the_demand_config_carries_the_holiday_calendar_and_bad_calendars_are_refused() -> None:
+    from types import SimpleNamespace
+
+    from pydantic import ValidationError
+
+    from cloudarb.config import Settings
+    from cloudarb.forecasts.jobs import config_for
+
+    settings = Settings(forecast_holidays="US-WA", forecast_timezone="America/Los_Angeles")
+    cfg = config_for(SimpleNamespace(ctx=SimpleNamespace(settings=settings)), "demand")  # type: ignore[arg-type]
+    assert "day_profile" in cfg.candidates
+    assert cfg.model_params["day_profile"] == {"holidays": "US-WA", "timezone": "America/Los_Angeles"}
+    assert Settings().forecast_holidays is None and "day_profile" in Settings().forecast_demand_candidates
+    for field, value in (("forecast_holidays", "XX"), ("forecast_holidays", "US-XX"),
+                         ("forecast_timezone", "Mars/Olympus")):
+        with pytest.raises(ValidationError, match=field):
+            Settings(**{field: value})

@@ -1,0 +1,168 @@
+"""Day profile: today's level carried forward along the usual shape of a workday or a day off.
+
+Demand for a team's GPUs moves with the calendar: it climbs through a workday, drains over a
+weekend or a public holiday. A seasonal-naive copy of yesterday repeats yesterday's *level*
+too, which is where it loses to last value on step-like demand; this model keeps the level
+and borrows only the shape. At an origin it takes the base level known there (see
+:data:`BASES`), then, for each step ``k`` ahead, the median over past origins at the same
+phase of the season (for hourly data: the same hour of the day) whose own step ``k`` fell on
+the same kind of day (workday, or weekend / holiday) of the log-ratio between what happened
+at that step and that origin's base level. Where fewer than ``min_days`` such origins exist
+the step keeps the base level, so a short history degrades to the base model.
+
+Day kinds follow an optional public-holiday calendar (``holidays="US"``, ``"US-WA"``,
+``"DE-BY"``... as the ``holidays`` package knows them) in the organization's ``timezone``;
+a naive index is read as UTC. Everything is computed from data before each origin, so the
+closed-form error paths used for intervals are honest out-of-sample paths.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+
+from forecasting.errors import ModelFitError
+from forecasting.models.base import FitContext
+from forecasting.models.baselines import _Closed
+from forecasting.models.state import ARRIVALS, END_STATE
+
+Base = Literal["auto", "last_value", "last_state", "state_arrivals"]
+#: Base levels: ``last_value`` = the last period's value; ``last_state`` = the end-of-period
+#: state (covariate ``end_state``); ``state_arrivals`` = that state plus the mean arrivals of
+#: the last ``arrival_window`` periods (covariates ``end_state`` and ``arrivals``, the right
+#: base when a period counts everything active in it). ``auto`` takes the richest one the
+#: covariates allow.
+BASES: tuple[str, ...] = ("auto", "last_value", "last_state", "state_arrivals")
+
+
+def holiday_dates(calendar: str | None, years: range, extra: tuple[str, ...] = ()) -> set[date]:
+    """Public holidays of ``calendar`` ("CC" or "CC-SUBDIV") in ``years``, plus ``extra`` ISO dates."""
+    out = {date.fromisoformat(d) for d in extra}
+    if not calendar:
+        return out
+    import holidays  # imported on use, like prophet: the API process never needs it
+
+    country, _, subdiv = calendar.partition("-")
+    try:
+        found = holidays.country_holidays(country, subdiv=subdiv or None, years=list(years))
+    except NotImplementedError as exc:
+        raise ValueError(f"unknown holiday calendar {calendar!r}: {exc}") from exc
+    return out | set(found.keys())
+
+
+class DayProfile(_Closed):
+    """Base level times the median same-phase, same-day-kind ratio path (see the module docstring)."""
+
+    name: ClassVar[str] = "day_profile"
+    min_obs: ClassVar[int] = 2
+
+    def __init__(
+        self, *, calibration_window: int = 672, base: Base = "auto", arrival_window: int = 6,
+        holidays: str | None = None, extra_holidays: tuple[str, ...] | list[str] = (), timezone: str = "UTC",
+        offset: float = 1.0, min_days: int = 3, lookback_days: int | None = None,
+    ) -> None:
+        super().__init__(calibration_window=calibration_window)
+        if base not in BASES:
+            raise ValueError(f"base must be one of {list(BASES)}, got {base!r}")
+        if arrival_window < 1 or min_days < 1 or offset <= 0 or (lookback_days is not None and lookback_days < 1):
+            raise ValueError("arrival_window, min_days, lookback_days must be >= 1 and offset > 0")
+        holiday_dates(holidays, range(2000, 2001), tuple(extra_holidays))  # fail fast on a bad calendar or date
+        pd.Timestamp("2000-01-01", tz=timezone)  # and on an unknown time zone
+        self.base, self.arrival_window, self.holidays = base, arrival_window, holidays
+        self.extra_holidays, self.timezone = tuple(extra_holidays), timezone
+        self.offset, self.min_days, self.lookback_days = offset, min_days, lookback_days
+        self._levels: np.ndarray | None = None
+        self._index: pd.DatetimeIndex | None = None
+        self._kinds: np.ndarray | None = None
+        self.base_used = base
+
+    def params(self) -> dict[str, Any]:
+        return {**super().params(), "base": self.base, "arrival_window": self.arrival_window,
+                "holidays": self.holidays, "extra_holidays": list(self.extra_holidays), "timezone": self.timezone,
+                "offset": self.offset, "min_days": self.min_days, "lookback_days": self.lookback_days}
+
+    def _fit(self, y: np.ndarray, ctx: FitContext) -> None:
+        super()._fit(y, ctx)
+        if ctx.index is None or ctx.index.shape[0] != y.shape[0]:
+            raise ModelFitError("needs the series' time index", model=self.name)
+        if self._m <= 1:
+            raise ModelFitError("needs a seasonal period (season_length > 1)", model=self.name)
+        ff = self._filled()
+        if float(np.min(ff)) < 0.0:
+            raise ModelFitError("needs a non-negative series", model=self.name)
+        self._index = pd.DatetimeIndex(ctx.index)
+        self._levels = self._base_levels(ff, ctx)
+        self._kinds = None
+
+    def _base_levels(self, ff: np.ndarray, ctx: FitContext) -> np.ndarray:
+        """``levels[o]``: the base level known at origin ``o`` (entry 0 is unused)."""
+        state = ctx.covariates.get(END_STATE)
+        arrivals = ctx.covariates.get(ARRIVALS)
+        usable = {
+            "last_state": state is not None and bool(np.isfinite(state).any()),
+            "state_arrivals": state is not None and arrivals is not None and bool(np.isfinite(state).any()),
+        }
+        base = self.base
+        if base == "auto":
+            base = next((b for b in ("state_arrivals", "last_state") if usable[b]), "last_value")
+        elif base != "last_value" and not usable[base]:
+            raise ModelFitError(f"base {base!r} needs its covariates", model=self.name)
+        self.base_used = base
+        levels = np.concatenate([[np.nan], ff])
+        if base == "last_value":
+            return levels
+        assert state is not None
+        st = np.where(np.isfinite(state), state, ff)
+        levels[1:] = st
+        if base == "state_arrivals":
+            assert arrivals is not None
+            cum = np.concatenate([[0.0], np.cumsum(np.where(np.isfinite(arrivals), arrivals, 0.0))])
+            o = np.arange(1, ff.shape[0] + 1)
+            lo = np.maximum(o - self.arrival_window, 0)
+            levels[1:] += (cum[o] - cum[lo]) / (o - lo)
+        return levels
+
+    def _day_kinds(self, length: int) -> np.ndarray:
+        """1 where period ``i`` falls on a weekend or holiday, else 0, for ``i < length``."""
+        if self._kinds is not None and self._kinds.shape[0] >= length:
+            return self._kinds
+        idx = self._index
+        assert idx is not None
+        step = idx[-1] - idx[-2] if idx.shape[0] > 1 else pd.Timedelta(hours=1)
+        stamps = pd.DatetimeIndex(idx[0] + step * np.arange(max(length, idx.shape[0])))
+        local = (stamps.tz_localize("UTC") if stamps.tz is None else stamps).tz_convert(self.timezone)
+        days = local.date
+        off = holiday_dates(self.holidays, range(local[0].year, local[-1].year + 1), self.extra_holidays)
+        kinds = (local.day_of_week >= 5) | np.fromiter((d in off for d in days), dtype=bool, count=len(days))
+        self._kinds = kinds.astype(np.int8)
+        return self._kinds
+
+    def _paths_from(self, origins: np.ndarray, horizon: int) -> np.ndarray:
+        if self._levels is None:
+            raise RuntimeError(f"{self.name}: predict() before fit()")
+        ff, levels, m, off = self._filled(), self._levels, self._m, self.offset
+        kinds = self._day_kinds(int(origins.max()) + horizon)
+        ks = np.arange(horizon)
+        max_back = None if self.lookback_days is None else self.lookback_days
+        out = np.empty((origins.shape[0], horizon))
+        for i, o in enumerate(origins.astype(int)):
+            past = np.arange(o - m, 0, -m)[:max_back]
+            base = levels[o]
+            if past.size == 0:
+                out[i] = base
+                continue
+            target = past[:, None] + ks[None, :]
+            seen = target <= o - 1
+            same = kinds[np.minimum(target, kinds.shape[0] - 1)] == kinds[o + ks][None, :]
+            ok = seen & same
+            ratio = np.log((ff[np.minimum(target, o - 1)] + off) / (levels[past][:, None] + off))
+            masked = np.where(ok, ratio, np.nan)
+            enough = ok.sum(axis=0) >= self.min_days
+            prof = np.zeros(horizon)
+            if enough.any():
+                prof[enough] = np.nanmedian(masked[:, enough], axis=0)
+            out[i] = (base + off) * np.exp(prof) - off
+        return out
