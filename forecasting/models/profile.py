@@ -7,7 +7,9 @@ and borrows only the shape. At an origin it takes the base level known there (se
 :data:`BASES`), then, for each step ``k`` ahead, the median over past origins at the same
 phase of the season (for hourly data: the same hour of the day) whose own step ``k`` fell on
 the same kind of day (workday, or weekend / holiday) of the log-ratio between what happened
-at that step and that origin's base level. Where fewer than ``min_days`` such origins exist
+at that step and that origin's base level, each past day weighted by recency (``half_life``
+days; how people work drifts, and on the Philly trace a 14-day half-life scored best on the
+wide origin sets of both demand measures, 0.710 against 0.736 unweighted). Where fewer than ``min_days`` such origins exist
 the step keeps the base level, so a short history degrades to the base model.
 
 Day kinds follow an optional public-holiday calendar (``holidays="US"``, ``"US-WA"``,
@@ -34,7 +36,10 @@ Base = Literal["auto", "last_value", "last_state", "state_arrivals"]
 #: state (covariate ``end_state``); ``state_arrivals`` = that state plus the mean arrivals of
 #: the last ``arrival_window`` periods (covariates ``end_state`` and ``arrivals``, the right
 #: base when a period counts everything active in it). ``auto`` takes the richest one the
-#: covariates allow.
+#: covariates allow. Arrivals come in bursts, so by default their *median* over the last 12
+#: periods is used (``arrival_stat``, ``arrival_window``): on the Philly trace the median beat
+#: the mean at every window on each of four origin sets, and 12 h had the best mean MASE over
+#: the three wide sets (origins every 24 h or 7 h from 2017-10-16, 65 to 223 of them).
 BASES: tuple[str, ...] = ("auto", "last_value", "last_state", "state_arrivals")
 
 
@@ -60,20 +65,25 @@ class DayProfile(_Closed):
     min_obs: ClassVar[int] = 2
 
     def __init__(
-        self, *, calibration_window: int = 672, base: Base = "auto", arrival_window: int = 6,
+        self, *, calibration_window: int = 672, base: Base = "auto", arrival_window: int = 12,
+        arrival_stat: Literal["mean", "median"] = "median",
         holidays: str | None = None, extra_holidays: tuple[str, ...] | list[str] = (), timezone: str = "UTC",
-        offset: float = 1.0, min_days: int = 3, lookback_days: int | None = None,
+        offset: float = 1.0, min_days: int = 3, lookback: int | None = None, half_life: float | None = 14.0,
     ) -> None:
         super().__init__(calibration_window=calibration_window)
+        if arrival_stat not in ("mean", "median"):
+            raise ValueError(f"arrival_stat must be 'mean' or 'median', got {arrival_stat!r}")
         if base not in BASES:
             raise ValueError(f"base must be one of {list(BASES)}, got {base!r}")
-        if arrival_window < 1 or min_days < 1 or offset <= 0 or (lookback_days is not None and lookback_days < 1):
-            raise ValueError("arrival_window, min_days, lookback_days must be >= 1 and offset > 0")
+        if arrival_window < 1 or min_days < 1 or (lookback is not None and lookback < 1):
+            raise ValueError("arrival_window, min_days and lookback must be >= 1")
+        if offset <= 0 or (half_life is not None and half_life <= 0):
+            raise ValueError("offset and half_life must be > 0")
         holiday_dates(holidays, range(2000, 2001), tuple(extra_holidays))  # fail fast on a bad calendar or date
         pd.Timestamp("2000-01-01", tz=timezone)  # and on an unknown time zone
-        self.base, self.arrival_window, self.holidays = base, arrival_window, holidays
+        self.base, self.arrival_window, self.arrival_stat, self.holidays = base, arrival_window, arrival_stat, holidays
         self.extra_holidays, self.timezone = tuple(extra_holidays), timezone
-        self.offset, self.min_days, self.lookback_days = offset, min_days, lookback_days
+        self.offset, self.min_days, self.lookback, self.half_life = offset, min_days, lookback, half_life
         self._levels: np.ndarray | None = None
         self._index: pd.DatetimeIndex | None = None
         self._kinds: np.ndarray | None = None
@@ -81,8 +91,9 @@ class DayProfile(_Closed):
 
     def params(self) -> dict[str, Any]:
         return {**super().params(), "base": self.base, "arrival_window": self.arrival_window,
+                "arrival_stat": self.arrival_stat,
                 "holidays": self.holidays, "extra_holidays": list(self.extra_holidays), "timezone": self.timezone,
-                "offset": self.offset, "min_days": self.min_days, "lookback_days": self.lookback_days}
+                "offset": self.offset, "min_days": self.min_days, "lookback": self.lookback, "half_life": self.half_life}
 
     def _fit(self, y: np.ndarray, ctx: FitContext) -> None:
         super()._fit(y, ctx)
@@ -119,10 +130,8 @@ class DayProfile(_Closed):
         levels[1:] = st
         if base == "state_arrivals":
             assert arrivals is not None
-            cum = np.concatenate([[0.0], np.cumsum(np.where(np.isfinite(arrivals), arrivals, 0.0))])
-            o = np.arange(1, ff.shape[0] + 1)
-            lo = np.maximum(o - self.arrival_window, 0)
-            levels[1:] += (cum[o] - cum[lo]) / (o - lo)
+            window = pd.Series(np.where(np.isfinite(arrivals), arrivals, 0.0)).rolling(self.arrival_window, min_periods=1)
+            levels[1:] += (window.median() if self.arrival_stat == "median" else window.mean()).to_numpy()
         return levels
 
     def _day_kinds(self, length: int) -> np.ndarray:
@@ -146,10 +155,9 @@ class DayProfile(_Closed):
         ff, levels, m, off = self._filled(), self._levels, self._m, self.offset
         kinds = self._day_kinds(int(origins.max()) + horizon)
         ks = np.arange(horizon)
-        max_back = None if self.lookback_days is None else self.lookback_days
         out = np.empty((origins.shape[0], horizon))
         for i, o in enumerate(origins.astype(int)):
-            past = np.arange(o - m, 0, -m)[:max_back]
+            past = np.arange(o - m, 0, -m)[: self.lookback]
             base = levels[o]
             if past.size == 0:
                 out[i] = base
@@ -159,10 +167,25 @@ class DayProfile(_Closed):
             same = kinds[np.minimum(target, kinds.shape[0] - 1)] == kinds[o + ks][None, :]
             ok = seen & same
             ratio = np.log((ff[np.minimum(target, o - 1)] + off) / (levels[past][:, None] + off))
-            masked = np.where(ok, ratio, np.nan)
             enough = ok.sum(axis=0) >= self.min_days
             prof = np.zeros(horizon)
             if enough.any():
-                prof[enough] = np.nanmedian(masked[:, enough], axis=0)
+                age = np.arange(1, past.size + 1, dtype=float)[:, None]
+                weight = 0.5 ** (age / self.half_life) if self.half_life else np.ones_like(age)
+                prof[enough] = weighted_median(ratio[:, enough], np.where(ok, weight, 0.0)[:, enough])
             out[i] = (base + off) * np.exp(prof) - off
         return out
+
+
+def weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per column, the lower weighted median of ``values`` (rows of weight 0 are ignored).
+
+    Every column needs a positive total weight. With equal weights and an odd count this is
+    the ordinary median; with an even count, the lower of the two middle values.
+    """
+    order = np.argsort(np.where(weights > 0, values, np.inf), axis=0, kind="stable")
+    v = np.take_along_axis(values, order, axis=0)
+    cum = np.cumsum(np.take_along_axis(weights, order, axis=0), axis=0)
+    pick = np.argmax(cum >= cum[-1] / 2, axis=0)
+    picked: np.ndarray = v[pick, np.arange(values.shape[1])]
+    return picked

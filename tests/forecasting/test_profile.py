@@ -102,6 +102,13 @@ def test_the_base_is_state_and_arrivals_when_the_covariates_are_there() -> None:
     only_state = DayProfile().fit(s.to_numpy(), FitContext(season_length=24, index=index,
                                                             covariates={END_STATE: state}))
     assert only_state.base_used == "last_state"
+    bursty = np.zeros(s.shape[0])
+    bursty[-1] = 100.0  # one burst in the window: the median ignores it, the mean does not
+    ctx = FitContext(season_length=24, index=index, covariates={END_STATE: state, ARRIVALS: bursty})
+    median = DayProfile(arrival_window=4).fit(s.to_numpy(), ctx)
+    mean = DayProfile(arrival_window=4, arrival_stat="mean").fit(s.to_numpy(), ctx)
+    assert median._levels[-1] == pytest.approx(state[-1])  # type: ignore[index]
+    assert mean._levels[-1] == pytest.approx(state[-1] + 25.0)  # type: ignore[index]
     assert DayProfile().fit(s.to_numpy(), FitContext(season_length=24, index=index)).base_used == "last_value"
     with pytest.raises(ModelFitError, match="covariates"):
         DayProfile(base="state_arrivals").fit(s.to_numpy(), FitContext(season_length=24, index=index))
@@ -124,3 +131,21 @@ def test_bad_input_is_refused_with_the_reason() -> None:
     with pytest.raises(ValueError, match="base"):
         make_model("day_profile", base="median")
     assert make_model("day_profile", holidays="US-WA").params()["holidays"] == "US-WA"
+
+
+def test_weighted_median_and_recency() -> None:
+    from forecasting.models.profile import weighted_median
+
+    values = np.array([[1.0, 5.0], [2.0, 6.0], [3.0, 7.0]])
+    np.testing.assert_allclose(weighted_median(values, np.ones_like(values)), [2.0, 6.0])
+    np.testing.assert_allclose(weighted_median(values, np.array([[0.0, 1.0], [0.0, 1.0], [1.0, 5.0]])), [3.0, 7.0])
+    # the workday shape changed two weeks ago: weighting by recency follows the new shape sooner
+    s = _shaped(56)
+    recent = s.index >= s.index[-1] - pd.Timedelta(days=14)
+    workday = (s.index.day_of_week < 5) & (s.index.hour >= 9) & (s.index.hour < 18)
+    s[recent & workday] *= 1.5
+    new = 100.0 * WORK * np.where(WORK > 1, 1.5, 1.0)
+    plain = _fit(s, half_life=None).predict(24).point  # ends on Sunday: Monday ahead
+    weighted = _fit(s, half_life=7.0).predict(24).point
+    assert np.abs(weighted - new).sum() < np.abs(plain - new).sum()
+    np.testing.assert_allclose(weighted, new, rtol=1e-6)
