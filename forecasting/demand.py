@@ -26,16 +26,15 @@ JOB_COLUMNS = ("timestamp", "duration", "num_gpus")
 #: Demand default: damped seasonal ETS, last state, state + arrivals (these two need the
 #: ``end_state`` / ``arrivals`` covariates that :func:`demand_series` attaches) and the day
 #: profile (that base level along the median shape of the same kind of day; pass a holiday
-#: calendar in ``model_params["day_profile"]``) against both baselines, selected on the 56 most
+#: calendar in ``model_params["day_profile"]``) against both baselines, selected on the 28 most
 #: recent daily origins and served only when it beats the best baseline there by 5%. On the
-#: Philly trace, shorter lookbacks chased noise: with 7 or 14 origins the served forecast lost
-#: to last value out of sample, and with 28 it served a baseline at a third of the origins
-#: where the day profile would have done better (walk-forward MASE 0.80 against 0.75 with 56
-#: and 0.73 with 100, origins every 7 h from 2017-10-16, pool without ETS; 56 keeps the ETS
-#: refits of a selection affordable). Without the margin the served forecast lost to the best
-#: baseline on 2 of the 11 Philly team series per measure; with it, on 1.
+#: Philly trace 7 and 14 origins made selection too noisy to beat last value out of sample; 28
+#: and 56 tied on the wide origin sets (walk-forward MASE 0.80 for both, origins every 24 h and
+#: 7 h from 2017-10-16, both measures, pool without ETS) and 28 matches the service's default
+#: 28 days of history at half the ETS refits. Without the margin the served forecast lost to
+#: the best baseline on 2 of the 11 Philly team series per measure; with it, on 1.
 DEMAND_CONFIG = ForecastConfig(horizon=24, candidates=("ets", "last_state", "state_arrivals", "day_profile"),
-                               selection_origins=56, selection_step=24, selection_margin=0.05)
+                               selection_origins=28, selection_step=24, selection_margin=0.05)
 
 #: How an hour's demand is measured: ``mean`` = GPU-hours used in the hour (mean running GPUs);
 #: ``allocated`` = GPUs of every job that runs at any moment of the hour (what must be
