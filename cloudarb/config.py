@@ -128,15 +128,11 @@ class Settings(BaseSettings):
     @field_validator("forecast_holidays")
     @classmethod
     def _holiday_calendar(cls, value: str | None) -> str | None:
-        """A calendar the holidays package knows, e.g. 'US' or 'US-WA'."""
+        """A calendar the holidays package knows, e.g. 'US' or 'US-WA' (the forecasting model's own check)."""
         if value:
-            import holidays
+            from forecasting.models.profile import holiday_dates
 
-            country, _, subdiv = value.partition("-")
-            try:
-                holidays.country_holidays(country, subdiv=subdiv or None, years=[2024])
-            except NotImplementedError as exc:
-                raise ValueError(f"unknown holiday calendar {value!r}: {exc}") from exc
+            holiday_dates(value, range(2024, 2025))
         return value or None
 
     @field_validator("forecast_timezone")
