@@ -64,7 +64,9 @@ class _Closed(Forecaster):
         With a season (``m`` > 1) and at least :data:`MIN_PHASE_PATHS` of them, only origins
         at the same phase of the season as the forecast's own origin are used (for hourly
         demand: the same hour of the day): a path's errors depend on where in the cycle it
-        starts, so those are the residuals exchangeable with the forecast's.
+        starts, so those are the residuals exchangeable with the forecast's. A model whose
+        errors grow with some known quantity (:meth:`_error_scale`) has each past path rescaled
+        to the forecast origin's scale (locally weighted split conformal).
         """
         n = y.shape[0]
         latest = n - horizon
@@ -77,7 +79,15 @@ class _Closed(Forecaster):
             if phase.size >= MIN_PHASE_PATHS:
                 origins = phase
         actual = y[origins[:, None] + np.arange(horizon)[None, :]]
-        return finite_rows(actual - self._paths_from(origins, horizon))
+        errors = actual - self._paths_from(origins, horizon)
+        scale = self._error_scale(np.append(origins, n))
+        if scale is not None:
+            errors = errors * (scale[-1] / scale[:-1])[:, None]
+        return finite_rows(errors)
+
+    def _error_scale(self, origins: np.ndarray) -> np.ndarray | None:
+        """Positive scale of the errors expected from each origin (None: errors do not scale)."""
+        return None
 
 
 class LastValue(_Closed):

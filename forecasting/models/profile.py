@@ -41,6 +41,7 @@ Base = Literal["auto", "last_value", "last_state", "state_arrivals"]
 #: the mean at every window on each of four origin sets, and 12 h had the best mean MASE over
 #: the three wide sets (origins every 24 h or 7 h from 2017-10-16, 65 to 223 of them).
 BASES: tuple[str, ...] = ("auto", "last_value", "last_state", "state_arrivals")
+ErrorScale = Literal["none", "sqrt_level"]
 
 
 def holiday_dates(calendar: str | None, years: range, extra: tuple[str, ...] = ()) -> set[date]:
@@ -69,6 +70,7 @@ class DayProfile(_Closed):
         arrival_stat: Literal["mean", "median"] = "median",
         holidays: str | None = None, extra_holidays: tuple[str, ...] | list[str] = (), timezone: str = "UTC",
         offset: float = 1.0, min_days: int = 3, lookback: int | None = None, half_life: float | None = 14.0,
+        pool: int = 6, error_scale: ErrorScale = "sqrt_level", error_scale_offset: float = 200.0,
     ) -> None:
         super().__init__(calibration_window=calibration_window)
         if arrival_stat not in ("mean", "median"):
@@ -77,6 +79,11 @@ class DayProfile(_Closed):
             raise ValueError(f"base must be one of {list(BASES)}, got {base!r}")
         if arrival_window < 1 or min_days < 1 or (lookback is not None and lookback < 1):
             raise ValueError("arrival_window, min_days and lookback must be >= 1")
+        if pool < 0:
+            raise ValueError(f"pool must be >= 0, got {pool}")
+        if error_scale not in ("none", "sqrt_level") or error_scale_offset <= 0:
+            raise ValueError(f"error_scale must be 'none' or 'sqrt_level' with error_scale_offset > 0, "
+                             f"got {error_scale!r}, {error_scale_offset}")
         if offset <= 0 or (half_life is not None and half_life <= 0):
             raise ValueError("offset and half_life must be > 0")
         holiday_dates(holidays, range(2000, 2001), tuple(extra_holidays))  # fail fast on a bad calendar or date
@@ -84,6 +91,7 @@ class DayProfile(_Closed):
         self.base, self.arrival_window, self.arrival_stat, self.holidays = base, arrival_window, arrival_stat, holidays
         self.extra_holidays, self.timezone = tuple(extra_holidays), timezone
         self.offset, self.min_days, self.lookback, self.half_life = offset, min_days, lookback, half_life
+        self.pool, self.error_scale, self.error_scale_offset = pool, error_scale, error_scale_offset
         self._levels: np.ndarray | None = None
         self._index: pd.DatetimeIndex | None = None
         self._kinds: np.ndarray | None = None
@@ -93,7 +101,8 @@ class DayProfile(_Closed):
         return {**super().params(), "base": self.base, "arrival_window": self.arrival_window,
                 "arrival_stat": self.arrival_stat,
                 "holidays": self.holidays, "extra_holidays": list(self.extra_holidays), "timezone": self.timezone,
-                "offset": self.offset, "min_days": self.min_days, "lookback": self.lookback, "half_life": self.half_life}
+                "offset": self.offset, "min_days": self.min_days, "lookback": self.lookback, "half_life": self.half_life,
+                "pool": self.pool, "error_scale": self.error_scale, "error_scale_offset": self.error_scale_offset}
 
     def _fit(self, y: np.ndarray, ctx: FitContext) -> None:
         super()._fit(y, ctx)
@@ -134,6 +143,13 @@ class DayProfile(_Closed):
             levels[1:] += (window.median() if self.arrival_stat == "median" else window.mean()).to_numpy()
         return levels
 
+    def _error_scale(self, origins: np.ndarray) -> np.ndarray | None:
+        """``sqrt(base level + error_scale_offset)`` at each origin, or None (``error_scale="none"``)."""
+        if self.error_scale == "none" or self._levels is None:
+            return None
+        scale: np.ndarray = np.sqrt(np.maximum(self._levels[origins], 0.0) + self.error_scale_offset)
+        return scale
+
     def _day_kinds(self, length: int) -> np.ndarray:
         """1 where period ``i`` falls on a weekend or holiday, else 0, for ``i < length``."""
         if self._kinds is not None and self._kinds.shape[0] >= length:
@@ -152,9 +168,13 @@ class DayProfile(_Closed):
     def _paths_from(self, origins: np.ndarray, horizon: int) -> np.ndarray:
         if self._levels is None:
             raise RuntimeError(f"{self.name}: predict() before fit()")
-        ff, levels, m, off = self._filled(), self._levels, self._m, self.offset
-        kinds = self._day_kinds(int(origins.max()) + horizon)
+        ff, levels, m, off, r = self._filled(), self._levels, self._m, self.offset, self.pool
+        kinds = self._day_kinds(int(origins.max()) + horizon + r)
         ks = np.arange(horizon)
+        d = np.arange(-r, r + 1)
+        kernel = 1.0 - np.abs(d) / (r + 1.0)  # triangular: the step itself 1, its neighbours less
+        steps = ks[:, None] + d[None, :]  # (h, 2r+1): the steps pooled into step k
+        symmetric = np.abs(d)[None, :] <= ks[:, None]
         out = np.empty((origins.shape[0], horizon))
         for i, o in enumerate(origins.astype(int)):
             past = np.arange(o - m, 0, -m)[: self.lookback]
@@ -162,17 +182,21 @@ class DayProfile(_Closed):
             if past.size == 0:
                 out[i] = base
                 continue
-            target = past[:, None] + ks[None, :]
-            seen = target <= o - 1
-            same = kinds[np.minimum(target, kinds.shape[0] - 1)] == kinds[o + ks][None, :]
-            ok = seen & same
-            ratio = np.log((ff[np.minimum(target, o - 1)] + off) / (levels[past][:, None] + off))
-            enough = ok.sum(axis=0) >= self.min_days
+            target = past[:, None, None] + steps[None, :, :]  # (days, h, 2r+1)
+            # a pooled step is usable when it was observed before the origin, falls on the same
+            # kind of day as the step it stands in for, and its mirror image lies ahead of the past
+            # origin too (the window shrinks to stay symmetric near step 0, so it adds no slope bias)
+            ok = (target <= o - 1) & symmetric[None] & (kinds[np.maximum(target, 0)] == kinds[o + ks][None, :, None])
+            enough = ok[:, :, r].sum(axis=0) >= self.min_days  # days matched at the step itself
             prof = np.zeros(horizon)
             if enough.any():
-                age = np.arange(1, past.size + 1, dtype=float)[:, None]
-                weight = 0.5 ** (age / self.half_life) if self.half_life else np.ones_like(age)
-                prof[enough] = weighted_median(ratio[:, enough], np.where(ok, weight, 0.0)[:, enough])
+                ratio = np.log((ff[np.clip(target, 0, o - 1)] + off) / (levels[past][:, None, None] + off))
+                age = np.arange(1, past.size + 1, dtype=float)
+                recency = 0.5 ** (age / self.half_life) if self.half_life else np.ones_like(age)
+                weight = np.where(ok, recency[:, None, None] * kernel[None, None, :], 0.0)
+                pooled = ratio.transpose(0, 2, 1).reshape(-1, horizon)  # rows: (day, neighbour)
+                wts = weight.transpose(0, 2, 1).reshape(-1, horizon)
+                prof[enough] = weighted_median(pooled[:, enough], wts[:, enough])
             out[i] = (base + off) * np.exp(prof) - off
         return out
 

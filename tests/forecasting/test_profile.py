@@ -26,7 +26,8 @@ def _shaped(days: int, start: str = "2024-01-01", level: float = 100.0, off: set
 
 
 def _fit(s: pd.Series, **params: object) -> DayProfile:
-    model = DayProfile(offset=1e-6, **params)  # type: ignore[arg-type]
+    """Fit on exact shapes: no pooling of neighbouring hours unless asked (OFF has a one-hour feature)."""
+    model = DayProfile(offset=1e-6, **{"pool": 0, **params})  # type: ignore[arg-type]
     model.fit(s.to_numpy(), FitContext(season_length=24, index=pd.DatetimeIndex(s.index)))
     return model
 
@@ -149,3 +150,39 @@ def test_weighted_median_and_recency() -> None:
     weighted = _fit(s, half_life=7.0).predict(24).point
     assert np.abs(weighted - new).sum() < np.abs(plain - new).sum()
     np.testing.assert_allclose(weighted, new, rtol=1e-6)
+
+
+def test_pooling_neighbouring_hours_resists_noise_and_keeps_the_edges_of_a_shape() -> None:
+    rng = np.random.default_rng(11)
+    hours = np.arange(24 * 28)
+    smooth = np.exp(0.5 * np.sin(2 * np.pi * (hours % 24) / 24))  # a daily cycle that moves a little each hour
+    index = pd.date_range("2024-01-01", periods=hours.shape[0], freq="h")
+    noisy = pd.Series(100.0 * smooth * np.exp(rng.normal(0.0, 0.25, hours.shape[0])), index=index)
+    noisy.iloc[-1] = 100.0 * smooth[-1]  # the true level at the origin, for both fits
+    truth = 100.0 * np.exp(0.5 * np.sin(2 * np.pi * np.arange(24) / 24))
+    single = _fit(noisy, half_life=None, holidays=None).predict(24).point
+    pooled = _fit(noisy, half_life=None, pool=3).predict(24).point
+    assert np.abs(pooled - truth).mean() < 0.8 * np.abs(single - truth).mean()
+    # a weighted median over a symmetric kernel keeps a clean step edge where it is (a mean would blur it)
+    np.testing.assert_allclose(_fit(_shaped(28), pool=3).predict(24).point, 100.0 * WORK, rtol=1e-6)
+    # what it costs: a feature shorter than the kernel's half is smoothed away
+    assert _fit(_shaped(26), pool=3).predict(24).point[23] == pytest.approx(50.0)
+    with pytest.raises(ValueError, match="pool"):
+        DayProfile(pool=-1)
+
+
+def test_intervals_scale_with_the_square_root_of_the_level() -> None:
+    rng = np.random.default_rng(5)
+    s = _shaped(30, level=400.0) * rng.uniform(0.9, 1.1, 24 * 30)
+    s.iloc[-1] = 25.0  # demand has just dropped: errors seen at 400 GPUs overstate those at 25
+    y, ctx = s.to_numpy(), FitContext(season_length=24, index=pd.DatetimeIndex(s.index))
+    scaled = DayProfile(pool=0).fit(y, ctx).predict(24)
+    plain = DayProfile(pool=0, error_scale="none").fit(y, ctx).predict(24)
+    np.testing.assert_allclose(scaled.point, plain.point)
+    base_then = np.median(s.to_numpy()[-24 * 28 - 1 :: 24])  # the level at past origins of this hour
+    ratio = np.sqrt((25.0 + 200.0) / (base_then + 200.0))
+    np.testing.assert_allclose(np.abs(scaled.error_paths).mean() / np.abs(plain.error_paths).mean(), ratio, rtol=0.05)
+    with pytest.raises(ValueError, match="error_scale"):
+        DayProfile(error_scale="log")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="error_scale"):
+        DayProfile(error_scale_offset=0.0)
