@@ -203,12 +203,12 @@ def evaluate_demand(
     y, index, m = s.to_numpy(dtype=float), pd.DatetimeIndex(s.index), series.period
     eval_origins = rolling_origins(index, horizon=horizon, step=step, start=start, min_train=2 * m)
     sel_step = cfg.selection_step or horizon
-    extra = {t - k * sel_step for t in eval_origins for k in range(1, cfg.selection_origins + 1)}
+    extra = {t - horizon - j * sel_step for t in eval_origins for j in range(cfg.selection_origins)}
     origins = sorted(set(eval_origins) | {t for t in extra if t >= 2 * m})
     runs = run_models(y, index, origins, horizon, m, factories(cfg, cfg.candidates), series.covariate_arrays())
     served = walk_forward_served(runs, y, index, origins, eval_origins, horizon, m, lookback=cfg.selection_origins,
-                                 margin=cfg.selection_margin,
-                                 min_informative=cfg.selection_min_informative)
+                                 margin=cfg.selection_margin, min_informative=cfg.selection_min_informative,
+                                 selection_step=sel_step)
     pos = {t: i for i, t in enumerate(origins)}
     at_eval = {n: ModelRun(n, [r.forecasts[pos[t]] for t in eval_origins]) for n, r in runs.items()}
     at_eval["served"] = served

@@ -219,13 +219,16 @@ def promote(current: ModelVersion | None, challenger: ModelVersion, *, min_impro
 def walk_forward_served(
     runs: dict[str, ModelRun], y: np.ndarray, index: pd.DatetimeIndex, origins: list[int], eval_origins: list[int],
     horizon: int, season_length: int, *, lookback: int = 4, candidates: list[str] | None = None,
-    margin: float = 0.0, min_informative: int = 1,
+    margin: float = 0.0, min_informative: int = 1, selection_step: int | None = None,
 ) -> ModelRun:
     """The forecast that would have been served at each of ``eval_origins``.
 
     At an evaluation origin ``t`` the model is chosen as :func:`select_model` would, on the
     ``lookback`` most recent origins of ``origins`` whose horizon has ended by ``t`` (no
-    look-ahead); before any such origin, last value is served. ``runs`` must hold forecasts
+    look-ahead); before any such origin, last value is served. With ``selection_step`` the
+    lookback is exactly the origins :func:`selection_backtest` would use at ``t`` (``t -
+    horizon - j * selection_step`` for ``j < lookback``, those present in ``origins``), so
+    evaluation origins at any hour are judged by the service's own rule. ``runs`` must hold forecasts
     at every origin in ``origins`` (a superset of ``eval_origins``). A non-baseline model is
     only eligible once ``min_informative`` of those origins had a non-zero last-value error:
     on price steps, one lucky window is no evidence.
@@ -243,7 +246,10 @@ def walk_forward_served(
                 mase[i, j], mae[i, j] = e.mase, e.mae
     served: list[ModelForecast | None] = []
     for t in eval_origins:
-        past = [pos[o] for o in origins if o + horizon <= t][-lookback:]
+        if selection_step:
+            past = sorted(pos[o] for o in (t - horizon - j * selection_step for j in range(lookback)) if o in pos)
+        else:
+            past = [pos[o] for o in origins if o + horizon <= t][-lookback:]
         choice = "last_value"
         informative = int(np.sum(mae[names.index("last_value"), past] > 0)) if "last_value" in names and past else 0
         eligible = names if informative >= min_informative else [n for n in names if n in BASELINES]

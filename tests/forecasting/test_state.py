@@ -134,3 +134,20 @@ def test_walk_forward_serving_uses_last_state_only_after_it_won_before_the_origi
     cov = run_models(y, None, [200], 24, 24, baseline_factories(), s.covariate_arrays())
     assert plain["last_value"].forecasts[0] is not None and cov["last_value"].forecasts[0] is not None
     np.testing.assert_array_equal(plain["last_value"].forecasts[0].point, cov["last_value"].forecasts[0].point)
+
+
+def test_walk_forward_at_any_hour_serves_what_the_service_would_have_served() -> None:
+    rng = np.random.default_rng(11)
+    base = _step_series(16, True, seed=9)
+    values = np.array(base.values, dtype=float) * rng.uniform(0.8, 1.2, len(base.values))
+    s = with_state(values, np.array(base.covariates[END_STATE], dtype=float))
+    cfg = ForecastConfig(horizon=24, candidates=("last_state",), selection_origins=5, selection_step=24,
+                         selection_margin=0.05)
+    ev = evaluate_demand(s, start=datetime(2024, 1, 9), step=7, horizon=24, config=cfg)
+    assert len(set(ev.served_models)) > 1  # the choice changes along the way: the test can tell
+    for origin, served in zip(ev.report.origins, ev.served_models):
+        t = s.timestamps.index(origin)
+        cut = Series(series_id="s", timestamps=s.timestamps[:t], values=s.values[:t], freq="h",
+                     covariates={END_STATE: s.covariates[END_STATE][:t]})
+        res, _ = forecast(cut, cfg)
+        assert res.model == served, origin
