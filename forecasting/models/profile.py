@@ -4,18 +4,33 @@ Demand for a team's GPUs moves with the calendar: it climbs through a workday, d
 weekend or a public holiday. A seasonal-naive copy of yesterday repeats yesterday's *level*
 too, which is where it loses to last value on step-like demand; this model keeps the level
 and borrows only the shape. At an origin it takes the base level known there (see
-:data:`BASES`), then, for each step ``k`` ahead, the median over past origins at the same
-phase of the season (for hourly data: the same hour of the day) whose own step ``k`` fell on
-the same kind of day (workday, or weekend / holiday) of the log-ratio between what happened
-at that step and that origin's base level, each past day weighted by recency (``half_life``
-days; how people work drifts, and on the Philly trace a 14-day half-life scored best on the
-wide origin sets of both demand measures, 0.710 against 0.736 unweighted). Where fewer than ``min_days`` such origins exist
-the step keeps the base level, so a short history degrades to the base model.
+:data:`BASES`), then, for each step ``k`` ahead, the weighted median over past origins at the
+same phase of the season (for hourly data: the same hour of the day) whose own step fell on
+the same kind of day (workday, or weekend / holiday) of the log-ratio between what happened at
+that step and that origin's base level.
+
+Weights: each past day by recency (``half_life`` days; how people work drifts, and on the
+Philly trace a 14-day half-life scored best on the wide origin sets of both demand measures,
+0.710 against 0.736 unweighted), and each step pools its neighbours ``k - pool .. k + pool``
+with a triangular kernel (the window shrinks near step 0 to stay symmetric). Hourly ratios of
+bursty demand are noisy; the pooled median uses seven to thirteen times the evidence, keeps a
+sharp edge of the shape where it is (a median over a symmetric kernel does not blur a step)
+and only smooths away features shorter than about ``pool`` hours. On the Philly wide origin
+sets (see ``forecasting/README.md``) the mean MASE fell from 0.710 (no pooling) to 0.702 (3 h),
+0.700 (6 h) and 0.699 (8-16 h); 6 h is the smallest radius within 0.001 of the best.
+Where fewer than ``min_days`` days match at the step itself, the step keeps the base level, so
+a short history degrades to the base model.
 
 Day kinds follow an optional public-holiday calendar (``holidays="US"``, ``"US-WA"``,
 ``"DE-BY"``... as the ``holidays`` package knows them) in the organization's ``timezone``;
 a naive index is read as UTC. Everything is computed from data before each origin, so the
-closed-form error paths used for intervals are honest out-of-sample paths.
+closed-form error paths used for intervals are honest out-of-sample paths. Counts of GPUs
+vary more when more are running, so by default (``error_scale="sqrt_level"``) each past
+error path is rescaled by ``sqrt((L_now + c) / (L_then + c))``, ``L`` the base level and
+``c = error_scale_offset`` GPUs (locally weighted split conformal): intervals around a quiet
+night are no longer as wide as those learnt on busy days. On the wide origin sets the 80%
+intervals covered 0.79-0.80 with it against 0.81-0.83 without and were 3-5% narrower; the
+interval score (width plus 10x the misses) rose by 0.6%, the price of the few more misses.
 """
 
 from __future__ import annotations
