@@ -13,10 +13,11 @@ Weights: each past day by recency (``half_life`` days; how people work drifts, a
 Philly trace a 14-day half-life scored best on the wide origin sets of both demand measures,
 0.710 against 0.736 unweighted), and each step pools its neighbours ``k - pool .. k + pool``
 with a triangular kernel (the window shrinks near step 0 to stay symmetric). Hourly ratios of
-bursty demand are noisy; the pooled median uses seven to thirteen times the evidence, keeps a
-sharp edge of the shape where it is (a median over a symmetric kernel does not blur a step)
-and only smooths away features shorter than about ``pool`` hours. On the Philly wide origin
-sets (see ``forecasting/README.md``) the mean MASE fell from 0.710 (no pooling) to 0.702 (3 h),
+bursty demand are noisy; the pooled median draws on up to ``2 * pool + 1`` steps per day,
+keeps a sharp edge of the shape where it is (a median over a symmetric kernel does not blur a
+step) and only smooths away features shorter than about ``pool`` steps (default: a quarter of
+the season, i.e. 6 h for hourly data, one day for daily data with a weekly season). On the
+Philly wide origin sets (see ``forecasting/README.md``) the mean MASE fell from 0.710 (no pooling) to 0.702 (3 h),
 0.700 (6 h) and 0.699 (8-16 h); 6 h is the smallest radius within 0.001 of the best.
 Where fewer than ``min_days`` days match at the step itself, the step keeps the base level, so
 a short history degrades to the base model.
@@ -85,7 +86,7 @@ class DayProfile(_Closed):
         arrival_stat: Literal["mean", "median"] = "median",
         holidays: str | None = None, extra_holidays: tuple[str, ...] | list[str] = (), timezone: str = "UTC",
         offset: float = 1.0, min_days: int = 3, lookback: int | None = None, half_life: float | None = 14.0,
-        pool: int = 6, error_scale: ErrorScale = "sqrt_level", error_scale_offset: float = 200.0,
+        pool: int | None = None, error_scale: ErrorScale = "sqrt_level", error_scale_offset: float = 200.0,
     ) -> None:
         super().__init__(calibration_window=calibration_window)
         if arrival_stat not in ("mean", "median"):
@@ -94,7 +95,7 @@ class DayProfile(_Closed):
             raise ValueError(f"base must be one of {list(BASES)}, got {base!r}")
         if arrival_window < 1 or min_days < 1 or (lookback is not None and lookback < 1):
             raise ValueError("arrival_window, min_days and lookback must be >= 1")
-        if pool < 0:
+        if pool is not None and pool < 0:
             raise ValueError(f"pool must be >= 0, got {pool}")
         if error_scale not in ("none", "sqrt_level") or error_scale_offset <= 0:
             raise ValueError(f"error_scale must be 'none' or 'sqrt_level' with error_scale_offset > 0, "
@@ -183,7 +184,8 @@ class DayProfile(_Closed):
     def _paths_from(self, origins: np.ndarray, horizon: int) -> np.ndarray:
         if self._levels is None:
             raise RuntimeError(f"{self.name}: predict() before fit()")
-        ff, levels, m, off, r = self._filled(), self._levels, self._m, self.offset, self.pool
+        ff, levels, m, off = self._filled(), self._levels, self._m, self.offset
+        r = m // 4 if self.pool is None else self.pool  # default: a quarter of the season, 6 h for hourly data
         kinds = self._day_kinds(int(origins.max()) + horizon + r)
         ks = np.arange(horizon)
         d = np.arange(-r, r + 1)

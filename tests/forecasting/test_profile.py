@@ -169,6 +169,11 @@ def test_pooling_neighbouring_hours_resists_noise_and_keeps_the_edges_of_a_shape
     assert _fit(_shaped(26), pool=3).predict(24).point[23] == pytest.approx(50.0)
     with pytest.raises(ValueError, match="pool"):
         DayProfile(pool=-1)
+    # the default radius is a quarter of the season: 6 steps for hourly data
+    ctx = FitContext(season_length=24, index=pd.DatetimeIndex(noisy.index))
+    default = DayProfile().fit(noisy.to_numpy(), ctx).predict(24).point
+    np.testing.assert_allclose(default, DayProfile(pool=6).fit(noisy.to_numpy(), ctx).predict(24).point)
+    assert DayProfile().params()["pool"] is None
 
 
 def test_intervals_scale_with_the_square_root_of_the_level() -> None:
