@@ -190,6 +190,9 @@ def test_the_demand_config_carries_the_holiday_calendar_and_bad_calendars_are_re
     assert "day_profile" in cfg.candidates
     assert cfg.model_params["day_profile"] == {"holidays": "US-WA", "timezone": "America/Los_Angeles"}
     assert Settings().forecast_holidays is None and "day_profile" in Settings().forecast_demand_candidates
+    from forecasting.demand import DEMAND_CONFIG  # the service's default pool is the library's
+
+    assert tuple(Settings().forecast_demand_candidates) == DEMAND_CONFIG.candidates
     for field, value in (("forecast_holidays", "XX"), ("forecast_holidays", "US-XX"),
                          ("forecast_timezone", "Mars/Olympus")):
         with pytest.raises(ValidationError, match=field):
