@@ -19,7 +19,13 @@ from forecasting.backtest import ModelRun, report_from_runs, rolling_origins, ru
 from forecasting.errors import DataError
 from forecasting.models.state import ARRIVALS, END_STATE
 from forecasting.schemas import BacktestReport, ForecastResult, Series
-from forecasting.selection import ForecastConfig, factories, forecast, walk_forward_served
+from forecasting.selection import (
+    ForecastConfig,
+    factories,
+    forecast,
+    selection_origins_at,
+    walk_forward_served,
+)
 
 JOB_COLUMNS = ("timestamp", "duration", "num_gpus")
 
@@ -206,13 +212,11 @@ def evaluate_demand(
     s = series.to_pandas()
     y, index, m = s.to_numpy(dtype=float), pd.DatetimeIndex(s.index), series.period
     eval_origins = rolling_origins(index, horizon=horizon, step=step, start=start, min_train=2 * m)
-    sel_step = cfg.selection_step or horizon
-    extra = {t - horizon - j * sel_step for t in eval_origins for j in range(cfg.selection_origins)}
-    origins = sorted(set(eval_origins) | {t for t in extra if t >= 2 * m})
+    origins = sorted(set(eval_origins).union(*(selection_origins_at(t, cfg, m) for t in eval_origins)))
     runs = run_models(y, index, origins, horizon, m, factories(cfg, cfg.candidates), series.covariate_arrays())
     served = walk_forward_served(runs, y, index, origins, eval_origins, horizon, m, lookback=cfg.selection_origins,
                                  margin=cfg.selection_margin, min_informative=cfg.selection_min_informative,
-                                 selection_step=sel_step)
+                                 selection=cfg)
     pos = {t: i for i, t in enumerate(origins)}
     at_eval = {n: ModelRun(n, [r.forecasts[pos[t]] for t in eval_origins]) for n, r in runs.items()}
     at_eval["served"] = served

@@ -119,14 +119,20 @@ def select_model(report: BacktestReport, candidates: list[str], *, margin: float
     return best if wins else base
 
 
+def selection_origins_at(n: int, cfg: ForecastConfig, season_length: int) -> list[int]:
+    """Origins (ascending) of the selection backtest of a series of ``n`` points: every
+    ``selection_step`` back from the last one with a full horizon, at most ``selection_origins``,
+    none before two seasons (or 8 points) of training data."""
+    step = cfg.selection_step or cfg.horizon
+    first_allowed = max(2 * season_length, 8)
+    return list(range(n - cfg.horizon, first_allowed - 1, -step))[: cfg.selection_origins][::-1]
+
+
 def selection_backtest(series: Series, cfg: ForecastConfig, names: tuple[str, ...]) -> BacktestReport:
-    """Backtest ``names`` (plus baselines) on the last ``selection_origins`` origins."""
+    """Backtest ``names`` (plus baselines) on the origins of :func:`selection_origins_at`."""
     s = series.to_pandas()
     y, index, m = s.to_numpy(dtype=float), pd.DatetimeIndex(s.index), series.period
-    step = cfg.selection_step or cfg.horizon
-    last = y.shape[0] - cfg.horizon
-    first_allowed = max(2 * m, 8)
-    origins = [t for t in range(last, first_allowed - 1, -step)][: cfg.selection_origins][::-1]
+    origins = selection_origins_at(y.shape[0], cfg, m)
     runs = run_models(y, index, origins, cfg.horizon, m, factories(cfg, names), series.covariate_arrays())
     return report_from_runs(series.series_id, runs, y, index, origins, cfg.horizon, m, cfg.interval_level)
 
@@ -219,16 +225,16 @@ def promote(current: ModelVersion | None, challenger: ModelVersion, *, min_impro
 def walk_forward_served(
     runs: dict[str, ModelRun], y: np.ndarray, index: pd.DatetimeIndex, origins: list[int], eval_origins: list[int],
     horizon: int, season_length: int, *, lookback: int = 4, candidates: list[str] | None = None,
-    margin: float = 0.0, min_informative: int = 1, selection_step: int | None = None,
+    margin: float = 0.0, min_informative: int = 1, selection: ForecastConfig | None = None,
 ) -> ModelRun:
     """The forecast that would have been served at each of ``eval_origins``.
 
     At an evaluation origin ``t`` the model is chosen as :func:`select_model` would, on the
     ``lookback`` most recent origins of ``origins`` whose horizon has ended by ``t`` (no
-    look-ahead); before any such origin, last value is served. With ``selection_step`` the
-    lookback is exactly the origins :func:`selection_backtest` would use at ``t`` (``t -
-    horizon - j * selection_step`` for ``j < lookback``, those present in ``origins``), so
-    evaluation origins at any hour are judged by the service's own rule. ``runs`` must hold forecasts
+    look-ahead); before any such origin, last value is served. With a ``selection`` config the
+    lookback is exactly the origins :func:`selection_backtest` would use at ``t``
+    (:func:`selection_origins_at`; ``origins`` must hold them), so evaluation origins at any
+    hour are judged by the service's own rule. ``runs`` must hold forecasts
     at every origin in ``origins`` (a superset of ``eval_origins``). A non-baseline model is
     only eligible once ``min_informative`` of those origins had a non-zero last-value error:
     on price steps, one lucky window is no evidence.
@@ -246,8 +252,8 @@ def walk_forward_served(
                 mase[i, j], mae[i, j] = e.mase, e.mae
     served: list[ModelForecast | None] = []
     for t in eval_origins:
-        if selection_step:
-            past = sorted(pos[o] for o in (t - horizon - j * selection_step for j in range(lookback)) if o in pos)
+        if selection is not None:
+            past = [pos[o] for o in selection_origins_at(t, selection, season_length)]
         else:
             past = [pos[o] for o in origins if o + horizon <= t][-lookback:]
         choice = "last_value"
