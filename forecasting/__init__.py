@@ -37,7 +37,14 @@ from forecasting.parallel import DiskCache, MemoryCache, Outcome, forecast_many
 from forecasting.performance import PerformanceModel, fit_performance_model, performance_table
 from forecasting.prices import PRICE_CONFIG, evaluate_price_series, load_price_series, weekly_price_panel
 from forecasting.risk import RiskEstimate, RiskModel, load_spot_advisor
-from forecasting.schemas import BacktestReport, ForecastResult, ModelMetrics, ModelVersion, PromotionDecision, Series
+from forecasting.schemas import (
+    BacktestReport,
+    ForecastResult,
+    ModelMetrics,
+    ModelVersion,
+    PromotionDecision,
+    Series,
+)
 from forecasting.selection import ForecastConfig, forecast, model_version, promote
 
 __all__ = [

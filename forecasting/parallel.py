@@ -101,7 +101,7 @@ class DiskCache:
         path = self._path(series_id, key)
         try:
             with path.open("rb") as fh:
-                entry = pickle.load(fh)  # noqa: S301 - our own cache directory
+                entry = pickle.load(fh)
         except FileNotFoundError:
             return None
         except (OSError, pickle.UnpicklingError, EOFError) as exc:

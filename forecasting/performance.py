@@ -149,7 +149,7 @@ def validate(workload_type: str, *, alpha: float = 0.1, benchmarks_path: str | P
         train = sub[sub["gpu_model"] != gpu]
         model = fit_workload(train, specs, workload_type, alpha=alpha)
         errs = []
-        for bench, grp in sub.groupby("benchmark"):
+        for _bench, grp in sub.groupby("benchmark"):
             others = grp[grp["gpu_model"] != gpu]
             held = grp[grp["gpu_model"] == gpu]
             if held.empty or others.empty:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
+
 from forecasting.errors import DataError, ForecastingError
 
 HOURS_PER_MONTH = 730.0

@@ -10,7 +10,7 @@ baseline, and the result says why in ``fallback_reason``.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,14 @@ from forecasting.backtest import (
 from forecasting.errors import ForecastingError
 from forecasting.models.base import FitContext, Forecaster, ModelForecast
 from forecasting.models.registry import make_model
-from forecasting.schemas import BacktestReport, ForecastResult, ModelMetrics, ModelVersion, PromotionDecision, Series
+from forecasting.schemas import (
+    BacktestReport,
+    ForecastResult,
+    ModelMetrics,
+    ModelVersion,
+    PromotionDecision,
+    Series,
+)
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +207,7 @@ def model_version(series_id: str, name: str, params: dict[str, Any], metrics: Mo
                   *, data_hash: str | None = None, trained_at: datetime | None = None) -> ModelVersion:
     """A ModelVersion record for the caller to store."""
     return ModelVersion(series_id=series_id, name=name, params=params, metrics=metrics, data_hash=data_hash,
-                        trained_at=trained_at or datetime.now(timezone.utc))
+                        trained_at=trained_at or datetime.now(UTC))
 
 
 def promote(current: ModelVersion | None, challenger: ModelVersion, *, min_improvement: float = 0.0) -> PromotionDecision:

@@ -18,8 +18,7 @@ import numpy as np
 
 from optimizer.backends import Backend, LpResult
 from optimizer.model import AllocationModel, MatrixModel
-from optimizer.tables import group_starts
-from optimizer.tables import BoolArray
+from optimizer.tables import BoolArray, group_starts
 
 log = logging.getLogger(__name__)
 

@@ -86,7 +86,6 @@ def _scope(workload) -> str:  # type: ignore[no-untyped-def]
 def elastic_reasons(problem: Problem, model: MatrixModel, backend: Backend, *, integer: bool,
                     time_limit: float) -> list[str]:
     """Solve the elastic model and translate the slacks it needs into sentences."""
-    cols: list[np.ndarray] = []
     vals: list[np.ndarray] = []
     pen: list[np.ndarray] = []
     rows_all: list[np.ndarray] = []

@@ -113,7 +113,7 @@ def _shortlist(a: int, b: int, score: FloatArray, u: FloatArray, size: int) -> I
     return a + np.unique(np.concatenate([per_gpu, outright]))
 
 
-def _serve(problem: Problem, fleet: _Fleet, x: FloatArray, w: int, pairs: Pairs,  # noqa: PLR0913
+def _serve(problem: Problem, fleet: _Fleet, x: FloatArray, w: int, pairs: Pairs,
            score: FloatArray, price: FloatArray, prov: IntArray, place: IntArray, spot: BoolArray,
            hi: float, floor: bool, phi: float, seg: IntArray) -> bool:
     """Cover workload w from the pairs ``seg``; False (with what was placed kept) when they run out."""

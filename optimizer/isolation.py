@@ -78,7 +78,7 @@ def _solve_in_child(problem: Problem, config: SolveConfig,
                         backend=config.backend,
                     ) from None
                 if time.monotonic() > hard_deadline:
-                    raise SolverFailedError("solver process exceeded its hard deadline", backend=config.backend)
+                    raise SolverFailedError("solver process exceeded its hard deadline", backend=config.backend) from None
                 continue
             if kind == "progress":
                 if progress is not None:

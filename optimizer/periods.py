@@ -224,7 +224,7 @@ def solve_periods(problem: Problem, offers: OfferTable, workloads: WorkloadTable
         children.append((proc, recv))
 
     def drain(wait: float = 0.0) -> None:
-        for proc, conn in children:
+        for _proc, conn in children:
             try:
                 while conn.poll(wait):
                     t, out = conn.recv()

@@ -133,7 +133,7 @@ def _solve_lazy(problem: Problem, config: SolveConfig, offers: OfferTable, workl
     greedy_s = time.perf_counter() - t0
     must = np.zeros(pairs.n, dtype=bool)
     if problem.current_allocation:
-        wanted = {(l.workload_id, l.offer_id) for l in problem.current_allocation}
+        wanted = {(a.workload_id, a.offer_id) for a in problem.current_allocation}
         must = np.array([(workloads.ids[w], offers.ids[o]) in wanted for w, o in zip(pairs.w, pairs.o, strict=True)])
     report("lp", f"column generation over {pairs.n} pairs")
     t0 = time.perf_counter()

@@ -254,7 +254,6 @@ def solve_decomposed(model: MatrixModel, layout: AllocationModel, backend: Backe
     model's plan in the time one of many periods has); the caller may restart the search later
     from that incumbent with another ``lns_seed`` and ``lns_batch`` (seed 0 sweeps first over the
     workloads that lose most against the LP, the others shuffle)."""
-    partial = outside is not None
     phases: dict[str, float] = {}
     engines: list[str] = []
     ncols, n_x = model.shape[1], model.n_x

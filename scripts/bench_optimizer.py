@@ -80,9 +80,9 @@ def plain_lp_bound(problem: Any) -> float | None:
 
 def run_case(name: str, mode: str, plain_solver: str, plain_time: float, time_scale: float = 1.0) -> dict[str, Any]:
     from optimizer import solve
-    from optimizer.validate import validate
     from optimizer.schemas import SolveConfig
     from optimizer.synthetic import generate
+    from optimizer.validate import validate
 
     spec = json.loads(INSTANCES.read_text())[name]
     t0 = time.perf_counter()
@@ -172,8 +172,8 @@ def savings_report(prices_dir: str) -> list[dict[str, Any]]:
 
 def _savings_case(name: str, problem: Any) -> dict[str, Any]:
     from optimizer import solve
-    from optimizer.validate import validate
     from optimizer.schemas import SolveConfig
+    from optimizer.validate import validate
 
     sol = solve(problem, SolveConfig(time_limit_s=20))
     return {

@@ -186,7 +186,7 @@ def offers(
     from cloudarb.cli import render
 
     if sort not in ("price_per_gpu_hour", "price_per_hour", "vram_gb", "observed_at", "gpu_count"):
-        raise fail(f"--sort must be one of price_per_gpu_hour, price_per_hour, vram_gb, observed_at, gpu_count")
+        raise fail("--sort must be one of price_per_gpu_hour, price_per_hour, vram_gb, observed_at, gpu_count")
     params: dict[str, Any] = {"provider": provider or [], "gpu_type": gpu or [], "region": region or [],
                               "sort": sort, "limit": limit}
     for k, v in (("min_vram_gb", min_vram), ("max_price_per_gpu", max_price), ("spot", spot)):

@@ -7,6 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+
 def _console(stderr: bool = False) -> Console:
     """Wide output when piped (a log or CI), the terminal's width otherwise."""
     probe = Console(stderr=stderr)

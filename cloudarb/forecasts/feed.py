@@ -121,7 +121,7 @@ def risk_model(path: str, cache_root: str) -> Any:
     cached = Path(cache_root) / f"risk-model-{digest}.pkl"
     try:
         with cached.open("rb") as fh:
-            return pickle.load(fh)  # noqa: S301 - our own cache file
+            return pickle.load(fh)
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
         pass
     model = RiskModel.fit(load_spot_advisor(path))

@@ -11,6 +11,7 @@ from cloudarb.config import Settings
 from cloudarb.ingest.credentials import API_KEY_SETTINGS, has_secret
 from ingestion.providers import ProviderConfig, RetryPolicy, provider_class
 
+
 def provider_config(settings: Settings, provider: str, **overrides: Any) -> ProviderConfig:
     """The config for ``provider`` (raises UnknownProvider for a key not in the registry).
 

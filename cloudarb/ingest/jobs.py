@@ -21,10 +21,8 @@ from cloudarb.ingest import bulk, events, schedule
 from cloudarb.ingest import status as status_store
 from cloudarb.ingest.config import provider_config
 from cloudarb.ingest.errors import RefreshFailed
-from cloudarb.jobs import store as job_store
 from cloudarb.jobs.errors import JobInputError
 from cloudarb.jobs.runtime import JobContext
-from cloudarb.storage import accounts
 from ingestion.errors import (
     IngestionError,
     MalformedCatalog,
@@ -40,7 +38,6 @@ from ingestion.schemas import PriceQuote
 
 if TYPE_CHECKING:
     from cloudarb.context import Context
-    from cloudarb.db.models import JobRun
 
 log = logging.getLogger(__name__)
 

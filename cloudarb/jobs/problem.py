@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from cloudarb.config import Settings
 from cloudarb.db.models import Offer as OfferRow
-from cloudarb.ingest.schedule import freshness_limits
 from cloudarb.forecasts.feed import Feed
+from cloudarb.ingest.schedule import freshness_limits
 from cloudarb.schemas import OptimizeRequest
 from cloudarb.storage.offers import OfferFilter
 from optimizer.schemas import CurrentLine, Offer, Problem, Workload

@@ -24,7 +24,7 @@ _QUIET = False
 
 
 def _quiet_prophet() -> None:
-    global _QUIET  # noqa: PLW0603 - one-time logger configuration
+    global _QUIET
     if not _QUIET:
         for name in ("prophet", "cmdstanpy", "prophet.plot"):
             logger = logging.getLogger(name)

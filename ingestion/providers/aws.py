@@ -25,6 +25,7 @@ throttling (RequestLimitExceeded, 503) and 5xx go through the shared retry polic
 from __future__ import annotations
 
 import csv
+import functools
 import re
 from collections.abc import Iterator
 from datetime import datetime
@@ -293,7 +294,7 @@ class AwsProvider:
         latest: dict[tuple[str, str], tuple[datetime, float]] = {}
         token = ""
         while True:
-            page = run_with_retries(lambda: self._spot_page(client, token, now), provider=self.key,
+            page = run_with_retries(functools.partial(self._spot_page, client, token, now), provider=self.key,
                                     config=self.config)
             for item in page.get("SpotPriceHistory", []):
                 try:

@@ -16,14 +16,14 @@ from sqlalchemy import func, select
 
 from cloudarb.api.app import create_app
 from cloudarb.context import Context, build_context
-from cloudarb.db.models import JobRun, Offer, PriceTick, PriceTickHourly, ProviderStatus
+from cloudarb.db.models import JobRun, Offer, PriceTick, PriceTickHourly
 from cloudarb.db.types import utcnow
 from cloudarb.ingest import bulk, schedule
 from cloudarb.ingest import status as status_store
 from cloudarb.ingest.history import HistoryQuery, history
 from cloudarb.storage import offers as offer_store
 from ingestion.schemas import PriceQuote
-from tests.ingestion.conftest import RECORDED, Reply, ReplayServer
+from tests.ingestion.conftest import RECORDED, ReplayServer, Reply
 from tests.support import Tenant, make_settings, wait_for
 
 LAMBDA_BODY = (RECORDED / "lambda" / "instance_types.json").read_text()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -13,7 +13,6 @@ from forecasting.models.baselines import LastValue, SeasonalNaive
 from forecasting.models.registry import make_model
 from forecasting.schemas import ModelMetrics, ModelVersion, Series
 from forecasting.selection import ForecastConfig, forecast, promote
-
 
 CHEAP = {"ets": {"calibration_origins": 3}, "lag_ridge": {"calibration_origins": 3}}
 
@@ -113,7 +112,7 @@ def test_unknown_model_names_valid_keys() -> None:
 
 def _version(name: str, mase: float, mae: float = 1.0) -> ModelVersion:
     m = ModelMetrics(mape=1, smape=1, mase=mase, mae=mae, coverage=0.8, interval_level=0.8, n_origins=4)
-    return ModelVersion(series_id="s", name=name, metrics=m, trained_at=datetime(2024, 1, 1, tzinfo=timezone.utc))
+    return ModelVersion(series_id="s", name=name, metrics=m, trained_at=datetime(2024, 1, 1, tzinfo=UTC))
 
 
 def test_promotion_only_on_a_win() -> None:

@@ -35,7 +35,7 @@ def test_pool_gives_the_same_forecasts_as_serial() -> None:
 def test_cache_hit_then_incremental_refit(tmp_path: Path) -> None:
     for cache in (MemoryCache(), DiskCache(tmp_path / "cache")):
         seen: list[tuple[int, int]] = []
-        first = forecast_many([make(1, 24 * 5)], CFG, cache=cache, progress=lambda d, t: seen.append((d, t)))
+        first = forecast_many([make(1, 24 * 5)], CFG, cache=cache, progress=lambda d, t, seen=seen: seen.append((d, t)))
         assert first[0].cache == "miss" and seen[-1] == (1, 1)
         again = forecast_many([make(1, 24 * 5)], CFG, cache=cache)
         assert again[0].cache == "hit" and again[0].result == first[0].result

@@ -5,11 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from forecasting.errors import DataError
-from forecasting.prices import PRICE_CONFIG, anticipated_change, evaluate_price_series, price_series, weekly_price_panel
+from forecasting.prices import (
+    PRICE_CONFIG,
+    anticipated_change,
+    evaluate_price_series,
+    price_series,
+    weekly_price_panel,
+)
 
 HEADER = "machine_type,gpu_type,gpu_count,vcpus,ram_gb,region,valid_from,valid_to,n_snapshots,hour_usd,hour_spot_usd\n"
 

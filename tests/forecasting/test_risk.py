@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from forecasting.errors import ForecastingError
-from forecasting.risk import RiskModel, bucket_rate, gamma_update, load_spot_advisor, monthly_to_hourly, validate
+from forecasting.risk import (
+    RiskModel,
+    bucket_rate,
+    gamma_update,
+    load_spot_advisor,
+    monthly_to_hourly,
+    validate,
+)
 
 
 @pytest.fixture(scope="module")

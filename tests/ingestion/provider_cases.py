@@ -20,7 +20,7 @@ from ingestion.providers.lambda_cloud import LambdaConfig, LambdaProvider
 from ingestion.providers.runpod import RunPodConfig, RunPodProvider
 from ingestion.providers.tensordock import TensorDockConfig, TensorDockProvider
 from ingestion.providers.vast import VastConfig, VastProvider
-from tests.ingestion.conftest import FIXED_NOW, FakeSleep, Reply, ReplayServer, recorded
+from tests.ingestion.conftest import FIXED_NOW, FakeSleep, ReplayServer, Reply, recorded
 
 RETRY = RetryPolicy(max_attempts=4, backoff_initial_s=1.0, backoff_max_s=8.0, jitter_s=0.25, max_retry_after_s=120)
 

@@ -7,9 +7,15 @@ from urllib.parse import parse_qs
 import pytest
 from pydantic import SecretStr
 
-from ingestion.errors import MalformedResponse, MissingCredentials, ProviderAuthError, ProviderRateLimited, ProviderUnavailable
+from ingestion.errors import (
+    MalformedResponse,
+    MissingCredentials,
+    ProviderAuthError,
+    ProviderRateLimited,
+    ProviderUnavailable,
+)
 from ingestion.providers.aws import AwsConfig, AwsProvider
-from tests.ingestion.conftest import FIXED_NOW, FakeSleep, Reply, ReplayServer, recorded
+from tests.ingestion.conftest import FIXED_NOW, FakeSleep, ReplayServer, Reply, recorded
 from tests.ingestion.provider_cases import AWS_OFFER, AWS_OFFER_CSV, RETRY, common, ok
 
 XML = "text/xml;charset=UTF-8"

@@ -14,7 +14,7 @@ from ingestion.errors import (
     ProviderUnavailable,
 )
 from ingestion.schemas import PriceQuote
-from tests.ingestion.conftest import FIXED_NOW, FakeSleep, Reply, ReplayServer
+from tests.ingestion.conftest import FIXED_NOW, FakeSleep, ReplayServer, Reply
 from tests.ingestion.provider_cases import CASES, RETRY, Case
 
 pytestmark = pytest.mark.parametrize("case", CASES, ids=[c.key for c in CASES])

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from ingestion.errors import ProviderAuthError
-from tests.ingestion.conftest import FakeSleep, Reply, ReplayServer, recorded
+from tests.ingestion.conftest import FakeSleep, ReplayServer, Reply, recorded
 from tests.ingestion.provider_cases import BY_KEY
 
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 import redis
-from pydantic import SecretStr
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -23,13 +23,13 @@ from cloudarb.context import Context, build_context
 from cloudarb.db import migrate
 from cloudarb.events.bus import CHANNEL_PREFIX
 from cloudarb.ingest import bulk
-from cloudarb.ingest.history import HistoryQuery, history
 from cloudarb.ingest import status as status_store
+from cloudarb.ingest.history import HistoryQuery, history
 from cloudarb.ingest.submit import REFRESH_FUNCTION
 from cloudarb.jobs import store as job_store
 from cloudarb.jobs.runtime import execute
 from ingestion.schemas import PriceQuote
-from tests.ingestion.conftest import RECORDED, Reply, ReplayServer
+from tests.ingestion.conftest import RECORDED, ReplayServer, Reply
 from tests.support import PG_URL, Tenant
 
 T0 = datetime(2025, 3, 1, 0, 0, tzinfo=UTC)

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from optimizer import solve
-from optimizer.validate import validate
 from optimizer.schemas import Offer, Problem, Solution, SolveConfig, Workload
+from optimizer.validate import validate
 
 PROVIDERS = ["aws", "gcp", "lambda", "vast"]
 GPUS = [("H100", 80.0), ("A100", 40.0), ("L4", 24.0)]

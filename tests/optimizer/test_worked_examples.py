@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from optimizer import solve
-from optimizer.validate import validate
 from optimizer.schemas import CurrentLine, SolveConfig, Weights
+from optimizer.validate import validate
 
 from .helpers import by_offer, offer, problem, workload
 

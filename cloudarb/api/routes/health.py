@@ -20,7 +20,7 @@ def health(ctx: CtxDep) -> JSONResponse:
     try:
         ctx.db.ping()
         checks["database"] = {"ok": True, "dialect": ctx.db.dialect}
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure is "not ready"
         ok = False
         checks["database"] = {"ok": False, "error": type(exc).__name__}
     if ctx.settings.redis_url:
@@ -31,7 +31,7 @@ def health(ctx: CtxDep) -> JSONResponse:
             client.ping()
             client.close()
             checks["redis"] = {"ok": True}
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure is "not ready"
             ok = False
             checks["redis"] = {"ok": False, "error": type(exc).__name__}
     else:

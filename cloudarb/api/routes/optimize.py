@@ -7,7 +7,16 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from cloudarb.api.deps import CtxDep, Editor, IdempotencyKey, PageDep, Principal, SessionDep, Viewer, job_ws_url
+from cloudarb.api.deps import (
+    CtxDep,
+    Editor,
+    IdempotencyKey,
+    PageDep,
+    Principal,
+    SessionDep,
+    Viewer,
+    job_ws_url,
+)
 from cloudarb.api.errors import Invalid, NotFound, Unavailable
 from cloudarb.context import Context
 from cloudarb.db.models import JobRun, OptimizationRequest

@@ -11,14 +11,13 @@ from pydantic import BaseModel, Field
 
 from cloudarb.api.deps import CtxDep, Editor, SessionDep, Viewer, job_ws_url
 from cloudarb.api.errors import NotFound, Unavailable
-from cloudarb.context import Context
 from cloudarb.db.types import utcnow
 from cloudarb.ingest import schedule
 from cloudarb.ingest import status as status_store
 from cloudarb.ingest.credentials import credentials_state
 from cloudarb.ingest.errors import UnknownProviderKey
-from cloudarb.jobs.submit import QueueUnavailable
 from cloudarb.ingest.submit import submit_refresh
+from cloudarb.jobs.submit import QueueUnavailable
 from ingestion.keys import PROVIDER_KEYS
 
 router = APIRouter(tags=["providers"])
