@@ -64,6 +64,8 @@ class PointErrors:
 
 def point_errors(actual: np.ndarray, forecast: np.ndarray, scale: float) -> PointErrors:
     """Metrics of one window; NaN actuals (gaps) are ignored."""
+    actual = np.asarray(actual, dtype=float).reshape(-1)
+    forecast = np.broadcast_to(np.asarray(forecast, dtype=float).reshape(-1), actual.shape)
     ok = np.isfinite(actual)
     a, f = actual[ok], forecast[ok]
     if a.size == 0:

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from forecasting.errors import ForecastingError
 from forecasting.models.base import FitContext, Forecaster
+from forecasting.models.baselines import LastValue
 from forecasting.schemas import BacktestReport, ForecastResult, Series
 from forecasting.selection import ForecastConfig, _result, diagnose, serve
 
@@ -122,7 +122,11 @@ Cache = MemoryCache | DiskCache
 
 @dataclass
 class Outcome:
-    """Result of one series in a batch; ``error`` is set instead of ``result`` on failure."""
+    """Result of one series in a batch.
+
+    ``error`` records why the configured forecast failed; ``result`` is then the last-value
+    baseline (``fallback_reason`` says why), or None when the series had no observation at all.
+    """
 
     series_id: str
     result: ForecastResult | None
@@ -152,8 +156,31 @@ def _work(series: Series, config: ForecastConfig, previous: CacheEntry | None) -
         entry = CacheEntry(series.series_id, key, digest, len(y), index[0], res.model,
                            None if res.model == "prophet" else model, res)
         return Outcome(series.series_id, res, rep, "miss"), entry
-    except ForecastingError as exc:
-        return Outcome(series.series_id, None, None, "miss", error=str(exc)), None
+    except Exception as exc:  # noqa: BLE001 - one series never fails the batch (see isolate_failure)
+        return isolate_failure(series, config, exc), None
+
+
+def isolate_failure(series: Series, config: ForecastConfig, exc: Exception) -> Outcome:
+    """The outcome of a series whose forecast raised: a last-value forecast and the reason.
+
+    Any exception counts, not only :class:`ForecastingError`: a numeric library that changes
+    a shape between versions once raised IndexError inside one model and failed whole
+    batches. The series still gets the baseline (``model="last_value"``, ``fallback_reason``
+    naming the error, flag ``forecast_failed``) and ``Outcome.error`` records what happened.
+    Only a series with nothing to repeat (no observation at all) is left without a result.
+    The baseline is not cached, so the next batch tries the configured models again.
+    """
+    reason = f"forecast failed ({type(exc).__name__}: {exc}); serving last value"
+    log.warning("forecast_many: %s: %s", series.series_id, reason)
+    try:
+        s = series.to_pandas()
+        y, index = s.to_numpy(dtype=float), pd.DatetimeIndex(s.index)
+        ctx = FitContext(season_length=series.period, index=index)
+        fc = LastValue().fit(y, ctx).predict(config.horizon)
+        res = _result(series, index, fc, LastValue.name, reason, ["forecast_failed"], config)
+    except Exception as inner:  # noqa: BLE001 - nothing to repeat: the error is the outcome
+        return Outcome(series.series_id, None, None, "miss", error=f"{reason}; baseline failed too: {inner}")
+    return Outcome(series.series_id, res, None, "miss", error=reason)
 
 
 def _work_packed(args: tuple[Series, ForecastConfig, CacheEntry | None]) -> tuple[Outcome, CacheEntry | None]:

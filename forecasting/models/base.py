@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from forecasting.errors import InsufficientDataError
+from forecasting.errors import ForecastingError, InsufficientDataError, ModelFitError
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,12 @@ class Forecaster(abc.ABC):
             raise InsufficientDataError(f"{self.name} needs more data", n_obs=n_obs, required=self.min_obs)
         self._y = y
         self._ctx = ctx
-        self._fit(fill_gaps(y), ctx)
+        try:
+            self._fit(fill_gaps(y), ctx)
+        except ForecastingError:
+            raise
+        except Exception as exc:  # foreign errors are translated at the edge
+            raise ModelFitError(f"{type(exc).__name__}: {exc}", model=self.name) from exc
         return self
 
     def update(self, y: np.ndarray, ctx: FitContext) -> Forecaster:
@@ -118,6 +123,29 @@ class Forecaster(abc.ABC):
         return self.fit(y, ctx)
 
     def predict(self, horizon: int) -> ModelForecast:
+        """Point path of shape ``(horizon,)`` and error paths of shape ``(k, horizon)``, always.
+
+        Numeric libraries change the shapes they return between versions (scikit-learn 1.9
+        returns a 1-d prediction for a single target where 1.4 returned a 2-d one, which once
+        made a horizon-1 forecast 0-dimensional); every model's output is therefore checked
+        and reshaped here, and any foreign exception a model raises is translated to
+        :class:`ModelFitError`, so a caller only ever sees forecasting errors.
+        """
+        if horizon < 1:
+            raise ModelFitError(f"horizon must be >= 1, got {horizon}", model=self.name)
+        try:
+            fc = self._forecast(horizon)
+        except ForecastingError:
+            raise
+        except Exception as exc:  # translated at the edge, see the docstring
+            raise ModelFitError(f"{type(exc).__name__}: {exc}", model=self.name) from exc
+        point = as_path(fc.point, horizon, self.name)
+        errs = as_error_paths(fc.error_paths, horizon, self.name)
+        return ModelForecast(point=point, error_paths=errs, nonnegative=fc.nonnegative,
+                             fallback_reason=fc.fallback_reason, flags=fc.flags)
+
+    def _forecast(self, horizon: int) -> ModelForecast:
+        """The model's forecast before the shape checks of :meth:`predict` (Prophet overrides it)."""
         y, ctx = self._fitted()
         point = self._point(horizon)
         errs = self._error_paths(y, ctx, horizon)
@@ -153,10 +181,30 @@ class Forecaster(abc.ABC):
             sub_ctx = ctx.upto(int(t))
             try:
                 sub.fit(y[:t], sub_ctx)
-                rows.append(y[t : t + horizon] - sub._point(horizon))
+                rows.append(y[t : t + horizon] - as_path(sub._point(horizon), horizon, self.name))
             except Exception:  # noqa: BLE001 - a failed calibration fit only loses one path
                 continue
         return finite_rows(np.array(rows).reshape(-1, horizon))
+
+
+def as_path(values: object, horizon: int, model: str) -> np.ndarray:
+    """``values`` as a float array of shape ``(horizon,)``; ModelFitError if it has another size."""
+    arr = np.asarray(values, dtype=float).reshape(-1)
+    if arr.shape[0] != horizon:
+        raise ModelFitError(f"point forecast has {arr.shape[0]} values for horizon {horizon}", model=model)
+    return arr
+
+
+def as_error_paths(values: object, horizon: int, model: str) -> np.ndarray:
+    """``values`` as a float array of shape ``(k, horizon)`` (k may be 0); ModelFitError otherwise."""
+    arr = np.asarray(values, dtype=float)
+    if arr.size == 0:
+        return np.empty((0, horizon))
+    if arr.ndim == 1 and horizon == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2 or arr.shape[1] != horizon:
+        raise ModelFitError(f"error paths have shape {arr.shape} for horizon {horizon}", model=model)
+    return arr
 
 
 def fill_gaps(y: np.ndarray) -> np.ndarray:

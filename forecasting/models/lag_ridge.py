@@ -74,7 +74,9 @@ class LagRidge(Forecaster):
         x = self._features(y, ends) / scale
         target = (y[ends[:, None] + 1 + np.arange(horizon)[None, :]] - y[ends][:, None]) / scale
         model = Ridge(alpha=self.alpha).fit(x, target)
-        step = model.predict(self._features(y, np.array([n - 1])) / scale)[0] * scale
+        # scikit-learn >= 1.9 returns shape (1,) for a single target, older versions (1, 1)
+        raw = np.asarray(model.predict(self._features(y, np.array([n - 1])) / scale), dtype=float)
+        step = raw.reshape(1, horizon)[0] * scale
         out = np.asarray(y[-1] + step, dtype=float)
         self._cache[horizon] = out
         return out

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from forecasting.errors import ModelFitError
-from forecasting.models.base import FitContext, Forecaster, ModelForecast
+from forecasting.models.base import FitContext, Forecaster, ModelForecast, as_path
 
 _QUIET = False
 
@@ -94,10 +94,11 @@ class ProphetModel(Forecaster):
             raise RuntimeError("prophet: predict() before fit()")
         return np.asarray(self._model.predict(self._future_frame(horizon))["yhat"], dtype=float)
 
-    def predict(self, horizon: int) -> ModelForecast:
+    def _forecast(self, horizon: int) -> ModelForecast:
         y, ctx = self._fitted()
-        point = self._point(horizon)
+        point = as_path(self._point(horizon), horizon, self.name)
         samples = np.asarray(self._model.predictive_samples(self._future_frame(horizon))["yhat"], dtype=float)
-        errs = samples.T - point[None, :]
+        # (horizon, n_samples) in Prophet 1.x; reshaped so a horizon of 1 cannot collapse an axis
+        errs = samples.reshape(horizon, -1).T - point[None, :]
         nonneg = bool(np.nanmin(y) >= 0.0)
         return ModelForecast(point=point, error_paths=errs, nonnegative=nonneg, flags=tuple(ctx.flags))

@@ -6,7 +6,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from forecasting.models.base import ModelForecast
+from forecasting.models.baselines import LastValue
+from forecasting.models.registry import MODELS
 from forecasting.parallel import DiskCache, MemoryCache, forecast_many, series_hash
 from forecasting.schemas import Series
 from forecasting.selection import ForecastConfig
@@ -54,3 +58,37 @@ def test_changed_history_is_not_treated_as_incremental() -> None:
     relabeled = Series(series_id="s1", timestamps=other.timestamps, values=other.values, freq="h")
     assert series_hash(relabeled) != series_hash(make(1, 24 * 5 + 6))
     assert forecast_many([relabeled], CFG, cache=cache)[0].cache == "miss"
+
+
+class Brittle(LastValue):
+    """A model that breaks the way a numeric library's change once broke lag ridge: IndexError
+    from ``predict`` itself (outside the base class's translation), on one kind of series only."""
+
+    name = "brittle"
+
+    def predict(self, horizon: int) -> ModelForecast:
+        y, _ = self._fitted()
+        if np.nanmax(y) > 1000:
+            raise IndexError("too many indices for array: array is 0-dimensional")
+        return super().predict(horizon)
+
+
+def test_a_failing_series_gets_last_value_and_a_reason_and_the_batch_goes_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(MODELS, Brittle.name, Brittle)
+    cfg = ForecastConfig(horizon=3, model=Brittle.name, n_scenarios=4)
+    bad = make(9, 24 * 5)
+    bad = Series(series_id="bad", timestamps=bad.timestamps, values=[v + 5000 for v in bad.values if v is not None],
+                 freq="h")
+    empty = Series(series_id="empty", timestamps=bad.timestamps[:3], values=[None, None, None], freq="h")
+    for workers in (1, 2):
+        out = forecast_many([make(1, 24 * 5), bad, make(2, 24 * 5), empty], cfg, n_workers=workers)
+        assert [o.series_id for o in out] == ["s1", "bad", "s2", "empty"]
+        good = [out[0], out[2]]
+        assert all(o.error is None and o.result is not None and o.result.model == Brittle.name for o in good)
+        failed = out[1]
+        assert failed.result is not None and failed.error is not None and "IndexError" in failed.error
+        assert failed.result.model == "last_value" and "forecast_failed" in failed.result.flags
+        assert failed.result.fallback_reason is not None and "IndexError" in failed.result.fallback_reason
+        assert failed.result.point == pytest.approx([bad.values[-1]] * 3)
+        assert out[3].result is None and out[3].error is not None
