@@ -74,3 +74,22 @@ class MalformedResponse(ProviderError):
 
 class MalformedCatalog(IngestionError):
     """A catalog file (CSV) lacks required columns or holds unparseable values."""
+
+
+class UnknownGpuName(IngestionError, ValueError):
+    """A GPU name that the identity table cannot place; carries the input and the closest names."""
+
+    def __init__(self, name: str, *, suggestions: tuple[str, ...] = (), field: str = "") -> None:
+        where = f"{field}: " if field else ""
+        hint = f"; closest known: {', '.join(suggestions)}" if suggestions else ""
+        super().__init__(f"{where}unknown GPU {name!r}{hint}")
+        self.name = name
+        self.suggestions = suggestions
+        self.field = field
+
+
+class UnknownCatalogConvention(IngestionError, KeyError):
+    """A catalog convention key that is not registered; the message lists the valid keys."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""

@@ -19,10 +19,10 @@ class AzureSize(NamedTuple):
 
 AZURE_GPU_SIZES: dict[str, AzureSize] = {
     # NCv3 (V100 16 GB)
-    "Standard_NC6s_v3": AzureSize("V100", 1, 6, 112),
-    "Standard_NC12s_v3": AzureSize("V100", 2, 12, 224),
-    "Standard_NC24s_v3": AzureSize("V100", 4, 24, 448),
-    "Standard_NC24rs_v3": AzureSize("V100", 4, 24, 448),
+    "Standard_NC6s_v3": AzureSize("V100 16GB", 1, 6, 112),
+    "Standard_NC12s_v3": AzureSize("V100 16GB", 2, 12, 224),
+    "Standard_NC24s_v3": AzureSize("V100 16GB", 4, 24, 448),
+    "Standard_NC24rs_v3": AzureSize("V100 16GB", 4, 24, 448),
     # NDv2 (V100 32 GB)
     "Standard_ND40rs_v2": AzureSize("V100 32GB", 8, 40, 672),
     # NCasT4_v3
@@ -35,7 +35,7 @@ AZURE_GPU_SIZES: dict[str, AzureSize] = {
     "Standard_NC48ads_A100_v4": AzureSize("A100 80GB PCIe", 2, 48, 440),
     "Standard_NC96ads_A100_v4": AzureSize("A100 80GB PCIe", 4, 96, 880),
     # ND A100 v4 (A100 40 GB SXM) and NDm A100 v4 (A100 80 GB SXM)
-    "Standard_ND96asr_v4": AzureSize("A100 40GB", 8, 96, 900),
+    "Standard_ND96asr_v4": AzureSize("A100 40GB SXM", 8, 96, 900),
     "Standard_ND96amsr_A100_v4": AzureSize("A100 80GB SXM", 8, 96, 1900),
     # NCads H100 v5 (H100 NVL)
     "Standard_NC40ads_H100_v5": AzureSize("H100 NVL", 1, 40, 320),

@@ -10,7 +10,7 @@ from ingestion.gpus import GPU_MODELS, clean_name, resolve_aws_instance, resolve
 TABLE: list[tuple[str, str, str, float | None, str]] = [
     # SkyPilot accelerator names
     ("", "A100-80GB", "", None, "A100 80GB SXM"),
-    ("", "A100", "", None, "A100 40GB"),
+    ("", "A100", "", None, "A100 40GB SXM"),
     ("", "A100", "", 80.0, "A100 80GB SXM"),
     ("", "H100", "", None, "H100 SXM"),
     ("", "H100-MEGA", "", None, "H100 SXM"),
@@ -24,15 +24,15 @@ TABLE: list[tuple[str, str, str, float | None, str]] = [
     # GCP accelerator types (Compute API) and the pricing table's gpu_type
     ("gcp", "nvidia-h100-80gb", "a3-highgpu-8g", None, "H100 SXM"),
     ("gcp", "nvidia-h100-mega-80gb", "a3-megagpu-8g", None, "H100 SXM"),
-    ("gcp", "nvidia-tesla-a100", "a2-highgpu-1g", None, "A100 40GB"),
+    ("gcp", "nvidia-tesla-a100", "a2-highgpu-1g", None, "A100 40GB SXM"),
     ("gcp", "nvidia-a100-80gb", "a2-ultragpu-1g", None, "A100 80GB SXM"),
-    ("gcp", "a100", "a2-highgpu-1g", None, "A100 40GB"),
+    ("gcp", "a100", "a2-highgpu-1g", None, "A100 40GB SXM"),
     ("gcp", "a100-80gb", "a2-ultragpu-1g", None, "A100 80GB SXM"),
     ("gcp", "h100-80gb-mega", "a3-megagpu-8g", None, "H100 SXM"),
     ("gcp", "l4", "g2-standard-4", None, "L4"),
     ("gcp", "nvidia-l4", "g2-standard-4", None, "L4"),
     ("gcp", "nvidia-tesla-t4", "n1-standard-4", None, "T4"),
-    ("gcp", "nvidia-tesla-v100", "n1-standard-8", None, "V100"),
+    ("gcp", "nvidia-tesla-v100", "n1-standard-8", None, "V100 16GB"),
     ("gcp", "rtx6000", "g4-standard-48", None, "RTX PRO 6000"),
     ("gcp", "nvidia-rtx-pro-6000", "g4-standard-48", None, "RTX PRO 6000"),
     ("gcp", "nvidia-h200-141gb", "a3-ultragpu-8g", None, "H200"),
@@ -41,7 +41,7 @@ TABLE: list[tuple[str, str, str, float | None, str]] = [
     ("azure", "A100 PCIe", "Standard_NC24ads_A100_v4", 80.0, "A100 80GB PCIe"),
     ("azure", "H100 NVL", "Standard_NC40ads_H100_v5", None, "H100 NVL"),
     ("azure", "H100", "Standard_ND96isr_H100_v5", None, "H100 SXM"),
-    ("azure", "V100", "Standard_NC6s_v3", None, "V100"),
+    ("azure", "V100", "Standard_NC6s_v3", None, "V100 16GB"),
     # RunPod gpuTypes ids
     ("runpod", "NVIDIA GeForce RTX 4090", "", 24.0, "RTX 4090"),
     ("runpod", "NVIDIA H100 80GB HBM3", "", 80.0, "H100 SXM"),
@@ -61,12 +61,12 @@ TABLE: list[tuple[str, str, str, float | None, str]] = [
     ("vast", "H100 SXM", "", 80.0, "H100 SXM"),
     ("vast", "H100 NVL", "", 94.0, "H100 NVL"),
     ("vast", "A100 SXM4", "", 80.0, "A100 80GB SXM"),
-    ("vast", "A100 SXM4", "", 40.0, "A100 40GB"),
+    ("vast", "A100 SXM4", "", 40.0, "A100 40GB SXM"),
     ("vast", "A100 PCIE", "", 80.0, "A100 80GB PCIe"),
     ("vast", "A100X", "", 80.0, "A100 80GB PCIe"),
     ("vast", "RTX 4070S Ti", "", 16.0, "RTX 4070 Ti Super"),
     ("vast", "Q RTX 6000", "", 24.0, "RTX 6000"),
-    ("vast", "Tesla V100", "", 16.0, "V100"),
+    ("vast", "Tesla V100", "", 16.0, "V100 16GB"),
     ("vast", "RTX 5880Ada", "", 48.0, "RTX 5880 Ada"),
     # TensorDock marketplace keys
     ("tensordock", "geforcertx4090-pcie-24gb", "", None, "RTX 4090"),
@@ -74,7 +74,7 @@ TABLE: list[tuple[str, str, str, float | None, str]] = [
     ("tensordock", "h100-sxm5-80gb", "", None, "H100 SXM"),
     ("tensordock", "rtxa6000-pcie-48gb", "", None, "RTX A6000"),
     ("tensordock", "l40-pcie-48gb", "", None, "L40"),
-    ("tensordock", "v100-sxm2-16gb", "", None, "V100"),
+    ("tensordock", "v100-sxm2-16gb", "", None, "V100 16GB"),
     # Lambda gpu_description-ish spellings
     ("lambda", "RTX6000", "gpu_1x_rtx6000", None, "RTX 6000"),
     ("lambda", "A6000", "gpu_1x_a6000", None, "RTX A6000"),
@@ -100,8 +100,8 @@ def test_normalization_table(
         ("gpu_8x_h100_sxm5", "H100 SXM", 8),
         ("gpu_1x_h100_pcie", "H100 PCIe", 1),
         ("gpu_8x_a100_80gb_sxm4", "A100 80GB SXM", 8),
-        ("gpu_1x_a100_sxm4", "A100 40GB", 1),
-        ("gpu_8x_v100_n", "V100", 8),
+        ("gpu_1x_a100_sxm4", "A100 40GB SXM", 1),
+        ("gpu_8x_v100_n", "V100 16GB", 8),
         ("gpu_4x_b200_sxm6", "B200", 4),
         ("gpu_1x_a10", "A10", 1),
     ],
@@ -121,9 +121,9 @@ def test_lambda_non_gpu_name() -> None:
     [
         ("p5.48xlarge", "H100 SXM"),
         ("p5en.48xlarge", "H200"),
-        ("p4d.24xlarge", "A100 40GB"),
+        ("p4d.24xlarge", "A100 40GB SXM"),
         ("p4de.24xlarge", "A100 80GB SXM"),
-        ("p3.2xlarge", "V100"),
+        ("p3.2xlarge", "V100 16GB"),
         ("p3dn.24xlarge", "V100 32GB"),
         ("g6e.xlarge", "L40S"),
         ("g6.xlarge", "L4"),
@@ -166,5 +166,5 @@ def test_rtx6000_depends_on_provider() -> None:
 def test_every_alias_target_is_a_canonical_model() -> None:
     from ingestion import gpus
 
-    targets = set(gpus._ALIASES.values()) | set(gpus._PROVIDER_ALIASES.values()) | set(gpus._AWS_FAMILIES.values())
+    targets = set(gpus.ALIAS_KEYS.values()) | set(gpus._PROVIDER_ALIASES.values()) | set(gpus._AWS_FAMILIES.values())
     assert targets <= set(GPU_MODELS)
