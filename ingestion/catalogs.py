@@ -1,13 +1,12 @@
-"""Offline price catalogs -> quotes: SkyPilot vms.csv, the GCP pricing table, our own snapshot.
+"""Offline price catalogs -> checked quotes: the one loader path for the app, benchmarks and tests.
 
-Catalog files serve offline use, backfill and the bundled demo snapshot; they are read here and
-nowhere else. Rows that cannot be expressed as a quote (CPU-only machine types, fractional GPUs) are
-counted and logged, never dropped silently; GPU names nobody maps are kept and flagged.
+`load_catalog` reads a catalog file under a declared `CatalogConvention` (`ingestion.conventions`)
+and returns a `CatalogLoad`: the offers that passed the data-sheet check, every quarantined row with
+its reason, and the rows skipped because they are not offers by nature. Nothing is dropped silently
+and nothing unchecked is returned.
 
 Formats:
-- SkyPilot catalog (``vms.csv``): InstanceType, AcceleratorName, AcceleratorCount, vCPUs, MemoryGiB,
-  GpuInfo (a Python-literal dict), Price, SpotPrice, Region, optional AvailabilityZone. Price and
-  SpotPrice are USD per instance-hour; an empty (or zero) SpotPrice means "no spot offer".
+- SkyPilot catalog (``vms.csv``), every layout in `ingestion.skypilot_catalog`.
 - GCP pricing table (derived from Cyclenerd/google-cloud-pricing-cost-calculator pricing.yml):
   snapshot_date, commit, machine_type, gpu_type, gpu_count, vcpus, ram_gb, region, hour_usd,
   hour_spot_usd, ... . GCP GPU machine types bundle their GPUs: hour_usd is the whole VM.
@@ -16,32 +15,34 @@ Formats:
 
 from __future__ import annotations
 
-import ast
 import csv
 import logging
-import re
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from ingestion.catalog_result import CatalogLoad, LoadCollector
+from ingestion.conventions import CatalogConvention, catalog_convention
+from ingestion.datasheet import DEFAULT_PRICE_POLICY, PricePolicy
 from ingestion.errors import MalformedCatalog
-from ingestion.gpus import GpuMatch, resolve_gpu, resolve_lambda_instance
+from ingestion.gpus import resolve_gpu
 from ingestion.rows import QUOTE_COLUMNS, quote_from_csv_record, quote_rows, to_csv_cell
 from ingestion.schemas import PriceQuote
+from ingestion.skypilot_catalog import compose_gcp_vms, offer_from_row
 
 logger = logging.getLogger(__name__)
 
 GpuMemoryField = Literal["per_gpu", "total"]
 
-_SKYPILOT_REQUIRED = ("InstanceType", "AcceleratorName", "AcceleratorCount", "Price", "Region")
+_SKYPILOT_REQUIRED = ("AcceleratorName", "AcceleratorCount", "Price", "Region")
 _GCP_REQUIRED = ("machine_type", "gpu_type", "gpu_count", "region", "hour_usd", "snapshot_date")
 
 
-def _open_records(path: Path, required: Iterable[str]) -> Iterator[dict[str, str]]:
+def _read_records(path: Path, required: Iterable[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line, record) pairs; MalformedCatalog when the file cannot be read or lacks columns."""
     try:
         handle = path.open(newline="", encoding="utf-8")
     except OSError as exc:
@@ -51,58 +52,93 @@ def _open_records(path: Path, required: Iterable[str]) -> Iterator[dict[str, str
         missing = [c for c in required if c not in (reader.fieldnames or [])]
         if missing:
             raise MalformedCatalog(f"{path}: missing columns {missing}; found {reader.fieldnames}")
-        yield from reader
-
-
-def _float_or_none(text: str | None) -> float | None:
-    if text is None or text.strip() == "":
-        return None
-    return float(text)
-
-
-def _gpu_memory_gb(gpu_info: str, count: int, field: GpuMemoryField) -> float | None:
-    """Per-GPU memory from SkyPilot's GpuInfo literal (MemoryInfo.SizeInMiB of the first GPU)."""
-    if not gpu_info.strip():
-        return None
-    try:
-        info = ast.literal_eval(gpu_info)
-        size_mib = float(info["Gpus"][0]["MemoryInfo"]["SizeInMiB"])
-    except (ValueError, SyntaxError, KeyError, IndexError, TypeError):
-        return None
-    per_gpu = size_mib / count if field == "total" else size_mib
-    return round(per_gpu / 1024, 1)
-
-
-_COUNTED_TYPE = re.compile(r"^\d+x-(?P<gpu>.+)-\d+-\d+$")
-
-
-def _resolve_row_gpu(accelerator: str, instance: str, *, provider: str, vram_gb: float | None) -> GpuMatch:
-    """Prefer the GPU spelled in the instance type when it is more precise than AcceleratorName.
-
-    Lambda types ('gpu_1x_h100_pcie') and marketplace types ('4x-RTX_4070S_Ti-32-65536') keep the
-    form factor and variant ('Ti', 'SXM', 'NVL') that SkyPilot's AcceleratorName column drops.
-    """
-    if provider == "lambda":
-        lam = resolve_lambda_instance(instance)
-        if lam is not None and lam[0].known:
-            return lam[0]
-    counted = _COUNTED_TYPE.match(instance)
-    if counted is not None:
-        precise = resolve_gpu(counted.group("gpu"), provider=provider, instance_type=instance, vram_gb=vram_gb)
-        if precise.known:
-            return precise
-    return resolve_gpu(accelerator, provider=provider, instance_type=instance, vram_gb=vram_gb)
-
-
-def _whole_count(text: str) -> int | None:
-    value = float(text)
-    return int(value) if value >= 1 and value.is_integer() else None
+        yield from enumerate(reader, start=2)
 
 
 def _utc(moment: datetime | date) -> datetime:
     if isinstance(moment, datetime):
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return datetime.combine(moment, time(0, 0), tzinfo=UTC)
+
+
+def _counted(records: Iterable[tuple[int, dict[str, str]]], collector: LoadCollector) -> Iterator[tuple[int, dict[str, str]]]:
+    for item in records:
+        collector.rows_read += 1
+        yield item
+
+
+def load_catalog(
+    path: Path,
+    *,
+    convention: str | CatalogConvention,
+    provider: str | None = None,
+    observed_at: datetime | date | None = None,
+    policy: PricePolicy = DEFAULT_PRICE_POLICY,
+) -> CatalogLoad:
+    """Load one catalog file under a convention (a key of `CONVENTIONS` or a convention object).
+
+    ``provider`` overrides the convention's provider key (a user's own catalog of a provider the
+    project has no client for). ``observed_at`` stamps SkyPilot rows, which carry no date (default:
+    now); the GCP pricing table carries its own snapshot_date. Raises `MalformedCatalog` only for
+    a file that cannot be read as the format at all (missing columns); bad rows are quarantined.
+    """
+    conv = catalog_convention(convention) if isinstance(convention, str) else convention
+    key = provider or conv.provider
+    collector = LoadCollector(source=str(path), convention=conv.key, provider=key, policy=policy)
+    if conv.format == "gcp-pricing":
+        _load_gcp_table(path, conv=conv, provider=key, collector=collector)
+    else:
+        at = _utc(observed_at or datetime.now(UTC))
+        records = _counted(_read_records(path, _SKYPILOT_REQUIRED), collector)
+        if conv.price == "gcp_host_plus_accelerator":
+            records = compose_gcp_vms(records, convention=conv, collector=collector)
+        for line, rec in records:
+            offer_from_row(line, rec, convention=conv, provider=key, observed_at=at, collector=collector)
+    result = collector.result()
+    logger.info("catalog loaded", extra=result.summary())
+    if result.quarantined:
+        logger.warning("catalog rows quarantined: %s (%s)", result.quarantined_by_reason, path)
+    return result
+
+
+def _load_gcp_table(path: Path, *, conv: CatalogConvention, provider: str, collector: LoadCollector) -> None:
+    """The GCP pricing table: an on-demand and (when priced) a spot quote per machine type x region."""
+    for line, rec in _counted(_read_records(path, _GCP_REQUIRED), collector):
+        try:
+            count_value = float(rec["gpu_count"])
+            observed = _utc(date.fromisoformat(rec["snapshot_date"]))
+            vcpus = float(rec["vcpus"]) if rec.get("vcpus") else None
+            ram = float(rec["ram_gb"]) if rec.get("ram_gb") else None
+            prices = [(False, rec.get("hour_usd")), (True, rec.get(conv.spot_column or ""))]
+            priced = [(s, float(p)) for s, p in prices if p not in (None, "") and float(p) > 0]
+        except ValueError as exc:
+            collector.quarantine(line, "unparseable row", str(exc), rec)
+            continue
+        if count_value < 1 or not count_value.is_integer():
+            detail = f"{rec['machine_type']} holds {count_value:g} of a GPU"
+            collector.quarantine(line, "fractional GPU", detail, rec)
+            continue
+        match = resolve_gpu(rec["gpu_type"], provider="gcp", instance_type=rec["machine_type"])
+        if not match.known:
+            collector.quarantine(line, "unknown GPU model", f"{rec['gpu_type']!r} is not in the GPU table", rec)
+            continue
+        if not priced:
+            collector.quarantine(line, "no price", "neither hour_usd nor hour_spot_usd", rec)
+            continue
+        base: dict[str, Any] = dict(
+            provider=provider,
+            region=rec["region"],
+            instance_type=rec["machine_type"],
+            gpu_model=match.model,
+            gpu_model_raw=rec["gpu_type"],
+            gpu_model_known=True,
+            gpu_count=int(count_value),
+            vram_gb=match.vram_gb,
+            vcpus=vcpus,
+            ram_gb=ram,
+            observed_at=observed,
+        )
+        collector.offer_row(line, rec, [{**base, "spot": s, "price_per_hour": p} for s, p in priced])
 
 
 def load_skypilot_vms(
@@ -112,101 +148,23 @@ def load_skypilot_vms(
     observed_at: datetime | date,
     gpu_memory_field: GpuMemoryField = "per_gpu",
 ) -> list[PriceQuote]:
-    """Quotes from a SkyPilot-format vms.csv: one on-demand quote per row, one spot quote if priced.
+    """Checked quotes from a SkyPilot-format vms.csv (kept for existing callers; prefer `load_catalog`).
 
-    ``provider`` is the CloudArb key the catalog belongs to ('lambda', 'vast', ...). SkyPilot's
-    GpuInfo records memory per GPU; some third-party catalogs record the total across the row's GPUs
-    instead, which ``gpu_memory_field="total"`` corrects.
+    Uses the convention registered under ``provider`` when there is one; otherwise the generic one
+    whose memory scope ``gpu_memory_field`` names. Quarantined rows are logged, not returned.
     """
-    at = _utc(observed_at)
-    quotes: list[PriceQuote] = []
-    skipped: Counter[str] = Counter()
-    for line, rec in enumerate(_open_records(path, _SKYPILOT_REQUIRED), start=2):
-        try:
-            count = _whole_count(rec["AcceleratorCount"] or "0")
-            if not rec["AcceleratorName"] or count is None:
-                skipped["no whole GPU"] += 1
-                continue
-            vram = _gpu_memory_gb(rec.get("GpuInfo", ""), count, gpu_memory_field)
-            instance = rec["InstanceType"]
-            match = _resolve_row_gpu(rec["AcceleratorName"], instance, provider=provider, vram_gb=vram)
-            region = rec["Region"].strip().lstrip(", ").strip()
-            base = dict(
-                provider=provider,
-                region=region,
-                zone=(rec.get("AvailabilityZone") or "").strip(),
-                instance_type=instance,
-                gpu_model=match.model,
-                gpu_model_raw=rec["AcceleratorName"],
-                gpu_model_known=match.known,
-                gpu_count=count,
-                vram_gb=match.vram_gb if match.known else (vram or 0.0),
-                vcpus=_float_or_none(rec.get("vCPUs")),
-                ram_gb=_float_or_none(rec.get("MemoryGiB")),
-                observed_at=at,
-            )
-            for spot, text in ((False, rec["Price"]), (True, rec.get("SpotPrice"))):
-                price = _float_or_none(text)
-                if price is None or price <= 0:
-                    if not spot:
-                        skipped["no on-demand price"] += 1
-                    continue
-                quotes.append(PriceQuote.model_validate({**base, "spot": spot, "price_per_hour": price}))
-        except (ValueError, ValidationError) as exc:
-            raise MalformedCatalog(f"{path}:{line}: {exc}", provider=provider) from exc
-    _log_load(path, provider, quotes, skipped)
-    return quotes
+    try:
+        conv = catalog_convention(provider)
+    except KeyError:
+        conv = catalog_convention("skypilot-per-instance" if gpu_memory_field == "total" else "skypilot")
+    if conv.format != "skypilot":
+        conv = catalog_convention("skypilot")
+    return list(load_catalog(path, convention=conv, provider=provider, observed_at=observed_at).offers)
 
 
 def load_gcp_pricing_table(path: Path) -> list[PriceQuote]:
-    """Quotes from the GCP pricing table: an on-demand and (when priced) a spot quote per row.
-
-    observed_at is each row's snapshot_date. Machine types with a fraction of a GPU (G4 vGPU slices)
-    cannot be a quote with whole GPUs; they are skipped and counted in the log.
-    """
-    quotes: list[PriceQuote] = []
-    skipped: Counter[str] = Counter()
-    for line, rec in enumerate(_open_records(path, _GCP_REQUIRED), start=2):
-        try:
-            count = _whole_count(rec["gpu_count"])
-            if count is None:
-                skipped["fractional GPU"] += 1
-                continue
-            match = resolve_gpu(rec["gpu_type"], provider="gcp", instance_type=rec["machine_type"])
-            base = dict(
-                provider="gcp",
-                region=rec["region"],
-                instance_type=rec["machine_type"],
-                gpu_model=match.model,
-                gpu_model_raw=rec["gpu_type"],
-                gpu_model_known=match.known,
-                gpu_count=count,
-                vram_gb=match.vram_gb,
-                vcpus=_float_or_none(rec.get("vcpus")),
-                ram_gb=_float_or_none(rec.get("ram_gb")),
-                observed_at=_utc(date.fromisoformat(rec["snapshot_date"])),
-            )
-            for spot, text in ((False, rec["hour_usd"]), (True, rec.get("hour_spot_usd"))):
-                price = _float_or_none(text)
-                if price is None or price <= 0:
-                    continue
-                quotes.append(PriceQuote.model_validate({**base, "spot": spot, "price_per_hour": price}))
-        except (ValueError, ValidationError) as exc:
-            raise MalformedCatalog(f"{path}:{line}: {exc}", provider="gcp") from exc
-    _log_load(path, "gcp", quotes, skipped)
-    return quotes
-
-
-def _log_load(path: Path, provider: str, quotes: list[PriceQuote], skipped: Counter[str]) -> None:
-    unknown = sorted({q.gpu_model for q in quotes if not q.gpu_model_known})
-    logger.info(
-        "catalog loaded",
-        extra={"path": str(path), "provider": provider, "quotes": len(quotes), "skipped": dict(skipped)},
-    )
-    if skipped:
-        logger.warning("catalog rows skipped: %s (%s)", dict(skipped), path)
-    if unknown:
-        logger.warning("unmapped GPU names kept as-is for %s: %s", provider, unknown)
+    """Checked quotes from the GCP pricing table (kept for existing callers; prefer `load_catalog`)."""
+    return list(load_catalog(path, convention="gcp").offers)
 
 
 def write_snapshot(quotes: Iterable[PriceQuote], path: Path) -> int:
@@ -225,7 +183,7 @@ def load_snapshot(path: Path) -> list[PriceQuote]:
     """Read a snapshot written by `write_snapshot` (e.g. cloudarb/data/price_snapshot.csv)."""
     quotes: list[PriceQuote] = []
     required = ("provider", "instance_type", "gpu_model", "gpu_count", "price_per_hour", "observed_at")
-    for line, rec in enumerate(_open_records(path, required), start=2):
+    for line, rec in _read_records(path, required):
         try:
             quotes.append(quote_from_csv_record(rec))
         except (ValueError, ValidationError) as exc:

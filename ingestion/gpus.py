@@ -181,14 +181,15 @@ _LAMBDA_PCIE_A100 = re.compile(r"^a100$")
 def resolve_lambda_instance(instance_type: str) -> tuple[GpuMatch, int] | None:
     """Lambda names carry the GPU: 'gpu_8x_a100_80gb_sxm4' -> (A100 80GB SXM, 8).
 
-    Lambda spells its A100 40 GB PCIe card plain 'a100' and the SXM4 board 'a100_sxm4'.
+    Lambda spells its A100 40 GB PCIe card plain 'a100' on 1x/2x/4x instances and the SXM4 board
+    'a100_sxm4'; its 8x 'a100' machine is the SXM4 board.
     """
     found = _LAMBDA_TYPE.match(instance_type)
     if found is None:
         return None
     count, rest = int(found.group(1)), found.group(2)
     gpu = rest.removesuffix("_n")
-    if _LAMBDA_PCIE_A100.match(gpu):
+    if _LAMBDA_PCIE_A100.match(gpu) and count in (1, 2, 4):
         gpu = "a100_pcie_40gb"
     match = resolve_gpu(gpu, provider="lambda", instance_type=instance_type)
     return match, count

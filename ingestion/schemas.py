@@ -42,6 +42,13 @@ class PriceQuote(BaseModel):
         default=None,
         description="Provider-reported performance score (Vast.ai DLPerf); comparable within a provider only.",
     )
+    seller: str = Field(
+        default="",
+        max_length=60,
+        pattern=r"^[a-z0-9_.-]*$",
+        description="Who really runs the machine when the provider is a marketplace reselling others "
+        "(provider 'shadeform', seller 'lambdalabs'); empty when the provider is the seller.",
+    )
 
     @property
     def price_per_gpu_hour(self) -> float:
