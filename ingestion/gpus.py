@@ -78,9 +78,10 @@ _FAMILY_KEYS: dict[str, str] = {
 }
 
 _PREFIX = re.compile(r"^(geforce|tesla|quadro|nvidia)")
-_MEMORY_SUFFIX = re.compile(r"(8|10|11|12|16|20|24|32|40|48|64|80|94|96|141|144|180|186|192|288)gb?$")
+_SIZES = r"(8|10|11|12|16|20|24|32|40|48|64|80|94|96|141|144|180|186|192|288)"
+_MEMORY_SUFFIX = re.compile(_SIZES + r"gb?$")
 _FORM_SUFFIX = re.compile(r"(pcie|sxm\d?|nvlink|nvl|oam|hbm\d?e?|plus)$")
-_MEMORY_IN_NAME = re.compile(r"(\d{2,3})gb?")
+_MEMORY_IN_NAME = re.compile(_SIZES + r"gb?")
 
 
 def _candidate_keys(key: str) -> list[str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ingestion.catalogs import (
+    load_catalog,
     load_gcp_pricing_table,
     load_skypilot_vms,
     load_snapshot,
@@ -34,7 +35,7 @@ def test_gcp_table_real_file(shared_data: Path, caplog: pytest.LogCaptureFixture
     spot = next(q for q in quotes if q.offer_key != a3.offer_key and q.instance_type == a3.instance_type
                 and q.region == a3.region)
     assert spot.spot and spot.price_per_hour < a3.price_per_hour
-    assert {q.gpu_model for q in quotes} == {"A100 40GB", "A100 80GB SXM", "H100 SXM", "L4", "RTX PRO 6000"}
+    assert {q.gpu_model for q in quotes} == {"A100 40GB SXM", "A100 80GB SXM", "H100 SXM", "L4", "RTX PRO 6000"}
 
 
 def test_lambda_catalog_real_file(shared_data: Path) -> None:
@@ -59,7 +60,7 @@ def test_vast_catalog_real_file(shared_data: Path) -> None:
     )
     assert len(quotes) == 64
     a100 = {(q.region, q.gpu_model) for q in quotes if q.instance_type.startswith("2x-A100_SXM4")}
-    assert a100 == {("Montana, US, NA", "A100 80GB SXM"), ("Germany, DE, EU", "A100 40GB")}
+    assert a100 == {("Montana, US, NA", "A100 80GB SXM"), ("Germany, DE, EU", "A100 40GB SXM")}
     assert {q.gpu_model for q in quotes if "4070S_Ti" in q.instance_type} == {"RTX 4070 Ti Super"}
     assert not any(q.spot for q in quotes)  # SpotPrice 0.00 means no spot price, not a free GPU
 
@@ -70,7 +71,7 @@ def _write(tmp_path: Path, text: str) -> Path:
     return path
 
 
-def test_skypilot_unknown_gpu_kept_cpu_rows_skipped(tmp_path: Path) -> None:
+def test_skypilot_unknown_gpu_quarantined_cpu_rows_skipped(tmp_path: Path) -> None:
     path = _write(
         tmp_path,
         "InstanceType,AcceleratorName,AcceleratorCount,vCPUs,MemoryGiB,Price,SpotPrice,Region,AvailabilityZone,GpuInfo\n"
@@ -78,14 +79,12 @@ def test_skypilot_unknown_gpu_kept_cpu_rows_skipped(tmp_path: Path) -> None:
         "c1,,,4,16,0.2,,eu-1,eu-1a,\n"
         "x2,T4,1,4,16,,0.1,eu-1,eu-1b,\n",
     )
-    quotes = load_skypilot_vms(path, provider="someone", observed_at=datetime(2026, 1, 1, 12))
-    unknown = [q for q in quotes if q.instance_type == "x1"]
-    assert [q.spot for q in unknown] == [False, True]
-    assert unknown[0].gpu_model == "Zorblax 9" and not unknown[0].gpu_model_known
-    assert unknown[0].vram_gb == 64.0 and unknown[0].zone == "eu-1a"
-    assert unknown[0].observed_at.tzinfo is not None
-    t4 = [q for q in quotes if q.instance_type == "x2"]
-    assert len(t4) == 1 and t4[0].spot and t4[0].gpu_model == "T4"
+    load = load_catalog(path, convention="skypilot", provider="someone", observed_at=datetime(2026, 1, 1, 12))
+    assert [(q.line, q.reason) for q in load.quarantined] == [(2, "unknown GPU model")]
+    assert "Zorblax 9" in load.quarantined[0].detail and load.quarantined[0].record["InstanceType"] == "x1"
+    assert load.skipped == {"no GPU (CPU-only or host-only row)": 1}
+    assert [(q.instance_type, q.spot, q.gpu_model, q.provider) for q in load.offers] == [("x2", True, "T4", "someone")]
+    assert load.offers[0].observed_at.tzinfo is not None
 
 
 def test_missing_columns_raise(tmp_path: Path) -> None:
@@ -94,13 +93,19 @@ def test_missing_columns_raise(tmp_path: Path) -> None:
         load_skypilot_vms(path, provider="p", observed_at=DAY)
 
 
-def test_bad_number_raises_with_line(tmp_path: Path) -> None:
+def test_bad_number_is_quarantined_with_its_line(tmp_path: Path) -> None:
     path = _write(
         tmp_path,
-        "InstanceType,AcceleratorName,AcceleratorCount,Price,Region\nx,T4,1,cheap,eu\n",
+        "InstanceType,AcceleratorName,AcceleratorCount,Price,Region\nx,T4,1,cheap,eu\ny,T4,1,0.35,eu\n",
     )
-    with pytest.raises(MalformedCatalog, match=":2:") as info:
-        load_skypilot_vms(path, provider="p", observed_at=DAY)
+    load = load_catalog(path, convention="skypilot", provider="p", observed_at=DAY)
+    assert [(q.line, q.reason) for q in load.quarantined] == [(2, "unparseable row")]
+    assert [q.instance_type for q in load.offers] == ["y"]
+
+
+def test_missing_file_is_a_malformed_catalog_error(tmp_path: Path) -> None:
+    with pytest.raises(MalformedCatalog) as info:
+        load_catalog(tmp_path / "nope.csv", convention="lambda")
     assert isinstance(info.value, IngestionError) and info.value.__cause__ is not None
 
 
@@ -124,7 +129,8 @@ def test_bundled_snapshot_is_current_and_small(shared_data: Path) -> None:
     assert SNAPSHOT.stat().st_size < 1_000_000
     assert Counter(q.provider for q in quotes) == {"gcp": 1848, "lambda": 391, "vast": 64}
     assert all(q.gpu_model_known for q in quotes)
-    assert SNAPSHOT.read_text().splitlines()[0].split(",") == list(QUOTE_COLUMNS)
+    header = SNAPSHOT.read_text().splitlines()[0].split(",")
+    assert header == list(QUOTE_COLUMNS)[: len(header)]  # columns added later (seller) read as defaults
 
 
 def test_rows_are_in_documented_order() -> None:
