@@ -36,7 +36,7 @@ __all__ = [
 _VENDOR_WORDS = re.compile(r"\b(nvidia|tesla|geforce|amd|instinct)\b")
 _NON_ALNUM = re.compile(r"[^a-z0-9]")
 
-MEMORY_TOLERANCE: tuple[float, float] = (0.85, 1.08)
+MEMORY_TOLERANCE: tuple[float, float] = (0.88, 1.08)
 """Reported memory per GPU / data-sheet memory accepted as the same size. ECC and driver reserves
 make real GPUs report less than the label (L40S 46068 MiB = 0.94 x 48 GB; T4 with ECC 15 GiB); MiB vs
 MB rounding stays within a few percent. No two variants of a family fall in each other's band."""
@@ -138,14 +138,14 @@ def _refine(model: str, *, hint: str, name_key: str, vram_gb: float | None) -> s
     if not members:
         return model
     candidates = list(members)
-    if vram_gb is not None and vram_gb > 0:
+    said = _MEMORY_IN_NAME.search(name_key)
+    if said is not None:
+        # The name states the memory: it wins, and a reported memory that disagrees fails the check.
+        sized = [m for m in candidates if GPU_MODELS[m].vram_gb == float(said.group(1))]
+        candidates = sized or candidates
+    elif vram_gb is not None and vram_gb > 0:
         fitting = [m for m in candidates if memory_fits(GPU_MODELS[m], vram_gb)]
         candidates = fitting or candidates
-    else:
-        said = _MEMORY_IN_NAME.search(name_key)
-        if said is not None:
-            sized = [m for m in candidates if GPU_MODELS[m].vram_gb == float(said.group(1))]
-            candidates = sized or candidates
     form = _form_wanted(hint)
     if form is not None:
         shaped = [m for m in candidates if form in GPU_MODELS[m].form_factor]
