@@ -143,7 +143,8 @@ def _work(series: Series, config: ForecastConfig, previous: CacheEntry | None) -
     covariates = series.covariate_arrays()
     digest = data_hash(y, index, series.freq, covariates)
     try:
-        if previous is not None and previous.model is not None:
+        # a skill-gated forecast is judged again on the new data: the verdict may change with it
+        if previous is not None and previous.model is not None and config.skill_rule is None:
             fallback, reason, flags = diagnose(y, m, config)
             if fallback is None:
                 model = previous.model.update(y, FitContext(season_length=m, index=index, covariates=covariates))

@@ -10,7 +10,7 @@ often a change was anticipated at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 
@@ -20,8 +20,10 @@ from pydantic import BaseModel, Field
 
 from forecasting.backtest import ModelRun, report_from_runs, rolling_origins, run_models, score
 from forecasting.errors import DataError
+from forecasting.models.base import ModelForecast
 from forecasting.schemas import BacktestReport, Series
-from forecasting.selection import ForecastConfig, factories, walk_forward_served
+from forecasting.selection import ForecastConfig, factories, point_only, walk_forward_served
+from forecasting.skill import LAST_VALUE, Backtest, SkillRule, compose, decide, drop_missing, step_shaped
 
 WEEK = "W-SUN"
 KEY = ["machine_type", "region"]
@@ -34,7 +36,7 @@ PRICE_KINDS = {"on_demand": "hour_usd", "spot": "hour_spot_usd"}
 #: the series.
 PRICE_CONFIG = ForecastConfig(
     horizon=4, candidates=("ets", "lag_ridge"), selection_origins=100, selection_step=4, selection_margin=0.2,
-    selection_min_informative=3,
+    selection_min_informative=3, skill_rule=SkillRule(),
     model_params={"ets": {"calibration_origins": 8, "max_history": 104, "brute": False},
                   "lag_ridge": {"lags": (1, 2, 4, 8, 13), "max_history": 104, "calibration_origins": 8}},
 )
@@ -153,3 +155,89 @@ def evaluate_price_series(series: Series, *, config: ForecastConfig | None = Non
             hits[n] += bool(fc is not None and anticipated_change(last, fc.point, actual))
     return PriceEvaluation(series_id=series.series_id, report=rep.model_copy(update={"selected": "served"}),
                            served_le_last_value=served_ok, winner=winner, change_windows=windows, anticipated=hits)
+
+
+#: The price rule (chosen on the GCP weekly history, figures in ``forecasting/README.md``).
+PRICE_SKILL_RULE = PRICE_CONFIG.skill_rule or SkillRule()
+
+
+class GateEvaluation(BaseModel):
+    """Walk-forward evaluation of the skill gate on one price series (one entry per rule)."""
+
+    series_id: str
+    step_shaped: bool
+    eval_origins: int
+    served_mae: dict[str, float] = Field(description="Rule label -> MAE of the served forecast over the eval origins.")
+    served_coverage: dict[str, float | None] = Field(description="Rule label -> pooled coverage of its interval.")
+    skill_origins: dict[str, int] = Field(description="Rule label -> eval origins where some step was not last value.")
+    last_value_mae: float
+    last_value_coverage: float | None
+    candidate_mae: dict[str, float] = Field(description="Each candidate served unconditionally (no gate).")
+
+
+def _mae(actuals: np.ndarray, points: np.ndarray) -> float:
+    err = np.abs(actuals - points)
+    return float(np.nanmean(err)) if np.isfinite(err).any() else float("nan")
+
+
+def _coverage(actuals: np.ndarray, forecasts: list[ModelForecast], level: float) -> float | None:
+    hits = total = 0
+    for a, fc in zip(actuals, forecasts):
+        if fc.error_paths.shape[0] == 0:
+            continue
+        lo, hi = fc.interval(level)
+        ok = np.isfinite(a)
+        hits += int(np.sum((a[ok] >= lo[ok] - 1e-12) & (a[ok] <= hi[ok] + 1e-12)))
+        total += int(ok.sum())
+    return hits / total if total else None
+
+
+def evaluate_price_gate(series: Series, rules: Mapping[str, SkillRule], *, config: ForecastConfig | None = None,
+                        start: datetime | None = None, min_train: int = 8) -> GateEvaluation | None:
+    """Serve the series walk-forward under each rule at every gate origin from ``start``; None if none.
+
+    Every candidate is backtested once from the gate's origins (every ``horizon`` steps); at an
+    evaluation origin each rule is judged on the origins whose window ended before it, exactly
+    as :func:`forecasting.selection.forecast` judges them on the whole history, and the
+    composed forecast (points and widened intervals) is scored on what followed.
+    """
+    cfg = config or PRICE_CONFIG
+    s = series.to_pandas()
+    y, index, m = s.to_numpy(dtype=float), pd.DatetimeIndex(s.index), series.period
+    h = cfg.horizon
+    step = next(iter(rules.values())).step or h
+    origins = list(range(min_train, y.shape[0] - h + 1, step))
+    eval_pos = [i for i, t in enumerate(origins) if start is None or index[t] >= pd.Timestamp(start)]
+    if not eval_pos:
+        return None
+    names = tuple(n for n in cfg.candidates if n not in ("last_value", "seasonal_naive"))
+    facts = {n: point_only(f) for n, f in factories(cfg, names).items() if n == LAST_VALUE or n in names}
+    runs = run_models(y, index, origins, h, m, facts)
+    bt = Backtest.from_runs(y, origins, h, {n: r.forecasts for n, r in runs.items()})
+    stamps = [index[t].to_pydatetime() for t in origins]
+    actual = bt.actuals[eval_pos]
+    lv_fcs = [runs[LAST_VALUE].forecasts[i] for i in eval_pos]
+    served_mae, served_cov, skill = {}, {}, {}
+    for label, rule in rules.items():
+        fcs: list[ModelForecast] = []
+        n_skill = 0
+        for i in eval_pos:
+            past = [j for j in range(i) if origins[j] + h <= origins[i]][-rule.origins :]
+            sub = bt.subset(past)
+            decision = decide(sub, rule, level=cfg.interval_level, stamps=[stamps[j] for j in past],
+                              y_hist=y[: origins[i]])
+            here = {n: f for n, r in runs.items() if (f := r.forecasts[i]) is not None}
+            decision = drop_missing(decision, set(here))
+            n_skill += decision.report.has_skill
+            fcs.append(compose(here, decision))
+        served_mae[label] = _mae(actual, np.array([f.point for f in fcs]))
+        served_cov[label] = _coverage(actual, fcs, cfg.interval_level)
+        skill[label] = n_skill
+    lv_ok = [f for f in lv_fcs if f is not None]
+    return GateEvaluation(
+        series_id=series.series_id, step_shaped=step_shaped(y[: origins[eval_pos[0]]]), eval_origins=len(eval_pos),
+        served_mae=served_mae, served_coverage=served_cov, skill_origins=skill,
+        last_value_mae=_mae(actual, bt.points[LAST_VALUE][eval_pos]),
+        last_value_coverage=_coverage(actual, lv_ok, cfg.interval_level) if len(lv_ok) == len(lv_fcs) else None,
+        candidate_mae={n: _mae(actual, bt.points[n][eval_pos]) for n in names},
+    )

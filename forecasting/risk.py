@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,14 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from forecasting.errors import DataError, ForecastingError
+from forecasting.spot_traces import (
+    LaunchCalibration,
+    RateCalibration,
+    SpotTrace,
+    calibrate_launches,
+    calibrate_rates,
+    launch_estimate,
+)
 
 HOURS_PER_MONTH = 730.0
 BUCKET_BOUNDS: tuple[tuple[float, float], ...] = ((0.0, 0.05), (0.05, 0.10), (0.10, 0.15), (0.15, 0.20), (0.20, 0.40))
@@ -96,7 +105,14 @@ class RiskEstimate(BaseModel):
     lower: float = Field(ge=0, description="10% quantile of the rate.")
     upper: float = Field(ge=0, description="90% quantile of the rate.")
     bucket_probabilities: list[float] = Field(description="P(bucket) for <5%, 5-10%, 10-15%, 15-20%, >20%.")
-    source: str = Field(description="'table' (advisor row) or 'model' (predicted), '+drops'/'+volatility' if adjusted.")
+    source: str = Field(description="'table' (advisor row) or 'model' (predicted), '+drops'/'+volatility' if adjusted; "
+                        "'+traces' when calibrated on observed preemptions, '+zone' when the zone's own were used.")
+    zone: str | None = Field(default=None, description="Availability zone the estimate is for (None: the region).")
+    evidence_hours: float = Field(default=0.0, ge=0, description="Observed instance-hours behind the rate.")
+    launch_success: float | None = Field(
+        default=None, ge=0, le=1, description="Share of spot launch requests that succeed (None: no trace evidence).")
+    launch_lower: float | None = Field(default=None, ge=0, le=1, description="10% quantile of a future period's share.")
+    launch_upper: float | None = Field(default=None, ge=0, le=1, description="90% quantile.")
 
 
 def _mixture_quantiles(probs: np.ndarray, qs: tuple[float, ...]) -> list[float]:
@@ -111,10 +127,46 @@ def _mixture_quantiles(probs: np.ndarray, qs: tuple[float, ...]) -> list[float]:
 
 @dataclass
 class RiskModel:
-    """Fitted interruption-risk model: the advisor table plus a generalizing classifier."""
+    """Fitted interruption-risk model: the advisor table plus a generalizing classifier.
+
+    Uncalibrated (``rates is None``), a bucket is read as a monthly interruption share, as
+    the advisor documents it. :meth:`calibrate` adds the evidence of observed preemptions
+    and launches (:mod:`forecasting.spot_traces`): the advisor's rate times ``kappa`` becomes
+    a Gamma prior of the chosen weight, updated per zone with that zone's observations.
+    """
 
     pipeline: Any
     table: pd.DataFrame
+    rates: RateCalibration | None = None
+    zone_evidence: dict[tuple[str, str], tuple[int, float]] | None = None
+    launches: LaunchCalibration | None = None
+
+    def calibrate(self, traces: Sequence[SpotTrace]) -> RiskModel:
+        """A copy calibrated on preemption and availability traces (see :mod:`forecasting.spot_traces`)."""
+        pre = [t for t in traces if t.kind == "preemption"]
+        advisor = {(t.instance_type, t.region): self.advisor_rate(t.instance_type, t.region) for t in pre}
+        evidence: dict[tuple[str, str], tuple[int, float]] = {}
+        for t in pre:
+            d, e = t.interruptions()
+            old_d, old_e = evidence.get((t.instance_type, t.zone), (0, 0.0))
+            evidence[(t.instance_type, t.zone)] = (old_d + d, old_e + e)
+        launches = calibrate_launches(traces) if any(t.kind == "availability" for t in traces) else None
+        return RiskModel(pipeline=self.pipeline, table=self.table, rates=calibrate_rates(pre, advisor),
+                         zone_evidence=evidence, launches=launches)
+
+    def advisor_rate(self, instance_type: str, region: str, *, savings_pct: float = 60.0, vcpus: float = 8.0,
+                     os: str = "Linux") -> float:
+        """The advisor's hourly rate (bucket mean; the classifier's mixture where the table has no row)."""
+        probs, _ = self._bucket_probs(instance_type, region, savings_pct=savings_pct, vcpus=vcpus, os=os)
+        return float(sum(p * bucket_rate(i)[0] for i, p in enumerate(probs)))
+
+    def _bucket_probs(self, instance_type: str, region: str, *, savings_pct: float, vcpus: float,
+                      os: str) -> tuple[np.ndarray, str]:
+        key = (instance_type, region, os)
+        if key in self.table.index:
+            return np.eye(len(BUCKET_BOUNDS))[int(self.table.loc[key, "bucket"])], "table"
+        feats = pd.DataFrame([instance_features(instance_type, region, savings_pct=savings_pct, vcpus=vcpus, os=os)])
+        return self.predict_proba(feats)[0], "model"
 
     @classmethod
     def fit(cls, data: pd.DataFrame, *, c: float = 0.1) -> RiskModel:
@@ -133,28 +185,53 @@ class RiskModel:
     def estimate(
         self, instance_type: str, region: str, *, savings_pct: float, vcpus: float, os: str = "Linux",
         observed_drops: int = 0, exposure_hours: float = 0.0, price_volatility: float = 0.0,
-        volatility_weight: float = 1.0,
+        volatility_weight: float = 1.0, zone: str | None = None,
     ) -> RiskEstimate:
-        """Rate for one offer; table row if known, else the model; then drops and volatility."""
-        key = (instance_type, region, os)
-        if key in self.table.index:
-            probs = np.eye(len(BUCKET_BOUNDS))[int(self.table.loc[key, "bucket"])]
-            source = "table"
-        else:
-            feats = pd.DataFrame([instance_features(instance_type, region, savings_pct=savings_pct, vcpus=vcpus, os=os)])
-            probs = self.predict_proba(feats)[0]
-            source = "model"
+        """Rate for one offer; table row if known, else the model; then evidence, drops and volatility.
+
+        Calibrated (:meth:`calibrate`), the advisor's rate times ``kappa`` is the mean of a Gamma
+        prior of the fitted weight, updated with the zone's traced preemptions (when ``zone``
+        was traced) and with ``observed_drops`` in ``exposure_hours`` (the caller's own fleet);
+        the launch-success share of the zone (or of all traced zones) is added.
+        """
+        probs, source = self._bucket_probs(instance_type, region, savings_pct=savings_pct, vcpus=vcpus, os=os)
         mean = float(sum(p * bucket_rate(i)[0] for i, p in enumerate(probs)))
-        lower, upper = _mixture_quantiles(probs, (0.1, 0.9))
-        if exposure_hours > 0:
-            mean, lower, upper = gamma_update(mean, lower, upper, drops=observed_drops, hours=exposure_hours)
-            source += "+drops"
+        evidence = 0.0
+        if self.rates is not None:
+            shape, rate = self.rates.shape, self.rates.shape / max(self.rates.kappa * mean, 1e-12)
+            source += "+traces"
+            d, e = (self.zone_evidence or {}).get((instance_type, zone or ""), (0, 0.0))
+            if e > 0:
+                shape, rate, evidence = shape + d, rate + e, e
+                source += "+zone"
+            if exposure_hours > 0:
+                shape, rate, evidence = shape + observed_drops, rate + exposure_hours, evidence + exposure_hours
+                source += "+drops"
+            mean, lower, upper = _gamma_summary(shape, rate)
+        else:
+            lower, upper = _mixture_quantiles(probs, (0.1, 0.9))
+            if exposure_hours > 0:
+                mean, lower, upper = gamma_update(mean, lower, upper, drops=observed_drops, hours=exposure_hours)
+                source += "+drops"
+                evidence = exposure_hours
         if price_volatility > 0 and volatility_weight > 0:
             f = math.exp(volatility_weight * price_volatility)
             mean, lower, upper = mean * f, lower * f, upper * f
             source += "+volatility"
+        launch = launch_estimate(self.launches, instance_type, zone) if self.launches is not None else None
         return RiskEstimate(instance_type=instance_type, region=region, rate_per_hour=mean, lower=lower, upper=upper,
-                            bucket_probabilities=[float(p) for p in probs], source=source)
+                            bucket_probabilities=[float(p) for p in probs], source=source, zone=zone,
+                            evidence_hours=evidence, launch_success=None if launch is None else launch.success,
+                            launch_lower=None if launch is None else launch.lower,
+                            launch_upper=None if launch is None else launch.upper)
+
+
+def _gamma_summary(shape: float, rate: float) -> tuple[float, float, float]:
+    """Mean and 10% / 90% quantiles of Gamma(shape, rate)."""
+    from scipy import stats
+
+    dist = stats.gamma(a=shape, scale=1.0 / rate)
+    return float(dist.mean()), float(dist.ppf(0.1)), float(dist.ppf(0.9))
 
 
 def make_pipeline(*, c: float = 0.1) -> Any:

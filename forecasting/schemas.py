@@ -115,6 +115,37 @@ def default_season_length(freq: str) -> int:
     return 1
 
 
+class StepSkill(BaseModel):
+    """The skill check at one horizon step: the best non-baseline candidate against last value."""
+
+    step: int = Field(ge=1, description="Steps ahead (1 = the first forecast step).")
+    served: str = Field(description="Model whose forecast is served at this step.")
+    candidate: str | None = Field(description="Best non-baseline candidate checked at this step (lowest MAE).")
+    n_origins: int = Field(ge=0, description="Backtest origins with an actual at this step.")
+    wins: int = Field(ge=0, description="Origins where the candidate's absolute error was below last value's.")
+    losses: int = Field(ge=0, description="Origins where it was above (ties are neither).")
+    p_value: float | None = Field(description="One-sided sign test of wins against losses (None: no candidate).")
+    candidate_mae: float | None
+    last_value_mae: float | None
+    skill: bool = Field(description="The candidate passed the rule here and is served at this step.")
+
+
+class SkillReport(BaseModel):
+    """Why a forecast is or is not more than last value: the out-of-sample figures it was judged on."""
+
+    rule: str = Field(description="The rule a candidate had to pass, in words.")
+    origins: list[datetime] = Field(description="Backtest origins (first forecast step) the rule was judged on.")
+    steps: list[StepSkill]
+    has_skill: bool = Field(description="Some step is served by a model other than last value.")
+    reason: str = Field(description="One line for the API, CLI and dashboard, e.g. 'no skill over last value: ...'.")
+    step_shaped: bool = Field(description="The history moves in rare steps (list prices), not continuous noise.")
+    interval_scale: float = Field(ge=1.0, description="Factor by which the error paths were widened for coverage.")
+    backtest_coverage: float | None = Field(
+        description="Coverage of the served central interval at the backtest origins, each judged with the errors "
+        "of earlier origins only, after widening.")
+    interval_level: float
+
+
 class ForecastResult(BaseModel):
     """A served forecast: point path, quantile paths and joint scenarios over the horizon."""
 
@@ -133,6 +164,10 @@ class ForecastResult(BaseModel):
         default=None, description="Set when a simpler model was used because the series is short/flat/gappy."
     )
     flags: list[str] = Field(default_factory=list, description="Data-quality notes, e.g. 'gaps_filled'.")
+    skill: SkillReport | None = Field(
+        default=None, description="Out-of-sample check against last value, per horizon step (configs with a "
+        "`skill_rule`, e.g. prices); `skill.has_skill` False means last value is served: 'no skill over last value'.",
+    )
 
     @property
     def horizon(self) -> int:

@@ -37,7 +37,9 @@ from forecasting.schemas import (
     ModelVersion,
     PromotionDecision,
     Series,
+    SkillReport,
 )
+from forecasting.skill import LAST_VALUE, Backtest, SkillRule, compose, decide, drop_missing, gate_origins
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,10 @@ class ForecastConfig(BaseModel):
     )
     selection_min_informative: int = Field(
         default=1, ge=1, description="Walk-forward: past origins where the baselines erred needed before a switch."
+    )
+    skill_rule: SkillRule | None = Field(
+        default=None, description="Judge candidates per horizon step against last value out of sample and serve "
+        "last value where none passes (see forecasting.skill); replaces the selection backtest when set.",
     )
     interval_level: float = Field(default=0.8, gt=0, lt=1)
     max_gap_share: float = Field(default=0.3, ge=0, le=1, description="More missing than this -> fallback.")
@@ -159,16 +165,62 @@ def serve(series: Series, config: ForecastConfig) -> tuple[ForecastResult, Backt
     y, index, m = s.to_numpy(dtype=float), pd.DatetimeIndex(s.index), series.period
     fallback, reason, flags = diagnose(y, m, config)
     report: BacktestReport | None = None
+    if config.skill_rule is not None and config.model is None and reason is not None and reason.startswith("flat"):
+        # a price flat of late still has a history of steps to judge the candidates on
+        fallback = reason = None
     if fallback is not None:
         name = fallback
     elif config.model is not None:
         name = config.model
+    elif config.skill_rule is not None:
+        return _serve_gated(series, config, config.skill_rule, flags)
     else:
         report = selection_backtest(series, config, config.candidates)
         name = select_model(report, list(factories(config, config.candidates)), margin=config.selection_margin)
         report = report.model_copy(update={"selected": name})
     model, fc, name, reason = _fit_with_fallback(name, y, index, m, config, reason, series.covariate_arrays())
     return _result(series, index, fc, name, reason, flags, config), report, model
+
+
+def point_only(factory: ModelFactory) -> ModelFactory:
+    """The same model without calibration refits (a backtest that scores points needs none)."""
+    def make() -> Forecaster:
+        model = factory()
+        model.calibration_origins = 0
+        return model
+    return make
+
+
+def _serve_gated(
+    series: Series, cfg: ForecastConfig, rule: SkillRule, flags: list[str],
+) -> tuple[ForecastResult, BacktestReport | None, Forecaster]:
+    """Serve under a :class:`SkillRule`: judge the candidates per step against last value, then compose."""
+    s = series.to_pandas()
+    y, index, m = s.to_numpy(dtype=float), pd.DatetimeIndex(s.index), series.period
+    covariates = series.covariate_arrays()
+    names = tuple(n for n in cfg.candidates if n not in BASELINES)
+    facts = {n: point_only(f) for n, f in factories(cfg, names).items() if n == LAST_VALUE or n in names}
+    origins = gate_origins(y.shape[0], cfg.horizon, rule, min_train=max(2 * m, 8))
+    runs = run_models(y, index, origins, cfg.horizon, m, facts, covariates)
+    bt = Backtest.from_runs(y, origins, cfg.horizon, {n: r.forecasts for n, r in runs.items()})
+    decision = decide(bt, rule, level=cfg.interval_level, stamps=[index[t].to_pydatetime() for t in origins], y_hist=y)
+    ctx = FitContext(season_length=m, index=index, covariates=covariates)
+    fitted: dict[str, tuple[Forecaster, ModelForecast]] = {}
+    for name in dict.fromkeys([LAST_VALUE, *decision.choice]):
+        try:
+            model = factories(cfg, (name,))[name]().fit(y, ctx)
+            fitted[name] = (model, model.predict(cfg.horizon))
+        except ForecastingError as exc:
+            if name == LAST_VALUE:
+                raise
+            log.warning("forecast: %s failed on the full history (%s); its steps serve last value", name, exc)
+    decision = drop_missing(decision, set(fitted))
+    fc = compose({n: f for n, (_, f) in fitted.items()}, decision)
+    main = decision.main_model
+    report = report_from_runs(series.series_id, runs, y, index, origins, cfg.horizon, m, cfg.interval_level)
+    report = report.model_copy(update={"selected": main, "notes": [*report.notes, decision.report.reason]})
+    res = _result(series, index, fc, main, fc.fallback_reason, flags, cfg, skill=decision.report)
+    return res, report, fitted[main][0]
 
 
 def _fit_with_fallback(
@@ -189,7 +241,7 @@ def _fit_with_fallback(
 
 def _result(
     series: Series, index: pd.DatetimeIndex, fc: ModelForecast, name: str, reason: str | None,
-    flags: list[str], cfg: ForecastConfig,
+    flags: list[str], cfg: ForecastConfig, *, skill: SkillReport | None = None,
 ) -> ForecastResult:
     step = pd.tseries.frequencies.to_offset(series.freq)
     stamps = pd.date_range(index[-1] + step, periods=cfg.horizon, freq=series.freq)
@@ -199,7 +251,7 @@ def _result(
         series_id=series.series_id, model=name, origin=stamps[0].to_pydatetime(),
         timestamps=[t.to_pydatetime() for t in stamps], point=fc.point.tolist(),
         quantiles={q: v.tolist() for q, v in qs.items()}, scenarios=fc.scenarios(cfg.n_scenarios, rng).tolist(),
-        fallback_reason=reason, flags=flags + list(fc.flags),
+        fallback_reason=reason, flags=flags + list(fc.flags), skill=skill,
     )
 
 
