@@ -1,90 +1,175 @@
 """What a user would pay without CloudArb, to state savings against.
 
+* ``skypilot_rule``: the rule SkyPilot's optimizer applies to each task on its own: one instance type
+  with exactly the GPUs of one node (``accelerators: H100:8``), ``ceil(gpus_min / gpus_per_node)``
+  nodes of it, the cheapest such offer across every cloud and region that has them all; spot only
+  for spot-tolerant workloads. A workload that no offer fits this way leaves the baseline without a
+  plan (SkyPilot would refuse the task).
 * ``greedy_cheapest``: each workload in turn takes the offer that covers its minimum GPUs most
-  cheaply (as SkyPilot or dstack pick one offer per job), spot allowed where the workload tolerates
-  it; when no single offer has the capacity left it fills from the cheapest per usable GPU.
-* ``single_provider_on_demand``: the same fill restricted to one provider's on-demand offers, for
+  cheaply, spot allowed where the workload tolerates it; when no single offer has the capacity left
+  it fills from the cheapest per usable GPU.
+* ``single_provider_on_demand``: the greedy fill restricted to one provider's on-demand offers, for
   the provider that can serve every workload at the lowest total.
 
-Baselines honour compatibility and capacity but not budgets, share caps or risk limits: they are
-the naive purchase, not another optimization.
+All three honour compatibility and capacity (workloads served in order take capacity from later ones),
+not the fleet's policies: each is the naive purchase, not another optimization. Whether its plan
+happens to meet every hard constraint of the problem (budget, share caps, placement, floors...) is
+checked by the independent validator and reported with the savings (``honours_constraints``,
+``violated``), so a saving against a baseline that breaks a rule is visibly not like for like.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 
-from optimizer.schemas import Savings
+from optimizer.schemas import AllocationLine, Problem, Savings, Solution, SolverStats
 from optimizer.tables import BoolArray, CompatLookup, IntArray, usable_gpus
+from optimizer.validate import validate
 
 
-def _fill(lookup: CompatLookup, allowed: BoolArray) -> float | None:
-    """Serve workloads in order from ``allowed`` offers; total hourly cost, or None if one cannot be served."""
+@dataclass(frozen=True)
+class Plan:
+    """A baseline's purchase: (workload index, offer index, instances) lines; ``why`` when it has none."""
+
+    lines: list[tuple[int, int, int]]
+    why: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.why
+
+
+def _compatible(lookup: CompatLookup, w: int, cols: IntArray) -> tuple[IntArray, np.ndarray]:
+    ok = lookup.block(np.array([w]), cols).ok[0]
+    cand: IntArray = cols[ok]
+    u = usable_gpus(lookup.workloads.node[w], lookup.offers.gpus[cand]).astype(np.float64)
+    return cand[u > 0], u[u > 0]
+
+
+def _fill(lookup: CompatLookup, allowed: BoolArray) -> Plan:
+    """Serve workloads in order from ``allowed`` offers."""
     of, wl = lookup.offers, lookup.workloads
     left = of.cap.copy()
     cols = np.flatnonzero(allowed)
+    lines: list[tuple[int, int, int]] = []
     if len(cols) == 0:
-        return None
-    total = 0.0
+        return Plan([], "no offer is allowed")
     for w in range(wl.n):
-        ok = lookup.block(np.array([w]), cols).ok[0]
-        cand: IntArray = cols[ok]
-        u = usable_gpus(wl.node[w], of.gpus[cand]).astype(np.float64)
-        cand, u = cand[u > 0], u[u > 0]
+        cand, u = _compatible(lookup, w, cols)
         if len(cand) == 0:
-            return None
+            return Plan([], f"no allowed offer suits workload '{wl.ids[w]}'")
         need = float(wl.lo[w])
         n_single = np.ceil(need / u)
-        single = (left[cand] >= n_single)
+        single = left[cand] >= n_single
         if single.any():
             cost = np.where(single, n_single * of.price[cand], np.inf)
             j = int(np.argmin(cost))
-            total += float(cost[j])
+            lines.append((w, int(cand[j]), int(n_single[j])))
             left[cand[j]] -= n_single[j]
             continue
-        order = np.argsort(of.price[cand] / u)
-        for j in order.tolist():
+        for j in np.argsort(of.price[cand] / u).tolist():
             if need <= 0:
                 break
             take = min(np.ceil(need / u[j]), left[cand[j]])
             if take <= 0:
                 continue
-            total += float(take * of.price[cand[j]])
+            lines.append((w, int(cand[j]), int(take)))
             left[cand[j]] -= take
             need -= take * u[j]
         if need > 0:
-            return None
-    return total
+            return Plan([], f"the allowed offers lack capacity for workload '{wl.ids[w]}'")
+    return Plan(lines)
 
 
-def greedy_cheapest(lookup: CompatLookup) -> float | None:
+def greedy_cheapest(lookup: CompatLookup) -> Plan:
     return _fill(lookup, np.ones(lookup.offers.n, dtype=bool))
 
 
-def single_provider_on_demand(lookup: CompatLookup) -> float | None:
+def single_provider_on_demand(lookup: CompatLookup) -> Plan:
     of = lookup.offers
-    best: float | None = None
+    best: Plan = Plan([], "no single provider can serve every workload on demand")
+    best_cost = np.inf
     for k in range(len(of.providers)):
-        cost = _fill(lookup, (of.provider == k) & ~of.spot)
-        if cost is not None and (best is None or cost < best):
-            best = cost
+        plan = _fill(lookup, (of.provider == k) & ~of.spot)
+        cost = plan_cost(lookup, plan)
+        if plan.ok and cost is not None and cost < best_cost:
+            best, best_cost = plan, cost
     return best
 
 
-def savings(lookup: CompatLookup, cost_per_hour: float | None) -> list[Savings]:
+def skypilot_rule(lookup: CompatLookup) -> Plan:
+    of, wl = lookup.offers, lookup.workloads
+    left = of.cap.copy()
+    cols = np.arange(of.n)
+    lines: list[tuple[int, int, int]] = []
+    for w in range(wl.n):
+        cand, _ = _compatible(lookup, w, cols)
+        node = int(wl.node[w])
+        nodes = int(np.ceil(wl.lo[w] / node))
+        fits = cand[(of.gpus[cand] == node) & (left[cand] >= nodes)]
+        if len(fits) == 0:
+            return Plan([], f"no instance type with exactly {node} GPU(s) has {nodes} instance(s) for "
+                            f"workload '{wl.ids[w]}'")
+        j = int(fits[np.argmin(of.price[fits])])
+        lines.append((w, j, nodes))
+        left[j] -= nodes
+    return Plan(lines)
+
+
+def plan_cost(lookup: CompatLookup, plan: Plan) -> float | None:
+    """USD per hour of a plan (mean over periods when offers carry per-period prices)."""
+    if not plan.ok:
+        return None
+    of = lookup.offers
+    price = of.price if of.periods is None else of.periods.mean(axis=0)
+    return float(sum(n * price[o] for _, o, n in plan.lines))
+
+
+def plan_solution(problem: Problem, lookup: CompatLookup, plan: Plan) -> Solution:
+    """The plan as a Solution, so that ``optimizer.validate`` can judge it like the optimizer's own."""
+    of = lookup.offers
+    periods = [None] if of.periods is None else list(range(of.periods.shape[0]))
+    lines = []
+    for w, o, n in plan.lines:
+        offer = problem.offers[o]
+        for t in periods:
+            price = of.price[o] if t is None or of.periods is None else of.periods[t, o]
+            lines.append(AllocationLine(
+                workload_id=problem.workloads[w].id, offer_id=offer.id, provider=offer.provider,
+                region=offer.region, instance_type=offer.instance_type, gpu_model=offer.gpu_model, instances=n,
+                gpus=n * offer.gpus_per_instance, hourly_cost=float(n * price), spot=offer.spot, period=t))
+    return Solution(status="feasible", allocations=lines, stats=SolverStats(backend="baseline", status="feasible"))
+
+
+BASELINES: dict[str, Callable[[CompatLookup], Plan]] = {
+    "skypilot_rule": skypilot_rule,
+    "single_provider_on_demand": single_provider_on_demand,
+    "greedy_cheapest": greedy_cheapest,
+}
+
+
+def savings(problem: Problem, lookup: CompatLookup, cost_per_hour: float | None) -> list[Savings]:
     out = []
-    for name, fn in (("single_provider_on_demand", single_provider_on_demand), ("greedy_cheapest", greedy_cheapest)):
-        base = fn(lookup)
-        if base is None or cost_per_hour is None:
-            out.append(Savings(baseline=name, baseline_cost_per_hour=base, savings_per_hour=None, savings_pct=None))
+    for name, rule in BASELINES.items():
+        plan = rule(lookup)
+        base = plan_cost(lookup, plan)
+        if base is None:
+            out.append(Savings(baseline=name, baseline_cost_per_hour=None, savings_per_hour=None,
+                               savings_pct=None, note=plan.why))
             continue
-        diff = base - cost_per_hour
+        violated = sorted({v.constraint for v in validate(problem, plan_solution(problem, lookup, plan))})
+        diff = None if cost_per_hour is None else base - cost_per_hour
         out.append(
             Savings(
                 baseline=name,
                 baseline_cost_per_hour=base,
                 savings_per_hour=diff,
-                savings_pct=100.0 * diff / base if base > 0 else None,
+                savings_pct=100.0 * diff / base if diff is not None and base > 0 else None,
+                honours_constraints=not violated,
+                violated=violated,
             )
         )
     return out

@@ -7,11 +7,13 @@ of the shared rows). Every placement keeps each constraint of the model satisfia
 
 * demand: a workload takes instances until ``lo_w`` is covered and never passes ``hi_w``;
 * capacity and budget: what is left of each is tracked and never exceeded;
-* share caps (provider, place, spot): the rented total G only grows, and at the end it is at least
-  ``G_now + R`` where R is the demand still uncovered (each usable GPU is a rented GPU). So a
-  placement adding ``g`` GPUs to a capped set S is accepted only if
-  ``G_S + g <= share * (G_now + g + R_after)``; then ``G_S <= share * G`` holds at the end whatever
-  comes later, because neither side of any accepted inequality can shrink;
+* share caps (provider, place, spot) count usable GPUs against the fleet's need G (``model.py``), which
+  is at least G_lb = the sum of every workload's gpus_min (a workload with a variable need: its usable
+  GPUs so far, if more) whatever comes later. So a placement adding ``u`` usable GPUs to a capped set S
+  is accepted only if ``G_S + u <= share * G_lb``; then ``G_S <= share * G`` holds at the end, because
+  the left side of an accepted inequality never shrinks and G never falls below G_lb;
+* co-location: a workload that must stay in one placement takes every instance from the one it
+  already uses, else from the placement with room for its need that is cheapest per usable GPU;
 * inference on-demand floor ``od_w >= phi (od_w + spot_w)``: a spot instance is placed only when
   ``spot_w + u <= (1 - phi) / phi * od_w`` already holds, so on-demand capacity is taken first.
 
@@ -28,6 +30,7 @@ import time
 import numpy as np
 import numpy.typing as npt
 
+from optimizer.placement import pair_spots
 from optimizer.presolve import Classes, Pairs
 from optimizer.schemas import Problem
 from optimizer.tables import BoolArray, FloatArray, IntArray, OfferTable, WorkloadTable
@@ -49,12 +52,12 @@ class _Fleet:
         self.cap_left = classes.cap - np.bincount(c, weights=xs, minlength=classes.n)
         budget = problem.budget_per_hour
         self.budget_left = np.inf if budget is None else budget - float(offers.price[o] @ xs)
-        rented = pairs.g[nz] * xs
-        self.G = float(rented.sum())
-        self.by_provider = np.bincount(offers.provider[o], weights=rented, minlength=len(offers.providers))
-        self.by_place = np.bincount(offers.place[o], weights=rented, minlength=len(offers.places))
-        self.spot = float(rented[offers.spot[o]].sum())
-        self.covered = np.bincount(w, weights=pairs.u[nz] * xs, minlength=workloads.n)
+        usable = pairs.u[nz] * xs
+        self.by_provider = np.bincount(offers.provider[o], weights=usable, minlength=len(offers.providers))
+        self.by_place = np.bincount(offers.place[o], weights=usable, minlength=len(offers.places))
+        self.spot = float(usable[offers.spot[o]].sum())
+        self.covered = np.bincount(w, weights=usable, minlength=workloads.n)
+        self.G = float(np.where(workloads.need_var, np.maximum(workloads.lo, self.covered), workloads.lo).sum())
         self.R = float(np.maximum(workloads.lo - self.covered, 0.0).sum())
 
     def share_ok(self, total: npt.ArrayLike, add: npt.ArrayLike, share: float | None,
@@ -62,7 +65,7 @@ class _Fleet:
         if share is None or share >= 1:
             return np.asarray(True)
         t, a = np.asarray(total, dtype=np.float64), np.asarray(add, dtype=np.float64)
-        return np.asarray(t + a <= share * (self.G + a + np.asarray(after, dtype=np.float64)) + _EPS)
+        return np.asarray(t + a <= share * self.G + _EPS)
 
 
 def greedy_fill(problem: Problem, offers: OfferTable, workloads: WorkloadTable, classes: Classes, pairs: Pairs,
@@ -83,34 +86,63 @@ def greedy_fill(problem: Problem, offers: OfferTable, workloads: WorkloadTable, 
     prov = offers.provider[pairs.o]
     place = offers.place[pairs.o]
     spot = offers.spot[pairs.o]
+    where = pair_spots(offers, workloads, pairs)
     for w in order.tolist():
         if need[w] <= 0:
             continue
         if time.perf_counter() > deadline:
             return None
-        a, b = int(bounds[w]), int(bounds[w + 1])
+        seg = np.arange(int(bounds[w]), int(bounds[w + 1]))
+        if workloads.scope[w] > 0:
+            one = _one_placement(fleet, x, pairs, where, score, seg, float(need[w]))
+            if one is None:
+                log.info("greedy: no single placement can hold workload %s", workloads.ids[w])
+                return None
+            seg = one
         args = (problem, fleet, x, w, pairs, score, price, prov, place, spot, float(workloads.hi[w]),
                 bool(workloads.inference[w]) and phi > 0, phi)
         served = False
         for size in (_SHORT, 8 * _SHORT):
-            short = _shortlist(a, b, score, pairs.u, size)
+            short = _shortlist(seg, score, pairs.u, size)
             served = _serve(*args, short)
-            if served or len(short) == b - a:
+            if served or len(short) == len(seg):
                 break
-        if not served and not _serve(*args, np.arange(a, b)):
+        if not served and not _serve(*args, seg):
             log.info("greedy: workload %s could not be covered", workloads.ids[w])
             return None
     return x
 
 
-def _shortlist(a: int, b: int, score: FloatArray, u: FloatArray, size: int) -> IntArray:
+def _one_placement(fleet: _Fleet, x: FloatArray, pairs: Pairs, where: IntArray, score: FloatArray, seg: IntArray,
+                   need: float) -> IntArray | None:
+    """The pairs of ``seg`` in one placement for a workload that must not spread: the one it already
+    uses, else the one with room for its need whose cheapest pair per usable GPU is cheapest."""
+    held = seg[x[seg] > 0]
+    if len(held):
+        same: IntArray = seg[where[seg] == where[held[0]]]
+        return same
+    room = pairs.u[seg] * np.maximum(0.0, np.minimum(fleet.cap_left[pairs.c[seg]], pairs.ub[seg] - x[seg]))
+    spots, inv = np.unique(where[seg], return_inverse=True)
+    inv = inv.ravel()
+    total = np.bincount(inv, weights=room, minlength=len(spots))
+    best = np.full(len(spots), np.inf)
+    np.minimum.at(best, inv, score[seg] / pairs.u[seg])
+    best[total < need - _EPS] = np.inf
+    if not np.isfinite(best).any():
+        return None
+    chosen: IntArray = seg[inv == int(np.argmin(best))]
+    return chosen
+
+
+def _shortlist(seg: IntArray, score: FloatArray, u: FloatArray, size: int) -> IntArray:
     """The pairs of one workload worth looking at first: cheapest per usable GPU and cheapest outright
     (small instances for a small remainder). Placements tried here first keep each step short."""
-    if b - a <= 2 * size:
-        return np.arange(a, b)
-    per_gpu = np.argpartition(score[a:b] / u[a:b], size)[:size]
-    outright = np.argpartition(score[a:b], size // 4)[: size // 4]
-    return a + np.unique(np.concatenate([per_gpu, outright]))
+    if len(seg) <= 2 * size:
+        return seg
+    per_gpu = np.argpartition(score[seg] / u[seg], size)[:size]
+    outright = np.argpartition(score[seg], size // 4)[: size // 4]
+    short: IntArray = seg[np.unique(np.concatenate([per_gpu, outright]))]
+    return short
 
 
 def _serve(problem: Problem, fleet: _Fleet, x: FloatArray, w: int, pairs: Pairs,
@@ -118,7 +150,7 @@ def _serve(problem: Problem, fleet: _Fleet, x: FloatArray, w: int, pairs: Pairs,
            hi: float, floor: bool, phi: float, seg: IntArray) -> bool:
     """Cover workload w from the pairs ``seg``; False (with what was placed kept) when they run out."""
     lo = float(problem.workloads[w].gpus_min)
-    u, g, c = pairs.u[seg], pairs.g[seg], pairs.c[seg]
+    u, c = pairs.u[seg], pairs.c[seg]
     od_u = float(pairs.u[seg] @ (x[seg] * ~spot[seg]))
     spot_u = float(pairs.u[seg] @ (x[seg] * spot[seg]))
     ratio = (1.0 - phi) / phi if floor and phi > 0 else np.inf
@@ -130,9 +162,9 @@ def _serve(problem: Problem, fleet: _Fleet, x: FloatArray, w: int, pairs: Pairs,
         ok = (fleet.cap_left[c] >= 1 - _EPS) & (x[seg] < pairs.ub[seg] - _EPS)
         ok &= fleet.covered[w] + u <= hi + _EPS
         ok &= pr <= fleet.budget_left + _EPS
-        ok &= fleet.share_ok(fleet.by_provider[pv], g, problem.max_provider_share, after)
-        ok &= fleet.share_ok(fleet.by_place[pl], g, problem.max_region_share, after)
-        ok &= fleet.share_ok(fleet.spot * sp, g * sp, problem.max_spot_share, after) | ~sp
+        ok &= fleet.share_ok(fleet.by_provider[pv], u, problem.max_provider_share, after)
+        ok &= fleet.share_ok(fleet.by_place[pl], u, problem.max_region_share, after)
+        ok &= fleet.share_ok(fleet.spot * sp, u * sp, problem.max_spot_share, after) | ~sp
         if floor:
             ok &= ~sp | (spot_u + u <= ratio * od_u + _EPS)
         if not ok.any():
@@ -145,11 +177,10 @@ def _serve(problem: Problem, fleet: _Fleet, x: FloatArray, w: int, pairs: Pairs,
         x[p] += k
         fleet.cap_left[c[j]] -= k
         fleet.budget_left -= k * pr[j]
-        fleet.G += k * g[j]
-        fleet.by_provider[pv[j]] += k * g[j]
-        fleet.by_place[pl[j]] += k * g[j]
+        fleet.by_provider[pv[j]] += k * u[j]
+        fleet.by_place[pl[j]] += k * u[j]
         if sp[j]:
-            fleet.spot += k * g[j]
+            fleet.spot += k * u[j]
             spot_u += k * u[j]
         else:
             od_u += k * u[j]
@@ -163,7 +194,7 @@ def _copies(problem: Problem, fleet: _Fleet, x: FloatArray, p: int, pairs: Pairs
             price: float, prov: int, place: int, spot: bool, spot_room: float) -> int:
     """How many instances of pair p to place at once: while they all still cover demand, and within
     capacity, the pair's bound, the budget, the floor and the share caps (one always fits: it was tested)."""
-    u, g = float(pairs.u[p]), float(pairs.g[p])
+    u = float(pairs.u[p])
     limits = [max(1.0, rem // u), fleet.cap_left[pairs.c[p]], pairs.ub[p] - x[p], slack_hi // u]
     if price > 0 and np.isfinite(fleet.budget_left):
         limits.append(fleet.budget_left // price)
@@ -172,7 +203,7 @@ def _copies(problem: Problem, fleet: _Fleet, x: FloatArray, p: int, pairs: Pairs
     k = max(int(min(limits)), 1)
     while k > 1:
         after = fleet.R - min(k * u, rem)
-        add = np.array([k * g])
+        add = np.array([k * u])
         fine = _all(fleet.share_ok(fleet.by_provider[prov], add, problem.max_provider_share, after))
         fine = fine and _all(fleet.share_ok(fleet.by_place[place], add, problem.max_region_share, after))
         if spot:

@@ -9,11 +9,13 @@ feasible so its duals are meaningful from round one. After each LP the reduced c
 pair is computed from the duals by the formula of the model's columns,
 
     rc_p = c_p - u_p y_demand[w] - y_capacity[k] - price_k y_budget
-           - g_p (y_gpus + y_provider[q] + y_region[r] + spot_k y_spot) - u_p (od_k - phi) y_floor[w],
+           - n_p y_gpus - u_p (y_provider[q] + y_region[r] + spot_k y_spot) - u_p (od_k - phi) y_floor[w],
 
 and the pairs with negative reduced cost join. When none is left the LP over the active pairs is
 the LP over all pairs. Only single-period problems without price scenarios take this path (the
-pricing formula covers exactly their columns); others are small enough for the full matrix.
+pricing formula covers exactly their columns); others are small enough for the full matrix. Nor do
+problems where a workload must choose among placements (``optimizer.placement``): its combo rows
+are not in the formula, so such a problem is solved over the full matrix.
 """
 
 from __future__ import annotations
@@ -128,8 +130,8 @@ class Pricer:
     """Reduced costs of every pair from a restricted model's duals, by the formula of the module
     docstring regrouped so that each round costs two gathers over the pairs:
 
-        rc_p = c_p - a_k - u_p b_(w, od_k),
-        a_k = y_capacity[k] + price_k y_budget + g_k (y_gpus + y_provider[q] + y_region[r] + spot_k y_spot),
+        rc_p = c_p - a_k - u_p (b_(w, od_k) + s_k) - n_p y_gpus,
+        a_k = y_capacity[k] + price_k y_budget,   s_k = y_provider[q] + y_region[r] + spot_k y_spot,
         b_(w, od) = y_demand[w] + (od - phi) y_floor[w].
 
     Everything but the duals (class attributes, the per-pair (w, od) key) is computed once."""
@@ -151,10 +153,14 @@ class Pricer:
         rep_class = {int(r): k for k, r in enumerate(rep)}
         self.class_of = {oid: rep_class[i] for i, oid in enumerate(offers.ids) if i in rep_class}
         self.w_index = {wid: i for i, wid in enumerate(workloads.ids)}
+        self.share_terms: FloatArray = np.zeros(classes.n)
+        self.y_gpus = 0.0
 
     def terms(self, model: MatrixModel, duals: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """(a per class, b per (workload, on-demand flag) flattened as 2 w + od)."""
+        """(a per class, b per (workload, on-demand flag) flattened as 2 w + od); the share rows' part
+        (per usable GPU) is in ``self.share_terms`` afterwards, with the gpus row's dual in ``self.y_gpus``."""
         a = np.zeros(self.classes.n)
+        y_gpus = 0.0
         per_g = np.zeros(self.classes.n)
         yd = np.zeros(self.workloads.n)
         yf = np.zeros(self.workloads.n)
@@ -167,7 +173,7 @@ class Pricer:
             elif grp.kind == "budget":
                 a += self.price * y[0]
             elif grp.kind == "gpus":
-                per_g += y[0]
+                y_gpus = float(y[0])
             elif grp.kind == "provider":
                 per = np.zeros(len(self.offers.providers))
                 per[[self.prov_index[k] for k in grp.keys]] = y
@@ -180,7 +186,8 @@ class Pricer:
                 per_g += self.spot * y[0]
             elif grp.kind == "od_floor":
                 yf[[self.w_index[k] for k in grp.keys]] = y
-        a += self.g * per_g
+        self.share_terms = per_g
+        self.y_gpus = y_gpus
         phi = self.problem.inference_on_demand_floor
         b = np.empty(2 * self.workloads.n)
         b[0::2] = yd - phi * yf
@@ -191,7 +198,8 @@ class Pricer:
         """rc of every pair; the cut rows' part comes from ``layout`` (the rows exist by workload, so
         any layout of the same problem prices them for every pair)."""
         a, b = self.terms(model, duals)
-        rc: FloatArray = self.costs - a[self.full.c] - self.full.u * b[self.key]
+        rc: FloatArray = (self.costs - a[self.full.c] - self.full.u * (b[self.key] + self.share_terms[self.full.c])
+                          - self.full.need * self.y_gpus)
         for grp in model.groups:
             if grp.kind == "cut":
                 rc -= layout.cut_prices(duals[grp.start : grp.stop], self.full)
@@ -210,7 +218,7 @@ def reduced_costs(layout: AllocationModel, model: MatrixModel, duals: FloatArray
     place_index = {f"{p}/{r}": i for i, (p, r) in enumerate(of.places)}
     rep_class = {int(r): k for k, r in enumerate(layout.classes.rep)}
     offer_index = {oid: i for i, oid in enumerate(of.ids)}
-    g = full.g
+    g = full.u  # share rows count usable GPUs
     for grp in model.groups:
         y = duals[grp.start : grp.stop]
         if grp.kind == "demand":
@@ -223,7 +231,7 @@ def reduced_costs(layout: AllocationModel, model: MatrixModel, duals: FloatArray
         elif grp.kind == "budget":
             rc -= of.price[full.o] * y[0]
         elif grp.kind == "gpus":
-            rc -= g * y[0]
+            rc -= full.need * y[0]
         elif grp.kind == "provider":
             per = np.zeros(len(of.providers))
             per[[prov_index[k] for k in grp.keys]] = y

@@ -9,6 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from optimizer.cuts import WorkloadCuts
+from optimizer.placement import combos
 from optimizer.presolve import Classes, Pairs
 from optimizer.schemas import Problem
 from optimizer.tables import BoolArray, FloatArray, IntArray, OfferTable, WorkloadTable
@@ -84,13 +85,17 @@ class AllocationModel:
 
     Notation. Pairs p = (w, k) join a workload w to an offer class k it may use (see presolve); t = 1..T
     are periods (T = 1 unless offers carry ``price_per_period``). Per pair: u_p usable GPUs per instance
-    (whole nodes of ``gpus_per_node`` that fit), g_p GPUs per instance, c_tp price per instance-hour in
+    (whole nodes of ``gpus_per_node`` that fit), g_p GPUs per instance, n_p = u_p when the workload's need
+    is variable (``Workload.variable_need``) else 0, N = sum of gpus_min over the other workloads (the
+    fleet's fixed need), j = (workload, placement) combos of workloads that must choose one placement
+    (``optimizer.placement``), H_j the most usable GPUs combo j can give, c_tp price per instance-hour in
     period t, e_p egress per instance-hour, r_p expected interruption cost per instance-hour
     (rate x checkpoint_interval/2 x price), f_p = throughput x u_p x priority.
 
     Variables (in this order):
         x_tp in Z>=0, x_tp <= ub_p        instances of pair p in period t
-        G_t >= 0                          GPUs rented in period t (only with share caps)
+        G_t >= 0                          GPUs the fleet needs in period t (only with share caps)
+        y_tj in {0, 1}                    combo j holds the workload's instances in period t
         d_l >= 0                          instances dropped from current line l (migration)
         m_tp >= 0                         instances of p released between periods t-1 and t (migration)
         eta free, z_s >= 0                CVaR auxiliaries over price scenarios s = 1..S
@@ -99,10 +104,12 @@ class AllocationModel:
         demand      lo_w <= sum_{p in w} u_p x_tp <= hi_w                              for each w, t
         capacity    sum_{p in k} x_tp <= cap_k                       for classes with finite capacity
         budget      sum_p c_tp x_tp <= B                                               for each t
-        gpus        sum_p g_p x_tp - G_t = 0                      (defines G_t for the share rows)
-        provider    sum_{p at provider q} g_p x_tp - s_prov G_t <= 0                   for each q, t
-        region      sum_{p at place r} g_p x_tp - s_reg G_t <= 0                       for each r, t
-        spot        sum_{p spot} g_p x_tp - s_spot G_t <= 0                            for each t
+        gpus        sum_p n_p x_tp - G_t = -N                     (defines G_t for the share rows)
+        provider    sum_{p at provider q} u_p x_tp - s_prov G_t <= 0                   for each q, t
+        region      sum_{p at place r} u_p x_tp - s_reg G_t <= 0                       for each r, t
+        spot        sum_{p spot} u_p x_tp - s_spot G_t <= 0                            for each t
+        place       sum_{p in j} u_p x_tp - H_j y_tj <= 0                              for each j, t
+        one_place   sum_{j of w} y_tj <= 1                                for each choosing w, t
         floor       sum_{p in w, on-demand} u_p x_tp - phi sum_{p in w} u_p x_tp >= 0  inference w, t
         migration   x_1p + d_l >= y_l  (current lines);  x_(t-1)p - x_tp - m_tp <= 0  (t >= 2)
         cvar        (1/T) sum_tp c^s_p x_tp - eta - z_s <= 0                           for each s
@@ -110,6 +117,10 @@ class AllocationModel:
         risk cap    (1/T) sum_tp r_p x_tp <= R_max
         perf floor  (1/T) sum_tp (f_p / priority_w) x_tp >= P_min
         cut         valid inequalities of the integer hull (see ``WorkloadCuts``)     for each w, t
+
+    Shares count needed GPUs: the denominator is what the fleet needs (gpus_min, or the usable GPUs of a
+    workload whose need is variable), the numerator the usable GPUs at the capped provider, place or spot
+    kind. GPUs rented beyond the need (surplus of whole instances) count against a cap, never for it.
 
     With ``tighten`` (the default) the demand bounds are rounded to whole nodes,
     ceil(lo_w / n_w) n_w <= sum u_p x_tp <= floor(hi_w / n_w) n_w (every u_p is a multiple of the
@@ -157,7 +168,10 @@ class AllocationModel:
         self._col_c: list[FloatArray] = []
         self._col_lb: list[FloatArray] = []
         self._col_ub: list[FloatArray] = []
+        self._col_int: list[BoolArray] = []
         self.g_col = -1
+        self.combos = combos(offers, workloads, pairs)
+        self.y_start = -1
         self.d_cols = np.zeros(0, dtype=np.int64)
         self.m_start = -1
         self.eta_col = -1
@@ -177,7 +191,8 @@ class AllocationModel:
     def _xcols(self, p: IntArray, t: IntArray | int) -> IntArray:
         return np.asarray(t, dtype=np.int64) * self.P + p
 
-    def _new_cols(self, n: int, cost: FloatArray | float, lb: float, ub: float, *, cost_like: bool = False) -> int:
+    def _new_cols(self, n: int, cost: FloatArray | float, lb: float, ub: float, *, cost_like: bool = False,
+                  integer: bool = False) -> int:
         """Append n auxiliary columns; ``cost_like`` costs are scaled by the objective's cost weight."""
         start = self._ncols
         self._ncols += n
@@ -185,6 +200,7 @@ class AllocationModel:
         self._col_c.append(scale * np.broadcast_to(np.asarray(cost, dtype=np.float64), (n,)).copy())
         self._col_lb.append(np.full(n, lb))
         self._col_ub.append(np.full(n, ub))
+        self._col_int.append(np.full(n, integer, dtype=bool))
         return start
 
     def _add(
@@ -284,13 +300,14 @@ class AllocationModel:
             caps.append(("spot", np.where(spot, 0, -1), ["spot"], prob.max_spot_share))
         if not caps:
             return
-        self.g_col = self._new_cols(self.T, 0.0, 0.0, float(pr.g @ pr.ub) + 1.0)
+        fixed = float(np.sum(self.workloads.lo[~self.workloads.need_var]))
+        self.g_col = self._new_cols(self.T, 0.0, 0.0, fixed + float(pr.need @ pr.ub) + 1.0)
         t_all = np.arange(self.T)
-        rows, cols, vals, per = self._tiled(np.zeros(self.P, dtype=np.int64), np.arange(self.P), pr.g, 1)
+        rows, cols, vals, per = self._tiled(np.zeros(self.P, dtype=np.int64), np.arange(self.P), pr.need, 1)
         rows = np.concatenate([rows, t_all])
         cols = np.concatenate([cols, self.g_col + t_all])
         vals = np.concatenate([vals, -np.ones(self.T)])
-        self._add("gpus", rows, cols, vals, np.zeros(self.T), np.zeros(self.T), ["gpus"] * self.T, per)
+        self._add("gpus", rows, cols, vals, np.full(self.T, -fixed), np.full(self.T, -fixed), ["gpus"] * self.T, per)
         for kind, label, names, share in caps:
             used = np.unique(label[label >= 0])
             if len(used) == 0:
@@ -298,13 +315,33 @@ class AllocationModel:
             local = np.full(max(len(names), 1), -1, dtype=np.int64)
             local[used] = np.arange(len(used))
             sel = np.flatnonzero(label >= 0)
-            r, c, v, per = self._tiled(local[label[sel]], sel, pr.g[sel], len(used))
+            r, c, v, per = self._tiled(local[label[sel]], sel, pr.u[sel], len(used))
             gt = np.repeat(t_all, len(used))
             r = np.concatenate([r, np.arange(len(used) * self.T)])
             c = np.concatenate([c, self.g_col + gt])
             v = np.concatenate([v, np.full(len(used) * self.T, -share)])
             keys = [names[int(i)] for i in used] * self.T
             self._add(kind, r, c, v, np.full(len(used) * self.T, -INF), np.zeros(len(used) * self.T), keys, per)
+
+    def _placement(self) -> None:
+        cb, pr = self.combos, self.pairs
+        if cb.n == 0:
+            return
+        J, T = cb.n, self.T
+        self.y_start = self._new_cols(T * J, 0.0, 0.0, 1.0, integer=True)
+        sel = np.flatnonzero(cb.of_pair >= 0)
+        r, c, v, per = self._tiled(cb.of_pair[sel], sel, pr.u[sel], J)
+        y_cols = self.y_start + np.arange(T * J)
+        r = np.concatenate([r, np.arange(T * J)])
+        c = np.concatenate([c, y_cols])
+        v = np.concatenate([v, -np.tile(cb.cap, T)])
+        names = [f"{self.workloads.ids[int(w)]}@{self.offers.spots[int(k)]}" for w, k in zip(cb.w, cb.key, strict=True)]
+        self._add("place", r, c, v, np.full(T * J, -INF), np.zeros(T * J), names * T, np.repeat(np.arange(T), J))
+        choosers, local = np.unique(cb.w, return_inverse=True)
+        n_w = len(choosers)
+        rows = np.tile(local.ravel(), T) + np.repeat(np.arange(T), J) * n_w
+        self._add("one_place", rows, y_cols, np.ones(T * J), np.full(T * n_w, -INF), np.ones(T * n_w),
+                  [self.workloads.ids[int(w)] for w in choosers] * T, np.repeat(np.arange(T), n_w))
 
     def _inference_floor(self) -> None:
         phi = self.problem.inference_on_demand_floor
@@ -442,6 +479,7 @@ class AllocationModel:
         self._capacity()
         self._budget()
         self._shares()
+        self._placement()
         self._inference_floor()
         self._cuts()
         self._migration()
@@ -455,8 +493,7 @@ class AllocationModel:
         vals = np.concatenate([v for _, _, v in self._rows]) if self._rows else np.zeros(0)
         A = sp.csr_matrix((vals, (rows, cols)), shape=(self._nrows, self._ncols))
         A.sum_duplicates()
-        integer = np.zeros(self._ncols, dtype=bool)
-        integer[: self.n_x] = True
+        integer = np.concatenate([np.ones(self.n_x, dtype=bool), *self._col_int])
         return MatrixModel(
             c=c,
             A=A,
@@ -477,7 +514,14 @@ class AllocationModel:
         x[: self.n_x] = x_part
         xt = x_part.reshape(self.T, self.P)
         if self.g_col >= 0:
-            x[self.g_col : self.g_col + self.T] = xt @ self.pairs.g
+            fixed = float(np.sum(self.workloads.lo[~self.workloads.need_var]))
+            x[self.g_col : self.g_col + self.T] = xt @ self.pairs.need + fixed
+        if self.y_start >= 0:
+            cb = self.combos
+            sel = np.flatnonzero(cb.of_pair >= 0)
+            for t in range(self.T):
+                held = np.bincount(cb.of_pair[sel], weights=xt[t, sel], minlength=cb.n)
+                x[self.y_start + t * cb.n : self.y_start + (t + 1) * cb.n] = (held > 0.5).astype(np.float64)
         if len(self.d_cols):
             x[self.d_cols] = np.maximum(0.0, self.current_y - xt[0, self.current_pairs])
         if self.m_start >= 0:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from optimizer.schemas import Problem, Solution, SolveConfig, Weights
+from optimizer.schemas import ParetoFronts, ParetoPoint, Problem, Solution, SolveConfig, Weights
 
 Solver = Callable[[Problem, SolveConfig], Solution]
 RISK_AXIS = 0.0
@@ -56,24 +56,34 @@ def _non_dominated(points: list[dict[str, float]], key: str, better_low: bool) -
     return sorted(keep, key=lambda p: p["cost_per_hour"])
 
 
-def pareto_set(problem: Problem, config: SolveConfig, solve: Solver) -> list[dict[str, float]]:
+def pareto_set(problem: Problem, config: SolveConfig,
+               solve: Solver) -> tuple[list[dict[str, float]], ParetoFronts]:
+    """(every point as a flat dict with its ``axis``, the same points as typed fronts)."""
     n = config.pareto_points
     axes = ["risk", "performance"] if config.pareto_axis == "both" else [config.pareto_axis]
     per_solve = config.model_copy(update={
         "pareto_points": 0, "compute_baselines": False, "isolate": "never",
         "time_limit_s": max(0.5, config.time_limit_s / max(1, n * len(axes))),
     })
-    base = problem.model_copy(update={"objective": "cost"})
+    base = problem.model_copy(update={"objective": "cost", "pareto_points": None})
     cheapest = solve(base, per_solve)
     if cheapest.totals is None:
-        return []
+        return [], ParetoFronts()
     out: list[dict[str, Any]] = []
+    fronts: dict[str, list[ParetoPoint]] = {"cost_risk": [], "cost_performance": []}
     for axis in axes:
         if axis == "risk":
-            out += _risk_curve(base, cheapest, per_solve, solve, n)
+            curve = _risk_curve(base, cheapest, per_solve, solve, n)
+            fronts["cost_risk"] = [_typed(p) for p in curve]
         else:
-            out += _performance_curve(base, cheapest, per_solve, solve, n)
-    return out
+            curve = _performance_curve(base, cheapest, per_solve, solve, n)
+            fronts["cost_performance"] = [_typed(p) for p in curve]
+        out += curve
+    return out, ParetoFronts(**fronts)
+
+
+def _typed(p: dict[str, float]) -> ParetoPoint:
+    return ParetoPoint(**{k: v for k, v in p.items() if k != "axis"})
 
 
 def _risk_curve(base: Problem, cheapest: Solution, cfg: SolveConfig, solve: Solver, n: int) -> list[dict[str, float]]:

@@ -14,6 +14,9 @@ Why each reduction is safe (it never removes an optimal solution):
   With per-period or scenario prices, a class is dropped only when one kept class with capacity
   ``>= D`` is no dearer in every period and every scenario.
 * Offers named in the current allocation are never dropped (their migration terms refer to them).
+* When a workload must stay in one placement, offers merge and dominate only within one placement
+  (``tables.placement_keys`` at the finest scope any workload asks for), so moving instances to a
+  cheaper class never moves them to another placement.
 """
 
 from __future__ import annotations
@@ -65,7 +68,8 @@ class Pairs:
     c: IntArray  # class index
     o: IntArray  # representative offer index
     u: FloatArray  # usable GPUs per instance for this workload
-    g: FloatArray  # GPUs per instance (all rented, all counted in shares)
+    g: FloatArray  # GPUs per instance (all rented: cost, migration, Totals.gpus)
+    need: FloatArray  # usable GPUs per instance that count as needed GPUs (0 when the need is gpus_min)
     ub: FloatArray  # instance upper bound
     perf: FloatArray  # relative-throughput-weighted usable GPUs per instance
     risk: FloatArray  # expected interruption cost, USD per instance-hour
@@ -112,10 +116,13 @@ def build_classes(problem: Problem, lookup: CompatLookup, *, enabled: bool) -> C
     current = _current_offers(problem, offers)
     prices = _price_matrix(offers)
     place = offers.place if _region_matters(problem) else np.zeros(n, dtype=np.int64)
+    scope = lookup.workloads.scope.max(initial=0)
+    spot_key = offers.zone_key if scope == 2 else (offers.region_key if scope == 1 else np.zeros(n, dtype=np.int64))
     group_cols = np.column_stack(
         [
             offers.provider,
             place,
+            spot_key,
             offers.model,
             offers.gpus,
             offers.vram,
@@ -261,6 +268,7 @@ def build_pairs(problem: Problem, lookup: CompatLookup, classes: Classes) -> Pai
         o=o,
         u=u,
         g=offers.gpus[cols].astype(np.float64)[c],
+        need=np.where(wl.need_var[w], u, 0.0),
         ub=ub,
         perf=rel * u * wl.priority[w],
         risk=offers.rate[o] * wl.lost_hours[w] * offers.price[o],

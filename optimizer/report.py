@@ -118,12 +118,14 @@ def risk_metrics(problem: Problem, layout: AllocationModel, x: FloatArray) -> Ri
     if of.scenarios is not None:
         losses = of.scenarios[:, pr.o] @ xt.mean(axis=0)
         value = cvar(losses, problem.cvar_alpha)
-    gpus_t = xt @ pr.g
+    # As the share caps count: usable GPUs at a provider over the GPUs the fleet needs.
+    wl = layout.workloads
+    need_t = xt @ pr.need + float(np.sum(wl.lo[~wl.need_var]))
     share = 0.0
     for t in range(T):
-        if gpus_t[t] > 0:
-            by_provider = np.bincount(of.provider[pr.o], weights=xt[t] * pr.g, minlength=len(of.providers))
-            share = max(share, float(by_provider.max() / gpus_t[t]))
+        if need_t[t] > 0 and xt[t].any():
+            by_provider = np.bincount(of.provider[pr.o], weights=xt[t] * pr.u, minlength=len(of.providers))
+            share = max(share, float(by_provider.max() / need_t[t]))
     return RiskMetrics(
         expected_interruptions_per_hour=float((xt @ rate).mean()),
         expected_interruption_cost_per_hour=float((xt @ pr.risk).mean()),
@@ -142,6 +144,7 @@ _WORDS = {
     "od_floor": "on-demand floor of inference workload {key}",
     "cvar_cap": "cap on the CVaR of hourly cost",
     "migration": "current allocation line {key}",
+    "one_place": "co-location of workload {key}: its nodes must share one placement",
     "cut": "whole-instance form of workload {key}'s demand or on-demand floor (a valid inequality of the "
            "tightened model): part of what one more GPU of that workload's demand costs",
 }
@@ -159,7 +162,7 @@ def binding_constraints(model: MatrixModel, lp: LpResult | None, sign: float) ->
     live = np.flatnonzero(tight & (np.abs(lp.duals) > 1e-9 * scale))
     out: list[BindingConstraint] = []
     for group in model.groups:
-        if group.kind in ("gpus", "switch", "cvar"):  # modelling rows, not the user's constraints
+        if group.kind in ("gpus", "switch", "cvar", "place"):  # modelling rows, not the user's constraints
             continue
         rows = live[(live >= group.start) & (live < group.stop)]
         for r in rows.tolist():

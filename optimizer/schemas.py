@@ -17,6 +17,8 @@ Identifier = Annotated[str, Field(min_length=1, max_length=200)]
 
 WorkloadType = Literal["training", "inference", "batch"]
 Objective = Literal["cost", "performance", "weighted"]
+CapacityKind = Literal["pool", "listing"]
+Placement = Literal["same_zone", "same_region", "any"]
 
 
 class _Model(BaseModel):
@@ -44,7 +46,20 @@ class Offer(_Model):
     price_per_period: list[NonNegFloat] | None = Field(
         default=None, description="Forecast USD/instance-hour for each period of the horizon."
     )
-    available_instances: int | None = Field(default=None, ge=0, description="Capacity; None = unknown.")
+    available_instances: int | None = Field(
+        default=None, ge=0, description="Instances the seller states it can rent out now; None = not stated."
+    )
+    capacity_kind: CapacityKind = Field(
+        default="pool",
+        description="What one offer is when ``available_instances`` is not stated: 'pool' = an instance type a "
+        "cloud rents many of (the problem's ``default_available_instances`` applies); 'listing' = one machine "
+        "(a marketplace listing, a workstation): 1 instance.",
+    )
+    seller: str | None = Field(
+        default=None, max_length=200,
+        description="The seller inside a marketplace or reseller (provider 'shadeform', seller 'lambdalabs'); "
+        "offers of different sellers are never one placement.",
+    )
     interruption_rate_per_hour: NonNegFloat | None = Field(default=None, description="Spot only.")
     reliability: Annotated[float, Field(ge=0, le=1)] | None = None
     committed_price_per_hour: NonNegFloat | None = None
@@ -77,6 +92,17 @@ class Workload(_Model):
     data_location: str | None = None
     data_size_gb: NonNegFloat = 0.0
     priority: int = Field(default=1, ge=1, le=10)
+    placement: Placement = Field(
+        default="same_region",
+        description="Where the workload's nodes must sit together: 'same_region' (one provider, seller, region "
+        "and spot/on-demand kind), 'same_zone' (also one zone; an offer without a zone only with itself), "
+        "'any' (no co-location).",
+    )
+    elastic: bool | None = Field(
+        default=None,
+        description="True when the workload may be split across several placements (independent replicas, "
+        "shards). None: by type, inference services are elastic (replicas), training and batch jobs are not.",
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> Workload:
@@ -84,11 +110,37 @@ class Workload(_Model):
             raise ValueError("gpus_max must be >= gpus_min")
         return self
 
+    @property
+    def splits(self) -> bool:
+        """``elastic`` resolved: may the workload's instances be in several placements?"""
+        return self.elastic if self.elastic is not None else self.workload_type == "inference"
+
+    @property
+    def placed(self) -> bool:
+        """True when every instance of the workload must be in one placement."""
+        return not self.splits and self.placement != "any"
+
+    @property
+    def variable_need(self) -> bool:
+        """True when the GPUs it needs are the usable GPUs it gets (up to gpus_max), not gpus_min.
+
+        ``gpus_max`` defaults to ``gpus_min`` unless the workload is elastic; an elastic workload without
+        ``gpus_max`` still needs only ``gpus_min`` (whole instances may overshoot it, the overshoot is surplus).
+        """
+        return self.gpus_max is not None and self.gpus_max > self.gpus_min
+
 
 class CurrentLine(_Model):
     workload_id: Identifier
     offer_id: Identifier
     instances: int = Field(ge=0)
+
+
+class GpuFigures(_Model):
+    """Data-sheet figures of one GPU model, as the caller's GPU identity table gives them."""
+
+    fp16_tflops: Annotated[float, Field(gt=0)] = Field(description="Dense FP16/BF16 tensor TFLOPS (no sparsity).")
+    memory_bandwidth_gbps: Annotated[float, Field(gt=0)] = Field(description="Memory bandwidth, GB/s.")
 
 
 class Weights(_Model):
@@ -116,7 +168,9 @@ class Problem(_Model):
         default=0.0, description="One-off USD per GPU moved off a current line, amortized over the horizon."
     )
     default_available_instances: int | None = Field(
-        default=None, ge=0, description="Capacity assumed for offers whose capacity is unknown; None = unlimited."
+        default=16, ge=0,
+        description="Instances assumed available for 'pool' offers that do not state their capacity "
+        "(None = unlimited, only for what-if studies). 'listing' offers are one machine.",
     )
     default_spot_interruption_rate_per_hour: NonNegFloat = Field(
         default=0.01, description="Interruption rate assumed for spot offers that do not state one."
@@ -135,6 +189,16 @@ class Problem(_Model):
     )
     max_cvar_per_hour: NonNegFloat | None = Field(
         default=None, description="Hard cap on the CVaR (at cvar_alpha) of the hourly cost over price scenarios."
+    )
+    pareto_points: int | None = Field(
+        default=None, ge=0, le=50,
+        description="Points per Pareto front (cost/risk, cost/performance) to return; overrides the solve "
+        "config's ``pareto_points`` when set.",
+    )
+    gpu_figures: dict[str, GpuFigures] = Field(
+        default_factory=dict,
+        description="Data-sheet figures per GPU model from the caller's GPU table; they win over the "
+        "optimizer's built-in table for the default performance score.",
     )
 
 
@@ -199,14 +263,26 @@ class RiskMetrics(_Model):
     expected_interruptions_per_hour: float = 0.0
     expected_interruption_cost_per_hour: float = 0.0
     cvar_cost_per_hour: float | None = None
-    largest_provider_share: float = 0.0
+    largest_provider_share: float = Field(
+        default=0.0, description="Largest usable GPUs at one provider over the GPUs the fleet needs (as the cap counts)."
+    )
+
+
+BaselineName = Literal["single_provider_on_demand", "greedy_cheapest", "skypilot_rule"]
 
 
 class Savings(_Model):
-    baseline: Literal["single_provider_on_demand", "greedy_cheapest"]
+    baseline: BaselineName
     baseline_cost_per_hour: float | None
     savings_per_hour: float | None
     savings_pct: float | None
+    honours_constraints: bool | None = Field(
+        default=None,
+        description="True when the baseline's plan meets every hard constraint of the problem (checked by "
+        "optimizer.validate); None when it has no plan.",
+    )
+    violated: list[str] = Field(default_factory=list, description="Constraints the baseline's plan breaks.")
+    note: str = Field(default="", description="Why there is no plan, or what the baseline's rule is.")
 
 
 class BindingConstraint(_Model):
@@ -234,6 +310,22 @@ class SolverStats(_Model):
     phases: dict[str, float] = Field(default_factory=dict, description="Seconds spent per phase.")
 
 
+class ParetoPoint(_Model):
+    """One non-dominated allocation of a trade-off curve (its own solve)."""
+
+    cost_per_hour: float
+    risk_per_hour: float = Field(description="CVaR of hourly cost with price scenarios, else expected interruption cost.")
+    performance: float
+    expected_interruption_cost_per_hour: float
+    cvar_cost_per_hour: float
+    gap: float
+
+
+class ParetoFronts(_Model):
+    cost_risk: list[ParetoPoint] = Field(default_factory=list)
+    cost_performance: list[ParetoPoint] = Field(default_factory=list)
+
+
 SolutionStatus = Literal["optimal", "feasible", "infeasible", "no_solution"]
 
 
@@ -247,3 +339,4 @@ class Solution(_Model):
     stats: SolverStats
     infeasibility_reason: str | None = None
     pareto: list[dict[str, float]] = Field(default_factory=list)
+    fronts: ParetoFronts | None = Field(default=None, description="The Pareto fronts, when points were asked for.")

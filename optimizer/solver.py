@@ -23,6 +23,7 @@ from optimizer.greedy import greedy_fill
 from optimizer.model import AllocationModel, MatrixModel
 from optimizer.pareto import pareto_set
 from optimizer.periods import separable, solve_periods
+from optimizer.placement import needs_choice, placement_reasons
 from optimizer.presolve import Classes, Pairs, build_classes, build_pairs
 from optimizer.report import allocation_lines, binding_constraints, disaggregate, risk_metrics, totals
 from optimizer.schemas import BindingConstraint, Problem, Progress, Solution, SolveConfig, SolverStats
@@ -40,6 +41,8 @@ ASSEMBLY_RESERVE_SHARE = 0.04
 def solve_here(problem: Problem, config: SolveConfig, progress: ProgressCallback | None = None) -> Solution:
     """Solve in the calling process (``optimizer.solve`` may instead isolate it in a child)."""
     start = time.perf_counter()
+    if problem.pareto_points is not None:
+        config = config.model_copy(update={"pareto_points": problem.pareto_points})
     # The search stops early enough for the solution's assembly (allocation lines, risk, binding
     # constraints, baselines) to fit in the limit too; the period path keeps its own reserve.
     full_deadline = start + config.time_limit_s
@@ -62,8 +65,13 @@ def solve_here(problem: Problem, config: SolveConfig, progress: ProgressCallback
         reason = " ".join(no_offer_reasons(problem, lookup, missing) + capacity_reasons(lookup, pairs))
         return _infeasible(reason, stats, time.perf_counter() - start, 0.0, progress)
 
+    # Capacity first (the broader reason), then whether each workload that must stay together fits somewhere.
+    short = capacity_reasons(lookup, pairs) or placement_reasons(offers, workloads, pairs, classes.cap)
+    if short:
+        return _infeasible(" ".join(short), stats, time.perf_counter() - start, 0.0, progress)
+
     report("build", f"{pairs.n} compatible pairs after presolve")
-    if config.method == "auto" and lazy.applicable(problem, pairs):
+    if config.method == "auto" and lazy.applicable(problem, pairs) and not needs_choice(offers, workloads, pairs):
         return _solve_lazy(problem, config, offers, workloads, classes, pairs, lookup, backend, stats, start, deadline,
                            sign, report, progress)
     # The plain reference ("direct") gets the untightened model, as an out-of-the-box MILP would.
@@ -219,8 +227,10 @@ def _best_warm(problem: Problem, offers: OfferTable, workloads: WorkloadTable, c
     kept, the rest placed by price at the LP's shadow prices), as instance counts over the model's pairs."""
     sub = layout.pairs
     costs = lazy.pair_costs(problem, offers, sub)
-    a, _ = lazy.Pricer(problem, offers, workloads, classes, sub, costs).terms(model, lp.duals)
-    score = np.maximum(offers.price[sub.o] + sub.egress - a[sub.c], 1e-9)
+    pricer = lazy.Pricer(problem, offers, workloads, classes, sub, costs)
+    a, _ = pricer.terms(model, lp.duals)
+    shadow = a[sub.c] + sub.u * pricer.share_terms[sub.c] + sub.need * pricer.y_gpus
+    score = np.maximum(offers.price[sub.o] + sub.egress - shadow, 1e-9)
     guided = greedy_fill(problem, offers, workloads, classes, sub, score, start=lp.x[: model.n_x])
     best, best_obj = None, np.inf
     for cand in (greedy_x, guided):
@@ -299,7 +309,7 @@ def _assemble(problem: Problem, config: SolveConfig, layout: AllocationModel, mo
         allocations=allocation_lines(problem, layout, lines),
         totals=tot,
         risk=risk_metrics(problem, layout, x),
-        savings=savings(lookup, tot.cost_per_hour) if config.compute_baselines else [],
+        savings=savings(problem, lookup, tot.cost_per_hour) if config.compute_baselines else [],
         binding_constraints=binding if binding is not None else binding_constraints(model, outcome.lp, sign),
         stats=SolverStats(
             status=status,
@@ -314,6 +324,7 @@ def _assemble(problem: Problem, config: SolveConfig, layout: AllocationModel, mo
     )
     if config.pareto_points > 0:
         report("pareto", f"sweeping {config.pareto_points} points per trade-off")
-        sol = sol.model_copy(update={"pareto": pareto_set(problem, config, solve_here)})
+        points, fronts = pareto_set(problem, config, solve_here)
+        sol = sol.model_copy(update={"pareto": points, "fronts": fronts})
     report("done", status, outcome.objective, outcome.bound)
     return sol

@@ -118,7 +118,10 @@ def _offers(rng: np.random.Generator, n: int, periods: int, scenarios: int) -> l
     return out
 
 
-def _workloads(rng: np.random.Generator, n: int) -> list[Workload]:
+def _workloads(rng: np.random.Generator, n: int, co_located: bool = False) -> list[Workload]:
+    """``co_located``: training jobs keep their nodes in one region (not elastic), inference and batch
+    are elastic; without it every workload is elastic, as the instances benchmarked before the
+    co-location rule existed (same draws either way)."""
     out = []
     for i in range(n):
         r = rng.random()
@@ -146,7 +149,8 @@ def _workloads(rng: np.random.Generator, n: int) -> list[Workload]:
                          gpus_per_node=int(rng.choice([1, 2])), min_vram_gb=float(rng.choice([16.0, 24.0])),
                          spot_tolerant=True, checkpoint_interval_hours=float(rng.choice([0.5, 1.0])),
                          allowed_regions=list(EU) if eu else None, denied_providers=deny)
-        out.append(w)
+        elastic = not co_located or w.workload_type != "training"
+        out.append(w.model_copy(update={"elastic": elastic}))
     return out
 
 
@@ -161,14 +165,15 @@ def generate(
     max_provider_share: float | None = 0.35,
     max_spot_share: float | None = 0.6,
     inference_on_demand_floor: float = 0.5,
+    co_located: bool = False,
 ) -> Problem:
-    """A seeded synthetic problem. The budget (when ``budget_factor`` is set) is that factor times a
+    """A seeded synthetic problem (``co_located``: see ``_workloads``). The budget (when ``budget_factor`` is set) is that factor times a
     per-workload greedy purchase, which ignores the fleet limits: at benchmark sizes there is ample
     room, but a small instance can come out infeasible (e.g. ``generate(12, 200, seed=3)``: the
     spot cap and inference floors need $49.95/h against a $44.97/h budget), and the solver says so."""
     rng = np.random.default_rng(seed)
     offers = _offers(rng, n_offers, periods, scenarios)
-    workloads = _workloads(rng, n_workloads)
+    workloads = _workloads(rng, n_workloads, co_located)
     _ensure_capacity(offers, workloads)
     return _problem(offers, workloads, budget_factor, max_provider_share=max_provider_share,
                     max_spot_share=max_spot_share, inference_on_demand_floor=inference_on_demand_floor,
@@ -185,6 +190,7 @@ def generate_on_offers(
     max_provider_share: float | None = 0.5,
     max_spot_share: float | None = 0.6,
     inference_on_demand_floor: float = 0.5,
+    co_located: bool = False,
 ) -> Problem:
     """The generator's workloads and fleet limits over a given (real) offer list, e.g.
     ``optimizer.catalogs.load_shared_prices``: data-residency workloads are restricted to the
@@ -192,7 +198,7 @@ def generate_on_offers(
     ``default_available_instances`` per offer. The provider cap defaults to 50%: the shared catalogs
     hold three sellers, and 35% of the fleet each would force near-equal thirds."""
     rng = np.random.default_rng(seed)
-    workloads = _workloads(rng, n_workloads)
+    workloads = _workloads(rng, n_workloads, co_located)
     europe = sorted({o.region for o in offers if o.region.lower().startswith(("eu", "europe"))})
     # No European offer at all: the restriction is dropped rather than made unsatisfiable.
     workloads = [w.model_copy(update={"allowed_regions": europe or None}) if w.allowed_regions else w
@@ -212,9 +218,10 @@ def _problem(offers: list[Offer], workloads: list[Workload], budget_factor: floa
     from optimizer.tables import CompatLookup, offer_table, workload_table
 
     of = offer_table(problem)
-    greedy = greedy_cheapest(CompatLookup.build(problem, of, workload_table(problem, of)))
-    if greedy is None:
+    plan = greedy_cheapest(CompatLookup.build(problem, of, workload_table(problem, of)))
+    if not plan.ok:
         return problem
+    greedy = float(sum(n * of.price[o] for _, o, n in plan.lines))
     return problem.model_copy(update={"budget_per_hour": round(budget_factor * greedy, 2)})
 
 

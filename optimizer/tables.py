@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from optimizer.errors import InvalidProblemError
 from optimizer.performance import canonical_model, relative_throughput
-from optimizer.schemas import Problem
+from optimizer.schemas import Offer, Problem
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -53,6 +53,9 @@ class OfferTable:
     reliability: FloatArray
     scenarios: FloatArray | None  # (S, O) USD per instance-hour
     periods: FloatArray | None  # (T, O) USD per instance-hour
+    region_key: IntArray  # index into spots: placement at region scope (see placement_keys)
+    zone_key: IntArray  # index into spots: placement at zone scope
+    spots: list[str]  # placement names, e.g. 'aws/us-east-1 on-demand'
 
     @property
     def n(self) -> int:
@@ -72,6 +75,8 @@ class WorkloadTable:
     lost_hours: FloatArray  # work lost per interruption = checkpoint interval / 2
     priority: FloatArray
     data_gb: FloatArray
+    scope: IntArray  # placement scope: 0 free to spread, 1 one region, 2 one zone
+    need_var: BoolArray  # the GPUs it needs are its usable GPUs (else gpus_min)
 
     @property
     def n(self) -> int:
@@ -107,11 +112,9 @@ def offer_table(problem: Problem) -> OfferTable:
         ],
         dtype=np.float64,
     )
-    default_cap = np.inf if problem.default_available_instances is None else problem.default_available_instances
-    cap = np.array(
-        [o.available_instances if o.available_instances is not None else default_cap for o in offers],
-        dtype=np.float64,
-    )
+    cap = np.array([offer_capacity(problem, o) for o in offers], dtype=np.float64)
+    region_names, zone_names = placement_keys(offers)
+    spot_idx, spots_all = _index(region_names + zone_names)
     return OfferTable(
         ids=[o.id for o in offers],
         provider=provider,
@@ -130,7 +133,39 @@ def offer_table(problem: Problem) -> OfferTable:
         reliability=np.array([1.0 if o.reliability is None else o.reliability for o in offers]),
         scenarios=_vectors(problem, "price_scenarios", price, n),
         periods=_vectors(problem, "price_per_period", price, n),
+        region_key=spot_idx[:n],
+        zone_key=spot_idx[n:],
+        spots=spots_all,
     )
+
+
+def offer_capacity(problem: Problem, o: Offer) -> float:
+    """Instances an offer can rent out: what it states, else one machine for a listing, else the
+    problem's default for pools (inf only when that default is None)."""
+    if o.available_instances is not None:
+        return float(o.available_instances)
+    if o.capacity_kind == "listing":
+        return 1.0
+    return np.inf if problem.default_available_instances is None else float(problem.default_available_instances)
+
+
+def placement_keys(offers: list[Offer]) -> tuple[list[str], list[str]]:
+    """(region-scope key, zone-scope key) of each offer: the set of offers whose instances can form one
+    multi-node workload. A region-scope placement is one provider, seller, region and spot/on-demand kind;
+    a zone-scope one also one zone. A listing (one machine) without a zone, and any offer without a zone at
+    zone scope, is a placement of its own: nothing says its instances sit near another offer's."""
+    region: list[str] = []
+    zone: list[str] = []
+    for o in offers:
+        kind = "spot" if o.spot else "on-demand"
+        where = f"{o.provider}/{o.seller}" if o.seller else o.provider
+        own = f"{where}/{o.region} offer {o.id} {kind}"
+        if o.capacity_kind == "listing" and not o.zone:
+            region.append(own)
+        else:
+            region.append(f"{where}/{o.region} {kind}")
+        zone.append(f"{where}/{o.region}/{o.zone} {kind}" if o.zone else own)
+    return region, zone
 
 
 def _vectors(problem: Problem, field: str, price: FloatArray, n: int) -> FloatArray | None:
@@ -169,6 +204,8 @@ def workload_table(problem: Problem, offers: OfferTable) -> WorkloadTable:
         lost_hours=np.array([w.checkpoint_interval_hours / 2.0 for w in ws], dtype=np.float64),
         priority=np.array([float(w.priority) for w in ws], dtype=np.float64),
         data_gb=np.array([w.data_size_gb for w in ws], dtype=np.float64),
+        scope=np.array([0 if not w.placed else (2 if w.placement == "same_zone" else 1) for w in ws], dtype=np.int64),
+        need_var=np.array([w.variable_need for w in ws], dtype=bool),
     )
 
 
@@ -180,7 +217,7 @@ def model_performance(problem: Problem, offers: OfferTable) -> FloatArray:
             given = {canonical_model(k): v for k, v in w.performance.items()}
             out[i] = [given.get(m, 0.0) for m in offers.models]
         else:
-            out[i] = [relative_throughput(m, w.workload_type) for m in offers.models]
+            out[i] = [relative_throughput(m, w.workload_type, problem.gpu_figures) for m in offers.models]
         if w.allowed_gpu_models is not None:
             allowed = {canonical_model(m) for m in w.allowed_gpu_models}
             out[i] *= np.isin(np.asarray(offers.models, dtype=object), list(allowed))

@@ -51,6 +51,27 @@ def _compatible(problem: Problem, w: Workload, o: Offer) -> str | None:
     return None
 
 
+def _capacity(problem: Problem, o: Offer) -> int | None:
+    """Instances the offer can rent out (None = unlimited): stated, else one machine for a listing,
+    else the problem's default for pools."""
+    if o.available_instances is not None:
+        return o.available_instances
+    if o.capacity_kind == "listing":
+        return 1
+    return problem.default_available_instances
+
+
+def _where(w: Workload, o: Offer) -> tuple[str, ...]:
+    """The placement an offer's instances belong to at the workload's scope: one provider, seller,
+    region and spot kind (and zone for same_zone); an offer nothing places near others is its own."""
+    alone = ("offer", o.id)
+    if w.placement == "same_zone":
+        return (o.provider, o.seller or "", o.region, o.zone, str(o.spot)) if o.zone else alone
+    if o.capacity_kind == "listing" and not o.zone:
+        return alone
+    return (o.provider, o.seller or "", o.region, str(o.spot))
+
+
 def _price(problem: Problem, o: Offer, period: int | None) -> float:
     if period is not None and o.price_per_period:
         return o.price_per_period[period]
@@ -89,10 +110,10 @@ def validate(problem: Problem, solution: Solution, *, tol: float = 1e-6) -> list
     od_usable: dict[tuple[str, int], int] = defaultdict(int)
     used: dict[tuple[str, int], int] = defaultdict(int)
     cost: dict[int, float] = defaultdict(float)
-    gpus: dict[int, int] = defaultdict(int)
     by_provider: dict[tuple[str, int], int] = defaultdict(int)
     by_region: dict[tuple[str, int], int] = defaultdict(int)
     spot: dict[int, int] = defaultdict(int)
+    places: dict[tuple[str, int], set[tuple[str | None, ...]]] = defaultdict(set)
     risk = 0.0
     for line in solution.allocations:
         o, w = offers.get(line.offer_id), workloads.get(line.workload_id)
@@ -120,12 +141,14 @@ def validate(problem: Problem, solution: Solution, *, tol: float = 1e-6) -> list
             od_usable[(w.id, t)] += line.instances * n_use
         used[(o.id, t)] += line.instances
         cost[t] += line.instances * price
-        g = line.instances * o.gpus_per_instance
-        gpus[t] += g
+        # Shares count usable GPUs (surplus against a cap) over the GPUs the fleet needs (below).
+        g = line.instances * n_use
         by_provider[(o.provider, t)] += g
         by_region[(f"{o.provider}/{o.region}", t)] += g
         if o.spot:
             spot[t] += g
+        if not w.splits and w.placement != "any":
+            places[(w.id, t)].add(_where(w, o))
         rate = o.interruption_rate_per_hour
         if rate is None:
             rate = problem.default_spot_interruption_rate_per_hour if o.spot else 0.0
@@ -143,13 +166,21 @@ def validate(problem: Problem, solution: Solution, *, tol: float = 1e-6) -> list
             if w.workload_type == "inference" and problem.inference_on_demand_floor > 0:
                 if od_usable[(w.id, t)] + tol < problem.inference_on_demand_floor * have:
                     bad("od_floor", f"{w.id} period {t}: on-demand {od_usable[(w.id, t)]} of {have} GPUs")
+        for w in problem.workloads:
+            if len(places[(w.id, t)]) > 1:
+                where = sorted("/".join(str(k) for k in key) for key in places[(w.id, t)])
+                bad("placement", f"{w.id} period {t}: nodes in {len(where)} placements ({', '.join(where[:4])}) "
+                                 f"but the workload is not elastic ({w.placement})")
         for o in problem.offers:
-            cap = o.available_instances if o.available_instances is not None else problem.default_available_instances
+            cap = _capacity(problem, o)
             if cap is not None and used[(o.id, t)] > cap:
                 bad("capacity", f"offer {o.id} period {t}: {used[(o.id, t)]} instances > {cap} available")
         if problem.budget_per_hour is not None and cost[t] > problem.budget_per_hour * (1 + tol) + tol:
             bad("budget", f"period {t}: ${cost[t]:.4f}/h > budget ${problem.budget_per_hour:.4f}/h")
-        total = gpus[t]
+        total = sum(
+            min(usable[(w.id, t)], w.gpus_max) if w.gpus_max is not None and w.gpus_max > w.gpus_min else w.gpus_min
+            for w in problem.workloads
+        )
         for (name, tt), g in list(by_provider.items()):
             if tt == t and problem.max_provider_share is not None and g > problem.max_provider_share * total + tol:
                 bad("provider_share", f"{name} period {t}: {g}/{total} GPUs > {problem.max_provider_share:.0%}")
@@ -170,7 +201,7 @@ def validate(problem: Problem, solution: Solution, *, tol: float = 1e-6) -> list
                 continue
             table = {canonical_model(k): v for k, v in (w.performance or {}).items()}
             rel = table.get(canonical_model(o.gpu_model), 0.0) if w.performance else relative_throughput(
-                o.gpu_model, w.workload_type)
+                o.gpu_model, w.workload_type, problem.gpu_figures)
             perf += line.instances * (o.gpus_per_instance // w.gpus_per_node) * w.gpus_per_node * rel / n_periods
         if perf + tol * max(1.0, perf) < problem.min_performance:
             bad("perf_floor", f"performance {perf:.4f} < floor {problem.min_performance}")

@@ -57,13 +57,16 @@ def test_spot_only_for_tolerant_workloads(backend: str) -> None:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_provider_share_cap(backend: str) -> None:
-    """8 GPUs, provider a at $1, b at $2, cap 50%: 4 from each -> 4 + 8 = $12 (uncapped it would be $8)."""
+    """8 GPUs of an elastic workload, provider a at $1, b at $2, cap 50%: 4 from each -> 4 + 8 = $12
+    (uncapped it would be $8). Not elastic, it cannot split across providers: infeasible, with the reason."""
     offers = [offer("a1", "a", price=1.0), offer("b1", "b", price=2.0)]
-    capped = _solve(problem(offers, [workload("w", 8, gpus_max=8)], max_provider_share=0.5), backend)
+    capped = _solve(problem(offers, [workload("w", 8, gpus_max=8, elastic=True)], max_provider_share=0.5), backend)
     assert by_offer(capped) == {"a1": 4, "b1": 4}
     assert capped.risk.largest_provider_share == pytest.approx(0.5)
     free = _solve(problem(offers, [workload("w", 8, gpus_max=8)]), backend)
     assert free.totals is not None and free.totals.cost_per_hour == pytest.approx(8.0)
+    whole = _solve(problem(offers, [workload("w", 8, gpus_max=8)], max_provider_share=0.5), backend)
+    assert whole.status == "infeasible" and "share cap" in (whole.infeasibility_reason or "")
 
 
 def test_budget_binds_a_performance_objective() -> None:
