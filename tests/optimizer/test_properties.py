@@ -23,10 +23,15 @@ SETTINGS = settings(max_examples=25, deadline=None, derandomize=True,
 def offers(draw: Any, i: int) -> Offer:
     gpu, vram = draw(st.sampled_from(GPUS))
     spot = draw(st.booleans())
+    provider = draw(st.sampled_from(PROVIDERS))
+    market = provider == "vast"
     return Offer(
         id=f"o{i}",
-        provider=draw(st.sampled_from(PROVIDERS)),
+        provider=provider,
         region=draw(st.sampled_from(["us", "eu"])),
+        zone=draw(st.sampled_from([None, "a", "b"])),
+        seller=draw(st.sampled_from(["s1", "s2"])) if market else None,
+        capacity_kind="listing" if market and draw(st.booleans()) else "pool",
         gpu_model=gpu,
         gpus_per_instance=draw(st.sampled_from([1, 2, 4, 8])),
         vram_gb_per_gpu=vram,
@@ -50,6 +55,8 @@ def workloads(draw: Any, i: int) -> Workload:
         workload_type=draw(st.sampled_from(["training", "inference", "batch"])),
         spot_tolerant=draw(st.booleans()),
         allowed_regions=draw(st.sampled_from([None, None, ["eu"]])),
+        placement=draw(st.sampled_from(["same_region", "same_region", "same_zone", "any"])),
+        elastic=draw(st.sampled_from([None, None, True, False])),
     )
 
 
@@ -65,6 +72,7 @@ def problems(draw: Any) -> Problem:
         max_spot_share=draw(st.one_of(st.none(), st.just(0.5))),
         inference_on_demand_floor=draw(st.sampled_from([0.0, 0.5])),
         objective=draw(st.sampled_from(["cost", "cost", "weighted"])),
+        default_available_instances=draw(st.sampled_from([2, 16, None])),
     )
 
 
@@ -133,3 +141,15 @@ def test_infeasible_instances_come_with_a_reason(p: Problem, extra: int) -> None
     sol = _solve(q)
     assert sol.status == "infeasible"
     assert sol.infeasibility_reason and "huge" in sol.infeasibility_reason
+
+
+@SETTINGS
+@given(problems())
+def test_letting_workloads_split_never_makes_the_optimum_worse(p: Problem) -> None:
+    """Co-location only removes plans: the same fleet with every workload elastic is at least as cheap."""
+    sol = _solve(p)
+    free = _solve(p.model_copy(update={"workloads": [w.model_copy(update={"elastic": True}) for w in p.workloads]}))
+    assert validate(p, sol) == []
+    if sol.status == "optimal":
+        assert free.status == "optimal"
+        assert _obj(free) <= _obj(sol) + 1e-6 * max(1.0, abs(_obj(sol)))
