@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cloudarb.db import migrate
-from cloudarb.storage import offers as offer_store
 
 if TYPE_CHECKING:
     from cloudarb.context import Context
@@ -22,6 +21,7 @@ def snapshot_path() -> Path:
 
 def seed_snapshot(ctx: Context, *, force: bool = False) -> int:
     """Load the bundled real price snapshot (origin in cloudarb/data/SNAPSHOT.md) into an empty store."""
+    from cloudarb.storage import offers as offer_store
     from ingestion.catalogs import load_snapshot
 
     with ctx.db.session() as session:
@@ -34,6 +34,6 @@ def seed_snapshot(ctx: Context, *, force: bool = False) -> int:
 
 
 def prepare_embedded(ctx: Context) -> None:
-    migrate.upgrade(ctx.settings.database_url)
+    migrate.ensure_current(ctx.db.engine, ctx.settings.database_url)
     if ctx.settings.seed_snapshot:
         seed_snapshot(ctx)

@@ -1,17 +1,32 @@
-"""The application context: settings, database, event bus and job queue, built once per process.
+"""The application context: settings, database, event bus, job queue and job kinds, built per process.
 
-Only these adapters differ between the embedded mode and production; everything else is shared.
+Only the adapters differ between the embedded mode and production; everything else is shared. This
+module is a composition root: it is where the features' job kinds are registered (an explicit
+mapping, no registration by import), and nothing of the machinery or the features imports it at run
+time (they name ``Context`` for type checking only).
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 
-from cloudarb.config import Settings, get_settings
+from cloudarb.config import Settings
 from cloudarb.db.engine import Database
 from cloudarb.events.bus import EventBus, LocalBus, RedisBus
+from cloudarb.jobs.kinds import JobKind, JobKinds
 from cloudarb.jobs.queue import InProcessQueue, JobQueue, RQQueue
+
+
+def job_kinds() -> JobKinds:
+    """Every kind of job and how its target follows its status."""
+    from cloudarb.optimize.store import follow_job
+
+    return JobKinds([
+        JobKind("optimize", on_status=follow_job),
+        JobKind("policy_run", on_status=follow_job),
+        JobKind("ingest"),
+        JobKind("forecast"),
+    ])
 
 
 @dataclass
@@ -19,6 +34,7 @@ class Context:
     settings: Settings
     db: Database
     bus: EventBus
+    kinds: JobKinds = field(default_factory=job_kinds)
     queue: JobQueue = field(init=False)
 
     def close(self) -> None:
@@ -28,7 +44,8 @@ class Context:
 
 
 def build_context(settings: Settings, *, prepare: bool = True) -> Context:
-    """Build adapters for ``settings``; in embedded mode also migrate and seed the SQLite file."""
+    """Build adapters for ``settings``; in embedded mode also bring the SQLite file to the current
+    schema and seed it (both skipped, in a millisecond, when already done)."""
     db = Database(settings.database_url)
     bus: EventBus = RedisBus(settings.redis_url) if settings.redis_url else LocalBus()
     ctx = Context(settings=settings, db=db, bus=bus)
@@ -41,22 +58,3 @@ def build_context(settings: Settings, *, prepare: bool = True) -> Context:
 
         prepare_embedded(ctx)
     return ctx
-
-
-_lock = threading.Lock()
-_current: Context | None = None
-
-
-def get_context() -> Context:
-    """The process-wide context (used by RQ workers, which call jobs with ids only)."""
-    global _current
-    with _lock:
-        if _current is None:
-            _current = build_context(get_settings())
-        return _current
-
-
-def set_context(ctx: Context | None) -> None:
-    global _current
-    with _lock:
-        _current = ctx

@@ -26,7 +26,7 @@ def test_api_process_loads_no_heavy_engines() -> None:
         "import sys; from cloudarb.config import Settings; from cloudarb.api.app import create_app; "
         "create_app(Settings(_env_file=None, database_url='sqlite://', seed_snapshot=False), scheduler=False); "
         "heavy = [m for m in ('ortools', 'pulp', 'prophet', 'sklearn', 'statsmodels', 'boto3', 'docker', "
-        "'cloudarb.jobs.optimize', 'optimizer.solver') if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)"
+        "'cloudarb.optimize.jobs', 'optimizer.solver') if m in sys.modules]; print(heavy); sys.exit(1 if heavy else 0)"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,6 +17,7 @@ from cloudarb.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimi
 from cloudarb.api.routes import auth, forecasts, health, jobs, offers, optimize, policies, prices, providers
 from cloudarb.config import Settings, get_settings
 from cloudarb.context import Context, build_context
+from cloudarb.security import burn_password_check
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,8 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None, 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # the unknown-user password check's dummy hash, off the request path and off import
+        threading.Thread(target=burn_password_check, args=("",), name="cloudarb-warm", daemon=True).start()
         sched = None
         if scheduler and settings.embedded:
             from cloudarb.scheduler import Scheduler

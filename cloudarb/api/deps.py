@@ -12,10 +12,11 @@ from typing import Annotated
 from fastapi import Depends, Header, Query, Request
 from sqlalchemy.orm import Session
 
-from cloudarb.api.errors import Forbidden, RateLimited, Unauthorized
 from cloudarb.context import Context
+from cloudarb.errors import Forbidden, RateLimited, Unauthorized
 from cloudarb.security import API_KEY_PREFIX, ROLE_RANK, TokenError, read_token
 from cloudarb.storage import accounts
+from cloudarb.storage.idempotency import Idempotency
 
 
 @dataclass(frozen=True)
@@ -188,3 +189,11 @@ IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", max_length=200, description="Retry-safe key: one job per key and body."),
 ]
+
+
+def get_idempotency(principal: PrincipalDep, key: IdempotencyKey = None) -> Idempotency | None:
+    """The caller's ``Idempotency-Key`` for this command, scoped to its organization."""
+    return Idempotency(principal.organization_id, key) if key else None
+
+
+IdempotencyDep = Annotated[Idempotency | None, Depends(get_idempotency)]

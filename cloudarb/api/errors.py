@@ -1,5 +1,8 @@
 """One error shape for every failure, and the one place where errors become HTTP status codes.
 
+Routes raise ``cloudarb.errors`` categories (or the features' subclasses of them) and never map
+errors to codes themselves.
+
 Every error body is ``{"error": {"code": ..., "message": ..., "field": ..., "details": [...]}}``.
 """
 
@@ -13,50 +16,43 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from cloudarb.errors import (
+    BadRequest,
+    CloudArbError,
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+)
+
+__all__ = ["STATUS_CODES", "error_body", "install", "status_code"]
+
 log = logging.getLogger(__name__)
 
 
-class ApiError(Exception):
-    status = 400
-    code = "bad_request"
-
-    def __init__(self, message: str, *, field: str | None = None, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.field = field
-        self.headers = headers
-
-
-class NotFound(ApiError):
-    status, code = 404, "not_found"
-
-
-class Unauthorized(ApiError):
-    status, code = 401, "unauthorized"
+# The one table from error categories to HTTP status codes (the most specific class wins).
+STATUS_CODES: dict[type[CloudArbError], int] = {
+    InvalidInput: 422,
+    BadRequest: 400,
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    PayloadTooLarge: 413,
+    RateLimited: 429,
+    Unavailable: 503,
+}
 
 
-class Forbidden(ApiError):
-    status, code = 403, "forbidden"
-
-
-class Conflict(ApiError):
-    status, code = 409, "conflict"
-
-
-class Invalid(ApiError):
-    status, code = 422, "invalid"
-
-
-class PayloadTooLarge(ApiError):
-    status, code = 413, "payload_too_large"
-
-
-class RateLimited(ApiError):
-    status, code = 429, "rate_limited"
-
-
-class Unavailable(ApiError):
-    status, code = 503, "unavailable"
+def status_code(exc: CloudArbError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_CODES:
+            return STATUS_CODES[cls]
+    return 500
 
 
 def error_body(code: str, message: str, *, field: str | None = None, details: list[Any] | None = None) -> dict[str, Any]:
@@ -69,10 +65,14 @@ def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
 
 
 def install(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+    @app.exception_handler(CloudArbError)
+    async def _app_error(_: Request, exc: CloudArbError) -> JSONResponse:
+        code = status_code(exc)
+        if code >= 500:
+            log.error("request failed", extra={"code": exc.code, "error": exc.message})
         return JSONResponse(
-            error_body(exc.code, exc.message, field=exc.field), status_code=exc.status, headers=exc.headers
+            error_body(exc.code, exc.message, field=exc.field, details=exc.details), status_code=code,
+            headers=exc.headers,
         )
 
     @app.exception_handler(RequestValidationError)

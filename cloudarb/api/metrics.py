@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cloudarb.context import Context
 from cloudarb.jobs import store as job_store
-from cloudarb.storage import optimizations as opt_store
+from cloudarb.optimize import store as opt_store
 
 SOLVE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, float("inf"))
 

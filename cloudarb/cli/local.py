@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from cloudarb.context import Context
-from cloudarb.jobs import store as job_store
-from cloudarb.jobs.submit import submit_optimization
+from cloudarb.jobs.follow import follow_job
+from cloudarb.optimize import store as opt_store
+from cloudarb.optimize.submit import submit_optimization
+from cloudarb.optimize.views import to_out
 from cloudarb.schemas import AllocationOut, OptimizeRequest
 from cloudarb.storage import accounts
-from cloudarb.storage import optimizations as opt_store
-from cloudarb.views import to_out
+
+if TYPE_CHECKING:
+    from cloudarb.context import Context
 
 LOCAL_ORG = "local"
 
@@ -21,22 +24,25 @@ def local_org(ctx: Context) -> str:
         return accounts.get_or_create_org(session, name=LOCAL_ORG).id
 
 
-def run_optimization(ctx: Context, request: OptimizeRequest, on_event: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def relay(ctx: Context, job_id: str, on_event: Callable[[dict[str, Any]], None]) -> None:
+    """Relay a job's events (replayed, then live from the in-process bus) until its terminal one."""
+
+    async def run() -> None:
+        async for event in follow_job(ctx, job_id):
+            on_event(event)
+
+    asyncio.run(run())
+
+
+def run_optimization(
+    ctx: Context, request: OptimizeRequest, on_event: Callable[[dict[str, Any]], None]
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Submit to the in-process queue, relay events until the terminal one, return the stored result."""
     org = local_org(ctx)
     done = submit_optimization(ctx, organization_id=org, request=request, actor="cli")
-    seen = 0
-    while True:
-        with ctx.db.session() as session:
-            events = job_store.events_after(session, done.job.id, seen)
-        for event in events:
-            seen = event["seq"]
-            on_event(event)
-        if any(e.get("type") == "status" and e.get("terminal") for e in events):
-            break
-        time.sleep(0.1)
+    relay(ctx, done.job_id, on_event)
     with ctx.db.session() as session:
-        opt = opt_store.get(session, organization_id=org, optimization_id=done.optimization.id)
+        opt = opt_store.get(session, organization_id=org, optimization_id=done.optimization_id)
         if opt is None:
             raise RuntimeError("the optimization disappeared from the database")
         out = to_out(session, opt).model_dump(mode="json")

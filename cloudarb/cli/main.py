@@ -71,39 +71,21 @@ def worker(
     scheduler: Annotated[bool, typer.Option(help="Also run the policy scheduler and stale-job reaper.")] = True,
 ) -> None:
     """Run an RQ worker on the configured Redis (production mode)."""
-    from rq import Worker
-
     from cloudarb.config import get_settings
-    from cloudarb.context import get_context
-    from cloudarb.jobs.queue import RQQueue
-    from cloudarb.jobs.runtime import reap_stale
-    from cloudarb.scheduler import Scheduler
+    from cloudarb.worker import run
 
-    settings = get_settings()
-    if not settings.redis_url:
+    if not get_settings().redis_url:
         raise fail("CLOUDARB_REDIS_URL is not set: the embedded mode runs jobs inside `cloudarb serve`")
-    ctx = get_context()
-    queue = ctx.queue
-    if not isinstance(queue, RQQueue):
-        raise fail("the worker needs the Redis queue")
-    reap_stale(ctx)
-    sched = Scheduler(ctx) if scheduler else None
-    if sched is not None:
-        sched.start()
-    try:
-        Worker([queue.queue], connection=queue.redis).work(burst=burst, with_scheduler=True)
-    finally:
-        if sched is not None:
-            sched.stop()
+    run(burst=burst, scheduler=scheduler)
 
 
 @app.command("scheduler")
 def run_scheduler() -> None:
     """Run only the policy scheduler and stale-job reaper (production mode)."""
-    from cloudarb.context import get_context
     from cloudarb.scheduler import Scheduler
+    from cloudarb.worker import process_context
 
-    sched = Scheduler(get_context())
+    sched = Scheduler(process_context())
     sched.start()
     sched.join()
 

@@ -1,16 +1,29 @@
-"""Run Alembic migrations programmatically (the CLI, the embedded start-up and the tests use this)."""
+"""Run Alembic migrations programmatically (the CLI, the embedded start-up and the tests use this).
+
+``HEAD`` names the newest revision, so a start-up can tell with one query that the schema is current
+and skip loading Alembic (0.3-0.5 s on every embedded command otherwise); a test checks it against
+Alembic's own view of the scripts.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from sqlalchemy import Engine
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
+HEAD = "0006"
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config(str(MIGRATIONS / "alembic.ini"))
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -18,11 +31,32 @@ def alembic_config(url: str) -> Config:
 
 
 def upgrade(url: str, revision: str = "head") -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(url), revision)
 
 
 def downgrade(url: str, revision: str = "base") -> None:
+    from alembic import command
+
     command.downgrade(alembic_config(url), revision)
+
+
+def is_current(engine: Engine) -> bool:
+    """Whether the database's schema is at ``HEAD`` (one query; False if it has no schema yet)."""
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == HEAD
+    except SQLAlchemyError:
+        return False
+
+
+def ensure_current(engine: Engine, url: str) -> bool:
+    """Upgrade to ``HEAD`` unless already there; returns whether migrations ran."""
+    if is_current(engine):
+        return False
+    upgrade(url)
+    return True
 
 
 def current(url: str) -> str | None:

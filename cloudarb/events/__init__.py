@@ -4,6 +4,6 @@ A subscriber subscribes to the live channel before reading what was persisted, s
 in between is lost; duplicates are dropped by sequence number.
 """
 
-from cloudarb.events.bus import TERMINAL_STATUSES, EventBus, LocalBus, RedisBus
+from cloudarb.events.bus import EventBus, LocalBus, RedisBus
 
-__all__ = ["EventBus", "LocalBus", "RedisBus", "TERMINAL_STATUSES"]
+__all__ = ["EventBus", "LocalBus", "RedisBus"]

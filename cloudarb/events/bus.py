@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
-TERMINAL_STATUSES = frozenset({"finished", "infeasible", "failed", "canceled"})
 CHANNEL_PREFIX = "cloudarb:events:"
 
 

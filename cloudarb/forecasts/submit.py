@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import IntegrityError
 
-from cloudarb.context import Context
 from cloudarb.db.models import JobRun
 from cloudarb.forecasts import store
 from cloudarb.forecasts.keys import Kind
-from cloudarb.jobs import store as job_store
-from cloudarb.jobs.runtime import status_payload
-from cloudarb.jobs.submit import QueueUnavailable, start
+from cloudarb.jobs.enqueue import enqueue
+
+if TYPE_CHECKING:
+    from cloudarb.context import Context
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +30,6 @@ FUNCTIONS: dict[str, str] = {
 }
 
 
-class ForecastQueueUnavailable(Exception):
-    """The job was stored but could not be queued; it is marked failed."""
-
-
 def target_for(kind: Kind, *, full_refit: bool) -> str:
     return f"{kind}:full" if full_refit else kind
 
@@ -40,16 +37,9 @@ def target_for(kind: Kind, *, full_refit: bool) -> str:
 def submit_forecast(ctx: Context, *, kind: Kind, organization_id: str, actor: str, full_refit: bool = False) -> JobRun:
     """Store a forecast job owned by ``organization_id`` and enqueue it by id."""
     what = "retraining" if full_refit else "forecast refresh"
-    with ctx.db.session() as session:
-        job = job_store.create_job(session, organization_id=organization_id, kind="forecast", function=FUNCTIONS[kind],
-                                   target_id=target_for(kind, full_refit=full_refit), max_attempts=1)
-        queued = job_store.append_event(
-            session, job.id, "status", status_payload("queued", f"{kind} {what} requested by {actor}")
-        )
-    try:
-        return start(ctx, job, queued)
-    except QueueUnavailable as exc:
-        raise ForecastQueueUnavailable(str(exc)) from exc
+    return enqueue(ctx, organization_id=organization_id, kind="forecast", function=FUNCTIONS[kind],
+                   target_id=target_for(kind, full_refit=full_refit), message=f"{kind} {what} requested by {actor}",
+                   max_attempts=1)
 
 
 def _claim(ctx: Context, task: str, now: datetime, interval_s: float) -> bool:

@@ -15,17 +15,19 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
-from cloudarb.context import Context
 from cloudarb.db.models import ForecastModelVersion
 from cloudarb.db.types import utcnow
 from cloudarb.forecasts import store
 from forecasting.parallel import CacheEntry, DiskCache, Outcome, forecast_many, series_hash
 from forecasting.schemas import BacktestReport, ForecastResult, Series
 from forecasting.selection import ForecastConfig, forecast, model_version, promote
+
+if TYPE_CHECKING:
+    from cloudarb.context import Context
 
 log = logging.getLogger(__name__)
 

@@ -1,19 +1,16 @@
 """Price-change events: persisted in ``price_events`` in the ingest transaction, then broadcast on
 the 'prices' channel (in-process or Redis pub/sub) as one message per refresh.
 
-Followers subscribe before reading the store and re-read the store when the channel is quiet or
-skips ids, so a dropped broadcast is only late, never lost. Ids come from a sequence, taken at
-insert and not at commit: when two refreshes commit out of id order, the later id can be seen
-first. A follower therefore keeps every id it has not seen below the highest delivered one as a
-hole, re-reads the store while holes are open, delivers a late event when its transaction
-commits, and gives a hole up after ``GAP_WAIT_S`` (a rolled-back insert leaves one for ever).
+Followers use the one follow loop of ``cloudarb.events.follow``: they subscribe before reading the
+store and re-read it when the channel is quiet or skips ids, so a dropped broadcast is only late,
+never lost. Ids come from a sequence, taken at insert and not at commit: when two refreshes commit
+out of id order, the later id can be seen first; the loop waits ``GAP_WAIT_S`` for a missing id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +21,8 @@ from sqlalchemy.orm import Session
 
 from cloudarb.db.models import PriceEvent
 from cloudarb.db.types import utcnow
+from cloudarb.events.follow import Stream
+from cloudarb.events.follow import follow as follow_stream
 from cloudarb.ingest.bulk import PriceChange
 
 if TYPE_CHECKING:
@@ -37,7 +36,6 @@ GAP_POLL_S = 0.2
 """Store re-read interval while an id below the highest delivered one is still missing."""
 GAP_WAIT_S = 10.0
 """How long a missing id is waited for; longer than any ingest transaction's commit takes."""
-MAX_HOLES = 10_000
 _FIELDS = ("offer_key", "provider", "region", "gpu_model", "instance_type", "spot", "gpu_count",
            "old_price_per_hour", "new_price_per_hour", "observed_at")
 
@@ -106,80 +104,24 @@ def prune(session: Session, *, older_than: timedelta, now: datetime | None = Non
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def _read(ctx: Context, after_id: int) -> list[dict[str, Any]]:
-    with ctx.db.session() as session:
-        return stored_after(session, after_id)
-
-
 def _last(ctx: Context) -> int:
     with ctx.db.session() as session:
         return last_id(session)
 
 
-class Cursor:
-    """Which event ids a follower has delivered: every id <= ``floor`` is delivered or given up;
-    above it, ``seen`` holds the delivered ids and ``holes`` the missing ones (with when each was
-    first missed). Pure bookkeeping, no I/O."""
+def price_stream(ctx: Context) -> Stream:
+    def read_after(after_id: int) -> list[dict[str, Any]]:
+        with ctx.db.session() as session:
+            return stored_after(session, after_id)
 
-    def __init__(self, floor: int) -> None:
-        self.floor = floor
-        self.top = floor
-        self.seen: set[int] = set()
-        self.holes: dict[int, float] = {}
-
-    def fresh(self, events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The not yet delivered events among ``events``, in id order."""
-        return sorted((e for e in events if e["id"] > self.floor and e["id"] not in self.seen),
-                      key=lambda e: e["id"])
-
-    def contiguous(self, events: Sequence[dict[str, Any]]) -> bool:
-        """Whether delivering ``events`` (fresh, in id order) leaves no hole and fills none."""
-        return not self.holes and bool(events) and events[0]["id"] == self.top + 1 and all(
-            b["id"] == a["id"] + 1 for a, b in zip(events, events[1:], strict=False))
-
-    def mark(self, event_id: int, now: float) -> None:
-        self.seen.add(event_id)
-        self.holes.pop(event_id, None)
-        if event_id > self.top:
-            if event_id - self.top - 1 <= MAX_HOLES:
-                for missing in range(self.top + 1, event_id):
-                    self.holes.setdefault(missing, now)
-            self.top = event_id
-        self._advance()
-
-    def expire(self, now: float) -> None:
-        """Give up holes older than ``GAP_WAIT_S``."""
-        for missing in [i for i, since in self.holes.items() if now - since >= GAP_WAIT_S]:
-            del self.holes[missing]
-        self._advance()
-
-    def _advance(self) -> None:
-        self.floor = min(self.holes) - 1 if self.holes else self.top
-        self.seen = {i for i in self.seen if i > self.floor}
+    return Stream(channel=CHANNEL, read_after=read_after, key="id", unpack=lambda m: list(m.get("events", [])),
+                  poll_s=POLL_S, gap_poll_s=GAP_POLL_S, gap_wait_s=GAP_WAIT_S)
 
 
 async def follow(ctx: Context, *, after_id: int | None = None) -> AsyncIterator[dict[str, Any]]:
     """Yield every price event once: those after ``after_id`` (None = only new ones), then live ones,
     forever (the caller stops iterating). Events come in id order, except that an event whose
     transaction committed after a higher id's comes as soon as it is visible (see the module doc)."""
-    async with ctx.bus.subscribe(CHANNEL) as live:
-        cursor = Cursor(after_id if after_id is not None else await asyncio.to_thread(_last, ctx))
-        read_store = after_id is not None
-        while True:
-            if read_store or cursor.holes:
-                for event in cursor.fresh(await asyncio.to_thread(_read, ctx, cursor.floor)):
-                    cursor.mark(event["id"], time.monotonic())
-                    yield event
-                read_store = False
-            cursor.expire(time.monotonic())
-            message = await live.get(timeout=GAP_POLL_S if cursor.holes else POLL_S)
-            if message is None:
-                read_store = True
-                continue
-            batch = cursor.fresh(message.get("events", []))
-            if batch and not cursor.contiguous(batch):
-                read_store = True  # something in between was missed (or is still committing)
-                continue
-            for event in batch:
-                cursor.mark(event["id"], time.monotonic())
-                yield event
+    start = after_id if after_id is not None else await asyncio.to_thread(_last, ctx)
+    async for event in follow_stream(ctx.bus, price_stream(ctx), after=start):
+        yield event

@@ -9,9 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cloudarb.ingest.errors import UnknownProviderKey
-from cloudarb.jobs import store as job_store
-from cloudarb.jobs.runtime import status_payload
-from cloudarb.jobs.submit import start
+from cloudarb.jobs.enqueue import enqueue
 from cloudarb.storage import accounts
 from ingestion.keys import PROVIDER_KEYS
 
@@ -32,12 +30,8 @@ def system_org_id(ctx: Context) -> str:
 def submit_refresh(ctx: Context, *, provider: str, actor: str, organization_id: str | None = None) -> JobRun:
     """Store a refresh job for ``provider`` and enqueue it by id; raises UnknownProviderKey."""
     if provider not in PROVIDER_KEYS:
-        raise UnknownProviderKey(f"unknown provider {provider!r}; valid keys: {', '.join(PROVIDER_KEYS)}")
+        raise UnknownProviderKey(f"unknown provider {provider!r}; valid keys: {', '.join(PROVIDER_KEYS)}",
+                                 field="provider")
     org = organization_id or system_org_id(ctx)
-    with ctx.db.session() as session:
-        job = job_store.create_job(session, organization_id=org, kind="ingest", function=REFRESH_FUNCTION,
-                                   target_id=provider, max_attempts=1)
-        queued = job_store.append_event(
-            session, job.id, "status", status_payload("queued", f"refresh of {provider} requested by {actor}")
-        )
-    return start(ctx, job, queued)
+    return enqueue(ctx, organization_id=org, kind="ingest", function=REFRESH_FUNCTION, target_id=provider,
+                   message=f"refresh of {provider} requested by {actor}", max_attempts=1)

@@ -1,7 +1,9 @@
 """Job queues: RQ on Redis in production, a thread pool in embedded mode. Same calls, same statuses.
 
-Queues carry only job ids; every queue runs ``cloudarb.jobs.runtime.execute(job_id)``, which reads
-the job row (and from it the body's dotted path) from the database.
+Queues carry only job ids. The in-process queue runs ``cloudarb.jobs.runtime.execute(job_id, ctx)``
+with its own context; RQ runs ``cloudarb.worker.execute(job_id)``, which does the same with the
+context its worker process built (and preloaded) before forking. Either reads the job row, and from it
+the body's dotted path, from the database.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
+from cloudarb.jobs.runtime import execute
+
 if TYPE_CHECKING:
     from cloudarb.context import Context
 
 log = logging.getLogger(__name__)
 
-EXECUTE = "cloudarb.jobs.runtime.execute"
+EXECUTE = "cloudarb.worker.execute"
 
 
 class JobQueue(Protocol):
@@ -61,8 +65,6 @@ class InProcessQueue:
         self._pool.submit(self._run, job_id)
 
     def _run(self, job_id: str) -> None:
-        from cloudarb.jobs.runtime import execute
-
         with self._lock:
             self._pending -= 1
         try:

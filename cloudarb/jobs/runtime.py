@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import OperationalError
 
-from cloudarb.events.bus import TERMINAL_STATUSES
 from cloudarb.jobs import store
 from cloudarb.jobs.errors import JobCanceled, JobInputError, JobTimedOut, TransientJobError
+from cloudarb.jobs.store import TERMINAL_STATUSES
 
 if TYPE_CHECKING:
     from cloudarb.context import Context
@@ -104,7 +104,7 @@ def move(
     A status and its event can never disagree, even if the process dies right after the commit.
     """
     with ctx.db.session() as session:
-        if not store.transition(session, job_id, to=to, when=when, error=error, worker=worker):
+        if not store.transition(session, job_id, to=to, when=when, kinds=ctx.kinds, error=error, worker=worker):
             return False
         event = store.append_event(session, job_id, "status", status_payload(to, message, **extra))
     broadcast(ctx, job_id, event)
@@ -138,12 +138,11 @@ def load_body(function: str) -> JobBody:
     return body  # type: ignore[no-any-return]
 
 
-def execute(job_id: str, ctx: Context | None = None) -> str | None:
-    """Run one attempt of a job; returns its terminal status, or None if it was not runnable."""
-    if ctx is None:
-        from cloudarb.context import get_context
+def execute(job_id: str, ctx: Context) -> str | None:
+    """Run one attempt of a job; returns its terminal status, or None if it was not runnable.
 
-        ctx = get_context()
+    The caller gives the context: the in-process queue its own, an RQ work horse the one its worker
+    process built before forking (``cloudarb.worker``)."""
     if not move(ctx, job_id, to="running", when=("queued",), worker=_worker_name()):
         return None
     with ctx.db.session() as session:

@@ -14,11 +14,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cloudarb.db.models import JobEvent, JobRun, OptimizationRequest
+from cloudarb.db.models import JobEvent, JobRun
 from cloudarb.db.types import utcnow
-from cloudarb.events.bus import TERMINAL_STATUSES
+from cloudarb.jobs.kinds import JobKinds
 
 STATUSES = ("queued", "running", "finished", "infeasible", "failed", "canceled")
+TERMINAL_STATUSES = frozenset({"finished", "infeasible", "failed", "canceled"})
 ACTIVE = ("queued", "running")
 
 
@@ -55,25 +56,19 @@ def list_jobs(
     return rows, total
 
 
-def _mirror_target(session: Session, job: JobRun, status: str) -> None:
-    if job.kind in ("optimize", "policy_run"):
-        session.execute(
-            update(OptimizationRequest)
-            .where(OptimizationRequest.id == job.target_id)
-            .values(status=status, updated_at=utcnow())
-        )
-
-
 def transition(
     session: Session,
     job_id: str,
     *,
     to: str,
     when: Sequence[str],
+    kinds: JobKinds,
     error: str | None = None,
     worker: str | None = None,
 ) -> bool:
-    """Move a job to ``to`` if its status is one of ``when``; returns whether it moved."""
+    """Move a job to ``to`` if its status is one of ``when``; returns whether it moved.
+
+    The job's target follows through its kind's hook in the same transaction."""
     now = utcnow()
     values: dict[str, Any] = {"status": to}
     if to == "running":
@@ -90,7 +85,7 @@ def transition(
         job = session.get(JobRun, job_id)
         if job is not None:
             session.refresh(job)
-            _mirror_target(session, job, to)
+            kinds.follow(session, job, to)
     return moved
 
 

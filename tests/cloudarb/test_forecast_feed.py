@@ -14,7 +14,7 @@ from cloudarb.db.models import Offer
 from cloudarb.db.types import utcnow
 from cloudarb.forecasts import feed, store
 from cloudarb.forecasts.keys import price_key
-from cloudarb.jobs.problem import build_problem
+from cloudarb.optimize.problem import build_problem
 from cloudarb.schemas import OptimizeRequest
 from forecasting.risk import bucket_rate
 

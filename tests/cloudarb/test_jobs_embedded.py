@@ -11,8 +11,8 @@ from cloudarb.context import Context
 from cloudarb.db.models import JobRun
 from cloudarb.db.types import utcnow
 from cloudarb.jobs import store
+from cloudarb.jobs.enqueue import cancel_job
 from cloudarb.jobs.runtime import execute, reap_stale
-from cloudarb.jobs.submit import cancel_job
 from tests.support import Tenant, create_test_job, job_row, job_statuses, wait_for
 
 

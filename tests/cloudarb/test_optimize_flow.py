@@ -49,7 +49,7 @@ def test_optimize_over_http_and_websocket(client: TestClient, ctx: Context, tena
         by_workload[ln["workload_id"]] = by_workload.get(ln["workload_id"], 0) + ln["gpus"]
     assert by_workload["train"] >= 8 and by_workload["serve"] >= 2
     assert result["totals"]["cost_per_hour"] <= 500
-    assert {s["baseline"] for s in result["savings"]} == {"single_provider_on_demand", "greedy_cheapest"}
+    assert {s["baseline"] for s in result["savings"]} == {"single_provider_on_demand", "greedy_cheapest", "skypilot_rule"}
 
 
 def test_stored_result_passes_the_independent_validator(client: TestClient, ctx: Context, tenant: Tenant) -> None:
@@ -57,7 +57,7 @@ def test_stored_result_passes_the_independent_validator(client: TestClient, ctx:
     opt_id = r.json()["id"]
     wait_for(lambda: client.get(f"/optimize/{opt_id}", headers=tenant.headers()).json()["status"] == "finished")
     from cloudarb.db.models import Offer as OfferRow
-    from cloudarb.jobs.problem import build_problem, to_offer
+    from cloudarb.optimize.problem import build_problem, to_offer
     from cloudarb.schemas import OptimizeRequest
 
     with ctx.db.session() as session:

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from cloudarb.context import Context
 from cloudarb.db.models import AllocationLine, Offer, Policy
 from cloudarb.db.types import utcnow
-from cloudarb.jobs.policies import decide
+from cloudarb.optimize.policy_runs import decide
 from cloudarb.scheduler import tick
 from tests.support import Tenant, small_request, wait_for
 

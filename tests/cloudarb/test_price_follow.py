@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloudarb.ingest.events import GAP_WAIT_S, Cursor
+from cloudarb.events.follow import Cursor
+from cloudarb.ingest.events import GAP_WAIT_S
 
 
 def ev(i: int) -> dict[str, Any]:

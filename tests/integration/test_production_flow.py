@@ -12,7 +12,7 @@ from websockets.sync.client import connect
 
 from cloudarb.context import Context
 from cloudarb.jobs import store
-from cloudarb.storage import optimizations as opt_store
+from cloudarb.optimize import store as opt_store
 from tests.support import Tenant, create_test_job, job_row, job_statuses, small_request, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from sqlalchemy.exc import IntegrityError
 
 from cloudarb.api.deps import Admin, CtxDep, PrincipalDep, SessionDep
-from cloudarb.api.errors import Conflict, NotFound, Unauthorized
+from cloudarb.errors import Conflict, NotFound, Unauthorized
 from cloudarb.security import Role, TokenError, burn_password_check, issue_token, read_token, verify_password
 from cloudarb.storage import accounts, audit
 

@@ -17,13 +17,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 
 from cloudarb.api.deps import CtxDep, Editor, PageDep, SessionDep, Viewer, job_ws_url
-from cloudarb.api.errors import Invalid, NotFound, Unavailable
 from cloudarb.db.models import DemandPolicy, ForecastModelVersion, Offer, StoredForecast
+from cloudarb.errors import InvalidInput, NotFound
 from cloudarb.forecasts import store
-from cloudarb.forecasts.submit import ForecastQueueUnavailable, submit_forecast
+from cloudarb.forecasts.submit import submit_forecast
+from cloudarb.optimize import policy_store
 from cloudarb.schemas import JobStatus, Page
 from cloudarb.storage import audit
-from cloudarb.storage import policies as policy_store
 
 router = APIRouter(prefix="/forecasts", tags=["forecasts"])
 
@@ -204,12 +204,12 @@ def list_forecasts(
             raise NotFound(f"forecast series {missing[0]} not found")
     for row, _ in rows:
         if horizon is not None and horizon > row.horizon:
-            raise Invalid(f"horizon {horizon} exceeds the stored horizon {row.horizon} of {row.series_key}",
+            raise InvalidInput(f"horizon {horizon} exceeds the stored horizon {row.horizon} of {row.series_key}",
                           field="horizon")
         levels = _levels(row)
         for q in quantiles:
             if not any(math.isclose(q, have) for have in levels):
-                raise Invalid(f"quantile {q:g} is not stored for {row.series_key}; stored levels: "
+                raise InvalidInput(f"quantile {q:g} is not stored for {row.series_key}; stored levels: "
                               f"{', '.join(f'{v:g}' for v in sorted(levels))}", field="quantiles")
     items = [_out(r, o, horizon=horizon, levels=quantiles, scenarios=scenarios) for r, o in rows]
     return Page[ForecastOut](items=items, total=total, limit=page.limit, offset=page.offset)
@@ -223,11 +223,8 @@ def _version(v: ForecastModelVersion) -> VersionOut:
 @router.post("/refresh", operation_id="refresh_forecasts", status_code=202, response_model=ForecastJobAccepted)
 def refresh_forecasts(body: RefreshIn, request: Request, ctx: CtxDep, principal: Editor) -> JSONResponse:
     """Queue a forecast job: price series (market data) or your organization's demand."""
-    try:
-        job = submit_forecast(ctx, kind=body.kind, organization_id=principal.organization_id,
-                              actor=principal.actor, full_refit=body.full_refit)
-    except ForecastQueueUnavailable as exc:
-        raise Unavailable(f"the job queue is unavailable: {exc}") from exc
+    job = submit_forecast(ctx, kind=body.kind, organization_id=principal.organization_id,
+                          actor=principal.actor, full_refit=body.full_refit)
     with ctx.db.session() as session:
         audit.record(session, organization_id=principal.organization_id, actor=principal.actor,
                      action="forecast.refresh", resource_type="job", resource_id=job.id,
@@ -281,10 +278,10 @@ def set_demand_policy(
     _owned_policy(session, principal, policy_id)
     levels = ctx.settings.forecast_quantiles
     if not any(math.isclose(quantile, q) for q in levels):
-        raise Invalid(f"quantile {quantile:g} is not a stored level; choose one of "
+        raise InvalidInput(f"quantile {quantile:g} is not a stored level; choose one of "
                       f"{', '.join(f'{q:g}' for q in sorted(levels))}", field="quantile")
     if horizon_hours > ctx.settings.forecast_horizon_hours:
-        raise Invalid(f"horizon_hours {horizon_hours} exceeds the forecast horizon "
+        raise InvalidInput(f"horizon_hours {horizon_hours} exceeds the forecast horizon "
                       f"{ctx.settings.forecast_horizon_hours}", field="horizon_hours")
     row = store.set_demand_policy(session, organization_id=principal.organization_id, policy_id=policy_id,
                                   quantile=quantile, horizon_hours=horizon_hours)

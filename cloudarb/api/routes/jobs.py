@@ -8,11 +8,11 @@ from fastapi import APIRouter, Path, Query, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
 from cloudarb.api.deps import CtxDep, Editor, PageDep, SessionDep, Viewer, authenticate, credential_from
-from cloudarb.api.errors import ApiError, NotFound
 from cloudarb.context import Context
-from cloudarb.events.stream import follow
+from cloudarb.errors import CloudArbError, NotFound
 from cloudarb.jobs import store as job_store
-from cloudarb.jobs.submit import cancel_job
+from cloudarb.jobs.enqueue import cancel_job
+from cloudarb.jobs.follow import follow_job
 from cloudarb.schemas import JobOut, JobStatus, Page
 
 router = APIRouter(tags=["jobs"])
@@ -88,7 +88,7 @@ async def job_stream(
         return
     try:
         principal = await run_in_threadpool(authenticate, ctx, credential, websocket.app.state.principals)
-    except ApiError as exc:
+    except CloudArbError as exc:
         await websocket.close(code=4401, reason=exc.message[:120])
         return
     org = await run_in_threadpool(_job_org, ctx, job_id)
@@ -97,7 +97,7 @@ async def job_stream(
         return
     await websocket.accept()
     try:
-        async for event in follow(ctx, job_id, after_seq=after):
+        async for event in follow_job(ctx, job_id, after_seq=after):
             await websocket.send_json(event)
         await websocket.close(code=1000)
     except WebSocketDisconnect:

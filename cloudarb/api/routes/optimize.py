@@ -10,18 +10,21 @@ from fastapi.responses import JSONResponse
 from cloudarb.api.deps import (
     CtxDep,
     Editor,
-    IdempotencyKey,
+    IdempotencyDep,
     PageDep,
     Principal,
     SessionDep,
     Viewer,
     job_ws_url,
 )
-from cloudarb.api.errors import Invalid, NotFound, Unavailable
 from cloudarb.context import Context
-from cloudarb.db.models import JobRun, OptimizationRequest
+from cloudarb.db.models import OptimizationRequest
+from cloudarb.errors import NotFound
 from cloudarb.jobs import store as job_store
-from cloudarb.jobs.submit import IdempotencyMismatch, QueueUnavailable, cancel_job, submit_optimization
+from cloudarb.jobs.enqueue import cancel_job
+from cloudarb.optimize import store as opt_store
+from cloudarb.optimize.submit import Submitted, submit_optimization
+from cloudarb.optimize.views import to_out
 from cloudarb.schemas import (
     AllocationOut,
     JobAccepted,
@@ -31,62 +34,46 @@ from cloudarb.schemas import (
     Page,
     QuickOptimizeRequest,
 )
-from cloudarb.storage import optimizations as opt_store
-from cloudarb.views import to_out
 
 router = APIRouter(prefix="/optimize", tags=["optimize"])
 IdPath = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-def accepted(request: Request, ctx: Context, opt: OptimizationRequest, job: JobRun) -> dict[str, Any]:
+def accepted(request: Request, ctx: Context, done: Submitted) -> JobAccepted:
     return JobAccepted(
-        id=opt.id,
-        job_id=job.id,
-        status=job.status,
-        websocket_url=job_ws_url(request, ctx, job.id),
-        status_url=f"/optimize/{opt.id}",
-    ).model_dump()
+        id=done.optimization_id,
+        job_id=done.job_id,
+        status=done.status,
+        websocket_url=job_ws_url(request, ctx, done.job_id),
+        status_url=f"/optimize/{done.optimization_id}",
+    )
 
 
 def submit(
-    request: Request, ctx: Context, principal: Principal, body: OptimizeRequest, key: str | None
+    request: Request, ctx: Context, principal: Principal, body: OptimizeRequest, idempotency: IdempotencyDep
 ) -> JSONResponse:
-    try:
-        done = submit_optimization(
-            ctx,
-            organization_id=principal.organization_id,
-            request=body,
-            actor=principal.actor,
-            idempotency_key=key,
-            render=lambda opt, job: accepted(request, ctx, opt, job),
-        )
-    except IdempotencyMismatch as exc:
-        raise Invalid(
-            "this Idempotency-Key was already used with a different request body", field="Idempotency-Key"
-        ) from exc
-    except QueueUnavailable as exc:
-        raise Unavailable(f"the job queue is unavailable: {exc}") from exc
-    content = done.replayed or accepted(request, ctx, done.optimization, done.job)
-    headers = {"Location": f"/optimize/{done.optimization.id}"}
+    done = submit_optimization(ctx, organization_id=principal.organization_id, request=body,
+                               actor=principal.actor, idempotency=idempotency)
+    headers = {"Location": f"/optimize/{done.optimization_id}"}
     if done.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(content, status_code=202, headers=headers)
+    return JSONResponse(accepted(request, ctx, done).model_dump(), status_code=202, headers=headers)
 
 
 @router.post("", operation_id="submit_optimization", status_code=202, response_model=JobAccepted)
 def optimize(
-    body: OptimizeRequest, request: Request, ctx: CtxDep, principal: Editor, key: IdempotencyKey = None
+    body: OptimizeRequest, request: Request, ctx: CtxDep, principal: Editor, idempotency: IdempotencyDep
 ) -> JSONResponse:
     """Queue an optimization of the given workloads over the current offers."""
-    return submit(request, ctx, principal, body, key)
+    return submit(request, ctx, principal, body, idempotency)
 
 
 @router.post("/quick-optimize", operation_id="quick_optimize", status_code=202, response_model=JobAccepted)
 def quick_optimize(
-    body: QuickOptimizeRequest, request: Request, ctx: CtxDep, principal: Editor, key: IdempotencyKey = None
+    body: QuickOptimizeRequest, request: Request, ctx: CtxDep, principal: Editor, idempotency: IdempotencyDep
 ) -> JSONResponse:
     """The shortest question: N GPUs of one type for one kind of workload, under a budget."""
-    return submit(request, ctx, principal, body.to_request(), key)
+    return submit(request, ctx, principal, body.to_request(), idempotency)
 
 
 @router.get("", operation_id="list_optimizations", response_model=Page[OptimizationOut])

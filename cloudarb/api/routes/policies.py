@@ -9,15 +9,14 @@ from croniter import croniter
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from cloudarb.api.deps import CtxDep, Editor, IdempotencyKey, PageDep, SessionDep, Viewer
-from cloudarb.api.errors import NotFound, Unavailable
+from cloudarb.api.deps import CtxDep, Editor, IdempotencyDep, PageDep, SessionDep, Viewer
 from cloudarb.api.routes.optimize import accepted
 from cloudarb.db.models import Policy
-from cloudarb.jobs.submit import QueueUnavailable
-from cloudarb.scheduler import run_policy_now
+from cloudarb.errors import NotFound
+from cloudarb.optimize import policy_store
+from cloudarb.optimize.submit import run_policy_now
 from cloudarb.schemas import JobAccepted, OptimizeRequest
 from cloudarb.storage import audit
-from cloudarb.storage import policies as policy_store
 
 router = APIRouter(prefix="/policies", tags=["policies"])
 IdPath = Annotated[str, Path(min_length=1, max_length=64)]
@@ -136,15 +135,8 @@ def run_now(
     principal: Editor,
     ctx: CtxDep,
     session: SessionDep,
-    key: IdempotencyKey = None,
+    idempotency: IdempotencyDep,
 ) -> JobAccepted:
     """Run the policy now, outside its schedule (its schedule is unchanged)."""
     policy = _owned(session, principal.organization_id, policy_id)
-    try:
-        done = run_policy_now(ctx, policy, actor=principal.actor, idempotency_key=key,
-                              render=lambda opt, job: accepted(request, ctx, opt, job))
-    except QueueUnavailable as exc:
-        raise Unavailable(f"the job queue is unavailable: {exc}") from exc
-    if done.replayed is not None:
-        return JobAccepted(**done.replayed)
-    return JobAccepted(**accepted(request, ctx, done.optimization, done.job))
+    return accepted(request, ctx, run_policy_now(ctx, policy, actor=principal.actor, idempotency=idempotency))

@@ -12,10 +12,10 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from cloudarb.api.deps import SessionDep, Viewer, authenticate, credential_from
-from cloudarb.api.errors import ApiError, Invalid, NotFound
 from cloudarb.context import Context
 from cloudarb.db.models import Offer
 from cloudarb.db.types import utcnow
+from cloudarb.errors import CloudArbError, InvalidInput, NotFound
 from cloudarb.ingest import events as price_events
 from cloudarb.ingest.history import HistoryQuery, history, hourly_points_json
 
@@ -54,7 +54,7 @@ class HistoryOut(BaseModel):
 
 def _aware(ts: datetime, field: str) -> datetime:
     if ts.tzinfo is None:
-        raise Invalid(f"{field} needs a time zone (e.g. 2026-07-01T00:00:00Z)", field=field)
+        raise InvalidInput(f"{field} needs a time zone (e.g. 2026-07-01T00:00:00Z)", field=field)
     return ts
 
 
@@ -75,13 +75,13 @@ def price_history(
     """One offer's history (``offer_key``), or every offer of a GPU model (``gpu_model``, narrowed by
     provider/region/spot). Hourly and daily buckets come from the hourly aggregate."""
     if (offer_key is None) == (gpu_model is None):
-        raise Invalid("give exactly one of offer_key or gpu_model", field="offer_key")
+        raise InvalidInput("give exactly one of offer_key or gpu_model", field="offer_key")
     end = _aware(end, "end") if end else utcnow()
     start = _aware(start, "start") if start else end - timedelta(days=1)
     if start >= end:
-        raise Invalid("start must be before end", field="start")
+        raise InvalidInput("start must be before end", field="start")
     if end - start > MAX_SPAN[bucket]:
-        raise Invalid(f"{bucket} buckets cover at most {MAX_SPAN[bucket].days} days per request", field="start")
+        raise InvalidInput(f"{bucket} buckets cover at most {MAX_SPAN[bucket].days} days per request", field="start")
     query = HistoryQuery(offer_key=offer_key, gpu_model=gpu_model, providers=provider, regions=region, spot=spot,
                          start=start, end=end, bucket=bucket, max_offers=max_offers)
     fast = hourly_points_json(session, query)
@@ -152,7 +152,7 @@ async def price_stream(
         return
     try:
         await run_in_threadpool(authenticate, ctx, credential)
-    except ApiError as exc:
+    except CloudArbError as exc:
         await websocket.close(code=4401, reason=exc.message[:120])
         return
     wanted = price_events.PriceFilter(

@@ -10,14 +10,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from cloudarb.api.deps import CtxDep, Editor, SessionDep, Viewer, job_ws_url
-from cloudarb.api.errors import NotFound, Unavailable
 from cloudarb.db.types import utcnow
 from cloudarb.ingest import schedule
 from cloudarb.ingest import status as status_store
 from cloudarb.ingest.credentials import credentials_state
-from cloudarb.ingest.errors import UnknownProviderKey
 from cloudarb.ingest.submit import submit_refresh
-from cloudarb.jobs.submit import QueueUnavailable
 from ingestion.keys import PROVIDER_KEYS
 
 router = APIRouter(tags=["providers"])
@@ -94,13 +91,8 @@ def refresh_provider(
     provider: Annotated[str, Path(min_length=1, max_length=40)], request: Request, ctx: CtxDep, principal: Editor
 ) -> JSONResponse:
     """Queue a refresh of one provider now; follow it on the returned WebSocket URL."""
-    try:
-        job = submit_refresh(ctx, provider=provider.lower(), actor=principal.actor,
-                             organization_id=principal.organization_id)
-    except UnknownProviderKey as exc:
-        raise NotFound(str(exc), field="provider") from exc
-    except QueueUnavailable as exc:
-        raise Unavailable(f"the job queue is unavailable: {exc}") from exc
+    job = submit_refresh(ctx, provider=provider.lower(), actor=principal.actor,
+                         organization_id=principal.organization_id)
     body = RefreshAccepted(provider=provider.lower(), job_id=job.id, status=job.status,
                            websocket_url=job_ws_url(request, ctx, job.id), status_url=f"/jobs/{job.id}")
     return JSONResponse(body.model_dump(), status_code=202, headers={"Location": f"/jobs/{job.id}"})

@@ -16,10 +16,10 @@ from sqlalchemy import select
 from cloudarb.db.models import Offer, Policy
 from cloudarb.forecasts.demand import apply_demand_bounds, record_allocation_usage
 from cloudarb.jobs.errors import JobInputError
-from cloudarb.jobs.optimize import finish, load_request, solve_request
 from cloudarb.jobs.runtime import JobContext
-from cloudarb.storage import optimizations as opt_store
-from cloudarb.storage import policies as policy_store
+from cloudarb.optimize import policy_store
+from cloudarb.optimize import store as opt_store
+from cloudarb.optimize.jobs import finish, load_request, solve_request
 from optimizer.schemas import CurrentLine
 
 

@@ -5,43 +5,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from cloudarb.db.models import AllocationLine, JobRun, OptimizationRequest, OptimizationResult
-from cloudarb.jobs import store as job_store
+from cloudarb.db.types import utcnow
 from optimizer.schemas import Solution
 
-OPTIMIZE_FUNCTION = "cloudarb.jobs.optimize.body"
 
-
-def create(
-    session: Session,
-    *,
-    organization_id: str,
-    request: dict[str, Any],
-    name: str,
-    created_by: str | None,
-    max_attempts: int,
-    policy_id: str | None = None,
-    function: str = OPTIMIZE_FUNCTION,
-    kind: str = "optimize",
-) -> tuple[OptimizationRequest, JobRun]:
-    opt = OptimizationRequest(
-        organization_id=organization_id, request=request, name=name, created_by=created_by, policy_id=policy_id
+def follow_job(session: Session, job: JobRun, status: str) -> None:
+    """The status hook of optimize and policy-run jobs: the request shows its job's status."""
+    session.execute(
+        update(OptimizationRequest)
+        .where(OptimizationRequest.id == job.target_id)
+        .values(status=status, updated_at=utcnow())
     )
-    session.add(opt)
-    session.flush()
-    job = job_store.create_job(
-        session,
-        organization_id=organization_id,
-        kind=kind,
-        function=function,
-        target_id=opt.id,
-        max_attempts=max_attempts,
-    )
-    opt.job_id = job.id
-    return opt, job
 
 
 def get(session: Session, *, organization_id: str, optimization_id: str) -> OptimizationRequest | None:

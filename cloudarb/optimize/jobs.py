@@ -7,11 +7,11 @@ from collections.abc import Sequence
 
 from cloudarb.forecasts.feed import load_feed
 from cloudarb.jobs.errors import JobInputError
-from cloudarb.jobs.problem import build_problem, offer_filter
 from cloudarb.jobs.runtime import JobContext
+from cloudarb.optimize import store as opt_store
+from cloudarb.optimize.problem import build_problem, offer_filter
 from cloudarb.schemas import OptimizeRequest
 from cloudarb.storage import offers as offer_store
-from cloudarb.storage import optimizations as opt_store
 from optimizer.schemas import CurrentLine, Progress, Solution, SolveConfig
 
 

@@ -6,8 +6,8 @@ from sqlalchemy.orm import Session
 
 from cloudarb.db.models import OptimizationRequest
 from cloudarb.jobs import store as job_store
+from cloudarb.optimize import store as opt_store
 from cloudarb.schemas import OptimizationOut, OptimizationResultOut
-from cloudarb.storage import optimizations as opt_store
 
 
 def to_out(session: Session, opt: OptimizationRequest) -> OptimizationOut:

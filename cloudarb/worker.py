@@ -1,0 +1,100 @@
+"""The production worker process: an RQ worker that forks a work horse per job.
+
+The process builds its context once and, before the first fork, imports what job bodies import and
+warms the caches they read (the fitted risk model and performance table, the solver engines), so
+every work horse starts with them in memory instead of paying seconds of imports and model loading
+per job. RQ calls ``execute(job_id)`` in the work horse; it runs the job with this process's context.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from cloudarb.config import get_settings
+from cloudarb.context import Context, build_context
+from cloudarb.jobs import runtime
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_context: Context | None = None
+
+
+def process_context() -> Context:
+    """This process's context (built on first use; a work horse inherits its parent's)."""
+    global _context
+    with _lock:
+        if _context is None:
+            _context = build_context(get_settings())
+        return _context
+
+
+def execute(job_id: str) -> str | None:
+    """RQ's entry point: one attempt of one job, by id."""
+    return runtime.execute(job_id, process_context())
+
+
+def preload(ctx: Context) -> dict[str, float]:
+    """Import the job bodies and warm what they load, once per worker process; returns seconds per step.
+
+    A failure here only costs the speed-up: the job loads what it needs itself.
+    """
+    timings: dict[str, float] = {}
+
+    def step(name: str, fn: object) -> None:
+        started = time.perf_counter()
+        try:
+            fn()  # type: ignore[operator]
+        except Exception:
+            log.warning("preload step failed", extra={"step": name}, exc_info=True)
+        timings[name] = round(time.perf_counter() - started, 3)
+
+    def bodies() -> None:
+        import cloudarb.forecasts.jobs
+        import cloudarb.ingest.jobs
+        import cloudarb.optimize.jobs
+        import cloudarb.optimize.policy_runs  # noqa: F401
+
+    def engines() -> None:
+        import importlib
+
+        for name in ("optimizer.solver", "optimizer.strategy", "optimizer.backends.ortools_backend",
+                     "ortools.linear_solver.python.model_builder_helper"):
+            importlib.import_module(name)
+
+    def feed() -> None:
+        from cloudarb.forecasts.feed import warm
+
+        warm(ctx.settings)
+
+    step("bodies", bodies)
+    step("engines", engines)
+    step("feed", feed)
+    return timings
+
+
+def run(*, burst: bool = False, scheduler: bool = True) -> None:
+    """Preload, reap what a previous worker left running, start the scheduler thread, then consume
+    the queue (a work horse forked per job, with everything preloaded)."""
+    from rq import Worker
+
+    from cloudarb.jobs.queue import RQQueue
+    from cloudarb.jobs.runtime import reap_stale
+    from cloudarb.scheduler import Scheduler
+
+    ctx = process_context()
+    queue = ctx.queue
+    if not isinstance(queue, RQQueue):
+        raise RuntimeError("the worker needs the Redis queue (set CLOUDARB_REDIS_URL)")
+    log.info("worker preloaded", extra={"seconds": preload(ctx)})
+    reap_stale(ctx)
+    sched = Scheduler(ctx) if scheduler else None
+    if sched is not None:
+        sched.start()
+    try:
+        Worker([queue.queue], connection=queue.redis).work(burst=burst, with_scheduler=True)
+    finally:
+        if sched is not None:
+            sched.stop()
