@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from optimizer.backends import LogCallback, LpResult, MipResult, empty_lp
+from optimizer.backends.base import LogCallback, LpResult, MipResult, empty_lp
 from optimizer.errors import SolverFailedError
 from optimizer.model import MatrixModel
 from optimizer.tables import FloatArray

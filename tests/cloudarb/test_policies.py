@@ -99,3 +99,48 @@ def test_run_now_is_idempotent(client: TestClient, tenant: Tenant) -> None:
     again = client.post(f"/policies/{policy['id']}/run", headers=h)
     assert first.status_code == again.status_code == 202 and first.json() == again.json()
     assert len(wait_runs_done(client, tenant, policy["id"], 1)) == 1
+
+
+class _RunsAtOnce:
+    """A queue that runs each job inside ``enqueue``: the fastest worker there can be. A submit that
+    queued before writing its policy run row would lose the decision (the job finds no row)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.ran: list[str] = []
+
+    def enqueue(self, job_id: str, function: str, *, delay_s: float = 0.0, attempt: int = 1) -> None:
+        from cloudarb.jobs.runtime import execute
+
+        self.ran.append(job_id)
+        execute(job_id, self.ctx)
+
+    def stop(self, job_id: str) -> None:
+        return None
+
+    def depth(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        return None
+
+
+def test_a_policy_run_that_finishes_at_once_records_its_decision(ctx: Context, tenant: Tenant) -> None:
+    from cloudarb.db.models import PolicyRun
+    from cloudarb.optimize.submit import run_policy_now
+
+    with ctx.db.session() as session:
+        policy = Policy(organization_id=tenant.org_id, name="instant", request=small_request(), interval_s=3600,
+                        keep_threshold_pct=5.0, next_run_at=utcnow() + timedelta(hours=1))
+        session.add(policy)
+    original, instant = ctx.queue, _RunsAtOnce(ctx)
+    ctx.queue = instant
+    try:
+        done = run_policy_now(ctx, policy, actor="test")
+    finally:
+        ctx.queue = original
+    assert instant.ran == [done.job_id], "the job ran inside enqueue, before the submit returned"
+    with ctx.db.session() as session:
+        run = session.scalars(select(PolicyRun).where(PolicyRun.optimization_id == done.optimization_id)).one()
+        assert run.decision == "adopt" and run.new_cost_per_hour is not None
+        assert session.get(Policy, policy.id).current_optimization_id == done.optimization_id
