@@ -140,6 +140,9 @@ class RiskModel:
     rates: RateCalibration | None = None
     zone_evidence: dict[tuple[str, str], tuple[int, float]] | None = None
     launches: LaunchCalibration | None = None
+    table_weight: float = 1.0
+    base_weight: float = 0.0
+    base_rates: tuple[float, ...] = ()
 
     def calibrate(self, traces: Sequence[SpotTrace]) -> RiskModel:
         """A copy calibrated on preemption and availability traces (see :mod:`forecasting.spot_traces`)."""
@@ -152,7 +155,8 @@ class RiskModel:
             evidence[(t.instance_type, t.zone)] = (old_d + d, old_e + e)
         launches = calibrate_launches(traces) if any(t.kind == "availability" for t in traces) else None
         return RiskModel(pipeline=self.pipeline, table=self.table, rates=calibrate_rates(pre, advisor),
-                         zone_evidence=evidence, launches=launches)
+                         zone_evidence=evidence, launches=launches, table_weight=self.table_weight,
+                         base_weight=self.base_weight, base_rates=self.base_rates)
 
     def advisor_rate(self, instance_type: str, region: str, *, savings_pct: float = 60.0, vcpus: float = 8.0,
                      os: str = "Linux") -> float:
@@ -163,17 +167,38 @@ class RiskModel:
     def _bucket_probs(self, instance_type: str, region: str, *, savings_pct: float, vcpus: float,
                       os: str) -> tuple[np.ndarray, str]:
         key = (instance_type, region, os)
+        wt, wb = self.table_weight, self.base_weight
+        base = np.asarray(self.base_rates, dtype=float) if self.base_rates else np.zeros(len(BUCKET_BOUNDS))
         if key in self.table.index:
-            return np.eye(len(BUCKET_BOUNDS))[int(self.table.loc[key, "bucket"])], "table"
+            own = np.eye(len(BUCKET_BOUNDS))[int(self.table.loc[key, "bucket"])]
+            if wt >= 1.0:
+                return own, "table"
+            clf = self.predict_proba(self.table.loc[[key]].reset_index())[0]
+            return wt * own + wb * base + (1 - wt - wb) * clf, "table+model"
         feats = pd.DataFrame([instance_features(instance_type, region, savings_pct=savings_pct, vcpus=vcpus, os=os)])
-        return self.predict_proba(feats)[0], "model"
+        clf = self.predict_proba(feats)[0]
+        if wb > 0 and wt < 1.0:
+            # the classifier's share of a known row's mixture, renormalised without the row's own bucket
+            keep = (1 - wt - wb) / (1 - wt)
+            return keep * clf + (1 - keep) * base, "model"
+        return clf, "model"
 
     @classmethod
-    def fit(cls, data: pd.DataFrame, *, c: float = 0.1) -> RiskModel:
-        """Fit the classifier on all rows; keep the latest bucket per (instance type, region, os)."""
+    def fit(cls, data: pd.DataFrame, *, c: float = 0.1, table_weight: float = 1.0, base_weight: float = 0.0) -> RiskModel:
+        """Fit the classifier on all rows; keep the latest bucket per (instance type, region, os).
+
+        Bucket probabilities are ``table_weight x`` a row's own bucket (where the table has the
+        row) ``+ base_weight x`` the buckets' shares in ``data`` ``+`` the rest for the
+        classifier; the defaults (1, 0) serve a known row's bucket as certain, as before.
+        :func:`choose_table_weight` picks both on an older snapshot predicting a newer one.
+        """
+        if not (0.0 <= table_weight <= 1.0 and 0.0 <= base_weight <= 1.0 and table_weight + base_weight <= 1.0):
+            raise ForecastingError("table_weight and base_weight must be in [0, 1] and sum to at most 1")
         pipe = make_pipeline(c=c).fit(data[CATEGORICAL + NUMERIC], data["bucket"])
         latest = data.sort_values("snapshot").groupby(["instance_type", "region", "os"]).tail(1)
-        return cls(pipeline=pipe, table=latest.set_index(["instance_type", "region", "os"]))
+        shares = np.bincount(data["bucket"].to_numpy(dtype=int), minlength=len(BUCKET_BOUNDS)) / max(len(data), 1)
+        return cls(pipeline=pipe, table=latest.set_index(["instance_type", "region", "os"]), table_weight=table_weight,
+                   base_weight=base_weight, base_rates=tuple(float(x) for x in shares))
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
         """Bucket probabilities, columns in bucket order (absent classes get 0)."""
@@ -301,3 +326,86 @@ def validate(data: pd.DataFrame, *, group: str = "region", n_splits: int = 5, c:
         accuracy=float(np.mean(probs.argmax(axis=1) == y)), mean_predicted_rate=float(pred_rate.mean()),
         mean_observed_rate=float(obs_rate.mean()), calibration=calib,
     )
+
+
+#: Weights of an advisor row's own bucket against the classifier, tried by :func:`choose_table_weight`.
+TABLE_WEIGHTS: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+
+
+class SnapshotValidation(BaseModel):
+    """An older advisor snapshot predicting a newer one: how much to trust a row's own bucket."""
+
+    train_snapshot: str
+    test_snapshot: str
+    rows: int = Field(description="Rows of the newer snapshot with a row in the older one (same type, region, os).")
+    table_weight: float = Field(description="Weight of the older row's bucket, by held-out log likelihood.")
+    base_weight: float = Field(description="Weight of the older snapshot's bucket shares, chosen the same way.")
+    log_loss: dict[str, float] = Field(description="'mixture', 'table_only', 'classifier_only', 'base_rate'.")
+    accuracy: dict[str, float]
+    interval_inside: dict[str, float] = Field(
+        description="Share of rows whose newer bucket-mean rate lies in the 10-90% interval of the prediction.")
+
+
+def _scores(probs: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
+    """(log loss, accuracy, share of the true bucket's mean rate inside the 10-90% mixture interval)."""
+    means = np.array([bucket_rate(i)[0] for i in range(len(BUCKET_BOUNDS))])
+    inside = 0
+    for p, b in zip(probs, y):
+        lo, hi = _mixture_quantiles(p, (0.1, 0.9))
+        inside += lo <= means[b] <= hi
+    ll = float(-np.mean(np.log(probs[np.arange(len(y)), y] + 1e-12)))
+    return ll, float(np.mean(probs.argmax(axis=1) == y)), inside / max(len(y), 1)
+
+
+def choose_table_weight(data: pd.DataFrame, *, c: float = 0.1) -> SnapshotValidation:
+    """Fit on the oldest snapshot, score the newest: the weight of a row's own (old) bucket.
+
+    A table row's bucket is a month's share of interruptions at snapshot time; years later
+    the bucket has moved for most rows. The estimate for a row is therefore the mixture
+    ``wt x its own bucket + wb x the old bucket shares + (1 - wt - wb) x the classifier's
+    probabilities``, the pair of :data:`TABLE_WEIGHTS` with the best log likelihood of the newer
+    snapshot's buckets.
+    """
+    snaps = sorted(data["snapshot"].unique())
+    if len(snaps) < 2:
+        raise ForecastingError("choosing the table weight needs two advisor snapshots")
+    old, new = data[data["snapshot"] == snaps[0]], data[data["snapshot"] == snaps[-1]]
+    model = RiskModel.fit(old, c=c)
+    keys = list(zip(new["instance_type"], new["region"], new["os"]))
+    known = np.array([k in model.table.index for k in keys])
+    test = new[known]
+    y = test["bucket"].to_numpy()
+    own = np.eye(len(BUCKET_BOUNDS))[[int(model.table.loc[k, "bucket"]) for k, ok in zip(keys, known) if ok]]
+    clf = model.predict_proba(test)
+    base = np.tile(np.bincount(old["bucket"], minlength=len(BUCKET_BOUNDS)) / len(old), (len(test), 1))
+
+    def mix(w: tuple[float, float]) -> np.ndarray:
+        out: np.ndarray = w[0] * own + w[1] * base + (1 - w[0] - w[1]) * clf
+        return out
+
+    def ll(w: tuple[float, float]) -> float:
+        return float(-np.mean(np.log(mix(w)[np.arange(len(y)), y] + 1e-12)))
+
+    grid = [(a, b) for a in TABLE_WEIGHTS for b in TABLE_WEIGHTS if a + b <= 1.0 + 1e-9]
+    w = min(grid, key=ll)
+    scored = {"mixture": _scores(mix(w), y), "table_only": _scores(own, y),
+              "classifier_only": _scores(clf, y), "base_rate": _scores(base, y)}
+    return SnapshotValidation(
+        train_snapshot=str(snaps[0]), test_snapshot=str(snaps[-1]), rows=len(test), table_weight=w[0],
+        base_weight=w[1],
+        log_loss={k: round(v[0], 4) for k, v in scored.items()}, accuracy={k: round(v[1], 4) for k, v in scored.items()},
+        interval_inside={k: round(v[2], 4) for k, v in scored.items()},
+    )
+
+
+def fit_calibrated(advisor: pd.DataFrame, traces: Sequence[SpotTrace], *, c: float = 0.1) -> RiskModel:
+    """The evidence-calibrated risk model: bucket weights from the snapshots, rates and launches from traces.
+
+    With a single advisor snapshot the row's own bucket keeps weight 1, as :meth:`RiskModel.fit` does.
+    """
+    if advisor["snapshot"].nunique() >= 2:
+        v = choose_table_weight(advisor, c=c)
+        model = RiskModel.fit(advisor, c=c, table_weight=v.table_weight, base_weight=v.base_weight)
+    else:
+        model = RiskModel.fit(advisor, c=c)
+    return model.calibrate(traces)

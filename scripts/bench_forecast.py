@@ -13,9 +13,14 @@
 * teams (only with ``--only teams``): the same evaluation on each Philly team's own series
   (virtual clusters with >= 100 jobs), in a pool of --workers processes; how often the served
   forecast is no worse than the best baseline.
-* prices: GCP weekly price series (a seeded random sample of --price-limit, 0 = all),
-  4-week horizon, origins every 4 weeks from --price-start; share where served <= last value, winners, change anticipation, plus
-  Prophet on a random sample.
+* prices: GCP weekly price series (a seeded random sample of --price-limit, 0 = all), 4-week
+  horizon, the served forecast under PRICE_CONFIG's skill rule walk-forward at every 4-week
+  origin from --price-start: share of series where it is worse / better than last value,
+  MAE ratios, 80% coverage, against the same candidates with no rule. ``prices_selection``
+  runs the older selection evaluation (winners, change anticipation, Prophet sample).
+* risk: the interruption rate of p3.2xlarge calibrated on the spot traces (advisor scale,
+  prior weight, leave-one-zone-out and first-half/second-half figures) and launch success
+  per zone.
 * throughput: 500 hourly series (28-day windows of the Philly series ending at 500
   different hours), fit + 168 h forecast, in a pool of --workers processes: the numpy
   Holt-Winters bulk model on all 500, statsmodels ETS on --ets-series of them.
@@ -53,9 +58,20 @@ from forecasting.demand import (
 )
 from forecasting.models.registry import make_model
 from forecasting.parallel import forecast_many
-from forecasting.prices import PRICE_CONFIG, PriceEvaluation, evaluate_price_series, load_price_series
+from forecasting.prices import (
+    PRICE_CONFIG,
+    PRICE_SKILL_RULE,
+    GateEvaluation,
+    PriceEvaluation,
+    evaluate_price_gate,
+    evaluate_price_series,
+    load_price_series,
+)
+from forecasting.risk import RiskModel, choose_table_weight, fit_calibrated, load_spot_advisor
 from forecasting.schemas import Series
 from forecasting.selection import ForecastConfig
+from forecasting.skill import SkillRule
+from forecasting.spot_traces import load_spot_traces
 
 log = logging.getLogger("bench_forecast")
 
@@ -201,6 +217,97 @@ def bench_prices(data: Path, workers: int, start: datetime, limit: int | None, p
     return out
 
 
+def _gate_one(args: tuple[Series, dict[str, SkillRule], datetime]) -> GateEvaluation | None:
+    series, rules, start = args
+    return evaluate_price_gate(series, rules, start=start)
+
+
+def _share(flags: list[bool]) -> float:
+    return round(sum(flags) / len(flags), 4) if flags else float("nan")
+
+
+def gate_summary(evs: list[GateEvaluation], label: str) -> dict[str, Any]:
+    """Out-of-sample figures of one rule: per series, served against last value (relative MAE tolerance 1e-9)."""
+    worse = [e.served_mae[label] > e.last_value_mae * (1 + 1e-9) + 1e-12 for e in evs]
+    better = [e.served_mae[label] < e.last_value_mae * (1 - 1e-9) - 1e-12 for e in evs]
+    ratios = [e.served_mae[label] / e.last_value_mae for e in evs if e.last_value_mae > 0]
+    cov = [c for e in evs if (c := e.served_coverage[label]) is not None]
+    skill = [e.skill_origins[label] > 0 for e in evs]
+    return {"share_served_worse_than_last_value": _share(worse),
+            "share_served_better_than_last_value": _share(better),
+            "mean_mae_ratio_served_over_last_value": round(float(np.mean(ratios)), 4) if ratios else None,
+            "pooled_mae_ratio": round(sum(e.served_mae[label] for e in evs) /
+                                      max(sum(e.last_value_mae for e in evs), 1e-12), 4),
+            "share_series_with_skill_at_some_origin": _share(skill),
+            "coverage_80_mean_over_series": round(float(np.mean(cov)), 4) if cov else None,
+            "share_series_coverage_below_75": _share([c < 0.75 for c in cov])}
+
+
+def bench_price_gate(data: Path, workers: int, start: datetime, limit: int | None) -> dict[str, Any]:
+    """The served price forecast under the skill rule, walk-forward, against last value."""
+    t0 = time.perf_counter()
+    hist = data / "price_history"
+    series = load_price_series(hist / "gcp_gpu_instance_price_history_2022_2026.csv",
+                               hist / "gcp_cyclenerd_pricing_snapshots.csv")
+    if limit:
+        series = random.Random(0).sample(series, limit)
+    rules = {"served": PRICE_SKILL_RULE, "no_rule": SkillRule(alpha=1.0, margin=0.0, min_informative=1)}
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        evs = [e for e in pool.map(_gate_one, [(s, rules, start) for s in series], chunksize=4) if e is not None]
+    cand = {n: round(sum(e.candidate_mae[n] for e in evs) / max(sum(e.last_value_mae for e in evs), 1e-12), 4)
+            for n in PRICE_CONFIG.candidates}
+    lv_cov = [c for e in evs if (c := e.last_value_coverage) is not None]
+    return {
+        "series": len(evs), "eval_origins_from": start.date().isoformat(), "horizon_weeks": PRICE_CONFIG.horizon,
+        "candidates": list(PRICE_CONFIG.candidates), "rule": PRICE_SKILL_RULE.describe(),
+        "rule_params": PRICE_SKILL_RULE.model_dump(),
+        "served": gate_summary(evs, "served"),
+        "no_rule_best_candidate_per_step_by_mae": gate_summary(evs, "no_rule"),
+        "candidate_always_pooled_mae_ratio": cand,
+        "last_value_coverage_80_mean_over_series": round(float(np.mean(lv_cov)), 4) if lv_cov else None,
+        "share_step_shaped": _share([e.step_shaped for e in evs]),
+        "eval_origins": sum(e.eval_origins for e in evs),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def bench_risk(data: Path) -> dict[str, Any]:
+    """Interruption rates and launch success calibrated on the spot traces, with held-out figures."""
+    t0 = time.perf_counter()
+    frame = load_spot_advisor(data / "risk" / "aws_spot_advisor_gpu_interruption_savings.csv")
+    base = RiskModel.fit(frame)
+    snapshots = choose_table_weight(frame)
+    model = fit_calibrated(frame, load_spot_traces(data / "risk" / "spot_traces"))
+    if model.rates is None or model.launches is None:
+        raise SystemExit("risk: the traces hold no preemption or no availability evidence")
+    rates, launches = model.rates, model.launches
+    zones = {z.zone: z for z in rates.held_out}
+    per_zone = {}
+    for zone in sorted({*zones, *launches.per_zone}):
+        est = model.estimate("p3.2xlarge", zone[:-1], savings_pct=70, vcpus=8, zone=zone)
+        per_zone[zone] = {"rate_per_hour": round(est.rate_per_hour, 4), "rate_10_90": [round(est.lower, 4), round(est.upper, 4)],
+                          "observed_rate": round(zones[zone].observed_rate, 4) if zone in zones else None,
+                          "launch_success": None if est.launch_success is None else round(est.launch_success, 4),
+                          "launch_10_90": [est.launch_lower, est.launch_upper], "source": est.source}
+    advisor = base.estimate("p3.2xlarge", "us-east-1", savings_pct=70, vcpus=8)
+    return {
+        "instance_type": "p3.2xlarge", "advisor_rate_per_hour": round(advisor.rate_per_hour, 6),
+        "kappa_observed_over_advisor": round(rates.kappa, 1), "prior_shape": rates.shape,
+        "prior_weight_hours": round(rates.prior_hours, 1),
+        "held_out_zones": [z.model_dump() for z in rates.held_out],
+        "held_out_inside_10_90": sum(z.inside for z in rates.held_out), "held_out_zones_n": len(rates.held_out),
+        "held_out_loglik": round(rates.held_out_loglik, 2), "advisor_uncalibrated_loglik": round(rates.advisor_loglik, 2),
+        "time_split_inside_10_90": rates.time_split_inside, "time_split_zones": rates.time_split_zones,
+        "launch_concentration": launches.concentration, "launch_held_out_inside_10_90": launches.held_out_inside,
+        "launch_zones": launches.zones, "launch_pooled_success": round(launches.pooled_success, 4),
+        "per_zone": per_zone, "advisor_snapshots": snapshots.model_dump(),
+        "rule": "advisor bucket probabilities = table_weight x the row's bucket + base_weight x bucket shares + rest x "
+                "classifier (weights by log likelihood of the 2025 snapshot from 2021); rate prior Gamma(shape, "
+                "shape / (kappa x advisor rate)), shape by leave-one-zone-out likelihood, updated per traced zone",
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
 def _throughput_run(batch: list[Series], model: str, params: dict[str, Any], workers: int) -> dict[str, Any]:
     cfg = ForecastConfig(horizon=168, model=model, n_scenarios=100, model_params={model: params})
     t0 = time.perf_counter()
@@ -231,7 +338,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1].parent / "shared" / "data")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--only", choices=["demand", "teams", "prices", "throughput"], action="append")
+    ap.add_argument("--only", choices=["demand", "teams", "prices", "prices_selection", "risk", "throughput"],
+                    action="append")
     ap.add_argument("--measure", choices=["allocated", "mean"], action="append",
                     help="demand measure(s) to evaluate (default both; allocated is the issue's reference series)")
     ap.add_argument("--price-start", default="2024-07-01")
@@ -242,7 +350,7 @@ def main() -> None:
     ap.add_argument("--ets-series", type=int, default=100, help="series for the statsmodels ETS timing (0: skip)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    parts = args.only or ["demand", "prices", "throughput"]
+    parts = args.only or ["demand", "prices", "risk", "throughput"]
     args.measure = args.measure or ["allocated", "mean"]
     result: dict[str, Any] = {"load_average_start": os.getloadavg()}
     if "throughput" in parts:
@@ -253,7 +361,12 @@ def main() -> None:
     if "teams" in parts:
         result["teams"] = {m: bench_teams(args.data, m, args.workers) for m in args.measure}
     if "prices" in parts:
-        result["prices"] = bench_prices(args.data, args.workers, datetime.fromisoformat(args.price_start),
+        result["prices"] = bench_price_gate(args.data, args.workers, datetime.fromisoformat(args.price_start),
+                                            args.price_limit)
+    if "risk" in parts:
+        result["risk"] = bench_risk(args.data)
+    if "prices_selection" in parts:
+        result["prices_selection"] = bench_prices(args.data, args.workers, datetime.fromisoformat(args.price_start),
                                         args.price_limit, args.prophet_sample)
     result["load_average_end"] = os.getloadavg()
     json.dump(result, sys.stdout, indent=2, default=str)

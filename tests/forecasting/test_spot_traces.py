@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from forecasting.risk import RiskModel, load_spot_advisor
+from forecasting.errors import ForecastingError
+from forecasting.risk import RiskModel, choose_table_weight, load_spot_advisor
 from forecasting.spot_traces import SpotTrace, calibrate_rates, load_spot_traces, nb_logpmf
 
 
@@ -69,3 +70,18 @@ def test_zone_estimates_use_the_zone_and_report_launch_success(calibrated) -> No
     assert own.rate_per_hour < west_b.rate_per_hour and own.source.endswith("+drops")
     other = model.estimate("g5.xlarge", "us-east-1", savings_pct=60, vcpus=4, zone="us-east-1a")
     assert other.launch_success is None, "launch capacity is per instance type; g5 was not traced"
+
+
+def test_older_snapshot_predicting_the_newer_chooses_the_bucket_weights(shared_data: Path) -> None:
+    frame = load_spot_advisor(shared_data / "risk" / "aws_spot_advisor_gpu_interruption_savings.csv")
+    v = choose_table_weight(frame)
+    assert v.rows > 300
+    # a row's 2021 bucket held as certain predicts 2025 badly: that is what the weights repair
+    assert v.log_loss["mixture"] < min(v.log_loss["table_only"], v.log_loss["base_rate"])
+    assert v.interval_inside["mixture"] > v.interval_inside["table_only"]
+    model = RiskModel.fit(frame, table_weight=v.table_weight, base_weight=v.base_weight)
+    est = model.estimate("p3.2xlarge", "us-east-1", savings_pct=70, vcpus=8)
+    assert sum(est.bucket_probabilities) == pytest.approx(1.0)
+    assert est.lower < est.upper
+    with pytest.raises(ForecastingError):
+        RiskModel.fit(frame, table_weight=0.8, base_weight=0.5)
