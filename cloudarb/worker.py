@@ -65,9 +65,24 @@ def preload(ctx: Context) -> dict[str, float]:
             importlib.import_module(name)
 
     def feed() -> None:
-        from cloudarb.forecasts.feed import warm
+        from sqlalchemy.orm import configure_mappers
+
+        from cloudarb.forecasts.feed import load_feed, warm
+        from cloudarb.optimize.problem import build_problem, offer_filter
+        from cloudarb.schemas import OptimizeRequest
+        from cloudarb.storage import offers as offer_store
 
         warm(ctx.settings)
+        configure_mappers()
+        # one dry run of what an optimize job does before solving: SQLAlchemy's compiled statements,
+        # the interruption rates of every current offer and the fitted tables end up in this process
+        request = OptimizeRequest.model_validate(
+            {"workloads": [{"id": "warm", "gpus_min": 1, "workload_type": "training"}]})
+        with ctx.db.session() as session:
+            rows = offer_store.offers_for_problem(session, filters=offer_filter(request, ctx.settings))
+            feed_ = load_feed(session, ctx.settings, rows, horizon_hours=request.horizon_hours)
+        build_problem(request, rows, feed=feed_)
+        ctx.db.engine.dispose()
 
     step("bodies", bodies)
     step("engines", engines)

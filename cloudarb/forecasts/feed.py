@@ -171,10 +171,21 @@ class RateCache:
         self.path = path
         self._lock = threading.Lock()
         self._rates: dict[str, float] = {}
+        self._mtime: float | None = None
+        self.reload()
+
+    def reload(self) -> None:
+        """Read what other processes added (a worker's work horses write here, their parent reads)."""
         try:
-            self._rates = {str(k): float(v) for k, v in json.loads(path.read_text()).items()}
+            mtime = self.path.stat().st_mtime
+            if mtime == self._mtime:
+                return
+            rates = {str(k): float(v) for k, v in json.loads(self.path.read_text()).items()}
         except (OSError, ValueError, AttributeError):
-            pass
+            return
+        with self._lock:
+            self._rates.update(rates)
+            self._mtime = mtime
 
     def get(self, key: str) -> float | None:
         return self._rates.get(key)
@@ -224,6 +235,9 @@ def interruption_rates(settings: Settings, rows: Sequence[OfferRow], stored: dic
         keyed.append((r, _rate_key(r, savings), round(savings, 1)))
     cache = rate_cache(settings)
     missing = {key: (r, savings) for r, key, savings in keyed if cache.get(key) is None}
+    if missing:
+        cache.reload()
+        missing = {key: value for key, value in missing.items() if cache.get(key) is None}
     if missing:
         cache.update(_model_rates(settings, missing))
     out: dict[str, float] = {}
