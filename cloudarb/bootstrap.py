@@ -20,16 +20,17 @@ def snapshot_path() -> Path:
 
 
 def seed_snapshot(ctx: Context, *, force: bool = False) -> int:
-    """Load the bundled real price snapshot (origin in cloudarb/data/SNAPSHOT.md) into an empty store."""
+    """Load the bundled real price snapshot (origin in cloudarb/data/SNAPSHOT.md) into an empty store,
+    through the same checked path as `cloudarb catalog import`."""
+    from cloudarb.ingest import catalog_import
     from cloudarb.storage import offers as offer_store
-    from ingestion.catalogs import load_snapshot
 
     with ctx.db.session() as session:
         if not force and offer_store.count_offers(session) > 0:
             return 0
-        quotes = load_snapshot(snapshot_path())
-        n = offer_store.upsert_quotes(session, quotes)
-    log.info("loaded bundled price snapshot", extra={"quotes": n})
+        loaded = catalog_import.load(snapshot_path(), fmt=catalog_import.SNAPSHOT_FORMAT)
+        n = catalog_import.store(session, loaded)
+    log.info("loaded bundled price snapshot", extra={"quotes": n, "quarantined": len(loaded.quarantined)})
     return n
 
 

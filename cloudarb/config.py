@@ -66,6 +66,20 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Per-provider age beyond which /offers?fresh=true drops an offer; default 3x its interval.",
     )
+    offer_default_available_instances: Annotated[int, Field(ge=0)] | None = Field(
+        default=16,
+        description="Instances the solver assumes a cloud can rent of an offer that states no capacity "
+        "(unknown is not unlimited); marketplace listings and own hosts are one machine. Empty = unlimited.",
+    )
+    offer_capacity_kinds: dict[str, Literal["pool", "listing"]] = Field(
+        default_factory=dict,
+        description="Per-provider override of what an offer is: 'pool' (many instances) or 'listing' "
+        "(one machine), e.g. '{\"mymarket\": \"listing\"}' (cloudarb/optimize/capacity.py has the defaults).",
+    )
+    price_stale_after_s: Annotated[float, Field(gt=0)] = Field(
+        default=7 * 86_400.0,
+        description="API and CLI say plainly that prices are stale when the newest is older than this.",
+    )
     price_events_retention_days: Annotated[int, Field(ge=1)] = 7
     lambda_api_key: SecretStr | None = None
     runpod_api_key: SecretStr | None = None

@@ -7,9 +7,11 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from cloudarb.gpu_names import select
 from optimizer.schemas import (
     BindingConstraint,
     Objective,
+    ParetoFronts,
     RiskMetrics,
     Savings,
     SolutionStatus,
@@ -64,6 +66,11 @@ class OptimizeRequest(_In):
     offers: OfferScope = OfferScope()
     time_limit_s: Annotated[float, Field(gt=0, le=600)] | None = None
     backend: Literal["ortools", "pulp"] = "ortools"
+    pareto_points: Annotated[int, Field(ge=0, le=50)] | None = Field(
+        default=None,
+        description="Points per Pareto front (cost/risk and cost/performance) to return in the result's "
+        "``fronts``; each point is its own solve. Unset or 0: none.",
+    )
 
     @model_validator(mode="after")
     def _unique_workloads(self) -> OptimizeRequest:
@@ -74,17 +81,24 @@ class OptimizeRequest(_In):
 
 
 class QuickOptimizeRequest(_In):
-    gpu_type: Annotated[str, Field(min_length=1, max_length=80)]
+    """The shortest question, as the original quick-start asks it: N GPUs of one type, one workload."""
+
+    gpu_type: Annotated[str, Field(min_length=1, max_length=80)] = Field(
+        description="A GPU name as people type it: 'a100' (every A100), 'H100 SXM', 'A100 80GB', 'H100:8' "
+        "(8 GPUs per node)."
+    )
     gpu_count: Annotated[int, Field(ge=1, le=10_000)]
     workload_type: WorkloadType = "training"
     budget_per_hour: Annotated[float, Field(gt=0, le=1e7)] | None = None
     spot_tolerant: bool = False
 
     def to_request(self) -> OptimizeRequest:
+        chosen = select([self.gpu_type], field="gpu_type")
         workload = Workload(
             id="quick",
             gpus_min=self.gpu_count,
-            allowed_gpu_models=[self.gpu_type],
+            gpus_per_node=chosen.gpus_per_instance or 1,
+            allowed_gpu_models=list(chosen.models),
             workload_type=self.workload_type,
             spot_tolerant=self.spot_tolerant,
         )
@@ -115,9 +129,13 @@ class OptimizationResultOut(BaseModel):
     stats: SolverStats
     infeasibility_reason: str | None = None
     pareto: list[dict[str, float]] = Field(default_factory=list)
+    fronts: ParetoFronts | None = Field(default=None, description="The Pareto fronts, when pareto_points was set.")
     cost_per_hour: float | None = None
     offers_considered: int = 0
     prices_as_of: datetime | None = Field(default=None, description="Newest price observation used.")
+    stale_prices: str | None = Field(
+        default=None, description="Set when the newest price used is older than CLOUDARB_PRICE_STALE_AFTER_S."
+    )
     policy_decision: Literal["adopt", "keep_current"] | None = Field(
         default=None, description="For policy runs: whether this result replaced the current allocation."
     )
@@ -146,6 +164,7 @@ class AllocationOut(BaseModel):
     workload_id: str
     offer_key: str
     provider: str
+    seller: str = Field(default="", description="The seller inside a marketplace; empty when the provider sells.")
     region: str
     instance_type: str
     gpu_model: str
@@ -158,6 +177,7 @@ class AllocationOut(BaseModel):
 class OfferOut(BaseModel):
     offer_key: str
     provider: str
+    seller: str = Field(default="", description="The seller inside a marketplace; empty when the provider sells.")
     region: str
     zone: str
     instance_type: str
@@ -175,6 +195,51 @@ class OfferOut(BaseModel):
     reliability: float | None
     observed_at: datetime
     age_s: float
+
+
+class OfferPage(BaseModel):
+    """One page of current offers, and a plain warning when their prices are old."""
+
+    items: list[OfferOut]
+    total: int
+    limit: int
+    offset: int
+    newest_price_at: datetime | None = Field(default=None, description="Newest price observation stored.")
+    stale_prices: str | None = Field(
+        default=None, description="Set when the newest price is older than CLOUDARB_PRICE_STALE_AFTER_S."
+    )
+
+
+class GpuPrice(BaseModel):
+    price_per_gpu_hour: float = Field(description="Cheapest USD per GPU-hour among current offers.")
+    provider: str
+    observed_at: datetime = Field(description="Newest price of that provider's offers of this GPU.")
+    age_s: float
+
+
+class GpuOut(BaseModel):
+    """One GPU model of the identity table, and what the current offers ask for it."""
+
+    name: str = Field(description="Canonical name, e.g. 'H100 SXM'.")
+    family: str = Field(description="The family name people type for every variant ('H100').")
+    vendor: str
+    architecture: str
+    memory_gb: float = Field(description="Memory per GPU, GB.")
+    memory_type: str
+    form_factor: str
+    aliases: list[str]
+    providers: list[str] = Field(description="Providers with current offers of this model.")
+    offers: int
+    on_demand: GpuPrice | None = None
+    spot: GpuPrice | None = None
+
+
+class GpuList(BaseModel):
+    items: list[GpuOut]
+    newest_price_at: datetime | None = None
+    stale_prices: str | None = Field(
+        default=None, description="Set when the newest price is older than CLOUDARB_PRICE_STALE_AFTER_S."
+    )
 
 
 class JobOut(BaseModel):

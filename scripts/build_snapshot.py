@@ -3,12 +3,14 @@
 Usage:
     python scripts/build_snapshot.py [--data ../shared/data] [--out cloudarb/data/price_snapshot.csv]
 
-Reads the three real price files under <data>/prices (GCP pricing table, Lambda and Vast SkyPilot
-catalogs), normalizes them with `ingestion.catalogs`, and writes one row per quote. GCP rows carry
-their own snapshot date; the anycloud catalogs carry none, so they are stamped with --catalog-date
-(default: the GCP snapshot date, the day the data set was assembled). If the file would exceed
---max-bytes, only the cheapest regions per (provider, instance type, spot) are kept, so every GPU
-type survives. Prints a JSON summary.
+Reads every shared price file under <data>/prices that `ingestion.catalog_report.SHARED_CATALOGS`
+names (GCP pricing table; Lambda, Vast and Azure anycloud catalogs; SkyPilot's AWS p family), each
+under its declared convention through the one loader (`ingestion.catalogs.load_catalog`): every
+stored quote passed the data-sheet check, every refused row is counted by reason. The SkyPilot-format
+files carry no date, so they are stamped with --catalog-date (default: the day the data set was
+assembled). If the file would exceed --max-bytes, only the cheapest regions per (provider, instance
+type, spot) are kept, so every GPU type survives. Prints a JSON summary with the per-file figures
+that cloudarb/data/SNAPSHOT.md quotes.
 """
 
 from __future__ import annotations
@@ -23,17 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ingestion.catalogs import (  # noqa: E402
-    load_gcp_pricing_table,
-    load_skypilot_vms,
-    load_snapshot,
-    write_snapshot,
-)
+from ingestion.catalog_report import CATALOG_DATE, SHARED_CATALOGS  # noqa: E402
+from ingestion.catalogs import load_catalog, load_snapshot, write_snapshot  # noqa: E402
 from ingestion.schemas import PriceQuote  # noqa: E402
-
-GCP_FILE = "gcp_cyclenerd_gpu_instances_latest.csv"
-LAMBDA_FILE = "anycloud_lambda_gpu_vms.csv"
-VAST_FILE = "anycloud_vast_gpu_vms.csv"
 
 
 def _trim(quotes: list[PriceQuote], regions_per_offer: int) -> list[PriceQuote]:
@@ -47,17 +41,19 @@ def _trim(quotes: list[PriceQuote], regions_per_offer: int) -> list[PriceQuote]:
     return kept
 
 
-def build(data: Path, out: Path, *, catalog_date: date | None, max_bytes: int) -> dict[str, object]:
+def build(data: Path, out: Path, *, catalog_date: date, max_bytes: int) -> dict[str, object]:
     prices = data / "prices"
-    gcp = load_gcp_pricing_table(prices / GCP_FILE)
-    stamp = catalog_date or max(q.observed_at for q in gcp).date()
-    lam = load_skypilot_vms(prices / LAMBDA_FILE, provider="lambda", observed_at=stamp)
-    vast = load_skypilot_vms(
-        prices / VAST_FILE, provider="vast", observed_at=stamp, gpu_memory_field="total"
-    )
-    quotes = sorted(
-        gcp + lam + vast, key=lambda q: (q.provider, q.gpu_model, q.instance_type, q.region, q.spot)
-    )
+    quotes: list[PriceQuote] = []
+    files = []
+    for name, convention in SHARED_CATALOGS:
+        path = prices / name
+        if not path.exists():
+            files.append({"source": name, "missing": True})
+            continue
+        loaded = load_catalog(path, convention=convention, observed_at=catalog_date)
+        quotes.extend(loaded.offers)
+        files.append({**loaded.summary(), "source": name})
+    quotes.sort(key=lambda q: (q.provider, q.gpu_model, q.instance_type, q.region, q.zone, q.spot))
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = write_snapshot(quotes, out)
     trimmed_to: int | None = None
@@ -73,10 +69,10 @@ def build(data: Path, out: Path, *, catalog_date: date | None, max_bytes: int) -
         "rows": rows,
         "reread_rows": len(reread),
         "trimmed_to_regions_per_offer": trimmed_to,
-        "by_provider": dict(Counter(q.provider for q in reread)),
+        "by_provider": dict(sorted(Counter(q.provider for q in reread).items())),
         "gpu_models": sorted({q.gpu_model for q in reread}),
-        "unknown_gpu_models": sorted({q.gpu_model for q in reread if not q.gpu_model_known}),
-        "catalog_date": stamp.isoformat(),
+        "catalog_date": catalog_date.isoformat(),
+        "files": files,
     }
 
 
@@ -84,7 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--out", type=Path, default=ROOT / "cloudarb" / "data" / "price_snapshot.csv")
-    parser.add_argument("--catalog-date", type=date.fromisoformat, default=None)
+    parser.add_argument("--catalog-date", type=date.fromisoformat, default=CATALOG_DATE)
     parser.add_argument("--max-bytes", type=int, default=1_000_000)
     args = parser.parse_args()
     summary = build(args.data, args.out, catalog_date=args.catalog_date, max_bytes=args.max_bytes)

@@ -14,7 +14,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from cloudarb.api import errors, metrics
 from cloudarb.api.deps import PrincipalCache
 from cloudarb.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
-from cloudarb.api.routes import auth, forecasts, health, jobs, offers, optimize, policies, prices, providers
+from cloudarb.api.routes import (
+    auth,
+    forecasts,
+    gpus,
+    health,
+    jobs,
+    offers,
+    optimize,
+    policies,
+    prices,
+    providers,
+)
 from cloudarb.config import Settings, get_settings
 from cloudarb.context import Context, build_context
 from cloudarb.security import burn_password_check
@@ -85,6 +96,6 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None, 
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.include_router(metrics.install(app, context))
-    for module in (health, auth, offers, optimize, jobs, policies, providers, prices, forecasts):
+    for module in (health, auth, offers, gpus, optimize, jobs, policies, providers, prices, forecasts):
         app.include_router(module.router)
     return app

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
-HEAD = "0006"
+HEAD = "0007"
 
 
 def alembic_config(url: str) -> Config:

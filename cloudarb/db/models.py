@@ -67,8 +67,10 @@ class Offer(Base):
     """The latest quote of every offer: maintained on ingest, never computed by scanning ticks."""
 
     __tablename__ = "offers"
+    __table_args__ = (Index("ix_offers_provider_seller", "provider", "seller"),)
     offer_key: Mapped[str] = mapped_column(String(32), primary_key=True)
     provider: Mapped[str] = mapped_column(String(40), index=True)
+    seller: Mapped[str] = mapped_column(String(60), default="", server_default="")
     region: Mapped[str] = mapped_column(String(120), default="")
     zone: Mapped[str] = mapped_column(String(120), default="")
     instance_type: Mapped[str] = mapped_column(String(200))
@@ -150,6 +152,7 @@ class AllocationLine(Base):
     workload_id: Mapped[str] = mapped_column(String(200))
     offer_key: Mapped[str] = mapped_column(String(200))
     provider: Mapped[str] = mapped_column(String(40))
+    seller: Mapped[str] = mapped_column(String(60), default="", server_default="")
     region: Mapped[str] = mapped_column(String(120))
     instance_type: Mapped[str] = mapped_column(String(200))
     gpu_model: Mapped[str] = mapped_column(String(80))

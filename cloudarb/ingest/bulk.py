@@ -37,7 +37,7 @@ TickRow = tuple[str, datetime, float, int | None]
 
 _SQLITE_CHUNK = 500
 _OFFER_COLUMNS = (
-    "offer_key", "provider", "region", "zone", "instance_type", "gpu_model", "gpu_model_raw", "gpu_model_known",
+    "offer_key", "provider", "seller", "region", "zone", "instance_type", "gpu_model", "gpu_model_raw", "gpu_model_known",
     "gpu_count", "vram_gb", "vcpus", "ram_gb", "spot", "price_per_hour", "price_per_gpu_hour", "capacity",
     "available_instances", "reliability", "observed_at",
 )

@@ -34,7 +34,7 @@ def solve_request(
         rows = offer_store.offers_for_problem(session, filters=offer_filter(req, jc.ctx.settings))
         as_of = offer_store.newest_observation(session)
         feed = load_feed(session, jc.ctx.settings, rows, horizon_hours=req.horizon_hours)
-    problem = build_problem(req, rows, current=current, feed=feed)
+    problem = build_problem(req, rows, current=current, feed=feed, settings=jc.ctx.settings)
     jc.progress(
         "building",
         percent=10,

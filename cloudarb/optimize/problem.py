@@ -1,18 +1,28 @@
 """Turn a stored request and the current offers (and what forecasts say about them) into an
-``optimizer.Problem``."""
+``optimizer.Problem``.
+
+Sellers inside a marketplace are providers of their own to the solver: an offer of provider
+``shadeform`` sold by ``lambdalabs`` is provider ``shadeform:lambdalabs`` in the problem, so shares,
+placement and a workload's allowed/denied providers can name either the marketplace (every seller in
+it) or one seller (``provider:seller``). Allocation lines are split back when stored.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
 from cloudarb.config import Settings
 from cloudarb.db.models import Offer as OfferRow
 from cloudarb.forecasts.feed import Feed
 from cloudarb.ingest.schedule import freshness_limits
+from cloudarb.optimize.capacity import capacity_kind
 from cloudarb.schemas import OptimizeRequest
 from cloudarb.storage.offers import OfferFilter
-from optimizer.schemas import CurrentLine, Offer, Problem, Workload
+from ingestion.gpu_specs import GPU_MODELS
+from optimizer.schemas import CapacityKind, CurrentLine, GpuFigures, Offer, Problem, Workload
+
+SELLER_SEP = ":"
 
 
 def offer_filter(req: OptimizeRequest, settings: Settings) -> OfferFilter:
@@ -26,14 +36,29 @@ def offer_filter(req: OptimizeRequest, settings: Settings) -> OfferFilter:
     )
 
 
-def to_offer(row: OfferRow, feed: Feed | None = None) -> Offer:
+def provider_id(provider: str, seller: str) -> str:
+    """The provider as the solver sees it: ``provider:seller`` inside a marketplace."""
+    return f"{provider}{SELLER_SEP}{seller}" if seller else provider
+
+
+def split_provider_id(value: str) -> tuple[str, str]:
+    """``provider:seller`` -> (provider, seller); a plain provider -> (provider, '')."""
+    provider, _, seller = value.partition(SELLER_SEP)
+    return provider, seller
+
+
+def to_offer(
+    row: OfferRow, feed: Feed | None = None, *, capacity_kinds: dict[str, CapacityKind] | None = None
+) -> Offer:
     """One optimizer offer; with a feed, its forecast price scenarios/periods and its interruption rate
     (a rate the provider stated wins over the model's)."""
     feed = feed or Feed()
     rate = row.interruption_rate_per_hour
+    seller = row.seller or ""
     return Offer(
         id=row.offer_key,
-        provider=row.provider,
+        provider=provider_id(row.provider, seller),
+        seller=seller or None,
         region=row.region,
         zone=row.zone or None,
         instance_type=row.instance_type,
@@ -45,6 +70,7 @@ def to_offer(row: OfferRow, feed: Feed | None = None) -> Offer:
         spot=row.spot,
         price_per_hour=row.price_per_hour,
         available_instances=row.available_instances,
+        capacity_kind=capacity_kind(row.provider, capacity_kinds),
         interruption_rate_per_hour=rate if rate is not None else feed.rates.get(row.offer_key),
         reliability=row.reliability,
         price_scenarios=feed.scenarios.get(row.offer_key),
@@ -63,13 +89,57 @@ def with_performance(workloads: Sequence[Workload], feed: Feed | None) -> list[W
     ]
 
 
+def _expand(names: Iterable[str], present: Iterable[str]) -> list[str]:
+    """Provider names -> solver provider ids: a marketplace's name also means each of its sellers."""
+    ids = sorted(set(present))
+    out: list[str] = []
+    for name in names:
+        key = name.lower()
+        out.append(key)
+        if SELLER_SEP not in key:
+            out.extend(i for i in ids if i.startswith(key + SELLER_SEP))
+    return list(dict.fromkeys(out))
+
+
+def with_sellers(workloads: Sequence[Workload], provider_ids: Iterable[str]) -> list[Workload]:
+    """Workloads whose allowed/denied providers name marketplaces expanded to their sellers."""
+    ids = set(provider_ids)
+    if not any(SELLER_SEP in i for i in ids):
+        return list(workloads)
+    result = []
+    for w in workloads:
+        update: dict[str, object] = {"denied_providers": _expand(w.denied_providers, ids)}
+        if w.allowed_providers is not None:
+            update["allowed_providers"] = _expand(w.allowed_providers, ids)
+        result.append(w.model_copy(update=update))
+    return result
+
+
+def gpu_figures(models: Iterable[str]) -> dict[str, GpuFigures]:
+    """Data-sheet figures from the GPU identity table, for the models the offers hold."""
+    figures: dict[str, GpuFigures] = {}
+    for name in set(models):
+        spec = GPU_MODELS.get(name)
+        if spec is not None and spec.fp16_tflops and spec.memory_bandwidth_gbs:
+            figures[name] = GpuFigures(fp16_tflops=spec.fp16_tflops, memory_bandwidth_gbps=spec.memory_bandwidth_gbs)
+    return figures
+
+
 def build_problem(
-    req: OptimizeRequest, rows: Sequence[OfferRow], *, current: Sequence[CurrentLine] = (), feed: Feed | None = None
+    req: OptimizeRequest,
+    rows: Sequence[OfferRow],
+    *,
+    current: Sequence[CurrentLine] = (),
+    feed: Feed | None = None,
+    settings: Settings | None = None,
 ) -> Problem:
     c = req.constraints
+    kinds = dict(settings.offer_capacity_kinds) if settings is not None else None
+    offers = [to_offer(r, feed, capacity_kinds=kinds) for r in rows]
+    default_instances = settings.offer_default_available_instances if settings is not None else 16
     return Problem(
-        offers=[to_offer(r, feed) for r in rows],
-        workloads=with_performance(req.workloads, feed),
+        offers=offers,
+        workloads=with_sellers(with_performance(req.workloads, feed), (o.provider for o in offers)),
         budget_per_hour=c.budget_per_hour,
         max_provider_share=c.max_provider_share,
         max_region_share=c.max_region_share,
@@ -80,4 +150,7 @@ def build_problem(
         objective=req.objective,
         weights=req.weights,
         current_allocation=list(current),
+        default_available_instances=default_instances,
+        pareto_points=req.pareto_points,
+        gpu_figures=gpu_figures(o.gpu_model for o in offers),
     )

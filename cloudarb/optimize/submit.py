@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.exc import IntegrityError
 
 from cloudarb.db.models import OptimizationRequest, Policy, PolicyRun
+from cloudarb.gpu_names import resolve_workloads
 from cloudarb.jobs.enqueue import submission
 from cloudarb.schemas import OptimizeRequest
 from cloudarb.storage import audit
@@ -61,8 +62,11 @@ def submit_optimization(
     """Store the request, its job (and a policy's run row) in one transaction, then queue the job.
 
     With an idempotency key, a repeat of the same key and body answers what the first did and
-    creates nothing; the same key with another body raises ``IdempotencyMismatch``.
+    creates nothing; the same key with another body raises ``IdempotencyMismatch``. GPU names are
+    resolved through the identity table first (``UnknownGpu``, a 422, names the field otherwise), so
+    the stored request holds canonical models.
     """
+    request = request.model_copy(update={"workloads": resolve_workloads(request.workloads)})
     payload = request.model_dump(mode="json")
     replayed = _replay(ctx, idempotency, payload)
     if replayed is not None:

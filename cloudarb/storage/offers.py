@@ -28,6 +28,7 @@ def quote_row(q: PriceQuote) -> dict[str, Any]:
     return {
         "offer_key": q.offer_key,
         "provider": q.provider,
+        "seller": q.seller,
         "region": q.region,
         "zone": q.zone,
         "instance_type": q.instance_type,
@@ -112,6 +113,7 @@ def count_offers(session: Session) -> int:
 @dataclass(frozen=True, kw_only=True)
 class OfferFilter:
     providers: Sequence[str] = ()
+    """Provider keys ('shadeform': every seller in it) or one seller of a marketplace ('shadeform:lambdalabs')."""
     gpu_models: Sequence[str] = ()
     regions: Sequence[str] = ()
     min_vram_gb: float | None = None
@@ -128,7 +130,12 @@ class OfferFilter:
 def _filtered(f: OfferFilter) -> Select[Offer]:
     stmt = select(Offer)
     if f.providers:
-        stmt = stmt.where(Offer.provider.in_(list(f.providers)))
+        plain = [p for p in f.providers if ":" not in p]
+        sellers = [p.split(":", 1) for p in f.providers if ":" in p]
+        stmt = stmt.where(or_(
+            Offer.provider.in_(plain),
+            *(and_(Offer.provider == provider, Offer.seller == seller) for provider, seller in sellers),
+        ))
     if f.gpu_models:
         stmt = stmt.where(func.lower(Offer.gpu_model).in_([g.lower() for g in f.gpu_models]))
     if f.regions:
@@ -191,3 +198,16 @@ def offers_for_problem(session: Session, *, filters: OfferFilter) -> Sequence[Of
 
 def newest_observation(session: Session) -> datetime | None:
     return session.scalar(select(func.max(Offer.observed_at)))
+
+
+def gpu_price_groups(session: Session, *, max_age: timedelta | None = None) -> list[dict[str, Any]]:
+    """Per (GPU model, provider, spot): offers, the cheapest USD per GPU-hour and the newest price."""
+    stmt = select(
+        Offer.gpu_model, Offer.provider, Offer.spot,
+        func.count().label("offers"),
+        func.min(Offer.price_per_gpu_hour).label("min_price_per_gpu_hour"),
+        func.max(Offer.observed_at).label("newest"),
+    ).group_by(Offer.gpu_model, Offer.provider, Offer.spot)
+    if max_age is not None:
+        stmt = stmt.where(Offer.observed_at >= utcnow() - max_age)
+    return [dict(row) for row in session.execute(stmt).mappings()]

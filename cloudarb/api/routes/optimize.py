@@ -23,6 +23,7 @@ from cloudarb.errors import NotFound
 from cloudarb.jobs import store as job_store
 from cloudarb.jobs.enqueue import cancel_job
 from cloudarb.optimize import store as opt_store
+from cloudarb.optimize.original import AnyOptimizeRequest, to_current
 from cloudarb.optimize.submit import Submitted, submit_optimization
 from cloudarb.optimize.views import to_out
 from cloudarb.schemas import (
@@ -62,17 +63,33 @@ def submit(
 
 @router.post("", operation_id="submit_optimization", status_code=202, response_model=JobAccepted)
 def optimize(
-    body: OptimizeRequest, request: Request, ctx: CtxDep, principal: Editor, idempotency: IdempotencyDep
+    body: AnyOptimizeRequest, request: Request, ctx: CtxDep, principal: Editor, idempotency: IdempotencyDep
 ) -> JSONResponse:
-    """Queue an optimization of the given workloads over the current offers."""
-    return submit(request, ctx, principal, body, idempotency)
+    """Queue an optimization of the given workloads over the current offers.
+
+    Takes today's request (``workloads``) or the original API's shape (``gpu_type``, ``min_count``,
+    ``max_count``, ``objective`` minimize_cost/maximize_performance/balanced, ``constraints`` as a list
+    of ``{name, type, operator, value}``, ``time_horizon_hours``), translated as README's "The original
+    API" says. GPU names are resolved through the identity table; an unknown one is a 422 naming the
+    field and the closest known names.
+    """
+    return submit(request, ctx, principal, to_current(body), idempotency)
+
+
+@router.post("/", include_in_schema=False, status_code=202)
+def optimize_slash(
+    body: AnyOptimizeRequest, request: Request, ctx: CtxDep, principal: Editor, idempotency: IdempotencyDep
+) -> JSONResponse:
+    """``POST /optimize/``, as the original API's examples spell it."""
+    return submit(request, ctx, principal, to_current(body), idempotency)
 
 
 @router.post("/quick-optimize", operation_id="quick_optimize", status_code=202, response_model=JobAccepted)
 def quick_optimize(
     body: QuickOptimizeRequest, request: Request, ctx: CtxDep, principal: Editor, idempotency: IdempotencyDep
 ) -> JSONResponse:
-    """The shortest question: N GPUs of one type for one kind of workload, under a budget."""
+    """The shortest question: N GPUs of one type for one kind of workload, under a budget
+    (``{"gpu_type": "a100", "gpu_count": 4, "workload_type": "training", "budget_per_hour": 50}``)."""
     return submit(request, ctx, principal, body.to_request(), idempotency)
 
 
