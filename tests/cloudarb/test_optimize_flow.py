@@ -130,3 +130,24 @@ def test_cancel_optimization(client: TestClient, tenant: Tenant) -> None:
     # it was either stopped, or had already finished before the cancel arrived; never both
     job = client.get(f"/jobs/{final['job_id']}", headers=tenant.headers()).json()
     assert job["status"] == final["status"]
+
+
+def test_job_events_are_the_typed_models_of_the_openapi_document(client: TestClient, tenant: Tenant) -> None:
+    """Every event of a real optimize job validates as a StatusEvent or ProgressEvent (the models the
+    OpenAPI document exports for the dashboard), and the REST replay returns them unchanged."""
+    from pydantic import TypeAdapter
+
+    from cloudarb.jobs.events import JobEvent
+
+    accepted = client.post("/optimize", json=small_request(), headers=tenant.headers()).json()
+    wait_for(lambda: client.get(f"/jobs/{accepted['job_id']}", headers=tenant.headers()).json()["status"]
+             in ("finished", "infeasible"), timeout=60)
+    events = client.get(f"/jobs/{accepted['job_id']}/events", headers=tenant.headers()).json()
+    typed = TypeAdapter(list[JobEvent]).validate_python(events)
+    kinds = {type(e).__name__ for e in typed}
+    assert kinds == {"StatusEvent", "ProgressEvent"}
+    assert [e.seq for e in typed] == list(range(1, len(typed) + 1))
+    assert any(getattr(e, "phase", None) == "building" for e in typed)
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert {"StatusEvent", "ProgressEvent"} <= schemas.keys()
+    assert schemas["StatusEvent"]["properties"]["type"]["const"] == "status"

@@ -12,6 +12,7 @@ from cloudarb.context import Context
 from cloudarb.errors import CloudArbError, NotFound
 from cloudarb.jobs import store as job_store
 from cloudarb.jobs.enqueue import cancel_job
+from cloudarb.jobs.events import JobEvent
 from cloudarb.jobs.follow import follow_job
 from cloudarb.schemas import JobOut, JobStatus, Page
 
@@ -42,10 +43,12 @@ def get_job(job_id: IdPath, principal: Viewer, session: SessionDep) -> JobOut:
     return JobOut.model_validate(job, from_attributes=True)
 
 
-@router.get("/jobs/{job_id}/events", operation_id="get_job_events")
+@router.get("/jobs/{job_id}/events", operation_id="get_job_events", response_model=list[JobEvent],
+            response_model_exclude_unset=True)
 def get_job_events(
     job_id: IdPath, principal: Viewer, session: SessionDep, after: Annotated[int, Query(ge=0)] = 0
 ) -> list[dict[str, Any]]:
+    """The job's stored events after ``after`` (the WebSocket sends the same objects)."""
     if job_store.get_job(session, job_id, organization_id=principal.organization_id) is None:
         raise NotFound(f"job {job_id} not found")
     return job_store.events_after(session, job_id, after)

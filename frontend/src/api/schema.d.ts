@@ -216,6 +216,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/gpus": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Gpus
+         * @description GPU models with memory, the providers offering them, the cheapest on-demand and spot price per
+         *     GPU-hour, and how old those prices are.
+         */
+        get: operations["list_gpus"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -278,7 +299,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get Job Events */
+        /**
+         * Get Job Events
+         * @description The job's stored events after ``after`` (the WebSocket sends the same objects).
+         */
         get: operations["get_job_events"];
         put?: never;
         post?: never;
@@ -335,6 +359,12 @@ export interface paths {
         /**
          * Optimize
          * @description Queue an optimization of the given workloads over the current offers.
+         *
+         *     Takes today's request (``workloads``) or the original API's shape (``gpu_type``, ``min_count``,
+         *     ``max_count``, ``objective`` minimize_cost/maximize_performance/balanced, ``constraints`` as a list
+         *     of ``{name, type, operator, value}``, ``time_horizon_hours``), translated as README's "The original
+         *     API" says. GPU names are resolved through the identity table; an unknown one is a 422 naming the
+         *     field and the closest known names.
          */
         post: operations["submit_optimization"];
         delete?: never;
@@ -354,7 +384,8 @@ export interface paths {
         put?: never;
         /**
          * Quick Optimize
-         * @description The shortest question: N GPUs of one type for one kind of workload, under a budget.
+         * @description The shortest question: N GPUs of one type for one kind of workload, under a budget
+         *     (``{"gpu_type": "a100", "gpu_count": 4, "workload_type": "training", "budget_per_hour": 50}``).
          */
         post: operations["quick_optimize"];
         delete?: never;
@@ -557,6 +588,12 @@ export interface components {
             provider: string;
             /** Region */
             region: string;
+            /**
+             * Seller
+             * @description The seller inside a marketplace; empty when the provider sells.
+             * @default
+             */
+            seller?: string;
             /** Spot */
             spot: boolean;
             /** Workload Id */
@@ -806,6 +843,76 @@ export interface components {
             /** Workload Id */
             workload_id: string | null;
         };
+        /** GpuList */
+        GpuList: {
+            /** Items */
+            items: components["schemas"]["GpuOut"][];
+            /** Newest Price At */
+            newest_price_at?: string | null;
+            /**
+             * Stale Prices
+             * @description Set when the newest price is older than CLOUDARB_PRICE_STALE_AFTER_S.
+             */
+            stale_prices?: string | null;
+        };
+        /**
+         * GpuOut
+         * @description One GPU model of the identity table, and what the current offers ask for it.
+         */
+        GpuOut: {
+            /** Aliases */
+            aliases: string[];
+            /** Architecture */
+            architecture: string;
+            /**
+             * Family
+             * @description The family name people type for every variant ('H100').
+             */
+            family: string;
+            /** Form Factor */
+            form_factor: string;
+            /**
+             * Memory Gb
+             * @description Memory per GPU, GB.
+             */
+            memory_gb: number;
+            /** Memory Type */
+            memory_type: string;
+            /**
+             * Name
+             * @description Canonical name, e.g. 'H100 SXM'.
+             */
+            name: string;
+            /** Offers */
+            offers: number;
+            on_demand?: components["schemas"]["GpuPrice"] | null;
+            /**
+             * Providers
+             * @description Providers with current offers of this model.
+             */
+            providers: string[];
+            spot?: components["schemas"]["GpuPrice"] | null;
+            /** Vendor */
+            vendor: string;
+        };
+        /** GpuPrice */
+        GpuPrice: {
+            /** Age S */
+            age_s: number;
+            /**
+             * Observed At
+             * Format: date-time
+             * @description Newest price of that provider's offers of this GPU.
+             */
+            observed_at: string;
+            /**
+             * Price Per Gpu Hour
+             * @description Cheapest USD per GPU-hour among current offers.
+             */
+            price_per_gpu_hour: number;
+            /** Provider */
+            provider: string;
+        };
         /** HTTPValidationError */
         HTTPValidationError: {
             /** Detail */
@@ -932,6 +1039,12 @@ export interface components {
             region: string;
             /** Reliability */
             reliability: number | null;
+            /**
+             * Seller
+             * @description The seller inside a marketplace; empty when the provider sells.
+             * @default
+             */
+            seller?: string;
             /** Spot */
             spot: boolean;
             /** Vcpus */
@@ -940,6 +1053,30 @@ export interface components {
             vram_gb: number;
             /** Zone */
             zone: string;
+        };
+        /**
+         * OfferPage
+         * @description One page of current offers, and a plain warning when their prices are old.
+         */
+        OfferPage: {
+            /** Items */
+            items: components["schemas"]["OfferOut"][];
+            /** Limit */
+            limit: number;
+            /**
+             * Newest Price At
+             * @description Newest price observation stored.
+             */
+            newest_price_at?: string | null;
+            /** Offset */
+            offset: number;
+            /**
+             * Stale Prices
+             * @description Set when the newest price is older than CLOUDARB_PRICE_STALE_AFTER_S.
+             */
+            stale_prices?: string | null;
+            /** Total */
+            total: number;
         };
         /**
          * OfferScope
@@ -1021,6 +1158,8 @@ export interface components {
                     [key: string]: unknown;
                 };
             } | null;
+            /** @description The Pareto fronts, when pareto_points was set. */
+            fronts?: components["schemas"]["ParetoFronts"] | null;
             /** Infeasibility Reason */
             infeasibility_reason?: string | null;
             /**
@@ -1054,6 +1193,11 @@ export interface components {
             savings?: components["schemas"]["Savings"][];
             /** Savings Vs Current Pct */
             savings_vs_current_pct?: number | null;
+            /**
+             * Stale Prices
+             * @description Set when the newest price used is older than CLOUDARB_PRICE_STALE_AFTER_S.
+             */
+            stale_prices?: string | null;
             stats: components["schemas"]["SolverStats"];
             /**
              * Status
@@ -1102,6 +1246,11 @@ export interface components {
              */
             offers?: components["schemas"]["OfferScope"];
             /**
+             * Pareto Points
+             * @description Points per Pareto front (cost/risk and cost/performance) to return in the result's ``fronts``; each point is its own solve. Unset or 0: none.
+             */
+            pareto_points?: number | null;
+            /**
              * Risk Tolerance
              * @default 0.5
              */
@@ -1118,6 +1267,96 @@ export interface components {
             weights?: components["schemas"]["Weights"];
             /** Workloads */
             workloads: components["schemas"]["Workload"][];
+        };
+        /** OriginalConstraint */
+        OriginalConstraint: {
+            /**
+             * Name
+             * @default
+             */
+            name?: string;
+            /**
+             * Operator
+             * @default <=
+             * @enum {string}
+             */
+            operator?: "<=" | "<" | ">=" | ">" | "==" | "=" | "in" | "not_in";
+            /**
+             * Type
+             * @description budget, provider_share, spot_share, regions, ...
+             * @default
+             */
+            type?: string;
+            /** Value */
+            value: number | string | string[];
+        };
+        /**
+         * OriginalOptimizeRequest
+         * @description The first CloudArb API's request (translated; see the module docstring).
+         */
+        OriginalOptimizeRequest: {
+            /** Constraints */
+            constraints?: components["schemas"]["OriginalConstraint"][];
+            /**
+             * Description
+             * @default
+             */
+            description?: string;
+            /** Gpu Type */
+            gpu_type?: string | null;
+            /** Max Count */
+            max_count?: number | null;
+            /** Min Count */
+            min_count?: number | null;
+            /**
+             * Name
+             * @default
+             */
+            name?: string;
+            /**
+             * Objective
+             * @default minimize_cost
+             * @enum {string}
+             */
+            objective?: "minimize_cost" | "maximize_performance" | "balanced" | "balance_cost_performance";
+            /**
+             * Risk Tolerance
+             * @default 0.5
+             */
+            risk_tolerance?: number;
+            /**
+             * Time Horizon Hours
+             * @default 1
+             */
+            time_horizon_hours?: number;
+            /**
+             * Workload Type
+             * @default training
+             * @enum {string}
+             */
+            workload_type?: "training" | "inference" | "batch";
+            /** Workloads */
+            workloads?: components["schemas"]["OriginalWorkload"][];
+        };
+        /** OriginalWorkload */
+        OriginalWorkload: {
+            /** Gpu Type */
+            gpu_type: string;
+            /** Max Count */
+            max_count?: number | null;
+            /** Min Count */
+            min_count: number;
+            /**
+             * Name
+             * @default
+             */
+            name?: string;
+            /**
+             * Workload Type
+             * @default training
+             * @enum {string}
+             */
+            workload_type?: "training" | "inference" | "batch";
         };
         /** Page[ForecastOut] */
         Page_ForecastOut_: {
@@ -1141,17 +1380,6 @@ export interface components {
             /** Total */
             total: number;
         };
-        /** Page[OfferOut] */
-        Page_OfferOut_: {
-            /** Items */
-            items: components["schemas"]["OfferOut"][];
-            /** Limit */
-            limit: number;
-            /** Offset */
-            offset: number;
-            /** Total */
-            total: number;
-        };
         /** Page[OptimizationOut] */
         Page_OptimizationOut_: {
             /** Items */
@@ -1162,6 +1390,34 @@ export interface components {
             offset: number;
             /** Total */
             total: number;
+        };
+        /** ParetoFronts */
+        ParetoFronts: {
+            /** Cost Performance */
+            cost_performance?: components["schemas"]["ParetoPoint"][];
+            /** Cost Risk */
+            cost_risk?: components["schemas"]["ParetoPoint"][];
+        };
+        /**
+         * ParetoPoint
+         * @description One non-dominated allocation of a trade-off curve (its own solve).
+         */
+        ParetoPoint: {
+            /** Cost Per Hour */
+            cost_per_hour: number;
+            /** Cvar Cost Per Hour */
+            cvar_cost_per_hour: number;
+            /** Expected Interruption Cost Per Hour */
+            expected_interruption_cost_per_hour: number;
+            /** Gap */
+            gap: number;
+            /** Performance */
+            performance: number;
+            /**
+             * Risk Per Hour
+             * @description CVaR of hourly cost with price scenarios, else expected interruption cost.
+             */
+            risk_per_hour: number;
         };
         /** PointOut */
         PointOut: {
@@ -1256,6 +1512,61 @@ export interface components {
             /** Savings Pct */
             savings_pct: number | null;
         };
+        /**
+         * ProgressEvent
+         * @description Progress of the job's body: its phase (loading, building, the solver's phases, storing...), a
+         *     0-100 percentage when known, and the solver's figures where it has them. Job kinds may add
+         *     fields of their own (``decision``, ``demand``, ``provider``...).
+         */
+        ProgressEvent: {
+            /**
+             * Bound
+             * @description Best bound on the objective so far.
+             */
+            bound?: number | null;
+            /** Decision */
+            decision?: string | null;
+            /**
+             * Gap
+             * @description Relative gap between incumbent and bound.
+             */
+            gap?: number | null;
+            /**
+             * Incumbent
+             * @description Best objective found so far.
+             */
+            incumbent?: number | null;
+            /** Job Id */
+            job_id: string;
+            /**
+             * Message
+             * @default
+             */
+            message?: string;
+            /** Offers */
+            offers?: number | null;
+            /** Percent */
+            percent?: number | null;
+            /** Phase */
+            phase: string;
+            /**
+             * Seq
+             * @description Per-job sequence number, from 1 without gaps.
+             */
+            seq: number;
+            /**
+             * Ts
+             * @description When the event was stored (ISO 8601, UTC).
+             */
+            ts: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "progress";
+        } & {
+            [key: string]: unknown;
+        };
         /** ProviderOut */
         ProviderOut: {
             /** Consecutive Failures */
@@ -1317,13 +1628,19 @@ export interface components {
              */
             state: string;
         };
-        /** QuickOptimizeRequest */
+        /**
+         * QuickOptimizeRequest
+         * @description The shortest question, as the original quick-start asks it: N GPUs of one type, one workload.
+         */
         QuickOptimizeRequest: {
             /** Budget Per Hour */
             budget_per_hour?: number | null;
             /** Gpu Count */
             gpu_count: number;
-            /** Gpu Type */
+            /**
+             * Gpu Type
+             * @description A GPU name as people type it: 'a100' (every A100), 'H100 SXM', 'A100 80GB', 'H100:8' (8 GPUs per node).
+             */
             gpu_type: string;
             /**
              * Spot Tolerant
@@ -1366,6 +1683,7 @@ export interface components {
             expected_interruptions_per_hour?: number;
             /**
              * Largest Provider Share
+             * @description Largest usable GPUs at one provider over the GPUs the fleet needs (as the cap counts).
              * @default 0
              */
             largest_provider_share?: number;
@@ -1376,13 +1694,29 @@ export interface components {
              * Baseline
              * @enum {string}
              */
-            baseline: "single_provider_on_demand" | "greedy_cheapest";
+            baseline: "single_provider_on_demand" | "greedy_cheapest" | "skypilot_rule";
             /** Baseline Cost Per Hour */
             baseline_cost_per_hour: number | null;
+            /**
+             * Honours Constraints
+             * @description True when the baseline's plan meets every hard constraint of the problem (checked by optimizer.validate); None when it has no plan.
+             */
+            honours_constraints?: boolean | null;
+            /**
+             * Note
+             * @description Why there is no plan, or what the baseline's rule is.
+             * @default
+             */
+            note?: string;
             /** Savings Pct */
             savings_pct: number | null;
             /** Savings Per Hour */
             savings_per_hour: number | null;
+            /**
+             * Violated
+             * @description Constraints the baseline's plan breaks.
+             */
+            violated?: string[];
         };
         /** SeriesOut */
         SeriesOut: {
@@ -1468,6 +1802,48 @@ export interface components {
              * @default 0
              */
             variables?: number;
+        };
+        /**
+         * StatusEvent
+         * @description A change of the job's status; the one with ``terminal: true`` is the job's last event.
+         */
+        StatusEvent: {
+            /**
+             * Attempt
+             * @description The attempt that ended, on a retry.
+             */
+            attempt?: number | null;
+            /** Job Id */
+            job_id: string;
+            /**
+             * Message
+             * @default
+             */
+            message?: string;
+            /**
+             * Seq
+             * @description Per-job sequence number, from 1 without gaps.
+             */
+            seq: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "queued" | "running" | "finished" | "infeasible" | "failed" | "canceled";
+            /** Terminal */
+            terminal: boolean;
+            /**
+             * Ts
+             * @description When the event was stored (ISO 8601, UTC).
+             */
+            ts: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "status";
+        } & {
+            [key: string]: unknown;
         };
         /** TokensOut */
         TokensOut: {
@@ -1650,6 +2026,11 @@ export interface components {
             /** Denied Regions */
             denied_regions?: string[];
             /**
+             * Elastic
+             * @description True when the workload may be split across several placements (independent replicas, shards). None: by type, inference services are elastic (replicas), training and batch jobs are not.
+             */
+            elastic?: boolean | null;
+            /**
              * Gpus Max
              * @description Useful upper bound.
              */
@@ -1679,6 +2060,13 @@ export interface components {
             performance?: {
                 [key: string]: number;
             } | null;
+            /**
+             * Placement
+             * @description Where the workload's nodes must sit together: 'same_region' (one provider, seller, region and spot/on-demand kind), 'same_zone' (also one zone; an offer without a zone only with itself), 'any' (no co-location).
+             * @default same_region
+             * @enum {string}
+             */
+            placement?: "same_zone" | "same_region" | "any";
             /**
              * Priority
              * @default 1
@@ -2254,6 +2642,43 @@ export interface operations {
             };
         };
     };
+    list_gpus: {
+        parameters: {
+            query?: {
+                /** @description Only the models these names mean ('a100', 'H100', 'A100 80GB'). */
+                gpu_type?: string[];
+                /** @description Also models no current offer has. */
+                all?: boolean;
+            };
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["GpuList"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     health: {
         parameters: {
             query?: never;
@@ -2401,9 +2826,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        [key: string]: unknown;
-                    }[];
+                    "application/json": (components["schemas"]["StatusEvent"] | components["schemas"]["ProgressEvent"])[];
                 };
             };
             /** @description Validation Error */
@@ -2440,7 +2863,9 @@ export interface operations {
     list_offers: {
         parameters: {
             query?: {
+                /** @description Provider key, or one seller of a marketplace as 'provider:seller'. */
                 provider?: string[];
+                /** @description GPU name as people type it: 'a100', 'H100', 'A100 80GB', 'H100:8'. */
                 gpu_type?: string[];
                 region?: string[];
                 min_vram_gb?: number | null;
@@ -2475,7 +2900,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Page_OfferOut_"];
+                    "application/json": components["schemas"]["OfferPage"];
                 };
             };
             /** @description Validation Error */
@@ -2530,17 +2955,17 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Retry-safe key: one job per key and body. */
-                "Idempotency-Key"?: string | null;
                 authorization?: string | null;
                 "x-api-key"?: string | null;
+                /** @description Retry-safe key: one job per key and body. */
+                "Idempotency-Key"?: string | null;
             };
             path?: never;
             cookie?: never;
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["OptimizeRequest"];
+                "application/json": components["schemas"]["OptimizeRequest"] | components["schemas"]["OriginalOptimizeRequest"];
             };
         };
         responses: {
@@ -2568,10 +2993,10 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Retry-safe key: one job per key and body. */
-                "Idempotency-Key"?: string | null;
                 authorization?: string | null;
                 "x-api-key"?: string | null;
+                /** @description Retry-safe key: one job per key and body. */
+                "Idempotency-Key"?: string | null;
             };
             path?: never;
             cookie?: never;
@@ -2846,10 +3271,10 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Retry-safe key: one job per key and body. */
-                "Idempotency-Key"?: string | null;
                 authorization?: string | null;
                 "x-api-key"?: string | null;
+                /** @description Retry-safe key: one job per key and body. */
+                "Idempotency-Key"?: string | null;
             };
             path: {
                 policy_id: string;

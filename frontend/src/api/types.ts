@@ -1,6 +1,6 @@
 /**
- * Names for the generated OpenAPI types, plus the two shapes the OpenAPI document cannot describe:
- * the optimization result (stored as an open JSON object by the API) and WebSocket job events.
+ * Names for the generated OpenAPI types (job events included), plus the one shape the OpenAPI
+ * document cannot describe: the optimization result (stored as an open JSON object by the API).
  */
 import type { components } from "./schema";
 
@@ -99,31 +99,7 @@ export function resultOf(opt: Optimization): OptimizationResult | null {
   return (opt.result ?? null) as OptimizationResult | null;
 }
 
-interface EventBase {
-  job_id: string;
-  seq: number;
-  ts: string;
-  message?: string;
-}
-
-/** A solver or job progress report (cloudarb.jobs.runtime.JobContext.progress). */
-export interface ProgressEvent extends EventBase {
-  type: "progress";
-  phase: string;
-  percent: number | null;
-  incumbent?: number;
-  bound?: number;
-  gap?: number;
-  offers?: number;
-  decision?: string;
-}
-
-/** A job status change; the one with ``terminal: true`` is the last event of a job. */
-export interface StatusEvent extends EventBase {
-  type: "status";
-  status: JobStatus;
-  terminal: boolean;
-  attempt?: number;
-}
-
+/** A job's events, as the server's typed models (cloudarb.jobs.events), generated from OpenAPI. */
+export type ProgressEvent = Schemas["ProgressEvent"];
+export type StatusEvent = Schemas["StatusEvent"];
 export type JobEvent = ProgressEvent | StatusEvent;
