@@ -37,6 +37,14 @@ class Settings(BaseSettings):
     job_max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
     job_heartbeat_s: Annotated[float, Field(gt=0)] = 5.0
     job_stale_after_s: Annotated[float, Field(gt=0)] = 60.0
+    job_lost_after_s: Annotated[float, Field(
+        gt=0, description="CLOUDARB_JOB_LOST_AFTER_S: a job queued this long that its queue does not hold "
+        "(Redis restarted empty, broker down at submit, RQ failed it before it started) is queued again.",
+    )] = 30.0
+    job_queued_max_s: Annotated[float, Field(
+        gt=0, description="CLOUDARB_JOB_QUEUED_MAX_S: a job still queued this long after it was queued "
+        "fails with the reason, so nothing accepted waits forever.",
+    )] = 6 * 3600.0
     embedded_workers: Annotated[int, Field(ge=1, le=32)] = 2
     solve_time_limit_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
     scheduler_tick_s: Annotated[float, Field(gt=0)] = 5.0

@@ -11,10 +11,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from cloudarb.config import get_settings
 from cloudarb.context import Context, build_context
 from cloudarb.jobs import runtime
+
+if TYPE_CHECKING:
+    from cloudarb.jobs.queue import RQQueue
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +96,12 @@ def preload(ctx: Context) -> dict[str, float]:
 
 def run(*, burst: bool = False, scheduler: bool = True) -> None:
     """Preload, reap what a previous worker left running, start the scheduler thread, then consume
-    the queue (a work horse forked per job, with everything preloaded)."""
-    from rq import Worker
+    the queue (a work horse forked per job, with everything preloaded).
 
+    A broker outage never ends the process: RQ's loop quits on a Redis error, so it is started again
+    with back-off (``consume``), while the scheduler thread (reaper, refreshes, policies) keeps
+    ticking and logs its own failures. Only a stop request (SIGTERM, SIGINT) or ``burst`` ends it."""
     from cloudarb.jobs.queue import RQQueue
-    from cloudarb.jobs.runtime import reap_stale
     from cloudarb.scheduler import Scheduler
 
     ctx = process_context()
@@ -104,12 +109,45 @@ def run(*, burst: bool = False, scheduler: bool = True) -> None:
     if not isinstance(queue, RQQueue):
         raise RuntimeError("the worker needs the Redis queue (set CLOUDARB_REDIS_URL)")
     log.info("worker preloaded", extra={"seconds": preload(ctx)})
-    reap_stale(ctx)
     sched = Scheduler(ctx) if scheduler else None
     if sched is not None:
-        sched.start()
+        sched.start()  # its first tick reaps what a previous worker left running
     try:
-        Worker([queue.queue], connection=queue.redis).work(burst=burst, with_scheduler=True)
+        consume(queue, burst=burst)
     finally:
         if sched is not None:
             sched.stop()
+
+
+def consume(queue: RQQueue, *, burst: bool = False, max_backoff_s: float = 30.0) -> None:
+    """Run RQ's worker loop until it is asked to stop; after a Redis failure, wait and start again.
+
+    Back-off doubles from 0.5 s to ``max_backoff_s`` while the broker stays down and resets after a
+    loop that ran a job or lived a minute."""
+    from rq import Worker
+    from rq.exceptions import StopRequested
+
+    delay = 0.5
+    stop = threading.Event()
+    while True:
+        started = time.monotonic()
+        worker: Worker | None = None
+        try:
+            worker = Worker([queue.queue], connection=queue.redis)
+            worker.work(burst=burst, with_scheduler=True)
+        except StopRequested:
+            return
+        except Exception:
+            log.warning("worker loop failed; starting again", exc_info=True)
+        if burst or (worker is not None and worker._stop_requested):
+            return
+        if time.monotonic() - started > 60:
+            delay = 0.5
+        log.warning("the queue's broker is unavailable; retrying", extra={"retry_in_s": delay})
+        try:
+            stop.wait(delay)
+        except StopRequested:  # RQ's signal handler, still installed, asks the loop to end
+            return
+        if worker is not None and worker._stop_requested:
+            return
+        delay = min(max_backoff_s, delay * 2)

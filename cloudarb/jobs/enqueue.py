@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cloudarb.jobs import store
-from cloudarb.jobs.errors import QueueUnavailable
 from cloudarb.jobs.runtime import broadcast, move, status_payload
 from cloudarb.storage import audit
 
@@ -89,14 +88,18 @@ def enqueue(
 
 
 def start(ctx: Context, job: JobRun, queued_event: dict[str, Any]) -> JobRun:
-    """Broadcast a new job's stored 'queued' event and enqueue it; a queue failure fails the job."""
+    """Broadcast a new job's stored 'queued' event and enqueue it.
+
+    The job is already accepted (its rows committed), so a broker that is down now does not fail it:
+    the job stays ``queued`` and the reaper (``runtime.reap_waiting``) enqueues it once the queue
+    answers again, or fails it with the reason after ``job_queued_max_s``. The caller still gets
+    its 202 and the job's id to follow."""
     broadcast(ctx, job.id, queued_event)
     try:
         ctx.queue.enqueue(job.id, job.function)
-    except Exception as exc:
-        move(ctx, job.id, to="failed", when=("queued",), message="the job queue is unavailable",
-             error=f"queue unavailable: {exc}")
-        raise QueueUnavailable(str(exc)) from exc
+    except Exception:
+        log.warning("the job queue is unavailable; the reaper will enqueue the job", extra={"job_id": job.id},
+                    exc_info=True)
     return job
 
 

@@ -27,6 +27,11 @@ EXECUTE = "cloudarb.worker.execute"
 class JobQueue(Protocol):
     def enqueue(self, job_id: str, function: str, *, delay_s: float = 0.0, attempt: int = 1) -> None: ...
 
+    def pending(self, job_id: str, attempt: int) -> bool:
+        """Whether this queue still holds the attempt (waiting, scheduled or started); the reaper
+        re-enqueues a ``queued`` job whose attempt it does not hold."""
+        ...
+
     def stop(self, job_id: str) -> None:
         """Hard-stop a running job where the backend can (cooperative cancel always applies)."""
         ...
@@ -43,34 +48,45 @@ class InProcessQueue:
         self._ctx = ctx
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cloudarb-job")
         self._pending = 0
+        self._held: dict[str, int] = {}
         self._lock = threading.Lock()
         self._timers: set[threading.Timer] = set()
         self._closed = False
 
     def enqueue(self, job_id: str, function: str, *, delay_s: float = 0.0, attempt: int = 1) -> None:
+        with self._lock:
+            self._held[job_id] = attempt
         if delay_s > 0:
-            timer = threading.Timer(delay_s, self._submit, args=(job_id,))
+            timer = threading.Timer(delay_s, self._submit, args=(job_id, attempt))
             timer.daemon = True
             with self._lock:
                 self._timers.add(timer)
             timer.start()
         else:
-            self._submit(job_id)
+            self._submit(job_id, attempt)
 
-    def _submit(self, job_id: str) -> None:
+    def _submit(self, job_id: str, attempt: int) -> None:
         if self._closed:
             return
         with self._lock:
             self._pending += 1
-        self._pool.submit(self._run, job_id)
+        self._pool.submit(self._run, job_id, attempt)
 
-    def _run(self, job_id: str) -> None:
+    def _run(self, job_id: str, attempt: int) -> None:
         with self._lock:
             self._pending -= 1
         try:
             execute(job_id, self._ctx)
         except Exception:
             log.exception("embedded job crashed", extra={"job_id": job_id})
+        finally:
+            with self._lock:
+                if self._held.get(job_id) == attempt:
+                    del self._held[job_id]
+
+    def pending(self, job_id: str, attempt: int) -> bool:
+        with self._lock:
+            return self._held.get(job_id) == attempt
 
     def stop(self, job_id: str) -> None:
         return None
@@ -111,10 +127,32 @@ class RQQueue:
             "description": f"{function}({job_id}) attempt {attempt}",
             "meta": {"cloudarb_job_id": job_id},
         }
+        self._forget(self.rq_id(job_id, attempt))
         if delay_s > 0:
             self.queue.enqueue_in(timedelta(seconds=delay_s), EXECUTE, job_id, **kwargs)
         else:
             self.queue.enqueue(EXECUTE, job_id, **kwargs)
+
+    def pending(self, job_id: str, attempt: int) -> bool:
+        from rq.exceptions import NoSuchJobError
+        from rq.job import Job, JobStatus
+
+        try:
+            job = Job.fetch(self.rq_id(job_id, attempt), connection=self.redis)
+        except NoSuchJobError:
+            return False
+        return job.get_status(refresh=False) in (
+            JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED, JobStatus.STARTED)
+
+    def _forget(self, rq_id: str) -> None:
+        """Delete a finished or failed RQ job of this id, so the same attempt can be queued again."""
+        from rq.exceptions import NoSuchJobError
+        from rq.job import Job
+
+        try:
+            Job.fetch(rq_id, connection=self.redis).delete()
+        except NoSuchJobError:
+            return
 
     def stop(self, job_id: str) -> None:
         from rq.command import send_stop_job_command

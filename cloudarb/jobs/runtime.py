@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import OperationalError
 
+from cloudarb.db.types import utcnow
 from cloudarb.jobs import store
 from cloudarb.jobs.errors import JobCanceled, JobInputError, JobTimedOut, TransientJobError
 from cloudarb.jobs.store import TERMINAL_STATUSES
@@ -196,7 +197,14 @@ def _retry(ctx: Context, job: JobRun, reason: str) -> str:
 
 
 def reap_stale(ctx: Context) -> int:
-    """Retry or fail jobs whose worker stopped sending heartbeats; returns how many were handled."""
+    """Bring every unfinished job back on a path to a terminal status; returns how many were handled.
+
+    Two kinds of job can be forgotten: a ``running`` one whose worker stopped sending heartbeats
+    (retried or failed), and a ``queued`` one that no queue will ever run (``reap_waiting``)."""
+    return _reap_running(ctx) + reap_waiting(ctx)
+
+
+def _reap_running(ctx: Context) -> int:
     older = timedelta(seconds=ctx.settings.job_stale_after_s)
     with ctx.db.session() as session:
         stale = list(store.stale_running(session, older_than=older))
@@ -210,3 +218,35 @@ def reap_stale(ctx: Context) -> int:
             final = "canceled" if job.cancel_requested else "failed"
             move(ctx, job.id, to=final, when=("running",), message=reason, error=reason)
     return len(stale)
+
+
+def reap_waiting(ctx: Context) -> int:
+    """Re-enqueue ``queued`` jobs that their queue no longer holds, and fail those queued too long.
+
+    A job row can say ``queued`` while no queue will run it: Redis restarted without its data, the
+    broker was down when the job was submitted (the submit keeps the job and leaves its enqueue to this
+    pass), or RQ filed the attempt as failed before the job's first database write succeeded. Each is
+    put back on the queue under the same attempt; a job still queued ``job_queued_max_s`` after it
+    was queued fails with the reason, so nothing accepted waits forever."""
+    s = ctx.settings
+    with ctx.db.session() as session:
+        waiting = list(store.waiting_jobs(session, older_than=timedelta(seconds=s.job_lost_after_s)))
+    handled = 0
+    limit = timedelta(seconds=s.job_queued_max_s)
+    for job in waiting:
+        if job.cancel_requested:
+            handled += move(ctx, job.id, to="canceled", when=("queued",), message="canceled before it started")
+            continue
+        if utcnow() - store.queued_since(job) > limit:
+            reason = f"not started within {s.job_queued_max_s:.0f}s of being queued"
+            handled += move(ctx, job.id, to="failed", when=("queued",), message=reason, error=reason)
+            continue
+        attempt = job.attempts + 1
+        if ctx.queue.pending(job.id, attempt):
+            continue
+        log.warning("re-enqueueing a queued job its queue does not hold", extra={"job_id": job.id})
+        ctx.queue.enqueue(job.id, job.function, attempt=attempt)
+        publish(ctx, job.id, "progress", {"phase": "requeued", "percent": None,
+                                          "message": "the job queue had lost this job; queued it again"})
+        handled += 1
+    return handled

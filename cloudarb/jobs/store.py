@@ -73,6 +73,8 @@ def transition(
     values: dict[str, Any] = {"status": to}
     if to == "running":
         values.update(started_at=now, heartbeat_at=now, attempts=JobRun.attempts + 1, worker=worker)
+    if to == "queued":
+        values["heartbeat_at"] = now  # back on the queue: the reaper measures its wait from here
     if to in TERMINAL_STATUSES:
         values["finished_at"] = now
     if error is not None:
@@ -110,6 +112,20 @@ def stale_running(session: Session, *, older_than: timedelta) -> Sequence[JobRun
     return session.scalars(
         select(JobRun).where(JobRun.status == "running", JobRun.heartbeat_at < cutoff)
     ).all()
+
+
+def waiting_jobs(session: Session, *, older_than: timedelta, limit: int = 500) -> Sequence[JobRun]:
+    """Jobs ``queued`` for longer than ``older_than``: since they were created, or since their last
+    heartbeat for a job put back after a failed attempt (the moment it went back to the queue)."""
+    cutoff: datetime = utcnow() - older_than
+    since = func.coalesce(JobRun.heartbeat_at, JobRun.created_at)
+    return session.scalars(
+        select(JobRun).where(JobRun.status == "queued", since < cutoff).order_by(since).limit(limit)
+    ).all()
+
+
+def queued_since(job: JobRun) -> datetime:
+    return job.heartbeat_at or job.created_at
 
 
 def append_event(session: Session, job_id: str, event_type: str, payload: dict[str, Any]) -> dict[str, Any]:
