@@ -1,4 +1,9 @@
-"""Commands: serve, worker, scheduler, optimize, offers, jobs, db, admin."""
+"""Commands: serve, worker, scheduler, optimize, schema, offers, gpus, catalog, jobs, db, admin.
+
+Every error the application raises on purpose (``cloudarb.errors.CloudArbError``: an unknown GPU
+name, a bad catalog file...) is printed as one line on stderr with exit status 1, never a traceback.
+``cloudarb optimize`` exits 3 when the fleet is infeasible.
+"""
 
 from __future__ import annotations
 
@@ -12,24 +17,57 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from cloudarb.cli import catalog
+from cloudarb.cli.options import JsonOpt, KeyOpt, ServerOpt, fail
 from cloudarb.cli.render import console, err_console
 
-app = typer.Typer(help="CloudArb: GPU-compute cost optimizer.", no_args_is_help=True, pretty_exceptions_enable=False)
+INFEASIBLE_EXIT = 3
+"""Exit status of `cloudarb optimize` when no plan meets the constraints (1 = failed, 0 = a plan)."""
+
+
+class _App(typer.Typer):
+    """The command group; an application error becomes a one-line message and exit status 1."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from cloudarb.errors import CloudArbError
+
+        try:
+            return super().__call__(*args, **kwargs)
+        except CloudArbError as exc:
+            err_console.print(f"[red]error:[/red] {exc.message}", markup=True, highlight=False)
+            raise SystemExit(1) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            console.print(f"cloudarb {version('cloudarb')}")
+        except PackageNotFoundError:
+            console.print("cloudarb (not installed)")
+        raise typer.Exit()
+
+
+app = _App(help="CloudArb: GPU-compute cost optimizer.", no_args_is_help=True, pretty_exceptions_enable=False)
 db_app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 jobs_app = typer.Typer(help="Jobs on a CloudArb server.", no_args_is_help=True)
 admin_app = typer.Typer(help="Organizations, first admin, API keys.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(admin_app, name="admin")
-
-ServerOpt = Annotated[str | None, typer.Option("--server", envvar="CLOUDARB_SERVER", help="API base URL.")]
-KeyOpt = Annotated[str | None, typer.Option("--api-key", envvar="CLOUDARB_API_KEY", help="API key for --server.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+app.add_typer(catalog.catalog_app, name="catalog")
+app.command("gpus")(catalog.gpus)
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """CloudArb: GPU-compute cost optimizer."""
+
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -90,30 +128,67 @@ def run_scheduler() -> None:
     sched.join()
 
 
-def _load_request(path: Path) -> Any:
-    from cloudarb.schemas import OptimizeRequest
-
+def _read_data(path: Path) -> Any:
+    """A request file's data: JSON for .json, YAML for .yaml/.yml, else whichever parses."""
     try:
-        data = json.loads(path.read_text())
+        text = path.read_text()
     except OSError as exc:
         raise fail(f"cannot read {path}: {exc.strerror}") from exc
+    suffix = path.suffix.lower()
+    if suffix != ".json":
+        import yaml
+
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            if suffix in (".yaml", ".yml"):
+                raise fail(f"{path} is not valid YAML: {exc}") from exc
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise fail(f"{path} is not valid JSON: {exc}") from exc
+
+
+def _load_request(path: Path) -> Any:
+    """A request file (JSON or YAML; today's shape or the original API's) as an ``OptimizeRequest``
+    with GPU names resolved through the identity table."""
+    from pydantic import TypeAdapter
+
+    from cloudarb.gpu_names import resolve_workloads
+    from cloudarb.optimize.original import AnyOptimizeRequest, to_current
+
+    data = _read_data(path)
     try:
-        return OptimizeRequest.model_validate(data)
+        request = to_current(TypeAdapter(AnyOptimizeRequest).validate_python(data))
     except ValidationError as exc:
         raise fail(f"{path}: {_validation_message(exc)}") from exc
+    return request.model_copy(update={"workloads": resolve_workloads(request.workloads)})
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of an optimization request (for editors: YAML and JSON request files)."""
+    from pydantic import TypeAdapter
+
+    from cloudarb.optimize.original import AnyOptimizeRequest
+
+    document = TypeAdapter(AnyOptimizeRequest).json_schema()
+    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    document["title"] = "CloudArb optimization request"
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")
 
 
 @app.command()
 def optimize(
-    file: Annotated[Path, typer.Argument(help="JSON optimization request (see examples/).")],
+    file: Annotated[Path, typer.Argument(help="Optimization request, JSON or YAML (see examples/, `cloudarb schema`).")],
     server: ServerOpt = None,
     api_key: KeyOpt = None,
     time_limit: Annotated[float | None, typer.Option(help="Solver time limit, seconds.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Optimize a fleet: in this process by default, or on a server with --server."""
+    """Optimize a fleet: in this process by default, or on a server with --server.
+
+    Exit status: 0 with a plan, 3 when no plan meets the constraints, 1 when the job failed."""
     from cloudarb.cli import render
     from cloudarb.cli.progress import JobProgress
 
@@ -144,14 +219,18 @@ def optimize(
         console.print_json(json.dumps({"optimization": opt, "allocations": lines}))
     else:
         render.result(opt, lines)
-    if opt["status"] not in ("finished", "infeasible"):
+    if opt["status"] == "infeasible":
+        raise typer.Exit(INFEASIBLE_EXIT)
+    if opt["status"] != "finished":
         raise typer.Exit(1)
 
 
 @app.command()
 def offers(
-    provider: Annotated[list[str] | None, typer.Option("--provider", "-p", help="Provider key (repeatable).")] = None,
-    gpu: Annotated[list[str] | None, typer.Option("--gpu", "-g", help="Canonical GPU model (repeatable).")] = None,
+    provider: Annotated[list[str] | None, typer.Option(
+        "--provider", "-p", help="Provider key, or 'provider:seller' for one seller of a marketplace (repeatable).")] = None,
+    gpu: Annotated[list[str] | None, typer.Option(
+        "--gpu", "-g", help="GPU name: 'a100', 'H100', 'A100 80GB', 'H100:8' (repeatable; `cloudarb gpus` lists them).")] = None,
     region: Annotated[list[str] | None, typer.Option("--region", help="Region (repeatable).")] = None,
     min_vram: Annotated[float | None, typer.Option(help="Minimum VRAM per GPU, GB.")] = None,
     max_price: Annotated[float | None, typer.Option(help="Maximum USD per GPU-hour.")] = None,
@@ -187,54 +266,70 @@ def offers(
         console.print_json(json.dumps(page))
     else:
         console.print(render.offers_table(page["items"], page["total"]))
+        render.stale_warning(page.get("stale_prices"))
 
 
 def _local_offers(params: dict[str, Any]) -> dict[str, Any]:
     from datetime import UTC, datetime
 
-    from cloudarb.api.routes.offers import offer_page
+    from cloudarb.api.routes.offers import offer_filter, offer_page
     from cloudarb.storage import offers as offer_store
 
+    f = offer_filter(
+        provider=params["provider"], gpu_type=params["gpu_type"],
+        regions=params["region"], min_vram_gb=params.get("min_vram_gb"),
+        max_price_per_gpu_hour=params.get("max_price_per_gpu"), spot=params.get("spot"),
+    )
     ctx = _context()
     try:
-        f = offer_store.OfferFilter(
-            providers=[p.lower() for p in params["provider"]], gpu_models=params["gpu_type"],
-            regions=params["region"], min_vram_gb=params.get("min_vram_gb"),
-            max_price_per_gpu_hour=params.get("max_price_per_gpu"), spot=params.get("spot"),
-        )
         with ctx.db.session() as session:
             rows, total = offer_store.list_offers(session, filters=f, sort=params["sort"], limit=params["limit"])
-            page = offer_page(rows, total, limit=params["limit"], offset=0, now=datetime.now(UTC))
+            page = offer_page(rows, total, limit=params["limit"], offset=0, now=datetime.now(UTC),
+                              newest=offer_store.newest_observation(session),
+                              stale_after_s=ctx.settings.price_stale_after_s)
     finally:
         ctx.close()
     return page.model_dump(mode="json")
 
 
+def _revision(url: str, as_json: bool) -> None:
+    from cloudarb.db import migrate
+
+    revision = migrate.current(url)
+    if as_json:
+        console.print_json(json.dumps({"revision": revision}))
+    else:
+        console.print(f"database at revision {revision}")
+
+
 @db_app.command("upgrade")
-def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head", as_json: JsonOpt = False) -> None:
     """Apply migrations up to REVISION (default: the newest)."""
     from cloudarb.config import get_settings
     from cloudarb.db import migrate
 
     url = get_settings().database_url
     migrate.upgrade(url, revision)
-    console.print(f"database at revision {migrate.current(url)}")
+    _revision(url, as_json)
 
 
 @db_app.command("downgrade")
-def db_downgrade(revision: Annotated[str, typer.Argument()]) -> None:
+def db_downgrade(revision: Annotated[str, typer.Argument()], as_json: JsonOpt = False) -> None:
     """Revert migrations down to REVISION ('base' removes every table)."""
     from cloudarb.config import get_settings
     from cloudarb.db import migrate
 
     url = get_settings().database_url
     migrate.downgrade(url, revision)
-    console.print(f"database at revision {migrate.current(url)}")
+    _revision(url, as_json)
 
 
 @db_app.command("seed")
-def db_seed(force: Annotated[bool, typer.Option(help="Load even if offers exist.")] = False) -> None:
-    """Load the bundled real price snapshot into the configured database."""
+def db_seed(
+    force: Annotated[bool, typer.Option(help="Load even if offers exist.")] = False, as_json: JsonOpt = False
+) -> None:
+    """Load the bundled real price snapshot into the configured database (the checked path of
+    `cloudarb catalog import`)."""
     from cloudarb.bootstrap import seed_snapshot
     from cloudarb.config import get_settings
     from cloudarb.context import build_context
@@ -244,7 +339,10 @@ def db_seed(force: Annotated[bool, typer.Option(help="Load even if offers exist.
         n = seed_snapshot(ctx, force=force)
     finally:
         ctx.close()
-    console.print(f"loaded {n} quotes" if n else "offers already present; nothing loaded (use --force)")
+    if as_json:
+        console.print_json(json.dumps({"stored": n}))
+    else:
+        console.print(f"loaded {n} quotes" if n else "offers already present; nothing loaded (use --force)")
 
 
 def _client(server: str | None, api_key: str | None) -> Any:
@@ -286,10 +384,13 @@ def jobs_show(job_id: str, server: ServerOpt = None, api_key: KeyOpt = None) -> 
 
 
 @jobs_app.command("cancel")
-def jobs_cancel(job_id: str, server: ServerOpt = None, api_key: KeyOpt = None) -> None:
+def jobs_cancel(job_id: str, server: ServerOpt = None, api_key: KeyOpt = None, as_json: JsonOpt = False) -> None:
     """Cancel a queued or running job."""
     job = _remote(lambda: _client(server, api_key).request("DELETE", f"/jobs/{job_id}"))
-    console.print(f"job {job['id']}: {job['status']}")
+    if as_json:
+        console.print_json(json.dumps(job))
+    else:
+        console.print(f"job {job['id']}: {job['status']}")
 
 
 @jobs_app.command("watch")

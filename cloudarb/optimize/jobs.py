@@ -5,7 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from cloudarb.db.types import utcnow
 from cloudarb.forecasts.feed import load_feed
+from cloudarb.ingest.stale import stale_prices
 from cloudarb.jobs.errors import JobInputError
 from cloudarb.jobs.runtime import JobContext
 from cloudarb.optimize import store as opt_store
@@ -62,9 +64,11 @@ def solve_request(
 def body(jc: JobContext) -> str:
     req = load_request(jc)
     solution, considered, as_of = solve_request(jc, req)
+    stale = stale_prices(as_of, now=utcnow(), max_age_s=jc.ctx.settings.price_stale_after_s)  # type: ignore[arg-type]
     with jc.ctx.db.session() as session:
         opt_store.store_solution(
-            session, optimization_id=jc.target_id, solution=solution, offers_considered=considered, prices_as_of=as_of
+            session, optimization_id=jc.target_id, solution=solution, offers_considered=considered, prices_as_of=as_of,
+            extra={"stale_prices": stale} if stale else None,
         )
     return finish(jc, solution)
 
