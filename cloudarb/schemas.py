@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from cloudarb.gpu_names import select
 from optimizer.schemas import (
@@ -26,8 +26,36 @@ JobStatus = Literal["queued", "running", "finished", "infeasible", "failed", "ca
 Name = Annotated[str, Field(max_length=200)]
 
 
+# Constrained input types shared by every request model: PostgreSQL refuses NUL in text and
+# non-finite numbers in JSONB, and dates outside 1970-2200 overflow on conversion, so such input is
+# a 422 naming the field, never a 500 from the database. (``cloudarb.api.guard`` also checks every
+# JSON body and query string for NUL, non-finite numbers and integers out of range.)
+MIN_DATE = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_DATE = datetime(2200, 1, 1, tzinfo=UTC)
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _bounded_date(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("needs a time zone (e.g. 2026-07-01T13:00:00Z)")
+    if not MIN_DATE <= value <= MAX_DATE:
+        raise ValueError(f"must lie between {MIN_DATE:%Y-%m-%d} and {MAX_DATE:%Y-%m-%d}")
+    return value
+
+
+SafeStr = Annotated[str, AfterValidator(_no_nul)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+BoundedDatetime = Annotated[datetime, AfterValidator(_bounded_date)]
+Int32 = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+
+
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Constraints(_In):
@@ -45,8 +73,8 @@ class OfferScope(_In):
 
     providers: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(default_factory=list, max_length=50)
     regions: list[Annotated[str, Field(min_length=1, max_length=120)]] = Field(default_factory=list, max_length=500)
-    max_age_s: Annotated[int, Field(ge=1)] | None = Field(
-        default=None, description="Ignore offers whose price is older than this (seconds)."
+    max_age_s: Annotated[int, Field(ge=1, le=10 * 366 * 86400)] | None = Field(
+        default=None, description="Ignore offers whose price is older than this (seconds, at most ten years)."
     )
     include_spot: bool = True
     fresh_only: bool = Field(
