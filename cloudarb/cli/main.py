@@ -276,7 +276,7 @@ def _local_offers(params: dict[str, Any]) -> dict[str, Any]:
     from cloudarb.storage import offers as offer_store
 
     f = offer_filter(
-        provider=params["provider"], gpu_type=params["gpu_type"],
+        provider=params["provider"], gpu_type=params["gpu_type"], field="--gpu",
         regions=params["region"], min_vram_gb=params.get("min_vram_gb"),
         max_price_per_gpu_hour=params.get("max_price_per_gpu"), spot=params.get("spot"),
     )

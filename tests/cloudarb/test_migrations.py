@@ -148,3 +148,41 @@ def test_series_ids_migration_on_postgres(pg_url: str) -> None:
     finally:
         engine.dispose()
     series_ids_roundtrip(pg_url)
+
+
+def seller_roundtrip(url: str) -> None:
+    """0007 adds the seller columns and renames legacy GPU names; downgrade drops and renames back."""
+    migrate.upgrade(url, "0006")
+    engine = create_engine(url)
+    insert = text("INSERT INTO offers (offer_key, provider, region, zone, instance_type, gpu_model, gpu_model_raw, "
+                  "gpu_model_known, gpu_count, vram_gb, spot, price_per_hour, price_per_gpu_hour, capacity, "
+                  "observed_at, first_seen_at) VALUES (:k, 'gcp', 'r', '', 'i', :m, '', true, 1, 40, false, 1, 1, "
+                  "'unknown', '2026-01-01 00:00:00', '2026-01-01 00:00:00')")
+    models = "SELECT offer_key, gpu_model FROM offers ORDER BY 1"
+    try:
+        with engine.begin() as conn:
+            for key, model in (("a", "A100 40GB"), ("b", "V100"), ("c", "H100 SXM")):
+                conn.execute(insert, {"k": key, "m": model})
+        migrate.upgrade(url, "0007")
+        with engine.connect() as conn:
+            assert conn.execute(text(models)).all() == [("a", "A100 40GB SXM"), ("b", "V100 16GB"), ("c", "H100 SXM")]
+            assert conn.execute(text("SELECT DISTINCT seller FROM offers")).all() == [("",)]
+            assert "seller" in {c["name"] for c in inspect(conn).get_columns("allocation_lines")}
+        migrate.downgrade(url, "0006")
+        with engine.connect() as conn:
+            assert conn.execute(text(models)).all() == [("a", "A100 40GB"), ("b", "V100"), ("c", "H100 SXM")]
+            assert "seller" not in {c["name"] for c in inspect(conn).get_columns("offers")}
+            assert "seller" not in {c["name"] for c in inspect(conn).get_columns("allocation_lines")}
+        migrate.upgrade(url)
+        assert migrate.current(url) == migrate.HEAD == "0007"
+    finally:
+        engine.dispose()
+
+
+def test_seller_migration_on_sqlite(tmp_path: Path) -> None:
+    seller_roundtrip(f"sqlite:///{tmp_path / 'v.db'}")
+
+
+@pytest.mark.postgres
+def test_seller_migration_on_postgres(pg_url: str) -> None:
+    seller_roundtrip(pg_url)

@@ -34,13 +34,13 @@ def offer_page(
 
 
 def offer_filter(
-    *, provider: list[str], gpu_type: list[str], min_gpus: int | None = None, **rest: Any
+    *, provider: list[str], gpu_type: list[str], min_gpus: int | None = None, field: str = "gpu_type", **rest: Any
 ) -> offer_store.OfferFilter:
     """The storage filter for names people type: GPU names resolved through the identity table
     ('a100' = every A100, 'H100:8' = 8-GPU instances of H100s), providers as 'key' or 'key:seller'."""
     gpu_models: list[str] = []
     if gpu_type:
-        chosen = select(gpu_type, field="gpu_type")
+        chosen = select(gpu_type, field=field)
         gpu_models = stored_names(chosen.models)
         if chosen.gpus_per_instance is not None:
             min_gpus = max(min_gpus or 0, chosen.gpus_per_instance)
