@@ -1096,7 +1096,7 @@ export interface components {
             include_spot?: boolean;
             /**
              * Max Age S
-             * @description Ignore offers whose price is older than this (seconds).
+             * @description Ignore offers whose price is older than this (seconds, at most ten years).
              */
             max_age_s?: number | null;
             /** Providers */

@@ -7,7 +7,8 @@ import type { components } from "./schema";
 type Schemas = components["schemas"];
 
 export type Offer = Schemas["OfferOut"];
-export type OffersPage = Schemas["Page_OfferOut_"];
+export type OffersPage = Schemas["OfferPage"];
+export type GpuList = Schemas["GpuList"];
 export type Optimization = Schemas["OptimizationOut"];
 export type OptimizationsPage = Schemas["Page_OptimizationOut_"];
 export type Allocation = Schemas["AllocationOut"];

@@ -122,6 +122,11 @@ export function OffersPage() {
         }}
       />
       <ErrorBanner message={page.error} />
+      {page.data?.stale_prices && (
+        <p className="stale-banner" role="status">
+          Stale prices: {page.data.stale_prices}
+        </p>
+      )}
       {page.data && (
         <>
           <table className="data">

@@ -83,6 +83,18 @@ describe("OffersPage", () => {
     expect(new URL(requests[0]!.url).pathname).toBe("/api/offers");
   });
 
+  it("says plainly when the newest price is old", async () => {
+    renderWith(<OffersPage />, () =>
+      json({ items: [offer(1)], total: 1, limit: 50, offset: 0, stale_prices: "the newest price is 130 days old" }));
+    expect((await screen.findByRole("status")).textContent).toContain("130 days old");
+  });
+
+  it("shows no stale-price banner for fresh prices", async () => {
+    renderWith(<OffersPage />, handler);
+    await screen.findByRole("table");
+    expect(screen.queryByText(/Stale prices/)).toBeNull();
+  });
+
   it("applies filters as repeated query parameters and resets to the first page", async () => {
     const { requests } = renderWith(<OffersPage />, handler);
     await screen.findByRole("table");
