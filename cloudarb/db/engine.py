@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,21 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+AFTER_COMMIT = "cloudarb.after_commit"
+
+
+def after_commit(session: Session, key: str, action: Callable[[], None]) -> None:
+    """Run ``action`` once the session's transaction has committed (the latest action per ``key``);
+    for work that cannot run inside the transaction, e.g. refreshing a continuous aggregate."""
+    session.info.setdefault(AFTER_COMMIT, {})[key] = action
+
+
+def pending_after_commit(session: Session, key: str) -> Callable[[], None] | None:
+    """The action registered under ``key`` in the session's open transaction, if any."""
+    pending: Callable[[], None] | None = session.info.get(AFTER_COMMIT, {}).get(key)
+    return pending
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -62,14 +78,21 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session that commits on success and rolls back on error."""
+        """A session that commits on success and rolls back on error; then runs what was registered
+        with ``after_commit`` (only after a commit)."""
         with self.sessionmaker() as session:
             try:
                 yield session
                 session.commit()
             except BaseException:
+                session.info.pop(AFTER_COMMIT, None)
                 session.rollback()
                 raise
+            for action in session.info.pop(AFTER_COMMIT, {}).values():
+                try:
+                    action()
+                except Exception:
+                    log.warning("after-commit action failed", exc_info=True)
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

@@ -88,13 +88,14 @@ def history(session: Session, q: HistoryQuery) -> list[Series]:
         return _result(q, series)
     h = PriceTickHourly
     start = q.start if q.bucket == "hour" else _day(q.start)
+    ids = series_ids(session, keys)
     rows = session.execute(
-        select(ps.offer_key, h.bucket, h.open, h.high, h.low, h.close, h.ticks)
-        .join(h, h.series_id == ps.id)
-        .where(ps.offer_key.in_(keys), h.bucket >= _hour(start), h.bucket < q.end)
-        .order_by(ps.offer_key, h.bucket)
+        select(h.series_id, h.bucket, h.open, h.high, h.low, h.close, h.ticks)
+        .where(h.series_id.in_(list(ids)), h.bucket >= _hour(start), h.bucket < q.end)
+        .order_by(h.series_id, h.bucket)
     )
-    for key, bucket, o, hi, lo, c, n in rows:
+    for sid, bucket, o, hi, lo, c, n in rows:
+        key = ids[sid]
         pts = series[key].points
         if q.bucket == "day":
             day = _day(bucket)
@@ -117,10 +118,20 @@ SELECT s.offer_key,
          '{"t":"' || to_char(h.bucket AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') || '","open":' || h.open::text
          || ',"high":' || h.high::text || ',"low":' || h.low::text || ',"close":' || h.close::text
          || ',"ticks":' || h.ticks::text || '}', ',' ORDER BY h.bucket) || ']'
-FROM price_series s JOIN price_ticks_hourly h ON h.series_id = s.id
-WHERE s.offer_key = ANY(:keys) AND h.bucket >= :start AND h.bucket < :end
+FROM price_ticks_hourly h JOIN price_series s ON s.id = h.series_id
+WHERE h.series_id = ANY(:ids) AND h.bucket >= :start AND h.bucket < :end
 GROUP BY s.offer_key
 """)
+"""The series ids are resolved first and filtered on ``price_ticks_hourly`` itself: on TimescaleDB the
+hourly table is a real-time continuous aggregate (materialized part UNION ALL recent raw ticks), and
+only a condition on its own columns reaches the materialized part's index; a join condition from
+``price_series`` made the planner aggregate every series (measured: 2.6 s against 42 ms for one offer
+over 30 days at 10M ticks)."""
+
+
+def series_ids(session: Session, offer_keys: Sequence[str]) -> dict[int, str]:
+    rows = session.execute(select(PriceSeries.id, PriceSeries.offer_key).where(PriceSeries.offer_key.in_(offer_keys)))
+    return {sid: key for sid, key in rows}
 
 
 def hourly_points_json(session: Session, q: HistoryQuery) -> tuple[list[Offer], dict[str, str]] | None:
@@ -132,9 +143,8 @@ def hourly_points_json(session: Session, q: HistoryQuery) -> tuple[list[Offer], 
     offers = list(matching_offers(session, q))
     if not offers:
         return offers, {}
-    rows = session.execute(
-        _PG_HOURLY_JSON, {"keys": [o.offer_key for o in offers], "start": _hour(q.start), "end": q.end}
-    )
+    ids = series_ids(session, [o.offer_key for o in offers])
+    rows = session.execute(_PG_HOURLY_JSON, {"ids": list(ids), "start": _hour(q.start), "end": q.end})
     points = {key: arr for key, arr in rows}
     if not q.offer_key:
         offers = [o for o in offers if o.offer_key in points]

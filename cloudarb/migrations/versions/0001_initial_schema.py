@@ -10,6 +10,8 @@ Create Date: 2026-11-22 13:24:37.678823
 
 from __future__ import annotations
 
+import logging
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
@@ -264,6 +266,16 @@ def _make_price_ticks_hypertable() -> None:
         sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
     ).first()
     if available is None:
+        return
+    installed = bind.execute(sa.text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")).first()
+    preload = str(bind.execute(sa.text("SHOW shared_preload_libraries")).scalar() or "")
+    if installed is None and "timescaledb" not in preload:
+        # CREATE EXTENSION would fail ("must be loaded via shared_preload_libraries"): keep plain tables
+        logging.getLogger("alembic.runtime.migration").warning(
+            "timescaledb is installed on this server but not in shared_preload_libraries: price_ticks "
+            "stays a plain table. To use TimescaleDB, add shared_preload_libraries = 'timescaledb' to "
+            "postgresql.conf, restart PostgreSQL and create the database anew (or migrate its data)."
+        )
         return
     op.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
     op.execute(
