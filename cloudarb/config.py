@@ -51,7 +51,18 @@ class Settings(BaseSettings):
     keep_current_threshold_pct: Annotated[float, Field(ge=0, le=100)] = 5.0
     seed_snapshot: bool = Field(default=True, description="Load the bundled price snapshot on first run.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    public_url: str = Field(default="", description="Base URL clients see (for WebSocket URLs).")
+    public_url: str = Field(
+        default="", description="CLOUDARB_PUBLIC_URL: the API's base URL as clients reach it (e.g. "
+        "https://cloudarb.example.com); WebSocket URLs are built from it, never from the request's Host "
+        "header. Unset: answers carry the WebSocket path alone (/ws/jobs/<id>), relative to the API.")
+    metrics_token: SecretStr | None = Field(
+        default=None, description="CLOUDARB_METRICS_TOKEN: bearer token of the monitoring system for "
+        "GET /metrics (an admin's key or token works too; nobody else reads it).")
+    login_attempts_per_minute: Annotated[int, Field(
+        ge=1, description="CLOUDARB_LOGIN_ATTEMPTS_PER_MINUTE: login attempts per account per minute (429 after).")] = 10
+    login_attempts_per_address_per_minute: Annotated[int, Field(
+        ge=1, description="CLOUDARB_LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE: login attempts per client address per "
+        "minute, whatever the account (429 after).")] = 60
 
     # Pricing ingestion (cloudarb.ingest). Dict settings are JSON in the environment,
     # e.g. CLOUDARB_INGEST_INTERVAL_S='{"lambda": 20}'.

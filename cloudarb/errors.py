@@ -78,6 +78,9 @@ class RateLimited(CloudArbError):
     code = "rate_limited"
 
 
+RETRY_AFTER_S = 5  # what an outage answer's Retry-After says
+
+
 class Unavailable(CloudArbError):
     """A service the request needs (database, queue, provider) is unavailable right now."""
 

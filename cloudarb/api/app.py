@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cloudarb.api import errors, metrics
-from cloudarb.api.deps import PrincipalCache
-from cloudarb.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from cloudarb.api.guard import RequestGuard
+from cloudarb.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter, make_limiter
 from cloudarb.api.routes import (
     auth,
     forecasts,
@@ -32,31 +31,33 @@ from cloudarb.security import burn_password_check
 
 log = logging.getLogger(__name__)
 
+_QUERY_SECRET = re.compile(r"((?:token|access_token|refresh_token|api_key|key)=)[^&\s\"']+", re.IGNORECASE)
 
-class BodyLimitMiddleware:
-    """Refuse a declared body over the limit with 413 before anything reads it (plain ASGI)."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
+class RedactQuerySecrets(logging.Filter):
+    """Mask credentials in URLs that the server logs (``?token=`` of old WebSocket clients)."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            for name, value in scope["headers"]:
-                if name == b"content-length":
-                    if not value.isdigit() or int(value) > self.max_bytes:
-                        body = errors.error_body(
-                            "payload_too_large", f"request body over {self.max_bytes} bytes", field="body"
-                        )
-                        await JSONResponse(body, status_code=413)(scope, receive, send)
-                        return
-                    break
-        await self.app(scope, receive, send)
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = _QUERY_SECRET.sub(r"\1[redacted]", record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_QUERY_SECRET.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                                for a in record.args)
+        return True
+
+
+def redact_server_logs() -> None:
+    """Install the filter on the server's loggers once per process."""
+    for name in ("uvicorn.access", "uvicorn.error", "uvicorn"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactQuerySecrets) for f in logger.filters):
+            logger.addFilter(RedactQuerySecrets())
 
 
 def create_app(settings: Settings | None = None, *, ctx: Context | None = None, scheduler: bool = True) -> FastAPI:
     """Build the app. Pass ``ctx`` to share a context (tests, embedded CLI); else one is built."""
     settings = settings or (ctx.settings if ctx else get_settings())
+    redact_server_logs()
     own_ctx = ctx is None
     context = ctx or build_context(settings)
 
@@ -91,10 +92,11 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None, 
         else MemoryRateLimiter(settings.rate_limit_per_minute)
     )
     app.state.rate_limiter = limiter
-    app.state.principals = PrincipalCache()
+    app.state.login_per_account = make_limiter(settings.redis_url, settings.login_attempts_per_minute)
+    app.state.login_per_address = make_limiter(settings.redis_url, settings.login_attempts_per_address_per_minute)
     errors.install(app)
 
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
     app.include_router(metrics.install(app, context))
     for module in (health, auth, offers, gpus, optimize, jobs, policies, providers, prices, forecasts):
         app.include_router(module.router)

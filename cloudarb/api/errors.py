@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cloudarb.errors import (
+    RETRY_AFTER_S,
     BadRequest,
     CloudArbError,
     Conflict,
@@ -29,7 +30,7 @@ from cloudarb.errors import (
     Unavailable,
 )
 
-__all__ = ["STATUS_CODES", "error_body", "install", "status_code"]
+__all__ = ["STATUS_CODES", "error_body", "install", "status_code", "translate"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,25 @@ STATUS_CODES: dict[type[CloudArbError], int] = {
 }
 
 
+def translate(exc: Exception) -> CloudArbError | None:
+    """A foreign error as one of ours, or None: the database or Redis unreachable is ``Unavailable``
+    (503 with Retry-After), a value the database refuses is ``InvalidInput`` (422)."""
+    import redis
+    from sqlalchemy import exc as sa
+
+    if isinstance(exc, sa.DataError):
+        return InvalidInput("a value is out of the range the database can store")
+    if isinstance(exc, (sa.OperationalError, sa.InterfaceError, sa.TimeoutError)) or (
+        isinstance(exc, sa.DBAPIError) and exc.connection_invalidated
+    ):
+        return Unavailable("the database is unavailable; retry shortly",
+                           headers={"Retry-After": str(RETRY_AFTER_S)})
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        return Unavailable("the job queue or event bus is unavailable; retry shortly",
+                           headers={"Retry-After": str(RETRY_AFTER_S)})
+    return None
+
+
 def status_code(exc: CloudArbError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS_CODES:
@@ -64,16 +84,35 @@ def _loc_to_field(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+def respond(exc: CloudArbError) -> JSONResponse:
+    code = status_code(exc)
+    if code >= 500:
+        log.error("request failed", extra={"code": exc.code, "error": exc.message})
+    return JSONResponse(
+        error_body(exc.code, exc.message, field=exc.field, details=exc.details), status_code=code,
+        headers=exc.headers,
+    )
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(CloudArbError)
     async def _app_error(_: Request, exc: CloudArbError) -> JSONResponse:
-        code = status_code(exc)
-        if code >= 500:
-            log.error("request failed", extra={"code": exc.code, "error": exc.message})
-        return JSONResponse(
-            error_body(exc.code, exc.message, field=exc.field, details=exc.details), status_code=code,
-            headers=exc.headers,
-        )
+        return respond(exc)
+
+    async def _foreign(_: Request, exc: Exception) -> JSONResponse:
+        ours = translate(exc)
+        if ours is None:
+            log.exception("unhandled error", exc_info=exc)
+            return JSONResponse(error_body("internal", "internal server error"), status_code=500)
+        if isinstance(ours, Unavailable):
+            log.warning("service unavailable", extra={"error": type(exc).__name__})
+        return respond(ours)
+
+    import redis
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    for foreign in (DBAPIError, SQLAlchemyError, redis.RedisError):
+        app.add_exception_handler(foreign, _foreign)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -3,16 +3,20 @@ storage at scrape time, so they are right whichever process ran the job)."""
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import Iterator
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cloudarb.api.deps import authenticate, credential_from
 from cloudarb.context import Context
+from cloudarb.errors import Forbidden, Unauthorized
 from cloudarb.jobs import store as job_store
 from cloudarb.optimize import store as opt_store
 
@@ -73,6 +77,25 @@ class LatencyMiddleware:
             self.histogram.labels(scope["method"], path, str(status)).observe(time.perf_counter() - start)
 
 
+def metrics_reader(
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> None:
+    """Who may scrape: a bearer of ``CLOUDARB_METRICS_TOKEN`` (the monitoring system) or an admin.
+    The figures are totals over the whole installation, never broken down by organization."""
+    ctx: Context = request.app.state.ctx
+    credential = credential_from(authorization, x_api_key)
+    if not credential:
+        raise Unauthorized("metrics need 'Authorization: Bearer <CLOUDARB_METRICS_TOKEN>' or an admin's key",
+                           headers={"WWW-Authenticate": "Bearer"})
+    token = ctx.settings.metrics_token
+    if token is not None and hmac.compare_digest(credential.encode(), token.get_secret_value().encode()):
+        return
+    if not authenticate(ctx, credential).at_least("admin"):
+        raise Forbidden("metrics need the metrics token or the 'admin' role")
+
+
 def install(app: object, ctx: Context) -> APIRouter:
     registry = CollectorRegistry()
     latency = Histogram(
@@ -90,7 +113,8 @@ def install(app: object, ctx: Context) -> APIRouter:
     app.add_middleware(LatencyMiddleware, histogram=latency)  # type: ignore[attr-defined]
     router = APIRouter(tags=["health"])
 
-    @router.get("/metrics", operation_id="metrics", include_in_schema=True)
+    @router.get("/metrics", operation_id="metrics", include_in_schema=True,
+                dependencies=[Depends(metrics_reader)])
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 

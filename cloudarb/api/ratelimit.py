@@ -6,11 +6,18 @@ import threading
 import time
 from typing import Protocol
 
+from cloudarb.errors import RETRY_AFTER_S, Unavailable
+
 
 class RateLimiter(Protocol):
     def hit(self, key: str) -> int | None:
         """Count one request; return seconds to wait if over the limit, else None."""
         ...
+
+
+def make_limiter(redis_url: str | None, per_minute: int) -> RateLimiter:
+    """Shared by every API process through Redis when there is one, else this process's memory."""
+    return RedisRateLimiter(redis_url, per_minute) if redis_url else MemoryRateLimiter(per_minute)
 
 
 class MemoryRateLimiter:
@@ -46,10 +53,16 @@ class RedisRateLimiter:
         now = time.time()
         window = int(now // 60)
         name = f"cloudarb:rl:{key}:{window}"
-        pipe = self._client.pipeline()
-        pipe.incr(name)
-        pipe.expire(name, 120)
-        count = int(pipe.execute()[0])
+        import redis
+
+        try:
+            pipe = self._client.pipeline()
+            pipe.incr(name)
+            pipe.expire(name, 120)
+            count = int(pipe.execute()[0])
+        except redis.RedisError as exc:
+            raise Unavailable("the rate limiter's Redis is unavailable; retry shortly",
+                              headers={"Retry-After": str(RETRY_AFTER_S)}) from exc
         if count > self.per_minute:
             return max(1, int((window + 1) * 60 - now + 0.999))
         return None

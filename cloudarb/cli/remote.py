@@ -34,17 +34,24 @@ class Client:
 
     def ws_events(self, job_id: str, on_event: Any) -> dict[str, Any] | None:
         """Follow a job's WebSocket stream, calling ``on_event`` for each event; returns the last one."""
+        from websockets.exceptions import ConnectionClosedError, InvalidHandshake
         from websockets.sync.client import connect
 
         url = self.server.replace("http", "ws", 1) + f"/ws/jobs/{job_id}"
-        if self.credential:
-            url += f"?token={self.credential}"
+        # the credential goes in a header, never in the URL (where access logs would keep it)
+        headers = {"Authorization": f"Bearer {self.credential}"} if self.credential else None
         last = None
         try:
-            with connect(url, open_timeout=10) as ws:
+            with connect(url, open_timeout=10, additional_headers=headers) as ws:
                 for message in ws:
                     last = json.loads(message)
                     on_event(last)
-        except OSError as exc:
-            raise RemoteError(f"cannot open the event stream: {exc}") from exc
+        except ConnectionClosedError as exc:
+            received = exc.rcvd
+            if received is not None and received.code in (4401, 4404):
+                what = "not allowed" if received.code == 4401 else "not found"
+                raise RemoteError(f"{received.code} {what}: {received.reason}") from None
+            raise RemoteError(f"the event stream ended early: {exc}") from None
+        except (OSError, InvalidHandshake) as exc:
+            raise RemoteError(f"cannot open the event stream: {exc}") from None
         return last

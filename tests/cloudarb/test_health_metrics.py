@@ -16,7 +16,7 @@ def test_health(client: TestClient) -> None:
 def test_metrics_count_requests_jobs_and_solves(client: TestClient, tenant: Tenant) -> None:
     opt_id = client.post("/optimize", json=small_request(), headers=tenant.headers()).json()["id"]
     wait_for(lambda: client.get(f"/optimize/{opt_id}", headers=tenant.headers()).json()["status"] == "finished")
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers=tenant.headers("admin")).text
     assert 'cloudarb_jobs{status="finished"} 1.0' in text
     assert "cloudarb_queue_depth 0.0" in text
     assert "cloudarb_solve_seconds_count 1.0" in text

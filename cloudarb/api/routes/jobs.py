@@ -66,6 +66,18 @@ def delete_job(job_id: IdPath, principal: Editor, ctx: CtxDep, session: SessionD
     return JobOut.model_validate(refreshed, from_attributes=True)
 
 
+BEARER_SUBPROTOCOL = "cloudarb.bearer"
+
+
+def _subprotocol_credential(offered: list[str]) -> str | None:
+    """The token offered right after ``cloudarb.bearer`` in Sec-WebSocket-Protocol, if any."""
+    if BEARER_SUBPROTOCOL in offered:
+        index = offered.index(BEARER_SUBPROTOCOL)
+        if index + 1 < len(offered):
+            return offered[index + 1]
+    return None
+
+
 def _job_org(ctx: Context, job_id: str) -> str | None:
     with ctx.db.session() as session:
         job = job_store.get_job(session, job_id)
@@ -81,16 +93,26 @@ async def job_stream(
 ) -> None:
     """Replays the job's stored events after ``after``, then streams live ones; closes after the last.
 
-    Credentials: ``?token=`` (browsers cannot set headers on WebSockets), a bearer header or X-API-Key.
-    Close codes: 4401 bad credentials, 4404 unknown job (or another organization's).
+    Credentials: a bearer header or X-API-Key (programs, the CLI), or the subprotocol pair
+    ``cloudarb.bearer, <token>`` (browsers cannot set headers on a WebSocket; the server answers with
+    ``cloudarb.bearer``). ``?token=`` still works for old clients; access logs show it redacted.
+    Refusals are close codes after the handshake: 4401 bad credentials, 4404 unknown job (or another
+    organization's).
     """
     ctx: Context = websocket.app.state.ctx
-    credential = token or credential_from(websocket.headers.get("authorization"), websocket.headers.get("x-api-key"))
+    offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
+    subprotocol = BEARER_SUBPROTOCOL if BEARER_SUBPROTOCOL in offered else None
+    credential = (
+        _subprotocol_credential(offered)
+        or credential_from(websocket.headers.get("authorization"), websocket.headers.get("x-api-key"))
+        or token
+    )
+    await websocket.accept(subprotocol=subprotocol)
     if not credential:
         await websocket.close(code=4401, reason="missing credentials")
         return
     try:
-        principal = await run_in_threadpool(authenticate, ctx, credential, websocket.app.state.principals)
+        principal = await run_in_threadpool(authenticate, ctx, credential)
     except CloudArbError as exc:
         await websocket.close(code=4401, reason=exc.message[:120])
         return
@@ -98,7 +120,6 @@ async def job_stream(
     if org is None or org != principal.organization_id:
         await websocket.close(code=4404, reason=f"job {job_id[:64]} not found")
         return
-    await websocket.accept()
     try:
         async for event in follow_job(ctx, job_id, after_seq=after):
             await websocket.send_json(event)

@@ -51,11 +51,12 @@ export function refresherFor(publicApi: Api): (refreshToken: string) => Promise<
   };
 }
 
-/** The job's WebSocket URL on the same base as the HTTP API (``?token=``: browsers cannot set headers). */
-export function jobSocketUrl(baseUrl: string, jobId: string, token: string, after: number): string {
+/** The job's WebSocket on the same base as the HTTP API. Browsers cannot set headers on a WebSocket,
+ * so the credential travels as the second of two subprotocols (``cloudarb.bearer``, then the token),
+ * never in the URL, where access logs and browser history would keep it. */
+export function jobSocket(baseUrl: string, jobId: string, token: string, after: number): { url: string; protocols: string[] } {
   const url = new URL(`${baseUrl}/ws/jobs/${encodeURIComponent(jobId)}`);
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-  url.searchParams.set("token", token);
   if (after > 0) url.searchParams.set("after", String(after));
-  return url.toString();
+  return { url: url.toString(), protocols: ["cloudarb.bearer", token] };
 }

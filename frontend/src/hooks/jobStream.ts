@@ -61,11 +61,17 @@ export interface SocketLike {
   close(code?: number, reason?: string): void;
 }
 
-export type SocketFactory = new (url: string) => SocketLike;
+export type SocketFactory = new (url: string, protocols?: string[]) => SocketLike;
+
+/** Where to connect: the URL, and the subprotocols that carry the credential (never the URL). */
+export interface SocketTarget {
+  url: string;
+  protocols?: string[];
+}
 
 export interface JobStreamOptions {
   /** The socket URL resuming after ``after`` (may refresh a token, hence possibly async). */
-  url: (after: number) => string | Promise<string>;
+  url: (after: number) => string | SocketTarget | Promise<string | SocketTarget>;
   onChange: (state: ProgressState) => void;
   WebSocketImpl?: SocketFactory;
   /** Delays before successive reconnects; the last one repeats. */
@@ -137,15 +143,16 @@ export class JobStream {
 
   private async connect(): Promise<void> {
     this.update({ connection: this.state.reconnects > 0 ? "reconnecting" : "connecting" });
-    let url: string;
+    let target: SocketTarget;
     try {
-      url = await this.options.url(this.state.lastSeq);
+      const got = await this.options.url(this.state.lastSeq);
+      target = typeof got === "string" ? { url: got } : got;
     } catch (err) {
       this.update({ connection: "failed", error: err instanceof Error ? err.message : String(err) });
       return;
     }
     if (this.stopped) return;
-    const socket = new this.Socket(url);
+    const socket = target.protocols ? new this.Socket(target.url, target.protocols) : new this.Socket(target.url);
     this.socket = socket;
     socket.onopen = () => this.update({ connection: "open", error: null });
     socket.onmessage = (ev) => this.receive(ev.data);

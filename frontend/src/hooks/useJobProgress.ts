@@ -1,9 +1,9 @@
 /** React binding of JobStream: live progress of one job, reconnecting and resuming by sequence number. */
 import { useEffect, useRef, useState } from "react";
-import { initialProgress, JobStream, type JobStreamOptions, type ProgressState } from "./jobStream";
+import { initialProgress, JobStream, type JobStreamOptions, type ProgressState, type SocketTarget } from "./jobStream";
 
 export interface UseJobProgressOptions {
-  url: (jobId: string, after: number) => string | Promise<string>;
+  url: (jobId: string, after: number) => string | SocketTarget | Promise<string | SocketTarget>;
   WebSocketImpl?: JobStreamOptions["WebSocketImpl"];
   retryDelaysMs?: readonly number[];
   maxRetries?: number;

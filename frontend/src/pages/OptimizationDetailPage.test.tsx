@@ -19,7 +19,8 @@ describe("OptimizationDetailPage", () => {
     await screen.findByLabelText("job progress");
     await waitFor(() => expect(FakeSocket.instances).toHaveLength(1));
     const ws = FakeSocket.last();
-    expect(ws.url).toBe("ws://api.test/api/ws/jobs/j1?token=ca_test");
+    expect(ws.url).toBe("ws://api.test/api/ws/jobs/j1");
+    expect(ws.protocols).toEqual(["cloudarb.bearer", "ca_test"]);
 
     act(() => {
       ws.open();

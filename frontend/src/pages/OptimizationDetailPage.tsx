@@ -1,6 +1,6 @@
 /** One optimization: live progress while it runs, then the stored result (fetched on the terminal event). */
 import { useCallback, useState } from "react";
-import { jobSocketUrl } from "../api/client";
+import { jobSocket } from "../api/client";
 import { messageOf, unwrap } from "../api/errors";
 import { isActive, type Allocation, type Optimization } from "../api/types";
 import { ErrorBanner, StatusBadge } from "../components/common";
@@ -39,7 +39,7 @@ export function OptimizationDetailPage({ id }: { id: string }) {
     async (jobId: string, after: number) => {
       const token = await auth.token();
       if (!token) throw new Error("signed out");
-      return jobSocketUrl(baseUrl, jobId, token, after);
+      return jobSocket(baseUrl, jobId, token, after);
     },
     [auth, baseUrl],
   );

@@ -9,7 +9,10 @@ export class FakeSocket implements SocketLike {
   onerror: ((ev: Event) => void) | null = null;
   closedByClient: { code?: number; reason?: string } | null = null;
 
-  constructor(readonly url: string) {
+  constructor(
+    readonly url: string,
+    readonly protocols?: string[],
+  ) {
     FakeSocket.instances.push(this);
   }
 
