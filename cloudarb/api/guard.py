@@ -64,6 +64,12 @@ def check_query(query_string: bytes) -> None:
         digits = value.strip().lstrip("+-")
         if digits.isdigit() and len(digits) > 9 and abs(int(value)) > MAX_QUERY_INT:
             raise HostileInput(name, f"must be at most {MAX_QUERY_INT}")
+        try:
+            number = float(value)
+        except ValueError:
+            continue
+        if not math.isfinite(number):
+            raise HostileInput(name, "must be a finite number")
 
 
 def check_json(body: bytes) -> None:

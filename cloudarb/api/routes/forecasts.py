@@ -22,7 +22,7 @@ from cloudarb.errors import InvalidInput, NotFound
 from cloudarb.forecasts import store
 from cloudarb.forecasts.submit import submit_forecast
 from cloudarb.optimize import policy_store
-from cloudarb.schemas import JobStatus, Page
+from cloudarb.schemas import BoundedDatetime, JobStatus, Page
 from cloudarb.storage import audit
 
 router = APIRouter(prefix="/forecasts", tags=["forecasts"])
@@ -113,7 +113,7 @@ class ForecastJobAccepted(BaseModel):
 
 class UsagePoint(BaseModel):
     workload_id: Annotated[str, Field(min_length=1, max_length=200)]
-    hour: datetime = Field(description="Start of the hour (truncated), with a time zone.")
+    hour: BoundedDatetime = Field(description="Start of the hour (truncated), with a time zone, 1970-2200.")
     gpu_hours: Annotated[float, Field(ge=0, le=1_000_000)]
     gpus_at_end: Annotated[float | None, Field(ge=0, le=1_000_000)] = Field(
         default=None, description="GPUs running when the hour ended (optional scheduler reading).")
