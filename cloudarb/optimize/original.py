@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator
 
 from cloudarb.errors import InvalidInput
 from cloudarb.gpu_names import select
@@ -193,9 +193,17 @@ def request_shape(data: Any) -> str:
     return "current"
 
 
+def _parse(data: Any) -> OptimizeRequest | OriginalOptimizeRequest:
+    """Validate as the shape ``request_shape`` names (errors keep the request's own field paths)."""
+    if isinstance(data, OptimizeRequest | OriginalOptimizeRequest):
+        return data
+    model = OriginalOptimizeRequest if request_shape(data) == "original" else OptimizeRequest
+    return model.model_validate(data)
+
+
 AnyOptimizeRequest = Annotated[
-    Annotated[OptimizeRequest, Tag("current")] | Annotated[OriginalOptimizeRequest, Tag("original")],
-    Discriminator(request_shape),
+    OptimizeRequest | OriginalOptimizeRequest,
+    PlainValidator(_parse, json_schema_input_type=OptimizeRequest | OriginalOptimizeRequest),
 ]
 """The body of ``POST /optimize`` and of a request file: today's shape or the original one."""
 

@@ -164,3 +164,14 @@ def test_problem_fields_from_offers_and_settings(ctx: Context) -> None:
     assert any(o.zone is None for o in problem.offers) and all(o.seller is None for o in problem.offers)
     assert capacity_kind("aws") == "pool" and capacity_kind("local") == "listing"
     assert capacity_kind("newcloud") == "pool"
+
+
+def test_policy_requests_resolve_names_when_saved(client: TestClient, tenant: Tenant) -> None:
+    body = {"name": "nightly", "interval_s": 3600, "enabled": False, "request": small_request()}
+    body["request"]["workloads"][0]["allowed_gpu_models"] = ["h100_sxm"]
+    r = client.post("/policies", json=body, headers=tenant.headers())
+    assert r.status_code == 201, r.text
+    assert r.json()["request"]["workloads"][0]["allowed_gpu_models"] == ["H100 SXM"]
+    body["request"]["workloads"][0]["allowed_gpu_models"] = ["h1000"]
+    r = client.post("/policies", json=body, headers=tenant.headers())
+    assert r.status_code == 422 and r.json()["error"]["field"] == "workloads.0.allowed_gpu_models"

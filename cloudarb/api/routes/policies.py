@@ -13,6 +13,7 @@ from cloudarb.api.deps import CtxDep, Editor, IdempotencyDep, PageDep, SessionDe
 from cloudarb.api.routes.optimize import accepted
 from cloudarb.db.models import Policy
 from cloudarb.errors import NotFound
+from cloudarb.gpu_names import resolve_workloads
 from cloudarb.optimize import policy_store
 from cloudarb.optimize.submit import run_policy_now
 from cloudarb.schemas import JobAccepted, OptimizeRequest
@@ -84,7 +85,9 @@ def create_policy(body: PolicyIn, principal: Editor, ctx: CtxDep, session: Sessi
     policy = Policy(
         organization_id=principal.organization_id,
         name=body.name,
-        request=body.request.model_dump(mode="json"),
+        request=body.request.model_copy(
+            update={"workloads": resolve_workloads(body.request.workloads)}
+        ).model_dump(mode="json"),
         cron=body.cron,
         interval_s=body.interval_s,
         keep_threshold_pct=(
