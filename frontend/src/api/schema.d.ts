@@ -1904,7 +1904,7 @@ export interface components {
             /**
              * Hour
              * Format: date-time
-             * @description Start of the hour (truncated), with a time zone.
+             * @description Start of the hour (truncated), with a time zone, 1970-2200.
              */
             hour: string;
             /** Workload Id */
