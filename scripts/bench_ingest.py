@@ -367,8 +367,9 @@ def timescale_available(url: str) -> bool:
     engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            row = conn.execute(text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")).first()
-            return row is not None
+            from cloudarb.db.migrate import timescaledb_usable
+
+            return timescaledb_usable(conn)
     finally:
         engine.dispose()
 

@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 if TYPE_CHECKING:
     from alembic.config import Config
-    from sqlalchemy import Engine
+    from sqlalchemy import Connection, Engine
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 HEAD = "0007"
@@ -40,6 +40,19 @@ def downgrade(url: str, revision: str = "base") -> None:
     from alembic import command
 
     command.downgrade(alembic_config(url), revision)
+
+
+def timescaledb_usable(conn: Connection) -> bool:
+    """Whether the migrations make TimescaleDB objects on this server: the extension is installed in
+    the database already, or available and preloaded (``CREATE EXTENSION`` fails without
+    ``shared_preload_libraries = 'timescaledb'``, and the schema then stays plain)."""
+    if conn.dialect.name != "postgresql":
+        return False
+    if conn.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")).first() is not None:
+        return True
+    if conn.execute(text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")).first() is None:
+        return False
+    return "timescaledb" in str(conn.execute(text("SHOW shared_preload_libraries")).scalar() or "")
 
 
 def is_current(engine: Engine) -> bool:

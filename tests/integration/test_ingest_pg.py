@@ -102,8 +102,7 @@ def test_duplicate_ticks_inside_one_batch_fall_back_and_count_once(prod_ctx: Con
 
 def test_timescale_objects_follow_the_extension(prod_ctx: Context) -> None:
     with prod_ctx.db.session() as session:
-        available = session.execute(
-            text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")).first() is not None
+        available = migrate.timescaledb_usable(session.connection())
         kind = session.execute(text("SELECT relkind FROM pg_class WHERE relname = 'price_ticks_hourly'")).scalar_one()
     assert bulk.uses_timescale(prod_ctx.db.sessionmaker()) is available
     assert (kind == "v") is available, "a continuous aggregate is a view; the plain path is a table ('r')"

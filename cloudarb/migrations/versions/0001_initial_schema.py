@@ -17,6 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 import cloudarb.db.types
+from cloudarb.db.migrate import timescaledb_usable
 
 revision = '0001'
 down_revision = None
@@ -267,9 +268,7 @@ def _make_price_ticks_hypertable() -> None:
     ).first()
     if available is None:
         return
-    installed = bind.execute(sa.text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")).first()
-    preload = str(bind.execute(sa.text("SHOW shared_preload_libraries")).scalar() or "")
-    if installed is None and "timescaledb" not in preload:
+    if not timescaledb_usable(bind):
         # CREATE EXTENSION would fail ("must be loaded via shared_preload_libraries"): keep plain tables
         logging.getLogger("alembic.runtime.migration").warning(
             "timescaledb is installed on this server but not in shared_preload_libraries: price_ticks "
