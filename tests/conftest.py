@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -17,3 +19,44 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"shared data not found at {SHARED_DATA}; set CLOUDARB_SHARED_DATA")
     return SHARED_DATA
+
+
+# Secrets in logs: every record the application, the server, RQ and SQLAlchemy log during the whole
+# run (INFO and up) is checked for the shape of an API key or a JWT; a run that logged one fails.
+SECRET_SHAPES = re.compile(r"\bca_[A-Za-z0-9_-]{30,}|\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
+SCANNED_LOGGERS = ("cloudarb", "optimizer", "forecasting", "ingestion", "uvicorn", "rq", "sqlalchemy", "fastapi",
+                   "starlette", "root")
+
+
+class SecretScanner(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.INFO)
+        self.leaks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.split(".")[0] not in SCANNED_LOGGERS:
+            return
+        try:
+            text = self.format(record)
+        except Exception:  # noqa: BLE001 - a record that cannot be formatted shows nothing
+            return
+        if SECRET_SHAPES.search(text):
+            self.leaks.append(f"{record.name}: {text[:300]}")
+
+
+SCANNER = SecretScanner()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    logging.getLogger().addHandler(SCANNER)
+    for name in ("cloudarb", "uvicorn", "rq"):
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() > logging.INFO:
+            logger.setLevel(logging.INFO)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if SCANNER.leaks:
+        session.config.get_terminal_writer().line(
+            f"secrets in log lines ({len(SCANNER.leaks)}):\n" + "\n".join(SCANNER.leaks[:20]), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -60,7 +60,7 @@ def stored_counts(ctx: Context) -> dict[str, int]:
 
 def test_read_your_writes_on_one_keep_alive_connection(api: Process, tenant: Tenant) -> None:
     failures = probes.read_your_writes(api.base, tenant.keys["admin"], n=100, users=25)  # type: ignore[attr-defined]
-    assert len(failures) >= 12, failures
+    assert len(failures) == 11, failures  # every write route but login, refresh and the job-starting ones below
     assert all(n == 0 for n in failures.values()), failures
 
 
