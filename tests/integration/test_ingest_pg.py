@@ -311,3 +311,30 @@ def test_price_follower_delivers_an_event_that_commits_after_a_higher_id(prod_ct
     anyio.run(scenario)
     assert [e["region"] for e in got] == ["early-commit", "late-commit"]
     assert got[1]["id"] < got[0]["id"]
+
+
+def test_backfilled_history_is_materialized_on_timescaledb(prod_ctx: Context) -> None:
+    """A back-fill (ticks of 2025, far outside the aggregate policy's recent window) is materialized
+    when its transaction commits: the hourly rows exist in the materialization hypertable itself, not
+    only in the real-time union, and they equal the raw ticks' aggregate. Plain PostgreSQL keeps the
+    hourly table exact by construction (the other tests check it)."""
+    if not bulk.uses_timescale(prod_ctx.db.sessionmaker()):
+        pytest.skip("TimescaleDB is not used on this server (the plain path keeps a table)")
+    q = quotes_for("backfill", hours=6, per_hour=3)
+    keys = sorted({x.offer_key for x in q})
+    with prod_ctx.db.session() as session:
+        bulk.write_quotes(session, q)
+    with prod_ctx.db.session() as session:
+        schema, table = session.execute(text(
+            "SELECT materialization_hypertable_schema, materialization_hypertable_name "
+            "FROM timescaledb_information.continuous_aggregates WHERE view_name = 'price_ticks_hourly'")).one()
+        ids = [r[0] for r in session.execute(text("SELECT id FROM price_series WHERE offer_key = ANY(:k)"),
+                                             {"k": keys})]
+        columns = [c[0] for c in session.execute(text(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = :s AND table_name = :t"),
+            {"s": schema, "t": table})]
+        key_column = "series_id" if "series_id" in columns else columns[0]
+        materialized = session.execute(text(
+            f'SELECT count(*) FROM "{schema}"."{table}" WHERE "{key_column}" = ANY(:ids)'), {"ids": ids}).scalar_one()
+    assert materialized == len(keys) * 6, "every back-filled hour of every offer is materialized"
+    assert hourly_mismatches(prod_ctx, keys) == []
