@@ -63,7 +63,8 @@ def signing_key(settings: Settings) -> str:
     return key
 
 
-def issue_token(settings: Settings, *, user_id: str, org_id: str, role: str, kind: Literal["access", "refresh"]) -> str:
+def issue_token(settings: Settings, *, user_id: str, org_id: str, role: str, kind: Literal["access", "refresh"],
+                jti: str | None = None, family: str | None = None) -> str:
     now = utcnow()
     ttl = (
         timedelta(minutes=settings.access_token_minutes)
@@ -71,7 +72,9 @@ def issue_token(settings: Settings, *, user_id: str, org_id: str, role: str, kin
         else timedelta(days=settings.refresh_token_days)
     )
     claims = {"sub": user_id, "org": org_id, "role": role, "typ": kind, "iat": now, "exp": now + ttl,
-              "jti": secrets.token_hex(8)}
+              "jti": jti or secrets.token_hex(8)}
+    if family is not None:
+        claims["fam"] = family
     return jwt.encode(claims, signing_key(settings), algorithm=ALGORITHM)
 
 

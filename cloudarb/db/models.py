@@ -63,6 +63,21 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
+class RefreshToken(Base):
+    """One issued refresh token (by its ``jti``; the token itself is never stored). Tokens of one login
+    form a family: each refresh uses its token once and issues the next; presenting a used one again
+    means it was copied, and revokes the whole family."""
+
+    __tablename__ = "refresh_tokens"
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    family_id: Mapped[str] = mapped_column(ID, index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
 class Offer(Base):
     """The latest quote of every offer: maintained on ingest, never computed by scanning ticks."""
 

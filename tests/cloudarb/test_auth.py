@@ -76,3 +76,16 @@ def test_admin_creates_users_with_roles(client: TestClient, tenant: Tenant) -> N
     r = client.post("/optimize/quick-optimize", json={"gpu_type": "L4", "gpu_count": 1},
                     headers={"Authorization": f"Bearer {tokens['access_token']}"})
     assert r.status_code == 403
+
+
+def test_refresh_tokens_rotate_and_a_reused_one_revokes_its_family(client: TestClient, tenant: Tenant) -> None:
+    first = client.post("/auth/login", json={"email": tenant.email, "password": PASSWORD}).json()
+    second = client.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert second.status_code == 200 and second.json()["refresh_token"] != first["refresh_token"]
+    reused = client.post("/auth/refresh", json={"refresh_token": first["refresh_token"]})
+    assert reused.status_code == 401 and reused.json()["error"]["field"] == "refresh_token"
+    # the reuse revoked the family: the legitimate holder's newer token fails too
+    assert client.post("/auth/refresh", json={"refresh_token": second.json()["refresh_token"]}).status_code == 401
+    # another login is a new family and works
+    other = client.post("/auth/login", json={"email": tenant.email, "password": PASSWORD}).json()
+    assert client.post("/auth/refresh", json={"refresh_token": other["refresh_token"]}).status_code == 200

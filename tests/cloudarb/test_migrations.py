@@ -180,7 +180,7 @@ def seller_roundtrip(url: str) -> None:
             assert "seller" not in {c["name"] for c in inspect(conn).get_columns("offers")}
             assert "seller" not in {c["name"] for c in inspect(conn).get_columns("allocation_lines")}
         migrate.upgrade(url)
-        assert migrate.current(url) == migrate.HEAD == "0007"
+        assert migrate.current(url) == migrate.HEAD
     finally:
         engine.dispose()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from cloudarb.api.deps import Admin, CtxDep, PrincipalDep, SessionDep
 from cloudarb.errors import Conflict, NotFound, RateLimited, Unauthorized
 from cloudarb.security import Role, TokenError, burn_password_check, issue_token, read_token, verify_password
-from cloudarb.storage import accounts, audit
+from cloudarb.storage import accounts, audit, refresh_tokens
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -78,11 +78,16 @@ class UserOut(BaseModel):
     created_at: datetime
 
 
-def _tokens(ctx: CtxDep, user_id: str, org_id: str, role: str) -> TokensOut:
+def _tokens(ctx: CtxDep, session: SessionDep, user_id: str, org_id: str, role: str, family: str) -> TokensOut:
+    """An access token and the next refresh token of ``family`` (stored by its jti, see
+    ``cloudarb.storage.refresh_tokens``)."""
     s = ctx.settings
+    jti = refresh_tokens.record(session, user_id=user_id, family_id=family,
+                                ttl=timedelta(days=s.refresh_token_days))
     return TokensOut(
         access_token=issue_token(s, user_id=user_id, org_id=org_id, role=role, kind="access"),
-        refresh_token=issue_token(s, user_id=user_id, org_id=org_id, role=role, kind="refresh"),
+        refresh_token=issue_token(s, user_id=user_id, org_id=org_id, role=role, kind="refresh", jti=jti,
+                                  family=family),
         expires_in=s.access_token_minutes * 60,
     )
 
@@ -112,11 +117,13 @@ def login(body: LoginIn, request: Request, ctx: CtxDep, session: SessionDep) -> 
         raise Unauthorized("wrong e-mail or password")
     audit.record(session, organization_id=user.organization_id, actor=user.email, action="auth.login",
                  resource_type="user", resource_id=user.id)
-    return _tokens(ctx, user.id, user.organization_id, user.role)
+    return _tokens(ctx, session, user.id, user.organization_id, user.role, refresh_tokens.new_family())
 
 
 @router.post("/refresh", operation_id="refresh_token", response_model=TokensOut)
 def refresh(body: RefreshIn, ctx: CtxDep, session: SessionDep) -> TokensOut:
+    """Trade a refresh token for new tokens. Each refresh token works once: presenting one again
+    revokes every token of its login (its family), and the user signs in again."""
     try:
         claims = read_token(ctx.settings, body.refresh_token, kind="refresh")
     except TokenError as exc:
@@ -124,7 +131,16 @@ def refresh(body: RefreshIn, ctx: CtxDep, session: SessionDep) -> TokensOut:
     user = accounts.get_user(session, user_id=str(claims["sub"]))
     if user is None or not user.is_active:
         raise Unauthorized("user no longer active")
-    return _tokens(ctx, user.id, user.organization_id, user.role)
+    family = str(claims.get("fam") or "")
+    if not family or not refresh_tokens.use(session, jti=str(claims["jti"]), user_id=user.id):
+        session.rollback()  # let go of this request's locks before the revocation's own transaction
+        if family:
+            with ctx.db.session() as own:  # committed although this request fails
+                refresh_tokens.revoke_family(own, family_id=family)
+                audit.record(own, organization_id=user.organization_id, actor=user.email,
+                             action="auth.refresh_reuse", resource_type="user", resource_id=user.id)
+        raise Unauthorized("refresh token already used or revoked; sign in again", field="refresh_token")
+    return _tokens(ctx, session, user.id, user.organization_id, user.role, family)
 
 
 @router.get("/me", operation_id="whoami", response_model=MeOut)
