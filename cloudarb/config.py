@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     keep_current_threshold_pct: Annotated[float, Field(ge=0, le=100)] = 5.0
     seed_snapshot: bool = Field(default=True, description="Load the bundled price snapshot on first run.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    demand_max_gap_hours: Annotated[int, Field(
+        ge=0, le=24 * 14, description="CLOUDARB_DEMAND_MAX_GAP_HOURS: a demand forecast whose usage data ended "
+        "longer ago than this is not applied to a policy run (the gap is not read as zero demand).")] = 6
     public_url: str = Field(
         default="", description="CLOUDARB_PUBLIC_URL: the API's base URL as clients reach it (e.g. "
         "https://cloudarb.example.com); WebSocket URLs are built from it, never from the request's Host "

@@ -3,7 +3,14 @@
 A policy that opted in (``demand_policies``) has each workload's GPU requirement for the run set to
 the stored demand forecast's upper quantile, maximized over the next ``horizon_hours`` and rounded up:
 being short costs a missed workload, being long only idle GPUs. Workloads without a fresh forecast
-keep the requirement the policy states. After each policy run the allocation in force (adopted or
+keep the requirement the policy states.
+
+A forecast is read from the current hour on, not from its origin: usage that stopped arriving
+leaves the hours between its last reading and now as a gap, and a stale forecast's first steps are
+hours that have already passed. A gap is never read as zero demand: a forecast whose origin lies more
+than ``CLOUDARB_DEMAND_MAX_GAP_HOURS`` in the past is not applied, with the reason in the run's
+summary (the policy's stated requirement holds); one whose remaining path is shorter than the
+horizon is used for the hours it still covers. After each policy run the allocation in force (adopted or
 kept) is recorded as that hour's usage, so a policy's own history feeds its demand forecast.
 """
 
@@ -42,14 +49,28 @@ def apply_demand_bounds(
                                  workload_ids=[w.id for w in request.workloads], not_before=not_before)
     applied: dict[str, Any] = {}
     workloads = []
+    now = utcnow()
     for w in request.workloads:
         f = stored.get(w.id)
         path = quantile_path(f.paths, opt_in.quantile) if f is not None else None
-        if not path:
+        if f is None or not path:
             workloads.append(w)
             applied[w.id] = {"applied": False, "reason": "no fresh demand forecast at this quantile"}
             continue
-        upper = max(0.0, max(path[: max(1, opt_in.horizon_hours)]))
+        skip = max(0, int((now - f.origin) / timedelta(hours=1)))
+        if skip > settings.demand_max_gap_hours:
+            workloads.append(w)
+            applied[w.id] = {"applied": False, "reason": f"usage data ends {skip} h before now (a gap longer "
+                             f"than {settings.demand_max_gap_hours} h is not zero demand); the stated "
+                             "requirement holds", "gap_hours": skip}
+            continue
+        window = path[skip: skip + max(1, opt_in.horizon_hours)]
+        if not window or not all(math.isfinite(v) for v in window):
+            workloads.append(w)
+            applied[w.id] = {"applied": False, "reason": "the demand forecast does not reach the current hour",
+                             "gap_hours": skip}
+            continue
+        upper = max(0.0, max(window))
         gpus = max(1, math.ceil(upper - 1e-9))
         gpus = math.ceil(gpus / w.gpus_per_node) * w.gpus_per_node
         update: dict[str, Any] = {"gpus_min": gpus}
