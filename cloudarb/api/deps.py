@@ -6,11 +6,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Header, Query, Request, WebSocket
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from cloudarb.context import Context
-from cloudarb.errors import Forbidden, RateLimited, Unauthorized
+from cloudarb.errors import CloudArbError, Forbidden, RateLimited, Unauthorized
 from cloudarb.security import API_KEY_PREFIX, ROLE_RANK, TokenError, read_token
 from cloudarb.storage import accounts
 from cloudarb.storage.idempotency import Idempotency
@@ -121,6 +122,43 @@ def require(role: str) -> Callable[[Principal], Principal]:
 Viewer = Annotated[Principal, Depends(require("viewer"))]
 Editor = Annotated[Principal, Depends(require("editor"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
+
+
+BEARER_SUBPROTOCOL = "cloudarb.bearer"
+
+
+def _subprotocol_credential(offered: list[str]) -> str | None:
+    """The token offered right after ``cloudarb.bearer`` in Sec-WebSocket-Protocol, if any."""
+    if BEARER_SUBPROTOCOL in offered:
+        index = offered.index(BEARER_SUBPROTOCOL)
+        if index + 1 < len(offered):
+            return offered[index + 1]
+    return None
+
+
+async def accept_authenticated(websocket: WebSocket, token: str | None) -> Principal | None:
+    """Accept a WebSocket and authenticate it; on refusal close it with 4401 and return None.
+
+    Credentials: a bearer header or X-API-Key (programs, the CLI), or the subprotocol pair
+    ``cloudarb.bearer, <token>`` (browsers cannot set headers on a WebSocket; the server answers with
+    ``cloudarb.bearer``); ``?token=`` still works for old clients, and server logs show it redacted.
+    The handshake is accepted first, so a refusal is the documented close code, not an HTTP 403."""
+    offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
+    credential = (
+        _subprotocol_credential(offered)
+        or credential_from(websocket.headers.get("authorization"), websocket.headers.get("x-api-key"))
+        or token
+    )
+    await websocket.accept(subprotocol=BEARER_SUBPROTOCOL if BEARER_SUBPROTOCOL in offered else None)
+    if not credential:
+        await websocket.close(code=4401, reason="missing credentials")
+        return None
+    ctx: Context = websocket.app.state.ctx
+    try:
+        return await run_in_threadpool(authenticate, ctx, credential)
+    except CloudArbError as exc:
+        await websocket.close(code=4401, reason=exc.message[:120])
+        return None
 
 
 def job_ws_url(request: Request, ctx: Context, job_id: str) -> str:

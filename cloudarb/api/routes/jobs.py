@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
 
-from cloudarb.api.deps import CtxDep, Editor, PageDep, SessionDep, Viewer, authenticate, credential_from
+from cloudarb.api.deps import CtxDep, Editor, PageDep, SessionDep, Viewer, accept_authenticated
 from cloudarb.context import Context
-from cloudarb.errors import CloudArbError, NotFound
+from cloudarb.errors import NotFound
 from cloudarb.jobs import store as job_store
 from cloudarb.jobs.enqueue import cancel_job
 from cloudarb.jobs.events import JobEvent
@@ -66,18 +66,6 @@ def delete_job(job_id: IdPath, principal: Editor, ctx: CtxDep, session: SessionD
     return JobOut.model_validate(refreshed, from_attributes=True)
 
 
-BEARER_SUBPROTOCOL = "cloudarb.bearer"
-
-
-def _subprotocol_credential(offered: list[str]) -> str | None:
-    """The token offered right after ``cloudarb.bearer`` in Sec-WebSocket-Protocol, if any."""
-    if BEARER_SUBPROTOCOL in offered:
-        index = offered.index(BEARER_SUBPROTOCOL)
-        if index + 1 < len(offered):
-            return offered[index + 1]
-    return None
-
-
 def _job_org(ctx: Context, job_id: str) -> str | None:
     with ctx.db.session() as session:
         job = job_store.get_job(session, job_id)
@@ -100,21 +88,8 @@ async def job_stream(
     organization's).
     """
     ctx: Context = websocket.app.state.ctx
-    offered = [p.strip() for p in websocket.headers.get("sec-websocket-protocol", "").split(",") if p.strip()]
-    subprotocol = BEARER_SUBPROTOCOL if BEARER_SUBPROTOCOL in offered else None
-    credential = (
-        _subprotocol_credential(offered)
-        or credential_from(websocket.headers.get("authorization"), websocket.headers.get("x-api-key"))
-        or token
-    )
-    await websocket.accept(subprotocol=subprotocol)
-    if not credential:
-        await websocket.close(code=4401, reason="missing credentials")
-        return
-    try:
-        principal = await run_in_threadpool(authenticate, ctx, credential)
-    except CloudArbError as exc:
-        await websocket.close(code=4401, reason=exc.message[:120])
+    principal = await accept_authenticated(websocket, token)
+    if principal is None:
         return
     org = await run_in_threadpool(_job_org, ctx, job_id)
     if org is None or org != principal.organization_id:

@@ -9,13 +9,12 @@ from typing import Annotated, Any, Literal
 import anyio
 from fastapi import APIRouter, Query, Response, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 
-from cloudarb.api.deps import SessionDep, Viewer, authenticate, credential_from
+from cloudarb.api.deps import SessionDep, Viewer, accept_authenticated
 from cloudarb.context import Context
 from cloudarb.db.models import Offer
 from cloudarb.db.types import utcnow
-from cloudarb.errors import CloudArbError, InvalidInput, NotFound
+from cloudarb.errors import InvalidInput, NotFound
 from cloudarb.ingest import events as price_events
 from cloudarb.ingest.history import HistoryQuery, history, hourly_points_json
 
@@ -142,23 +141,15 @@ async def price_stream(
     "old_price_per_hour", "new_price_per_hour", "change_pct", "observed_at", ...}``.
 
     Filters (repeatable): provider, gpu_model, region. ``after=<id>`` first replays stored events after
-    that id (reconnect without a gap). Credentials as /ws/jobs: ``?token=``, a bearer header or X-API-Key;
-    close code 4401 for bad credentials.
+    that id (reconnect without a gap). Credentials as /ws/jobs (a header, or the ``cloudarb.bearer``
+    subprotocol; ``?token=`` for old clients); close code 4401 for bad credentials.
     """
     ctx: Context = websocket.app.state.ctx
-    credential = token or credential_from(websocket.headers.get("authorization"), websocket.headers.get("x-api-key"))
-    if not credential:
-        await websocket.close(code=4401, reason="missing credentials")
-        return
-    try:
-        await run_in_threadpool(authenticate, ctx, credential)
-    except CloudArbError as exc:
-        await websocket.close(code=4401, reason=exc.message[:120])
+    if await accept_authenticated(websocket, token) is None:
         return
     wanted = price_events.PriceFilter(
         providers=[p.lower() for p in provider or []], gpu_models=gpu_model or [], regions=region or []
     )
-    await websocket.accept()
     async with anyio.create_task_group() as group:
 
         async def pump() -> None:
