@@ -46,7 +46,7 @@ def get_job(job_id: IdPath, principal: Viewer, session: SessionDep) -> JobOut:
 @router.get("/jobs/{job_id}/events", operation_id="get_job_events", response_model=list[JobEvent],
             response_model_exclude_unset=True)
 def get_job_events(
-    job_id: IdPath, principal: Viewer, session: SessionDep, after: Annotated[int, Query(ge=0)] = 0
+    job_id: IdPath, principal: Viewer, session: SessionDep, after: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0
 ) -> list[dict[str, Any]]:
     """The job's stored events after ``after`` (the WebSocket sends the same objects)."""
     if job_store.get_job(session, job_id, organization_id=principal.organization_id) is None:
@@ -77,7 +77,7 @@ async def job_stream(
     websocket: WebSocket,
     job_id: str,
     token: Annotated[str | None, Query(max_length=4000)] = None,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> None:
     """Replays the job's stored events after ``after``, then streams live ones; closes after the last.
 
