@@ -82,7 +82,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Refresh */
+        /**
+         * Refresh
+         * @description Trade a refresh token for new tokens. Each refresh token works once: presenting one again
+         *     revokes every token of its login (its family), and the user signs in again.
+         */
         post: operations["refresh_token"];
         delete?: never;
         options?: never;
