@@ -144,6 +144,8 @@ class SkillReport(BaseModel):
         description="Coverage of the served central interval at the backtest origins, each judged with the errors "
         "of earlier origins only, after widening.")
     interval_level: float
+    interval_read_at: float = Field(
+        description="Level at which the error quantiles were read for the nominal interval (> interval_level: widened).")
 
 
 class ForecastResult(BaseModel):

@@ -16,12 +16,12 @@ last value on the absolute errors at that step:
 A step that fails keeps last value. When no step passes, last value is served and the
 forecast says ``"no skill over last value"`` with the figures (:class:`SkillReport`).
 
-Intervals: the served path's errors at the backtest origins are out-of-sample errors, so
-they are the calibration set (split conformal). Their coverage is checked *nested*, each
-origin with the errors of earlier origins only, and the error paths are widened by the
-smallest factor that brings that coverage to the nominal level minus half the tolerance.
-Scaling cannot widen an interval of zero width: on a step series whose price never moved
-the served interval stays a point and covers every window without a move.
+Intervals: the served path's errors at the latest ``calibration_origins`` backtest origins
+are out-of-sample errors, so they are the calibration set (split conformal). Their coverage
+is checked *nested*, each origin with the errors of its own latest earlier origins only, and
+the interval is widened until that coverage reaches the nominal level minus half the
+tolerance: first by scaling the errors, then, where they are mostly exact zeros (a step
+price between moves, which no scale widens), by reading the quantiles at wider levels.
 
 Step-shaped series (:func:`step_shaped`) are reported as such; last value is the step model
 there (it keeps the current step's level, and its empirical error paths are the jumps seen
@@ -55,10 +55,12 @@ class SkillRule(BaseModel):
 
     origins: int = Field(default=52, ge=1, description="Most recent backtest origins judged.")
     step: int | None = Field(default=None, ge=1, description="Spacing of the origins; default the horizon.")
-    min_informative: int = Field(default=8, ge=1, description="Wins needed at least (origins where errors differ).")
+    min_informative: int = Field(default=4, ge=1, description="Wins needed at least (origins where errors differ).")
     alpha: float = Field(default=0.05, gt=0, le=1, description="Level of the one-sided sign test.")
     margin: float = Field(default=0.1, ge=0, lt=1, description="MAE must be below (1 - margin) x last value's.")
     coverage_tolerance: float = Field(default=0.05, ge=0, lt=0.5, description="Allowed shortfall of coverage.")
+    calibration_origins: int = Field(
+        default=13, ge=MIN_CALIBRATION, description="Most recent earlier origins whose errors make an interval.")
 
     def describe(self) -> str:
         return (f"a model other than last value is served at a horizon step only if, over the {self.origins} "
@@ -151,13 +153,20 @@ def served_errors(bt: Backtest, choice: Sequence[str]) -> np.ndarray:
     return err
 
 
-def nested_coverage(errors: np.ndarray, origins: Sequence[int], horizon: int, level: float, scale: float) -> float | None:
-    """Coverage of the central ``level`` interval at each origin, built from earlier origins' errors only."""
-    lo_q, hi_q = (1 - level) / 2, 1 - (1 - level) / 2
+def nested_coverage(errors: np.ndarray, origins: Sequence[int], horizon: int, level: float, scale: float,
+                    stretch: float = 1.0, recent: int | None = None) -> float | None:
+    """Coverage of the central ``level`` interval at each of the ``recent`` latest origins, built from
+    the errors of its own ``recent`` latest earlier origins only, scaled by ``scale`` and read at
+    stretched levels (the regime of the last origins is the one the forecast is served in)."""
+    lo_q = float(np.clip(0.5 - level / 2 * stretch, 0.0, 1.0))
+    hi_q = float(np.clip(0.5 + level / 2 * stretch, 0.0, 1.0))
     hits = total = 0
     rows_ok = np.isfinite(errors).all(axis=1)
+    first = max(0, len(origins) - (recent or len(origins)))
     for j, t in enumerate(origins):
-        past = [i for i, o in enumerate(origins) if o + horizon <= t and rows_ok[i]]
+        if j < first:
+            continue
+        past = [i for i, o in enumerate(origins) if o + horizon <= t and rows_ok[i]][-(recent or len(origins)) :]
         if len(past) < MIN_CALIBRATION:
             continue
         cal = errors[past] * scale
@@ -169,15 +178,32 @@ def nested_coverage(errors: np.ndarray, origins: Sequence[int], horizon: int, le
 
 
 def widen(errors: np.ndarray, origins: Sequence[int], horizon: int, level: float,
-          rule: SkillRule) -> tuple[float, float | None]:
-    """Smallest factor of :data:`SCALES` whose nested coverage reaches ``level - tolerance / 2``."""
+          rule: SkillRule) -> tuple[float, float, float | None]:
+    """(scale, level stretch, nested coverage): the first widening that reaches ``level - tolerance / 2``.
+
+    Scales of :data:`SCALES` are tried first; where the errors are mostly exact zeros (a
+    step price between moves) scaling leaves the interval a point, so the levels at which
+    the quantiles are read are stretched next (an 80% interval read at 90%, 95%... of the
+    errors), then both at their largest.
+    """
     target = level - rule.coverage_tolerance / 2
+    recent = rule.calibration_origins
     cov = None
     for k in SCALES:
-        cov = nested_coverage(errors, origins, horizon, level, k)
+        cov = nested_coverage(errors, origins, horizon, level, k, 1.0, recent)
         if cov is None or cov >= target:
-            return k, cov
-    return SCALES[-1], cov
+            return k, 1.0, cov
+    for st in stretches(level):
+        cov = nested_coverage(errors, origins, horizon, level, 1.0, st, recent)
+        if cov is not None and cov >= target:
+            return 1.0, st, cov
+    st = stretches(level)[-1]
+    return SCALES[-1], st, nested_coverage(errors, origins, horizon, level, SCALES[-1], st, recent)
+
+
+def stretches(level: float) -> list[float]:
+    """Level stretches that read a central ``level`` interval at 85%, 90%, 95%, 98% and 100%."""
+    return [x / level for x in (0.85, 0.9, 0.95, 0.98, 1.0) if x > level]
 
 
 @dataclass(frozen=True)
@@ -188,6 +214,8 @@ class GateDecision:
     scale: float
     errors: np.ndarray
     report: SkillReport
+    stretch: float = 1.0
+    recent: int = 13
 
     @property
     def main_model(self) -> str:
@@ -204,13 +232,13 @@ def decide(bt: Backtest, rule: SkillRule, *, level: float, stamps: Sequence[date
     steps = judge_steps(bt, rule)
     choice = [s.served for s in steps]
     errors = served_errors(bt, choice)
-    scale, cov = widen(errors, bt.origins, horizon, level, rule)
+    scale, stretch, cov = widen(errors, bt.origins, horizon, level, rule)
     has = any(s.skill for s in steps)
     reason = skill_reason(steps, has)
     report = SkillReport(rule=rule.describe(), origins=list(stamps), steps=steps, has_skill=has, reason=reason,
                          step_shaped=step_shaped(y_hist), interval_scale=scale, backtest_coverage=cov,
-                         interval_level=level)
-    return GateDecision(choice, scale, errors, report)
+                         interval_level=level, interval_read_at=min(1.0, level * stretch))
+    return GateDecision(choice, scale, errors, report, stretch, rule.calibration_origins)
 
 
 def skill_reason(steps: Sequence[StepSkill], has_skill: bool) -> str:
@@ -231,27 +259,27 @@ def skill_reason(steps: Sequence[StepSkill], has_skill: bool) -> str:
 def compose(forecasts: Mapping[str, ModelForecast], decision: GateDecision) -> ModelForecast:
     """The served forecast: each step's point from its model; error paths widened.
 
-    Where a model serves some step, the error paths are the served path's backtest errors
-    (out of sample by construction); where last value serves every step, its own error paths
-    (realized errors at every past origin, out of sample too since it has no parameters).
+    The error paths are the served path's errors at the latest ``calibration_origins``
+    backtest origins (out of sample by construction, and exactly the errors the nested
+    coverage check widened); with fewer than :data:`MIN_CALIBRATION` of them, last value's
+    own error paths.
     """
     lv = forecasts[LAST_VALUE]
     point = np.array([forecasts[name].point[h] for h, name in enumerate(decision.choice)], dtype=float)
-    if decision.report.has_skill:
-        errs = decision.errors[np.isfinite(decision.errors).all(axis=1)]
-    else:
+    errs = decision.errors[np.isfinite(decision.errors).all(axis=1)][-decision.recent :]
+    if errs.shape[0] < MIN_CALIBRATION:
         errs = lv.error_paths
     flags = list(lv.flags)
     if not decision.report.has_skill:
         flags.append("no_skill_over_last_value")
     if decision.report.step_shaped:
         flags.append("step_shaped")
-    if decision.scale > 1.0:
+    if decision.scale > 1.0 or decision.stretch > 1.0:
         flags.append("interval_widened")
     return ModelForecast(point=point, error_paths=errs * decision.scale,
                          nonnegative=all(forecasts[n].nonnegative for n in set(decision.choice)),
                          fallback_reason=None if decision.report.has_skill else decision.report.reason,
-                         flags=tuple(flags))
+                         flags=tuple(flags), level_stretch=decision.stretch)
 
 
 def gate_origins(n: int, horizon: int, rule: SkillRule, *, min_train: int) -> list[int]:
@@ -270,4 +298,5 @@ def drop_missing(decision: GateDecision, available: set[str]) -> GateDecision:
     rep = decision.report.model_copy(update={
         "steps": steps, "has_skill": has,
         "reason": decision.report.reason if has else "no skill over last value: the passing model failed to fit"})
-    return GateDecision([st.served for st in steps], decision.scale, decision.errors, rep)
+    return GateDecision([st.served for st in steps], decision.scale, decision.errors, rep, decision.stretch,
+                        decision.recent)

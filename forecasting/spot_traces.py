@@ -134,7 +134,9 @@ class RateCalibration(BaseModel):
     held_out: list[ZoneFit]
     held_out_loglik: float = Field(description="Leave-one-zone-out predictive log likelihood at the chosen shape.")
     advisor_loglik: float = Field(description="The same for the uncalibrated advisor rate (kappa 1, same shape).")
-    time_split_inside: int = Field(description="Zones whose second-half rate fell in the 10-90% interval from the first.")
+    time_split_inside: int = Field(
+        description="Zones whose second-half rate fell in the 10-90% interval from their first half and the other "
+                    "zones' kappa.")
     time_split_zones: int
 
 
@@ -175,10 +177,10 @@ def calibrate_rates(traces: Sequence[SpotTrace], advisor_rate: dict[tuple[str, s
                             predicted_rate=mu, advisor_rate=r, lower=lo / e, upper=hi / e, inside=lo <= d <= hi))
     kappa = _kappa([(d, e, r) for _, d, e, r in rows])
     inside = 0
-    for t, _, _, r in rows:
+    for i, (t, _, _, r) in enumerate(rows):
         d1, e1 = t.part(0.0, 0.5).interruptions()
         d2, e2 = t.part(0.5, 1.0).interruptions()
-        mu = kappa * r
+        mu = _kappa([(d2_, e2_, r2) for j, (_, d2_, e2_, r2) in enumerate(rows) if j != i]) * r
         lo, hi = nb_quantiles(shape + d1, shape / mu + e1, e2, (0.1, 0.9))
         inside += lo <= d2 <= hi
     return RateCalibration(kappa=kappa, shape=shape, prior_hours=shape / (kappa * float(np.mean([r for *_, r in rows]))),

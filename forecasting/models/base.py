@@ -31,6 +31,9 @@ class ModelForecast:
     nonnegative: bool = False
     fallback_reason: str | None = None
     flags: tuple[str, ...] = ()
+    #: Quantile level q is read at 0.5 + (q - 0.5) x stretch (clipped to [0, 1]): widens intervals
+    #: whose error paths are point masses (step prices), where scaling the errors cannot.
+    level_stretch: float = 1.0
 
     @property
     def horizon(self) -> int:
@@ -40,7 +43,8 @@ class ModelForecast:
         """Empirical quantile paths; monotone in the level because np.quantile is."""
         if self.error_paths.shape[0] == 0:
             return {q: self.point.copy() for q in levels}
-        qs = np.quantile(self.error_paths, np.asarray(levels), axis=0)
+        read = np.clip(0.5 + (np.asarray(levels, dtype=float) - 0.5) * self.level_stretch, 0.0, 1.0)
+        qs = np.quantile(self.error_paths, read, axis=0)
         out = {q: self.point + qs[i] for i, q in enumerate(levels)}
         if self.nonnegative:
             out = {q: np.maximum(v, 0.0) for q, v in out.items()}
