@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_HOME = Path.home() / ".cloudarb"
 
 
-class Settings(BaseSettings):
-    """Every knob of the application. Defaults give the embedded mode: SQLite, in-process jobs."""
-
-    model_config = SettingsConfigDict(env_prefix="CLOUDARB_", env_file=".env", extra="ignore")
+class RuntimeSettings(BaseModel):
+    """Where CloudArb keeps its state and how it runs: storage, the Redis of production mode, logging."""
 
     database_url: str = Field(
         default=f"sqlite:///{DEFAULT_HOME / 'cloudarb.db'}",
@@ -25,14 +24,38 @@ class Settings(BaseSettings):
         default=None, description="Redis URL; unset = embedded mode (in-process jobs and events)."
     )
     queue_name: str = "cloudarb"
+    data_dir: Path = DEFAULT_HOME
+    seed_snapshot: bool = Field(default=True, description="Load the bundled price snapshot on first run.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class ApiSettings(BaseModel):
+    """The API: tokens, request limits, how clients reach it."""
+
     secret_key: SecretStr | None = Field(
         default=None, description="JWT signing key; unset = a random key kept in the data directory."
     )
-    data_dir: Path = DEFAULT_HOME
     access_token_minutes: Annotated[int, Field(ge=1)] = 15
     refresh_token_days: Annotated[int, Field(ge=1)] = 7
     rate_limit_per_minute: Annotated[int, Field(ge=1)] = 600
     max_body_bytes: Annotated[int, Field(ge=1024)] = 2_000_000
+    public_url: str = Field(
+        default="", description="CLOUDARB_PUBLIC_URL: the API's base URL as clients reach it (e.g. "
+        "https://cloudarb.example.com); WebSocket URLs are built from it, never from the request's Host "
+        "header. Unset: answers carry the WebSocket path alone (/ws/jobs/<id>), relative to the API.")
+    metrics_token: SecretStr | None = Field(
+        default=None, description="CLOUDARB_METRICS_TOKEN: bearer token of the monitoring system for "
+        "GET /metrics (an admin's key or token works too; nobody else reads it).")
+    login_attempts_per_minute: Annotated[int, Field(
+        ge=1, description="CLOUDARB_LOGIN_ATTEMPTS_PER_MINUTE: login attempts per account per minute (429 after).")] = 10
+    login_attempts_per_address_per_minute: Annotated[int, Field(
+        ge=1, description="CLOUDARB_LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE: login attempts per client address per "
+        "minute, whatever the account (429 after).")] = 60
+
+
+class JobsSettings(BaseModel):
+    """Jobs and the scheduler: timeouts, retries, heartbeats, the reaper's bounds, solver time."""
+
     job_timeout_s: Annotated[int, Field(ge=1)] = 900
     job_max_attempts: Annotated[int, Field(ge=1, le=10)] = 3
     job_heartbeat_s: Annotated[float, Field(gt=0)] = 5.0
@@ -49,26 +72,12 @@ class Settings(BaseSettings):
     solve_time_limit_s: Annotated[float, Field(gt=0, le=3600)] = 10.0
     scheduler_tick_s: Annotated[float, Field(gt=0)] = 5.0
     keep_current_threshold_pct: Annotated[float, Field(ge=0, le=100)] = 5.0
-    seed_snapshot: bool = Field(default=True, description="Load the bundled price snapshot on first run.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    demand_max_gap_hours: Annotated[int, Field(
-        ge=0, le=24 * 14, description="CLOUDARB_DEMAND_MAX_GAP_HOURS: a demand forecast whose usage data ended "
-        "longer ago than this is not applied to a policy run (the gap is not read as zero demand).")] = 6
-    public_url: str = Field(
-        default="", description="CLOUDARB_PUBLIC_URL: the API's base URL as clients reach it (e.g. "
-        "https://cloudarb.example.com); WebSocket URLs are built from it, never from the request's Host "
-        "header. Unset: answers carry the WebSocket path alone (/ws/jobs/<id>), relative to the API.")
-    metrics_token: SecretStr | None = Field(
-        default=None, description="CLOUDARB_METRICS_TOKEN: bearer token of the monitoring system for "
-        "GET /metrics (an admin's key or token works too; nobody else reads it).")
-    login_attempts_per_minute: Annotated[int, Field(
-        ge=1, description="CLOUDARB_LOGIN_ATTEMPTS_PER_MINUTE: login attempts per account per minute (429 after).")] = 10
-    login_attempts_per_address_per_minute: Annotated[int, Field(
-        ge=1, description="CLOUDARB_LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE: login attempts per client address per "
-        "minute, whatever the account (429 after).")] = 60
 
-    # Pricing ingestion (cloudarb.ingest). Dict settings are JSON in the environment,
-    # e.g. CLOUDARB_INGEST_INTERVAL_S='{"lambda": 20}'.
+
+class IngestSettings(BaseModel):
+    """Pricing ingestion (cloudarb.ingest) and how offers are read. Dict settings are JSON in the
+    environment, e.g. CLOUDARB_INGEST_INTERVAL_S='{"lambda": 20}'."""
+
     ingest_providers: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Provider keys refreshed on a schedule (e.g. lambda,runpod,vast); empty = none.",
@@ -103,6 +112,12 @@ class Settings(BaseSettings):
         description="API and CLI say plainly that prices are stale when the newest is older than this.",
     )
     price_events_retention_days: Annotated[int, Field(ge=1)] = 7
+
+
+class CredentialsSettings(BaseModel):
+    """Provider credentials, one field per secret; ``PROVIDER_CREDENTIALS`` says which belong to
+    which provider key."""
+
     lambda_api_key: SecretStr | None = None
     runpod_api_key: SecretStr | None = None
     vast_api_key: SecretStr | None = None
@@ -111,7 +126,13 @@ class Settings(BaseSettings):
     aws_secret_access_key: SecretStr | None = None
     aws_session_token: SecretStr | None = None
 
-    # Forecasts (cloudarb.forecasts): price scenarios, demand bounds, scheduled retraining.
+
+class ForecastsSettings(BaseModel):
+    """Forecasts (cloudarb.forecasts): price scenarios, demand bounds, scheduled retraining."""
+
+    demand_max_gap_hours: Annotated[int, Field(
+        ge=0, le=24 * 14, description="CLOUDARB_DEMAND_MAX_GAP_HOURS: a demand forecast whose usage data ended "
+        "longer ago than this is not applied to a policy run (the gap is not read as zero demand).")] = 6
     forecast_retrain_interval_s: Annotated[float, Field(ge=0)] = Field(
         default=86_400.0, description="Scheduled full retraining (champion/challenger) every N seconds; 0 = never."
     )
@@ -161,6 +182,50 @@ class Settings(BaseSettings):
     forecast_performance_table: bool = Field(
         default=True, description="Give workloads without a performance table the fitted default one."
     )
+
+
+@dataclass(frozen=True)
+class Credential:
+    """One secret a provider's client needs: the setting it comes from, the client config's field."""
+
+    setting: str
+    field: str
+    required: bool = True
+
+
+PROVIDER_CREDENTIALS: dict[str, tuple[Credential, ...]] = {
+    "lambda": (Credential("lambda_api_key", "api_key"),),
+    "runpod": (Credential("runpod_api_key", "api_key"),),
+    "vast": (Credential("vast_api_key", "api_key"),),
+    "gcp": (Credential("gcp_api_key", "api_key"),),
+    "aws": (Credential("aws_access_key_id", "aws_access_key_id"),
+            Credential("aws_secret_access_key", "aws_secret_access_key"),
+            Credential("aws_session_token", "aws_session_token", required=False)),
+}
+"""Each provider key's credentials, declared beside the key. Providers not listed need none."""
+
+_S = TypeVar("_S", bound=BaseModel)
+SECTIONS: tuple[type[BaseModel], ...] = (
+    RuntimeSettings, ApiSettings, JobsSettings, IngestSettings, CredentialsSettings, ForecastsSettings,
+)
+
+
+class Settings(RuntimeSettings, ApiSettings, JobsSettings, IngestSettings, CredentialsSettings, ForecastsSettings,
+               BaseSettings):
+    """Every knob of the application, declared in its section above; defaults give the embedded mode
+    (SQLite, in-process jobs). Each field is read from ``CLOUDARB_<FIELD>`` (or ``.env``), the names the
+    README and ``.env.example`` document; a section is also one typed object,
+    ``settings.section(JobsSettings)``."""
+
+    model_config = SettingsConfigDict(env_prefix="CLOUDARB_", env_file=".env", extra="ignore")
+
+    def section(self, kind: type[_S]) -> _S:
+        """One section of these settings as its own typed object (for code that needs only that part)."""
+        return kind.model_validate({name: getattr(self, name) for name in kind.model_fields})
+
+    def credentials(self, provider: str) -> dict[Credential, SecretStr | None]:
+        """The credentials of one provider key and their values (empty for a provider that needs none)."""
+        return {c: getattr(self, c.setting) for c in PROVIDER_CREDENTIALS.get(provider, ())}
 
     @field_validator("forecast_holidays")
     @classmethod

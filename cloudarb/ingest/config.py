@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from cloudarb.config import Settings
-from cloudarb.ingest.credentials import API_KEY_SETTINGS, has_secret
+from cloudarb.ingest.credentials import has_secret
 from ingestion.providers import ProviderConfig, RetryPolicy, provider_class
 
 
@@ -26,11 +26,6 @@ def provider_config(settings: Settings, provider: str, **overrides: Any) -> Prov
     }
     if provider in settings.ingest_base_urls:
         values["base_url"] = settings.ingest_base_urls[provider]
-    if provider in API_KEY_SETTINGS and has_secret(getattr(settings, API_KEY_SETTINGS[provider])):
-        values["api_key"] = getattr(settings, API_KEY_SETTINGS[provider])
-    if provider == "aws":
-        values["aws_access_key_id"] = settings.aws_access_key_id
-        values["aws_secret_access_key"] = settings.aws_secret_access_key
-        values["aws_session_token"] = settings.aws_session_token
+    values.update({c.field: value for c, value in settings.credentials(provider).items() if has_secret(value)})
     values.update(overrides)
     return cls.config_class(**values)

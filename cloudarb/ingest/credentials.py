@@ -8,25 +8,15 @@ from pydantic import SecretStr
 
 from cloudarb.config import Settings
 
-API_KEY_SETTINGS = {
-    "lambda": "lambda_api_key",
-    "runpod": "runpod_api_key",
-    "vast": "vast_api_key",
-    "gcp": "gcp_api_key",
-}
-
-
 CredentialsState = Literal["configured", "missing", "not needed"]
 
 
 def credentials_state(settings: Settings, provider: str) -> CredentialsState:
     """'configured', 'missing' or 'not needed' (for /providers; never reveals a value)."""
-    if provider in API_KEY_SETTINGS:
-        return "configured" if has_secret(getattr(settings, API_KEY_SETTINGS[provider])) else "missing"
-    if provider == "aws":
-        both = has_secret(settings.aws_access_key_id) and has_secret(settings.aws_secret_access_key)
-        return "configured" if both else "missing"
-    return "not needed"
+    credentials = settings.credentials(provider)
+    if not credentials:
+        return "not needed"
+    return "configured" if all(has_secret(v) for c, v in credentials.items() if c.required) else "missing"
 
 
 def has_secret(value: SecretStr | None) -> bool:
