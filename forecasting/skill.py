@@ -58,7 +58,8 @@ class SkillRule(BaseModel):
     min_informative: int = Field(default=4, ge=1, description="Wins needed at least (origins where errors differ).")
     alpha: float = Field(default=0.05, gt=0, le=1, description="Level of the one-sided sign test.")
     margin: float = Field(default=0.1, ge=0, lt=1, description="MAE must be below (1 - margin) x last value's.")
-    coverage_tolerance: float = Field(default=0.05, ge=0, lt=0.5, description="Allowed shortfall of coverage.")
+    coverage_tolerance: float = Field(
+        default=0.0, ge=0, lt=0.5, description="Nested coverage must reach the level minus half of this.")
     calibration_origins: int = Field(
         default=13, ge=MIN_CALIBRATION, description="Most recent earlier origins whose errors make an interval.")
 

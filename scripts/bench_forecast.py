@@ -254,8 +254,13 @@ def bench_price_gate(data: Path, workers: int, start: datetime, limit: int | Non
     rules = {"served": PRICE_SKILL_RULE, "no_rule": SkillRule(alpha=1.0, margin=0.0, min_informative=1)}
     with ProcessPoolExecutor(max_workers=workers) as pool:
         evs = [e for e in pool.map(_gate_one, [(s, rules, start) for s in series], chunksize=4) if e is not None]
-    cand = {n: round(sum(e.candidate_mae[n] for e in evs) / max(sum(e.last_value_mae for e in evs), 1e-12), 4)
-            for n in PRICE_CONFIG.candidates}
+    cand = {}
+    for n in PRICE_CONFIG.candidates:
+        ok = [e for e in evs if np.isfinite(e.candidate_mae[n])]
+        cand[n] = {"series": len(ok), "pooled_mae_ratio": round(sum(e.candidate_mae[n] for e in ok) /
+                                                               max(sum(e.last_value_mae for e in ok), 1e-12), 4),
+                   "share_worse_than_last_value": _share([e.candidate_mae[n] > e.last_value_mae * (1 + 1e-9) + 1e-12
+                                                          for e in ok])}
     lv_cov = [c for e in evs if (c := e.last_value_coverage) is not None]
     return {
         "series": len(evs), "eval_origins_from": start.date().isoformat(), "horizon_weeks": PRICE_CONFIG.horizon,
@@ -263,7 +268,11 @@ def bench_price_gate(data: Path, workers: int, start: datetime, limit: int | Non
         "rule_params": PRICE_SKILL_RULE.model_dump(),
         "served": gate_summary(evs, "served"),
         "no_rule_best_candidate_per_step_by_mae": gate_summary(evs, "no_rule"),
-        "candidate_always_pooled_mae_ratio": cand,
+        "candidate_always": cand,
+        "served_coverage_80_by_kind": {
+            kind: round(float(np.mean(c)), 4) if (c := [x for e in evs if e.series_id.endswith(kind)
+                                                         and (x := e.served_coverage["served"]) is not None]) else None
+            for kind in ("/spot", "/on_demand")},
         "last_value_coverage_80_mean_over_series": round(float(np.mean(lv_cov)), 4) if lv_cov else None,
         "share_step_shaped": _share([e.step_shaped for e in evs]),
         "eval_origins": sum(e.eval_origins for e in evs),
