@@ -50,15 +50,24 @@ def bound_s(stack: Stack) -> float:
 
 
 def run(stack: Stack, fault: str, inject: Callable[[], None], *, jobs: int = 12, key: str | None = None) -> Figures:
-    """Submit ``jobs`` optimizations (one every 0.25 s) while ``inject`` runs in the middle."""
+    """Submit optimizations (one every 0.25 s) before, during and after ``inject``."""
     key = key or stack.api_key(f"chaos-{fault}")
     figures = Figures(fault)
     accepted: list[dict[str, Any]] = []
     lock = threading.Lock()
 
+    recovered = threading.Event()
+
     def submit_all() -> None:
+        """``jobs`` submissions, then as many as the fault lasts, then a third of ``jobs`` more after
+        the fault has ended (so acceptance after recovery is measured too)."""
+        after = 0
         with httpx.Client(base_url=stack.base, headers={"X-API-Key": key}, timeout=30) as client:
-            for _ in range(jobs):
+            for n in range(jobs * 20):
+                if n >= jobs and recovered.is_set():
+                    after += 1
+                    if after > jobs // 3:
+                        break
                 try:
                     r = client.post("/optimize", json=REQUEST)
                 except httpx.HTTPError:
@@ -81,6 +90,7 @@ def run(stack: Stack, fault: str, inject: Callable[[], None], *, jobs: int = 12,
     submitter.start()
     time.sleep(jobs * 0.25 / 3)
     inject()
+    recovered.set()
     submitter.join()
     started = time.monotonic()
     job_ids = [a["job_id"] for a in accepted]
