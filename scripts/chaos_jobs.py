@@ -24,9 +24,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.reliability import chaos, probes  # noqa: E402
-from tests.reliability.fuzz import fuzz  # noqa: E402
-from tests.reliability.stack import Stack, available  # noqa: E402
+from tests.reliability import chaos, probes
+from tests.reliability.fuzz import fuzz
+from tests.reliability.stack import Stack, available
 
 
 def api_figures(stack: Stack, *, ryw: int, fuzz_examples: int) -> dict[str, Any]:
