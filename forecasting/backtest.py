@@ -21,7 +21,6 @@ series where MASE is undefined everywhere are still ranked).
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,7 +35,6 @@ from forecasting.schemas import BacktestReport, ModelMetrics, OriginResult, Seri
 
 log = logging.getLogger(__name__)
 
-BASELINES: tuple[str, str] = ("last_value", "seasonal_naive")
 ModelFactory = Callable[[], Forecaster]
 
 
@@ -87,13 +85,6 @@ def interval_coverage(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray) 
     ok = np.isfinite(actual)
     hits = int(((actual[ok] >= lower[ok]) & (actual[ok] <= upper[ok])).sum())
     return hits, int(ok.sum())
-
-
-def score(metrics: ModelMetrics) -> tuple[float, float]:
-    """Ranking key, lower is better: MASE (undefined counts as worst), then MAE."""
-    mase = metrics.mase if math.isfinite(metrics.mase) else math.inf
-    mae = metrics.mae if math.isfinite(metrics.mae) else math.inf
-    return (mase, mae)
 
 
 def rolling_origins(

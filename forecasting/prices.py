@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from forecasting.backtest import ModelRun, report_from_runs, rolling_origins, run_models, score
+from forecasting.backtest import ModelRun, report_from_runs, rolling_origins, run_models
 from forecasting.errors import DataError
 from forecasting.models.base import ModelForecast
-from forecasting.schemas import BacktestReport, Series
+from forecasting.schemas import BacktestReport, Series, score
 from forecasting.selection import ForecastConfig, factories, point_only, walk_forward_served
 from forecasting.skill import LAST_VALUE, Backtest, SkillRule, compose, decide, drop_missing, step_shaped
 

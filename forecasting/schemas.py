@@ -12,6 +12,7 @@ Documented DataFrame alternative: :meth:`Series.from_frame` accepts a frame with
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -205,6 +206,17 @@ class OriginResult(BaseModel):
     scale: float = Field(description="The MASE denominator used at this origin.")
 
 
+BASELINES: tuple[str, str] = ("last_value", "seasonal_naive")
+"""The two simple baselines every backtest includes."""
+
+
+def score(metrics: ModelMetrics) -> tuple[float, float]:
+    """Ranking key, lower is better: MASE (undefined counts as worst), then MAE."""
+    mase = metrics.mase if math.isfinite(metrics.mase) else math.inf
+    mae = metrics.mae if math.isfinite(metrics.mae) else math.inf
+    return (mase, mae)
+
+
 class BacktestReport(BaseModel):
     """Rolling-origin backtest of candidate models on one series, always with the baselines."""
 
@@ -219,8 +231,6 @@ class BacktestReport(BaseModel):
 
     def best_baseline(self) -> str:
         """Name of the better of the two simple baselines on this backtest."""
-        from forecasting.backtest import BASELINES, score
-
         present = [b for b in BASELINES if b in self.metrics]
         return min(present, key=lambda b: score(self.metrics[b]))
 

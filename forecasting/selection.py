@@ -18,19 +18,18 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from forecasting.backtest import (
-    BASELINES,
     ModelFactory,
     ModelRun,
     mase_scale,
     point_errors,
     report_from_runs,
     run_models,
-    score,
 )
 from forecasting.errors import ForecastingError
 from forecasting.models.base import FitContext, Forecaster, ModelForecast
 from forecasting.models.registry import make_model
 from forecasting.schemas import (
+    BASELINES,
     BacktestReport,
     ForecastResult,
     ModelMetrics,
@@ -38,6 +37,7 @@ from forecasting.schemas import (
     PromotionDecision,
     Series,
     SkillReport,
+    score,
 )
 from forecasting.skill import LAST_VALUE, Backtest, SkillRule, compose, decide, drop_missing, gate_origins
 

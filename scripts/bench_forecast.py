@@ -48,7 +48,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from forecasting.backtest import BASELINES, backtest, mase_scale
+from forecasting.backtest import backtest, mase_scale
 from forecasting.demand import (
     DEMAND_CONFIG,
     Measure,
@@ -68,7 +68,7 @@ from forecasting.prices import (
     load_price_series,
 )
 from forecasting.risk import RiskModel, choose_table_weight, fit_calibrated, load_spot_advisor
-from forecasting.schemas import Series
+from forecasting.schemas import BASELINES, Series
 from forecasting.selection import ForecastConfig
 from forecasting.skill import SkillRule
 from forecasting.spot_traces import load_spot_traces
