@@ -19,6 +19,11 @@ from cloudarb.optimize.schedule import start_due_policies
 
 log = logging.getLogger(__name__)
 
+TICK_LOCK = threading.Lock()
+"""Held while a tick runs. An RQ worker forks its work horse only while holding it too
+(``cloudarb.worker``): a fork taken while this thread is mid-tick copies its locks and connections in
+whatever state they are in, and a work horse stuck on such a copy never ends."""
+
 
 def tick(ctx: Context) -> int:
     """One pass: reap stale jobs, enqueue due provider refreshes and forecast retraining, start every due
@@ -47,7 +52,8 @@ class Scheduler(threading.Thread):
     def run(self) -> None:
         while not self.stopped.wait(self.ctx.settings.scheduler_tick_s):
             try:
-                tick(self.ctx)
+                with TICK_LOCK:
+                    tick(self.ctx)
             except Exception:
                 log.exception("scheduler tick failed")
 

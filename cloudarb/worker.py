@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cloudarb.config import get_settings
 from cloudarb.context import Context, build_context
@@ -124,22 +124,21 @@ def consume(queue: RQQueue, *, burst: bool = False, max_backoff_s: float = 30.0)
 
     Back-off doubles from 0.5 s to ``max_backoff_s`` while the broker stays down and resets after a
     loop that ran a job or lived a minute."""
-    from rq import Worker
     from rq.exceptions import StopRequested
 
     delay = 0.5
     stop = threading.Event()
     while True:
         started = time.monotonic()
-        worker: Worker | None = None
+        worker: Any = None
         try:
-            worker = Worker([queue.queue], connection=queue.redis)
+            worker = _fork_safe_worker_class()([queue.queue], connection=queue.redis)
             worker.work(burst=burst, with_scheduler=True)
         except StopRequested:
             return
         except Exception:
             log.warning("worker loop failed; starting again", exc_info=True)
-        if burst or (worker is not None and worker._stop_requested):
+        if burst or _stop_requested(worker):
             return
         if time.monotonic() - started > 60:
             delay = 0.5
@@ -148,6 +147,26 @@ def consume(queue: RQQueue, *, burst: bool = False, max_backoff_s: float = 30.0)
             stop.wait(delay)
         except StopRequested:  # RQ's signal handler, still installed, asks the loop to end
             return
-        if worker is not None and worker._stop_requested:
+        if _stop_requested(worker):
             return
         delay = min(max_backoff_s, delay * 2)
+
+
+def _stop_requested(worker: Any) -> bool:
+    """Whether RQ's loop ended because it was asked to stop (SIGTERM/SIGINT): an idle worker records
+    only the request's date, a busy one also sets ``_stop_requested``."""
+    return worker is not None and bool(worker._stop_requested or worker._shutdown_requested_date is not None)
+
+
+def _fork_safe_worker_class() -> type[Any]:
+    """RQ's worker, forking its work horse only between two scheduler ticks (see ``TICK_LOCK``)."""
+    from rq import Worker
+
+    from cloudarb.scheduler import TICK_LOCK
+
+    class ForkSafeWorker(Worker):
+        def fork_work_horse(self, job: Any, queue: Any) -> None:
+            with TICK_LOCK:
+                super().fork_work_horse(job, queue)
+
+    return ForkSafeWorker
