@@ -34,10 +34,10 @@ from typing import Any
 import numpy as np
 
 from cloudarb.config import Settings
-from cloudarb.db.models import Offer as OfferRow
 from cloudarb.db.models import StoredForecast
 from cloudarb.db.types import utcnow
 from cloudarb.forecasts import store
+from cloudarb.storage.offers import OfferFields
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class Feed:
     notes: list[str] = field(default_factory=list)
 
 
-def load_feed(session: Any, settings: Settings, rows: Sequence[OfferRow], *, horizon_hours: float) -> Feed:
+def load_feed(session: Any, settings: Settings, rows: Sequence[OfferFields], *, horizon_hours: float) -> Feed:
     """Everything the stored forecasts and the fitted models say about ``rows``."""
     feed = Feed()
     if not rows:
@@ -77,7 +77,7 @@ def load_feed(session: Any, settings: Settings, rows: Sequence[OfferRow], *, hor
     return feed
 
 
-def _price_paths(feed: Feed, rows: Sequence[OfferRow], stored: dict[str, StoredForecast], settings: Settings,
+def _price_paths(feed: Feed, rows: Sequence[OfferFields], stored: dict[str, StoredForecast], settings: Settings,
                  horizon_hours: float) -> None:
     usable = {k: f for k, f in stored.items() if f.kind == "price" and f.paths.get("scenarios")}
     if not usable:
@@ -212,11 +212,11 @@ def rate_cache(settings: Settings) -> RateCache:
         return cache
 
 
-def _rate_key(row: OfferRow, savings: float) -> str:
+def _rate_key(row: OfferFields, savings: float) -> str:
     return json.dumps([row.instance_type or row.gpu_model, row.region, round(savings, 1), float(row.vcpus or 8.0)])
 
 
-def interruption_rates(settings: Settings, rows: Sequence[OfferRow], stored: dict[str, StoredForecast]) -> dict[str, float]:
+def interruption_rates(settings: Settings, rows: Sequence[OfferFields], stored: dict[str, StoredForecast]) -> dict[str, float]:
     """Rate per hour for spot offers that state none.
 
     Per offer this is ``RiskModel.estimate``'s mean (the advisor row's bucket if the table holds the
@@ -228,7 +228,7 @@ def interruption_rates(settings: Settings, rows: Sequence[OfferRow], stored: dic
     if not wanted:
         return {}
     on_demand = {(r.provider, r.region, r.instance_type): r.price_per_hour for r in rows if not r.spot}
-    keyed: list[tuple[OfferRow, str, float]] = []
+    keyed: list[tuple[OfferFields, str, float]] = []
     for r in wanted:
         od = on_demand.get((r.provider, r.region, r.instance_type))
         savings = 100.0 * (1.0 - r.price_per_hour / od) if od and od > 0 else DEFAULT_SPOT_SAVINGS_PCT
@@ -248,7 +248,7 @@ def interruption_rates(settings: Settings, rows: Sequence[OfferRow], stored: dic
     return out
 
 
-def _model_rates(settings: Settings, inputs: dict[str, tuple[OfferRow, float]]) -> dict[str, float]:
+def _model_rates(settings: Settings, inputs: dict[str, tuple[OfferFields, float]]) -> dict[str, float]:
     """The risk model's mean rate for each input (one batched classifier call for the unknown ones)."""
     import pandas as pd
 

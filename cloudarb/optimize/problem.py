@@ -13,12 +13,11 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 
 from cloudarb.config import Settings
-from cloudarb.db.models import Offer as OfferRow
 from cloudarb.forecasts.feed import Feed
 from cloudarb.ingest.schedule import freshness_limits
 from cloudarb.optimize.capacity import capacity_kind
 from cloudarb.schemas import OptimizeRequest
-from cloudarb.storage.offers import OfferFilter
+from cloudarb.storage.offers import OfferFields, OfferFilter
 from ingestion.gpu_specs import GPU_MODELS
 from optimizer.schemas import CapacityKind, CurrentLine, GpuFigures, Offer, Problem, Workload
 
@@ -48,7 +47,7 @@ def split_provider_id(value: str) -> tuple[str, str]:
 
 
 def to_offer(
-    row: OfferRow, feed: Feed | None = None, *, capacity_kinds: dict[str, CapacityKind] | None = None
+    row: OfferFields, feed: Feed | None = None, *, capacity_kinds: dict[str, CapacityKind] | None = None
 ) -> Offer:
     """One optimizer offer; with a feed, its forecast price scenarios/periods and its interruption rate
     (a rate the provider stated wins over the model's)."""
@@ -127,7 +126,7 @@ def gpu_figures(models: Iterable[str]) -> dict[str, GpuFigures]:
 
 def build_problem(
     req: OptimizeRequest,
-    rows: Sequence[OfferRow],
+    rows: Sequence[OfferFields],
     *,
     current: Sequence[CurrentLine] = (),
     feed: Feed | None = None,

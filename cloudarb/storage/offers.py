@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, cast
 
 from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -192,8 +192,65 @@ def list_offers(
     return [], session.scalar(select(func.count()).select_from(_filtered(filters).subquery())) or 0
 
 
-def offers_for_problem(session: Session, *, filters: OfferFilter) -> Sequence[Offer]:
-    return session.scalars(_filtered(filters).order_by(Offer.offer_key)).all()
+class OfferFields(Protocol):
+    """What a solve reads of an offer (read-only): an ``Offer`` row, or the plain row that
+    ``offers_for_problem`` gives."""
+
+    @property
+    def offer_key(self) -> str: ...
+
+    @property
+    def provider(self) -> str: ...
+
+    @property
+    def seller(self) -> str | None: ...
+
+    @property
+    def region(self) -> str: ...
+
+    @property
+    def zone(self) -> str | None: ...
+
+    @property
+    def instance_type(self) -> str: ...
+
+    @property
+    def gpu_model(self) -> str: ...
+
+    @property
+    def gpu_count(self) -> int: ...
+
+    @property
+    def vram_gb(self) -> float: ...
+
+    @property
+    def vcpus(self) -> float | None: ...
+
+    @property
+    def ram_gb(self) -> float | None: ...
+
+    @property
+    def spot(self) -> bool: ...
+
+    @property
+    def price_per_hour(self) -> float: ...
+
+    @property
+    def available_instances(self) -> int | None: ...
+
+    @property
+    def interruption_rate_per_hour(self) -> float | None: ...
+
+    @property
+    def reliability(self) -> float | None: ...
+
+
+def offers_for_problem(session: Session, *, filters: OfferFilter) -> Sequence[OfferFields]:
+    """The offers a solve considers, as plain read-only rows with the table's columns as attributes:
+    building an ORM instance per offer cost 0.17 s of the 0.43 s an optimize job spent loading
+    3,956 offers (measured in process; more in a fresh work horse)."""
+    stmt = _filtered(filters).order_by(Offer.offer_key).with_only_columns(*Offer.__table__.c)
+    return cast(Sequence[OfferFields], session.execute(stmt).all())
 
 
 def newest_observation(session: Session) -> datetime | None:
