@@ -20,6 +20,7 @@ from cloudarb.bootstrap import seed_snapshot
 from cloudarb.config import Settings
 from cloudarb.context import Context, build_context
 from cloudarb.db import migrate
+from tests.reliability.stack import Process
 from tests.support import PG_URL, REDIS_URL, make_settings, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,59 +81,16 @@ def env_for(settings: Settings) -> dict[str, str]:
     return env
 
 
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-class Worker:
-    """A real `cloudarb worker` process in its own process group (so the work horse dies with it)."""
-
-    def __init__(self, settings: Settings, log: Path) -> None:
-        self.log = log.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "cloudarb", "worker"],
-            cwd=ROOT, env=env_for(settings), stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-
-    def kill(self) -> None:
-        """SIGKILL the worker and its work horse (RQ puts the horse in a session of its own)."""
-        if self.proc.poll() is None:
-            for pid in [*descendants(self.proc.pid), self.proc.pid]:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    continue
-            self.proc.wait(10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.log.close()
+def Worker(settings: Settings, log: Path) -> Process:
+    """A real `cloudarb worker` process in its own session (its work horses die with it on kill())."""
+    return Process([sys.executable, "-m", "cloudarb", "worker"], env_for(settings), log)
 
 
 @pytest.fixture()
 def start_worker(prod_settings: Settings, tmp_path: Path) -> Iterator[object]:
-    workers: list[Worker] = []
+    workers: list[Process] = []
 
-    def start() -> Worker:
+    def start() -> Process:
         w = Worker(prod_settings, tmp_path / f"worker{len(workers)}.log")
         workers.append(w)
         return w
