@@ -158,7 +158,9 @@ def test_base_distribution_is_light() -> None:
     assert {"prophet", "scikit-learn", "statsmodels"} <= names(extras["forecast"])
     assert {"fastapi", "sqlalchemy", "rq", "redis"} <= names(extras["server"])
     assert "boto3" in names(extras["aws"])
-    assert extras["all"] == ["cloudarb[server,solve,forecast,aws]"]
+    assert {"nvidia-ml-py", "docker"} <= names(extras["agent"])
+    assert "kubernetes" in names(extras["deploy"])
+    assert extras["all"] == ["cloudarb[server,solve,forecast,aws,deploy,agent]"]
 
 
 def test_migration_head_constant_matches_the_scripts() -> None:

@@ -1,0 +1,1 @@
+"""Provisioning: one module per provider, registered in an explicit dict (``registry.py``)."""

@@ -1,0 +1,1 @@
+"""Renderers: a stored solution as Terraform JSON, Kubernetes manifests, SkyPilot and dstack files (pure functions)."""

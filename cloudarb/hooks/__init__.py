@@ -1,0 +1,1 @@
+"""Hooks: per-organization webhooks and commands called around deployments, budgets and policy decisions."""

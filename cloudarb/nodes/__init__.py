@@ -1,0 +1,1 @@
+"""Nodes: the control-plane side of the team's own GPU hosts (registration, heartbeats, placements, queue)."""
