@@ -51,6 +51,10 @@ class ApiSettings(BaseModel):
     login_attempts_per_address_per_minute: Annotated[int, Field(
         ge=1, description="CLOUDARB_LOGIN_ATTEMPTS_PER_ADDRESS_PER_MINUTE: login attempts per client address per "
         "minute, whatever the account (429 after).")] = 60
+    dashboard_dir: Path | None = Field(
+        default=None, description="CLOUDARB_DASHBOARD_DIR: the built dashboard (npm run build -> frontend/dist) "
+        "the API serves at / (its API also under /api); unset: frontend/dist beside the package, when built.")
+    serve_dashboard: bool = Field(default=True, description="CLOUDARB_SERVE_DASHBOARD: false serves the API alone.")
 
 
 class JobsSettings(BaseModel):

@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from cloudarb.api import errors, metrics
+from cloudarb.api.dashboard import DashboardMiddleware, dashboard_directory
 from cloudarb.api.guard import RequestGuard
 from cloudarb.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter, make_limiter
 from cloudarb.api.routes import (
@@ -100,4 +101,7 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None, 
     app.include_router(metrics.install(app, context))
     for module in (health, auth, offers, gpus, optimize, jobs, policies, providers, prices, forecasts):
         app.include_router(module.router)
+    dashboard = dashboard_directory(settings.dashboard_dir) if settings.serve_dashboard else None
+    if dashboard is not None:  # added last: the outermost layer, it sees /api/... before the rest
+        app.add_middleware(DashboardMiddleware, directory=dashboard, routes=app.router.routes)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from croniter import croniter
 from sqlalchemy import select, update
@@ -71,3 +72,40 @@ def run_for_optimization(session: Session, *, optimization_id: str) -> PolicyRun
 
 def now() -> datetime:
     return utcnow()
+
+
+def apply_changes(
+    policy: Policy,
+    *,
+    now: datetime,
+    name: str | None = None,
+    request: dict[str, Any] | None = None,
+    cron: str | None = None,
+    interval_s: int | None = None,
+    keep_threshold_pct: float | None = None,
+    enabled: bool | None = None,
+) -> None:
+    """Edit a policy in place; ``None`` leaves a field as it is.
+
+    A new schedule replaces the old one (cron and interval exclude each other) and moves the next run
+    to the new schedule's first slot after ``now``; resuming a paused policy does the same, so a policy
+    paused for a week does not fire at once for the slot it missed.
+    """
+    if cron is not None and interval_s is not None:
+        raise ValueError("give at most one of cron or interval_s")
+    if name is not None:
+        policy.name = name
+    if request is not None:
+        policy.request = request
+    if keep_threshold_pct is not None:
+        policy.keep_threshold_pct = keep_threshold_pct
+    rescheduled = cron is not None or interval_s is not None
+    if cron is not None:
+        policy.cron, policy.interval_s = cron, None
+    if interval_s is not None:
+        policy.cron, policy.interval_s = None, interval_s
+    resumed = enabled is True and not policy.enabled
+    if enabled is not None:
+        policy.enabled = enabled
+    if rescheduled or resumed:
+        policy.next_run_at = next_run(cron=policy.cron, interval_s=policy.interval_s, after=now)

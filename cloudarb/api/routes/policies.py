@@ -49,6 +49,36 @@ class PolicyIn(BaseModel):
         return self
 
 
+class PolicyPatch(BaseModel):
+    """Fields to change; absent fields stay. ``enabled: false`` pauses, ``true`` resumes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    request: OptimizeRequest | None = None
+    cron: Annotated[str, Field(max_length=120)] | None = Field(
+        default=None, description="A new cron schedule (replaces interval_s)."
+    )
+    interval_s: Annotated[int, Field(ge=10, le=30 * 86400)] | None = Field(
+        default=None, description="A new interval in seconds (replaces cron)."
+    )
+    keep_threshold_pct: Annotated[float, Field(ge=0, le=100)] | None = None
+    enabled: bool | None = None
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, v: str | None) -> str | None:
+        if v is not None and not croniter.is_valid(v):
+            raise ValueError("not a valid cron expression")
+        return v
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> PolicyPatch:
+        if self.cron is not None and self.interval_s is not None:
+            raise ValueError("give at most one of cron or interval_s")
+        return self
+
+
 class PolicyOut(BaseModel):
     id: str
     name: str
@@ -113,6 +143,29 @@ def list_policies(principal: Viewer, session: SessionDep, page: PageDep) -> list
 @router.get("/{policy_id}", operation_id="get_policy", response_model=PolicyOut)
 def get_policy(policy_id: IdPath, principal: Viewer, session: SessionDep) -> PolicyOut:
     return PolicyOut.model_validate(_owned(session, principal.organization_id, policy_id), from_attributes=True)
+
+
+@router.patch("/{policy_id}", operation_id="update_policy", response_model=PolicyOut)
+def update_policy(policy_id: IdPath, body: PolicyPatch, principal: Editor, session: SessionDep) -> PolicyOut:
+    """Edit a policy, pause it (``enabled: false``) or resume it (``enabled: true``, next run from now)."""
+    policy = _owned(session, principal.organization_id, policy_id)
+    request = (
+        body.request.model_copy(update={"workloads": resolve_workloads(body.request.workloads)}).model_dump(mode="json")
+        if body.request is not None
+        else None
+    )
+    was_enabled = policy.enabled
+    policy_store.apply_changes(
+        policy, now=policy_store.now(), name=body.name, request=request, cron=body.cron,
+        interval_s=body.interval_s, keep_threshold_pct=body.keep_threshold_pct, enabled=body.enabled,
+    )
+    session.flush()
+    action = "policy.update"
+    if body.enabled is not None and body.enabled != was_enabled:
+        action = "policy.resume" if body.enabled else "policy.pause"
+    audit.record(session, organization_id=principal.organization_id, actor=principal.actor, action=action,
+                 resource_type="policy", resource_id=policy_id)
+    return PolicyOut.model_validate(policy, from_attributes=True)
 
 
 @router.delete("/{policy_id}", operation_id="delete_policy", status_code=204)
