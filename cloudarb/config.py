@@ -188,6 +188,39 @@ class ForecastsSettings(BaseModel):
     )
 
 
+class DeploySettings(BaseModel):
+    """The deploy stage (cloudarb.deploy): ownership prefix, safety windows, lifetimes, the reconciler."""
+
+    deploy_install_id: str | None = Field(
+        default=None, pattern=r"^[a-z0-9]{4,16}$",
+        description="CLOUDARB_DEPLOY_INSTALL_ID: this installation's id in every provider-side mark "
+        "(cloudarb-<id>-...); unset = generated once and kept in the database.")
+    deploy_default_lifetime_h: Annotated[float, Field(gt=0, le=24 * 30)] = 4.0
+    deploy_max_lifetime_h: Annotated[float, Field(gt=0, le=24 * 30, description=(
+        "CLOUDARB_DEPLOY_MAX_LIFETIME_H: hard maximum lifetime of a deployment unless it was created with "
+        "the explicit override (then deploy_override_max_lifetime_h)."))] = 12.0
+    deploy_override_max_lifetime_h: Annotated[float, Field(gt=0, le=24 * 365)] = 24 * 7.0
+    deploy_orphan_grace_s: Annotated[float, Field(ge=0, description=(
+        "An instance with our prefix and no live row is destroyed this long after it was first seen."))] = 300.0
+    deploy_ghost_grace_s: Annotated[float, Field(ge=0, description=(
+        "A live row whose instance is missing from listings is ended (after a fresh read proves absence) "
+        "once it has been missing this long past the provider's listing lag."))] = 300.0
+    deploy_reconcile_interval_s: Annotated[float, Field(gt=0)] = 120.0
+    deploy_leaked_after: Annotated[int, Field(ge=1, le=100, description=(
+        "Failed destroy attempts after which an instance is 'leaked' (alerted; retried forever)."))] = 5
+    deploy_destroy_backoff_max_s: Annotated[float, Field(gt=0)] = 900.0
+    deploy_block_offer_s: Annotated[float, Field(ge=0, description=(
+        "How long an offer that answered no capacity or quota is left out of failover re-solves."))] = 1800.0
+    deploy_failover_attempts: Annotated[int, Field(ge=1, le=20)] = 4
+    deploy_boot_timeout_s: Annotated[float, Field(gt=0)] = 900.0
+    deploy_base_url_aws: str | None = None
+    deploy_base_url_lambda: str | None = None
+    deploy_base_url_runpod: str | None = None
+    deploy_base_url_vast: str | None = None
+    deploy_base_url_tensordock: str | None = None
+    deploy_base_url_local: str | None = None
+
+
 class NodesSettings(BaseModel):
     """The team's own GPU hosts (cloudarb.nodes): agents' heartbeats, join tokens, the placement queue."""
 
@@ -233,12 +266,13 @@ _S = TypeVar("_S", bound=BaseModel)
 SECTIONS: tuple[type[BaseModel], ...] = (
     RuntimeSettings, ApiSettings, JobsSettings, IngestSettings, CredentialsSettings, ForecastsSettings,
     NodesSettings,
+    DeploySettings,
 )
 
 
 class Settings(RuntimeSettings, ApiSettings, JobsSettings, IngestSettings, CredentialsSettings, ForecastsSettings,
                NodesSettings,
-               BaseSettings):
+               DeploySettings, BaseSettings):
     """Every knob of the application, declared in its section above; defaults give the embedded mode
     (SQLite, in-process jobs). Each field is read from ``CLOUDARB_<FIELD>`` (or ``.env``), the names the
     README and ``.env.example`` document; a section is also one typed object,
