@@ -242,6 +242,21 @@ class NodesSettings(BaseModel):
         "when not listed), e.g. '{\"research\": 10}'.")
 
 
+class HooksSettings(BaseModel):
+    """Deployment outputs and hooks (cloudarb.hooks, cloudarb.deploy.k8s_apply): delivery limits, commands, kubeconfig."""
+
+    hooks_commands: bool = Field(default=False, description=(
+        "CLOUDARB_HOOKS_COMMANDS: allow command hooks. A command runs on the worker hosts as the worker's "
+        "user, so enable it only where every organization admin may run programs there."))
+    hooks_timeout_s: Annotated[float, Field(gt=0, le=600)] = 10.0
+    hooks_max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    hooks_output_limit: Annotated[int, Field(ge=256, le=1_000_000)] = 65_536
+    deploy_kubeconfig: Path | None = Field(default=None, description=(
+        "CLOUDARB_DEPLOY_KUBECONFIG: kubeconfig of the cluster the Kubernetes export is applied to "
+        "(server-side apply in a worker job); unset = no apply."))
+    deploy_kube_context: str | None = None
+
+
 @dataclass(frozen=True)
 class Credential:
     """One secret a provider's client needs: the setting it comes from, the client config's field."""
@@ -267,12 +282,13 @@ SECTIONS: tuple[type[BaseModel], ...] = (
     RuntimeSettings, ApiSettings, JobsSettings, IngestSettings, CredentialsSettings, ForecastsSettings,
     NodesSettings,
     DeploySettings,
+    HooksSettings,
 )
 
 
 class Settings(RuntimeSettings, ApiSettings, JobsSettings, IngestSettings, CredentialsSettings, ForecastsSettings,
                NodesSettings,
-               DeploySettings, BaseSettings):
+               DeploySettings, HooksSettings, BaseSettings):
     """Every knob of the application, declared in its section above; defaults give the embedded mode
     (SQLite, in-process jobs). Each field is read from ``CLOUDARB_<FIELD>`` (or ``.env``), the names the
     README and ``.env.example`` document; a section is also one typed object,
