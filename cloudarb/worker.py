@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cloudarb import telemetry
 from cloudarb.config import get_settings
 from cloudarb.context import Context, build_context
 from cloudarb.jobs import runtime
@@ -94,7 +96,8 @@ def preload(ctx: Context) -> dict[str, float]:
     return timings
 
 
-def run(*, burst: bool = False, scheduler: bool = True) -> None:
+def run(*, burst: bool = False, scheduler: bool = True, metrics_port: int | None = None,
+        heartbeat_file: Path | None = None) -> None:
     """Preload, reap what a previous worker left running, start the scheduler thread, then consume
     the queue (a work horse forked per job, with everything preloaded).
 
@@ -109,6 +112,15 @@ def run(*, burst: bool = False, scheduler: bool = True) -> None:
     if not isinstance(queue, RQQueue):
         raise RuntimeError("the worker needs the Redis queue (set CLOUDARB_REDIS_URL)")
     log.info("worker preloaded", extra={"seconds": preload(ctx)})
+    telemetry.init_job_kinds(list(ctx.kinds))
+    server = None
+    if metrics_port is not None:
+        token = ctx.settings.metrics_token
+        server = telemetry.serve_metrics("0.0.0.0", metrics_port,
+                                         token=token.get_secret_value() if token is not None else None)
+    beat = _Heartbeat(heartbeat_file) if heartbeat_file is not None else None
+    if beat is not None:
+        beat.start()
     sched = Scheduler(ctx) if scheduler else None
     if sched is not None:
         sched.start()  # its first tick reaps what a previous worker left running
@@ -117,6 +129,32 @@ def run(*, burst: bool = False, scheduler: bool = True) -> None:
     finally:
         if sched is not None:
             sched.stop()
+        if beat is not None:
+            beat.stop.set()
+        if server is not None:
+            server.shutdown()
+        telemetry.process_exiting()
+
+
+class _Heartbeat(threading.Thread):
+    """Touches a file every ``interval`` seconds: a liveness probe that finds it older than a few
+    intervals knows the process is wedged (the thread needs the interpreter to be running)."""
+
+    def __init__(self, path: Path, interval: float = 10.0) -> None:
+        super().__init__(name="cloudarb-worker-heartbeat", daemon=True)
+        self.path = path
+        self.interval = interval
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            try:
+                self.path.touch()
+            except OSError:
+                log.warning("cannot touch the heartbeat file", extra={"path": str(self.path)}, exc_info=True)
+            if self.stop.wait(self.interval):
+                return
 
 
 def consume(queue: RQQueue, *, burst: bool = False, max_backoff_s: float = 30.0) -> None:
@@ -168,5 +206,9 @@ def _fork_safe_worker_class() -> type[Any]:
         def fork_work_horse(self, job: Any, queue: Any) -> None:
             with TICK_LOCK:
                 super().fork_work_horse(job, queue)
+
+        def main_work_horse(self, job: Any, queue: Any) -> None:
+            telemetry.become_work_horse()  # one metrics file per worker, not one per job
+            super().main_work_horse(job, queue)
 
     return ForkSafeWorker

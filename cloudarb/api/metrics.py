@@ -1,65 +1,53 @@
-"""Prometheus metrics: request latency (measured here), jobs, queue depth and solve times (read from
-storage at scrape time, so they are right whichever process ran the job)."""
+"""``GET /metrics`` and the request middleware: request ids for the logs, request counts and latency.
+
+Process metrics (requests, jobs, solves) come from ``cloudarb.telemetry``: summed over every server
+and work-horse process of this deployment when ``PROMETHEUS_MULTIPROC_DIR`` is set (``cloudarb serve``
+sets it), so counters never go back between scrapes whichever process answers. Storage figures come
+from ``business_metrics`` and pricing freshness from ``cloudarb.ingest.metrics``, both at scrape time.
+"""
 
 from __future__ import annotations
 
 import hmac
+import re
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cloudarb import logs, telemetry
+from cloudarb.api.business_metrics import BusinessCollector
 from cloudarb.api.deps import authenticate, credential_from
 from cloudarb.context import Context
 from cloudarb.errors import Forbidden, Unauthorized
-from cloudarb.jobs import store as job_store
-from cloudarb.optimize import store as opt_store
 
-SOLVE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, float("inf"))
-
-
-class StorageCollector(Collector):
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-
-    def collect(self) -> Iterator[GaugeMetricFamily | HistogramMetricFamily]:
-        with self.ctx.db.session() as session:
-            counts = job_store.count_by_status(session)
-            durations = list(opt_store.solve_seconds(session))
-        jobs = GaugeMetricFamily("cloudarb_jobs", "Jobs by status", labels=["status"])
-        for status, n in counts.items():
-            jobs.add_metric([status], n)
-        yield jobs
-        depth = GaugeMetricFamily("cloudarb_queue_depth", "Jobs waiting in the queue")
-        try:
-            depth.add_metric([], self.ctx.queue.depth())
-        except Exception:  # noqa: BLE001 - a scrape reports NaN, never fails
-            depth.add_metric([], float("nan"))
-        yield depth
-        buckets = []
-        for bound in SOLVE_BUCKETS:
-            label = "+Inf" if bound == float("inf") else str(bound)
-            buckets.append((label, sum(1 for d in durations if d <= bound)))
-        hist = HistogramMetricFamily("cloudarb_solve_seconds", "Solver wall time per optimization")
-        hist.add_metric([], buckets, sum_value=sum(durations))
-        yield hist
+REQUEST_ID_HEADER = "x-request-id"
+_SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-class LatencyMiddleware:
-    """Plain ASGI (no BaseHTTPMiddleware task hop): time each request, label it by route template."""
+class RequestMiddleware:
+    """Plain ASGI (no BaseHTTPMiddleware task hop). Gives each request an id (the client's
+    ``X-Request-ID`` when it is a short plain token, else a new one), binds it for every log line of
+    the request, returns it in the answer, and counts and times the request by route template."""
 
-    def __init__(self, app: ASGIApp, *, histogram: Histogram) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.histogram = histogram
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
+            return
+        given = dict(scope.get("headers") or []).get(REQUEST_ID_HEADER.encode(), b"").decode("latin-1")
+        rid = given if _SAFE_ID.match(given) else uuid.uuid4().hex
+        if scope["type"] == "websocket":
+            with logs.bound(request=rid):
+                await self.app(scope, receive, send)
             return
         start = time.perf_counter()
         status = 500
@@ -68,13 +56,16 @@ class LatencyMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (REQUEST_ID_HEADER.encode(), rid.encode())]
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_and_note)
-        finally:
-            path = getattr(scope.get("route"), "path", "unmatched")
-            self.histogram.labels(scope["method"], path, str(status)).observe(time.perf_counter() - start)
+        with logs.bound(request=rid):
+            try:
+                await self.app(scope, receive, send_and_note)
+            finally:
+                route = getattr(scope.get("route"), "path", "unmatched")
+                telemetry.request_done(scope["method"], route, status, time.perf_counter() - start)
 
 
 def metrics_reader(
@@ -96,21 +87,23 @@ def metrics_reader(
         raise Forbidden("metrics need the metrics token or the 'admin' role")
 
 
+class _ProcessMetrics(Collector):
+    """The deployment's process metrics, read afresh on each scrape (files appear as processes start)."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield from telemetry.process_registry().collect()
+
+
 def install(app: object, ctx: Context) -> APIRouter:
-    registry = CollectorRegistry()
-    latency = Histogram(
-        "cloudarb_http_request_seconds",
-        "HTTP request latency",
-        ["method", "route", "status"],
-        registry=registry,
-        buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-    )
-    registry.register(StorageCollector(ctx))
     from cloudarb.ingest.metrics import ProviderCollector
 
+    telemetry.init_job_kinds(list(ctx.kinds))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_ProcessMetrics())
+    registry.register(BusinessCollector(ctx))
     registry.register(ProviderCollector(ctx))
 
-    app.add_middleware(LatencyMiddleware, histogram=latency)  # type: ignore[attr-defined]
+    app.add_middleware(RequestMiddleware)  # type: ignore[attr-defined]
     router = APIRouter(tags=["health"])
 
     @router.get("/metrics", operation_id="metrics", include_in_schema=True,

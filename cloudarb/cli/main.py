@@ -94,27 +94,46 @@ def serve(
     """Run the API server (embedded mode also runs jobs and the scheduler in this process)."""
     import uvicorn
 
+    from cloudarb import logs, telemetry
     from cloudarb.config import get_settings
 
     settings = get_settings()
     if settings.embedded and workers > 1:
         raise fail("embedded mode runs jobs in-process: use one server process, or set CLOUDARB_REDIS_URL")
-    uvicorn.run("cloudarb.api.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level=settings.log_level.lower())
+    # one metrics directory for every server process (counters summed across them), fresh per start
+    metrics_dir = telemetry.prepare_dir(settings.data_dir / "metrics", "serve")
+    logs.configure(settings.log_level)
+    try:
+        uvicorn.run("cloudarb.api.app:create_app", factory=True, host=host, port=port, workers=workers,
+                    log_level=settings.log_level.lower(), log_config=logs.uvicorn_config(settings.log_level))
+    finally:
+        telemetry.remove_dir(metrics_dir)
 
 
 @app.command()
 def worker(
     burst: Annotated[bool, typer.Option(help="Exit when the queue is empty.")] = False,
     scheduler: Annotated[bool, typer.Option(help="Also run the policy scheduler and stale-job reaper.")] = True,
+    metrics_port: Annotated[int | None, typer.Option(
+        help="Serve this worker's /metrics and /livez on this port (all interfaces).")] = None,
+    heartbeat_file: Annotated[Path | None, typer.Option(
+        help="Touch this file every few seconds while the worker runs (a liveness probe checks its age).")] = None,
 ) -> None:
     """Run an RQ worker on the configured Redis (production mode)."""
+    from cloudarb import logs, telemetry
     from cloudarb.config import get_settings
+
+    settings = get_settings()
+    if not settings.redis_url:
+        raise fail("CLOUDARB_REDIS_URL is not set: the embedded mode runs jobs inside `cloudarb serve`")
+    metrics_dir = telemetry.prepare_dir(settings.data_dir / "metrics", "worker")
+    logs.configure(settings.log_level)
     from cloudarb.worker import run
 
-    if not get_settings().redis_url:
-        raise fail("CLOUDARB_REDIS_URL is not set: the embedded mode runs jobs inside `cloudarb serve`")
-    run(burst=burst, scheduler=scheduler)
+    try:
+        run(burst=burst, scheduler=scheduler, metrics_port=metrics_port, heartbeat_file=heartbeat_file)
+    finally:
+        telemetry.remove_dir(metrics_dir)
 
 
 @app.command("scheduler")

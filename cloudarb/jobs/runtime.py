@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import OperationalError
 
+from cloudarb import logs, telemetry
 from cloudarb.db.types import utcnow
 from cloudarb.jobs import store
 from cloudarb.jobs.errors import JobCanceled, JobInputError, JobTimedOut, TransientJobError
@@ -151,16 +152,22 @@ def execute(job_id: str, ctx: Context) -> str | None:
     if job is None:
         return None
     jc = JobContext(ctx, job)
-    beat = _Heartbeat(jc, ctx.settings.job_heartbeat_s)
-    beat.start()
-    try:
-        status, message = _run_body(jc)
-    finally:
-        beat.stop.set()
-    if status == "retry":
-        return _retry(ctx, job, message)
-    move(ctx, job_id, to=status, when=("running",), message=message, error=message if status == "failed" else None)
-    return status
+    started = time.monotonic()
+    with logs.bound(job=job_id):
+        beat = _Heartbeat(jc, ctx.settings.job_heartbeat_s)
+        beat.start()
+        try:
+            status, message = _run_body(jc)
+        finally:
+            beat.stop.set()
+        if status == "retry":
+            final = _retry(ctx, job, message)
+            telemetry.job_ended(job.kind, "retried" if final == "queued" else final, time.monotonic() - started)
+            return final
+        move(ctx, job_id, to=status, when=("running",), message=message,
+             error=message if status == "failed" else None)
+        telemetry.job_ended(job.kind, status, time.monotonic() - started)
+        return status
 
 
 def _run_body(jc: JobContext) -> tuple[str, str]:

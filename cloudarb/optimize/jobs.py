@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from cloudarb import telemetry
 from cloudarb.db.types import utcnow
 from cloudarb.forecasts.feed import load_feed
 from cloudarb.ingest.stale import stale_prices
@@ -74,6 +75,7 @@ def body(jc: JobContext) -> str:
 
 
 def finish(jc: JobContext, solution: Solution) -> str:
+    telemetry.solve_ended(solution.stats.solve_seconds)
     totals = solution.totals
     if solution.infeasibility_reason:
         message = solution.infeasibility_reason
