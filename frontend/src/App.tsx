@@ -7,11 +7,17 @@ import { OptimizationDetailPage } from "./pages/OptimizationDetailPage";
 import { OptimizationsPage } from "./pages/OptimizationsPage";
 import { OptimizePage } from "./pages/OptimizePage";
 import { PoliciesPage } from "./pages/PoliciesPage";
+import { ForecastsPage } from "./pages/ForecastsPage";
+import { GpusPage } from "./pages/GpusPage";
+import { PricesPage } from "./pages/PricesPage";
 import { href, useRoute } from "./router";
 import { useCredential, useServices } from "./services";
 
 const NAV = [
   { path: "/offers", label: "Offers" },
+  { path: "/prices", label: "Prices" },
+  { path: "/gpus", label: "GPUs" },
+  { path: "/forecasts", label: "Forecasts" },
   { path: "/optimize", label: "Optimize" },
   { path: "/optimizations", label: "Optimizations" },
   { path: "/policies", label: "Policies" },
@@ -23,6 +29,9 @@ function Screen({ route }: { route: string[] }) {
   if (first === "optimizations") return <OptimizationsPage />;
   if (first === "optimize") return <OptimizePage />;
   if (first === "policies") return <PoliciesPage />;
+  if (first === "prices") return <PricesPage />;
+  if (first === "gpus") return <GpusPage />;
+  if (first === "forecasts") return <ForecastsPage />;
   return <OffersPage />;
 }
 

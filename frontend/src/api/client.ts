@@ -60,3 +60,17 @@ export function jobSocket(baseUrl: string, jobId: string, token: string, after: 
   if (after > 0) url.searchParams.set("after", String(after));
   return { url: url.toString(), protocols: ["cloudarb.bearer", token] };
 }
+
+/** The live price-change socket (``/ws/prices``), narrowed by GPU model or provider; credential as for jobs. */
+export function priceSocket(
+  baseUrl: string,
+  token: string,
+  filter: { gpuModel?: string; provider?: string; after?: number },
+): { url: string; protocols: string[] } {
+  const url = new URL(`${baseUrl}/ws/prices`);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  if (filter.gpuModel) url.searchParams.set("gpu_model", filter.gpuModel);
+  if (filter.provider) url.searchParams.set("provider", filter.provider);
+  if (filter.after && filter.after > 0) url.searchParams.set("after", String(filter.after));
+  return { url: url.toString(), protocols: ["cloudarb.bearer", token] };
+}

@@ -1,12 +1,14 @@
-/** Current offers: filter, sort and page through the latest price of every offer, with its age. */
+/** Current offers: filter, sort and page through the latest price of every offer, with its age.
+ * Filters, sort and page live in the URL (``#/offers?gpu=H100+SXM&market=spot``). */
 import { useState, type FormEvent } from "react";
 import { unwrap } from "../api/errors";
 import type { Offer } from "../api/types";
 import { ErrorBanner, Pager } from "../components/common";
 import { age, money, num } from "../format";
 import { useAsync } from "../hooks/useAsync";
+import { href, useQueryParams } from "../router";
 import { useServices } from "../services";
-import { buildOffersQuery, emptyFilters, toggleSort, type OfferFilters, type Sort, type SortKey } from "./offersQuery";
+import { buildOffersQuery, emptyFilters, toggleSort, viewFromParams, viewToParams, type OfferFilters, type OffersView, type SortKey } from "./offersQuery";
 
 const PAGE = 50;
 const STALE_AFTER_S = 24 * 3600;
@@ -22,7 +24,7 @@ const COLUMNS: Column[] = [
   { label: "Provider", cell: (o) => o.provider },
   { label: "Region", cell: (o) => o.region || "—" },
   { label: "Instance", cell: (o) => <code>{o.instance_type}</code> },
-  { label: "GPU", cell: (o) => o.gpu_model },
+  { label: "GPU", cell: (o) => <a href={href("/prices", { gpu: o.gpu_model })} title="price history of this GPU">{o.gpu_model}</a> },
   { label: "GPUs", sort: "gpu_count", numeric: true, cell: (o) => o.gpu_count },
   { label: "VRAM/GPU", sort: "vram_gb", numeric: true, cell: (o) => `${num(o.vram_gb, 0)} GB` },
   { label: "vCPU", numeric: true, cell: (o) => num(o.vcpus, 0) },
@@ -30,6 +32,10 @@ const COLUMNS: Column[] = [
   { label: "Market", cell: (o) => (o.spot ? <span className="tag tag-spot">spot</span> : "on-demand") },
   { label: "$/hour", sort: "price_per_hour", numeric: true, cell: (o) => money(o.price_per_hour, true) },
   { label: "$/GPU-hour", sort: "price_per_gpu_hour", numeric: true, cell: (o) => money(o.price_per_gpu_hour, true) },
+  {
+    label: "History",
+    cell: (o) => <a href={href("/prices", { offer: o.offer_key })} aria-label={`price history of ${o.instance_type}`}>chart</a>,
+  },
   {
     label: "Price age",
     sort: "observed_at",
@@ -42,8 +48,16 @@ const COLUMNS: Column[] = [
   },
 ];
 
+/** The GPU models the server knows (``GET /gpus``), for the GPU filter's list. */
+function useGpuNames(): string[] {
+  const { api } = useServices();
+  const gpus = useAsync(async () => unwrap(await api.GET("/gpus", { params: { query: { all: false } } })), []);
+  return (gpus.data?.items ?? []).map((g) => g.name).sort();
+}
+
 function FilterForm({ initial, onApply }: { initial: OfferFilters; onApply: (f: OfferFilters) => void }) {
   const [draft, setDraft] = useState(initial);
+  const gpuNames = useGpuNames();
   const field = (key: keyof OfferFilters) => ({
     value: draft[key],
     onChange: (e: React.ChangeEvent<HTMLInputElement | HTMLSelectElement>) => setDraft({ ...draft, [key]: e.target.value }),
@@ -58,7 +72,16 @@ function FilterForm({ initial, onApply }: { initial: OfferFilters; onApply: (f: 
         Provider <input placeholder="aws, gcp" {...field("provider")} />
       </label>
       <label>
-        GPU type <input placeholder="H100 SXM, A100 80GB SXM" {...field("gpuType")} />
+        GPU type
+        <select {...field("gpuType")}>
+          <option value="">any</option>
+          {draft.gpuType && !gpuNames.includes(draft.gpuType) && <option value={draft.gpuType}>{draft.gpuType}</option>}
+          {gpuNames.map((n) => (
+            <option key={n} value={n}>
+              {n}
+            </option>
+          ))}
+        </select>
       </label>
       <label>
         Region <input placeholder="us-east-1" {...field("region")} />
@@ -102,9 +125,10 @@ function FilterForm({ initial, onApply }: { initial: OfferFilters; onApply: (f: 
 
 export function OffersPage() {
   const { api } = useServices();
-  const [filters, setFilters] = useState<OfferFilters>(emptyFilters);
-  const [sort, setSort] = useState<Sort>({ key: "price_per_gpu_hour", order: "asc" });
-  const [offset, setOffset] = useState(0);
+  const [params, setParams] = useQueryParams();
+  const view = viewFromParams(params);
+  const { filters, sort, offset } = view;
+  const update = (patch: Partial<OffersView>) => setParams(viewToParams({ ...view, ...patch }));
   const query = buildOffersQuery(filters, sort, PAGE, offset);
   const page = useAsync(
     async () => unwrap(await api.GET("/offers", { params: { query } })),
@@ -114,13 +138,7 @@ export function OffersPage() {
   return (
     <section>
       <h1>Offers</h1>
-      <FilterForm
-        initial={filters}
-        onApply={(f) => {
-          setFilters(f);
-          setOffset(0);
-        }}
-      />
+      <FilterForm key={JSON.stringify(filters)} initial={filters} onApply={(f) => update({ filters: f, offset: 0 })} />
       <ErrorBanner message={page.error} />
       {page.data?.stale_prices && (
         <p className="stale-banner" role="status">
@@ -129,6 +147,7 @@ export function OffersPage() {
       )}
       {page.data && (
         <>
+          <div className="scroll">
           <table className="data">
             <thead>
               <tr>
@@ -138,10 +157,7 @@ export function OffersPage() {
                       <button
                         type="button"
                         className="sort"
-                        onClick={() => {
-                          setSort(toggleSort(sort, c.sort as SortKey));
-                          setOffset(0);
-                        }}
+                        onClick={() => update({ sort: toggleSort(sort, c.sort as SortKey), offset: 0 })}
                       >
                         {c.label}
                         {sort.key === c.sort ? (sort.order === "asc" ? " ▲" : " ▼") : ""}
@@ -172,7 +188,8 @@ export function OffersPage() {
               )}
             </tbody>
           </table>
-          <Pager total={page.data.total} limit={PAGE} offset={offset} onOffset={setOffset} />
+          </div>
+          <Pager total={page.data.total} limit={PAGE} offset={offset} onOffset={(o) => update({ offset: o })} />
         </>
       )}
       {page.loading && !page.data && <p className="muted">Loading offers…</p>}

@@ -1,5 +1,6 @@
 /** Build an optimization request (workloads, constraints, objective), submit it, then follow the job. */
 import { useState, type ChangeEvent, type FormEvent, type ReactNode } from "react";
+import { newId } from "../ids";
 import { messageOf, unwrap } from "../api/errors";
 import type { JobAccepted, OptimizeRequest } from "../api/types";
 import { ErrorBanner } from "../components/common";
@@ -247,7 +248,7 @@ export function OptimizePage() {
     setError(null);
     try {
       const accepted: JobAccepted = unwrap(
-        await api.POST("/optimize", { body, params: { header: { "Idempotency-Key": crypto.randomUUID() } } }),
+        await api.POST("/optimize", { body, params: { header: { "Idempotency-Key": newId() } } }),
       );
       navigate(`/optimizations/${accepted.id}`);
     } catch (err) {

@@ -1,0 +1,181 @@
+/**
+ * Forecasts as fan charts: the stored quantile paths of each series (widest interval lightest), the
+ * point forecast, the last observed value, and the backtest figures that earned the model its place.
+ * Filters in the URL: ``#/forecasts?gpu=H100+SXM&kind=price``.
+ */
+import { useState } from "react";
+import { Area, CartesianGrid, ComposedChart, Legend, Line, ReferenceLine, ResponsiveContainer, Tooltip, XAxis, YAxis } from "recharts";
+import { unwrap } from "../api/errors";
+import type { components } from "../api/schema";
+import { fanRows } from "../charts/fan";
+import { colorAt, shortTime } from "../charts/theme";
+import { ErrorBanner } from "../components/common";
+import { dateTime, num, pct } from "../format";
+import { useAsync } from "../hooks/useAsync";
+import { useQueryParams } from "../router";
+import { useServices } from "../services";
+
+type Forecast = components["schemas"]["ForecastOut"];
+
+const OPACITY = [0.18, 0.3, 0.45];
+
+function FanChart({ forecast }: { forecast: Forecast }) {
+  const fan = fanRows(forecast);
+  if (fan.rows.length === 0) return <p className="muted">Empty forecast.</p>;
+  return (
+    <div className="chart small" role="img" aria-label={`forecast fan of ${forecast.series_key}`}>
+      <ResponsiveContainer width="100%" height="100%">
+        <ComposedChart data={fan.rows} margin={{ top: 6, right: 12, bottom: 4, left: 4 }}>
+          <CartesianGrid strokeDasharray="3 3" stroke="#e3e6ec" />
+          <XAxis dataKey="t" type="number" scale="time" domain={["dataMin", "dataMax"]} tickFormatter={shortTime} fontSize={11} />
+          <YAxis width={56} fontSize={11} tickFormatter={(v: number) => num(v, 3)} domain={["auto", "auto"]} />
+          <Tooltip labelFormatter={(t) => new Date(Number(t)).toLocaleString()}
+            formatter={(v) => (Array.isArray(v) ? `${num(Number(v[0]), 4)} – ${num(Number(v[1]), 4)}` : num(Number(v), 4))} />
+          <Legend wrapperStyle={{ fontSize: 11 }} />
+          {fan.bands.map((b, i) => (
+            <Area key={b.key} dataKey={b.key} name={b.label} stroke="none" fill={colorAt(0)}
+              fillOpacity={OPACITY[Math.min(i, OPACITY.length - 1)]} isAnimationActive={false} />
+          ))}
+          {fan.median && <Line dataKey="median" name="median" stroke={colorAt(0)} dot={false} isAnimationActive={false} />}
+          <Line dataKey="point" name="point forecast" stroke={colorAt(1)} strokeDasharray="4 3" dot={false} isAnimationActive={false} />
+          {forecast.last_observed !== null && forecast.last_observed !== undefined && (
+            <ReferenceLine y={forecast.last_observed} stroke="#888" strokeDasharray="2 2" label={{ value: "last observed", fontSize: 10, position: "insideTopLeft" }} />
+          )}
+        </ComposedChart>
+      </ResponsiveContainer>
+    </div>
+  );
+}
+
+function BacktestDetails({ series }: { series: string }) {
+  const { api } = useServices();
+  const bt = useAsync(async () => unwrap(await api.GET("/forecasts/{series}/backtest", { params: { path: { series } } })), [series]);
+  if (bt.error) return <ErrorBanner message={bt.error} />;
+  if (!bt.data) return <p className="muted">Loading backtest…</p>;
+  return (
+    <table className="data compact" aria-label={`model versions of ${series}`}>
+      <thead>
+        <tr>
+          <th>Model</th>
+          <th>Trained</th>
+          <th>Decision</th>
+          <th>Metrics</th>
+        </tr>
+      </thead>
+      <tbody>
+        {bt.data.versions.map((v) => (
+          <tr key={v.id}>
+            <td>
+              {v.model} {v.is_champion && <span className="tag tag-adopt">champion</span>}
+            </td>
+            <td>{dateTime(v.trained_at)}</td>
+            <td>{v.decision}</td>
+            <td className="muted">
+              {Object.entries(v.metrics)
+                .filter(([, x]) => typeof x === "number")
+                .slice(0, 5)
+                .map(([k, x]) => `${k} ${num(x as number, 3)}`)
+                .join(" · ")}
+            </td>
+          </tr>
+        ))}
+        {bt.data.versions.length === 0 && (
+          <tr>
+            <td colSpan={4} className="empty">
+              No model versions stored{bt.data.fallback_reason ? `: ${bt.data.fallback_reason}` : ""}.
+            </td>
+          </tr>
+        )}
+      </tbody>
+    </table>
+  );
+}
+
+function ForecastCard({ forecast }: { forecast: Forecast }) {
+  const [open, setOpen] = useState(false);
+  const b = forecast.backtest;
+  const title = forecast.kind === "price"
+    ? `${forecast.provider ?? ""} ${forecast.region ?? ""} ${forecast.gpu_model ?? ""}${forecast.spot ? " spot" : ""}`
+    : `demand of ${forecast.workload_id ?? forecast.series_key}`;
+  return (
+    <div className="chart-panel">
+      <h3>{title.trim() || forecast.series_key}</h3>
+      <FanChart forecast={forecast} />
+      <dl className="kv inline" aria-label="backtest figures">
+        <dt>Model</dt>
+        <dd>
+          {forecast.model}
+          {forecast.fallback ? ` (fallback${forecast.fallback_reason ? `: ${forecast.fallback_reason}` : ""})` : ""}
+        </dd>
+        <dt>Origin</dt>
+        <dd>{dateTime(forecast.origin)}</dd>
+        <dt>MASE</dt>
+        <dd>{num(b?.mase ?? null, 3)}</dd>
+        <dt>sMAPE</dt>
+        <dd>{b?.smape === null || b?.smape === undefined ? "—" : pct(b.smape * (b.smape <= 2 ? 100 : 1))}</dd>
+        <dt>Interval coverage</dt>
+        <dd>{b?.coverage === null || b?.coverage === undefined ? "—" : pct(b.coverage * 100)}</dd>
+        <dt>Backtest origins</dt>
+        <dd>{b ? b.n_origins : "—"}</dd>
+      </dl>
+      <button type="button" className="link" onClick={() => setOpen(!open)}>
+        {open ? "hide model versions" : "model versions"}
+      </button>
+      {open && <BacktestDetails series={forecast.series_key} />}
+    </div>
+  );
+}
+
+export function ForecastsPage() {
+  const { api } = useServices();
+  const [params, setParams] = useQueryParams();
+  const gpu = params.get("gpu") ?? "";
+  const kind = (params.get("kind") === "demand" ? "demand" : "price") as "price" | "demand";
+  const forecasts = useAsync(
+    async () =>
+      unwrap(await api.GET("/forecasts", { params: { query: { kind, ...(gpu && kind === "price" ? { gpu_model: gpu } : {}), limit: 12 } } })),
+    [gpu, kind],
+  );
+  const gpus = useAsync(async () => unwrap(await api.GET("/gpus", {})), []);
+  return (
+    <section>
+      <h1>Forecasts</h1>
+      <div className="filters" aria-label="forecast filters">
+        <label>
+          Kind
+          <select value={kind} onChange={(e) => setParams({ kind: e.target.value, gpu })}>
+            <option value="price">prices</option>
+            <option value="demand">demand</option>
+          </select>
+        </label>
+        {kind === "price" && (
+          <label>
+            GPU model
+            <select value={gpu} onChange={(e) => setParams({ kind, gpu: e.target.value })}>
+              <option value="">any</option>
+              {(gpus.data?.items ?? []).map((g) => (
+                <option key={g.name} value={g.name}>
+                  {g.name}
+                </option>
+              ))}
+            </select>
+          </label>
+        )}
+      </div>
+      <ErrorBanner message={forecasts.error} />
+      {forecasts.data && forecasts.data.items.length === 0 && (
+        <p className="muted">No stored forecasts match. Forecasts are built by the scheduled forecast job (or `cloudarb forecast refresh`).</p>
+      )}
+      <div className="chart-grid">
+        {(forecasts.data?.items ?? []).map((f) => (
+          <ForecastCard key={f.series_key} forecast={f} />
+        ))}
+      </div>
+      {forecasts.data && forecasts.data.total > forecasts.data.items.length && (
+        <p className="muted">
+          Showing {forecasts.data.items.length} of {forecasts.data.total}; narrow by GPU model.
+        </p>
+      )}
+    </section>
+  );
+}

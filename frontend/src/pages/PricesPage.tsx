@@ -1,0 +1,210 @@
+/**
+ * Price history: one GPU model across providers and regions (per GPU-hour, spot and on-demand), or
+ * one offer's candles; live changes over ``/ws/prices``; how fresh each provider's prices are.
+ * The view lives in the URL: ``#/prices?gpu=H100+SXM&market=spot&days=7`` or ``#/prices?offer=<key>``.
+ */
+import { useCallback, useState } from "react";
+import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from "recharts";
+import { unwrap } from "../api/errors";
+import { applyChange, gpuHourLines, offerRows, type HistorySeries, type PriceChange } from "../charts/priceSeries";
+import { colorAt, shortTime } from "../charts/theme";
+import { ErrorBanner } from "../components/common";
+import { ProviderFreshness } from "../components/ProviderFreshness";
+import { age, money } from "../format";
+import { useAsync } from "../hooks/useAsync";
+import { usePriceStream } from "../hooks/usePriceStream";
+import { href, useQueryParams } from "../router";
+import { useServices } from "../services";
+
+const RANGES: { days: string; label: string }[] = [
+  { days: "1", label: "24 hours" },
+  { days: "7", label: "7 days" },
+  { days: "30", label: "30 days" },
+  { days: "90", label: "90 days" },
+];
+
+type Market = "any" | "spot" | "on_demand";
+
+interface Loaded {
+  series: HistorySeries[];
+}
+
+function useHistory(query: { gpu: string; offer: string; market: Market; days: number }) {
+  const { api } = useServices();
+  return useAsync<Loaded>(async () => {
+    if (!query.gpu && !query.offer) return { series: [] };
+    const end = new Date();
+    const start = new Date(end.getTime() - query.days * 86400_000);
+    const spot = query.market === "any" ? undefined : query.market === "spot";
+    const res = await api.GET("/prices/history", {
+      params: {
+        query: {
+          ...(query.offer ? { offer_key: query.offer } : { gpu_model: query.gpu }),
+          ...(spot === undefined || query.offer ? {} : { spot }),
+          start: start.toISOString(),
+          end: end.toISOString(),
+          bucket: query.days <= 2 ? "raw" : "hour",
+          max_offers: 200,
+        },
+      },
+    });
+    return { series: unwrap(res).series };
+  }, [query.gpu, query.offer, query.market, query.days]);
+}
+
+function GpuChart({ series }: { series: HistorySeries[] }) {
+  const { lines, rows } = gpuHourLines(series);
+  if (rows.length === 0) return <p className="muted">No prices recorded in this range.</p>;
+  return (
+    <div className="chart" role="img" aria-label="price history per GPU-hour">
+      <ResponsiveContainer width="100%" height="100%">
+        <LineChart data={rows} margin={{ top: 8, right: 16, bottom: 4, left: 4 }}>
+          <CartesianGrid strokeDasharray="3 3" stroke="#e3e6ec" />
+          <XAxis dataKey="t" type="number" domain={["dataMin", "dataMax"]} scale="time" tickFormatter={shortTime} />
+          <YAxis tickFormatter={(v: number) => `$${v.toFixed(2)}`} width={56} />
+          <Tooltip labelFormatter={(t) => new Date(Number(t)).toLocaleString()} formatter={(v) => money(Number(v), true)} />
+          <Legend wrapperStyle={{ fontSize: 12 }} />
+          {lines.map((l, i) => (
+            <Line key={l.key} dataKey={l.key} name={l.label} stroke={colorAt(i)} strokeDasharray={l.spot ? "5 3" : undefined}
+              dot={rows.length < 30} connectNulls type="stepAfter" isAnimationActive={false} />
+          ))}
+        </LineChart>
+      </ResponsiveContainer>
+    </div>
+  );
+}
+
+function OfferChart({ series }: { series: HistorySeries }) {
+  const rows = offerRows(series);
+  if (rows.length === 0) return <p className="muted">No prices recorded in this range.</p>;
+  return (
+    <div className="chart" role="img" aria-label="price history of one offer">
+      <ResponsiveContainer width="100%" height="100%">
+        <LineChart data={rows} margin={{ top: 8, right: 16, bottom: 4, left: 4 }}>
+          <CartesianGrid strokeDasharray="3 3" stroke="#e3e6ec" />
+          <XAxis dataKey="t" type="number" domain={["dataMin", "dataMax"]} scale="time" tickFormatter={shortTime} />
+          <YAxis tickFormatter={(v: number) => `$${v.toFixed(2)}`} width={56} />
+          <Tooltip labelFormatter={(t) => new Date(Number(t)).toLocaleString()} formatter={(v) => money(Number(v), true)} />
+          <Legend wrapperStyle={{ fontSize: 12 }} />
+          <Line dataKey="close" name="$/instance-hour" stroke={colorAt(0)} type="stepAfter" dot={rows.length < 30} isAnimationActive={false} />
+          <Line dataKey="perGpu" name="$/GPU-hour" stroke={colorAt(1)} type="stepAfter" dot={rows.length < 30} isAnimationActive={false} />
+        </LineChart>
+      </ResponsiveContainer>
+    </div>
+  );
+}
+
+function LiveFeed({ changes, state }: { changes: PriceChange[]; state: string }) {
+  return (
+    <div className="chart-panel">
+      <h3>
+        Live price changes <span className={`conn conn-${state}`}>● {state}</span>
+      </h3>
+      {changes.length === 0 ? (
+        <p className="muted">Waiting for price changes (they arrive when a provider refresh finds new prices).</p>
+      ) : (
+        <ul className="live-feed" aria-label="live price changes">
+          {changes.map((c, i) => (
+            <li key={`${c.id ?? i}-${c.offer_key}`} className={(c.change_pct ?? 0) < 0 ? "down" : "up"}>
+              {c.provider} {c.region} {c.gpu_model}: {money(c.old_price_per_hour, true)} → {money(c.new_price_per_hour, true)}
+              {c.change_pct !== null ? ` (${c.change_pct > 0 ? "+" : ""}${c.change_pct.toFixed(1)}%)` : ""} ·{" "}
+              {age((Date.now() - Date.parse(c.observed_at)) / 1000)} ago
+            </li>
+          ))}
+        </ul>
+      )}
+    </div>
+  );
+}
+
+function GpuSelect({ value, onChange }: { value: string; onChange: (v: string) => void }) {
+  const { api } = useServices();
+  const gpus = useAsync(async () => unwrap(await api.GET("/gpus", {})), []);
+  const names = (gpus.data?.items ?? []).map((g) => g.name).sort();
+  return (
+    <label>
+      GPU model
+      <select value={value} onChange={(e) => onChange(e.target.value)} aria-label="GPU model">
+        <option value="">choose…</option>
+        {value && !names.includes(value) && <option value={value}>{value}</option>}
+        {names.map((n) => (
+          <option key={n} value={n}>
+            {n}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
+export function PricesPage() {
+  const [params, setParams] = useQueryParams();
+  const offer = params.get("offer") ?? "";
+  const gpu = params.get("gpu") ?? "";
+  const market = (["spot", "on_demand"].includes(params.get("market") ?? "") ? params.get("market") : "any") as Market;
+  const days = Number(params.get("days") ?? "7") || 7;
+  const history = useHistory({ gpu, offer, market, days });
+  const [live, setLive] = useState<HistorySeries[] | null>(null);
+  const series = live ?? history.data?.series ?? [];
+  const set = (patch: Record<string, string>) => {
+    setLive(null);
+    setParams({ gpu, offer, market: market === "any" ? "" : market, days: String(days), ...patch });
+  };
+  const onChange = useCallback(
+    (c: PriceChange) => setLive((prev) => applyChange(prev ?? history.data?.series ?? [], c)),
+    [history.data],
+  );
+  const stream = usePriceStream({ gpuModel: offer ? series[0]?.gpu_model : gpu || undefined }, onChange);
+  const one = offer ? series[0] : undefined;
+
+  return (
+    <section>
+      <h1>Prices</h1>
+      <div className="filters" aria-label="price filters">
+        {offer ? (
+          <p>
+            Offer <code>{offer}</code>{" "}
+            <a href={href("/prices", { gpu: one?.gpu_model ?? "" })}>all offers of this GPU</a>
+          </p>
+        ) : (
+          <>
+            <GpuSelect value={gpu} onChange={(v) => set({ gpu: v })} />
+            <label>
+              Market
+              <select value={market} onChange={(e) => set({ market: e.target.value === "any" ? "" : e.target.value })}>
+                <option value="any">spot and on-demand</option>
+                <option value="on_demand">on-demand</option>
+                <option value="spot">spot</option>
+              </select>
+            </label>
+          </>
+        )}
+        <label>
+          Range
+          <select value={String(days)} onChange={(e) => set({ days: e.target.value })}>
+            {RANGES.map((r) => (
+              <option key={r.days} value={r.days}>
+                {r.label}
+              </option>
+            ))}
+          </select>
+        </label>
+      </div>
+      <ErrorBanner message={history.error} />
+      {!gpu && !offer && <p className="muted">Choose a GPU model to compare its price across providers and regions.</p>}
+      {(gpu || offer) && (
+        <div className="chart-panel">
+          <h3>
+            {one
+              ? `${one.provider} ${one.region} ${one.instance_type} (${one.gpu_count} × ${one.gpu_model}${one.spot ? ", spot" : ""})`
+              : `${gpu}: cheapest $/GPU-hour per provider, region and market`}
+          </h3>
+          {history.loading && !history.data ? <p className="muted">Loading…</p> : one ? <OfferChart series={one} /> : <GpuChart series={series} />}
+          {!one && <p className="legend-note">Dashed lines are spot prices. {series.length} offers.</p>}
+        </div>
+      )}
+      <LiveFeed changes={stream.changes} state={stream.state} />
+      <ProviderFreshness />
+    </section>
+  );
+}
