@@ -1,0 +1,89 @@
+"""A node's free GPUs as offers of provider ``local`` in the offers table the optimizer reads.
+
+One offer per (node, unit label): one GPU (or MIG device) per instance, ``available_instances`` = the
+free units of that label, at the owner's price (per model, else the node's default; a MIG device at its
+share of the GPU's price). Seller = the node's name (solver provider id ``local:<node>``), region = its
+site (else its name), instance type ``<node>/<label>``, which the local provisioner reads back. An
+unhealthy or drained node has no offers; an offer whose units are all taken is removed, and comes back
+when one frees up. Rows are written only when something changed, so heartbeats do not grow the price
+history.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from cloudarb.db.models import Offer
+from cloudarb.db.models_nodes import Node
+from cloudarb.db.types import utcnow
+from cloudarb.nodes.inventory import Unit, free_units
+from cloudarb.storage.offers import upsert_quotes
+from ingestion.schemas import PriceQuote
+
+PROVIDER = "local"
+SEPARATOR = "/"
+
+
+def instance_type(node_name: str, label: str) -> str:
+    return f"{node_name}{SEPARATOR}{label}"
+
+
+def parse_instance_type(value: str) -> tuple[str, str]:
+    """``<node>/<label>`` -> (node name, unit label)."""
+    node, sep, label = value.partition(SEPARATOR)
+    return (node, label) if sep else ("", value)
+
+
+def unit_price(node: Node, unit: Unit) -> float:
+    per_gpu = node.model_prices.get(unit.model, node.price_per_gpu_hour)
+    return round(float(per_gpu) * unit.share, 6)
+
+
+def quotes_for(node: Node, free: list[Unit], *, mig_offers: bool) -> list[PriceQuote]:
+    if node.status != "healthy" or node.drained:
+        return []
+    by_label: dict[str, list[Unit]] = defaultdict(list)
+    for unit in free:
+        if unit.share < 1.0 and not mig_offers:
+            continue
+        by_label[unit.label].append(unit)
+    now = utcnow()
+    quotes = []
+    for label, group in sorted(by_label.items()):
+        first = group[0]
+        quotes.append(PriceQuote(
+            provider=PROVIDER, seller=node.name, region=node.site or node.name, instance_type=instance_type(
+                node.name, label), gpu_model=first.model, gpu_model_raw=label, gpu_count=1,
+            vram_gb=round(first.memory_mib / 1024, 1), price_per_hour=unit_price(node, first),
+            capacity="available", available_instances=len(group), reliability=None, observed_at=now,
+            vcpus=(node.host_report.get("cpus") or None), spot=False,
+            ram_gb=round(node.host_report["memory_mib"] / 1024, 1) if node.host_report.get("memory_mib") else None,
+        ))
+    return quotes
+
+
+def refresh_offers(session: Session, node: Node, *, mig_offers: bool = True) -> int:
+    """Make the node's offers match its free units; returns the number of offers it has now."""
+    quotes = quotes_for(node, free_units(session, node.id), mig_offers=mig_offers)
+    current = {row.offer_key: row for row in session.scalars(
+        select(Offer).where(Offer.provider == PROVIDER, Offer.seller == node.name))}
+    wanted = {q.offer_key: q for q in quotes}
+    gone = [key for key in current if key not in wanted]
+    if gone:
+        session.execute(delete(Offer).where(Offer.offer_key.in_(gone)))
+    changed = [q for key, q in wanted.items() if key not in current or _differs(current[key], q)]
+    if changed:
+        upsert_quotes(session, changed)
+    return len(wanted)
+
+
+def remove_offers(session: Session, node_name: str) -> None:
+    session.execute(delete(Offer).where(Offer.provider == PROVIDER, Offer.seller == node_name))
+
+
+def _differs(row: Offer, quote: PriceQuote) -> bool:
+    return (row.available_instances != quote.available_instances or abs(row.price_per_hour - quote.price_per_hour) > 1e-9
+            or row.region != quote.region or row.vram_gb != quote.vram_gb or row.gpu_model != quote.gpu_model)

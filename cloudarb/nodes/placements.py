@@ -1,0 +1,216 @@
+"""Placements: a container on a node holding exactly its assigned GPUs, or waiting in the node's queue.
+
+Assignment is atomic in the database. A queued placement moves to ``assigned`` with a conditional update
+(``WHERE state = 'queued'``) and its units are inserted into ``node_gpu_assignments``, whose primary key
+is the unit's UUID, inside one savepoint: two transactions racing for one GPU cannot both commit (the
+loser's insert fails on the key, or its conditional update finds the row already moved), and the loser
+stays queued. Units are released by deleting their rows when the placement is destroyed or fails.
+
+Queue order per node: priority (higher first; per organization, ``CLOUDARB_NODE_QUEUE_PRIORITIES``),
+then arrival. A placement that cannot be served blocks later ones of the same unit label only, so a
+small request for another model is not stuck behind a large one it does not compete with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cloudarb.config import NodesSettings
+from cloudarb.db.models import Organization
+from cloudarb.db.models_nodes import GpuAssignment, Node, NodeCommand, Placement
+from cloudarb.db.types import utcnow
+from cloudarb.nodes import commands
+from cloudarb.nodes.errors import NoSuchGpu, PlacementState
+from cloudarb.nodes.inventory import Unit, free_units, units
+from cloudarb.nodes.market import refresh_offers
+from cloudarb.nodes.secrets import access_password, digest
+
+ENDED = ("destroyed", "failed")
+
+
+@dataclass(frozen=True)
+class PlacementRequest:
+    """One container to place, fully decided by the caller (the local provisioner, or a test)."""
+
+    organization_id: str
+    node: Node
+    gpu_label: str
+    instance_key: str
+    image: str
+    template: str = "custom"
+    gpu_count: int = 1
+    deployment_id: str | None = None
+    command: Sequence[str] | None = None
+    env: Mapping[str, str] | None = None
+    ports: Sequence[Mapping[str, Any]] = ()
+    cpus: float | None = None
+    memory_mib: int | None = None
+    price_per_hour: float = 0.0
+    expires_at: datetime | None = None
+    created_by: str = ""
+    workspace_owner: str = ""
+    """Whose workspace volume to mount (a user); the instance key when empty."""
+
+
+@dataclass(frozen=True)
+class Created:
+    placement: Placement
+    credential: str | None
+    """The container's access password (SSH, Jupyter token), shown once; None when the key existed."""
+
+
+def workspace_volume(organization_id: str, owner: str) -> str:
+    return "cloudarb-ws-" + digest(f"{organization_id}|{owner}")[:16]
+
+
+def priority_of(session: Session, settings: NodesSettings, organization_id: str) -> int:
+    table = settings.node_queue_priorities
+    if organization_id in table:
+        return table[organization_id]
+    org = session.get(Organization, organization_id)
+    return table.get(org.name, 0) if org is not None else 0
+
+
+def create(session: Session, settings: NodesSettings, req: PlacementRequest) -> Created:
+    """Record a placement (idempotent by instance key) and start it at once if its GPUs are free,
+    else leave it queued. Raises ``NoSuchGpu`` when the node could never serve it."""
+    existing = session.scalars(select(Placement).where(Placement.instance_key == req.instance_key)).first()
+    if existing is not None:
+        return Created(existing, None)
+    have = [u for u in units(session, req.node.id) if u.label == req.gpu_label]
+    if len(have) < req.gpu_count:
+        labels = sorted({u.label for u in units(session, req.node.id)})
+        raise NoSuchGpu(f"node {req.node.name} has {len(have)} unit(s) of {req.gpu_label!r}, {req.gpu_count} asked; "
+                        f"it has: {', '.join(labels) or 'no GPU'}", field="gpu")
+    password = access_password()
+    placement = Placement(
+        organization_id=req.organization_id, node_id=req.node.id, instance_key=req.instance_key,
+        deployment_id=req.deployment_id, template=req.template, image=req.image,
+        command=list(req.command) if req.command is not None else None, env=dict(req.env or {}), secret_env={
+            "CLOUDARB_ACCESS_PASSWORD": password, "JUPYTER_TOKEN": password}, ports=[dict(p) for p in req.ports],
+        gpu_model=req.gpu_label, gpu_count=req.gpu_count, gpu_uuids=[], cpus=req.cpus, memory_mib=req.memory_mib,
+        workspace_volume=workspace_volume(req.organization_id, req.workspace_owner or req.instance_key),
+        state="queued", priority=priority_of(session, settings, req.organization_id),
+        price_per_hour=req.price_per_hour, credentials_hash=digest(password), created_by=req.created_by,
+        queued_at=utcnow(), expires_at=req.expires_at,
+    )
+    session.add(placement)
+    session.flush()
+    drain_queue(session, settings, req.node)
+    session.refresh(placement)
+    return Created(placement, password)
+
+
+def _try_assign(session: Session, placement: Placement, chosen: Sequence[Unit]) -> bool:
+    """Move one queued placement to ``assigned`` holding ``chosen``; False when another transaction won."""
+    now = utcnow()
+    try:
+        with session.begin_nested():
+            moved = session.execute(
+                update(Placement).where(Placement.id == placement.id, Placement.state == "queued")
+                .values(state="assigned", gpu_uuids=[u.uuid for u in chosen], assigned_at=now, updated_at=now)
+                .execution_options(synchronize_session=False))
+            if moved.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            session.execute(insert(GpuAssignment).values([
+                {"gpu_uuid": u.uuid, "node_id": placement.node_id, "placement_id": placement.id, "created_at": now}
+                for u in chosen]))
+            commands.issue(session, placement, "place")
+            session.flush()
+    except IntegrityError:
+        return False
+    finally:
+        session.expire(placement)
+    return True
+
+
+def queued(session: Session, node_id: str) -> list[Placement]:
+    return list(session.scalars(
+        select(Placement).where(Placement.node_id == node_id, Placement.state == "queued")
+        .order_by(Placement.priority.desc(), Placement.queued_at, Placement.id)))
+
+
+def drain_queue(session: Session, settings: NodesSettings, node: Node) -> list[str]:
+    """Assign free units to the node's queued placements in queue order; returns the ids started.
+    A node that is unhealthy or drained starts nothing (its queue waits)."""
+    started: list[str] = []
+    if node.status == "healthy" and not node.drained:
+        session.flush()
+        free = free_units(session, node.id)
+        blocked: set[str] = set()
+        for p in queued(session, node.id):
+            label, count = p.gpu_model, p.gpu_count
+            if label in blocked:
+                continue
+            fits = [u for u in free if u.label == label][:count]
+            if len(fits) < count or not _try_assign(session, p, fits):
+                blocked.add(label)
+                continue
+            started.append(p.id)
+            free = [u for u in free if u not in fits]
+    refresh_offers(session, node, mig_offers=settings.node_mig_offers)
+    return started
+
+
+def release(session: Session, placement: Placement) -> None:
+    session.execute(delete(GpuAssignment).where(GpuAssignment.placement_id == placement.id))
+
+
+def end(session: Session, settings: NodesSettings, placement: Placement, *, state: str, error: str | None = None) -> None:
+    """Mark a placement destroyed (or failed), release its units and start what waits for them."""
+    now = utcnow()
+    placement.state = state
+    placement.error = error if error is not None else placement.error
+    placement.destroyed_at = placement.destroyed_at or now
+    commands.cancel_pending(session, placement.id)
+    release(session, placement)
+    node = session.get(Node, placement.node_id)
+    if node is not None:
+        drain_queue(session, settings, node)
+
+
+def request_destroy(session: Session, settings: NodesSettings, placement: Placement) -> None:
+    """Destroy: instant for a queued placement (nothing exists) and for one whose place command never
+    reached the agent; otherwise a destroy command, and ``destroyed`` only on the agent's report."""
+    if placement.state in ENDED:
+        return
+    if placement.state == "queued" or (placement.state == "assigned" and not commands.delivered(session, placement.id)):
+        end(session, settings, placement, state="destroyed")
+        return
+    if placement.state != "destroying":
+        placement.state = "destroying"
+        commands.cancel_pending(session, placement.id)
+        commands.issue(session, placement, "destroy")
+
+
+def request_stop(session: Session, placement: Placement) -> None:
+    """Stop the container (its workspace and its GPUs are kept: a container's devices are fixed when it
+    is created, so starting it again needs the same GPUs)."""
+    if placement.state not in ("running", "starting"):
+        raise PlacementState(f"placement {placement.id} is {placement.state}; only a running one can stop")
+    commands.issue(session, placement, "stop")
+
+
+def request_start(session: Session, placement: Placement) -> None:
+    if placement.state != "stopped":
+        raise PlacementState(f"placement {placement.id} is {placement.state}; only a stopped one can start")
+    commands.issue(session, placement, "start")
+
+
+def cancel(session: Session, settings: NodesSettings, placement: Placement) -> None:
+    """Cancel a queued placement (instant); anything else is refused (destroy it instead)."""
+    if placement.state != "queued":
+        raise PlacementState(f"placement {placement.id} is {placement.state}; only a queued one can be canceled "
+                             "(destroy a started one)")
+    end(session, settings, placement, state="destroyed")
+
+
+def pending_commands(session: Session, node_id: str) -> Sequence[NodeCommand]:
+    return commands.due(session, node_id)

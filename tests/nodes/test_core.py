@@ -1,0 +1,199 @@
+"""Storage units of the nodes feature: registration, GPUs, offers, assignment, queue, progress, health."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from cloudarb.agent.protocol import CommandProgress, ContainerReport, Heartbeat, RegisterRequest
+from cloudarb.config import NodesSettings
+from cloudarb.context import Context
+from cloudarb.db.models import Offer
+from cloudarb.db.models_nodes import GpuAssignment, Node, Placement
+from cloudarb.db.types import utcnow
+from cloudarb.nodes import agents, health, placements, progress, service
+from cloudarb.nodes.errors import BadJoinToken, NoSuchGpu, PlacementState
+from tests.nodes.helpers import host, join_token, place, register_node
+from tests.support import Tenant
+
+
+def offers(ctx: Context, node: str = "box1") -> dict[str, int | None]:
+    with ctx.db.session() as session:
+        rows = session.scalars(select(Offer).where(Offer.provider == "local", Offer.seller == node)).all()
+        return {r.instance_type: r.available_instances for r in rows}
+
+
+def beat(ctx: Context, node_id: str, containers: list[ContainerReport] | None = None, *, name: str = "box1",
+         gpus: int = 2) -> list[tuple[str, str, str]]:
+    with ctx.db.session() as session:
+        node = session.get(Node, node_id)
+        assert node is not None
+        reply = agents.heartbeat(session, ctx.settings.section(NodesSettings), node,
+                                 Heartbeat(host=host(f"{name}.lab", gpus), containers=containers or []))
+        return [(c.id, c.action, c.placement_id) for c in reply.commands]
+
+
+def report(ctx: Context, node_id: str, command_id: str, state: str, **kw: object) -> None:
+    with ctx.db.session() as session:
+        node = session.get(Node, node_id)
+        assert node is not None
+        progress.apply(session, ctx.settings.section(NodesSettings), node, command_id,
+                       CommandProgress.model_validate({"state": state, **kw}))
+
+
+def state_of(ctx: Context, placement_id: str) -> Placement:
+    with ctx.db.session() as session:
+        p = session.get(Placement, placement_id)
+        assert p is not None
+        return p
+
+
+def test_join_token_is_one_time_and_expires(ctx: Context, tenant: Tenant, settings: NodesSettings) -> None:
+    token = join_token(ctx, tenant.org_id, name="gpu-a")
+    with ctx.db.session() as session:
+        reg = agents.register(session, settings, RegisterRequest(join_token=token, host=host("gpu-a", 1)))
+    assert reg.response.node_token.startswith("canode_")
+    with pytest.raises(BadJoinToken), ctx.db.session() as session:
+        agents.register(session, settings, RegisterRequest(join_token=token, host=host("gpu-a", 1)))
+    expired = join_token(ctx, tenant.org_id)
+    with ctx.db.session() as session:
+        session.execute(update(service.JoinToken).values(expires_at=utcnow() - timedelta(seconds=1))
+                        .where(service.JoinToken.used_at.is_(None)))
+    with pytest.raises(BadJoinToken), ctx.db.session() as session:
+        agents.register(session, settings, RegisterRequest(join_token=expired, host=host("gpu-b", 1)))
+    with ctx.db.session() as session:
+        assert agents.authenticate(session, reg.response.node_token).name == "gpu-a"
+
+
+def test_free_gpus_are_offers_at_the_owner_price(ctx: Context, node_id: str) -> None:
+    assert offers(ctx) == {"box1/H100 SXM": 2}
+    with ctx.db.session() as session:
+        row = session.scalars(select(Offer).where(Offer.seller == "box1")).one()
+        assert (row.provider, row.region, row.gpu_count, row.price_per_hour, row.spot) == ("local", "box1", 1, 1.5, False)
+        assert row.vram_gb == pytest.approx(79.6, abs=0.1)
+
+
+def test_mig_devices_are_units_and_offers(ctx: Context, tenant: Tenant) -> None:
+    reg = register_node(ctx, tenant.org_id, name="migbox", gpus=1, mig=True, price=3.5)
+    assert offers(ctx, "migbox") == {"migbox/H100 SXM MIG 3g.40gb": 2}
+    with ctx.db.session() as session:
+        row = session.scalars(select(Offer).where(Offer.seller == "migbox")).one()
+        assert row.price_per_hour == pytest.approx(1.5)  # 3 of 7 slices of 3.5
+    pid, state = place(ctx, tenant.org_id, reg.node_id, "k-mig", label="H100 SXM MIG 3g.40gb")
+    assert state == "assigned"
+    assert state_of(ctx, pid).gpu_uuids == ["MIG-migbox.lab-0-0"]
+    with pytest.raises(NoSuchGpu):
+        place(ctx, tenant.org_id, reg.node_id, "k-whole", label="H100 SXM")
+
+
+def test_placement_takes_gpus_and_the_queue_drains(ctx: Context, tenant: Tenant, node_id: str) -> None:
+    a, sa = place(ctx, tenant.org_id, node_id, "k-a", count=2)
+    b, sb = place(ctx, tenant.org_id, node_id, "k-b")
+    c, sc = place(ctx, tenant.org_id, node_id, "k-c")
+    assert (sa, sb, sc) == ("assigned", "queued", "queued")
+    assert offers(ctx) == {}
+    with ctx.db.session() as session:
+        entries = {e.placement.id: e for e in service.queue(session, ctx.settings.section(NodesSettings),
+                                                            organization_id=tenant.org_id)}
+    assert (entries[b].position, entries[c].position) == (1, 2)
+    assert entries[b].estimated_start_at is not None and entries[a].position is None
+    cmds = beat(ctx, node_id)
+    assert [(action, pid) for _, action, pid in cmds] == [("place", a)]
+    report(ctx, node_id, cmds[0][0], "running", container_id="c1", published_ports={"22/tcp": 40022})
+    assert state_of(ctx, a).state == "running" and state_of(ctx, a).published_ports == {"22/tcp": 40022}
+    assert beat(ctx, node_id) == []
+    # canceling a started one is refused; a queued one goes at once
+    with ctx.db.session() as session:
+        with pytest.raises(PlacementState):
+            placements.cancel(session, ctx.settings.section(NodesSettings), session.get(Placement, a))
+    with ctx.db.session() as session:
+        placements.cancel(session, ctx.settings.section(NodesSettings), session.get(Placement, c))
+    assert state_of(ctx, c).state == "destroyed"
+    with ctx.db.session() as session:
+        placements.request_destroy(session, ctx.settings.section(NodesSettings), session.get(Placement, a))
+    cmds = beat(ctx, node_id, [ContainerReport(placement_id=a, container_id="c1", state="running",
+                                               gpu_uuids=["GPU-box1.lab-0", "GPU-box1.lab-1"])])
+    assert [(action, pid) for _, action, pid in cmds] == [("destroy", a)]
+    assert state_of(ctx, b).state == "queued"
+    report(ctx, node_id, cmds[0][0], "destroyed")
+    assert state_of(ctx, a).state == "destroyed"
+    assert state_of(ctx, b).state == "assigned"
+    assert offers(ctx) == {"box1/H100 SXM": 1}
+
+
+def test_absent_container_after_delivered_destroy_is_proof(ctx: Context, tenant: Tenant, node_id: str) -> None:
+    a, _ = place(ctx, tenant.org_id, node_id, "k-a")
+    (cmd, _, _), = beat(ctx, node_id)
+    report(ctx, node_id, cmd, "running", container_id="c1")
+    with ctx.db.session() as session:
+        placements.request_destroy(session, ctx.settings.section(NodesSettings), session.get(Placement, a))
+    beat(ctx, node_id, [ContainerReport(placement_id=a, container_id="c1", state="running")])  # delivers destroy
+    assert state_of(ctx, a).state == "destroying"
+    beat(ctx, node_id, [])
+    assert state_of(ctx, a).state == "destroyed"
+    with ctx.db.session() as session:
+        assert session.scalars(select(GpuAssignment)).all() == []
+
+
+def test_destroy_before_delivery_is_instant(ctx: Context, tenant: Tenant, node_id: str) -> None:
+    a, state = place(ctx, tenant.org_id, node_id, "k-a")
+    assert state == "assigned"
+    with ctx.db.session() as session:
+        placements.request_destroy(session, ctx.settings.section(NodesSettings), session.get(Placement, a))
+    assert state_of(ctx, a).state == "destroyed"
+    assert beat(ctx, node_id) == []
+
+
+def test_failed_place_releases_gpus(ctx: Context, tenant: Tenant, node_id: str) -> None:
+    a, _ = place(ctx, tenant.org_id, node_id, "k-a", count=2)
+    (cmd, _, _), = beat(ctx, node_id)
+    report(ctx, node_id, cmd, "failed", error="image not found")
+    p = state_of(ctx, a)
+    assert (p.state, p.error) == ("failed", "image not found")
+    assert offers(ctx) == {"box1/H100 SXM": 2}
+
+
+def test_same_instance_key_is_one_placement(ctx: Context, tenant: Tenant, node_id: str) -> None:
+    assert place(ctx, tenant.org_id, node_id, "k-a") == place(ctx, tenant.org_id, node_id, "k-a")
+
+
+def test_priority_orders_the_queue(ctx: Context, tenant: Tenant, node_id: str) -> None:
+    vip = Tenant(ctx, "VIP")
+    ctx.settings.node_queue_priorities = {"VIP": 5}
+    a, _ = place(ctx, tenant.org_id, node_id, "k-a", count=2)
+    low, _ = place(ctx, tenant.org_id, node_id, "k-low")
+    high, _ = place(ctx, vip.org_id, node_id, "k-high")
+    with ctx.db.session() as session:
+        placements.request_destroy(session, ctx.settings.section(NodesSettings), session.get(Placement, a))
+    assert (state_of(ctx, high).state, state_of(ctx, low).state) == ("assigned", "assigned")
+    assert state_of(ctx, high).assigned_at is not None
+    assert state_of(ctx, high).gpu_uuids == ["GPU-box1.lab-0"]
+
+
+def test_missed_heartbeats_make_the_node_unhealthy(ctx: Context, tenant: Tenant, node_id: str) -> None:
+    a, _ = place(ctx, tenant.org_id, node_id, "k-a")
+    settings = ctx.settings.section(NodesSettings)
+    with ctx.db.session() as session:
+        assert health.mark_silent(session, settings) == []
+        session.execute(update(Node).values(last_heartbeat_at=utcnow() - timedelta(seconds=10)))
+    with ctx.db.session() as session:
+        assert health.mark_silent(session, settings) == ["box1"]
+    assert offers(ctx) == {}
+    assert state_of(ctx, a).flagged == agents.MISSED_HEARTBEATS
+    beat(ctx, node_id)
+    assert offers(ctx) == {"box1/H100 SXM": 1}
+    assert state_of(ctx, a).flagged is None
+
+
+def test_drain_removes_offers_and_holds_the_queue(ctx: Context, tenant: Tenant, node_id: str) -> None:
+    settings = ctx.settings.section(NodesSettings)
+    with ctx.db.session() as session:
+        service.set_drained(session, settings, session.get(Node, node_id), True)
+    assert offers(ctx) == {}
+    _, state = place(ctx, tenant.org_id, node_id, "k-a")
+    assert state == "queued"
+    with ctx.db.session() as session:
+        service.set_drained(session, settings, session.get(Node, node_id), False)
+    assert state_of(ctx, _).state == "assigned"
