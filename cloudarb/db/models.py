@@ -410,3 +410,4 @@ class ForecastSchedule(Base):
 # Feature tables live in their own modules (cloudarb/db/models_<feature>.py); importing them here puts
 # every table in the one metadata that the migrations and their check compare.
 from cloudarb.db import models_deploy as models_deploy  # noqa: E402
+from cloudarb.db import models_hooks as models_hooks  # noqa: E402
