@@ -20,6 +20,7 @@ from cloudarb.api.routes import (
     gpus,
     health,
     jobs,
+    nodes,
     offers,
     optimize,
     policies,
@@ -99,7 +100,7 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None, 
 
     app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
     app.include_router(metrics.install(app, context))
-    for module in (health, auth, offers, gpus, optimize, jobs, policies, providers, prices, forecasts):
+    for module in (health, auth, offers, gpus, optimize, jobs, policies, providers, prices, forecasts, nodes):
         app.include_router(module.router)
     dashboard = dashboard_directory(settings.dashboard_dir) if settings.serve_dashboard else None
     if dashboard is not None:  # added last: the outermost layer, it sees /api/... before the rest

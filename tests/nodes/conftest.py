@@ -53,3 +53,8 @@ def client(ctx: Context) -> Iterator[TestClient]:
 @pytest.fixture()
 def node_id(ctx: Context, tenant: Tenant) -> str:
     return register_node(ctx, tenant.org_id, name="box1", gpus=2).node_id
+
+
+@pytest.fixture()
+def other(ctx: Context) -> Tenant:
+    return Tenant(ctx, "Globex")
