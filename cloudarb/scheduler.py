@@ -15,6 +15,7 @@ from cloudarb.context import Context
 from cloudarb.forecasts.submit import tick as forecast_tick
 from cloudarb.ingest.schedule import tick as ingest_tick
 from cloudarb.jobs.runtime import reap_stale
+from cloudarb.nodes.health import tick as nodes_tick
 from cloudarb.optimize.schedule import start_due_policies
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,10 @@ def tick(ctx: Context) -> int:
         forecast_tick(ctx)
     except Exception:
         log.exception("forecast retraining scheduling failed")
+    try:
+        nodes_tick(ctx)
+    except Exception:
+        log.exception("node heartbeat check failed")
     return start_due_policies(ctx)
 
 
