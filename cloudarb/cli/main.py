@@ -18,6 +18,7 @@ import typer
 from pydantic import ValidationError
 
 from cloudarb.cli import catalog
+from cloudarb.cli.forecasts import forecasts_app
 from cloudarb.cli.options import JsonOpt, KeyOpt, ServerOpt, fail
 from cloudarb.cli.render import console, err_console
 
@@ -58,6 +59,7 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(admin_app, name="admin")
 app.add_typer(catalog.catalog_app, name="catalog")
 app.command("gpus")(catalog.gpus)
+app.add_typer(forecasts_app, name="forecasts")
 
 
 @app.callback()

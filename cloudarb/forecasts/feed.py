@@ -107,11 +107,30 @@ def advisor_path(settings: Settings) -> Path:
     return Path(str(resources.files("cloudarb").joinpath("data", "aws_spot_advisor_gpu.csv")))
 
 
+def traces_dir(settings: Settings) -> str:
+    """The calibration traces' folder as a cache key part ('' = uncalibrated)."""
+    return str(settings.forecast_spot_traces_dir) if settings.forecast_spot_traces_dir is not None else ""
+
+
+def _traces_digest(folder: str) -> str:
+    """Content hash of a traces folder's index and JSON files ('' for none)."""
+    if not folder:
+        return ""
+    h = hashlib.sha256()
+    for path in sorted(Path(folder).rglob("*")):
+        if path.is_file() and path.suffix in {".csv", ".json"}:
+            h.update(str(path.relative_to(folder)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _library_digest(settings: Settings) -> str:
-    """What fitted models and cached figures depend on: the advisor file and the modelling code."""
+    """What fitted models and cached figures depend on: the advisor file, the calibration traces and the
+    modelling code."""
     import importlib.util
 
     h = hashlib.sha256(Path(advisor_path(settings)).read_bytes())
+    h.update(_traces_digest(traces_dir(settings)).encode())
     spec = importlib.util.find_spec("forecasting")  # finds the package without importing it
     roots = list(spec.submodule_search_locations or []) if spec is not None else []
     for name in ("risk.py", "performance.py"):
@@ -123,25 +142,32 @@ def _library_digest(settings: Settings) -> str:
 
 
 @lru_cache(maxsize=2)
-def risk_model(path: str, cache_root: str) -> Any:
-    """The fitted risk model for a spot-advisor file.
+def risk_model(path: str, cache_root: str, traces: str = "") -> Any:
+    """The fitted risk model for a spot-advisor file, calibrated on the traces in ``traces`` if given
+    (``forecasting.risk.fit_calibrated``: the advisor's rates scaled to what traced instances saw, with
+    each traced zone's own preemptions as evidence, and launch success per zone).
 
     Fitting takes seconds (feature building plus a logistic regression), and RQ runs every job in a
     fresh work horse, so the fitted model is also pickled under the data directory, keyed by the
-    file's content hash: later processes load it in a fraction of that time.
+    files' content hash: later processes load it in a fraction of that time.
     """
     import pickle
 
-    from forecasting.risk import RiskModel, load_spot_advisor
+    from forecasting.risk import RiskModel, fit_calibrated, load_spot_advisor
 
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    digest = hashlib.sha256(Path(path).read_bytes() + _traces_digest(traces).encode()).hexdigest()[:16]
     cached = Path(cache_root) / f"risk-model-{digest}.pkl"
     try:
         with cached.open("rb") as fh:
             return pickle.load(fh)
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
         pass
-    model = RiskModel.fit(load_spot_advisor(path))
+    if traces:
+        from forecasting.spot_traces import load_spot_traces
+
+        model = fit_calibrated(load_spot_advisor(path), load_spot_traces(traces))
+    else:
+        model = RiskModel.fit(load_spot_advisor(path))
     try:
         _write_atomically(cached, pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
     except OSError:
@@ -213,7 +239,8 @@ def rate_cache(settings: Settings) -> RateCache:
 
 
 def _rate_key(row: OfferFields, savings: float) -> str:
-    return json.dumps([row.instance_type or row.gpu_model, row.region, round(savings, 1), float(row.vcpus or 8.0)])
+    return json.dumps([row.instance_type or row.gpu_model, row.region, round(savings, 1), float(row.vcpus or 8.0),
+                       row.zone or ""])
 
 
 def interruption_rates(settings: Settings, rows: Sequence[OfferFields], stored: dict[str, StoredForecast]) -> dict[str, float]:
@@ -254,17 +281,22 @@ def _model_rates(settings: Settings, inputs: dict[str, tuple[OfferFields, float]
 
     from forecasting.risk import BUCKET_BOUNDS, bucket_rate, instance_features
 
-    model = risk_model(str(advisor_path(settings)), str(Path(settings.data_dir) / "forecast-cache"))
+    model = risk_model(str(advisor_path(settings)), str(Path(settings.data_dir) / "forecast-cache"),
+                       traces_dir(settings))
     keys = list(inputs)
     means = np.array([bucket_rate(i)[0] for i in range(len(BUCKET_BOUNDS))])
     probs = np.zeros((len(keys), len(BUCKET_BOUNDS)))
     unknown: list[int] = []
+    direct: dict[int, float] = {}
     feats: list[dict[str, Any]] = []
     for i, key in enumerate(keys):
         r, savings = inputs[key]
         table_key = (r.instance_type, r.region, "Linux")
         if table_key in model.table.index:
-            probs[i, int(model.table.loc[table_key, "bucket"])] = 1.0
+            if model.table_weight >= 1.0:
+                probs[i, int(model.table.loc[table_key, "bucket"])] = 1.0
+            else:  # a calibrated model mixes the row's bucket with the base rates and the classifier
+                direct[i] = model.advisor_rate(r.instance_type, r.region, savings_pct=savings, vcpus=float(r.vcpus or 8.0))
             continue
         unknown.append(i)
         feats.append(instance_features(r.instance_type or r.gpu_model, r.region, savings_pct=savings,
@@ -272,7 +304,21 @@ def _model_rates(settings: Settings, inputs: dict[str, tuple[OfferFields, float]
     if unknown:
         probs[unknown] = model.predict_proba(pd.DataFrame(feats))
     rates = probs @ means
+    for i, rate in direct.items():
+        rates[i] = rate
+    if model.rates is not None:
+        rates = np.array([_calibrated_mean(model, float(rate), inputs[key][0]) for key, rate in zip(keys, rates)])
     return {key: float(rate) for key, rate in zip(keys, rates)}
+
+
+def _calibrated_mean(model: Any, advisor_mean: float, row: OfferFields) -> float:
+    """The posterior mean rate of a calibrated model (``RiskModel.estimate``'s, without the volatility
+    factor, applied later): a Gamma prior of mean ``kappa x`` the advisor's rate, updated with the
+    offer's zone's traced preemptions where that zone was traced."""
+    shape = float(model.rates.shape)
+    rate = shape / max(float(model.rates.kappa) * advisor_mean, 1e-12)
+    drops, hours = (model.zone_evidence or {}).get((row.instance_type, row.zone or ""), (0, 0.0))
+    return float((shape + drops) / (rate + hours))
 
 
 # ---------------------------------------------------------------- performance
@@ -310,7 +356,7 @@ def warm(settings: Settings) -> None:
         _fitted_tables(settings)
     if settings.forecast_risk_model:
         rate_cache(settings)
-        risk_model(str(advisor_path(settings)), str(Path(settings.data_dir) / "forecast-cache"))
+        risk_model(str(advisor_path(settings)), str(Path(settings.data_dir) / "forecast-cache"), traces_dir(settings))
 
 
 def performance_tables(settings: Settings, gpu_models: Sequence[str]) -> dict[str, dict[str, float]]:

@@ -18,6 +18,7 @@ from cloudarb.forecasts.training import BatchSummary, Item, run_batch
 from cloudarb.jobs.errors import JobInputError
 from cloudarb.jobs.runtime import JobContext
 from forecasting.demand import DEMAND_CONFIG
+from forecasting.prices import PRICE_SKILL_RULE
 from forecasting.selection import ForecastConfig
 
 
@@ -29,8 +30,10 @@ def _full_refit(jc: JobContext, kind: str) -> bool:
 
 
 def config_for(jc: JobContext, kind: str) -> ForecastConfig:
-    """Demand starts from the library's demand default; prices from the general one. Calibration uses
-    8 origins rather than 24: thousands of price series are fitted per run."""
+    """Demand starts from the library's demand default; prices from the general one behind the price
+    skill gate (``PRICE_SKILL_RULE``: a model is served at a horizon step only where it beat last value
+    out of sample by the rule's margin; elsewhere last value is served, with the figures saying why).
+    Calibration uses 8 origins rather than 24: thousands of price series are fitted per run."""
     s = jc.ctx.settings
     common: dict[str, Any] = {
         "horizon": s.forecast_horizon_hours, "quantiles": tuple(sorted(set(s.forecast_quantiles))),
@@ -42,7 +45,8 @@ def config_for(jc: JobContext, kind: str) -> ForecastConfig:
                                                 "model_params": {**DEMAND_CONFIG.model_params, "day_profile": calendar}})
     fast = {"calibration_origins": 8}
     params = {"lag_ridge": fast, "ets": {**fast, "brute": False}}
-    return ForecastConfig(candidates=tuple(s.forecast_price_candidates), model_params=params, **common)
+    return ForecastConfig(candidates=tuple(s.forecast_price_candidates), model_params=params,
+                          skill_rule=PRICE_SKILL_RULE, **common)
 
 
 def _progress(jc: JobContext, total_label: str) -> Callable[[int, int], None]:

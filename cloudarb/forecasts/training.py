@@ -91,6 +91,9 @@ def paths_of(result: ForecastResult, *, last: float | None) -> dict[str, Any]:
         "flags": list(result.flags),
         "last": last,
     })
+    if result.skill is not None:
+        # why the forecast is (or is not) more than last value: kept beside the paths it explains
+        paths["skill"] = finite(result.skill.model_dump(mode="json"))
     return paths
 
 

@@ -32,6 +32,13 @@ def stored(ctx: Context, series_key: str, *, kind: str = "price", org: str | Non
         "scenarios": [[level * 1.5] * horizon for _ in range(3)],
         "flags": [],
         "last": level,
+        "skill": {"rule": "beat last value by 10% MAE, sign test p<0.1", "origins": ["2026-01-01T00:00:00+00:00"] * 4,
+                  "steps": [{"step": i + 1, "served": "lag_ridge" if i < 2 else "last_value", "candidate": "lag_ridge",
+                             "n_origins": 4, "wins": 4 if i < 2 else 1, "losses": 0 if i < 2 else 3,
+                             "p_value": 0.06 if i < 2 else 0.9, "candidate_mae": 0.1, "last_value_mae": 0.2,
+                             "skill": i < 2} for i in range(horizon)],
+                  "has_skill": True, "reason": "lag_ridge served at steps 1-2", "step_shaped": False,
+                  "interval_scale": 1.2, "backtest_coverage": 0.8, "interval_level": 0.8, "interval_read_at": 0.85},
     }
     backtest = {"horizon": horizon, "season_length": 24, "origins": ["2026-01-01T00:00:00+00:00"] * 4,
                 "selected": "lag_ridge", "notes": [],
@@ -71,6 +78,9 @@ def test_list_filters_horizon_and_quantiles(client: TestClient, tenant: Tenant, 
     assert set(one["quantiles"]) == {"0.1", "0.9"} and one["quantiles"]["0.9"][0] == pytest.approx(1.6 * 1.9)
     assert one["scenarios"] is None and one["backtest"]["selected"] == "lag_ridge"
     assert one["backtest"]["mase"] == 0.7 and one["backtest"]["n_origins"] == 4
+    skill = one["skill"]
+    assert skill["has_skill"] and skill["n_origins"] == 4 and skill["interval_scale"] == 1.2
+    assert [s["served"] for s in skill["steps"][:3]] == ["lag_ridge", "lag_ridge", "last_value"]
     full = client.get("/forecasts", params={"series": price_key(VOLATILE), "scenarios": "true"}, headers=h).json()
     assert len(full["items"][0]["scenarios"]) == 3 and len(full["items"][0]["quantiles"]) == 5
 

@@ -94,3 +94,26 @@ def test_scenarios_follow_the_current_price_and_share_one_shape(ctx: Context) ->
         old = ctx.settings.model_copy(update={"forecast_max_age_s": 1e-3})
         time.sleep(0.01)
         assert feed.load_feed(session, old, rows, horizon_hours=1).scenarios == {}, "stale forecasts are ignored"
+
+
+TRACES = Path(__file__).resolve().parents[3] / "shared" / "data" / "risk" / "spot_traces"
+
+
+@pytest.mark.skipif(not (TRACES / "index.csv").is_file(), reason="needs ../shared/data/risk/spot_traces")
+@pytest.mark.parametrize("ctx", [{"forecast_spot_traces_dir": str(TRACES)}], indirect=True)
+def test_traces_calibrate_the_served_rates_to_observed_interruptions(ctx: Context) -> None:
+    """With the spot traces configured, a traced type's rate moves from the advisor's bucket (4.9e-4/h for
+    p3.2xlarge's '>20%' bucket) towards what the relaunched p3.2xlarge instances saw (0.31-0.74/h), and a
+    traced zone's own preemptions weigh in."""
+    rows = [offer("p", instance_type="p3.2xlarge", region="us-west-2", spot=True, price=0.9, gpu_model="V100"),
+            offer("z", instance_type="p3.2xlarge", region="us-west-2", spot=True, price=0.9, gpu_model="V100")]
+    rows[1].zone = "us-west-2b"
+    with ctx.db.session() as session:
+        f = feed.load_feed(session, ctx.settings, rows, horizon_hours=1)
+    model = feed.risk_model(str(feed.advisor_path(ctx.settings)), str(Path(ctx.settings.data_dir) / "forecast-cache"),
+                            feed.traces_dir(ctx.settings))
+    advisor = model.advisor_rate("p3.2xlarge", "us-west-2")
+    assert f.rates["p"] > 10 * advisor, (f.rates, advisor)
+    est = model.estimate("p3.2xlarge", "us-west-2", savings_pct=60.0, vcpus=8.0, zone="us-west-2b")
+    assert f.rates["z"] == pytest.approx(est.rate_per_hour, rel=1e-6), "the batched path equals estimate()"
+    assert f.rates["z"] != pytest.approx(f.rates["p"]), "the traced zone's own evidence moved its rate"

@@ -56,12 +56,19 @@ def test_price_job_stores_forecasts_and_is_idempotent(ctx: Context, tenant: Tena
         assert set(rows) == {price_key(STABLE), price_key(VOLATILE)}
         vol = rows[price_key(VOLATILE)]
         assert vol.backtest is not None and vol.backtest["selected"] == vol.model
-        assert {"last_value", "seasonal_naive"} <= set(vol.backtest["metrics"]), "baselines are always backtested"
+        assert "last_value" in vol.backtest["metrics"], "last value is always backtested"
+        # the price skill gate judged the served model against last value, and said so
+        skill = vol.paths["skill"]
+        assert skill["rule"] and skill["reason"] and len(skill["steps"]) == vol.horizon
+        served = {step["served"] for step in skill["steps"]}
+        assert served <= {vol.model, "last_value"}
+        assert skill["has_skill"] == (served != {"last_value"})
         assert len(vol.paths["scenarios"]) == ctx.settings.forecast_scenarios
         assert len(vol.paths["point"]) == vol.horizon == ctx.settings.forecast_horizon_hours
         assert vol.volatility and vol.volatility > 0.05
         stable = rows[price_key(STABLE)]
-        assert stable.fallback and "flat" in (stable.fallback_reason or "")
+        assert stable.fallback and ("flat" in (stable.fallback_reason or "")
+                                    or "no skill over last value" in (stable.fallback_reason or ""))
         champion = store.champion(session, organization_id=None, series_key=price_key(VOLATILE))
         assert champion is not None and champion.model == vol.model and vol.model_version_id == champion.id
         origin = vol.origin
@@ -76,22 +83,26 @@ def test_price_job_stores_forecasts_and_is_idempotent(ctx: Context, tenant: Tena
     assert [e for e in events(ctx, refresh.id) if e.get("phase") == "done"][-1]["cache"] == {"hit": 2}
     with ctx.db.session() as session:
         assert session.scalar(select(func.count()).select_from(StoredForecast)) == 2
-        assert session.scalar(select(func.count()).select_from(ForecastModelVersion)) == 1
+        # one version per series (the skill gate records last value as the flat series' champion);
+        # the two later runs on the same history added none
+        versions = list(session.scalars(select(ForecastModelVersion)))
+        assert sorted(v.model for v in versions) == sorted(["last_value", vol.model]), versions
         latest = store.latest(session, series_key=price_key(VOLATILE), organization_id="x")
         assert latest is not None and latest.origin == origin and latest.backtest is not None
 
-    # one more hour of history: the cached fit is updated, not reselected, and the origin moves on
+    # one more hour of history: the skill gate judges the series again on the new data (its verdict may
+    # change with it; 0.16 s a series against 0.28 s for the old selection backtest), the origin moves on
     nxt = origin.replace(minute=1)
     with ctx.db.session() as session:
         write_ticks(session, [(STABLE, nxt, 2.0, 100), (VOLATILE, nxt, 1.7, 100)])
     grown = submit_forecast(ctx, kind="price", organization_id=tenant.org_id, actor="test")
     run_job(ctx, grown.id)
     cache = [e for e in events(ctx, grown.id) if e.get("phase") == "done"][-1]["cache"]
-    assert cache.get("incremental") == 1, cache
+    assert cache == {"miss": 2}, cache
     with ctx.db.session() as session:
         latest = store.latest(session, series_key=price_key(VOLATILE), organization_id="x")
         assert latest is not None and latest.origin == origin + timedelta(hours=1)
-        assert "incremental_refit" in latest.paths["flags"] and latest.backtest is not None
+        assert latest.paths["skill"]["origins"] and latest.backtest is not None
 
 
 def _report(metrics: dict[str, float], selected: str) -> BacktestReport:

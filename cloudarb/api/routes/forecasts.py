@@ -47,6 +47,29 @@ class BacktestBrief(BaseModel):
     n_origins: int
 
 
+class StepSkillOut(BaseModel):
+    step: int = Field(description="Steps ahead (1 = the first forecast step).")
+    served: str = Field(description="Model served at this step ('last_value' where no candidate earned it).")
+    candidate: str | None = Field(description="Best candidate judged at this step.")
+    wins: int = Field(description="Backtest origins where the candidate's error was below last value's.")
+    losses: int
+    p_value: float | None = Field(description="One-sided sign test of wins against losses.")
+    candidate_mae: float | None
+    last_value_mae: float | None
+
+
+class SkillOut(BaseModel):
+    """Whether the served forecast earned its place against last value, out of sample."""
+
+    has_skill: bool = Field(description="Some step is served by a model rather than last value.")
+    reason: str = Field(description="One line: why a model or last value is served.")
+    rule: str = Field(description="The rule a candidate had to pass, in words.")
+    n_origins: int = Field(description="Backtest origins the rule was judged on.")
+    steps: list[StepSkillOut]
+    backtest_coverage: float | None = Field(description="Coverage of the served interval at the backtest origins.")
+    interval_scale: float = Field(description="Factor by which the intervals were widened to cover.")
+
+
 class ForecastOut(BaseModel):
     series_key: str
     kind: Literal["price", "demand"]
@@ -69,6 +92,9 @@ class ForecastOut(BaseModel):
     quantiles: dict[str, list[float]] = Field(description="Quantile level -> path.")
     scenarios: list[list[float]] | None = Field(description="Joint sample paths (only with scenarios=true).")
     backtest: BacktestBrief | None = Field(description="How the served model did on its backtest (None: fallback).")
+    skill: SkillOut | None = Field(
+        default=None, description="The skill check against last value (price forecasts); None for forecasts "
+        "stored before the check or for kinds without it.")
 
 
 class VersionOut(BaseModel):
@@ -174,7 +200,23 @@ def _out(row: StoredForecast, offer: Offer | None, *, horizon: int | None, level
         last_observed=paths.get("last"), timestamps=paths["timestamps"][:n], point=paths["point"][:n],
         quantiles={k: paths["quantiles"][k][:n] for k in wanted},
         scenarios=[p[:n] for p in paths["scenarios"]] if scenarios else None, backtest=_brief(row.backtest),
+        skill=_skill(paths.get("skill")),
     )
+
+
+def _skill(stored: Any) -> SkillOut | None:
+    """The stored skill report, briefly (None when absent or not in the expected shape)."""
+    if not isinstance(stored, dict):
+        return None
+    try:
+        return SkillOut(
+            has_skill=bool(stored["has_skill"]), reason=str(stored["reason"]), rule=str(stored["rule"]),
+            n_origins=len(stored.get("origins") or []),
+            steps=[StepSkillOut.model_validate(step) for step in stored.get("steps") or []],
+            backtest_coverage=stored.get("backtest_coverage"), interval_scale=float(stored.get("interval_scale") or 1.0),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 @router.get("", operation_id="list_forecasts", response_model=Page[ForecastOut])
