@@ -1,0 +1,87 @@
+"""Pytest fixtures for the provider fakes (one server per session, reset per test).
+
+Import the ones a test module uses (``from tests.deploy.fakes.fixtures import lambda_env  # noqa:
+F401``); they are kept out of ``tests/deploy/conftest.py`` so the deploy-core fixtures there and
+these evolve independently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from cloudarb.deploy.providers import lambda_, runpod
+from cloudarb.deploy.providers.base import LaunchSpec, ProviderConfig
+from tests.deploy.fakes.env import ProviderEnv, Sleeps, base_spec
+from tests.deploy.fakes.lambda_cloud import API_KEY as LAMBDA_KEY
+from tests.deploy.fakes.lambda_cloud import LambdaFake
+from tests.deploy.fakes.runpod import API_KEY as RUNPOD_KEY
+from tests.deploy.fakes.runpod import RunPodFake
+from tests.deploy.fakes.server import FakeServer, serving
+
+
+@pytest.fixture(scope="session")
+def lambda_server() -> Iterator[FakeServer]:
+    with serving(LambdaFake()) as server:
+        yield server
+
+
+@pytest.fixture()
+def lambda_fake(lambda_server: FakeServer) -> FakeServer:
+    lambda_server.reset()
+    return lambda_server
+
+
+def lambda_config(server: FakeServer, sleeps: Sleeps, **overrides: Any) -> ProviderConfig:
+    fields: dict[str, Any] = dict(
+        credentials={"api_key": LAMBDA_KEY}, base_url=f"{server.url}/api/v1", timeout_s=1.0, sleep=sleeps
+    )
+    fields.update(overrides)
+    return ProviderConfig(**fields)
+
+
+def lambda_spec(key: str, **overrides: Any) -> LaunchSpec:
+    return base_spec(key, **{"instance_type": "gpu_1x_a10", "region": "us-east-1", "gpu_model": "A10",
+                             "price_per_hour": 1.29, **overrides})
+
+
+@pytest.fixture()
+def lambda_env(lambda_fake: FakeServer) -> ProviderEnv:
+    sleeps = Sleeps()
+    return ProviderEnv("lambda", lambda_.provisioner(lambda_config(lambda_fake, sleeps)), lambda_fake,
+                       lambda_spec, sleeps)
+
+
+@pytest.fixture(scope="session")
+def runpod_server() -> Iterator[FakeServer]:
+    with serving(RunPodFake()) as server:
+        yield server
+
+
+@pytest.fixture()
+def runpod_fake(runpod_server: FakeServer) -> FakeServer:
+    runpod_server.reset()
+    return runpod_server
+
+
+def runpod_config(server: FakeServer, sleeps: Sleeps, **overrides: Any) -> ProviderConfig:
+    fields: dict[str, Any] = dict(
+        credentials={"api_key": RUNPOD_KEY}, base_url=f"{server.url}/v1", timeout_s=1.0, sleep=sleeps
+    )
+    fields.update(overrides)
+    return ProviderConfig(**fields)
+
+
+def runpod_spec(key: str, **overrides: Any) -> LaunchSpec:
+    return base_spec(key, **{"instance_type": "NVIDIA GeForce RTX 4090 [secure]", "gpu_model": "RTX 4090",
+                             "image": "runpod/pytorch:2.1.0-py3.10-cuda11.8.0-devel-ubuntu22.04",
+                             "ports": (8888,), "price_per_hour": 0.69, **overrides})
+
+
+@pytest.fixture()
+def runpod_env(runpod_fake: FakeServer) -> ProviderEnv:
+    sleeps = Sleeps()
+    return ProviderEnv("runpod", runpod.provisioner(runpod_config(runpod_fake, sleeps)), runpod_fake,
+                       runpod_spec, sleeps)
