@@ -97,7 +97,7 @@ def test_happy_path_create_find_get_list_destroy(fake: FakeServer) -> None:
     assert held["resources"] == {
         "vcpu_count": 16, "ram_gb": 64, "storage_gb": 100, "gpus": {"geforcertx4090-pcie-24gb": {"count": 2}}
     }
-    assert held["location_id"] == "loc-uuid-12345" and held["hostnode_id"] is None
+    assert held["hostnode_id"] == "hostnode-abc" and held["location_id"] is None
     assert held["image"] == "ubuntu2204" and held["useDedicatedIp"] is True and held["ssh_key"] == KEY_TEXT
     script = " ".join(held["cloud_init"]["runcmd"])
     encoded = base64.b64encode(KEY_TEXT.encode()).decode()
@@ -121,11 +121,11 @@ def test_happy_path_create_find_get_list_destroy(fake: FakeServer) -> None:
     module.destroy(created.provider_id)  # idempotent: already gone
 
 
-def test_hostnode_placement_and_a_docker_image_through_cloud_init(fake: FakeServer) -> None:
+def test_location_placement_and_a_docker_image_through_cloud_init(fake: FakeServer) -> None:
     module, _ = make(fake)
-    module.create(spec(offer_ref=None, image="vllm/vllm-openai:latest", disk_gb=250))
+    module.create(spec(zone=None, image="vllm/vllm-openai:latest", disk_gb=250))
     [held] = live(fake)
-    assert held["hostnode_id"] == "hostnode-abc" and held["location_id"] is None
+    assert held["location_id"] == "loc-uuid-12345" and held["hostnode_id"] is None
     assert held["resources"]["storage_gb"] == 250 and held["image"] == "ubuntu2204"
     assert any("docker run -d" in c and "vllm/vllm-openai:latest" in c and "-p 8000:8000" in c
                for c in held["cloud_init"]["runcmd"])

@@ -125,6 +125,13 @@ def test_happy_path_create_find_get_list_destroy(fake: FakeServer) -> None:
     module.destroy("999999")  # never existed: already gone
 
 
+def test_the_ask_id_falls_back_to_the_instance_type_ingestion_writes(fake: FakeServer) -> None:
+    module, _ = make(fake)
+    module.create(spec(offer_ref="0f3a9c2b7d1e4a5b6c7d8e9f", instance_type="1x RTX 4090 #5151"))
+    module.create(spec(key=PREFIX + "x", offer_ref=None, instance_type="2x A100 #6161"))
+    assert sorted(i["ask_id"] for i in live(fake)) == [5151, 6161]
+
+
 def test_spot_sends_the_bid_as_price(fake: FakeServer) -> None:
     module, _ = make(fake)
     created = module.create(spec(spot=True, price_per_hour=0.31))
@@ -135,8 +142,10 @@ def test_spot_sends_the_bid_as_price(fake: FakeServer) -> None:
 
 def test_missing_offer_id_is_refused_before_any_call(fake: FakeServer) -> None:
     module, _ = make(fake)
-    with pytest.raises(InvalidLaunch, match="offer_ref"):
-        module.create(spec(offer_ref=None))
+    with pytest.raises(InvalidLaunch, match="ask\\) id is missing"):
+        module.create(spec(offer_ref=None, instance_type="1x RTX 4090"))
+    with pytest.raises(InvalidLaunch, match="ask\\) id is missing"):
+        module.create(spec(offer_ref="0f3a9c2b7d1e4a5b6c7d8e9f", instance_type="1x RTX 4090"))
     with pytest.raises(InvalidLaunch, match="image"):
         module.create(spec(image=""))
     assert live(fake) == []

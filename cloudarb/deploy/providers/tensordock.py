@@ -22,6 +22,8 @@ community OpenAPI document (api-evangelist/tensordock ``tensordock-instances-api
   so cloud-init writes it for root and ``user``; port forwards were ignored while a dedicated IP
   works, so ``useDedicatedIp`` is asked for (every port of the VM is then reachable, SSH on 22);
   ``/locations`` shows stock that fails with ``No available nodes found`` (-> ``NoCapacity``).
+- Placement: ``zone`` is the host node ingestion priced (v0 hostnode id) and goes as ``hostnode_id``;
+  without one, ``offer_ref`` is taken as a ``location_id``.
 - The image is a TensorDock OS image (``ubuntu2204`` by default: ``ubuntu2404`` lacked NVIDIA
   drivers in Cloud GPU Shopper's bug log). A Docker image in ``LaunchSpec.image`` is started by
   cloud-init with ``docker run --gpus all`` where the OS image ships Docker.
@@ -262,10 +264,10 @@ class TensorDockProvisioner:
             "ssh_key": spec.ssh_public_key,
             "cloud_init": cloud_init(spec, spec.ssh_public_key),
         }
-        if spec.offer_ref:
+        if spec.zone:
+            attributes["hostnode_id"] = spec.zone  # the host node the quote priced (ingestion's zone)
+        elif spec.offer_ref:
             attributes["location_id"] = spec.offer_ref
-        elif spec.zone:
-            attributes["hostnode_id"] = spec.zone
         else:
             raise InvalidLaunch("tensordock: offer_ref (a location id) or zone (a hostnode id) is required",
                                 provider=KEY)

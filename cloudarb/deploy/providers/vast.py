@@ -108,6 +108,7 @@ _STATES: dict[str | None, RemoteState] = {
     "offline": RemoteState.UNKNOWN,
 }
 _ASK_ID = re.compile(r"^\d+$")
+_TYPE_ASK = re.compile(r"#(\d+)\s*$")
 
 
 def remote_state(actual_status: str | None, cur_state: str | None) -> RemoteState:
@@ -115,6 +116,21 @@ def remote_state(actual_status: str | None, cur_state: str | None) -> RemoteStat
     if (cur_state or "").lower() == "unloaded":
         return RemoteState.TERMINATED
     return _STATES.get(actual_status.lower() if actual_status else None, RemoteState.UNKNOWN)
+
+
+def ask_of(spec: LaunchSpec) -> str:
+    """The Vast ask id: ``offer_ref`` when it is one, else the ``#<id>`` ending the instance type that
+    ingestion writes (``1x RTX 4090 #4242``); neither is ``InvalidLaunch`` naming the missing id."""
+    if spec.offer_ref is not None and _ASK_ID.match(spec.offer_ref.strip()):
+        return spec.offer_ref.strip()
+    tail = _TYPE_ASK.search(spec.instance_type)
+    if tail is not None:
+        return tail[1]
+    raise InvalidLaunch(
+        f"vast: the offer (ask) id is missing: offer_ref is {spec.offer_ref!r} and instance_type "
+        f"{spec.instance_type!r} does not end with '#<ask id>'",
+        provider=KEY,
+    )
 
 
 def _message(body: Any) -> str:
@@ -211,12 +227,9 @@ class VastProvisioner:
         return body
 
     def create(self, spec: LaunchSpec) -> RemoteInstance:
-        if spec.offer_ref is None or not _ASK_ID.match(spec.offer_ref.strip()):
-            raise InvalidLaunch(
-                f"vast: offer_ref must be the Vast ask (offer) id, got {spec.offer_ref!r}", provider=KEY
-            )
+        ask_id = ask_of(spec)
         body = self.create_body(spec)
-        response = self._http.request("PUT", f"/api/v0/asks/{spec.offer_ref.strip()}/", json_body=body, creates=True)
+        response = self._http.request("PUT", f"/api/v0/asks/{ask_id}/", json_body=body, creates=True)
         answer = self._http.json(response, creates=True)
         contract = answer.get("new_contract") if isinstance(answer, dict) else None
         if not isinstance(contract, int) or contract <= 0:
