@@ -27,10 +27,14 @@ from tests.deploy.fakes.fixtures import (  # noqa: F401
     runpod_fake,
     runpod_server,
 )
+from tests.deploy.fakes.tensordock import tensordock_env, tensordock_fake, tensordock_server  # noqa: F401
+from tests.deploy.fakes.vast import vast_env, vast_fake, vast_server  # noqa: F401
 
 ENVS = {
     "lambda": "lambda_env",
     "runpod": "runpod_env",
+    "tensordock": "tensordock_env",
+    "vast": "vast_env",
     # "aws": "aws_env",
 }
 

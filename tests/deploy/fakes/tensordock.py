@@ -23,9 +23,14 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
-from tests.deploy.fakes.server import FakeApp, Fault, Handler, Request, Response
+import pytest
+
+from cloudarb.deploy.providers.base import LaunchSpec, ProviderConfig
+from tests.deploy.fakes.env import ProviderEnv, Sleeps, base_spec
+from tests.deploy.fakes.server import FakeApp, FakeServer, Fault, Handler, Request, Response, serving
 
 API_TOKEN = "tensordock-test-token"
 
@@ -222,3 +227,39 @@ def _validate(document: Any) -> tuple[str, dict[str, Any]]:
     if not attributes.get("location_id") and not attributes.get("hostnode_id"):
         return "location_id or hostnode_id is required", {}
     return "", attributes
+
+
+# -- fixtures for the provider contract test (one server per session, reset per test) ----------------
+@pytest.fixture(scope="session")
+def tensordock_server() -> Iterator[FakeServer]:
+    with serving(TensorDockFake()) as server:
+        yield server
+
+
+@pytest.fixture()
+def tensordock_fake(tensordock_server: FakeServer) -> FakeServer:
+    tensordock_server.reset()
+    return tensordock_server
+
+
+def tensordock_config(server: FakeServer, sleeps: Sleeps, **overrides: Any) -> ProviderConfig:
+    fields: dict[str, Any] = dict(
+        credentials={"api_key": API_TOKEN}, base_url=f"{server.url}/api/v2", timeout_s=1.0, sleep=sleeps
+    )
+    fields.update(overrides)
+    return ProviderConfig(**fields)
+
+
+def tensordock_spec(key: str, **overrides: Any) -> LaunchSpec:
+    return base_spec(key, **{"instance_type": "1x geforcertx4090-pcie-24gb (8 vCPU, 32 GB)",
+                             "region": "United States-Texas-Austin", "gpu_model": "RTX 4090",
+                             "zone": "hostnode-abc", "price_per_hour": 0.5, **overrides})
+
+
+@pytest.fixture()
+def tensordock_env(tensordock_fake: FakeServer) -> ProviderEnv:
+    from cloudarb.deploy.providers import tensordock
+
+    sleeps = Sleeps()
+    return ProviderEnv("tensordock", tensordock.provisioner(tensordock_config(tensordock_fake, sleeps)),
+                       tensordock_fake, tensordock_spec, sleeps)

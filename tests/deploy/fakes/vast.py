@@ -28,9 +28,14 @@ import base64
 import json
 import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
-from tests.deploy.fakes.server import FakeApp, Fault, Handler, Request, Response
+import pytest
+
+from cloudarb.deploy.providers.base import LaunchSpec, ProviderConfig
+from tests.deploy.fakes.env import ProviderEnv, Sleeps, base_spec
+from tests.deploy.fakes.server import FakeApp, FakeServer, Fault, Handler, Request, Response, serving
 
 API_KEY = "vast-test-key"
 
@@ -280,3 +285,36 @@ def _decode_token(token: str | None) -> int | None:
     if not token:
         return None
     return int(json.loads(base64.b64decode(token))["values"]["id"])
+
+
+# -- fixtures for the provider contract test (one server per session, reset per test) ----------------
+@pytest.fixture(scope="session")
+def vast_server() -> Iterator[FakeServer]:
+    with serving(VastFake()) as server:
+        yield server
+
+
+@pytest.fixture()
+def vast_fake(vast_server: FakeServer) -> FakeServer:
+    vast_server.reset()
+    return vast_server
+
+
+def vast_config(server: FakeServer, sleeps: Sleeps, **overrides: Any) -> ProviderConfig:
+    fields: dict[str, Any] = dict(credentials={"api_key": API_KEY}, base_url=server.url, timeout_s=1.0, sleep=sleeps)
+    fields.update(overrides)
+    return ProviderConfig(**fields)
+
+
+def vast_spec(key: str, **overrides: Any) -> LaunchSpec:
+    return base_spec(key, **{"instance_type": "1x RTX 4090 #4242", "region": "US", "gpu_model": "RTX 4090",
+                             "image": "pytorch/pytorch:latest", "offer_ref": "4242", "price_per_hour": 0.42,
+                             **overrides})
+
+
+@pytest.fixture()
+def vast_env(vast_fake: FakeServer) -> ProviderEnv:
+    from cloudarb.deploy.providers import vast
+
+    sleeps = Sleeps()
+    return ProviderEnv("vast", vast.provisioner(vast_config(vast_fake, sleeps)), vast_fake, vast_spec, sleeps)
