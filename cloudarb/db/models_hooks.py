@@ -1,4 +1,5 @@
-"""Tables of the hooks feature: organization hooks (webhooks and commands) and their delivery log (migration 0011).
+"""Tables of the outputs and hooks work (migration 0011): organization hooks (webhooks and commands), their
+delivery log, and the requests to apply an optimization's Kubernetes export to the configured cluster.
 
 A delivery row is written for every hook an event matches, in the transaction of whatever emitted the
 event, before anything is sent: an event that was recorded is delivered (or its failure is recorded),
@@ -56,3 +57,21 @@ class HookDelivery(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     __table_args__ = (Index("ix_hook_deliveries_org_created", "organization_id", "created_at"),)
+
+
+class KubernetesApply(Base):
+    """One request to server-side apply an optimization's Kubernetes manifests; its job does the calls."""
+
+    __tablename__ = "kubernetes_applies"
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), index=True)
+    optimization_id: Mapped[str] = mapped_column(ID, index=True)
+    lines: Mapped[list[int] | None] = mapped_column(JSONType, nullable=True)
+    options: Mapped[dict[str, Any]] = mapped_column()
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    job_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+    applied: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(320), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

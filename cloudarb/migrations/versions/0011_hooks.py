@@ -1,4 +1,4 @@
-"""Organization hooks (webhooks and commands) and their delivery log.
+"""Organization hooks (webhooks and commands), their delivery log, Kubernetes apply requests.
 
 Revision ID: 0011
 Revises: 0010
@@ -61,8 +61,27 @@ def upgrade() -> None:
     for col in ("hook_id", "organization_id", "subject_id", "status"):
         op.create_index(f"ix_hook_deliveries_{col}", "hook_deliveries", [col])
     op.create_index("ix_hook_deliveries_org_created", "hook_deliveries", ["organization_id", "created_at"])
+    op.create_table(
+        "kubernetes_applies",
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("organization_id", sa.String(32), sa.ForeignKey("organizations.id", ondelete="CASCADE"),
+                  nullable=False),
+        sa.Column("optimization_id", sa.String(32), nullable=False),
+        sa.Column("lines", JSONType, nullable=True),
+        sa.Column("options", JSONType, nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("job_id", sa.String(32), nullable=True),
+        sa.Column("applied", JSONType, nullable=False),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("created_by", sa.String(320), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+    )
+    for col in ("organization_id", "optimization_id"):
+        op.create_index(f"ix_kubernetes_applies_{col}", "kubernetes_applies", [col])
 
 
 def downgrade() -> None:
+    op.drop_table("kubernetes_applies")
     op.drop_table("hook_deliveries")
     op.drop_table("hooks")
