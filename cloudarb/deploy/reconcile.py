@@ -1,0 +1,223 @@
+"""The reconciler: rows against what each provider account really holds, under our prefix.
+
+Per provider and account: list every instance whose mark starts with this installation's prefix (all
+pages; any error aborts the pass, which never acts on part of a listing), then
+- an instance that a live row names (by provider id, or by key for a row still unresolved) is matched
+  (an unresolved row adopts it: a crash between the provider's answer and our commit is healed here);
+- an instance with no live row is an orphan: first seen now, destroyed through the verified path once
+  it has been seen for ``deploy_orphan_grace_s`` (adopted into a row, so its cost is metered), alerted;
+- a live row whose instance is missing from the listing past the listing lag and ghost grace is read
+  afresh; only the provider's proof of absence ends it (``terminated``, reason vanished), alerted;
+- a row that never reached the provider (no job is working on it) is failed after the same window.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, or_, select
+
+from cloudarb.db.models import JobRun
+from cloudarb.db.models_deploy import DeployInstance, Deployment, Sighting
+from cloudarb.deploy import keys
+from cloudarb.deploy import states as st
+from cloudarb.deploy.alerts import raise_alert
+from cloudarb.deploy.create import adopt
+from cloudarb.deploy.destroy import destroy
+from cloudarb.deploy.env import DeployEnv
+from cloudarb.deploy.errors import ProvisionError
+from cloudarb.deploy.providers.base import Provisioner, RemoteInstance, RemoteState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Report:
+    provider: str
+    account: str
+    listed: int = 0
+    matched: int = 0
+    adopted: int = 0
+    orphans_seen: int = 0
+    orphans_destroyed: int = 0
+    ghosts: int = 0
+    never_created: int = 0
+    aborted: str | None = None
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+def accounts(env: DeployEnv, *, within: timedelta = timedelta(days=7)) -> list[tuple[str, str]]:
+    """Provider accounts to look at: any with a live row, a sighting, or a row ended recently (an
+    instance whose create was unknown may appear after its row failed)."""
+    since = env.clock() - within
+    with env.db.session() as session:
+        pairs = set(session.execute(
+            select(DeployInstance.provider, DeployInstance.account).where(
+                or_(DeployInstance.state.in_(st.LIVE), DeployInstance.state_at >= since)).distinct()).all())
+        pairs |= set(session.execute(select(Sighting.provider, Sighting.account).distinct()).all())
+    return sorted((str(p), str(a)) for p, a in pairs)
+
+
+def reconcile_all(env: DeployEnv) -> list[Report]:
+    return [reconcile(env, p, a) for p, a in accounts(env)]
+
+
+def reconcile(env: DeployEnv, provider: str, account: str = "default") -> Report:
+    started = time.monotonic()
+    report = Report(provider, account)
+    try:
+        prov = env.provisioner(provider, account)
+        remotes = prov.list_owned(env.prefix())
+    except ProvisionError as exc:
+        report.aborted = f"{exc.code}: {exc}"
+        report.seconds = time.monotonic() - started
+        log.warning("reconcile pass aborted", extra={"provider": provider, "account": account, "error": str(exc)})
+        return report
+    report.listed = len(remotes)
+    now = env.clock()
+    with env.db.session() as session:
+        rows = list(session.scalars(select(DeployInstance).where(
+            DeployInstance.provider == provider, DeployInstance.account == account,
+            DeployInstance.state.in_(st.LIVE))))
+    by_pid = {r.provider_id: r for r in rows if r.provider_id}
+    unresolved = {r.key: r for r in rows if r.provider_id is None}
+    seen: set[str] = set()
+    orphans: list[RemoteInstance] = []
+    for remote in remotes:
+        if not remote.key.startswith(env.prefix()) or remote.state is RemoteState.TERMINATED:
+            continue
+        seen.add(remote.provider_id)
+        if remote.provider_id in by_pid:
+            report.matched += 1
+            continue
+        row = unresolved.pop(remote.key, None)
+        if row is not None and adopt(env, row, remote):
+            report.adopted += 1
+            continue
+        orphans.append(remote)
+    _forget_sightings(env, provider, account, seen)
+    for remote in orphans:
+        report.orphans_seen += 1
+        try:
+            if _orphan(env, prov, provider, account, remote, now):
+                report.orphans_destroyed += 1
+        except ProvisionError as exc:
+            report.errors.append(f"orphan {remote.provider_id}: {exc}")
+    lag = timedelta(seconds=prov.capabilities.listing_lag_s + env.settings.deploy_ghost_grace_s)
+    for row in rows:
+        if row.provider_id and row.provider_id not in seen and now - row.state_at >= lag:
+            if _ghost(env, prov, row):
+                report.ghosts += 1
+    busy = _busy_deployments(env)
+    for row in unresolved.values():
+        if now - row.state_at >= lag and row.deployment_id not in busy:
+            if _never_created(env, prov, row):
+                report.never_created += 1
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _forget_sightings(env: DeployEnv, provider: str, account: str, seen: set[str]) -> None:
+    with env.db.session() as session:
+        stmt = delete(Sighting).where(Sighting.provider == provider, Sighting.account == account)
+        if seen:
+            stmt = stmt.where(Sighting.provider_id.not_in(seen))
+        session.execute(stmt)
+
+
+def _orphan(env: DeployEnv, prov: Provisioner, provider: str, account: str, remote: RemoteInstance,
+            now: datetime) -> bool:
+    """Note the orphan; destroy it (adopted into a row) once seen for the grace window."""
+    with env.db.session() as session:
+        sighting = session.get(Sighting, (provider, account, remote.provider_id))
+        if sighting is None:
+            sighting = Sighting(provider=provider, account=account, provider_id=remote.provider_id,
+                                key=remote.key, first_seen_at=now)
+            session.add(sighting)
+        first_seen = sighting.first_seen_at
+    if (now - first_seen).total_seconds() < env.settings.deploy_orphan_grace_s:
+        return False
+    row_id = _adopt_orphan(env, provider, account, remote, first_seen)
+    state = destroy(env, row_id, reason="orphan: at the provider under our prefix with no live row")
+    return state == st.TERMINATED
+
+
+def _adopt_orphan(env: DeployEnv, provider: str, account: str, remote: RemoteInstance, first_seen: datetime) -> str:
+    """A row for the orphan (deployment and price from its key where we know them), then an alert."""
+    now = env.clock()
+    with env.db.session() as session:
+        origin = session.scalars(select(DeployInstance).where(DeployInstance.key == remote.key)).first()
+        deployment: Deployment | None = None
+        if origin is None:
+            parsed = keys.parse_key(env.install_id(), remote.key)
+            if parsed is not None:
+                deployment = session.scalars(select(Deployment).where(Deployment.id.startswith(parsed[0]))).first()
+        dep_id = origin.deployment_id if origin is not None else (deployment.id if deployment else None)
+        org = origin.organization_id if origin is not None else (deployment.organization_id if deployment else None)
+        started = min(remote.created_at or first_seen, first_seen)
+        row = DeployInstance(
+            organization_id=org, deployment_id=dep_id, key=f"orphan:{provider}:{remote.provider_id}"[:200],
+            provider=provider, account=account, state=st.TERMINATING, provider_id=remote.provider_id,
+            line_index=origin.line_index if origin else 0,
+            offer_key=origin.offer_key if origin else "", region=origin.region if origin else "",
+            instance_type=origin.instance_type if origin else "", gpu_model=origin.gpu_model if origin else "",
+            gpu_count=origin.gpu_count if origin else 0, spot=origin.spot if origin else False,
+            price_per_hour=origin.price_per_hour if origin else (remote.hourly_rate or 0.0),
+            reported_rate=remote.hourly_rate,
+            billing_granularity_s=origin.billing_granularity_s if origin else 1,
+            billing_minimum_s=origin.billing_minimum_s if origin else 0,
+            billing_started_at=started, created_at=now, state_at=now, end_reason="orphan",
+        )
+        session.add(row)
+        session.delete(session.get(Sighting, (provider, account, remote.provider_id)))
+        session.flush()
+        raise_alert(session, kind="orphan", dedupe=f"orphan:{provider}:{account}:{remote.provider_id}",
+                    organization_id=org,
+                    message=f"{provider} instance {remote.provider_id} (mark {remote.key}) had no live row for "
+                            f"{env.settings.deploy_orphan_grace_s:g}s; destroying it",
+                    provider=provider, provider_id=remote.provider_id, key=remote.key)
+        return row.id
+
+
+def _ghost(env: DeployEnv, prov: Provisioner, row: DeployInstance) -> bool:
+    """A live row missing from the listing: ended only on a fresh read's proof of absence."""
+    try:
+        remote = prov.get(row.provider_id or "")
+    except ProvisionError:
+        return False
+    if remote is not None and remote.state is not RemoteState.TERMINATED:
+        return False
+    now = env.clock()
+    with env.db.session() as session:
+        moved = st.move(session, row.id, to=st.TERMINATED, when=st.LIVE, now=now, ended_at=now,
+                        billing_stopped_at=now, end_reason=row.end_reason or "vanished at the provider")
+        if moved and row.state not in st.DESTROYING:
+            raise_alert(session, kind="ghost", dedupe=f"ghost:{row.id}", organization_id=row.organization_id,
+                        message=f"{row.provider} instance {row.provider_id} (key {row.key}) vanished while "
+                                f"{row.state}; marked terminated", instance_id=row.id)
+    return moved
+
+
+def _busy_deployments(env: DeployEnv) -> set[str | None]:
+    with env.db.session() as session:
+        ids = session.scalars(select(Deployment.id).join(JobRun, JobRun.id == Deployment.job_id).where(
+            JobRun.status.in_(("queued", "running"))))
+        return set(ids)
+
+
+def _never_created(env: DeployEnv, prov: Provisioner, row: DeployInstance) -> bool:
+    if row.state != st.REQUESTED:
+        try:
+            found = prov.find(row.key)
+        except ProvisionError:
+            return False
+        if found is not None and found.state is not RemoteState.TERMINATED:
+            return adopt(env, row, found)
+    now = env.clock()
+    with env.db.session() as session:
+        return st.move(session, row.id, to=st.FAILED, when=st.UNRESOLVED, now=now, ended_at=now,
+                       end_reason="never reached the provider (no job working on it)")
