@@ -125,6 +125,7 @@ class CredentialsSettings(BaseModel):
     lambda_api_key: SecretStr | None = None
     runpod_api_key: SecretStr | None = None
     vast_api_key: SecretStr | None = None
+    tensordock_api_key: SecretStr | None = None
     gcp_api_key: SecretStr | None = None
     aws_access_key_id: SecretStr | None = None
     aws_secret_access_key: SecretStr | None = None
@@ -276,6 +277,8 @@ PROVIDER_CREDENTIALS: dict[str, tuple[Credential, ...]] = {
     "lambda": (Credential("lambda_api_key", "api_key"),),
     "runpod": (Credential("runpod_api_key", "api_key"),),
     "vast": (Credential("vast_api_key", "api_key"),),
+    # Provisioning only: listing TensorDock's host nodes (pricing) needs no key.
+    "tensordock": (Credential("tensordock_api_key", "api_key", required=False),),
     "gcp": (Credential("gcp_api_key", "api_key"),),
     "aws": (Credential("aws_access_key_id", "aws_access_key_id"),
             Credential("aws_secret_access_key", "aws_secret_access_key"),
