@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from cloudarb.deploy.renderers import (
@@ -29,6 +30,38 @@ from cloudarb.errors import Conflict, InvalidInput, NotFound
 from cloudarb.optimize import store as opt_store
 
 ZIP_EPOCH = (2020, 1, 1, 0, 0, 0)  # fixed member dates: the same plan gives the same archive bytes
+
+
+class ExportedFile(BaseModel):
+    path: str = Field(description="Relative path of the file inside the export.")
+    media_type: str
+    content: str
+
+
+class SkippedLine(BaseModel):
+    line: int = Field(description="The line's number in the solution.")
+    workload_id: str
+    provider: str
+    reason: str
+
+
+class ExportOut(BaseModel):
+    """An export as a listing of files; lines the format cannot express are listed, never dropped."""
+
+    optimization_id: str
+    format: str
+    files: list[ExportedFile]
+    skipped: list[SkippedLine]
+
+
+def to_out(optimization_id: str, rendered: Rendered) -> ExportOut:
+    return ExportOut(
+        optimization_id=optimization_id,
+        format=rendered.format,
+        files=[ExportedFile(path=f.path, media_type=f.media_type, content=f.content) for f in rendered.files],
+        skipped=[SkippedLine(line=s.line, workload_id=s.workload_id, provider=s.provider, reason=s.reason)
+                 for s in rendered.skipped],
+    )
 
 
 def parse_lines(text: str | None) -> list[int] | None:
