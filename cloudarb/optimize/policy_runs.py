@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from cloudarb import hooks
 from cloudarb.db.models import Offer, Policy
 from cloudarb.forecasts.demand import apply_demand_bounds, record_allocation_usage
 from cloudarb.jobs.errors import JobInputError
@@ -36,6 +37,15 @@ def _current(jc: JobContext, policy: Policy) -> tuple[list[CurrentLine], float |
     if not lines or keys - prices.keys():
         return current, None
     return current, sum(ln.instances * prices[ln.offer_key] for ln in lines)
+
+
+def _adopt_payload(policy: Policy, optimization_id: str, current: float | None, new: float | None,
+                   savings_pct: float | None) -> dict[str, object]:
+    """The ``policy.adopt`` hook event: "switch now saves $X/h" (X unknown on a first run)."""
+    per_hour = current - new if current is not None and new is not None else None
+    return {"policy_id": policy.id, "policy_name": policy.name, "optimization_id": optimization_id,
+            "previous_optimization_id": policy.current_optimization_id, "current_cost_per_hour": current,
+            "new_cost_per_hour": new, "savings_per_hour": per_hour, "savings_pct": savings_pct}
 
 
 def decide(current_cost: float | None, new_cost: float | None, threshold_pct: float) -> tuple[str, float | None]:
@@ -81,17 +91,23 @@ def body(jc: JobContext) -> str:
             run.current_cost_per_hour = current_cost
             run.new_cost_per_hour = new_cost
             run.savings_pct = savings
+        adopted = None
         if decision == "adopt":
             fresh = session.get(Policy, policy.id)
             if fresh is not None:
                 fresh.current_optimization_id = jc.target_id
             in_force = [(a.workload_id, a.gpus) for a in solution.allocations if not a.period]
+            adopted = hooks.emit(session, policy.organization_id, "policy.adopt", _adopt_payload(
+                policy, jc.target_id, current_cost, new_cost, savings), blocking=False, subject_id=policy.id,
+                settings=jc.ctx.settings)
         else:
             in_force = [(ln.workload_id, ln.gpus) for ln in opt_store.allocations(
                 session, optimization_id=policy.current_optimization_id)] if policy.current_optimization_id else []
         if in_force:
             record_allocation_usage(session, organization_id=policy.organization_id, lines=in_force,
                                     workload_ids=[w.id for w in req.workloads])
+    if adopted is not None:
+        hooks.start(jc.ctx, adopted)
     what = "adopted" if decision == "adopt" else "keeping the current allocation"
     detail = f" ({savings:.1f}% vs current, threshold {policy.keep_threshold_pct}%)" if savings is not None else ""
     jc.progress("decision", percent=99, message=f"{what}{detail}", decision=decision)
