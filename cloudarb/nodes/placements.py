@@ -33,6 +33,7 @@ from cloudarb.nodes.market import refresh_offers
 from cloudarb.nodes.secrets import access_password, digest
 
 ENDED = ("destroyed", "failed")
+ASSIGN_ATTEMPTS = 8
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,9 @@ def create(session: Session, settings: NodesSettings, req: PlacementRequest) -> 
     return Created(placement, password)
 
 
-def _try_assign(session: Session, placement: Placement, chosen: Sequence[Unit]) -> bool:
-    """Move one queued placement to ``assigned`` holding ``chosen``; False when another transaction won."""
+def _try_assign(session: Session, placement: Placement, chosen: Sequence[Unit]) -> str:
+    """Move one queued placement to ``assigned`` holding ``chosen``: "ok", "unit_taken" (another
+    transaction holds one of the units: look again) or "moved" (another transaction moved the placement)."""
     now = utcnow()
     try:
         with session.begin_nested():
@@ -118,17 +120,17 @@ def _try_assign(session: Session, placement: Placement, chosen: Sequence[Unit]) 
                 .values(state="assigned", gpu_uuids=[u.uuid for u in chosen], assigned_at=now, updated_at=now)
                 .execution_options(synchronize_session=False))
             if moved.rowcount != 1:  # type: ignore[attr-defined]
-                return False
+                return "moved"
             session.execute(insert(GpuAssignment).values([
                 {"gpu_uuid": u.uuid, "node_id": placement.node_id, "placement_id": placement.id, "created_at": now}
                 for u in chosen]))
             commands.issue(session, placement, "place")
             session.flush()
     except IntegrityError:
-        return False
+        return "unit_taken"
     finally:
         session.expire(placement)
-    return True
+    return "ok"
 
 
 def queued(session: Session, node_id: str) -> list[Placement]:
@@ -139,7 +141,8 @@ def queued(session: Session, node_id: str) -> list[Placement]:
 
 def drain_queue(session: Session, settings: NodesSettings, node: Node) -> list[str]:
     """Assign free units to the node's queued placements in queue order; returns the ids started.
-    A node that is unhealthy or drained starts nothing (its queue waits)."""
+    A node that is unhealthy or drained starts nothing (its queue waits). A unit another transaction
+    took meanwhile (its commit made our insert fail) sends us back to read the free units again."""
     started: list[str] = []
     if node.status == "healthy" and not node.drained:
         session.flush()
@@ -147,14 +150,20 @@ def drain_queue(session: Session, settings: NodesSettings, node: Node) -> list[s
         blocked: set[str] = set()
         for p in queued(session, node.id):
             label, count = p.gpu_model, p.gpu_count
-            if label in blocked:
-                continue
-            fits = [u for u in free if u.label == label][:count]
-            if len(fits) < count or not _try_assign(session, p, fits):
+            outcome = "unit_taken"
+            for _ in range(ASSIGN_ATTEMPTS):
+                fits = [u for u in free if u.label == label][:count] if label not in blocked else []
+                if len(fits) < count:
+                    break
+                outcome = _try_assign(session, p, fits)
+                if outcome != "unit_taken":
+                    break
+                free = free_units(session, node.id)
+            if outcome == "ok":
+                started.append(p.id)
+                free = [u for u in free if u not in fits]
+            elif outcome != "moved":
                 blocked.add(label)
-                continue
-            started.append(p.id)
-            free = [u for u in free if u not in fits]
     refresh_offers(session, node, mig_offers=settings.node_mig_offers)
     return started
 
