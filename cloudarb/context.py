@@ -20,6 +20,7 @@ from cloudarb.jobs.queue import InProcessQueue, JobQueue, RQQueue
 def job_kinds() -> JobKinds:
     """Every kind of job and how its target follows its status."""
     from cloudarb.deploy import k8s_submit
+    from cloudarb.deploy.follow import follow_job as deployment_follows
     from cloudarb.hooks import store as hook_store
     from cloudarb.optimize.store import follow_job
 
@@ -28,6 +29,7 @@ def job_kinds() -> JobKinds:
         JobKind("policy_run", on_status=follow_job),
         JobKind("ingest"),
         JobKind("forecast"),
+        JobKind("deploy", on_status=deployment_follows),
         JobKind("hook_delivery", on_status=hook_store.follow_job),
         JobKind("k8s_apply", on_status=k8s_submit.follow_job),
     ])

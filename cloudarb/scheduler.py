@@ -12,6 +12,7 @@ import logging
 import threading
 
 from cloudarb.context import Context
+from cloudarb.deploy.sweep import tick as deploy_tick
 from cloudarb.forecasts.submit import tick as forecast_tick
 from cloudarb.ingest.schedule import tick as ingest_tick
 from cloudarb.jobs.runtime import reap_stale
@@ -45,6 +46,10 @@ def tick(ctx: Context) -> int:
         nodes_tick(ctx)
     except Exception:
         log.exception("node heartbeat check failed")
+    try:
+        deploy_tick(ctx)
+    except Exception:
+        log.exception("deploy sweep failed (lifetimes, destroys, metering, budgets, reconcile)")
     return start_due_policies(ctx)
 
 

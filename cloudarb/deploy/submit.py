@@ -9,7 +9,7 @@ returned once in the submit answer and stored only encrypted (never in the idemp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,7 @@ from cloudarb.db.models import Offer
 from cloudarb.db.models_deploy import Deployment
 from cloudarb.db.types import utcnow
 from cloudarb.deploy import budgets, lifetime, secrets
+from cloudarb.deploy.follow import DEPLOY_FUNCTION
 from cloudarb.deploy.schemas import LaunchOptions, Plan, PlannedLine
 from cloudarb.errors import Conflict, InvalidInput, NotFound
 from cloudarb.jobs.enqueue import submission
@@ -30,7 +31,6 @@ from cloudarb.storage.idempotency import Idempotency
 if TYPE_CHECKING:
     from cloudarb.context import Context
 
-DEPLOY_FUNCTION = "cloudarb.deploy.jobs.deploy_body"
 TEARDOWN_FUNCTION = "cloudarb.deploy.jobs.teardown_body"
 KIND = "deploy"
 
@@ -43,7 +43,7 @@ class DeployOrder:
     override_max_lifetime: bool = False
     name: str = ""
     ssh_public_key: str | None = None
-    launch: LaunchOptions = LaunchOptions()
+    launch: LaunchOptions = field(default_factory=LaunchOptions)
     per_line: dict[int, LaunchOptions] | None = None
 
 

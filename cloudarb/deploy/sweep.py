@@ -2,7 +2,7 @@
 
 - lifetimes: an expired deployment gets its teardown job (verified destroys);
 - destroys not yet proven (``terminating``, ``leaked``) are retried when their back-off is due, forever;
-- metering adds each billed instance's ledger entry;
+- metering adds each billed instance's ledger entry (every 5 minutes: one entry per instance each);
 - budgets: threshold alerts (80% by default), and the hard stop tears down every deployment of an
   organization whose month's spend reached its limit;
 - the reconciler runs every ``deploy_reconcile_interval_s``, the slot claimed in the database so many
@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from cloudarb.db.models import JobRun
 from cloudarb.db.models_deploy import Budget, DeployInstance, Deployment, DeployMeta
@@ -34,6 +35,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 RECONCILE_SLOT = "reconcile_due_at"
+SWEEP_SLOT = "sweep_due_at"
+METER_SLOT = "meter_due_at"
+SWEEP_INTERVAL_S = 15.0
+METER_INTERVAL_S = 300.0
 
 
 @dataclass
@@ -46,22 +51,22 @@ class SweepReport:
     reconciled: list[Report] = field(default_factory=list)
 
 
-def claim_reconcile(env: DeployEnv, now: datetime) -> bool:
-    """Take the reconcile slot if it is due (one scheduler wins it)."""
-    nxt = (now + timedelta(seconds=env.settings.deploy_reconcile_interval_s)).isoformat()
+def claim_slot(env: DeployEnv, name: str, interval_s: float, now: datetime) -> bool:
+    """Take the named slot if it is due (one scheduler wins it) and set its next due time."""
+    nxt = (now + timedelta(seconds=interval_s)).isoformat()
     with env.db.session() as session:
-        row = session.get(DeployMeta, RECONCILE_SLOT)
+        row = session.get(DeployMeta, name)
         if row is None:
-            session.add(DeployMeta(name=RECONCILE_SLOT, value=nxt))
             try:
-                session.flush()
-            except Exception:  # noqa: BLE001 - another scheduler created it first
+                with session.begin_nested():
+                    session.add(DeployMeta(name=name, value=nxt))
+            except IntegrityError:  # another scheduler created it first
                 return False
             return True
         if datetime.fromisoformat(row.value) > now:
             return False
-        won = session.execute(update(DeployMeta).where(DeployMeta.name == RECONCILE_SLOT,
-                                                       DeployMeta.value == row.value).values(value=nxt))
+        won = session.execute(update(DeployMeta).where(DeployMeta.name == name, DeployMeta.value == row.value)
+                              .values(value=nxt).execution_options(synchronize_session=False))
         return bool(getattr(won, "rowcount", 0))
 
 
@@ -132,9 +137,12 @@ def tick(ctx: Context, env: DeployEnv | None = None) -> SweepReport:
     env = env or env_for(ctx)
     now = env.clock()
     report = SweepReport()
-    steps: list[tuple[str, Any]] = [
-        ("metering", lambda: _meter(env, now, report)),
-        ("budgets", lambda: _budgets(ctx, env, now, report)),
+    if not claim_slot(env, SWEEP_SLOT, SWEEP_INTERVAL_S, now):
+        return report
+    steps: list[tuple[str, Any]] = []
+    if claim_slot(env, METER_SLOT, METER_INTERVAL_S, now):
+        steps += [("metering", lambda: _meter(env, now, report)), ("budgets", lambda: _budgets(ctx, env, now, report))]
+    steps += [
         ("lifetimes", lambda: setattr(report, "teardowns", teardown_due(ctx, env, now))),
         ("destroy retries", lambda: setattr(report, "destroy_retries", retry_destroys(env, now))),
     ]
@@ -144,7 +152,7 @@ def tick(ctx: Context, env: DeployEnv | None = None) -> SweepReport:
         except Exception:
             log.exception("deploy sweep step failed", extra={"step": name})
     try:
-        if claim_reconcile(env, now):
+        if claim_slot(env, RECONCILE_SLOT, env.settings.deploy_reconcile_interval_s, now):
             report.reconciled = reconcile_all(env)
     except Exception:
         log.exception("reconcile pass failed")
