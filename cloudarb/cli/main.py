@@ -21,6 +21,7 @@ from cloudarb.cli import catalog
 from cloudarb.cli import export as export_cmd
 from cloudarb.cli.forecasts import forecasts_app
 from cloudarb.cli.hooks import hooks_app
+from cloudarb.cli.nodes import nodes_app
 from cloudarb.cli.options import JsonOpt, KeyOpt, ServerOpt, fail
 from cloudarb.cli.render import console, err_console
 
@@ -60,6 +61,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(admin_app, name="admin")
 app.add_typer(catalog.catalog_app, name="catalog")
+app.add_typer(nodes_app, name="nodes")
 app.command("gpus")(catalog.gpus)
 app.command("export")(export_cmd.export)
 app.add_typer(hooks_app, name="hooks")
