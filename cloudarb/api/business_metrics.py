@@ -4,7 +4,7 @@ Each figure is one grouped ``SELECT`` over indexed or small sets (live rows, thi
 unfinished jobs), never a pass over every row ever written; the families are kept for
 ``CACHE_SECONDS`` so several scrapers (one per API process or replica) cost one query set. Tables
 that an older schema lacks (deploy, nodes) are skipped, not an error: each group runs in its own
-session and a failed group only leaves its families out of that scrape.
+session and a failed group leaves its families empty in that scrape (still named, without samples).
 
 These are totals for the whole installation (never per organization, except the budget ratio,
 which is labelled by organization id). Every API replica reports the same values, so rules take
@@ -68,13 +68,13 @@ def month_start(now: datetime) -> datetime:
     return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
 
-def _gauge(name: str, doc: str, labels: list[str] | None = None) -> GaugeMetricFamily:
-    return GaugeMetricFamily(name, doc, labels=labels or [])
+Make = Callable[..., GaugeMetricFamily]
+"""``make(name, documentation, labels)``: a group declares each of its families first, then fills them."""
 
 
-def jobs_group(session: Session, ctx: Context, now: datetime) -> Iterator[GaugeMetricFamily]:
-    active = _gauge("cloudarb_jobs_active", "Unfinished jobs by status and kind", ["status", "kind"])
-    oldest = _gauge("cloudarb_job_oldest_seconds", "Age of the oldest unfinished job by status "
+def jobs_group(session: Session, ctx: Context, now: datetime, make: Make) -> None:
+    active = make("cloudarb_jobs_active", "Unfinished jobs by status and kind", ["status", "kind"])
+    oldest = make("cloudarb_job_oldest_seconds", "Age of the oldest unfinished job by status "
                     "(queued: since it was created; running: since it started)", ["status"])
     rows = session.execute(
         sa.select(_jobs.c.status, _jobs.c.kind, sa.func.count(), sa.func.min(_jobs.c.created_at),
@@ -88,13 +88,11 @@ def jobs_group(session: Session, ctx: Context, now: datetime) -> Iterator[GaugeM
             ages[status] = max(ages[status], (now - since).total_seconds())
     for status, age in ages.items():
         oldest.add_metric([status], max(0.0, age))
-    yield active
-    yield oldest
 
 
-def queue_group(ctx: Context) -> Iterator[GaugeMetricFamily]:
-    depth = _gauge("cloudarb_queue_depth", "Jobs waiting in each queue", ["queue"])
-    workers = _gauge("cloudarb_workers", "Job workers alive (RQ workers registered on the queue with a "
+def queue_group(ctx: Context, make: Make) -> None:
+    depth = make("cloudarb_queue_depth", "Jobs waiting in each queue", ["queue"])
+    workers = make("cloudarb_workers", "Job workers alive (RQ workers registered on the queue with a "
                      "fresh heartbeat; embedded mode: the API process itself)", ["queue"])
     name = ctx.settings.queue_name
     depth.add_metric([name], ctx.queue.depth())
@@ -105,15 +103,13 @@ def queue_group(ctx: Context) -> Iterator[GaugeMetricFamily]:
         from rq import Worker
 
         workers.add_metric([name], Worker.count(queue=rq_queue))
-    yield depth
-    yield workers
 
 
-def allocation_group(session: Session, ctx: Context, now: datetime) -> Iterator[GaugeMetricFamily]:
+def allocation_group(session: Session, ctx: Context, now: datetime, make: Make) -> None:
     """The current allocations are those the enabled policies hold (one optimization each)."""
-    allocated = _gauge("cloudarb_allocated_dollars_per_hour", "Hourly cost of the current allocations of "
+    allocated = make("cloudarb_allocated_dollars_per_hour", "Hourly cost of the current allocations of "
                        "enabled policies, by provider", ["provider"])
-    savings = _gauge("cloudarb_savings_dollars_per_hour", "Hourly savings of the current allocations against "
+    savings = make("cloudarb_savings_dollars_per_hour", "Hourly savings of the current allocations against "
                      "each baseline", ["baseline"])
     current = sa.select(_policies.c.current_optimization_id).where(
         _policies.c.enabled.is_(True), _policies.c.current_optimization_id.is_not(None))
@@ -129,20 +125,18 @@ def allocation_group(session: Session, ctx: Context, now: datetime) -> Iterator[
                 totals[key] = totals.get(key, 0.0) + float(item["savings_per_hour"])
     for baseline, value in sorted(totals.items()):
         savings.add_metric([baseline], value)
-    yield allocated
-    yield savings
 
 
-def deploy_group(session: Session, ctx: Context, now: datetime) -> Iterator[GaugeMetricFamily]:
-    instances = _gauge("cloudarb_instances", "Provider instances not yet ended, by provider and state",
+def deploy_group(session: Session, ctx: Context, now: datetime, make: Make) -> None:
+    instances = make("cloudarb_instances", "Provider instances not yet ended, by provider and state",
                        ["provider", "state"])
-    running_cost = _gauge("cloudarb_instance_dollars_per_hour", "Hourly price of the instances being billed now",
+    running_cost = make("cloudarb_instance_dollars_per_hour", "Hourly price of the instances being billed now",
                           ["provider"])
-    overdue = _gauge("cloudarb_instances_past_expiry", "Instances still alive after their expiry (leaked)",
+    overdue = make("cloudarb_instances_past_expiry", "Instances still alive after their expiry (leaked)",
                      ["provider"])
-    spend = _gauge("cloudarb_spend_dollars_month", "Metered spend since the start of this month (UTC)",
+    spend = make("cloudarb_spend_dollars_month", "Metered spend since the start of this month (UTC)",
                    ["provider"])
-    burn = _gauge("cloudarb_budget_used_ratio", "This month's spend over the monthly budget", ["organization"])
+    burn = make("cloudarb_budget_used_ratio", "This month's spend over the monthly budget", ["organization"])
     live = _instances.c.ended_at.is_(None)
     for provider, state, n in session.execute(
             sa.select(_instances.c.provider, _instances.c.state, sa.func.count()).where(live)
@@ -170,13 +164,12 @@ def deploy_group(session: Session, ctx: Context, now: datetime) -> Iterator[Gaug
             .select_from(_budgets.outerjoin(month, month.c.organization_id == _budgets.c.organization_id))):
         if limit and limit > 0:
             burn.add_metric([org], float(spent or 0.0) / float(limit))
-    yield from (instances, running_cost, overdue, spend, burn)
 
 
-def deploy_alerts_group(session: Session, ctx: Context, now: datetime) -> Iterator[GaugeMetricFamily]:
-    alerts = _gauge("cloudarb_deploy_alerts_last_hour", "Deploy alerts raised in the last hour, by kind "
+def deploy_alerts_group(session: Session, ctx: Context, now: datetime, make: Make) -> None:
+    alerts = make("cloudarb_deploy_alerts_last_hour", "Deploy alerts raised in the last hour, by kind "
                     "(orphan, leaked, vanished, budget...)", ["kind"])
-    candidates = _gauge("cloudarb_orphan_candidates", "Instances seen at a provider with our mark and no live "
+    candidates = make("cloudarb_orphan_candidates", "Instances seen at a provider with our mark and no live "
                         "row, awaiting confirmation", ["provider"])
     for kind, n in session.execute(
             sa.select(_alerts.c.kind, sa.func.count()).where(_alerts.c.created_at >= now - timedelta(hours=1))
@@ -185,13 +178,11 @@ def deploy_alerts_group(session: Session, ctx: Context, now: datetime) -> Iterat
     for provider, n in session.execute(
             sa.select(_sightings.c.provider, sa.func.count()).group_by(_sightings.c.provider)):
         candidates.add_metric([provider], n)
-    yield alerts
-    yield candidates
 
 
-def nodes_group(session: Session, ctx: Context, now: datetime) -> Iterator[GaugeMetricFamily]:
-    nodes = _gauge("cloudarb_nodes", "The team's own GPU hosts, by status", ["status"])
-    placements = _gauge("cloudarb_placements", "Container placements on own hosts, by state (live and queued)",
+def nodes_group(session: Session, ctx: Context, now: datetime, make: Make) -> None:
+    nodes = make("cloudarb_nodes", "The team's own GPU hosts, by status", ["status"])
+    placements = make("cloudarb_placements", "Container placements on own hosts, by state (live and queued)",
                         ["state"])
     for status, n in session.execute(sa.select(_nodes.c.status, sa.func.count()).group_by(_nodes.c.status)):
         nodes.add_metric([status], n)
@@ -199,11 +190,9 @@ def nodes_group(session: Session, ctx: Context, now: datetime) -> Iterator[Gauge
             sa.select(_placements.c.state, sa.func.count())
             .where(_placements.c.state.not_in(("destroyed", "failed"))).group_by(_placements.c.state)):
         placements.add_metric([state], n)
-    yield nodes
-    yield placements
 
 
-SessionGroup = Callable[[Session, "Context", datetime], Iterator[GaugeMetricFamily]]
+SessionGroup = Callable[[Session, "Context", datetime, Make], None]
 GROUPS: tuple[SessionGroup, ...] = (jobs_group, allocation_group, deploy_group, deploy_alerts_group, nodes_group)
 
 
@@ -224,16 +213,38 @@ class BusinessCollector(Collector):
         yield from families
 
     def _compute(self) -> list[GaugeMetricFamily]:
+        """Every family is always there (empty when its table is missing or the query failed), so
+        the exposition names the same metrics on every schema and through every outage."""
         now = utcnow()
         out: list[GaugeMetricFamily] = []
         for group in GROUPS:
+            made = _Maker()
             try:
                 with self.ctx.db.session() as session:
-                    out.extend(group(session, self.ctx, now))
+                    group(session, self.ctx, now, made)
             except SQLAlchemyError as exc:  # a table of a later migration, or the database is down
+                made.clear()
                 log.debug("metrics group skipped", extra={"group": group.__name__, "error": str(exc)[:200]})
+            out.extend(made.families)
+        made = _Maker()
         try:
-            out.extend(queue_group(self.ctx))
-        except Exception as exc:  # noqa: BLE001 - the broker down leaves these out; the scrape still answers
+            queue_group(self.ctx, made)
+        except Exception as exc:  # noqa: BLE001 - the broker down leaves these empty; the scrape still answers
+            made.clear()
             log.warning("queue metrics unavailable", extra={"error": f"{type(exc).__name__}: {exc}"})
+        out.extend(made.families)
         return out
+
+
+class _Maker:
+    def __init__(self) -> None:
+        self.families: list[GaugeMetricFamily] = []
+
+    def __call__(self, name: str, documentation: str, labels: list[str] | None = None) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(name, documentation, labels=labels or [])
+        self.families.append(family)
+        return family
+
+    def clear(self) -> None:
+        for family in self.families:
+            family.samples.clear()
