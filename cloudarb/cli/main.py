@@ -340,6 +340,31 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head", as_json: Jso
     _revision(url, as_json)
 
 
+@db_app.command("check")
+def db_check(
+    wait: Annotated[float, typer.Option(help="Seconds to keep checking (every 2 s) before giving up; 0: once.")] = 0.0,
+) -> None:
+    """Exit 0 when the database's schema is at the newest revision, 1 otherwise (an init container
+    runs this before the API and workers start, so they never run on an older schema)."""
+    import time
+
+    from sqlalchemy import create_engine
+
+    from cloudarb.config import get_settings
+    from cloudarb.db import migrate
+
+    engine = create_engine(get_settings().database_url, pool_pre_ping=True)
+    deadline = time.monotonic() + wait
+    try:
+        while not migrate.is_current(engine):
+            if time.monotonic() >= deadline:
+                raise fail(f"the database schema is not at revision {migrate.HEAD}: run `cloudarb db upgrade`")
+            time.sleep(2.0)
+    finally:
+        engine.dispose()
+    console.print(f"database at revision {migrate.HEAD}")
+
+
 @db_app.command("downgrade")
 def db_downgrade(revision: Annotated[str, typer.Argument()], as_json: JsonOpt = False) -> None:
     """Revert migrations down to REVISION ('base' removes every table)."""
