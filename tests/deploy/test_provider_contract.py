@@ -20,9 +20,13 @@ from cloudarb.deploy.errors import (
 from cloudarb.deploy.providers.base import Provisioner, RemoteInstance, RemoteState
 from tests.deploy.fakes.env import PREFIX, ProviderEnv
 from tests.deploy.fakes.fixtures import (  # noqa: F401
+    aws_env,
+    ec2_fake,
+    ec2_server,
     lambda_env,
     lambda_fake,
     lambda_server,
+    moto_server,
     runpod_env,
     runpod_fake,
     runpod_server,
@@ -35,7 +39,7 @@ ENVS = {
     "runpod": "runpod_env",
     "tensordock": "tensordock_env",
     "vast": "vast_env",
-    # "aws": "aws_env",
+    "aws": "aws_env",
 }
 
 

@@ -14,6 +14,8 @@ documented). Success bodies are ``{"data": ...}``, errors ``{"error": {"code", "
 - ``GET /instances`` (not paged, no tag filter: owned instances are picked client side by the
   ``cloudarb:key`` tag, or by the name when a tag is missing) and ``GET /instances/{id}``, whose 404
   ``global/object-does-not-exist`` is the proof of absence.
+- Images: ``family:<name>``, ``id:<id>`` or a bare name pick Lambda's machine image (default: the
+  latest Lambda Stack); a container reference runs on it through cloud-init ``user_data``.
 - ``GET /ssh-keys`` and ``POST /ssh-keys {name, public_key}``: launch takes exactly one key *name*,
   so a line's public key is registered once under a name derived from its fingerprint.
 
@@ -38,7 +40,7 @@ from cloudarb.deploy.errors import (
     ProvisionError,
     QuotaExceeded,
 )
-from cloudarb.deploy.providers._cloudinit import container_user_data
+from cloudarb.deploy.providers._cloudinit import is_container_image, user_data
 from cloudarb.deploy.providers._http import RestClient, error_body
 from cloudarb.deploy.providers.base import (
     Capabilities,
@@ -136,16 +138,16 @@ class LambdaProvisioner:
             "name": spec.key,
             "tags": self._tags(spec),
         }
-        user_data = container_user_data(spec)
-        if user_data is not None:
-            body["user_data"] = user_data
-        elif spec.image:
+        data = user_data(spec, ssh=False)  # the key itself goes through Lambda's key registry
+        if data is not None:
+            body["user_data"] = data
+        if spec.image and not is_container_image(spec.image):
             kind, _, value = spec.image.partition(":")
             body["image"] = {"id": value} if kind == "id" and value else {"family": spec.image.removeprefix("family:")}
         response = self._rest.request("POST", "/instance-operations/launch", json_body=body, creates=True,
                                       accept=(200,))
-        data = self._rest.json(response, creates=True).get("data") or {}
-        ids = data.get("instance_ids") or []
+        launched = self._rest.json(response, creates=True).get("data") or {}
+        ids = launched.get("instance_ids") or []
         if len(ids) != 1:
             raise CreateUnknown(f"lambda: launch answered {len(ids)} instance ids", provider=KEY)
         return RemoteInstance(provider_id=str(ids[0]), key=spec.key, state=RemoteState.PENDING,

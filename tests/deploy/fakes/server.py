@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -305,12 +306,22 @@ def _handler_class(app: FakeApp) -> type[BaseHTTPRequestHandler]:
     return _Handler
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (a timeout fault, a stopped test) is expected; others are not."""
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
+
+
 class FakeServer:
     """Serve a ``FakeApp`` on 127.0.0.1 on a free port in a daemon thread."""
 
     def __init__(self, app: FakeApp) -> None:
         self.app = app
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(app))
+        self._server = _QuietServer(("127.0.0.1", 0), _handler_class(app))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-provider", daemon=True)
 
