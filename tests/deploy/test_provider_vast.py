@@ -308,6 +308,15 @@ def test_stop_and_start(fake: FakeServer) -> None:
     assert started is not None and started.state is RemoteState.RUNNING
 
 
+def test_a_404_on_show_is_not_proof_of_absence(fake: FakeServer) -> None:
+    module, _ = make(fake)
+    created = module.create(spec())
+    fake.fault("get", status=404, body={"success": False, "error": "not_found", "msg": "Not found"})
+    with pytest.raises(ProviderUnavailable, match="not Vast's proof"):
+        module.get(created.provider_id)
+    assert module.get(created.provider_id) is not None
+
+
 @pytest.mark.parametrize(
     ("actual", "cur", "state"),
     [

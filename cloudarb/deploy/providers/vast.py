@@ -298,7 +298,11 @@ class VastProvisioner:
         return [r for r in self._list({}) if r.key.startswith(prefix) and r.state is not RemoteState.TERMINATED]
 
     def get(self, provider_id: str) -> RemoteInstance | None:
-        response = self._http.request("GET", f"/api/v0/instances/{_id(provider_id)}/")
+        response = self._http.request("GET", f"/api/v0/instances/{_id(provider_id)}/", accept=(200, 404))
+        if response.status_code == 404:
+            raise ProviderUnavailable(
+                f"vast: instance {provider_id} answered 404, which is not Vast's proof of absence", provider=KEY
+            )
         body = self._http.json(response)
         if not isinstance(body, dict) or "instances" not in body:
             raise ProviderUnavailable("vast: show instance answered without an instances field", provider=KEY)
