@@ -8,11 +8,11 @@ conditional update, so each runs once per slot however many schedulers look.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import threading
 
 from cloudarb.context import Context
-from cloudarb.deploy.sweep import tick as deploy_tick
 from cloudarb.forecasts.submit import tick as forecast_tick
 from cloudarb.ingest.schedule import tick as ingest_tick
 from cloudarb.jobs.runtime import reap_stale
@@ -20,6 +20,14 @@ from cloudarb.nodes.health import tick as nodes_tick
 from cloudarb.optimize.schedule import start_due_policies
 
 log = logging.getLogger(__name__)
+
+
+def deploy_tick(ctx: Context) -> None:
+    """The deploy sweep (lifetimes, destroy retries, metering, budgets, reconcile). It calls providers, so
+    it is loaded by dotted path like a job body: the API process, which runs this scheduler only in the
+    embedded mode, imports no provider code at start-up."""
+    importlib.import_module("cloudarb.deploy.sweep").tick(ctx)
+
 
 TICK_LOCK = threading.Lock()
 """Held while a tick runs. An RQ worker forks its work horse only while holding it too

@@ -16,6 +16,8 @@ from cloudarb.api.guard import RequestGuard
 from cloudarb.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter, make_limiter
 from cloudarb.api.routes import (
     auth,
+    costs,
+    deployments,
     exports,
     forecasts,
     gpus,
@@ -103,7 +105,7 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None, 
     app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
     app.include_router(metrics.install(app, context))
     for module in (health, auth, offers, gpus, optimize, jobs, policies, providers, prices, forecasts, nodes, exports,
-                   hooks):
+                   hooks, deployments, costs):
         app.include_router(module.router)
     dashboard = dashboard_directory(settings.dashboard_dir) if settings.serve_dashboard else None
     if dashboard is not None:  # added last: the outermost layer, it sees /api/... before the rest
