@@ -67,6 +67,7 @@ def pg_url() -> object:
     admin.dispose()
 
 
+@pytest.mark.postgres
 def test_models_match_migration_on_postgres(pg_url: str) -> None:
     migrate.upgrade(pg_url)
     assert _diff_for_nodes(pg_url) == []

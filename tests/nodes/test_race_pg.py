@@ -22,6 +22,7 @@ from tests.nodes.helpers import host
 from tests.support import PG_URL, wait_for
 
 SETTINGS = NodesSettings()
+pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture(scope="module")
