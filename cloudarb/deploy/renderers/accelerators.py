@@ -49,6 +49,7 @@ TABLE: dict[str, Names] = {
     "RTX PRO 6000": Names(("NVIDIA-RTX-PRO-6000-Blackwell-Server-Edition",), "nvidia-rtx-pro-6000",
                           "RTXPRO6000", "RTXPRO6000"),
     "RTX 6000 Ada": Names(("NVIDIA-RTX-6000-Ada-Generation",), None, "RTX6000-Ada", "RTX6000Ada"),
+    "RTX 6000": Names(("Quadro-RTX-6000",), None, "RTX6000", "RTX6000"),
     "RTX A6000": Names(("NVIDIA-RTX-A6000",), None, "RTXA6000", "A6000"),
     "RTX A5000": Names(("NVIDIA-RTX-A5000",), None, "RTXA5000", "A5000"),
     "RTX 4090": Names(("NVIDIA-GeForce-RTX-4090",), None, "RTX4090", "RTX4090"),

@@ -40,8 +40,9 @@ def configuration(plan: Plan, line: Line) -> dict[str, Any]:
         regions=[line.region],
         instance_types=[line.instance_type],
         spot_policy="spot" if line.spot else "on-demand",
-        max_price=line.price_per_instance,
     )
+    if line.price_per_instance > 0:
+        conf["max_price"] = line.price_per_instance
     return conf
 
 

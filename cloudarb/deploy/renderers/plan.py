@@ -4,10 +4,13 @@ Renderers are pure functions ``render(plan, options) -> Rendered``: no database,
 ``cloudarb.deploy.export`` builds the ``Plan`` from the stored allocation lines and the optimization's
 request (the workloads' kinds and shapes), so tests can render a fixed plan and compare golden files.
 
-Names and tags follow the deploy stage's conventions: every rendered machine or object carries the
-tags ``cloudarb:key`` (one name per line and instance slot), ``cloudarb:optimization``,
-``cloudarb:workload`` and, when the export was given a lifetime, ``cloudarb:expires-at``; a provider
-whose tag keys cannot hold ``:`` (GCP labels, Kubernetes label values) gets the same facts with ``-``.
+Tags follow the deploy stage's (``cloudarb.deploy.keys``) with one deliberate difference: what an
+export describes is created by the team's own tool, not by a deployment, so it must never look owned by
+this installation. Its mark is ``cloudarb:export`` = ``cloudarb-x-<optimization>-<workload>-l<line>`` (never
+the ``cloudarb:key`` tag, and never a ``cloudarb-<install id>-`` prefix, which the reconciler adopts or
+destroys: install ids have 4 to 16 characters, ``x`` has one); at most 41 characters, the longest run
+name dstack accepts, beside ``cloudarb:optimization``, ``cloudarb:workload`` and, when the export was given a
+lifetime, ``cloudarb:expires-at``. Where tag keys cannot hold ``:`` (GCP labels) the same facts use ``-``.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-TAG_KEY = "cloudarb:key"
+TAG_EXPORT = "cloudarb:export"
 TAG_OPTIMIZATION = "cloudarb:optimization"
 TAG_WORKLOAD = "cloudarb:workload"
 TAG_EXPIRES = "cloudarb:expires-at"
@@ -86,11 +89,11 @@ class Plan:
         return slug(self.optimization_id, limit=8)
 
     def key(self, line: Line) -> str:
-        """The line's name prefix, also its ``cloudarb:key`` tag; instance slots append ``-<n>``."""
-        return f"cloudarb-{self.short_id}-{slug(line.workload_id, limit=30)}-{line.index}"
+        """The line's name, also its ``cloudarb:export`` mark; machines of the line append ``-<n>``."""
+        return f"cloudarb-x-{self.short_id}-{slug(line.workload_id, limit=16)}-l{line.index}"
 
     def tags(self, line: Line) -> dict[str, str]:
-        tags = {TAG_KEY: self.key(line), TAG_OPTIMIZATION: self.optimization_id, TAG_WORKLOAD: line.workload_id}
+        tags = {TAG_EXPORT: self.key(line), TAG_OPTIMIZATION: self.optimization_id, TAG_WORKLOAD: line.workload_id}
         if self.expires_at is not None:
             tags[TAG_EXPIRES] = self.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
         return tags

@@ -30,9 +30,10 @@ def task(plan: Plan, line: Line) -> dict[str, Any]:
         "instance_type": line.instance_type,
         "accelerators": {accelerators.skypilot_name(line.gpu_model): line.gpus_per_instance},
         "use_spot": line.spot,
-        "max_hourly_cost": line.price_per_instance,
         "labels": plan.labels(line),
     }
+    if line.price_per_instance > 0:  # SkyPilot's schema: a number above 0
+        resources["max_hourly_cost"] = line.price_per_instance
     return {
         "name": plan.key(line),
         "num_nodes": line.instances,

@@ -20,7 +20,7 @@ import json
 from typing import Any
 
 from cloudarb.deploy.renderers import accelerators
-from cloudarb.deploy.renderers.plan import Line, Plan, Rendered, RenderedFile, Skipped, slug
+from cloudarb.deploy.renderers.plan import TAG_EXPORT, Line, Plan, Rendered, RenderedFile, Skipped, slug
 
 FORMAT = "terraform"
 SUPPORTED = ("aws", "gcp", "azure")
@@ -50,7 +50,7 @@ def _alias(region: str) -> str:
 
 def _slot_tags(plan: Plan, line: Line) -> dict[str, str]:
     tags = plan.tags(line)
-    tags["cloudarb:key"] = plan.key(line) + "-${count.index}"
+    tags[TAG_EXPORT] = plan.key(line) + "-${count.index}"
     return tags
 
 
