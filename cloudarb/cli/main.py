@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from cloudarb.cli import catalog
 from cloudarb.cli import export as export_cmd
+from cloudarb.cli.agent import agent_app
 from cloudarb.cli.forecasts import forecasts_app
 from cloudarb.cli.hooks import hooks_app
 from cloudarb.cli.nodes import nodes_app
@@ -62,6 +63,7 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(admin_app, name="admin")
 app.add_typer(catalog.catalog_app, name="catalog")
 app.add_typer(nodes_app, name="nodes")
+app.add_typer(agent_app, name="agent")
 app.command("gpus")(catalog.gpus)
 app.command("export")(export_cmd.export)
 app.add_typer(hooks_app, name="hooks")

@@ -1,0 +1,393 @@
+"""The agent loop: register, heartbeat, carry out placement commands, survive restarts.
+
+``Agent(config, engine).start()`` discovers the host, runs the engine self-test, registers with the
+join token the first time (the node id and credential go to the state file), rebuilds GPU ownership
+from container labels and finishes a command interrupted by a crash. ``run_once()`` sends one
+heartbeat (host, GPUs, managed containers) and carries out the commands of the reply, reporting each
+one's progress; ``run_forever()`` repeats it at the control plane's interval.
+
+Safety, from the labels of the containers themselves (never from memory alone):
+- one container per placement: its name is derived from the placement id, and a placement whose
+  container exists (a repeated command, or one interrupted after create) is adopted, never duplicated;
+- no GPU to two containers: before creating or starting, the GPUs (and a GPU's MIG devices) held by the
+  node's live containers are read from their ``cloudarb.gpus`` labels and any overlap is refused;
+- GPU work only on an engine whose self-test proved the GPU arrives inside a container.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cloudarb.agent.client import AuthRejected, ControlPlaneClient, ControlPlaneError
+from cloudarb.agent.discovery import DiscoveryConfig, cdi_names, discover_host
+from cloudarb.agent.engines.base import (
+    ContainerInfo,
+    ContainerRequest,
+    Engine,
+    EngineError,
+    GpuRef,
+    NameConflict,
+    PortRequest,
+)
+from cloudarb.agent.protocol import (
+    LABEL_COMMAND,
+    LABEL_DEPLOYMENT,
+    LABEL_GPUS,
+    LABEL_INSTANCE_KEY,
+    LABEL_MANAGED,
+    LABEL_NODE,
+    LABEL_PLACEMENT,
+    Command,
+    CommandProgress,
+    ContainerReport,
+    EngineReport,
+    Heartbeat,
+    HostReport,
+    PlacementSpec,
+    RegisterRequest,
+)
+from cloudarb.agent.selftest import run_self_test
+from cloudarb.agent.state import AgentState, StateError, StateStore
+
+log = logging.getLogger("cloudarb.agent")
+
+HOLDING_STATES = frozenset({"running", "created", "paused", "restarting"})
+"""Container states that hold their GPUs (an exited container gives them back until started again)."""
+_NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
+
+
+class AgentError(RuntimeError):
+    """The agent cannot go on (not registered, credential rejected, unusable state file)."""
+
+
+class CommandRefused(RuntimeError):
+    """A command that must not be carried out (GPU taken, unknown GPU, engine cannot pin GPUs)."""
+
+
+@dataclass(slots=True)
+class AgentConfig:
+    server: str
+    join_token: str | None = None
+    state_dir: Path = Path("/var/lib/cloudarb-agent")
+    probe_image: str = "docker.io/library/busybox:1"
+    discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
+    self_test: bool = True
+    stop_timeout_s: int = 10
+    heartbeat_interval_s: float | None = None  # None: the control plane's
+    http_timeout_s: float = 30.0
+
+
+def container_name(placement_id: str) -> str:
+    return "cloudarb-" + _NAME_UNSAFE.sub("-", placement_id)
+
+
+def gpu_label(info: ContainerInfo) -> list[str]:
+    return [uuid for uuid in info.labels.get(LABEL_GPUS, "").split(",") if uuid]
+
+
+class Agent:
+    """One node's agent over one engine. Thread-safe enough for ``run_forever`` in a thread + ``stop()``."""
+
+    def __init__(self, config: AgentConfig, engine: Engine, *, client: ControlPlaneClient | None = None,
+                 discover: Callable[[], HostReport] | None = None) -> None:
+        self.config = config
+        self.engine = engine
+        self.client = client or ControlPlaneClient(config.server, timeout_s=config.http_timeout_s)
+        self.store = StateStore(config.state_dir)
+        self._discover = discover or (lambda: discover_host(config.discovery))
+        self.host: HostReport = HostReport(hostname="unknown")
+        self.engine_report = EngineReport(kind=engine.kind)
+        self.state: AgentState | None = None
+        self.interval_s = config.heartbeat_interval_s or 15.0
+        self.drained = False
+        self.gpu_owners: dict[str, str] = {}
+        self._stop = threading.Event()
+
+    @property
+    def node_id(self) -> str | None:
+        return self.state.node_id if self.state else None
+
+    # -- start-up -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Discover, self-test, register (first time), rebuild ownership, finish an interrupted command."""
+        self.host = self._discover()
+        if self.config.self_test:
+            self.engine_report = run_self_test(self.engine, self.host, probe_image=self.config.probe_image)
+            log.info("engine self-test: %s", self.engine_report.detail)
+        self._register()
+        self.gpu_owners = self.rebuild_ownership()
+        self._recover()
+
+    def _register(self) -> None:
+        try:
+            state = self.store.load()
+        except StateError as exc:
+            raise AgentError(str(exc)) from exc
+        if state is not None and state.server.rstrip("/") != self.config.server.rstrip("/"):
+            raise AgentError(f"{self.store.path} belongs to the control plane {state.server}, not "
+                             f"{self.config.server}; use another --state-dir")
+        if state is None:
+            if not self.config.join_token:
+                raise AgentError("this node is not registered yet: pass --join-token (from `cloudarb nodes token`)")
+            try:
+                registered = self.client.register(
+                    RegisterRequest(join_token=self.config.join_token, host=self._host_report()))
+            except AuthRejected as exc:
+                raise AgentError(f"the control plane refused the join token: {exc}") from exc
+            except ControlPlaneError as exc:
+                raise AgentError(f"registration failed: {exc}") from exc
+            state = AgentState(server=self.config.server, node_id=registered.node_id,
+                               node_token=registered.node_token)
+            self._save(state)
+            if self.config.heartbeat_interval_s is None:
+                self.interval_s = registered.heartbeat_interval_s
+            log.info("registered as node %s", registered.node_id)
+        self.state = state
+        self.client.node_token = state.node_token
+
+    def _save(self, state: AgentState) -> None:
+        try:
+            self.store.save(state)
+        except StateError as exc:
+            raise AgentError(str(exc)) from exc
+
+    def _managed(self, extra: dict[str, str] | None = None) -> list[ContainerInfo]:
+        labels = {LABEL_MANAGED: "true", LABEL_NODE: self.node_id or ""}
+        return self.engine.list_containers({**labels, **(extra or {})})
+
+    def rebuild_ownership(self) -> dict[str, str]:
+        """GPU (or MIG) UUID -> placement id, from the labels of the node's live containers."""
+        owners: dict[str, str] = {}
+        for info in self._managed():
+            if info.state in HOLDING_STATES:
+                for uuid in gpu_label(info):
+                    owners[uuid] = info.labels.get(LABEL_PLACEMENT, "")
+        return owners
+
+    def _recover(self) -> None:
+        """Finish (or roll back) the command the agent was carrying out when it stopped."""
+        assert self.state is not None
+        command = self.state.in_flight
+        if command is None:
+            return
+        log.warning("finishing command %s (%s %s) interrupted by a restart", command.id, command.action,
+                    command.placement_id)
+        self.execute(command)
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def _host_report(self) -> HostReport:
+        return self.host.model_copy(update={"engine": self.engine_report})
+
+    def container_reports(self) -> list[ContainerReport]:
+        return [
+            ContainerReport(
+                placement_id=info.labels.get(LABEL_PLACEMENT, ""), container_id=info.id,
+                instance_key=info.labels.get(LABEL_INSTANCE_KEY, ""), state=info.state,
+                gpu_uuids=gpu_label(info), published_ports=info.published_ports,
+            )
+            for info in self._managed()
+        ]
+
+    def run_once(self) -> int:
+        """One heartbeat and the commands of its reply; the number of commands carried out."""
+        if self.state is None:
+            raise AgentError("start() the agent first")
+        self.host = self._discover()
+        try:
+            reply = self.client.heartbeat(Heartbeat(host=self._host_report(), containers=self.container_reports()))
+        except AuthRejected as exc:
+            raise AgentError(f"the control plane refused this node's credential ({exc}); register again with "
+                             f"a new join token after removing {self.store.path}") from exc
+        if self.config.heartbeat_interval_s is None:
+            self.interval_s = reply.heartbeat_interval_s
+        self.drained = reply.drained
+        try:
+            for command in reply.commands:
+                self.execute(command)
+        except AuthRejected as exc:
+            raise AgentError(f"the control plane refused this node's credential: {exc}") from exc
+        return len(reply.commands)
+
+    def run_forever(self) -> None:
+        """Heartbeat until ``stop()``; an unreachable control plane is retried, a rejected credential ends it."""
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+                failures = 0
+            except (ControlPlaneError, EngineError) as exc:
+                failures += 1
+                log.warning("heartbeat failed (%d in a row): %s", failures, exc)
+            self._stop.wait(min(self.interval_s * (2 ** min(failures, 4)), 300.0) if failures else self.interval_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- commands ---------------------------------------------------------------------------------
+
+    def _report(self, command: Command, progress: CommandProgress) -> None:
+        try:
+            self.client.progress(command.id, progress)
+        except AuthRejected:
+            raise
+        except ControlPlaneError as exc:  # the command is sent again and adopted; never fatal
+            log.warning("progress of command %s not delivered: %s", command.id, exc)
+
+    def _journal(self, command: Command | None) -> None:
+        assert self.state is not None
+        self.state = self.state.model_copy(update={"in_flight": command})
+        self._save(self.state)
+
+    def execute(self, command: Command) -> None:
+        """Carry out one command, reporting its progress; a refusal or engine failure is reported 'failed'."""
+        self._journal(command)
+        try:
+            handler = {"place": self._place, "stop": self._stop_placement, "start": self._start_placement,
+                       "destroy": self._destroy}[command.action]
+            handler(command)
+        except (CommandRefused, EngineError) as exc:
+            log.warning("command %s (%s %s) failed: %s", command.id, command.action, command.placement_id, exc)
+            self._report(command, CommandProgress(state="failed", error=str(exc), message=str(exc)))
+        finally:
+            self.gpu_owners = self.rebuild_ownership()
+        self._journal(None)
+
+    def _containers(self, placement_id: str) -> list[ContainerInfo]:
+        return self._managed({LABEL_PLACEMENT: placement_id})
+
+    def _check_gpus_free(self, uuids: list[str], placement_id: str) -> None:
+        wanted = self._expand(uuids)
+        for info in self._managed():
+            holder = info.labels.get(LABEL_PLACEMENT, "")
+            if holder == placement_id or info.state not in HOLDING_STATES:
+                continue
+            taken = wanted & self._expand(gpu_label(info))
+            if taken:
+                raise CommandRefused(f"GPU {', '.join(sorted(taken))} is already given to placement {holder} "
+                                     f"(container {info.id[:12]})")
+
+    def _expand(self, uuids: list[str]) -> set[str]:
+        """The UUIDs with each GPU's MIG devices and each MIG device's GPU (they cannot be shared either)."""
+        out = set(uuids)
+        for gpu in self.host.gpus:
+            family = {gpu.uuid} | {m.uuid for m in gpu.mig_devices}
+            if family & out:
+                out |= family
+        return out
+
+    def _gpu_refs(self, spec: PlacementSpec) -> list[GpuRef]:
+        if not spec.gpu_uuids:
+            return []
+        if not self.engine_report.self_test_ok:
+            raise CommandRefused(f"GPU placements are refused on this node: the {self.engine.kind} self-test "
+                                 f"failed ({self.engine_report.detail})")
+        names = cdi_names(self.host)
+        unknown = [uuid for uuid in spec.gpu_uuids if uuid not in names]
+        if unknown:
+            raise CommandRefused(f"GPU {', '.join(unknown)} is not on this node")
+        if len(set(spec.gpu_uuids)) != len(spec.gpu_uuids):
+            raise CommandRefused("a GPU is listed twice in gpu_uuids")
+        return [GpuRef(uuid=uuid, cdi_name=names[uuid]) for uuid in spec.gpu_uuids]
+
+    def _running(self, command: Command, info: ContainerInfo, message: str) -> None:
+        fresh = self.engine.inspect(info.id) or info
+        self._report(command, CommandProgress(state="running", message=message, container_id=fresh.id,
+                                              published_ports=fresh.published_ports))
+
+    def _adopt(self, command: Command, existing: list[ContainerInfo]) -> None:
+        keep = next((c for c in existing if c.labels.get(LABEL_COMMAND) == command.id), existing[0])
+        for extra in existing:
+            if extra.id != keep.id:  # a duplicate can only come from outside the agent; never keep two
+                self.engine.remove(extra.id)
+        if keep.state != "running":
+            self._check_gpus_free(gpu_label(keep), command.placement_id)
+            self.engine.start(keep.id)
+        self._running(command, keep, f"adopted the existing container {keep.id[:12]}")
+
+    def _place(self, command: Command) -> None:
+        spec = command.spec
+        if spec is None or spec.placement_id != command.placement_id:
+            raise CommandRefused("a place command needs a spec for the same placement")
+        self._report(command, CommandProgress(state="accepted"))
+        existing = self._containers(spec.placement_id)
+        if existing:
+            self._adopt(command, existing)
+            return
+        if spec.expires_at is not None and spec.expires_at <= datetime.now(UTC):
+            raise CommandRefused(f"the placement expired at {spec.expires_at.isoformat()}")
+        gpus = self._gpu_refs(spec)
+        self._check_gpus_free(spec.gpu_uuids, spec.placement_id)
+        if not self.engine.image_present(spec.image):
+            self._report(command, CommandProgress(state="pulling", message=spec.image))
+            self.engine.pull(spec.image)
+        self._report(command, CommandProgress(state="creating"))
+        try:
+            container_id = self.engine.create(self._request(command, spec, gpus))
+        except NameConflict:
+            self._adopt(command, self._containers(spec.placement_id))
+            return
+        try:
+            self._report(command, CommandProgress(state="starting", container_id=container_id))
+            self._check_gpus_free(spec.gpu_uuids, spec.placement_id)
+            self.engine.start(container_id)
+        except (EngineError, CommandRefused):
+            self.engine.remove(container_id)  # roll back: nothing half-made stays behind
+            raise
+        info = self.engine.inspect(container_id)
+        if info is None:
+            raise EngineError(f"container {container_id[:12]} vanished after start")
+        self._running(command, info, "started")
+
+    def _request(self, command: Command, spec: PlacementSpec, gpus: list[GpuRef]) -> ContainerRequest:
+        labels = {
+            LABEL_MANAGED: "true", LABEL_NODE: self.node_id or "", LABEL_PLACEMENT: spec.placement_id,
+            LABEL_INSTANCE_KEY: spec.instance_key, LABEL_GPUS: ",".join(spec.gpu_uuids), LABEL_COMMAND: command.id,
+        }
+        if spec.deployment_id:
+            labels[LABEL_DEPLOYMENT] = spec.deployment_id
+        return ContainerRequest(
+            name=container_name(spec.placement_id), image=spec.image, labels=labels, command=spec.command,
+            env=dict(spec.env), gpus=gpus, cpus=spec.cpus, memory_mib=spec.memory_mib,
+            workspace_volume=spec.workspace_volume,
+            ports=[PortRequest(p.container_port, p.protocol) for p in spec.ports],
+        )
+
+    def _stop_placement(self, command: Command) -> None:
+        existing = self._containers(command.placement_id)
+        if not existing:
+            raise CommandRefused(f"no container for placement {command.placement_id} on this node")
+        for info in existing:
+            if info.state in ("running", "paused", "restarting"):
+                self.engine.stop(info.id, self.config.stop_timeout_s)
+        self._report(command, CommandProgress(state="stopped", container_id=existing[0].id,
+                                              message="stopped; the workspace is kept"))
+
+    def _start_placement(self, command: Command) -> None:
+        existing = self._containers(command.placement_id)
+        if not existing:
+            raise CommandRefused(f"no container for placement {command.placement_id} on this node")
+        info = existing[0]
+        if info.state != "running":
+            self._check_gpus_free(gpu_label(info), command.placement_id)
+            self.engine.start(info.id)
+        self._running(command, info, "started again")
+
+    def _destroy(self, command: Command) -> None:
+        existing = self._containers(command.placement_id)
+        for info in existing:
+            self.engine.remove(info.id)
+        left = [info.id for info in existing if self.engine.inspect(info.id) is not None]
+        left += [info.id for info in self._containers(command.placement_id) if info.id not in left]
+        if left:
+            raise EngineError(f"containers {', '.join(i[:12] for i in left)} still exist after remove")
+        message = "removed and verified gone" if existing else "already gone"
+        self._report(command, CommandProgress(state="destroyed", message=message,
+                                              container_id=existing[0].id if existing else None))
