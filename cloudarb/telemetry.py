@@ -58,8 +58,19 @@ def multiproc_dir() -> str | None:
 
 
 def _use_files() -> None:
-    """Write values to the multiprocess files (before the first value is created in this process)."""
-    if multiproc_dir() and not getattr(values.ValueClass, "_cloudarb", False):
+    """Write values to the multiprocess files (before the first value is created in this process).
+
+    A command other than ``serve`` or ``worker`` run where the variable is set (the image sets it)
+    creates the directory if it can, and otherwise keeps its metrics in memory rather than fail."""
+    path = multiproc_dir()
+    if not path:
+        return
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        values.ValueClass = values.MutexValue
+        return
+    if not getattr(values.ValueClass, "_cloudarb", False):
         cls = values.MultiProcessValue(process_identifier=_identity)  # type: ignore[no-untyped-call]
         cls._cloudarb = True
         values.ValueClass = cls
@@ -246,7 +257,7 @@ def request_done(method: str, route: str, status: int, seconds: float) -> None:
 def process_registry() -> CollectorRegistry:
     """What a scrape of this deployment's process metrics reads: the summed files, or this process."""
     path = multiproc_dir()
-    if path:
+    if path and os.path.isdir(path):
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
         return registry
