@@ -9,6 +9,7 @@ import { OptimizePage } from "./pages/OptimizePage";
 import { PoliciesPage } from "./pages/PoliciesPage";
 import { ForecastsPage } from "./pages/ForecastsPage";
 import { GpusPage } from "./pages/GpusPage";
+import { NodesPage } from "./pages/NodesPage";
 import { PricesPage } from "./pages/PricesPage";
 import { href, useRoute } from "./router";
 import { useCredential, useServices } from "./services";
@@ -21,6 +22,7 @@ const NAV = [
   { path: "/optimize", label: "Optimize" },
   { path: "/optimizations", label: "Optimizations" },
   { path: "/policies", label: "Policies" },
+  { path: "/nodes", label: "Nodes" },
 ];
 
 function Screen({ route }: { route: string[] }) {
@@ -32,6 +34,7 @@ function Screen({ route }: { route: string[] }) {
   if (first === "prices") return <PricesPage />;
   if (first === "gpus") return <GpusPage />;
   if (first === "forecasts") return <ForecastsPage />;
+  if (first === "nodes") return <NodesPage />;
   return <OffersPage />;
 }
 

@@ -4,6 +4,80 @@
  */
 
 export interface paths {
+    "/agent/v1/commands/{command_id}/progress": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Agent Command Progress */
+        post: operations["agent_command_progress"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/v1/heartbeat": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Agent Heartbeat */
+        post: operations["agent_heartbeat"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/agent/v1/register": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Agent Register
+         * @description Register a host with a one-time join token; answers the node's own token (shown once).
+         */
+        post: operations["agent_register"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/alerts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Deploy Alerts
+         * @description Orphans destroyed, leaked or vanished instances, budget thresholds: newest first.
+         */
+        get: operations["list_deploy_alerts"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/auth/api-keys": {
         parameters: {
             query?: never;
@@ -106,6 +180,149 @@ export interface paths {
         put?: never;
         /** Create User */
         post: operations["create_user"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/budget": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Budget */
+        get: operations["get_budget"];
+        /**
+         * Set Budget
+         * @description Set the monthly budget: alerts at each threshold, and optionally the hard stop at 100%.
+         */
+        put: operations["set_budget"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/costs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Costs
+         * @description Metered spend grouped by one dimension (each instance billed per second at its launch price,
+         *     with the provider's increments and minimum).
+         */
+        get: operations["list_costs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/costs/summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Cost Summary
+         * @description This month, today, the running rate, the commitment until expiry and the budget.
+         */
+        get: operations["cost_summary"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/deployments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Deployments */
+        get: operations["list_deployments"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/deployments/{deployment_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Deployment
+         * @description Lines, instances (state, address, SSH command, cost so far) and every attempt with its reason.
+         */
+        get: operations["get_deployment"];
+        put?: never;
+        post?: never;
+        /**
+         * Destroy Deployment
+         * @description Destroy now (the same verified teardown as done).
+         */
+        delete: operations["destroy_deployment"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/deployments/{deployment_id}/done": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Finish Deployment
+         * @description The work is finished: destroy every instance, each with the provider's proof.
+         */
+        post: operations["finish_deployment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/deployments/{deployment_id}/extend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Extend Deployment
+         * @description Move the expiry by ``hours``; refused (409) past the deployment's maximum lifetime.
+         */
+        post: operations["extend_deployment"];
         delete?: never;
         options?: never;
         head?: never;
@@ -250,11 +467,124 @@ export interface paths {
         };
         /**
          * Health
-         * @description Checks the database and (in production mode) Redis; 503 if either is down.
+         * @description Checks the database and (in production mode) Redis; 503 if either is down (same as /readyz).
          */
         get: operations["health"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/hooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Hooks */
+        get: operations["list_hooks"];
+        put?: never;
+        /**
+         * Create Hook
+         * @description Register a webhook (its signing secret is in this answer only) or a command (if the server allows).
+         */
+        post: operations["create_hook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/hooks/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Deliveries */
+        get: operations["list_hook_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/hooks/deliveries/{delivery_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Delivery */
+        get: operations["get_hook_delivery"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/hooks/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Events
+         * @description The events a hook can subscribe to (also '<group>.*' and '*').
+         */
+        get: operations["list_hook_events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/hooks/{hook_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Hook */
+        get: operations["get_hook"];
+        put?: never;
+        post?: never;
+        /** Delete Hook */
+        delete: operations["delete_hook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/hooks/{hook_id}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Test Hook
+         * @description Queue a ``hook.test`` delivery to this hook; follow its job, then read the delivery.
+         */
+        post: operations["test_hook"];
         delete?: never;
         options?: never;
         head?: never;
@@ -316,6 +646,43 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/kubernetes-applies/{apply_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Kubernetes Apply */
+        get: operations["get_kubernetes_apply"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/livez": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Livez
+         * @description The process is up and serving requests (no dependency is checked: never 503 for an outage).
+         */
+        get: operations["livez"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -333,6 +700,161 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/nodes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Nodes */
+        get: operations["list_nodes"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/nodes/join-tokens": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create Join Token
+         * @description A one-time, expiring token with which one agent registers its host (admins only).
+         */
+        post: operations["create_join_token"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/nodes/placements": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Placements
+         * @description The organization's placements on its own hosts: the queue first (with positions and estimates).
+         */
+        get: operations["list_placements"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/nodes/placements/{placement_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Cancel Placement
+         * @description Cancel a queued placement (instant). A started one is destroyed through its deployment.
+         */
+        delete: operations["cancel_placement"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/nodes/{node_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Node */
+        get: operations["get_node"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Node
+         * @description Remove a node that holds no live placement (its token stops working at once).
+         */
+        delete: operations["delete_node"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/nodes/{node_id}/drain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Drain Node
+         * @description No new placement starts here and its offers leave the market; running containers stay.
+         */
+        post: operations["drain_node"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/nodes/{node_id}/pricing": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set Node Pricing
+         * @description The owner's price per GPU-hour (default and per model); the node's offers follow at once.
+         */
+        put: operations["set_node_pricing"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/nodes/{node_id}/undrain": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Undrain Node */
+        post: operations["undrain_node"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/offers": {
         parameters: {
             query?: never;
@@ -344,6 +866,26 @@ export interface paths {
         get: operations["list_offers"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/offers/{offer_key}/deploy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deploy Offer
+         * @description Rent one offer directly for a bounded time (1-12 h; longer with ``override_max_lifetime``).
+         */
+        post: operations["deploy_offer"];
         delete?: never;
         options?: never;
         head?: never;
@@ -436,6 +978,71 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/optimize/{optimization_id}/deploy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Deploy Optimization
+         * @description Rent what the optimization chose (all lines or ``lines``), each instance's intent recorded before
+         *     any provider is asked. Refused (409 ``budget_exceeded``, with the figures) when its spend until expiry
+         *     does not fit the organization's remaining monthly budget.
+         */
+        post: operations["deploy_optimization"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/optimize/{optimization_id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Export Optimization
+         * @description Render the optimization's allocation (all lines or ``lines``) in one format.
+         *
+         *     Lines a format cannot express (a provider without a Terraform provider, SkyPilot cloud or dstack
+         *     backend) are listed in ``skipped`` (and inside the Terraform files), never dropped.
+         */
+        get: operations["export_optimization"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/optimize/{optimization_id}/kubernetes-apply": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Apply Kubernetes
+         * @description Server-side apply the Kubernetes export to the configured cluster (a worker job; 409 without one).
+         */
+        post: operations["apply_kubernetes"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/policies": {
         parameters: {
             query?: never;
@@ -469,7 +1076,11 @@ export interface paths {
         delete: operations["delete_policy"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Update Policy
+         * @description Edit a policy, pause it (``enabled: false``) or resume it (``enabled: true``, next run from now).
+         */
+        patch: operations["update_policy"];
         trace?: never;
     };
     "/policies/{policy_id}/run": {
@@ -570,10 +1181,68 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/readyz": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Readyz
+         * @description Ready for traffic: the database and (in production mode) Redis answer; 503 with the failed check otherwise.
+         */
+        get: operations["readyz"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/templates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Templates
+         * @description Container templates this organization may place on its hosts (custom images may be allowed too).
+         */
+        get: operations["list_templates"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /** AlertOut */
+        AlertOut: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Details */
+            details: {
+                [key: string]: unknown;
+            };
+            /** Id */
+            id: number;
+            /** Kind */
+            kind: string;
+            /** Message */
+            message: string;
+        };
         /** AllocationOut */
         AllocationOut: {
             /** Gpu Model */
@@ -659,6 +1328,64 @@ export interface components {
             /** Role */
             role: string;
         };
+        /** ApplyAccepted */
+        ApplyAccepted: {
+            /** Id */
+            id: string;
+            /** Job Id */
+            job_id: string;
+            /** Status */
+            status: string;
+            /** Status Url */
+            status_url: string;
+            /** Websocket Url */
+            websocket_url: string;
+        };
+        /** ApplyOut */
+        ApplyOut: {
+            /** Applied */
+            applied: {
+                [key: string]: unknown;
+            }[];
+            /** Error */
+            error: string | null;
+            /** Id */
+            id: string;
+            /** Job Id */
+            job_id: string | null;
+            /** Lines */
+            lines: number[] | null;
+            /** Optimization Id */
+            optimization_id: string;
+            /** Options */
+            options: {
+                [key: string]: unknown;
+            };
+            /** Status */
+            status: string;
+        };
+        /** AttemptOut */
+        AttemptOut: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Attempt */
+            attempt: number;
+            /** Line */
+            line: number;
+            /** Offer Key */
+            offer_key: string;
+            /** Outcome */
+            outcome: string;
+            /** Provider */
+            provider: string;
+            /** Reason */
+            reason: string;
+            /** Replica */
+            replica: number;
+        };
         /** BacktestBrief */
         BacktestBrief: {
             /**
@@ -727,6 +1454,86 @@ export interface components {
             /** Shadow Price */
             shadow_price: number;
         };
+        /** BudgetIn */
+        BudgetIn: {
+            /**
+             * Hard Stop
+             * @description At 100%, tear down every deployment (verified destroys).
+             * @default false
+             */
+            hard_stop?: boolean;
+            /**
+             * Monthly Limit
+             * @description USD per calendar month (UTC).
+             */
+            monthly_limit: number;
+            /**
+             * Thresholds
+             * @description Shares of the limit that raise an alert.
+             */
+            thresholds?: number[];
+        };
+        /** BudgetOut */
+        BudgetOut: {
+            /**
+             * Hard Stop
+             * @description At 100%, tear down every deployment (verified destroys).
+             * @default false
+             */
+            hard_stop?: boolean;
+            /**
+             * Monthly Limit
+             * @description USD per calendar month (UTC).
+             */
+            monthly_limit: number;
+            /** Organization Id */
+            organization_id: string;
+            /**
+             * Thresholds
+             * @description Shares of the limit that raise an alert.
+             */
+            thresholds?: number[];
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** Command */
+        Command: {
+            /**
+             * Action
+             * @enum {string}
+             */
+            action: "place" | "stop" | "start" | "destroy";
+            /** Id */
+            id: string;
+            /** Placement Id */
+            placement_id: string;
+            /** @description Present for 'place' */
+            spec?: components["schemas"]["PlacementSpec"] | null;
+        };
+        /** CommandProgress */
+        CommandProgress: {
+            /** Container Id */
+            container_id?: string | null;
+            /** Error */
+            error?: string | null;
+            /**
+             * Message
+             * @default
+             */
+            message?: string;
+            /** Published Ports */
+            published_ports?: {
+                [key: string]: number;
+            };
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "accepted" | "pulling" | "creating" | "starting" | "running" | "stopped" | "destroyed" | "failed";
+        };
         /** Constraints */
         Constraints: {
             /**
@@ -746,6 +1553,98 @@ export interface components {
             /** Max Spot Share */
             max_spot_share?: number | null;
         };
+        /** ContainerReport */
+        ContainerReport: {
+            /** Container Id */
+            container_id: string;
+            /** Gpu Uuids */
+            gpu_uuids?: string[];
+            /**
+             * Instance Key
+             * @default
+             */
+            instance_key?: string;
+            /** Placement Id */
+            placement_id: string;
+            /**
+             * Published Ports
+             * @description '22/tcp' -> host port
+             */
+            published_ports?: {
+                [key: string]: number;
+            };
+            /**
+             * State
+             * @enum {string}
+             */
+            state: "created" | "running" | "paused" | "restarting" | "exited" | "dead" | "unknown";
+        };
+        /** CostGroup */
+        CostGroup: {
+            /** Amount */
+            amount: number;
+            /** Billed Hours */
+            billed_hours: number;
+            /** Instances */
+            instances: number;
+            /** Key */
+            key: string;
+        };
+        /** CostReport */
+        CostReport: {
+            /** By */
+            by: string;
+            /** Items */
+            items: components["schemas"]["CostGroup"][];
+            /** Total */
+            total: number;
+        };
+        /** DeliveryOut */
+        DeliveryOut: {
+            /** Attempts */
+            attempts: number;
+            /** Blocking */
+            blocking: boolean;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Error */
+            error: string | null;
+            /** Event */
+            event: string;
+            /** Exit Code */
+            exit_code: number | null;
+            /** Hook Id */
+            hook_id: string;
+            /** Id */
+            id: string;
+            /** Log */
+            log: {
+                [key: string]: unknown;
+            }[];
+            /** Output */
+            output: string | null;
+            /** Payload */
+            payload: {
+                [key: string]: unknown;
+            };
+            /**
+             * Status
+             * @description pending, sending, retrying, delivered or failed.
+             */
+            status: string;
+            /** Status Code */
+            status_code: number | null;
+            /** Subject Id */
+            subject_id: string | null;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
         /** DemandPolicyOut */
         DemandPolicyOut: {
             /**
@@ -759,6 +1658,192 @@ export interface components {
             policy_id: string;
             /** Quantile */
             quantile: number;
+        };
+        /** DeployAccepted */
+        DeployAccepted: {
+            /**
+             * Id
+             * @description The deployment id.
+             */
+            id: string;
+            /** Job Id */
+            job_id: string;
+            /**
+             * Private Key
+             * @description The generated SSH private key: shown this once.
+             */
+            private_key?: string | null;
+            /** Status */
+            status: string;
+            /** Status Url */
+            status_url: string;
+            /** Websocket Url */
+            websocket_url: string;
+        };
+        /**
+         * DeployRequest
+         * @description Deploy an optimization's allocation (all lines or some).
+         */
+        DeployRequest: {
+            /** @description Image, ports, environment per instance. */
+            launch?: components["schemas"]["LaunchOptions"];
+            /**
+             * Lifetime Hours
+             * @description Hours until everything is destroyed (default CLOUDARB_DEPLOY_DEFAULT_LIFETIME_H).
+             */
+            lifetime_hours?: number | null;
+            /**
+             * Lines
+             * @description Allocation line indexes to deploy; all when absent.
+             */
+            lines?: number[] | null;
+            /**
+             * Name
+             * @default
+             */
+            name?: string;
+            /**
+             * Override Max Lifetime
+             * @description Allow a lifetime above the 12 h maximum (up to the override maximum).
+             * @default false
+             */
+            override_max_lifetime?: boolean;
+            /**
+             * Per Line
+             * @description Launch options of single lines (by index).
+             */
+            per_line?: {
+                [key: string]: components["schemas"]["LaunchOptions"];
+            };
+            /**
+             * Ssh Public Key
+             * @description Installed on every instance; when absent a key pair is generated and its private key returned once.
+             */
+            ssh_public_key?: string | null;
+        };
+        /** DeploymentOut */
+        DeploymentOut: {
+            /** Attempts */
+            attempts: components["schemas"]["AttemptOut"][];
+            /** Cost So Far */
+            cost_so_far: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** End Reason */
+            end_reason: string | null;
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+            /** Id */
+            id: string;
+            /** Instances */
+            instances: components["schemas"]["InstanceOut"][];
+            /** Job Id */
+            job_id: string | null;
+            /**
+             * Latest Expiry
+             * Format: date-time
+             * @description The maximum lifetime's end: extend stops here.
+             */
+            latest_expiry: string;
+            /** Lines */
+            lines: components["schemas"]["PlannedLine"][];
+            /** Name */
+            name: string;
+            /** Optimization Id */
+            optimization_id: string | null;
+            /**
+             * Rate Per Hour
+             * @description USD per hour of the instances billed now.
+             */
+            rate_per_hour: number;
+            /** Ssh Public Key */
+            ssh_public_key: string | null;
+            /** Status */
+            status: string;
+        };
+        /** DeploymentPage */
+        DeploymentPage: {
+            /** Items */
+            items: components["schemas"]["DeploymentOut"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
+        };
+        /** EngineReport */
+        EngineReport: {
+            /**
+             * Detail
+             * @description Why the self-test failed, or what it proved
+             * @default
+             */
+            detail?: string;
+            /**
+             * Gpu Pinning
+             * @default none
+             * @enum {string}
+             */
+            gpu_pinning?: "device_requests" | "cdi" | "none";
+            /**
+             * Kind
+             * @default none
+             * @enum {string}
+             */
+            kind?: "docker" | "podman" | "none";
+            /**
+             * Self Test Ok
+             * @default false
+             */
+            self_test_ok?: boolean;
+            /** Version */
+            version?: string | null;
+        };
+        /** EventsOut */
+        EventsOut: {
+            /** Events */
+            events: string[];
+        };
+        /**
+         * ExportOut
+         * @description An export as a listing of files; lines the format cannot express are listed, never dropped.
+         */
+        ExportOut: {
+            /** Files */
+            files: components["schemas"]["ExportedFile"][];
+            /** Format */
+            format: string;
+            /** Optimization Id */
+            optimization_id: string;
+            /** Skipped */
+            skipped: components["schemas"]["SkippedLine"][];
+        };
+        /** ExportedFile */
+        ExportedFile: {
+            /** Content */
+            content: string;
+            /** Media Type */
+            media_type: string;
+            /**
+             * Path
+             * @description Relative path of the file inside the export.
+             */
+            path: string;
+        };
+        /** ExtendRequest */
+        ExtendRequest: {
+            /**
+             * Hours
+             * @description Hours to add to the expiry.
+             */
+            hours: number;
         };
         /** ForecastJobAccepted */
         ForecastJobAccepted: {
@@ -835,6 +1920,8 @@ export interface components {
             scenarios: number[][] | null;
             /** Series Key */
             series_key: string;
+            /** @description The skill check against last value (price forecasts); None for forecasts stored before the check or for kinds without it. */
+            skill?: components["schemas"]["SkillOut"] | null;
             /** Spot */
             spot?: boolean | null;
             /**
@@ -850,7 +1937,7 @@ export interface components {
         /** GpuList */
         GpuList: {
             /** Items */
-            items: components["schemas"]["GpuOut"][];
+            items: components["schemas"]["cloudarb__schemas__GpuOut"][];
             /** Newest Price At */
             newest_price_at?: string | null;
             /**
@@ -858,46 +1945,6 @@ export interface components {
              * @description Set when the newest price is older than CLOUDARB_PRICE_STALE_AFTER_S.
              */
             stale_prices?: string | null;
-        };
-        /**
-         * GpuOut
-         * @description One GPU model of the identity table, and what the current offers ask for it.
-         */
-        GpuOut: {
-            /** Aliases */
-            aliases: string[];
-            /** Architecture */
-            architecture: string;
-            /**
-             * Family
-             * @description The family name people type for every variant ('H100').
-             */
-            family: string;
-            /** Form Factor */
-            form_factor: string;
-            /**
-             * Memory Gb
-             * @description Memory per GPU, GB.
-             */
-            memory_gb: number;
-            /** Memory Type */
-            memory_type: string;
-            /**
-             * Name
-             * @description Canonical name, e.g. 'H100 SXM'.
-             */
-            name: string;
-            /** Offers */
-            offers: number;
-            on_demand?: components["schemas"]["GpuPrice"] | null;
-            /**
-             * Providers
-             * @description Providers with current offers of this model.
-             */
-            providers: string[];
-            spot?: components["schemas"]["GpuPrice"] | null;
-            /** Vendor */
-            vendor: string;
         };
         /** GpuPrice */
         GpuPrice: {
@@ -917,10 +1964,71 @@ export interface components {
             /** Provider */
             provider: string;
         };
+        /** GpuReport */
+        GpuReport: {
+            /** Cuda Version */
+            cuda_version?: string | null;
+            /** Driver Version */
+            driver_version?: string | null;
+            /** Index */
+            index: number;
+            /** Memory Total Mib */
+            memory_total_mib: number;
+            /** Memory Used Mib */
+            memory_used_mib?: number | null;
+            /** Mig Devices */
+            mig_devices?: components["schemas"]["MigDevice"][];
+            /** Mig Mode */
+            mig_mode?: ("enabled" | "disabled") | null;
+            /**
+             * Model
+             * @description Canonical model from the GPU identity table, None if unknown
+             */
+            model?: string | null;
+            /**
+             * Name
+             * @description The name the driver reports, e.g. 'NVIDIA H100 80GB HBM3'
+             */
+            name: string;
+            /** Pci Bus Id */
+            pci_bus_id?: string | null;
+            /** Power W */
+            power_w?: number | null;
+            /** Temperature C */
+            temperature_c?: number | null;
+            /** Utilization Pct */
+            utilization_pct?: number | null;
+            /**
+             * Uuid
+             * @description GPU-... UUID
+             */
+            uuid: string;
+        };
         /** HTTPValidationError */
         HTTPValidationError: {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
+        };
+        /** Heartbeat */
+        Heartbeat: {
+            /** Containers */
+            containers?: components["schemas"]["ContainerReport"][];
+            host: components["schemas"]["HostReport"];
+        };
+        /** HeartbeatReply */
+        HeartbeatReply: {
+            /** Commands */
+            commands?: components["schemas"]["Command"][];
+            /**
+             * Drained
+             * @default false
+             */
+            drained?: boolean;
+            /**
+             * Heartbeat Interval S
+             * @default 15
+             */
+            heartbeat_interval_s?: number;
         };
         /** HistoryOut */
         HistoryOut: {
@@ -941,6 +2049,212 @@ export interface components {
              * Format: date-time
              */
             start: string;
+        };
+        /**
+         * HookCreate
+         * @description A hook to register: a webhook (``url``) or a command (``command``, an argument list, no shell).
+         */
+        HookCreate: {
+            /**
+             * Command
+             * @description Program and arguments; the event's JSON body comes on stdin.
+             */
+            command?: string[] | null;
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled?: boolean;
+            /**
+             * Events
+             * @description Event names, '<group>.*' or '*'.
+             */
+            events: string[];
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "webhook" | "command";
+            /**
+             * Max Attempts
+             * @description Default: CLOUDARB_HOOKS_MAX_ATTEMPTS.
+             */
+            max_attempts?: number | null;
+            /** Name */
+            name: string;
+            /**
+             * Payload Format
+             * @description 'slack': a Slack-compatible {text} message instead of the JSON envelope.
+             * @default json
+             * @enum {string}
+             */
+            payload_format?: "json" | "slack";
+            /**
+             * Timeout S
+             * @description Default: CLOUDARB_HOOKS_TIMEOUT_S.
+             */
+            timeout_s?: number | null;
+            /**
+             * Url
+             * @description HTTPS URL (plain HTTP only on loopback).
+             */
+            url?: string | null;
+        };
+        /** HookCreated */
+        HookCreated: {
+            /** Command */
+            command: string[] | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: string;
+            /** Enabled */
+            enabled: boolean;
+            /** Events */
+            events: string[];
+            /** Id */
+            id: string;
+            /** Kind */
+            kind: string;
+            /** Max Attempts */
+            max_attempts: number;
+            /** Name */
+            name: string;
+            /** Payload Format */
+            payload_format: string;
+            /**
+             * Secret
+             * @description The webhook's signing secret, shown only once.
+             */
+            secret?: string | null;
+            /** Timeout S */
+            timeout_s: number;
+            /** Url */
+            url: string | null;
+        };
+        /** HookOut */
+        HookOut: {
+            /** Command */
+            command: string[] | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: string;
+            /** Enabled */
+            enabled: boolean;
+            /** Events */
+            events: string[];
+            /** Id */
+            id: string;
+            /** Kind */
+            kind: string;
+            /** Max Attempts */
+            max_attempts: number;
+            /** Name */
+            name: string;
+            /** Payload Format */
+            payload_format: string;
+            /** Timeout S */
+            timeout_s: number;
+            /** Url */
+            url: string | null;
+        };
+        /** HostReport */
+        HostReport: {
+            /**
+             * Agent Version
+             * @default
+             */
+            agent_version?: string;
+            /** Cpus */
+            cpus?: number | null;
+            engine?: components["schemas"]["EngineReport"];
+            /**
+             * Gpu Error
+             * @description Why no GPU could be read ('no NVIDIA driver'), if so
+             */
+            gpu_error?: string | null;
+            /** Gpus */
+            gpus?: components["schemas"]["GpuReport"][];
+            /** Hostname */
+            hostname: string;
+            /**
+             * Kernel
+             * @default
+             */
+            kernel?: string;
+            /** Memory Mib */
+            memory_mib?: number | null;
+            /**
+             * Os
+             * @default
+             */
+            os?: string;
+        };
+        /** InstanceOut */
+        InstanceOut: {
+            /** Address */
+            address: string | null;
+            /** Attempt */
+            attempt: number;
+            /** Cost So Far */
+            cost_so_far: number;
+            /** Destroy Attempts */
+            destroy_attempts: number;
+            /** End Reason */
+            end_reason: string | null;
+            /** Expires At */
+            expires_at: string | null;
+            /** Gpu Count */
+            gpu_count: number;
+            /** Gpu Model */
+            gpu_model: string;
+            /** Id */
+            id: string;
+            /** Instance Type */
+            instance_type: string;
+            /** Key */
+            key: string;
+            /** Last Error */
+            last_error: string | null;
+            /** Line */
+            line: number;
+            /** Offer Key */
+            offer_key: string;
+            /** Price Per Hour */
+            price_per_hour: number;
+            /** Provider */
+            provider: string;
+            /** Provider Id */
+            provider_id: string | null;
+            /** Region */
+            region: string;
+            /** Replica */
+            replica: number;
+            /** Reported Rate */
+            reported_rate: number | null;
+            /** Spot */
+            spot: boolean;
+            /**
+             * Ssh Command
+             * @description How to connect (the generated key's file name is a suggestion).
+             */
+            ssh_command: string | null;
+            /** Ssh Port */
+            ssh_port: number | null;
+            /** State */
+            state: string;
+            /**
+             * State At
+             * Format: date-time
+             */
+            state_at: string;
         };
         /** JobAccepted */
         JobAccepted: {
@@ -990,6 +2304,106 @@ export interface components {
             /** Target Id */
             target_id: string;
         };
+        /** JoinTokenIn */
+        JoinTokenIn: {
+            /**
+             * Node Name
+             * @description The node's name (default: from its host name); a token naming an existing node of this organization re-binds it.
+             */
+            node_name?: string | null;
+            /**
+             * Price Per Gpu Hour
+             * @description Owner's USD per GPU-hour.
+             * @default 0
+             */
+            price_per_gpu_hour?: number;
+            /**
+             * Site
+             * @description Where it is (the offers' region).
+             * @default
+             */
+            site?: string;
+            /**
+             * Ttl S
+             * @description Lifetime, seconds.
+             */
+            ttl_s?: number | null;
+        };
+        /** JoinTokenOut */
+        JoinTokenOut: {
+            /**
+             * Expires At
+             * Format: date-time
+             */
+            expires_at: string;
+            /** Id */
+            id: string;
+            /**
+             * Join Token
+             * @description Shown once: give it to `cloudarb agent --join-token`.
+             */
+            join_token: string;
+            /** Node Name */
+            node_name: string | null;
+        };
+        /** KubernetesApplyRequest */
+        KubernetesApplyRequest: {
+            /** Command */
+            command?: string[];
+            /**
+             * Image
+             * @default nvidia/cuda:12.4.1-base-ubuntu22.04
+             */
+            image?: string;
+            /** Kueue Cluster Queue */
+            kueue_cluster_queue?: string | null;
+            /**
+             * Lines
+             * @description Line numbers; default all.
+             */
+            lines?: number[] | null;
+            /**
+             * Namespace
+             * @default default
+             */
+            namespace?: string;
+            /**
+             * Region Selector
+             * @default true
+             */
+            region_selector?: boolean;
+        };
+        /**
+         * LaunchOptions
+         * @description How to start each instance of one line.
+         */
+        LaunchOptions: {
+            /**
+             * Disk Gb
+             * @default 100
+             */
+            disk_gb?: number;
+            /** Env */
+            env?: {
+                [key: string]: string;
+            };
+            /**
+             * Image
+             * @description Container or machine image, as the provider names it.
+             * @default ubuntu:22.04
+             */
+            image?: string;
+            /**
+             * Ports
+             * @description Ports to open besides SSH.
+             */
+            ports?: number[];
+            /**
+             * Template
+             * @description A provider template id instead of an image (RunPod, Vast).
+             */
+            template?: string | null;
+        };
         /** LoginIn */
         LoginIn: {
             /** Email */
@@ -1007,6 +2421,149 @@ export interface components {
             organization_id: string;
             /** Role */
             role: string;
+        };
+        /** MigDevice */
+        MigDevice: {
+            /**
+             * Index
+             * @description MIG device index within its GPU
+             */
+            index: number;
+            /** Memory Total Mib */
+            memory_total_mib?: number | null;
+            /**
+             * Profile
+             * @description MIG profile, e.g. 3g.40gb
+             * @default
+             */
+            profile?: string;
+            /**
+             * Uuid
+             * @description MIG-... UUID
+             */
+            uuid: string;
+        };
+        /** NodeDetail */
+        NodeDetail: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Drained */
+            drained: boolean;
+            /** Engine */
+            engine: {
+                [key: string]: unknown;
+            };
+            /** Gpus */
+            gpus: components["schemas"]["cloudarb__api__routes__nodes__GpuOut"][];
+            /** Gpus Free */
+            gpus_free: number;
+            /**
+             * Gpus Total
+             * @description Allocatable units (whole GPUs, or MIG devices of MIG-enabled GPUs).
+             */
+            gpus_total: number;
+            /** Host */
+            host: {
+                [key: string]: unknown;
+            };
+            /** Hostname */
+            hostname: string;
+            /** Id */
+            id: string;
+            /** Last Heartbeat At */
+            last_heartbeat_at: string | null;
+            /** Model Prices */
+            model_prices: {
+                [key: string]: number;
+            };
+            /** Name */
+            name: string;
+            /** Placements */
+            placements: components["schemas"]["PlacementOut"][];
+            /** Price Per Gpu Hour */
+            price_per_gpu_hour: number;
+            /** Site */
+            site: string;
+            /**
+             * Status
+             * @description healthy or unhealthy (missed heartbeats)
+             */
+            status: string;
+        };
+        /** NodeOut */
+        NodeOut: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Drained */
+            drained: boolean;
+            /** Engine */
+            engine: {
+                [key: string]: unknown;
+            };
+            /** Gpus Free */
+            gpus_free: number;
+            /**
+             * Gpus Total
+             * @description Allocatable units (whole GPUs, or MIG devices of MIG-enabled GPUs).
+             */
+            gpus_total: number;
+            /** Hostname */
+            hostname: string;
+            /** Id */
+            id: string;
+            /** Last Heartbeat At */
+            last_heartbeat_at: string | null;
+            /** Model Prices */
+            model_prices: {
+                [key: string]: number;
+            };
+            /** Name */
+            name: string;
+            /** Price Per Gpu Hour */
+            price_per_gpu_hour: number;
+            /** Site */
+            site: string;
+            /**
+             * Status
+             * @description healthy or unhealthy (missed heartbeats)
+             */
+            status: string;
+        };
+        /**
+         * OfferDeployRequest
+         * @description Deploy one offer directly, as a GPU shopper would.
+         */
+        OfferDeployRequest: {
+            /**
+             * Instances
+             * @default 1
+             */
+            instances?: number;
+            launch?: components["schemas"]["LaunchOptions"];
+            /**
+             * Lifetime Hours
+             * @description 1-12 h; longer needs override_max_lifetime.
+             * @default 4
+             */
+            lifetime_hours?: number;
+            /**
+             * Name
+             * @default
+             */
+            name?: string;
+            /**
+             * Override Max Lifetime
+             * @default false
+             */
+            override_max_lifetime?: boolean;
+            /** Ssh Public Key */
+            ssh_public_key?: string | null;
         };
         /** OfferOut */
         OfferOut: {
@@ -1362,6 +2919,17 @@ export interface components {
              */
             workload_type?: "training" | "inference" | "batch";
         };
+        /** Page[DeliveryOut] */
+        Page_DeliveryOut_: {
+            /** Items */
+            items: components["schemas"]["DeliveryOut"][];
+            /** Limit */
+            limit: number;
+            /** Offset */
+            offset: number;
+            /** Total */
+            total: number;
+        };
         /** Page[ForecastOut] */
         Page_ForecastOut_: {
             /** Items */
@@ -1422,6 +2990,177 @@ export interface components {
              * @description CVaR of hourly cost with price scenarios, else expected interruption cost.
              */
             risk_per_hour: number;
+        };
+        /** PlacementOut */
+        PlacementOut: {
+            /** Container Id */
+            container_id: string | null;
+            /** Deployment Id */
+            deployment_id: string | null;
+            /** Destroyed At */
+            destroyed_at: string | null;
+            /** Error */
+            error: string | null;
+            /**
+             * Estimated Start At
+             * @description When enough GPUs should be free, if queued.
+             */
+            estimated_start_at: string | null;
+            /** Expires At */
+            expires_at: string | null;
+            /** Flagged */
+            flagged: string | null;
+            /** Gpu Count */
+            gpu_count: number;
+            /** Gpu Model */
+            gpu_model: string;
+            /** Gpu Uuids */
+            gpu_uuids: string[];
+            /** Id */
+            id: string;
+            /** Image */
+            image: string;
+            /** Instance Key */
+            instance_key: string;
+            /** Node Id */
+            node_id: string;
+            /** Node Name */
+            node_name: string;
+            /**
+             * Position
+             * @description Place in its node's queue (1 = next); None unless queued.
+             */
+            position: number | null;
+            /** Price Per Hour */
+            price_per_hour: number;
+            /** Priority */
+            priority: number;
+            /** Published Ports */
+            published_ports: {
+                [key: string]: number;
+            };
+            /**
+             * Queued At
+             * Format: date-time
+             */
+            queued_at: string;
+            /** Started At */
+            started_at: string | null;
+            /** State */
+            state: string;
+            /** Template */
+            template: string;
+        };
+        /** PlacementSpec */
+        PlacementSpec: {
+            /** Command */
+            command?: string[] | null;
+            /** Cpus */
+            cpus?: number | null;
+            /** Deployment Id */
+            deployment_id?: string | null;
+            /** Env */
+            env?: {
+                [key: string]: string;
+            };
+            /** Expires At */
+            expires_at?: string | null;
+            /**
+             * Gpu Indices
+             * @description The same GPUs by index (CDI names)
+             */
+            gpu_indices?: number[];
+            /**
+             * Gpu Uuids
+             * @description Exactly the GPUs (or MIG devices) to pin, by UUID
+             */
+            gpu_uuids: string[];
+            /** Image */
+            image: string;
+            /**
+             * Instance Key
+             * @description The deploy stage's idempotency key (also a container label)
+             */
+            instance_key: string;
+            /** Memory Mib */
+            memory_mib?: number | null;
+            /** Placement Id */
+            placement_id: string;
+            /** Ports */
+            ports?: components["schemas"]["PortSpec"][];
+            /**
+             * Workspace Volume
+             * @description Named volume mounted at /workspace; survives stop/start
+             */
+            workspace_volume: string;
+        };
+        /**
+         * PlannedLine
+         * @description One line of a deployment: an offer and how many instances of it.
+         */
+        PlannedLine: {
+            /**
+             * Gpu Model
+             * @default
+             */
+            gpu_model?: string;
+            /**
+             * Gpus Per Instance
+             * @default 1
+             */
+            gpus_per_instance?: number;
+            /** Index */
+            index: number;
+            /**
+             * Instance Type
+             * @default
+             */
+            instance_type?: string;
+            /**
+             * Instances
+             * @default 1
+             */
+            instances?: number;
+            /**
+             * @default {
+             *       "disk_gb": 100,
+             *       "env": {},
+             *       "image": "ubuntu:22.04",
+             *       "ports": []
+             *     }
+             */
+            launch?: components["schemas"]["LaunchOptions"];
+            /** Offer Key */
+            offer_key: string;
+            /**
+             * Price Per Hour
+             * @description Per instance, USD, as recorded when the plan was made.
+             */
+            price_per_hour: number;
+            /** Provider */
+            provider: string;
+            /**
+             * Region
+             * @default
+             */
+            region?: string;
+            /**
+             * Seller
+             * @default
+             */
+            seller?: string;
+            /**
+             * Spot
+             * @default false
+             */
+            spot?: boolean;
+            /**
+             * Workload Id
+             * @default
+             */
+            workload_id?: string;
+            /** Zone */
+            zone?: string | null;
         };
         /** PointOut */
         PointOut: {
@@ -1496,6 +3235,29 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        /**
+         * PolicyPatch
+         * @description Fields to change; absent fields stay. ``enabled: false`` pauses, ``true`` resumes.
+         */
+        PolicyPatch: {
+            /**
+             * Cron
+             * @description A new cron schedule (replaces interval_s).
+             */
+            cron?: string | null;
+            /** Enabled */
+            enabled?: boolean | null;
+            /**
+             * Interval S
+             * @description A new interval in seconds (replaces cron).
+             */
+            interval_s?: number | null;
+            /** Keep Threshold Pct */
+            keep_threshold_pct?: number | null;
+            /** Name */
+            name?: string | null;
+            request?: components["schemas"]["OptimizeRequest"] | null;
+        };
         /** PolicyRunOut */
         PolicyRunOut: {
             /**
@@ -1515,6 +3277,35 @@ export interface components {
             optimization_id: string;
             /** Savings Pct */
             savings_pct: number | null;
+        };
+        /** PortSpec */
+        PortSpec: {
+            /** Container Port */
+            container_port: number;
+            /**
+             * Name
+             * @description ssh, jupyter, http...
+             * @default
+             */
+            name?: string;
+            /**
+             * Protocol
+             * @default tcp
+             * @enum {string}
+             */
+            protocol?: "tcp" | "udp";
+        };
+        /** PricingIn */
+        PricingIn: {
+            /**
+             * Model Prices
+             * @description USD per GPU-hour per GPU model (any spelling the GPU table knows).
+             */
+            model_prices?: {
+                [key: string]: number;
+            } | null;
+            /** Price Per Gpu Hour */
+            price_per_gpu_hour?: number | null;
         };
         /**
          * ProgressEvent
@@ -1671,6 +3462,27 @@ export interface components {
             /** Websocket Url */
             websocket_url: string;
         };
+        /** RegisterRequest */
+        RegisterRequest: {
+            host: components["schemas"]["HostReport"];
+            /** Join Token */
+            join_token: string;
+        };
+        /** RegisterResponse */
+        RegisterResponse: {
+            /**
+             * Heartbeat Interval S
+             * @default 15
+             */
+            heartbeat_interval_s?: number;
+            /** Node Id */
+            node_id: string;
+            /**
+             * Node Token
+             * @description The node's own credential (shown once)
+             */
+            node_token: string;
+        };
         /** RiskMetrics */
         RiskMetrics: {
             /** Cvar Cost Per Hour */
@@ -1743,6 +3555,58 @@ export interface components {
             region: string;
             /** Spot */
             spot: boolean;
+        };
+        /**
+         * SkillOut
+         * @description Whether the served forecast earned its place against last value, out of sample.
+         */
+        SkillOut: {
+            /**
+             * Backtest Coverage
+             * @description Coverage of the served interval at the backtest origins.
+             */
+            backtest_coverage: number | null;
+            /**
+             * Has Skill
+             * @description Some step is served by a model rather than last value.
+             */
+            has_skill: boolean;
+            /**
+             * Interval Scale
+             * @description Factor by which the intervals were widened to cover.
+             */
+            interval_scale: number;
+            /**
+             * N Origins
+             * @description Backtest origins the rule was judged on.
+             */
+            n_origins: number;
+            /**
+             * Reason
+             * @description One line: why a model or last value is served.
+             */
+            reason: string;
+            /**
+             * Rule
+             * @description The rule a candidate had to pass, in words.
+             */
+            rule: string;
+            /** Steps */
+            steps: components["schemas"]["StepSkillOut"][];
+        };
+        /** SkippedLine */
+        SkippedLine: {
+            /**
+             * Line
+             * @description The line's number in the solution.
+             */
+            line: number;
+            /** Provider */
+            provider: string;
+            /** Reason */
+            reason: string;
+            /** Workload Id */
+            workload_id: string;
         };
         /** SolverStats */
         SolverStats: {
@@ -1848,6 +3712,72 @@ export interface components {
             type: "status";
         } & {
             [key: string]: unknown;
+        };
+        /** StepSkillOut */
+        StepSkillOut: {
+            /**
+             * Candidate
+             * @description Best candidate judged at this step.
+             */
+            candidate: string | null;
+            /** Candidate Mae */
+            candidate_mae: number | null;
+            /** Last Value Mae */
+            last_value_mae: number | null;
+            /** Losses */
+            losses: number;
+            /**
+             * P Value
+             * @description One-sided sign test of wins against losses.
+             */
+            p_value: number | null;
+            /**
+             * Served
+             * @description Model served at this step ('last_value' where no candidate earned it).
+             */
+            served: string;
+            /**
+             * Step
+             * @description Steps ahead (1 = the first forecast step).
+             */
+            step: number;
+            /**
+             * Wins
+             * @description Backtest origins where the candidate's error was below last value's.
+             */
+            wins: number;
+        };
+        /** TemplateOut */
+        TemplateOut: {
+            /** Builtin */
+            builtin: boolean;
+            /** Command */
+            command: string[] | null;
+            /** Health Check */
+            health_check: {
+                [key: string]: unknown;
+            };
+            /** Image */
+            image: string;
+            /** Name */
+            name: string;
+            /** Ports */
+            ports: {
+                [key: string]: unknown;
+            }[];
+            /** Title */
+            title: string;
+        };
+        /** TestAccepted */
+        TestAccepted: {
+            /** Delivery Id */
+            delivery_id: string;
+            /** Job Id */
+            job_id: string;
+            /** Status Url */
+            status_url: string;
+            /** Websocket Url */
+            websocket_url: string;
         };
         /** TokensOut */
         TokensOut: {
@@ -2109,6 +4039,74 @@ export interface components {
              */
             kind?: "price" | "demand";
         };
+        /** GpuOut */
+        cloudarb__api__routes__nodes__GpuOut: {
+            /** Index */
+            index: number;
+            /** Memory Total Mib */
+            memory_total_mib: number;
+            /** Mig Enabled */
+            mig_enabled: boolean;
+            /** Mig Profile */
+            mig_profile: string;
+            /** Model */
+            model: string;
+            /** Model Known */
+            model_known: boolean;
+            /** Name */
+            name: string;
+            /** Parent Uuid */
+            parent_uuid: string | null;
+            /**
+             * Placement Id
+             * @description The placement holding this unit, if any.
+             */
+            placement_id: string | null;
+            /** Present */
+            present: boolean;
+            /** Uuid */
+            uuid: string;
+        };
+        /**
+         * GpuOut
+         * @description One GPU model of the identity table, and what the current offers ask for it.
+         */
+        cloudarb__schemas__GpuOut: {
+            /** Aliases */
+            aliases: string[];
+            /** Architecture */
+            architecture: string;
+            /**
+             * Family
+             * @description The family name people type for every variant ('H100').
+             */
+            family: string;
+            /** Form Factor */
+            form_factor: string;
+            /**
+             * Memory Gb
+             * @description Memory per GPU, GB.
+             */
+            memory_gb: number;
+            /** Memory Type */
+            memory_type: string;
+            /**
+             * Name
+             * @description Canonical name, e.g. 'H100 SXM'.
+             */
+            name: string;
+            /** Offers */
+            offers: number;
+            on_demand?: components["schemas"]["GpuPrice"] | null;
+            /**
+             * Providers
+             * @description Providers with current offers of this model.
+             */
+            providers: string[];
+            spot?: components["schemas"]["GpuPrice"] | null;
+            /** Vendor */
+            vendor: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -2118,6 +4116,145 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    agent_command_progress: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Bearer <node token> */
+                authorization?: string | null;
+            };
+            path: {
+                command_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CommandProgress"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    agent_heartbeat: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Bearer <node token> */
+                authorization?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["Heartbeat"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HeartbeatReply"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    agent_register: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RegisterRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RegisterResponse"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_deploy_alerts: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AlertOut"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_api_keys: {
         parameters: {
             query?: never;
@@ -2378,6 +4515,322 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["UserOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_budget: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    set_budget: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BudgetIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BudgetOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_costs: {
+        parameters: {
+            query?: {
+                /** @description deployment, workload, provider, gpu or org */
+                by?: "deployment" | "workload" | "provider" | "gpu" | "org";
+                since?: string | null;
+                until?: string | null;
+            };
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CostReport"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    cost_summary: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_deployments: {
+        parameters: {
+            query?: {
+                status?: string | null;
+                /** @description Items per page. */
+                limit?: number;
+                offset?: number;
+            };
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeploymentPage"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_deployment: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                deployment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeploymentOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    destroy_deployment: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                deployment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    finish_deployment: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                deployment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    extend_deployment: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                deployment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExtendRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeploymentOut"];
                 };
             };
             /** @description Validation Error */
@@ -2710,6 +5163,280 @@ export interface operations {
             };
         };
     };
+    list_hooks: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HookOut"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_hook: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HookCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HookCreated"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_hook_deliveries: {
+        parameters: {
+            query?: {
+                hook_id?: string | null;
+                /** @description A deployment's or policy's id. */
+                subject_id?: string | null;
+                status?: string | null;
+                /** @description Items per page. */
+                limit?: number;
+                offset?: number;
+            };
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Page_DeliveryOut_"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_hook_delivery: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                delivery_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_hook_events: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventsOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_hook: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                hook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HookOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_hook: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                hook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    test_hook: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                hook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TestAccepted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_jobs: {
         parameters: {
             query?: {
@@ -2851,6 +5578,62 @@ export interface operations {
             };
         };
     };
+    get_kubernetes_apply: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                apply_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApplyOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    livez: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+    };
     metrics: {
         parameters: {
             query?: never;
@@ -2870,6 +5653,314 @@ export interface operations {
                 };
                 content: {
                     "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_nodes: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeOut"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_join_token: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["JoinTokenIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["JoinTokenOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    list_placements: {
+        parameters: {
+            query?: {
+                include_ended?: boolean;
+            };
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlacementOut"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    cancel_placement: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                placement_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PlacementOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_node: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                node_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeDetail"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_node: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                node_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    drain_node: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                node_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    set_node_pricing: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                node_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PricingIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    undrain_node: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                node_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NodeOut"];
                 };
             };
             /** @description Validation Error */
@@ -2924,6 +6015,46 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["OfferPage"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    deploy_offer: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+                /** @description Retry-safe key: one job per key and body. */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                offer_key: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["OfferDeployRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeployAccepted"];
                 };
             };
             /** @description Validation Error */
@@ -3152,6 +6283,131 @@ export interface operations {
             };
         };
     };
+    deploy_optimization: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+                /** @description Retry-safe key: one job per key and body. */
+                "Idempotency-Key"?: string | null;
+            };
+            path: {
+                optimization_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["DeployRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeployAccepted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    export_optimization: {
+        parameters: {
+            query: {
+                /** @description One of: terraform, kubernetes, skypilot, dstack, csv. */
+                format: string;
+                /** @description Line numbers, e.g. '0,2'; default all. */
+                lines?: string | null;
+                /** @description 'zip': the files as one archive. */
+                archive?: "json" | "zip";
+                /** @description Tag the rendered machines with cloudarb:expires-at = now + this many hours. */
+                lifetime_hours?: number | null;
+                namespace?: string;
+                /** @description Add a Kueue LocalQueue and ResourceFlavors. */
+                kueue_cluster_queue?: string | null;
+            };
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                optimization_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description JSON listing, or a zip with archive=zip */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExportOut"];
+                    "application/zip": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    apply_kubernetes: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                optimization_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KubernetesApplyRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ApplyAccepted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     list_policies: {
         parameters: {
             query?: {
@@ -3278,6 +6534,44 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    update_policy: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                policy_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PolicyPatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PolicyOut"];
+                };
             };
             /** @description Validation Error */
             422: {
@@ -3461,6 +6755,58 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RefreshAccepted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    readyz: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+        };
+    };
+    list_templates: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateOut"][];
                 };
             };
             /** @description Validation Error */

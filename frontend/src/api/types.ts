@@ -19,6 +19,7 @@ export type Workload = Schemas["Workload"];
 export type Constraints = Schemas["Constraints"];
 export type Policy = Schemas["PolicyOut"];
 export type PolicyIn = Schemas["PolicyIn"];
+export type PolicyPatch = Schemas["PolicyPatch"];
 export type PolicyRun = Schemas["PolicyRunOut"];
 export type Tokens = Schemas["TokensOut"];
 export type Me = Schemas["MeOut"];

@@ -1,11 +1,8 @@
 /** One optimization's outcome: allocation, totals, savings, risk and solver statistics; or why there is none. */
 import { resultOf, type Allocation, type BindingConstraint, type Optimization, type OptimizationResult } from "../api/types";
 import { dateTime, money, num, pct, share } from "../format";
-
-const BASELINE_LABELS: Record<string, string> = {
-  single_provider_on_demand: "Cheapest single provider, on-demand",
-  greedy_cheapest: "Greedy cheapest-first",
-};
+import { plainWords } from "./bindingWords";
+import { AllocationChart, BASELINE_LABELS, ParetoChart, SavingsChart, type FrontKind, type FrontPoint, type Fronts } from "./ResultCharts";
 
 function AllocationTable({ lines }: { lines: Allocation[] }) {
   if (lines.length === 0) return <p className="muted">No allocation lines.</p>;
@@ -120,11 +117,11 @@ function SavingsTable({ result }: { result: OptimizationResult }) {
 const SHOWN_CONSTRAINTS = 6;
 
 /** The constraints that cost most at the margin first; a long tail stays folded. */
-function BindingList({ items }: { items: BindingConstraint[] }) {
+function BindingList({ items, objective }: { items: BindingConstraint[]; objective: string }) {
   const sorted = [...items].sort((a, b) => Math.abs(b.shadow_price) - Math.abs(a.shadow_price));
   const line = (b: BindingConstraint) => (
-    <li key={b.name}>
-      <strong>{b.name}</strong> (shadow price {num(b.shadow_price, 4)}){b.description ? `: ${b.description}` : ""}
+    <li key={b.name} title={`${b.name}: shadow price ${num(b.shadow_price, 4)}`}>
+      {plainWords(b, objective)}
     </li>
   );
   return (
@@ -140,7 +137,7 @@ function BindingList({ items }: { items: BindingConstraint[] }) {
   );
 }
 
-function RiskAndConstraints({ result }: { result: OptimizationResult }) {
+function RiskAndConstraints({ result, objective }: { result: OptimizationResult; objective: string }) {
   const risk = result.risk;
   const binding = result.binding_constraints ?? [];
   return (
@@ -162,8 +159,8 @@ function RiskAndConstraints({ result }: { result: OptimizationResult }) {
       )}
       {binding.length > 0 && (
         <div>
-          <h3>Binding constraints</h3>
-          <BindingList items={binding} />
+          <h3>What limits this result</h3>
+          <BindingList items={binding} objective={objective} />
         </div>
       )}
     </div>
@@ -207,9 +204,19 @@ export function SolverStats({ result }: { result: OptimizationResult }) {
   );
 }
 
-export function ResultView({ optimization, allocations }: { optimization: Optimization; allocations: Allocation[] }) {
+export interface ResultViewProps {
+  optimization: Optimization;
+  allocations: Allocation[];
+  /** Re-solve at a picked point of a Pareto front. */
+  onPick?: (kind: FrontKind, point: FrontPoint) => void;
+  picking?: boolean;
+}
+
+export function ResultView({ optimization, allocations, onPick, picking }: ResultViewProps) {
   const result = resultOf(optimization);
   const status = optimization.status;
+  const objective = String((optimization.request as { objective?: string }).objective ?? "cost");
+  const fronts = (result as { fronts?: Fronts | null } | null)?.fronts ?? null;
   return (
     <div className="result">
       <h2>Result</h2>
@@ -224,10 +231,28 @@ export function ResultView({ optimization, allocations }: { optimization: Optimi
                 : ""}
             </p>
           )}
+          <div className="chart-grid">
+            <SavingsChart result={result} />
+            <AllocationChart lines={allocations} />
+          </div>
+          {fronts && onPick && (
+            <ParetoChart
+              fronts={fronts}
+              onPick={onPick}
+              busy={picking}
+              current={result.totals ? {
+                cost: result.totals.cost_per_hour,
+                risk: result.risk?.cvar_cost_per_hour ?? result.risk?.expected_interruption_cost_per_hour ?? 0,
+                performance: result.totals.performance_score,
+              } : undefined}
+            />
+          )}
           <h3>Allocation</h3>
-          <AllocationTable lines={allocations} />
+          <div className="scroll">
+            <AllocationTable lines={allocations} />
+          </div>
           <SavingsTable result={result} />
-          <RiskAndConstraints result={result} />
+          <RiskAndConstraints result={result} objective={objective} />
           <SolverStats result={result} />
         </>
       )}

@@ -9,7 +9,7 @@ import { useAsync } from "../hooks/useAsync";
 import { href, useQueryParams } from "../router";
 import { useServices } from "../services";
 
-type Gpu = components["schemas"]["GpuOut"];
+type Gpu = components["schemas"]["GpuList"]["items"][number];
 
 /** The cheapest on-demand and spot $/GPU-hour of each priced model, cheapest on-demand first. */
 export function priceBars(gpus: Gpu[], limit = 20): { name: string; on_demand?: number; spot?: number }[] {

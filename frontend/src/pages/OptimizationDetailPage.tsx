@@ -5,7 +5,10 @@ import { messageOf, unwrap } from "../api/errors";
 import { isActive, type Allocation, type Optimization } from "../api/types";
 import { ErrorBanner, StatusBadge } from "../components/common";
 import { ProgressPanel } from "../components/ProgressPanel";
+import { ResultActions, useSubmit } from "../components/ResultActions";
 import { ResultView } from "../components/ResultView";
+import { resolveAt } from "./requestOps";
+import type { OptimizeRequest } from "../api/types";
 import { dateTime } from "../format";
 import { useAsync } from "../hooks/useAsync";
 import { useJobProgress } from "../hooks/useJobProgress";
@@ -44,6 +47,7 @@ export function OptimizationDetailPage({ id }: { id: string }) {
     [auth, baseUrl],
   );
   const progress = useJobProgress(follow, { url: socketUrl, WebSocketImpl, onTerminal: reload });
+  const resolve = useSubmit();
 
   const cancel = async () => {
     setCanceling(true);
@@ -86,8 +90,15 @@ export function OptimizationDetailPage({ id }: { id: string }) {
               </button>
             </>
           )}
+          {!isActive(opt.status) && <ResultActions optimization={opt} />}
+          <ErrorBanner message={resolve.error} />
           {!isActive(opt.status) && loaded.data && (
-            <ResultView optimization={opt} allocations={loaded.data.allocations} />
+            <ResultView
+              optimization={opt}
+              allocations={loaded.data.allocations}
+              picking={resolve.busy}
+              onPick={(kind, point) => void resolve.submit(resolveAt(opt.request as unknown as OptimizeRequest, kind, point))}
+            />
           )}
           <details>
             <summary>Request</summary>

@@ -4,8 +4,8 @@ import { newId } from "../ids";
 import { messageOf, unwrap } from "../api/errors";
 import type { JobAccepted, OptimizeRequest } from "../api/types";
 import { ErrorBanner } from "../components/common";
-import { saveDraft } from "../draft";
-import { navigate } from "../router";
+import { loadDraft, saveDraft } from "../draft";
+import { navigate, useQueryParams } from "../router";
 import { useServices } from "../services";
 import {
   buildRequest,
@@ -15,6 +15,7 @@ import {
   type OptimizeForm,
   type WorkloadForm,
 } from "./optimizeForm";
+import { formFromRequest } from "./requestOps";
 
 function Field({ label, error, children, hint }: { label: string; error?: string; children: ReactNode; hint?: string }) {
   return (
@@ -99,8 +100,8 @@ function WorkloadEditor(props: {
   );
 }
 
-export function OptimizeForm({ onSubmit, busy }: { onSubmit: (body: OptimizeRequest) => void; busy?: boolean }) {
-  const [form, setForm] = useState<OptimizeForm>(defaultForm);
+export function OptimizeForm({ onSubmit, busy, initial }: { onSubmit: (body: OptimizeRequest) => void; busy?: boolean; initial?: OptimizeForm }) {
+  const [form, setForm] = useState<OptimizeForm>(() => initial ?? defaultForm());
   const [errors, setErrors] = useState<FormErrors>({});
   const set: Setter<OptimizeForm> = (patch) => setForm((f) => ({ ...f, ...patch }));
   const setWorkload = (i: number): Setter<WorkloadForm> => (patch) =>
@@ -160,6 +161,9 @@ export function OptimizeForm({ onSubmit, busy }: { onSubmit: (body: OptimizeRequ
           </Field>
           <Field label="Solver time limit (s)" error={errors.timeLimitS} hint="empty = server default">
             <input type="number" min="0" max="600" step="any" {...text(form, "timeLimitS", set)} />
+          </Field>
+          <Field label="Pareto points" error={errors.paretoPoints} hint="per front, 0–50; each is a solve">
+            <input type="number" min="0" max="50" {...text(form, "paretoPoints", set)} />
           </Field>
           <Field label="Backend">
             <select {...text(form, "backend", set)}>
@@ -238,8 +242,17 @@ export function OptimizeForm({ onSubmit, busy }: { onSubmit: (body: OptimizeRequ
   );
 }
 
+/** A request handed over by "Clone into the form" (``#/optimize?clone=1``), read once. */
+function clonedForm(params: URLSearchParams): OptimizeForm | undefined {
+  if (params.get("clone") !== "1") return undefined;
+  const draft = loadDraft();
+  return draft ? formFromRequest(draft) : undefined;
+}
+
 export function OptimizePage() {
   const { api } = useServices();
+  const [params] = useQueryParams();
+  const [initial] = useState(() => clonedForm(params));
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
 
@@ -262,7 +275,8 @@ export function OptimizePage() {
     <section>
       <h1>New optimization</h1>
       <ErrorBanner message={error} />
-      <OptimizeForm onSubmit={(body) => void submit(body)} busy={busy} />
+      {initial && <p className="notice">Cloned from an earlier request: change what you need and optimize.</p>}
+      <OptimizeForm onSubmit={(body) => void submit(body)} busy={busy} initial={initial} />
     </section>
   );
 }

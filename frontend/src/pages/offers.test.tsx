@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { Offer } from "../api/types";
 import { json, renderWith } from "../test/fakeApi";
 import { OffersPage } from "./OffersPage";
-import { buildOffersQuery, emptyFilters, toggleSort } from "./offersQuery";
+import { buildOffersQuery, emptyFilters, toggleSort, viewFromParams, viewToParams } from "./offersQuery";
 
 function offer(i: number, extra: Partial<Offer> = {}): Offer {
   return {
@@ -57,19 +57,37 @@ describe("buildOffersQuery", () => {
     expect(q).toEqual({ sort: "vram_gb", order: "asc", limit: 10, offset: 0, spot: false });
   });
 
+  it("round-trips a view through URL parameters, dropping defaults and bad values", () => {
+    const view = { filters: { ...emptyFilters, gpuType: "H100 SXM", spot: "spot" as const }, sort: { key: "vram_gb" as const, order: "desc" as const }, offset: 100 };
+    const params = viewToParams(view);
+    expect(params).toEqual({ gpu: "H100 SXM", market: "spot", sort: "vram_gb", order: "desc", offset: "100" });
+    expect(viewFromParams(new URLSearchParams(params))).toEqual(view);
+    const bad = viewFromParams(new URLSearchParams("market=free&sort=nope&offset=-5"));
+    expect([bad.filters.spot, bad.sort.key, bad.offset]).toEqual(["any", "price_per_gpu_hour", 0]);
+    expect(viewToParams(viewFromParams(new URLSearchParams()))).toEqual({});
+  });
+
   it("toggles the order on the same column and resets it on another", () => {
     expect(toggleSort({ key: "vram_gb", order: "asc" }, "vram_gb")).toEqual({ key: "vram_gb", order: "desc" });
     expect(toggleSort({ key: "vram_gb", order: "desc" }, "gpu_count")).toEqual({ key: "gpu_count", order: "asc" });
   });
 });
 
+const GPUS = { items: [{ name: "H100 SXM" }, { name: "A100 80GB SXM" }], newest_price_at: null, stale_prices: null };
+
+/** Only the requests of the offers list (the page also asks /gpus for the GPU filter). */
+function offersCalls(requests: Request[]): Request[] {
+  return requests.filter((r) => new URL(r.url).pathname === "/api/offers");
+}
+
 describe("OffersPage", () => {
   const handler = (_req: Request, url: URL) =>
-    json({ items: [offer(1), offer(2, { provider: "vast", spot: true, age_s: 3 * 86400, price_per_gpu_hour: 0.0525 })], total: 120, limit: 50, offset: Number(url.searchParams.get("offset") ?? 0) });
+    url.pathname.endsWith("/gpus") ? json(GPUS) : json({ items: [offer(1), offer(2, { provider: "vast", spot: true, age_s: 3 * 86400, price_per_gpu_hour: 0.0525 })], total: 120, limit: 50, offset: Number(url.searchParams.get("offset") ?? 0) });
 
   it("renders offers with prices and price age, and sends the API key", async () => {
-    const { requests } = renderWith(<OffersPage />, handler);
+    const { requests: all } = renderWith(<OffersPage />, handler);
     const table = await screen.findByRole("table");
+    const requests = offersCalls(all);
     const rows = within(table).getAllByRole("row");
     expect(rows).toHaveLength(3);
     expect(within(rows[1]!).getByText("lambda")).toBeTruthy();
@@ -96,34 +114,52 @@ describe("OffersPage", () => {
   });
 
   it("applies filters as repeated query parameters and resets to the first page", async () => {
-    const { requests } = renderWith(<OffersPage />, handler);
+    const { requests: all } = renderWith(<OffersPage />, handler);
+    const calls = () => offersCalls(all);
     await screen.findByRole("table");
     fireEvent.click(screen.getByText("Next ›"));
-    await waitFor(() => expect(requests).toHaveLength(2));
-    expect(new URL(requests[1]!.url).searchParams.get("offset")).toBe("50");
+    await waitFor(() => expect(calls()).toHaveLength(2));
+    expect(new URL(calls()[1]!.url).searchParams.get("offset")).toBe("50");
 
     fireEvent.change(screen.getByLabelText("Provider"), { target: { value: "aws, gcp" } });
     fireEvent.change(screen.getByLabelText("Min VRAM/GPU (GB)"), { target: { value: "40" } });
     fireEvent.change(screen.getByLabelText("Market"), { target: { value: "spot" } });
+    fireEvent.change(await screen.findByLabelText("GPU type"), { target: { value: "H100 SXM" } });
     fireEvent.click(screen.getByText("Apply"));
-    await waitFor(() => expect(requests).toHaveLength(3));
-    const params = new URL(requests[2]!.url).searchParams;
+    await waitFor(() => expect(calls()).toHaveLength(3));
+    const params = new URL(calls()[2]!.url).searchParams;
     expect(params.getAll("provider")).toEqual(["aws", "gcp"]);
+    expect(params.getAll("gpu_type")).toEqual(["H100 SXM"]);
     expect(params.get("min_vram_gb")).toBe("40");
     expect(params.get("spot")).toBe("true");
     expect(params.get("offset")).toBe("0");
   });
 
   it("sorts by a column header, flipping the order on a second click", async () => {
-    const { requests } = renderWith(<OffersPage />, handler);
+    const { requests: all } = renderWith(<OffersPage />, handler);
+    const calls = () => offersCalls(all);
     await screen.findByRole("table");
     fireEvent.click(screen.getByRole("button", { name: "VRAM/GPU" }));
-    await waitFor(() => expect(requests).toHaveLength(2));
-    expect(new URL(requests[1]!.url).searchParams.get("sort")).toBe("vram_gb");
+    await waitFor(() => expect(calls()).toHaveLength(2));
+    expect(new URL(calls()[1]!.url).searchParams.get("sort")).toBe("vram_gb");
     fireEvent.click(screen.getByRole("button", { name: /VRAM\/GPU/ }));
-    await waitFor(() => expect(requests).toHaveLength(3));
-    const params = new URL(requests[2]!.url).searchParams;
+    await waitFor(() => expect(calls()).toHaveLength(3));
+    const params = new URL(calls()[2]!.url).searchParams;
     expect([params.get("sort"), params.get("order")]).toEqual(["vram_gb", "desc"]);
+  });
+
+  it("keeps filters, sort and page in the URL, and a URL restores them", async () => {
+    window.location.hash = "#/offers?gpu=A100+80GB+SXM&market=on_demand&sort=price_per_hour&order=desc&offset=50";
+    const { requests: all } = renderWith(<OffersPage />, handler);
+    await screen.findByRole("table");
+    const first = new URL(offersCalls(all)[0]!.url).searchParams;
+    expect([first.get("gpu_type"), first.get("spot"), first.get("sort"), first.get("order"), first.get("offset")])
+      .toEqual(["A100 80GB SXM", "false", "price_per_hour", "desc", "50"]);
+    fireEvent.change(screen.getByLabelText("Region"), { target: { value: "us-west-2" } });
+    fireEvent.click(screen.getByText("Apply"));
+    await waitFor(() => expect(window.location.hash).toContain("region=us-west-2"));
+    expect(window.location.hash).toContain("gpu=A100+80GB+SXM");
+    expect(window.location.hash).not.toContain("offset=");
   });
 
   it("shows the API's error message", async () => {

@@ -43,6 +43,8 @@ export interface OptimizeForm {
   maxPriceAgeHours: string;
   timeLimitS: string;
   backend: "ortools" | "pulp";
+  /** Points per Pareto front (each its own solve); empty = none. */
+  paretoPoints: string;
   workloads: WorkloadForm[];
 }
 
@@ -82,6 +84,7 @@ export function defaultForm(): OptimizeForm {
     maxPriceAgeHours: "",
     timeLimitS: "",
     backend: "ortools",
+    paretoPoints: "",
     workloads: [newWorkload(1)],
   };
 }
@@ -181,6 +184,8 @@ export function buildRequest(form: OptimizeForm): BuildResult {
   if (horizon !== undefined) body.horizon_hours = horizon;
   const limit = number(form.timeLimitS, "timeLimitS", { min: 0, exclusiveMin: true, max: 600 }, errors);
   if (limit !== undefined) body.time_limit_s = limit;
+  const pareto = number(form.paretoPoints, "paretoPoints", { min: 0, max: 50, integer: true }, errors);
+  if (pareto !== undefined && pareto > 0) body.pareto_points = pareto;
 
   const scope: NonNullable<OptimizeRequest["offers"]> = {};
   const providers = csv(form.providers).map((p) => p.toLowerCase());
