@@ -245,6 +245,10 @@ def test_listing_reads_every_page(fake: FakeServer) -> None:
     assert {r.provider_id for r in owned} == ids and len(owned) == 11
     lists = [p for m, p in fake.app.requests if p.startswith("/api/v1/")]
     assert len(lists) == 3  # 5 + 5 + 2 (the foreign one is on the last page)
+    app = fake.app
+    assert isinstance(app, VastFake)
+    assert app.queries[-1]["order_by"] == ['[{"col":"id","dir":"asc"}]']
+    assert app.queries[-1]["select_filters"] == ["{}"] and "after_token" in app.queries[-1]
 
 
 class FailSecondList(httpx.HTTPTransport):

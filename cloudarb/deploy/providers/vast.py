@@ -15,6 +15,8 @@ Written against Vast's published REST reference (checked with the search tool, d
 - List (``/api-reference/instances/show-instances-v1``): ``GET /api/v1/instances/`` with
   ``select_filters`` (JSON, e.g. ``{"label": {"eq": key}}``), ``limit`` 1-25 and ``after_token``,
   paged until ``next_token`` is empty; the answer carries ``instances`` and ``total_instances``.
+  Checked against the official CLI (``vast-ai/vast-cli:vast.py`` ``_fetch_all_instances_v1``: the
+  same parameters plus ``order_by`` by id; ``create__instance``; ``attach__ssh``).
   The label filter is exact (``eq``/``in``), so ``find`` filters on the server while ``list_owned``
   (a prefix) reads every page and keeps labels starting with the prefix. A page that fails aborts the
   whole listing (``ListingIncomplete``).
@@ -109,6 +111,8 @@ _STATES: dict[str | None, RemoteState] = {
 }
 _ASK_ID = re.compile(r"^\d+$")
 _TYPE_ASK = re.compile(r"#(\d+)\s*$")
+_ORDER_BY = json.dumps([{"col": "id", "dir": "asc"}], separators=(",", ":"))
+"""A stable order for paging, as the official CLI asks for it."""
 
 
 def remote_state(actual_status: str | None, cur_state: str | None) -> RemoteState:
@@ -262,9 +266,11 @@ class VastProvisioner:
         token = ""
         seen: set[str] = set()
         for _ in range(MAX_PAGES):
-            params = {"limit": str(PAGE_LIMIT)}
-            if select_filters:
-                params["select_filters"] = json.dumps(select_filters, separators=(",", ":"))
+            params = {
+                "select_filters": json.dumps(select_filters, separators=(",", ":")),
+                "order_by": _ORDER_BY,
+                "limit": str(PAGE_LIMIT),
+            }
             if token:
                 params["after_token"] = token
             try:

@@ -47,6 +47,8 @@ class VastFake(FakeApp):
         self.api_key = api_key
         self.instances: dict[int, dict[str, Any]] = {}
         self._next_id = 7_000_001
+        self.queries: list[dict[str, list[str]]] = []
+        """The query parameters of every v1 listing call (a test checks what the module sends)."""
         super().__init__()
 
     # -- harness hooks ------------------------------------------------------------------------------
@@ -86,6 +88,7 @@ class VastFake(FakeApp):
 
     def reset_state(self) -> None:
         self.instances.clear()
+        self.queries.clear()
 
     def state(self) -> list[dict[str, Any]]:
         return [
@@ -184,6 +187,8 @@ class VastFake(FakeApp):
         return self.call("get", action)
 
     def list_v1(self, request: Request, match: re.Match[str]) -> Response:
+        with self.lock:
+            self.queries.append(request.query)
         try:
             filters = json.loads(request.param("select_filters") or "{}")
             limit = int(request.param("limit") or 25)
