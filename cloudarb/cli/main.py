@@ -149,9 +149,12 @@ def worker(
 @app.command("scheduler")
 def run_scheduler() -> None:
     """Run only the policy scheduler and stale-job reaper (production mode)."""
+    from cloudarb import logs
+    from cloudarb.config import get_settings
     from cloudarb.scheduler import Scheduler
     from cloudarb.worker import process_context
 
+    logs.configure(get_settings().log_level)
     sched = Scheduler(process_context())
     sched.start()
     sched.join()
