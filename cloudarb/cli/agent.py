@@ -7,6 +7,8 @@ commands, so the server's CLI does not pay for them.
 from __future__ import annotations
 
 import json
+import logging
+import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -127,6 +129,9 @@ def run(
         server=server, join_token=join_token, state_dir=state_dir, probe_image=probe_image,
         discovery=DiscoveryConfig(source=source, nvidia_smi=nvidia_smi),  # type: ignore[arg-type]
     )
+    if not once:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         agent = Agent(config, _engine(engine, socket))
         agent.start()
@@ -134,6 +139,7 @@ def run(
             agent.run_once()
             console.print(json.dumps({"node_id": agent.node_id, "gpu_pinning": agent.engine_report.gpu_pinning}))
         else:
+            signal.signal(signal.SIGTERM, lambda *_: agent.stop())  # finish the current command, then exit
             agent.run_forever()
     except AgentError as exc:
         raise fail(str(exc)) from None

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from cloudarb.agent.protocol import Command, PlacementSpec
 from tests.agent.fake_control_plane import FakeControlPlane
 from tests.agent.nvsmi_fixtures import CAPTURES, install_fake_nvidia_smi, path_with
 from tests.agent.podman_service import IMAGE, PodmanService
@@ -94,3 +97,45 @@ def test_run_once_registers_and_heartbeats(cli: Run, tmp_path: Path, podman_serv
         [node] = plane.nodes.values()
         assert json.loads(done.stdout) == {"node_id": node.node_id, "gpu_pinning": "cdi"}
         assert len(node.heartbeats) == 1 and node.heartbeats[0].host.engine.self_test_ok
+
+
+def _wait_for(what: str, check: Callable[[], bool], process: subprocess.Popen[str]) -> None:
+    """Poll until check() holds; fails (with the agent's log) if the agent exits or it never does."""
+    for _ in range(600):
+        if check():
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"the agent exited before {what}: {process.stderr.read() if process.stderr else ''}")
+        time.sleep(0.1)
+    raise AssertionError(f"never saw {what}")
+
+
+@pytest.mark.container
+def test_run_in_the_background_places_and_stops_on_sigterm(tmp_path: Path, podman_service: PodmanService) -> None:
+    install_fake_nvidia_smi(tmp_path / "bin", CAPTURES[0], copies=2)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDARB_")}
+    env.update(PYTHONPATH=str(ROOT), PATH=path_with(tmp_path / "bin"))
+    with FakeControlPlane() as plane:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cloudarb", "agent", "run", "--server", plane.url, "--join-token",
+             plane.new_join_token(), "--socket", podman_service.socket, "--probe-image", IMAGE,
+             "--source", "nvidia-smi", "--state-dir", str(tmp_path / "state")],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            _wait_for("a heartbeat", lambda: any(n.heartbeats for n in plane.nodes.values()), process)
+            [node] = plane.nodes.values()
+            gpu = node.registration.host.gpus[1].uuid
+            spec = PlacementSpec(placement_id="bg-1", instance_key="k-bg-1", image=IMAGE, gpu_uuids=[gpu],
+                                 workspace_volume="ws-bg-1")
+            plane.send(node.node_id, Command(id="c-bg-1", action="place", placement_id="bg-1", spec=spec))
+            _wait_for("the placement running", lambda: "running" in plane.states("c-bg-1"), process)
+            _wait_for("a heartbeat with the container",
+                      lambda: any(c.placement_id == "bg-1" for c in node.heartbeats[-1].containers), process)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=60) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    assert "registered as node" in (process.stderr.read() if process.stderr else "")
