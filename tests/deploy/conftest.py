@@ -17,7 +17,7 @@ from cloudarb.deploy.providers.base import Provisioner
 from cloudarb.deploy.run import write_intents
 from cloudarb.deploy.schemas import Plan, PlannedLine
 from cloudarb.storage import accounts
-from tests.cloudarb.conftest import client, ctx, seeded_template, tenant  # noqa: F401
+from tests.cloudarb.conftest import client, ctx, other_tenant, seeded_template, tenant  # noqa: F401
 from tests.deploy.memory_provider import FakeClock, Faults, MemoryProvider
 
 
