@@ -11,6 +11,7 @@ history.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 
 from sqlalchemy import delete, select
@@ -21,9 +22,11 @@ from cloudarb.db.models_nodes import Node
 from cloudarb.db.types import utcnow
 from cloudarb.nodes.inventory import Unit, free_units
 from cloudarb.storage.offers import upsert_quotes
+from ingestion.gpu_specs import GPU_MODELS
 from ingestion.schemas import PriceQuote
 
 PROVIDER = "local"
+_PROFILE_GB = re.compile(r"\.(\d+(?:\.\d+)?)gb$")
 SEPARATOR = "/"
 
 
@@ -42,6 +45,17 @@ def unit_price(node: Node, unit: Unit) -> float:
     return round(float(per_gpu) * unit.share, 6)
 
 
+def vram_gb(unit: Unit) -> float:
+    """Memory per unit as offers state it: the data sheet's for a whole GPU of a known model (drivers
+    report 81,559 MiB for an 80 GB H100, which a ``min_vram_gb: 80`` workload would refuse), the MIG
+    profile's (``3g.40gb``) for a MIG device, else what the driver reports."""
+    spec = GPU_MODELS.get(unit.model)
+    if unit.share >= 1.0 and spec is not None:
+        return spec.vram_gb
+    size = _PROFILE_GB.search(unit.label)
+    return float(size.group(1)) if size else round(unit.memory_mib / 1024, 1)
+
+
 def quotes_for(node: Node, free: list[Unit], *, mig_offers: bool) -> list[PriceQuote]:
     if node.status != "healthy" or node.drained:
         return []
@@ -57,7 +71,7 @@ def quotes_for(node: Node, free: list[Unit], *, mig_offers: bool) -> list[PriceQ
         quotes.append(PriceQuote(
             provider=PROVIDER, seller=node.name, region=node.site or node.name, instance_type=instance_type(
                 node.name, label), gpu_model=first.model, gpu_model_raw=label, gpu_count=1,
-            vram_gb=round(first.memory_mib / 1024, 1), price_per_hour=unit_price(node, first),
+            vram_gb=vram_gb(first), price_per_hour=unit_price(node, first),
             capacity="available", available_instances=len(group), reliability=None, observed_at=now,
             vcpus=(node.host_report.get("cpus") or None), spot=False,
             ram_gb=round(node.host_report["memory_mib"] / 1024, 1) if node.host_report.get("memory_mib") else None,

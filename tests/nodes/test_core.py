@@ -72,7 +72,7 @@ def test_free_gpus_are_offers_at_the_owner_price(ctx: Context, node_id: str) -> 
     with ctx.db.session() as session:
         row = session.scalars(select(Offer).where(Offer.seller == "box1")).one()
         assert (row.provider, row.region, row.gpu_count, row.price_per_hour, row.spot) == ("local", "box1", 1, 1.5, False)
-        assert row.vram_gb == pytest.approx(79.6, abs=0.1)
+        assert row.vram_gb == 80.0  # the data sheet's, not the driver's 81,559 MiB
 
 
 def test_mig_devices_are_units_and_offers(ctx: Context, tenant: Tenant) -> None:
@@ -81,6 +81,7 @@ def test_mig_devices_are_units_and_offers(ctx: Context, tenant: Tenant) -> None:
     with ctx.db.session() as session:
         row = session.scalars(select(Offer).where(Offer.seller == "migbox")).one()
         assert row.price_per_hour == pytest.approx(1.5)  # 3 of 7 slices of 3.5
+        assert row.vram_gb == 40.0
     pid, state = place(ctx, tenant.org_id, reg.node_id, "k-mig", label="H100 SXM MIG 3g.40gb")
     assert state == "assigned"
     assert state_of(ctx, pid).gpu_uuids == ["MIG-migbox.lab-0-0"]
