@@ -39,6 +39,7 @@ from cloudarb.deploy.errors import (
     AuthFailed,
     CreateUnknown,
     InvalidLaunch,
+    ListingIncomplete,
     NoCapacity,
     ProviderUnavailable,
     ProvisionError,
@@ -262,7 +263,12 @@ class AwsProvisioner:
             kwargs: dict[str, Any] = {"Filters": filters, "MaxResults": max(5, self._page_size)}
             if token:
                 kwargs["NextToken"] = token
-            answer = self._call(region, "describe_instances", **kwargs)
+            try:
+                answer = self._call(region, "describe_instances", **kwargs)
+            except (ProviderUnavailable, RateLimited) as exc:
+                if token is None:
+                    raise
+                raise ListingIncomplete(f"aws: a later page of the listing failed ({exc})", provider=KEY) from exc
             for reservation in answer.get("Reservations") or []:
                 for item in reservation.get("Instances") or []:
                     yield self._instance(region, item)

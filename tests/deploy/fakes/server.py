@@ -20,7 +20,8 @@ A fault: ``op`` (the fake's operation name: create, list, get, destroy, stop, st
 ``error`` (a named error) or ``status`` + ``body`` (raw); ``retry_after`` (the 429 header value,
 omitted = no header); ``times`` (how many calls it hits, -1 = until reset); ``after_effect`` (the
 operation is carried out first and then the error or delay is answered: create-then-500);
-``delay_s`` (hang before answering: with ``after_effect`` and no error this is create-then-timeout).
+``delay_s`` (hang before answering: with ``after_effect`` and no error this is create-then-timeout);
+``skip`` (let this many calls through first: a second page failing).
 
 ``POST /_control/reset`` forgets instances, faults and settings. ``GET /_control/state`` answers
 ``{"instances": [...], "requests": N}`` with every instance the fake holds, hidden or not, so a test
@@ -88,6 +89,7 @@ class Fault:
     times: int = 1
     after_effect: bool = False
     delay_s: float = 0.0
+    skip: int = 0
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> Fault:
@@ -113,6 +115,9 @@ class FaultBook:
     def take(self, op: str) -> Fault | None:
         for fault in self._faults:
             if fault.op == op and fault.times != 0:
+                if fault.skip > 0:  # let this call through untouched
+                    fault.skip -= 1
+                    return None
                 if fault.times > 0:
                     fault.times -= 1
                 return fault
