@@ -20,6 +20,8 @@ from pydantic import ValidationError
 from cloudarb.cli import catalog
 from cloudarb.cli import export as export_cmd
 from cloudarb.cli.agent import agent_app
+from cloudarb.cli.deploy import costs_app, deployments_app
+from cloudarb.cli.deploy import deploy as deploy_cmd
 from cloudarb.cli.forecasts import forecasts_app
 from cloudarb.cli.hooks import hooks_app
 from cloudarb.cli.nodes import nodes_app
@@ -68,6 +70,9 @@ app.command("gpus")(catalog.gpus)
 app.command("export")(export_cmd.export)
 app.add_typer(hooks_app, name="hooks")
 app.add_typer(forecasts_app, name="forecasts")
+app.command("deploy")(deploy_cmd)
+app.add_typer(deployments_app, name="deployments")
+app.add_typer(costs_app, name="costs")
 
 
 @app.callback()
