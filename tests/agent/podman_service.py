@@ -24,6 +24,7 @@ CDI_SPEC = Path("/etc/cdi/cloudarb-test.yaml")
 FAKE_GPUS = {0: "/dev/null", 1: "/dev/zero", 2: "/dev/full", 3: "/dev/urandom"}
 APPLETS = ("sh", "sleep", "ls", "cat", "env", "nc", "httpd", "echo", "mkdir", "test", "[", "stat", "sed",
            "grep", "wc", "printf", "true", "touch", "id", "head", "readlink")
+ROOT_PREFIX = "cloudarb-podman-"
 CONTAINERS_CONF = '[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\n'
 
 
@@ -68,7 +69,9 @@ class PodmanService:
                 self.process.kill()
                 self.process.wait(timeout=10)
         shutil.rmtree(self.root, ignore_errors=True)
-        if CDI_SPEC.exists() and CDI_SPEC.read_text() == cdi_spec():
+        # Another test session (tests/nodes uses these fixtures too) may still need the spec.
+        others = list(self.root.parent.glob(f"{ROOT_PREFIX}*"))
+        if not others and CDI_SPEC.exists() and CDI_SPEC.read_text() == cdi_spec():
             CDI_SPEC.unlink()
 
 
@@ -91,10 +94,13 @@ def start_service() -> PodmanService:
     """Start the service and import the test image; the caller stops it."""
     if os.geteuid() != 0:
         raise RuntimeError("the engine tests run rootful Podman (as root)")
-    root = Path(tempfile.mkdtemp(prefix="cloudarb-podman-", dir="/tmp"))
+    root = Path(tempfile.mkdtemp(prefix=ROOT_PREFIX, dir="/tmp"))
     (root / "containers.conf").write_text(CONTAINERS_CONF)
     CDI_SPEC.parent.mkdir(parents=True, exist_ok=True)
-    CDI_SPEC.write_text(cdi_spec())
+    if not CDI_SPEC.exists() or CDI_SPEC.read_text() != cdi_spec():
+        tmp = CDI_SPEC.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(cdi_spec())
+        tmp.replace(CDI_SPEC)  # atomic: a concurrent session never reads half a spec
     socket = str(root / "podman.sock")
     log = (root / "service.log").open("wb")
     service = PodmanService(root, socket)
