@@ -406,8 +406,3 @@ class ForecastSchedule(Base):
     next_run_at: Mapped[datetime] = mapped_column()
     last_job_id: Mapped[str | None] = mapped_column(ID, nullable=True)
 
-
-# Feature tables live in their own modules (cloudarb/db/models_<feature>.py); importing them here puts
-# every table in the one metadata that the migrations and their check compare.
-from cloudarb.db import models_deploy as models_deploy  # noqa: E402
-from cloudarb.db import models_hooks as models_hooks  # noqa: E402
