@@ -9,10 +9,12 @@
   creation on the instance and its volumes (``Name``, ``cloudarb:key``, ``cloudarb:expires-at``, the
   line's tags), spot through ``InstanceMarketOptions`` (one-time, terminate on interruption,
   ``MaxPrice`` = the launch price). The machine image is ``spec.image`` when it is an ``ami-...``;
-  a container image runs through cloud-init on the AMI named by the ``ami`` credential setting.
+  a container image runs through cloud-init (Docker, the line's SSH key) on the configured AMI
+  (``ami`` setting or ``CLOUDARB_AWS_AMI``) or the region's AWS Deep Learning Base GPU AMI.
 - Find / list: ``DescribeInstances`` filtered by ``tag:cloudarb:key`` (find) or ``tag-key`` plus a
   client-side prefix match (list), every page through ``NextToken``, in every configured region
-  (``regions`` setting, comma separated; default ``AWS_DEFAULT_REGION`` or us-east-1).
+  (``regions`` setting or ``CLOUDARB_AWS_REGIONS``, comma separated; else ``AWS_REGION`` /
+  ``AWS_DEFAULT_REGION``, else us-east-1) and every region this process launched in.
 - Get: the ``terminated`` state is the proof of absence. ``InvalidInstanceID.NotFound`` is *not*
   (EC2 is eventually consistent right after RunInstances and TerminateInstances), so it raises
   ``ProviderUnavailable`` and the core reads again later.
@@ -86,6 +88,7 @@ INVALID = frozenset({"IdempotentParameterMismatch", "InvalidParameterValue", "In
                      "InvalidInstanceType", "InvalidKeyPair.NotFound", "InvalidSubnetID.NotFound",
                      "InvalidGroup.NotFound", "InvalidUserData.Malformed"})
 NOT_FOUND = "InvalidInstanceID.NotFound"
+DLAMI_PARAMETER = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-ubuntu-22.04/latest/ami-id"
 
 _STATES = {
     "pending": RemoteState.PENDING,
@@ -146,7 +149,8 @@ class AwsProvisioner:
             aws_secret_access_key=creds.get("aws_secret_access_key") or creds.get("secret_access_key") or None,
             aws_session_token=creds.get("aws_session_token") or creds.get("session_token") or None,
         )
-        configured = creds.get("regions") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        configured = (creds.get("regions") or os.environ.get("CLOUDARB_AWS_REGIONS")
+                      or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
         self.regions = [r.strip() for r in configured.split(",") if r.strip()]
         self._boto = BotoConfig(
             retries={"total_max_attempts": 1, "mode": "standard"},
@@ -166,6 +170,8 @@ class AwsProvisioner:
         if not spec.key.isascii() or len(spec.key) > CAPABILITIES.max_key_length:
             raise InvalidLaunch("aws: the key must be ASCII and at most 64 characters (ClientToken)", provider=KEY)
         region = spec.region or self.regions[0]
+        if region not in self.regions:
+            self.regions.append(region)  # listed from now on (configure it to survive a restart)
         request: dict[str, Any] = {
             "ImageId": self._image(spec),
             "InstanceType": spec.instance_type,
@@ -277,13 +283,26 @@ class AwsProvisioner:
                 return
 
     def _image(self, spec: LaunchSpec) -> str:
+        """``spec.image`` when it is an AMI; else the configured AMI (``ami`` setting or
+        ``CLOUDARB_AWS_AMI``); else the region's current AWS Deep Learning Base GPU AMI from its
+        public SSM parameter (as AWS documents for finding DLAMI ids)."""
         if spec.image.startswith("ami-"):
             return spec.image
-        ami = self._config.credentials.get("ami", "")
-        if not ami:
-            raise InvalidLaunch("aws: no machine image: give an ami-... image or set the 'ami' setting",
-                                provider=KEY)
-        return ami
+        ami = self._config.credentials.get("ami") or os.environ.get("CLOUDARB_AWS_AMI", "")
+        if ami:
+            return ami
+        region = spec.region or self.regions[0]
+        try:
+            ssm = self._session.client("ssm", region_name=region, endpoint_url=self._config.base_url or None,
+                                       config=self._boto)
+            value = ssm.get_parameter(Name=DLAMI_PARAMETER)["Parameter"]["Value"]
+        except (ClientError, BotoCoreError, KeyError) as exc:
+            raise InvalidLaunch(
+                f"aws: no machine image for {region}: give an ami-... image or set CLOUDARB_AWS_AMI "
+                f"({DLAMI_PARAMETER} could not be read: {type(exc).__name__})",
+                provider=KEY,
+            ) from exc
+        return str(value)
 
     @staticmethod
     def _tags(spec: LaunchSpec) -> list[dict[str, str]]:

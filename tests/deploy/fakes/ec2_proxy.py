@@ -48,7 +48,8 @@ _ERRORS: dict[str, tuple[int, str, str]] = {
 }
 _OPS = {"RunInstances": "create", "TerminateInstances": "destroy", "StopInstances": "stop",
         "StartInstances": "start"}
-_FORWARDED_HEADERS = ("content-type", "authorization", "x-amz-date", "x-amz-security-token", "user-agent")
+_FORWARDED_HEADERS = ("content-type", "authorization", "x-amz-date", "x-amz-security-token", "x-amz-target",
+                      "user-agent")
 
 
 def ec2_error(code: str, message: str, status: int) -> Response:
