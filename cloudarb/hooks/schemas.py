@@ -31,8 +31,9 @@ class HookCreate(BaseModel):
 
     name: str = Field(min_length=1, max_length=200)
     kind: Literal["webhook", "command"]
-    url: str | None = Field(default=None, max_length=2000, description="HTTPS URL (plain HTTP only on loopback).")
-    command: list[str] | None = Field(default=None, min_length=1, max_length=64,
+    url: str | None = Field(default=None, max_length=2000, validate_default=True,
+                            description="HTTPS URL (plain HTTP only on loopback).")
+    command: list[str] | None = Field(default=None, min_length=1, max_length=64, validate_default=True,
                                       description="Program and arguments; the event's JSON body comes on stdin.")
     events: list[str] = Field(min_length=1, max_length=32, description="Event names, '<group>.*' or '*'.")
     payload_format: Literal["json", "slack"] = Field(

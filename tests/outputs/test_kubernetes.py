@@ -4,6 +4,7 @@ version), the semantic checks schemas miss, Kueue objects against their document
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import kubernetes_validate
@@ -133,11 +134,17 @@ def test_semantics_match_each_line(which: str, options: KubernetesOptions | None
 def test_semantic_checks_catch_what_schemas_miss() -> None:
     plan = mixed_plan()
     good = all_docs(plan)
-    cases = {
-        "string count": lambda c: c["resources"]["limits"].update({GPU_RESOURCE: "8"}),
-        "request differs": lambda c: c["resources"].update({"requests": {GPU_RESOURCE: 1}}),
-        "wrong model": lambda c: None,
-    }
+    def string_count(c: dict[str, Any]) -> None:
+        c["resources"]["limits"][GPU_RESOURCE] = "8"
+
+    def request_differs(c: dict[str, Any]) -> None:
+        c["resources"]["requests"] = {GPU_RESOURCE: 1}
+
+    def nothing(c: dict[str, Any]) -> None:
+        return None
+
+    cases: dict[str, Callable[[dict[str, Any]], None]] = {
+        "string count": string_count, "request differs": request_differs, "wrong model": nothing}
     for label, mutate in cases.items():
         docs = copy.deepcopy(good)
         target = next(d for d in docs if d["kind"] == "Job" and d["metadata"]["name"] == plan.key(plan.lines[0]))

@@ -134,13 +134,16 @@ def test_dstack_configurations_follow_the_schema_and_the_line(which: str) -> Non
 
 def test_schemas_reject_what_the_tools_would() -> None:
     task = next(iter(loaded(fleet_plan(), "skypilot").values()))
-    for bad in ({"cloud": "lambdalabs"}, {"accelerators": {"A100": 8, "H100": 8}}, {"spot": True},
-                {"max_hourly_cost": 0}):
+    bad_resources: list[dict[str, Any]] = [{"cloud": "lambdalabs"}, {"accelerators": {"A100": 8, "H100": 8}},
+                                           {"spot": True}, {"max_hourly_cost": 0}]
+    for bad in bad_resources:
         broken = {**task, "resources": {**task["resources"], **bad}}
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(broken, SKYPILOT_TASK)
     conf = next(iter(loaded(fleet_plan(), "dstack").values()))
-    for bad in ({"backends": ["vast"]}, {"spot_policy": "spot-only"}, {"resources": {"gpu": "8xA100"}}):
+    bad_confs: list[dict[str, Any]] = [{"backends": ["vast"]}, {"spot_policy": "spot-only"},
+                                       {"resources": {"gpu": "8xA100"}}]
+    for bad in bad_confs:
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate({**conf, **bad}, DSTACK_RUN)
 
