@@ -295,6 +295,9 @@ class Agent:
             raise CommandRefused(f"GPU {', '.join(unknown)} is not on this node")
         if len(set(spec.gpu_uuids)) != len(spec.gpu_uuids):
             raise CommandRefused("a GPU is listed twice in gpu_uuids")
+        split = [g.uuid for g in self.host.gpus if g.uuid in spec.gpu_uuids and g.mig_mode == "enabled"]
+        if split:
+            raise CommandRefused(f"GPU {', '.join(split)} has MIG enabled: place on its MIG devices instead")
         return [GpuRef(uuid=uuid, cdi_name=names[uuid]) for uuid in spec.gpu_uuids]
 
     def _running(self, command: Command, info: ContainerInfo, message: str) -> None:

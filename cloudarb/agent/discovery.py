@@ -68,11 +68,15 @@ def read_gpus(config: DiscoveryConfig) -> tuple[list[GpuReport], str | None]:
             return NvmlReader(config.nvml if config.nvml is not None else load_nvml()).discover(), None
         except NvmlUnavailable as exc:
             errors.append(str(exc))
+        except ValueError as exc:
+            errors.append(f"NVML reported an unusable value: {exc}")
     if config.source in ("auto", "nvidia-smi"):
         try:
             return NvidiaSmi(config.nvidia_smi).discover(), None
         except NvsmiError as exc:
             errors.append(str(exc))
+        except ValueError as exc:  # a value out of the protocol's range: report it, do not crash the agent
+            errors.append(f"nvidia-smi reported an unusable value: {exc}")
     return [], "no GPU: " + "; ".join(errors)
 
 

@@ -3,7 +3,7 @@
 Its own storage (``--root``/``--runroot``, vfs driver) under a temporary directory, a containers.conf
 (``default_ulimits = []``, runtime runc), an image imported from a tiny root filesystem around the
 host's static busybox, and a fake CDI spec (``/etc/cdi/cloudarb-test.yaml``: Podman 4.3 reads specs
-only from /etc/cdi and /var/run/cdi) mapping ``nvidia.com/gpu=0..3`` to harmless host devices.
+only from /etc/cdi and /var/run/cdi) mapping ``nvidia.com/gpu=0..3`` (and MIG devices ``0:0..0:3``) to harmless host devices.
 """
 
 from __future__ import annotations
@@ -35,6 +35,13 @@ def cdi_spec() -> str:
             f'- name: "{index}"', "  containerEdits:", "    deviceNodes:",
             f"    - path: /dev/nvidia{index}", f"      hostPath: {host_path}",
             f'    env: ["NVIDIA_VISIBLE_DEVICES={index}"]',
+        ]
+    for mig in range(4):  # MIG devices of GPU 0, named "<gpu>:<mig>" as nvidia-ctk names them
+        lines += [
+            f'- name: "0:{mig}"', "  containerEdits:", "    deviceNodes:",
+            "    - path: /dev/nvidia0", "      hostPath: /dev/null",
+            f"    - path: /dev/nvidia-caps/nvidia-cap{mig + 1}", "      hostPath: /dev/null",
+            f'    env: ["NVIDIA_VISIBLE_DEVICES=0:{mig}"]',
         ]
     return "\n".join(lines) + "\n"
 

@@ -266,3 +266,29 @@ def test_gpu_work_is_refused_when_the_self_test_fails(plane: FakeControlPlane, t
     assert "self-test failed" in (plane.last(refused.id).error or "")
 
 
+
+
+def test_mig_devices_are_placed_separately_and_the_split_gpu_is_refused(
+    plane: FakeControlPlane, tmp_path: Path, libpod: LibpodEngine,
+) -> None:
+    mig_capture = next(c for c in CAPTURES if "h100-mig" in c.name)
+    exe = install_fake_nvidia_smi(tmp_path / "bin", mig_capture)
+    agent = _agent(plane, libpod, tmp_path / "s", str(exe), token=plane.new_join_token())
+    agent.start()
+    assert agent.engine_report.self_test_ok and "nvidia.com/gpu=0:0" in agent.engine_report.detail
+    node = plane.nodes[agent.node_id or ""]
+    [gpu] = node.registration.host.gpus
+    migs = [m.uuid for m in gpu.mig_devices]
+    whole = _place("p-whole", [gpu.uuid])
+    slice1 = _place("p-mig1", [migs[1]])
+    again = _place("p-mig1b", [migs[1]])
+    for command in (whole, slice1, again):
+        plane.send(node.node_id, command)
+    agent.run_once()
+    assert "has MIG enabled" in (plane.last(whole.id).error or "")
+    assert plane.states(slice1.id)[-1] == "running"
+    assert "already given to placement p-mig1" in (plane.last(again.id).error or "")
+    [info] = libpod.list_containers({LABEL_PLACEMENT: "p-mig1"})
+    _, caps = libpod.exec(info.id, ["ls", "/dev/nvidia-caps"])
+    assert caps.split() == ["nvidia-cap2"]
+    assert agent.gpu_owners == {migs[1]: "p-mig1"}
