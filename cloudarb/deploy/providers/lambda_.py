@@ -223,12 +223,19 @@ class LambdaProvisioner:
         name = "cloudarb-" + hashlib.sha256(public.encode()).hexdigest()[:20]
         if name in self._ssh_key_names:
             return name
-        response = self._rest.request("GET", "/ssh-keys", accept=(200,))
-        names = {str(k.get("name")) for k in self._rest.json(response).get("data") or [] if isinstance(k, dict)}
-        if name not in names:
-            self._rest.request("POST", "/ssh-keys", json_body={"name": name, "public_key": public}, accept=(200,))
+        if name not in self._registered_keys():
+            try:
+                self._rest.request("POST", "/ssh-keys", json_body={"name": name, "public_key": public},
+                                   accept=(200,))
+            except ProvisionError:
+                if name not in self._registered_keys():  # not another worker registering it first
+                    raise
         self._ssh_key_names.add(name)
         return name
+
+    def _registered_keys(self) -> set[str]:
+        response = self._rest.request("GET", "/ssh-keys", accept=(200,))
+        return {str(k.get("name")) for k in self._rest.json(response).get("data") or [] if isinstance(k, dict)}
 
 
 def provisioner(config: ProviderConfig) -> Provisioner:
