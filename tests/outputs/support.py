@@ -75,3 +75,16 @@ def check_golden(rendered: Rendered, folder: str) -> None:
     assert sorted(f.path for f in rendered.files) == expected
     for f in rendered.files:
         assert f.content == (root / f.path).read_text(), f"{folder}/{f.path} differs from its golden file"
+
+
+def store_fleet(session: Any, organization_id: str, *, status: str = "finished") -> str:
+    """The fixed fleet solution as a stored optimization of ``organization_id`` (same id as the goldens)."""
+    from cloudarb.db.models import AllocationLine, OptimizationRequest
+
+    data = fleet_solution()
+    session.add(OptimizationRequest(id=data["optimization_id"], organization_id=organization_id, name=data["name"],
+                                    status=status, request=data["request"]))
+    session.flush()
+    for a in data["allocations"]:
+        session.add(AllocationLine(optimization_id=data["optimization_id"], **a))
+    return str(data["optimization_id"])
