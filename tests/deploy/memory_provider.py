@@ -50,7 +50,7 @@ class FakeClock:
 @dataclass
 class Faults:
     no_capacity: set[str] = field(default_factory=set)
-    """Instance types that answer no capacity."""
+    """Instance types (or ``type@region``) that answer no capacity."""
     quota: set[str] = field(default_factory=set)
     create_then_error: int = 0
     """Next creates that make the instance and then answer an unknown outcome (RunPod's 500)."""
@@ -111,7 +111,7 @@ class MemoryProvider:
             self.calls.append(f"create {spec.key}")
             if self._use("rate_limited"):
                 raise RateLimited("slow down", provider=self.key, retry_after_s=1.0)
-            if spec.instance_type in self.faults.no_capacity:
+            if {spec.instance_type, f"{spec.instance_type}@{spec.region}"} & self.faults.no_capacity:
                 raise NoCapacity(f"no {spec.instance_type} left", provider=self.key)
             if spec.instance_type in self.faults.quota:
                 raise QuotaExceeded(f"quota for {spec.instance_type}", provider=self.key)
