@@ -217,7 +217,8 @@ def metrics() -> Metrics:
                                         registry=reg, buckets=SOLVE_BUCKETS),
                 reconcile_passes=Counter("cloudarb_reconcile_passes", "Reconciler passes, by provider and outcome",
                                          ["provider", "outcome"], registry=reg),
-                orphans_found=Counter("cloudarb_orphans_found", "Provider instances found with no row naming them",
+                orphans_found=Counter("cloudarb_orphans_found", "Orphan sightings: provider instances with our "
+                                      "mark and no live row, counted on each reconcile pass that sees them",
                                       ["provider"], registry=reg),
             )
         return _metrics
@@ -242,7 +243,8 @@ def solve_ended(seconds: float) -> None:
 
 
 def reconcile_pass(provider: str, outcome: str, orphans: int = 0) -> None:
-    """One reconciler pass over one provider (``outcome``: ok or failed) and the orphans it found."""
+    """One reconciler pass over one provider account (``outcome``: ok, or failed when it aborted or
+    an action failed) and the orphans it saw (an orphan counts on every pass until it is destroyed)."""
     m = metrics()
     m.reconcile_passes.labels(provider, outcome).inc()
     m.orphans_found.labels(provider).inc(max(0, orphans))

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import delete, or_, select
 
+from cloudarb import telemetry
 from cloudarb.db.models import JobRun
 from cloudarb.db.models_deploy import DeployInstance, Deployment, Sighting
 from cloudarb.deploy import keys
@@ -76,6 +77,7 @@ def reconcile(env: DeployEnv, provider: str, account: str = "default") -> Report
         report.aborted = f"{exc.code}: {exc}"
         report.seconds = time.monotonic() - started
         log.warning("reconcile pass aborted", extra={"provider": provider, "account": account, "error": str(exc)})
+        telemetry.reconcile_pass(provider, "failed")
         return report
     report.listed = len(remotes)
     now = env.clock()
@@ -118,6 +120,7 @@ def reconcile(env: DeployEnv, provider: str, account: str = "default") -> Report
             if _never_created(env, prov, row):
                 report.never_created += 1
     report.seconds = time.monotonic() - started
+    telemetry.reconcile_pass(provider, "failed" if report.errors else "ok", orphans=report.orphans_seen)
     return report
 
 
