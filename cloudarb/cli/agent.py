@@ -130,7 +130,9 @@ def run(
         discovery=DiscoveryConfig(source=source, nvidia_smi=nvidia_smi),  # type: ignore[arg-type]
     )
     if not once:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        from cloudarb import logs  # the server's JSON format (stdlib only: the agent may import it)
+
+        logs.configure(logs.level_from_env())
         logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         agent = Agent(config, _engine(engine, socket))

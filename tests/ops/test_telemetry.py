@@ -152,3 +152,15 @@ def test_uvicorn_log_config_uses_the_json_formatter() -> None:
     assert config["root"] == {"handlers": ["default"], "level": "WARNING"}
     for logger in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         assert config["loggers"][logger] == {"handlers": [], "propagate": True}
+
+
+def test_the_log_module_is_standard_library_only() -> None:
+    """The node agent imports it and installs without the server's packages."""
+    import ast
+
+    tree = ast.parse(Path(logs.__file__).read_text())
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
