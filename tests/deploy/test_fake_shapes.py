@@ -11,9 +11,17 @@ import jsonschema
 import pytest
 
 from tests.deploy.fakes import shapes
-from tests.deploy.fakes.fixtures import lambda_fake, lambda_server, runpod_fake, runpod_server  # noqa: F401
+from tests.deploy.fakes.fixtures import (  # noqa: F401
+    lambda_fake,
+    lambda_server,
+    runpod_fake,
+    runpod_server,
+    runpod_v2_fake,
+    runpod_v2_server,
+)
 from tests.deploy.fakes.lambda_cloud import API_KEY as LAMBDA_KEY
 from tests.deploy.fakes.runpod import API_KEY as RUNPOD_KEY
+from tests.deploy.fakes.runpod_v2 import API_KEY as RUNPOD_V2_KEY
 from tests.deploy.fakes.server import FakeServer
 
 
@@ -74,6 +82,26 @@ def test_runpod_fake_shapes(runpod_fake: FakeServer) -> None:
         fake.fault("create", error=error)
         _check(api.post("/pods", json=body), status, shapes.RUNPOD["error"])
     _check(httpx.get(f"{fake.url}/v1/pods", timeout=5), 401, shapes.RUNPOD["error"])
+
+
+def test_runpod_v2_fake_shapes(runpod_v2_fake: FakeServer) -> None:
+    fake = runpod_v2_fake
+    api = httpx.Client(base_url=f"{fake.url}/v2", headers={"Authorization": f"Bearer {RUNPOD_V2_KEY}"}, timeout=5)
+    body = {"name": "p1", "image": "runpod/pytorch:1.0.2-cu1281-torch280-ubuntu2404",
+            "gpu": {"id": "NVIDIA GeForce RTX 4090", "count": 1}, "ports": ["22/tcp"], "startSsh": True}
+    pod = _check(api.post("/pods", json=body), 201, shapes.RUNPOD_V2["pod"])
+    for _ in range(2):
+        _check(api.get(f"/pods/{pod['id']}"), 200, shapes.RUNPOD_V2["pod"])
+    _check(api.get("/pods"), 200, shapes.RUNPOD_V2["pods"])
+    _check(api.post(f"/pods/{pod['id']}/action", json={"action": "stop"}), 200, shapes.RUNPOD_V2["pod"])
+    assert api.delete(f"/pods/{pod['id']}").status_code == 204
+    _check(api.get(f"/pods/{pod['id']}"), 404, shapes.RUNPOD_V2["problem"])
+    _check(api.post("/pods", json=dict(body, interruptible=True)), 422, shapes.RUNPOD_V2["problem"])
+    fake.fault("list", error="rate_limit", retry_after="12")
+    limited = api.get("/pods")
+    assert limited.headers["Retry-After"] == "12"
+    assert limited.headers["content-type"] == "application/problem+json"
+    _check(limited, 429, shapes.RUNPOD_V2["problem"])
 
 
 @pytest.mark.parametrize("retry_after", [None, "4"])

@@ -30,6 +30,9 @@ from tests.deploy.fakes.fixtures import (  # noqa: F401
     runpod_env,
     runpod_fake,
     runpod_server,
+    runpod_v2_env,
+    runpod_v2_fake,
+    runpod_v2_server,
 )
 from tests.deploy.fakes.tensordock import tensordock_env, tensordock_fake, tensordock_server  # noqa: F401
 from tests.deploy.fakes.vast import vast_env, vast_fake, vast_server  # noqa: F401
@@ -37,6 +40,7 @@ from tests.deploy.fakes.vast import vast_env, vast_fake, vast_server  # noqa: F4
 ENVS = {
     "lambda": "lambda_env",
     "runpod": "runpod_env",
+    "runpod-v2": "runpod_v2_env",
     "tensordock": "tensordock_env",
     "vast": "vast_env",
     "aws": "aws_env",

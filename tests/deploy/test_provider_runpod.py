@@ -13,9 +13,20 @@ from cloudarb.deploy.errors import (
     QuotaExceeded,
 )
 from cloudarb.deploy.providers import runpod
-from cloudarb.deploy.providers.base import RemoteState
+from cloudarb.deploy.providers.base import ProviderConfig, RemoteState
+from cloudarb.deploy.providers.runpod_v2 import RunPodV2Provisioner
 from tests.deploy.fakes.env import PREFIX, ProviderEnv, Sleeps
-from tests.deploy.fakes.fixtures import runpod_config, runpod_env, runpod_fake, runpod_server, runpod_spec  # noqa: F401
+from tests.deploy.fakes.fixtures import (  # noqa: F401
+    runpod_config,
+    runpod_env,
+    runpod_fake,
+    runpod_server,
+    runpod_spec,
+    runpod_v2_config,
+    runpod_v2_env,
+    runpod_v2_fake,
+    runpod_v2_server,
+)
 from tests.deploy.fakes.runpod import NO_CAPACITY
 from tests.deploy.fakes.server import FakeServer
 
@@ -114,3 +125,39 @@ def test_capabilities() -> None:
     assert (caps.mark, caps.idempotency_token, caps.list_filter, caps.stop_start, caps.spot) == (
         "name", False, True, True, True)
     assert (caps.billing_granularity_s, caps.reports_rate, caps.max_key_length) == (1, True, 191)
+
+
+# -- REST v2 -----------------------------------------------------------------------------------------
+def test_v2_is_chosen_by_setting_or_url(runpod_v2_fake: FakeServer) -> None:
+    chosen = runpod.provisioner(runpod_v2_config(runpod_v2_fake, Sleeps()))
+    assert isinstance(chosen, RunPodV2Provisioner) and chosen.capabilities.spot is False
+    by_setting = runpod.provisioner(ProviderConfig(credentials={"api_key": "k", "api_version": "v2"}))
+    assert isinstance(by_setting, RunPodV2Provisioner)
+    assert isinstance(runpod.provisioner(ProviderConfig(credentials={"api_key": "k"})), runpod.RunPodProvisioner)
+
+
+def test_v2_nested_body_ssh_and_rate(runpod_v2_env: ProviderEnv) -> None:
+    spec = runpod_spec(PREFIX + "d9-l0-r0-a0", gpu_count=2, ports=(8000,), region="US-TX-3")
+    created = runpod_v2_env.provisioner.create(spec)
+    pod = runpod_v2_env.fake.instances()[0]
+    assert pod["gpu"] == {"id": "NVIDIA GeForce RTX 4090", "count": 2} and pod["cloud"] == "SECURE"
+    assert pod["ports"] == ["8000/http", "22/tcp"] and pod["env"]["PUBLIC_KEY"] == spec.ssh_public_key
+    assert created.state is RemoteState.PENDING
+    runpod_v2_env.provisioner.get(created.provider_id)
+    running = runpod_v2_env.provisioner.get(created.provider_id)
+    assert running is not None and running.state is RemoteState.RUNNING
+    assert running.address and running.ssh_port and running.hourly_rate == pytest.approx(pod["cost"])
+    runpod_v2_env.provisioner.stop(created.provider_id)
+    stopped = runpod_v2_env.provisioner.get(created.provider_id)
+    assert stopped is not None and stopped.state is RemoteState.STOPPED and stopped.hourly_rate == 0.0
+
+
+def test_v2_refuses_spot_and_honours_retry_after(runpod_v2_env: ProviderEnv) -> None:
+    with pytest.raises(InvalidLaunch, match="spot"):
+        runpod_v2_env.provisioner.create(runpod_spec(PREFIX + "d10-l0-r0-a0", spot=True))
+    runpod_v2_env.fake.fault("list", error="rate_limit", retry_after="12")
+    assert runpod_v2_env.provisioner.list_owned(PREFIX) == []
+    assert runpod_v2_env.sleeps.waits == [12.0]
+    runpod_v2_env.fake.fault("create", error="no_capacity")
+    with pytest.raises(NoCapacity):
+        runpod_v2_env.provisioner.create(runpod_spec(PREFIX + "d10-l0-r0-a1"))

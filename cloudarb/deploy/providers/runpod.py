@@ -20,8 +20,9 @@ or ``"<gpu id> [community]"`` (``ingestion/providers/runpod.py``); otherwise the
 resolved through the one GPU identity table against the ids RunPod documents.
 
 Note: RunPod's documentation marks REST v1 deprecated (retirement announced for 2026-11-15) in
-favour of v2 (``https://api.runpod.io/v2``: nested create body, problem+json errors, Retry-After);
-this module follows v1 as the deploy design asks, and ``base_url`` keeps the endpoint configurable.
+favour of v2 (``https://api.runpod.io/v2``: nested create body, problem+json errors, Retry-After, no
+interruptible pods). This module follows v1 as the deploy design asks; ``runpod_v2.py`` speaks v2 and
+``provisioner`` picks it when the ``api_version`` setting is ``v2``.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def gpu_selection(spec: LaunchSpec) -> tuple[str, str]:
 def _message(response: httpx.Response) -> str:
     body = error_body(response)
     if isinstance(body, dict):
-        for field in ("message", "error", "detail"):
+        for field in ("message", "error", "detail"):  # v1 message; v2 problem+json detail
             if isinstance(body.get(field), str):
                 return str(body[field])
     return response.text[:300] if response.headers.get("content-type", "").startswith("text") else ""
@@ -236,5 +237,10 @@ class RunPodProvisioner:
 
 
 def provisioner(config: ProviderConfig) -> Provisioner:
-    """The registry's entry point for key ``runpod``."""
+    """The registry's entry point for key ``runpod``: REST v1, or v2 when the ``api_version``
+    setting is ``v2`` or the base URL ends in ``/v2`` (``runpod_v2.py``)."""
+    if config.credentials.get("api_version") == "v2" or (config.base_url or "").rstrip("/").endswith("/v2"):
+        from cloudarb.deploy.providers.runpod_v2 import RunPodV2Provisioner
+
+        return RunPodV2Provisioner(config)
     return RunPodProvisioner(config)

@@ -21,6 +21,8 @@ from tests.deploy.fakes.lambda_cloud import LambdaFake
 from tests.deploy.fakes.moto import MotoServer, moto_server
 from tests.deploy.fakes.runpod import API_KEY as RUNPOD_KEY
 from tests.deploy.fakes.runpod import RunPodFake
+from tests.deploy.fakes.runpod_v2 import API_KEY as RUNPOD_V2_KEY
+from tests.deploy.fakes.runpod_v2 import RunPodV2Fake
 from tests.deploy.fakes.server import FakeServer, serving
 
 
@@ -86,6 +88,33 @@ def runpod_spec(key: str, **overrides: Any) -> LaunchSpec:
 def runpod_env(runpod_fake: FakeServer) -> ProviderEnv:
     sleeps = Sleeps()
     return ProviderEnv("runpod", runpod.provisioner(runpod_config(runpod_fake, sleeps)), runpod_fake,
+                       runpod_spec, sleeps)
+
+
+@pytest.fixture(scope="session")
+def runpod_v2_server() -> Iterator[FakeServer]:
+    with serving(RunPodV2Fake()) as server:
+        yield server
+
+
+@pytest.fixture()
+def runpod_v2_fake(runpod_v2_server: FakeServer) -> FakeServer:
+    runpod_v2_server.reset()
+    return runpod_v2_server
+
+
+def runpod_v2_config(server: FakeServer, sleeps: Sleeps, **overrides: Any) -> ProviderConfig:
+    fields: dict[str, Any] = dict(
+        credentials={"api_key": RUNPOD_V2_KEY}, base_url=f"{server.url}/v2", timeout_s=1.0, sleep=sleeps
+    )
+    fields.update(overrides)
+    return ProviderConfig(**fields)
+
+
+@pytest.fixture()
+def runpod_v2_env(runpod_v2_fake: FakeServer) -> ProviderEnv:
+    sleeps = Sleeps()
+    return ProviderEnv("runpod", runpod.provisioner(runpod_v2_config(runpod_v2_fake, sleeps)), runpod_v2_fake,
                        runpod_spec, sleeps)
 
 

@@ -93,3 +93,30 @@ RUNPOD = {
     "pods": {"type": "array", "items": RUNPOD_POD},
     "error": _object({"message": _STR}, ["message"]),
 }
+
+# RunPod REST v2 (``api-reference-v2/openapi.json``): Pod = ContainerConfig + the pod's own fields.
+RUNPOD_V2_POD = _object(
+    {
+        "id": _STR, "name": _STR, "image": _STR, "args": _STR, "disk": {"type": "integer"}, "ports": _STRS,
+        "env": {"type": "object", "additionalProperties": _STR}, "registry": {"type": ["string", "null"]},
+        "status": {"enum": ["PROVISIONING", "STARTING", "RUNNING", "EXITED", "ERROR", "TERMINATED"]},
+        "actions": {"type": "array", "items": {"enum": ["start", "stop", "restart", "terminate"]}},
+        "mounts": {"type": "object"}, "gpu": _object({"id": _STR, "count": {"type": "integer", "minimum": 1}}, ["id"]),
+        "cpu": {"type": "object"}, "cloud": {"enum": ["SECURE", "COMMUNITY"]},
+        "dataCenterId": {"type": ["string", "null"]}, "cudaVersion": {"type": ["string", "null"]},
+        "ssh": _object({"proxy": {"type": ["object", "null"]}, "direct": {"type": ["object", "null"]}},
+                       ["proxy", "direct"]),
+        "cluster": {"type": "object"}, "template": {"type": ["string", "null"]}, "cost": _NUM,
+        "locked": {"type": "boolean"}, "globalNetworking": {"type": "object", "required": ["enabled"]},
+        "runtime": {"type": ["object", "null"]}, "createdAt": _STR, "startedAt": {"type": ["string", "null"]},
+    },
+    ["id", "name", "status", "actions", "image", "args", "disk", "mounts", "ports", "env", "registry", "cloud",
+     "dataCenterId", "cudaVersion", "ssh", "template", "cost", "locked", "runtime", "createdAt", "startedAt",
+     "globalNetworking"],
+)
+RUNPOD_V2 = {
+    "pod": RUNPOD_V2_POD,
+    "pods": _object({"pods": {"type": "array", "items": RUNPOD_V2_POD}}, ["pods"]),
+    "problem": {"type": "object", "required": ["title", "status", "detail"],
+                "properties": {"title": _STR, "status": {"type": "integer"}, "detail": _STR, "errors": _STRS}},
+}

@@ -1,0 +1,162 @@
+"""RunPod provisioning through REST API v2 (``runpod/docs`` ``api-reference-v2/openapi.json``, server
+``https://api.runpod.io``, ``Authorization: Bearer``), the successor RunPod's documentation names for
+REST v1 (v1 is marked deprecated, retirement announced for 2026-11-15). Chosen by
+``runpod.provisioner`` when the ``api_version`` setting is ``v2`` or the base URL ends in ``/v2``.
+
+Differences from v1 that change behaviour here:
+- ``POST /v2/pods`` takes a nested body: ``name``, ``image``, ``gpu: {id, count}``, ``cloud``
+  SECURE|COMMUNITY, ``disk``, ``ports``, ``env``, ``dataCenterIds``, ``startSsh``. There is no
+  interruptible (spot) field, so this module declares ``spot=False`` and refuses a spot launch.
+- ``GET /v2/pods`` answers ``{"pods": [...]}`` and has no name filter: the key is matched client
+  side (``list_filter=False``). A terminated pod leaves the list; ``GET /v2/pods/{id}`` 404 (or
+  status ``TERMINATED``) is the proof of absence. ``DELETE /v2/pods/{id}`` -> 204, 404 = gone.
+- Stop/start: ``POST /v2/pods/{id}/action {"action": "stop"|"start"}``.
+- Errors are RFC 9457 ``application/problem+json`` ``{title, status, detail, errors[]}``; 429 carries
+  ``Retry-After`` (seconds), honoured by the shared helper. The capacity and balance wording is not
+  documented: ``detail`` is matched as in v1.
+- SSH: the line's public key rides in ``env.PUBLIC_KEY`` (``startSsh`` injects the account's keys
+  only when the request sets none), and ``ssh.direct`` gives the address once ``22/tcp`` is mapped.
+- The billed rate is ``cost`` (USD per hour; 0 when exited).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from cloudarb.deploy.errors import CreateUnknown, InvalidLaunch, ProviderUnavailable, ProvisionError
+from cloudarb.deploy.providers._http import RestClient
+from cloudarb.deploy.providers.base import (
+    Capabilities,
+    LaunchSpec,
+    ProviderConfig,
+    RemoteInstance,
+    RemoteState,
+)
+from cloudarb.deploy.providers.runpod import KEY, MAX_NAME, gpu_selection
+from cloudarb.deploy.providers.runpod import _translate as translate_v1
+
+DEFAULT_BASE_URL = "https://api.runpod.io/v2"
+
+CAPABILITIES = Capabilities(
+    spot=False,
+    stop_start=True,
+    mark="name",
+    idempotency_token=False,
+    list_filter=False,
+    billing_granularity_s=1,
+    billing_minimum_s=0,
+    requests_per_s=2.0,
+    burst=4,
+    listing_lag_s=30.0,
+    max_key_length=MAX_NAME,
+    reports_rate=True,
+)
+
+_STATES = {
+    "PROVISIONING": RemoteState.PENDING,
+    "STARTING": RemoteState.PENDING,
+    "RUNNING": RemoteState.RUNNING,
+    "EXITED": RemoteState.STOPPED,
+    "ERROR": RemoteState.UNKNOWN,
+    "TERMINATED": RemoteState.TERMINATED,
+}
+
+
+def _translate(response: httpx.Response, creates: bool) -> ProvisionError | None:
+    return translate_v1(response, creates)  # ``detail`` is read like v1's ``message``
+
+
+class RunPodV2Provisioner:
+    """RunPod pods named by their key, through REST v2."""
+
+    key = KEY
+    capabilities = CAPABILITIES
+
+    def __init__(self, config: ProviderConfig) -> None:
+        self._rest = RestClient(provider=KEY, config=config, default_base_url=DEFAULT_BASE_URL, translate=_translate)
+
+    def create(self, spec: LaunchSpec) -> RemoteInstance:
+        if len(spec.key) > MAX_NAME:
+            raise InvalidLaunch(f"runpod: key longer than {MAX_NAME}", provider=KEY)
+        if spec.spot:
+            raise InvalidLaunch("runpod: REST v2 has no interruptible (spot) pods", provider=KEY)
+        if not spec.image:
+            raise InvalidLaunch("runpod: a pod needs a container image (image)", provider=KEY)
+        gpu_id, cloud = gpu_selection(spec)
+        ports = [f"{int(p)}/http" for p in spec.ports if int(p) != 22]
+        ports.append("22/tcp")
+        env = dict(spec.env)
+        if spec.ssh_public_key:
+            env.setdefault("PUBLIC_KEY", spec.ssh_public_key)
+        body: dict[str, Any] = {
+            "name": spec.key,
+            "image": spec.image,
+            "gpu": {"id": gpu_id, "count": spec.gpu_count},
+            "cloud": cloud,
+            "disk": spec.disk_gb,
+            "ports": ports,
+            "env": env,
+            "startSsh": True,
+        }
+        if spec.region:
+            body["dataCenterIds"] = [spec.region]
+        response = self._rest.request("POST", "/pods", json_body=body, creates=True, accept=(200, 201))
+        pod = self._rest.json(response, creates=True)
+        if not isinstance(pod, dict) or not pod.get("id"):
+            raise CreateUnknown("runpod: create answered without a pod id", provider=KEY)
+        return self._instance(pod)
+
+    def find(self, key: str) -> RemoteInstance | None:
+        for pod in self._pods():
+            if pod.key == key and pod.state is not RemoteState.TERMINATED:
+                return pod
+        return None
+
+    def get(self, provider_id: str) -> RemoteInstance | None:
+        response = self._rest.request("GET", f"/pods/{provider_id}", accept=(200, 404))
+        if response.status_code == 404:
+            return None
+        pod = self._rest.json(response)
+        if not isinstance(pod, dict):
+            raise ProviderUnavailable("runpod: pod read without a body", provider=KEY)
+        return self._instance(pod)
+
+    def list_owned(self, prefix: str) -> list[RemoteInstance]:
+        return [p for p in self._pods() if p.key.startswith(prefix) and p.state is not RemoteState.TERMINATED]
+
+    def destroy(self, provider_id: str) -> None:
+        self._rest.request("DELETE", f"/pods/{provider_id}", accept=(200, 204, 404))
+
+    def stop(self, provider_id: str) -> None:
+        self._rest.request("POST", f"/pods/{provider_id}/action", json_body={"action": "stop"}, accept=(200, 204))
+
+    def start(self, provider_id: str) -> None:
+        self._rest.request("POST", f"/pods/{provider_id}/action", json_body={"action": "start"}, accept=(200, 204))
+
+    def _pods(self) -> list[RemoteInstance]:
+        response = self._rest.request("GET", "/pods", accept=(200,))
+        body = self._rest.json(response)
+        pods = body.get("pods") if isinstance(body, dict) else None
+        if not isinstance(pods, list):
+            raise ProviderUnavailable("runpod: pod list without 'pods'", provider=KEY)
+        return [self._instance(p) for p in pods if isinstance(p, dict)]
+
+    @staticmethod
+    def _instance(pod: dict[str, Any]) -> RemoteInstance:
+        status = str(pod.get("status") or "")
+        ssh = pod.get("ssh")
+        direct = ssh.get("direct") if isinstance(ssh, dict) else None
+        if not isinstance(direct, dict):
+            direct = None
+        cost = pod.get("cost")
+        return RemoteInstance(
+            provider_id=str(pod.get("id", "")),
+            key=str(pod.get("name") or ""),
+            state=_STATES.get(status, RemoteState.UNKNOWN),
+            raw_state=status,
+            address=str(direct["host"]) if direct and direct.get("host") else None,
+            ssh_port=int(direct["port"]) if direct and isinstance(direct.get("port"), int) else None,
+            hourly_rate=float(cost) if isinstance(cost, int | float) else None,
+        )
