@@ -1,6 +1,6 @@
 """The agent loop: register, heartbeat, carry out placement commands, survive restarts.
 
-``Agent(config, engine).start()`` discovers the host, runs the engine self-test, registers with the
+``Agent(config[, engine]).start()`` discovers the host, runs the engine self-test, registers with the
 join token the first time (the node id and credential go to the state file), rebuilds GPU ownership
 from container labels and finishes a command interrupted by a crash. ``run_once()`` sends one
 heartbeat (host, GPUs, managed containers) and carries out the commands of the reply, reporting each
@@ -26,6 +26,7 @@ from pathlib import Path
 
 from cloudarb.agent.client import AuthRejected, ControlPlaneClient, ControlPlaneError
 from cloudarb.agent.discovery import DiscoveryConfig, cdi_names, discover_host
+from cloudarb.agent.engines import open_engine
 from cloudarb.agent.engines.base import (
     ContainerInfo,
     ContainerRequest,
@@ -81,6 +82,8 @@ class AgentConfig:
     stop_timeout_s: int = 10
     heartbeat_interval_s: float | None = None  # None: the control plane's
     http_timeout_s: float = 30.0
+    engine: str = "podman"  # used when no engine object is given to Agent
+    socket: str | None = None  # the engine's socket; None: its usual path
 
 
 def container_name(placement_id: str) -> str:
@@ -94,9 +97,14 @@ def gpu_label(info: ContainerInfo) -> list[str]:
 class Agent:
     """One node's agent over one engine. Thread-safe enough for ``run_forever`` in a thread + ``stop()``."""
 
-    def __init__(self, config: AgentConfig, engine: Engine, *, client: ControlPlaneClient | None = None,
+    def __init__(self, config: AgentConfig, engine: Engine | None = None, *, client: ControlPlaneClient | None = None,
                  discover: Callable[[], HostReport] | None = None) -> None:
         self.config = config
+        if engine is None:
+            try:
+                engine = open_engine(config.engine, config.socket)
+            except (EngineError, ValueError) as exc:
+                raise AgentError(str(exc)) from exc
         self.engine = engine
         self.client = client or ControlPlaneClient(config.server, timeout_s=config.http_timeout_s)
         self.store = StateStore(config.state_dir)
@@ -177,6 +185,16 @@ class Agent:
         command = self.state.in_flight
         if command is None:
             return
+        spec = command.spec
+        if command.action == "place" and spec and spec.expires_at and spec.expires_at <= datetime.now(UTC):
+            log.warning("rolling back placement %s: it expired while the agent was down", command.placement_id)
+            for info in self._containers(command.placement_id):
+                self.engine.remove(info.id)
+            self._report(command, CommandProgress(state="failed", error="the placement expired while the agent "
+                                                  "was down; its container was removed"))
+            self._journal(None)
+            self.gpu_owners = self.rebuild_ownership()
+            return
         log.warning("finishing command %s (%s %s) interrupted by a restart", command.id, command.action,
                     command.placement_id)
         self.execute(command)
@@ -199,7 +217,7 @@ class Agent:
     def run_once(self) -> int:
         """One heartbeat and the commands of its reply; the number of commands carried out."""
         if self.state is None:
-            raise AgentError("start() the agent first")
+            self.start()
         self.host = self._discover()
         try:
             reply = self.client.heartbeat(Heartbeat(host=self._host_report(), containers=self.container_reports()))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import stat
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -21,9 +22,10 @@ from cloudarb.agent.protocol import (
     PlacementSpec,
     PortSpec,
 )
+from cloudarb.agent.state import StateStore
 from tests.agent.fake_control_plane import FakeControlPlane
 from tests.agent.nvsmi_fixtures import CAPTURES, install_fake_nvidia_smi
-from tests.agent.podman_service import IMAGE
+from tests.agent.podman_service import IMAGE, PodmanService
 from tests.agent.test_libpod import _get_when_listening
 
 pytestmark = pytest.mark.container
@@ -292,3 +294,36 @@ def test_mig_devices_are_placed_separately_and_the_split_gpu_is_refused(
     _, caps = libpod.exec(info.id, ["ls", "/dev/nvidia-caps"])
     assert caps.split() == ["nvidia-cap2"]
     assert agent.gpu_owners == {migs[1]: "p-mig1"}
+
+
+def test_a_crashed_placement_that_expired_meanwhile_is_rolled_back(
+    plane: FakeControlPlane, tmp_path: Path, nvidia_smi: str, libpod: LibpodEngine, podman_service: PodmanService,
+) -> None:
+    state_dir = tmp_path / "s"
+    crashing = _agent(plane, _CrashAfterCreate(libpod), state_dir, nvidia_smi,  # type: ignore[arg-type]
+                      token=plane.new_join_token())
+    crashing.start()
+    node = plane.nodes[crashing.node_id or ""]
+    place = _place("p-e", [node.registration.host.gpus[0].uuid])
+    assert place.spec is not None
+    place.spec.expires_at = datetime.now(UTC) + timedelta(hours=1)
+    plane.send(node.node_id, place)
+    with pytest.raises(Killed):
+        crashing.run_once()
+    assert len(libpod.list_containers({LABEL_PLACEMENT: "p-e"})) == 1
+    # The agent stays down past the placement's end (the journal's copy of the command says when).
+    store = StateStore(state_dir)
+    state = store.load()
+    assert state is not None and state.in_flight is not None and state.in_flight.spec is not None
+    state.in_flight.spec.expires_at = datetime.now(UTC) - timedelta(minutes=1)
+    store.save(state)
+    # Restarted after the placement's end: the half-made container is removed, not started.
+    # Agent(config) alone opens the engine named in the config; run_once() starts the agent first.
+    config = AgentConfig(server=plane.url, state_dir=state_dir, probe_image=IMAGE, self_test=False,
+                         discovery=DiscoveryConfig(source="nvidia-smi", nvidia_smi=nvidia_smi),
+                         engine="podman", socket=podman_service.socket)
+    restarted = Agent(config)
+    assert restarted.run_once() == 0  # the control plane got 'failed': nothing is sent again
+    assert plane.states(place.id)[-1] == "failed" and "expired" in (plane.last(place.id).error or "")
+    assert libpod.list_containers({LABEL_PLACEMENT: "p-e"}) == [] and restarted.gpu_owners == {}
+    assert restarted.state is not None and restarted.state.in_flight is None
