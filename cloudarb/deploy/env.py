@@ -37,6 +37,15 @@ def _quiet(step: str, payload: dict[str, Any]) -> None:
     return None
 
 
+def _no_hooks(organization_id: str, event: str, payload: dict[str, Any], blocking: bool) -> list[str]:
+    return []
+
+
+Notify = Callable[[str, str, dict[str, Any], bool], list[str]]
+"""(organization, event, payload, blocking) -> failures: the organization's hooks around a step
+(``deploy.before`` ...); a blocking "before" hook that fails stops the step."""
+
+
 def tcp_probe(host: str, port: int) -> bool:
     """Whether a TCP connection to ``host:port`` opens within 3 s (the SSH port answering)."""
     try:
@@ -55,6 +64,7 @@ class DeployEnv:
     sleep: Callable[[float], None] = time.sleep
     probe: Callable[[str, int], bool] = tcp_probe
     emit: Callable[[str, dict[str, Any]], None] = _quiet
+    notify: Notify = _no_hooks
     crash_at: str | None = field(default_factory=lambda: os.environ.get(CRASH_ENV) or None)
     _install: str | None = None
     _cache: dict[tuple[str, str], Provisioner] = field(default_factory=dict)
@@ -81,7 +91,7 @@ class DeployEnv:
 
     def with_emit(self, emit: Callable[[str, dict[str, Any]], None]) -> DeployEnv:
         return DeployEnv(db=self.db, settings=self.settings, providers=self.providers, clock=self.clock,
-                         sleep=self.sleep, probe=self.probe, emit=emit, crash_at=self.crash_at,
+                         sleep=self.sleep, probe=self.probe, emit=emit, notify=self.notify, crash_at=self.crash_at,
                          _install=self._install, _cache=self._cache)
 
 
@@ -108,7 +118,13 @@ def env_for(ctx: Context) -> DeployEnv:
         limited: Provisioner = Limited(inner, limiter, account=account)
         return limited
 
-    return DeployEnv(db=ctx.db, settings=settings, providers=source)
+    def notify(organization_id: str, event: str, payload: dict[str, Any], blocking: bool) -> list[str]:
+        from cloudarb.hooks import emit
+
+        return list(emit(ctx, organization_id, event, payload, blocking=blocking,
+                         subject_id=payload.get("deployment_id")).failures)
+
+    return DeployEnv(db=ctx.db, settings=settings, providers=source, notify=notify)
 
 
 _LOCAL = LocalLimiter()

@@ -146,6 +146,11 @@ def deploy(env: DeployEnv, deployment_id: str) -> list[LineResult]:
     if dep.status in ("ending", "ended"):
         return []
     plan = Plan.model_validate(dep.spec)
+    if dep.status == "pending":
+        refused = env.notify(dep.organization_id, "deploy.before", _hook_payload(dep, plan), True)
+        if refused:
+            set_status(env, dep.id, "failed", when=("pending",), reason=f"a deploy.before hook refused: {refused[0]}")
+            return []
     set_status(env, dep.id, "deploying", when=("pending", "deploying", "partial", "failed"))
     write_intents(env, dep, plan)
     results = [deploy_replica(env, dep, line, r) for line in plan.lines for r in range(line.instances)]
@@ -161,7 +166,21 @@ def deploy(env: DeployEnv, deployment_id: str) -> list[LineResult]:
     running = sum(1 for r in final if r.state == st.RUNNING)
     status = "running" if running == len(final) else "partial" if running else "failed"
     set_status(env, dep.id, status, when=("deploying",))
+    env.notify(dep.organization_id, "deploy.after", {**_hook_payload(dep, plan), "status": status,
+                                                     "instances": _instances(env, dep.id)}, False)
     return final
+
+
+def _hook_payload(dep: Deployment, plan: Plan) -> dict[str, object]:
+    return {"deployment_id": dep.id, "name": dep.name, "optimization_id": dep.optimization_id,
+            "expires_at": dep.expires_at.isoformat(),
+            "rate_per_hour": round(sum(ln.price_per_hour * ln.instances for ln in plan.lines), 6),
+            "lines": [ln.model_dump(mode="json", exclude={"launch"}) for ln in plan.lines]}
+
+
+def _instances(env: DeployEnv, deployment_id: str) -> list[dict[str, object]]:
+    return [{"id": r.id, "provider": r.provider, "state": r.state, "provider_id": r.provider_id,
+             "address": r.address, "ssh_port": r.ssh_port} for r in live_rows(env, deployment_id)]
 
 
 def live_rows(env: DeployEnv, deployment_id: str) -> list[DeployInstance]:
@@ -173,6 +192,12 @@ def live_rows(env: DeployEnv, deployment_id: str) -> list[DeployInstance]:
 def teardown(env: DeployEnv, deployment_id: str, *, reason: str, passes: int = 3) -> list[str]:
     """Destroy every live instance of the deployment with proof; the deployment ends when none is left
     (what is left is retried by the scheduler; leaked ones alert)."""
+    dep = get_deployment(env, deployment_id)
+    step = "done" if reason.startswith("done") else "destroy"
+    payload = {"deployment_id": dep.id, "name": dep.name, "reason": reason}
+    rows = live_rows(env, deployment_id)
+    if rows and not any(r.state in st.DESTROYING for r in rows):  # the first pass (a retry does not ask again)
+        env.notify(dep.organization_id, f"{step}.before", payload, True)  # informs; never blocks a teardown
     set_status(env, deployment_id, "ending", when=("pending", "deploying", "running", "partial", "failed", "ending"),
                reason=reason)
     left: list[str] = []
@@ -182,7 +207,8 @@ def teardown(env: DeployEnv, deployment_id: str, *, reason: str, passes: int = 3
         if not left:
             break
     if not left and not live_rows(env, deployment_id):
-        set_status(env, deployment_id, "ended", when=("ending",))
+        if set_status(env, deployment_id, "ended", when=("ending",)):
+            env.notify(dep.organization_id, f"{step}.after", payload, False)
     return left
 
 

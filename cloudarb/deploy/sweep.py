@@ -109,6 +109,7 @@ def retry_destroys(env: DeployEnv, now: datetime) -> int:
 def check_budgets(ctx: Context | None, env: DeployEnv, now: datetime) -> tuple[int, int]:
     alerts = stops = 0
     month = f"{now:%Y-%m}"
+    crossed: list[tuple[str, dict[str, Any]]] = []
     with env.db.session() as session:
         for budget in session.scalars(select(Budget)).all():
             spent = budgets.month_spend(session, budget.organization_id, now)
@@ -120,8 +121,13 @@ def check_budgets(ctx: Context | None, env: DeployEnv, now: datetime) -> tuple[i
                         message=f"{month}: spent ${spent:,.2f} of the ${budget.monthly_limit:,.2f} budget "
                                 f"({share:.0%}, threshold {t:.0%})", spent=spent, limit=budget.monthly_limit):
                     alerts += 1
+                    crossed.append((budget.organization_id, {
+                        "month": month, "threshold": t, "spent": round(spent, 6), "limit": budget.monthly_limit,
+                        "hard_stop": budget.hard_stop}))
             if budget.hard_stop and share >= 1.0:
                 stops += _hard_stop(ctx, session, budget.organization_id)
+    for org, payload in crossed:  # after the alerts committed
+        env.notify(org, "budget.threshold", payload, False)
     return alerts, stops
 
 

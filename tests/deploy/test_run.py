@@ -121,3 +121,26 @@ def test_failover_of_an_optimization_line_re_solves_it_with_the_optimizer(world:
     assert retry.offer_key != chosen.offer_key and retry.state == st.RUNNING
     assert Plan.model_validate(dep.spec).lines[0].offer_key == chosen.offer_key  # the plan keeps what was chosen
     world.assert_sound()
+
+
+def test_hooks_are_told_of_each_step_and_a_refusing_deploy_before_hook_stops_it(world: World, ctx: Context) -> None:
+    offer = _lambda_offers(ctx)[0]
+    calls: list[tuple[str, bool]] = []
+
+    def notify(org: str, event: str, payload: dict[str, object], blocking: bool) -> list[str]:
+        assert org == world.org_id and payload["deployment_id"]
+        calls.append((event, blocking))
+        return ["policy says no"] if event == "deploy.before" and len(calls) == 1 else []
+
+    world.env.notify = notify
+    refused = world.deployment(_line_of(offer))  # type: ignore[arg-type]
+    assert run.deploy(world.env, refused.id) == []
+    with world.env.db.session() as session:
+        row = session.get(Deployment, refused.id)
+        assert row is not None and row.status == "failed" and "policy says no" in (row.end_reason or "")
+    assert world.mem.ever == {}
+    dep = world.deployment(_line_of(offer))  # type: ignore[arg-type]
+    run.deploy(world.env, dep.id)
+    run.teardown(world.env, dep.id, reason="done (test)")
+    assert calls == [("deploy.before", True), ("deploy.before", True), ("deploy.after", False),
+                     ("done.before", True), ("done.after", False)]
