@@ -277,3 +277,19 @@ def test_a_malformed_id_never_reaches_a_url(fake: FakeServer) -> None:
 )
 def test_state_translation(word: str, state: RemoteState) -> None:
     assert tensordock.remote_state(word) is state
+
+
+def test_the_registry_and_the_settings_reach_the_module(fake: FakeServer) -> None:
+    from pydantic import SecretStr
+
+    from cloudarb.config import Settings
+    from cloudarb.deploy.env import provider_config
+    from cloudarb.deploy.providers import registry
+
+    settings = Settings(_env_file=None, tensordock_api_key=SecretStr(API_TOKEN),
+                        deploy_base_url_tensordock=f"{fake.url}/api/v2")
+    config = provider_config(settings, "tensordock")
+    assert config.credentials == {"api_key": API_TOKEN}
+    module = registry.provisioner("tensordock", config)
+    assert isinstance(module, tensordock.TensorDockProvisioner)
+    assert module.list_owned(PREFIX) == []  # authenticated against the fake with the configured token

@@ -337,3 +337,17 @@ def test_a_404_on_show_is_not_proof_of_absence(fake: FakeServer) -> None:
 )
 def test_state_translation(actual: str | None, cur: str, state: RemoteState) -> None:
     assert vast.remote_state(actual, cur) is state
+
+
+def test_the_registry_and_the_settings_reach_the_module(fake: FakeServer) -> None:
+    from pydantic import SecretStr
+
+    from cloudarb.config import Settings
+    from cloudarb.deploy.env import provider_config
+    from cloudarb.deploy.providers import registry
+
+    settings = Settings(_env_file=None, vast_api_key=SecretStr(API_KEY),
+                        deploy_base_url_vast=fake.url)
+    module = registry.provisioner("vast", provider_config(settings, "vast"))
+    assert isinstance(module, vast.VastProvisioner)
+    assert module.list_owned(PREFIX) == []
