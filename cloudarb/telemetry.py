@@ -23,7 +23,7 @@ import http.server
 import os
 import shutil
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +35,10 @@ from prometheus_client import (
     generate_latest,
     values,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.registry import Collector
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -256,12 +259,55 @@ def request_done(method: str, route: str, status: int, seconds: float) -> None:
     m.http_latency.labels(method, route, str(status)).observe(seconds)
 
 
+class ProcessStats(Collector):
+    """CPU, memory and open files of each live process of this deployment (by ``pid``), read from
+    ``/proc`` at scrape time: the processes that wrote metric files, or this one alone. Linux only;
+    elsewhere the families are empty."""
+
+    _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+
+    def pids(self) -> list[int]:
+        if not self.path:
+            return [os.getpid()]
+        found = {name.rpartition("_")[2].removesuffix(".db") for name in os.listdir(self.path)}
+        return sorted(int(p) for p in found if p.isdigit() and _alive(int(p)))
+
+    def collect(self) -> Iterator[Metric]:
+        cpu = CounterMetricFamily("cloudarb_process_cpu_seconds", "CPU time of the process", labels=["pid"])
+        rss = GaugeMetricFamily("cloudarb_process_resident_memory_bytes", "Resident memory", labels=["pid"])
+        fds = GaugeMetricFamily("cloudarb_process_open_fds", "Open file descriptors", labels=["pid"])
+        count = GaugeMetricFamily("cloudarb_processes", "Live processes of this deployment writing metrics")
+        live = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+                open_fds = len(os.listdir(f"/proc/{pid}/fd"))
+            except OSError:
+                continue
+            live += 1
+            # after the command name: state is field 3, utime 14, stime 15, rss 24 (1-based, man proc)
+            cpu.add_metric([str(pid)], (int(fields[11]) + int(fields[12])) / self._TICKS)
+            rss.add_metric([str(pid)], int(fields[21]) * self._PAGE)
+            fds.add_metric([str(pid)], open_fds)
+        count.add_metric([], live)
+        yield from (cpu, rss, fds, count)
+
+
 def process_registry() -> CollectorRegistry:
-    """What a scrape of this deployment's process metrics reads: the summed files, or this process."""
+    """What a scrape of this deployment's process metrics reads: the summed files and the live
+    processes' resources, or this process alone."""
     path = multiproc_dir()
     if path and os.path.isdir(path):
         registry = CollectorRegistry()
         MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
+        registry.register(ProcessStats(path))
         return registry
     metrics()
     return REGISTRY
+
+
+REGISTRY.register(ProcessStats(None))

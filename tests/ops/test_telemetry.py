@@ -164,3 +164,24 @@ def test_the_log_module_is_standard_library_only() -> None:
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.module}
     assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
+
+
+def test_process_stats_cover_each_live_process_of_the_deployment(tmp_path: Path) -> None:
+    code = ("import sys, time; from cloudarb import telemetry; telemetry.request_done('GET', '/x', 200, 0.1); "
+            "print('ready', flush=True); time.sleep(60)")
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        from cloudarb.telemetry import ProcessStats
+
+        families = {f.name: f for f in ProcessStats(str(tmp_path)).collect()}
+        assert [s.labels["pid"] for s in families["cloudarb_process_resident_memory_bytes"].samples] == [
+            str(child.pid)]
+        assert families["cloudarb_process_resident_memory_bytes"].samples[0].value > 1_000_000
+        assert families["cloudarb_processes"].samples[0].value == 1
+    finally:
+        child.kill()
+        child.wait()
+    gone = {f.name: f for f in ProcessStats(str(tmp_path)).collect()}
+    assert gone["cloudarb_processes"].samples[0].value == 0
