@@ -52,7 +52,7 @@ def _print_host(host: HostReport) -> None:
     console.print(f"host {escape(host.hostname)}: {escape(host.os)}, kernel {escape(host.kernel)}, "
                   f"{host.cpus} CPUs, {host.memory_mib} MiB memory")
     if not host.gpus:
-        console.print(f"no GPU ({escape(host.gpu_error or 'none found')})")
+        console.print(escape(host.gpu_error or "no GPU found"))
         return
     table = Table("GPU", "UUID", "model", "name", "memory MiB", "driver", "CUDA", "MIG")
     for gpu in host.gpus:
