@@ -89,7 +89,8 @@ def _call(api: k8s.ApiClient, obj: dict[str, Any]) -> Callable[[], Any]:
     kind = obj["kind"]
     name = obj["metadata"]["name"]
     namespace = obj["metadata"].get("namespace")
-    common: dict[str, Any] = {"field_manager": FIELD_MANAGER, "force": True, "_preload_content": False}
+    # force as the API's own spelling ("true"; the client would send Python's "True")
+    common: dict[str, Any] = {"field_manager": FIELD_MANAGER, "force": "true", "_preload_content": False}
     if kind == "Job":
         return lambda: k8s.BatchV1Api(api).patch_namespaced_job(name, namespace, obj, **common)
     if kind == "Deployment":
