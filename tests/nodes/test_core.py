@@ -198,3 +198,33 @@ def test_drain_removes_offers_and_holds_the_queue(ctx: Context, tenant: Tenant, 
     with ctx.db.session() as session:
         service.set_drained(session, settings, session.get(Node, node_id), False)
     assert state_of(ctx, _).state == "assigned"
+
+
+def test_the_scheduler_tick_marks_silent_nodes(ctx: Context, node_id: str) -> None:
+    from cloudarb.scheduler import tick
+
+    with ctx.db.session() as session:
+        session.execute(update(Node).values(last_heartbeat_at=utcnow() - timedelta(minutes=5)))
+    tick(ctx)
+    with ctx.db.session() as session:
+        node = session.get(Node, node_id)
+        assert node is not None and node.status == "unhealthy" and node.unhealthy_since is not None
+    assert offers(ctx) == {}
+
+
+def test_reports_flag_gpu_mismatch_and_remove_orphans(ctx: Context, tenant: Tenant, node_id: str) -> None:
+    a, _ = place(ctx, tenant.org_id, node_id, "k-a")
+    (cmd, _, _), = beat(ctx, node_id)
+    report(ctx, node_id, cmd, "running", container_id="c1")
+    wrong = ContainerReport(placement_id=a, container_id="c1", state="running", gpu_uuids=["GPU-box1.lab-1"])
+    beat(ctx, node_id, [wrong])
+    assert "GPU ownership differs" in (state_of(ctx, a).flagged or "")
+    beat(ctx, node_id, [wrong.model_copy(update={"gpu_uuids": ["GPU-box1.lab-0"]})])
+    assert state_of(ctx, a).flagged is None
+    # a container whose placement has ended is removed
+    with ctx.db.session() as session:
+        placements.end(session, ctx.settings.section(NodesSettings), session.get(Placement, a), state="failed")
+    cmds = beat(ctx, node_id, [wrong.model_copy(update={"gpu_uuids": ["GPU-box1.lab-0"]})])
+    assert [(action, pid) for _, action, pid in cmds] == [("destroy", a)]
+    report(ctx, node_id, cmds[0][0], "destroyed")
+    assert state_of(ctx, a).state == "destroyed"
