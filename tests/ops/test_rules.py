@@ -82,3 +82,24 @@ def test_each_alert_is_unit_tested() -> None:
               for case in t.get("alert_rule_test", [])}
     untested = alerts - tested - {"CloudArbWorkerScrapeDown", "CloudArbApiDown"}  # `up` is Prometheus's own
     assert not untested, f"alerts without a promtool test: {sorted(untested)}"
+
+
+def test_grafana_provisioning_points_at_the_dashboard_and_datasource() -> None:
+    import json
+
+    grafana = ROOT / "monitoring" / "grafana"
+    source = yaml.safe_load((grafana / "provisioning" / "datasources" / "prometheus.yml").read_text())["datasources"][0]
+    provider = yaml.safe_load((grafana / "provisioning" / "dashboards" / "cloudarb.yml").read_text())["providers"][0]
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"  # where compose and k8s mount dashboards/
+    dashboards = list((grafana / "dashboards").glob("*.json"))
+    assert dashboards
+    for path in dashboards:
+        board = json.loads(path.read_text())
+        ids = [p["id"] for p in board["panels"]]
+        assert len(ids) == len(set(ids)), "panel ids are unique"
+        for panel in board["panels"]:
+            pos = panel["gridPos"]
+            assert pos["x"] + pos["w"] <= 24, panel["title"]
+            if panel["type"] != "row":
+                assert panel["datasource"]["uid"] == source["uid"], panel["title"]
+                assert panel["targets"] and all(t["expr"] for t in panel["targets"]), panel["title"]
