@@ -27,20 +27,15 @@ interruptible pods). This module follows v1 as the deploy design asks; ``runpod_
 
 from __future__ import annotations
 
-import functools
 from typing import Any
-
-import httpx
 
 from cloudarb.deploy.errors import (
     CreateUnknown,
     InvalidLaunch,
-    NoCapacity,
     ProviderUnavailable,
-    ProvisionError,
-    QuotaExceeded,
 )
-from cloudarb.deploy.providers._http import RestClient, error_body
+from cloudarb.deploy.providers._http import RestClient
+from cloudarb.deploy.providers._runpod_common import GPU_TYPE_IDS, KEY, MAX_NAME, gpu_selection, translate
 from cloudarb.deploy.providers.base import (
     Capabilities,
     LaunchSpec,
@@ -49,10 +44,9 @@ from cloudarb.deploy.providers.base import (
     RemoteInstance,
     RemoteState,
 )
+from cloudarb.deploy.providers.runpod_v2 import RunPodV2Provisioner
 
-KEY = "runpod"
 DEFAULT_BASE_URL = "https://rest.runpod.io/v1"
-MAX_NAME = 191
 
 CAPABILITIES = Capabilities(
     spot=True,
@@ -69,71 +63,6 @@ CAPABILITIES = Capabilities(
     reports_rate=True,
 )
 
-# The gpuTypeIds RunPod's v1 OpenAPI document enumerates (PodCreateInput.gpuTypeIds).
-GPU_TYPE_IDS: tuple[str, ...] = (
-    "NVIDIA GeForce RTX 4090", "NVIDIA A40", "NVIDIA RTX A5000", "NVIDIA GeForce RTX 5090",
-    "NVIDIA H100 80GB HBM3", "NVIDIA GeForce RTX 3090", "NVIDIA RTX A4500", "NVIDIA L40S", "NVIDIA H200",
-    "NVIDIA L4", "NVIDIA RTX 6000 Ada Generation", "NVIDIA A100-SXM4-80GB", "NVIDIA RTX 4000 Ada Generation",
-    "NVIDIA RTX A6000", "NVIDIA A100 80GB PCIe", "NVIDIA RTX 2000 Ada Generation", "NVIDIA RTX A4000",
-    "NVIDIA RTX PRO 6000 Blackwell Server Edition", "NVIDIA H100 PCIe", "NVIDIA H100 NVL", "NVIDIA L40",
-    "NVIDIA B200", "NVIDIA GeForce RTX 3080 Ti", "NVIDIA GeForce RTX 3080", "NVIDIA GeForce RTX 3070",
-    "AMD Instinct MI300X OAM", "NVIDIA GeForce RTX 4080 SUPER", "Tesla V100-PCIE-16GB", "Tesla V100-SXM2-32GB",
-    "NVIDIA RTX 5000 Ada Generation", "NVIDIA GeForce RTX 4070 Ti", "NVIDIA GeForce RTX 3090 Ti",
-    "NVIDIA RTX A2000", "NVIDIA GeForce RTX 4080", "NVIDIA A30", "NVIDIA GeForce RTX 5080",
-    "NVIDIA H200 NVL", "Tesla V100-SXM2-16GB", "Tesla T4",
-)
-
-_NO_CAPACITY = ("no longer any instances available", "not enough free gpus", "no instances available")
-_BALANCE = ("balance", "credits", "insufficient funds")
-
-
-@functools.cache
-def _ids_by_model() -> dict[str, str]:
-    """Canonical GPU model -> RunPod gpuTypeId, through the GPU identity table (first id wins)."""
-    from ingestion.gpus import resolve_gpu
-
-    table: dict[str, str] = {}
-    for gpu_id in GPU_TYPE_IDS:
-        match = resolve_gpu(gpu_id, provider=KEY)
-        if match.known:
-            table.setdefault(match.model, gpu_id)
-    return table
-
-
-def gpu_selection(spec: LaunchSpec) -> tuple[str, str]:
-    """(gpuTypeId, cloudType) for an offer: from ``"<id> [secure|community]"`` or the GPU model."""
-    name, _, tail = spec.instance_type.partition(" [")
-    cloud = "COMMUNITY" if tail.rstrip("]").strip().lower() == "community" else "SECURE"
-    if name in GPU_TYPE_IDS:
-        return name, cloud
-    gpu_id = _ids_by_model().get(spec.gpu_model)
-    if gpu_id is None:
-        raise InvalidLaunch(
-            f"runpod: no RunPod GPU type for {spec.instance_type!r} / {spec.gpu_model!r}", provider=KEY
-        )
-    return gpu_id, cloud
-
-
-def _message(response: httpx.Response) -> str:
-    body = error_body(response)
-    if isinstance(body, dict):
-        for field in ("message", "error", "detail"):  # v1 message; v2 problem+json detail
-            if isinstance(body.get(field), str):
-                return str(body[field])
-    return response.text[:300] if response.headers.get("content-type", "").startswith("text") else ""
-
-
-def _translate(response: httpx.Response, creates: bool) -> ProvisionError | None:
-    text = _message(response)
-    lowered = text.lower()
-    label = f"runpod: {text or 'HTTP ' + str(response.status_code)}"
-    if any(m in lowered for m in _NO_CAPACITY):
-        return NoCapacity(label, provider=KEY)
-    if response.status_code < 500 and any(m in lowered for m in _BALANCE):
-        return QuotaExceeded(label, provider=KEY)
-    return None
-
-
 class RunPodProvisioner:
     """RunPod pods named by their key."""
 
@@ -142,7 +71,7 @@ class RunPodProvisioner:
 
     def __init__(self, config: ProviderConfig) -> None:
         self._rest = RestClient(
-            provider=KEY, config=config, default_base_url=DEFAULT_BASE_URL, translate=_translate
+            provider=KEY, config=config, default_base_url=DEFAULT_BASE_URL, translate=translate
         )
 
     def create(self, spec: LaunchSpec) -> RemoteInstance:
@@ -236,11 +165,12 @@ class RunPodProvisioner:
         )
 
 
+__all__ = ["CAPABILITIES", "GPU_TYPE_IDS", "KEY", "RunPodProvisioner", "gpu_selection", "provisioner"]
+
+
 def provisioner(config: ProviderConfig) -> Provisioner:
     """The registry's entry point for key ``runpod``: REST v1, or v2 when the ``api_version``
     setting is ``v2`` or the base URL ends in ``/v2`` (``runpod_v2.py``)."""
     if config.credentials.get("api_version") == "v2" or (config.base_url or "").rstrip("/").endswith("/v2"):
-        from cloudarb.deploy.providers.runpod_v2 import RunPodV2Provisioner
-
         return RunPodV2Provisioner(config)
     return RunPodProvisioner(config)

@@ -23,10 +23,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
-from cloudarb.deploy.errors import CreateUnknown, InvalidLaunch, ProviderUnavailable, ProvisionError
+from cloudarb.deploy.errors import CreateUnknown, InvalidLaunch, ProviderUnavailable
 from cloudarb.deploy.providers._http import RestClient
+from cloudarb.deploy.providers._runpod_common import KEY, MAX_NAME, gpu_selection, translate
 from cloudarb.deploy.providers.base import (
     Capabilities,
     LaunchSpec,
@@ -34,8 +33,6 @@ from cloudarb.deploy.providers.base import (
     RemoteInstance,
     RemoteState,
 )
-from cloudarb.deploy.providers.runpod import KEY, MAX_NAME, gpu_selection
-from cloudarb.deploy.providers.runpod import _translate as translate_v1
 
 DEFAULT_BASE_URL = "https://api.runpod.io/v2"
 
@@ -64,10 +61,6 @@ _STATES = {
 }
 
 
-def _translate(response: httpx.Response, creates: bool) -> ProvisionError | None:
-    return translate_v1(response, creates)  # ``detail`` is read like v1's ``message``
-
-
 class RunPodV2Provisioner:
     """RunPod pods named by their key, through REST v2."""
 
@@ -75,7 +68,7 @@ class RunPodV2Provisioner:
     capabilities = CAPABILITIES
 
     def __init__(self, config: ProviderConfig) -> None:
-        self._rest = RestClient(provider=KEY, config=config, default_base_url=DEFAULT_BASE_URL, translate=_translate)
+        self._rest = RestClient(provider=KEY, config=config, default_base_url=DEFAULT_BASE_URL, translate=translate)
 
     def create(self, spec: LaunchSpec) -> RemoteInstance:
         if len(spec.key) > MAX_NAME:
