@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from cloudarb import telemetry
 from cloudarb.api import errors, metrics
 from cloudarb.api.dashboard import DashboardMiddleware, dashboard_directory
 from cloudarb.api.guard import RequestGuard
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None, 
                 sched.stop()
             if own_ctx:
                 context.close()
+            telemetry.process_exiting()  # this server process's live gauges end with it; counts stay
 
     app = FastAPI(
         title="CloudArb",
