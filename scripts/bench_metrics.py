@@ -12,7 +12,8 @@ scrapes once more. Each scrape reads the sum over all label sets of
   answer depends on which process the scrape lands on);
 * ``final``, ``final_equals_requests``: the last scrape's sum and whether it is exactly the number
   of requests sent;
-* ``processes_answering``: distinct server pids seen in the /livez answers (the load was spread).
+* ``processes_answering``: distinct server pids seen in the /livez answers (the load was spread);
+* ``scrape_ms_median``: how long one /metrics answer took while the load ran.
 
     scripts/bench_metrics.py --workers 4 --requests 1000
 """
@@ -25,6 +26,7 @@ import os
 import secrets
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -86,12 +88,16 @@ def run(workers: int, requests: int, redis_url: str) -> dict[str, object]:
         headers = {"Authorization": f"Bearer {token}"}
         baseline = livez_count(httpx.get(f"{base}/metrics", headers=headers, timeout=10).text)
         values: list[float] = []
+        scrape_ms: list[float] = []
         done = threading.Event()
 
         def scrape() -> None:
             with httpx.Client(base_url=base, headers=headers, timeout=10) as client:
                 while not done.is_set():
-                    values.append(livez_count(client.get("/metrics").text) - baseline)
+                    t0 = time.perf_counter()
+                    body = client.get("/metrics").text
+                    scrape_ms.append((time.perf_counter() - t0) * 1000)
+                    values.append(livez_count(body) - baseline)
                     done.wait(0.02)
 
         pids: set[int] = set()
@@ -118,6 +124,7 @@ def run(workers: int, requests: int, redis_url: str) -> dict[str, object]:
             "monotonic": all(b >= a for a, b in zip(values, values[1:])),
             "final": final, "final_equals_requests": final == requests,
             "processes_answering": len(pids),
+            "scrape_ms_median": round(statistics.median(scrape_ms), 1) if scrape_ms else None,
         }
     finally:
         os.killpg(server.pid, signal.SIGTERM)
