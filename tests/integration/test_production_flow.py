@@ -68,8 +68,11 @@ def test_request_worker_websocket_result(server: str, prod_ctx: Context, tenant:
     assert ws_follow(server, accepted["job_id"], tenant.keys["viewer"]) == events
 
     metrics = httpx.get(f"{server}/metrics", headers=tenant.headers("admin")).text
-    assert 'cloudarb_jobs{status="finished"}' in metrics and "cloudarb_queue_depth" in metrics
-    assert "cloudarb_solve_seconds_count" in metrics and "cloudarb_http_request_seconds_bucket" in metrics
+    # the job ran in the worker (its own /metrics counts it: tests/ops/test_worker_metrics.py); the API
+    # reports what storage and the queue say, and its own requests
+    assert "# TYPE cloudarb_jobs_active gauge" in metrics and 'cloudarb_queue_depth{queue="' in metrics
+    assert 'cloudarb_http_requests_total{method="POST",route="/optimize",status="202"}' in metrics
+    assert "cloudarb_http_request_seconds_bucket" in metrics
 
 
 def test_killed_worker_job_is_retried_not_stuck(prod_ctx: Context, tenant: Tenant, start_worker: Any) -> None:
