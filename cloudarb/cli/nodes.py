@@ -176,3 +176,15 @@ def queue(
         return
     items = _call(server, api_key, "GET", "/nodes/placements", params={"include_ended": include_ended})
     _show(items, as_json, placements_table(items))
+
+
+@nodes_app.command("credentials")
+def credentials(
+    placement: Annotated[str, typer.Argument(help="Placement id (see `cloudarb nodes queue`).")],
+    server: ServerOpt = None, api_key: KeyOpt = None, as_json: JsonOpt = False,
+) -> None:
+    """The generated password of a placement's container (SSH, Jupyter token): shown once."""
+    out = _call(server, api_key, "POST", f"/nodes/placements/{placement}/credentials")
+    ports = ", ".join(f"{k}->{v}" for k, v in sorted(out["published_ports"].items())) or "none yet"
+    _show(out, as_json, f"password: {out['password']}\naddress:  {out['address']} (ports {ports})\n"
+                        "(shown once: store it now)")

@@ -102,6 +102,8 @@ class Placement(Base):
     priority: Mapped[int] = mapped_column(Integer, default=0)
     price_per_hour: Mapped[float] = mapped_column(Float, default=0.0)
     credentials_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    credential_unshown: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    """The generated access password until its one showing (then only its hash remains)."""
     container_id: Mapped[str | None] = mapped_column(String(100), nullable=True)
     published_ports: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     flagged: Mapped[str | None] = mapped_column(String(300), nullable=True)

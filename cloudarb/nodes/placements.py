@@ -99,7 +99,8 @@ def create(session: Session, settings: NodesSettings, req: PlacementRequest) -> 
         gpu_model=req.gpu_label, gpu_count=req.gpu_count, gpu_uuids=[], cpus=req.cpus, memory_mib=req.memory_mib,
         workspace_volume=workspace_volume(req.organization_id, req.workspace_owner or req.instance_key),
         state="queued", priority=priority_of(session, settings, req.organization_id),
-        price_per_hour=req.price_per_hour, credentials_hash=digest(password), created_by=req.created_by,
+        price_per_hour=req.price_per_hour, credentials_hash=digest(password), credential_unshown=password,
+        created_by=req.created_by,
         queued_at=utcnow(), expires_at=req.expires_at,
     )
     session.add(placement)
@@ -219,6 +220,21 @@ def cancel(session: Session, settings: NodesSettings, placement: Placement) -> N
         raise PlacementState(f"placement {placement.id} is {placement.state}; only a queued one can be canceled "
                              "(destroy a started one)")
     end(session, settings, placement, state="destroyed")
+
+
+def reveal_credential(session: Session, placement: Placement) -> str:
+    """The container's generated access password (SSH user password, Jupyter token), once: a second
+    request is refused, and only the hash stays in the database."""
+    password = placement.credential_unshown
+    if password is None:
+        raise PlacementState(f"the credentials of placement {placement.id} were shown already (or never made)")
+    shown = session.execute(update(Placement).where(Placement.id == placement.id,
+                                                    Placement.credential_unshown.is_not(None))
+                            .values(credential_unshown=None).execution_options(synchronize_session=False))
+    if shown.rowcount != 1:  # type: ignore[attr-defined]
+        raise PlacementState(f"the credentials of placement {placement.id} were shown already")
+    session.expire(placement)
+    return password
 
 
 def pending_commands(session: Session, node_id: str) -> Sequence[NodeCommand]:

@@ -60,6 +60,10 @@ def test_register_heartbeat_and_views(client: TestClient, tenant: Tenant, ctx: C
     r = client.post(f"{API_PREFIX}/commands/{cmd['id']}/progress", json={"state": "running", "container_id": "c9"},
                     headers=auth)
     assert r.status_code == 204
+    creds = client.post(f"/nodes/placements/{pid}/credentials", headers=tenant.headers())
+    assert creds.status_code == 200 and creds.json()["password"] == cmd["spec"]["env"]["CLOUDARB_ACCESS_PASSWORD"]
+    assert client.post(f"/nodes/placements/{pid}/credentials", headers=tenant.headers()).status_code == 409
+    assert client.post(f"/nodes/placements/{pid}/credentials", headers=tenant.headers("viewer")).status_code == 403
     assert client.delete(f"/nodes/placements/{pid}", headers=tenant.headers()).status_code == 409
     assert client.delete(f"/nodes/placements/{queued}", headers=tenant.headers()).json()["state"] == "destroyed"
     assert client.delete(f"/nodes/{reg['node_id']}", headers=tenant.headers("admin")).status_code == 409

@@ -41,6 +41,9 @@ def test_nodes_commands(ctx: Context, tenant: Tenant) -> None:
         assert json.loads(run("nodes", "drain", "box1", "--json"))["drained"] is True
         assert json.loads(run("nodes", "undrain", "box1", "--json"))["drained"] is False
         assert "destroyed" in run("nodes", "queue", "--cancel", waiting)
+        assert "shown once" in run("nodes", "credentials", running)
+        again = runner.invoke(app, ["nodes", "credentials", running, *base])
+        assert again.exit_code == 1 and "shown already" in again.output
         bad = runner.invoke(app, ["nodes", "pricing", "box1", "--model", "nonsense", *base])
         assert bad.exit_code == 1 and "MODEL=PRICE" in bad.output
         busy = runner.invoke(app, ["nodes", "remove", "box1", *base])

@@ -198,6 +198,27 @@ def cancel_placement(placement_id: IdPath, principal: Editor, ctx: CtxDep, sessi
     return placement_out(QueueEntry(p, node.name if node else "", None, None))
 
 
+class CredentialsOut(BaseModel):
+    placement_id: str
+    password: str = Field(description="Shown once: the container's CLOUDARB_ACCESS_PASSWORD and JUPYTER_TOKEN.")
+    address: str = Field(description="The node's host name.")
+    published_ports: dict[str, int] = Field(description="'22/tcp' -> host port, once the container runs.")
+
+
+@router.post("/nodes/placements/{placement_id}/credentials", operation_id="reveal_placement_credentials",
+             response_model=CredentialsOut, tags=["nodes"])
+def reveal_placement_credentials(placement_id: IdPath, principal: Editor, session: SessionDep) -> CredentialsOut:
+    """The generated access password of a placement's container (SSH, Jupyter), shown once: a second
+    request answers 409, and only its hash is kept."""
+    p = service.get_placement(session, organization_id=principal.organization_id, placement_id=placement_id)
+    password = placements.reveal_credential(session, p)
+    audit.record(session, organization_id=principal.organization_id, actor=principal.actor,
+                 action="node.placement_credentials", resource_type="node_placement", resource_id=p.id)
+    node = session.get(Node, p.node_id)
+    return CredentialsOut(placement_id=p.id, password=password, address=node.hostname if node else "",
+                          published_ports=p.published_ports)
+
+
 @router.get("/nodes/{node_id}", operation_id="get_node", response_model=NodeDetail, tags=["nodes"])
 def get_node(node_id: IdPath, principal: Viewer, session: SessionDep) -> NodeDetail:
     node = service.get_node(session, organization_id=principal.organization_id, node_id=node_id)

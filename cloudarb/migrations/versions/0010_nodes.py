@@ -98,6 +98,7 @@ def upgrade() -> None:
         sa.Column("priority", sa.Integer(), nullable=False),
         sa.Column("price_per_hour", sa.Float(), nullable=False),
         sa.Column("credentials_hash", sa.String(64), nullable=True),
+        sa.Column("credential_unshown", sa.String(100), nullable=True),
         sa.Column("container_id", sa.String(100), nullable=True),
         sa.Column("published_ports", JSONType, nullable=False),
         sa.Column("flagged", sa.String(300), nullable=True),
