@@ -193,7 +193,7 @@ def generate_on_offers(
     co_located: bool = False,
 ) -> Problem:
     """The generator's workloads and fleet limits over a given (real) offer list, e.g.
-    ``optimizer.catalogs.load_shared_prices``: data-residency workloads are restricted to the
+    ``cloudarb.optimize.offers.shared_catalog_offers``: data-residency workloads are restricted to the
     offers' European regions (names starting with ``eu``/``europe``); catalogs without capacity get
     ``default_available_instances`` per offer. The provider cap defaults to 50%: the shared catalogs
     hold three sellers, and 35% of the fleet each would force near-equal thirds."""

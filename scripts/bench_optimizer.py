@@ -47,25 +47,13 @@ cases were found with every offer a pool; the application treats Vast listings a
 
 
 def load_shared_offers(prices_dir: str | Path, listings: frozenset[str] = LISTING_PROVIDERS) -> list[Any]:
-    """Optimizer offers from the shared catalogs through the one loader (``ingestion.catalogs.load_catalog``,
-    each file under its declared convention; quarantined rows are not offers)."""
-    from ingestion.catalog_report import CATALOG_DATE, SHARED_CATALOGS
-    from ingestion.catalogs import load_catalog
-    from optimizer.schemas import Offer
+    """Optimizer offers from the shared catalogs through the one loader path (``ingestion.catalogs.load_catalog``
+    under each file's declared convention, quotes converted by ``cloudarb.optimize.offers``, the app's
+    conversion; quarantined rows are not offers)."""
+    from cloudarb.optimize.offers import shared_catalog_offers
 
-    conventions = dict(SHARED_CATALOGS)
-    offers = []
-    for name in BENCH_CATALOGS:
-        loaded = load_catalog(Path(prices_dir) / name, convention=conventions[name], observed_at=CATALOG_DATE)
-        for q in loaded.offers:
-            offers.append(Offer(
-                id=q.offer_key, provider=q.provider, seller=q.seller or None, region=q.region, zone=q.zone or None,
-                instance_type=q.instance_type, gpu_model=q.gpu_model, gpus_per_instance=q.gpu_count,
-                vram_gb_per_gpu=q.vram_gb, vcpus=q.vcpus, ram_gb=q.ram_gb, spot=q.spot,
-                price_per_hour=q.price_per_hour, available_instances=q.available_instances,
-                capacity_kind="listing" if q.provider in listings else "pool",
-            ))
-    return offers
+    kinds: dict[str, Any] = {"vast": "pool"} | {p: "listing" for p in listings}  # the app: vast listings
+    return shared_catalog_offers(prices_dir, BENCH_CATALOGS, capacity_kinds=kinds)
 
 
 def _cpu_s() -> float:

@@ -15,13 +15,12 @@ from datetime import timedelta
 from cloudarb.config import Settings
 from cloudarb.forecasts.feed import Feed
 from cloudarb.ingest.schedule import freshness_limits
-from cloudarb.optimize.capacity import capacity_kind
+from cloudarb.optimize.offers import SELLER_SEP
+from cloudarb.optimize.offers import to_offer as quote_to_offer
 from cloudarb.schemas import OptimizeRequest
 from cloudarb.storage.offers import OfferFields, OfferFilter
 from ingestion.gpu_specs import GPU_MODELS
 from optimizer.schemas import CapacityKind, CurrentLine, GpuFigures, Offer, Problem, Workload
-
-SELLER_SEP = ":"
 
 
 def offer_filter(req: OptimizeRequest, settings: Settings) -> OfferFilter:
@@ -35,43 +34,18 @@ def offer_filter(req: OptimizeRequest, settings: Settings) -> OfferFilter:
     )
 
 
-def provider_id(provider: str, seller: str) -> str:
-    """The provider as the solver sees it: ``provider:seller`` inside a marketplace."""
-    return f"{provider}{SELLER_SEP}{seller}" if seller else provider
-
-
-def split_provider_id(value: str) -> tuple[str, str]:
-    """``provider:seller`` -> (provider, seller); a plain provider -> (provider, '')."""
-    provider, _, seller = value.partition(SELLER_SEP)
-    return provider, seller
-
-
 def to_offer(
     row: OfferFields, feed: Feed | None = None, *, capacity_kinds: dict[str, CapacityKind] | None = None
 ) -> Offer:
-    """One optimizer offer; with a feed, its forecast price scenarios/periods and its interruption rate
-    (a rate the provider stated wins over the model's)."""
+    """One optimizer offer (the one conversion, ``cloudarb.optimize.offers.to_offer``); with a feed, its
+    forecast price scenarios/periods and its interruption rate (a rate the provider stated wins over the
+    model's)."""
     feed = feed or Feed()
     rate = row.interruption_rate_per_hour
-    seller = row.seller or ""
-    return Offer(
-        id=row.offer_key,
-        provider=provider_id(row.provider, seller),
-        seller=seller or None,
-        region=row.region,
-        zone=row.zone or None,
-        instance_type=row.instance_type,
-        gpu_model=row.gpu_model,
-        gpus_per_instance=row.gpu_count,
-        vram_gb_per_gpu=row.vram_gb,
-        vcpus=row.vcpus,
-        ram_gb=row.ram_gb,
-        spot=row.spot,
-        price_per_hour=row.price_per_hour,
-        available_instances=row.available_instances,
-        capacity_kind=capacity_kind(row.provider, capacity_kinds),
-        interruption_rate_per_hour=rate if rate is not None else feed.rates.get(row.offer_key),
-        reliability=row.reliability,
+    return quote_to_offer(
+        row,
+        capacity_kinds=capacity_kinds,
+        interruption_rate=rate if rate is not None else feed.rates.get(row.offer_key),
         price_scenarios=feed.scenarios.get(row.offer_key),
         price_per_period=feed.periods.get(row.offer_key),
     )

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from cloudarb.optimize.offers import catalog_offers, shared_catalog_offers
 from optimizer import solve
-from optimizer.catalogs import load_gcp_cyclenerd_csv, load_shared_prices, load_skypilot_csv
 from optimizer.errors import BackendUnavailableError, InvalidProblemError
 from optimizer.schemas import Problem, Progress, SolveConfig
 from optimizer.synthetic import generate
@@ -73,20 +73,30 @@ def test_time_limit_is_respected_and_gap_is_honest() -> None:
 
 
 def test_real_catalogs_load_with_sane_fields(shared_data: Path) -> None:
+    """The optimizer's offers come through the app's loader path (ingestion.catalogs.load_catalog, the
+    data-sheet check, then cloudarb.optimize.offers): true GPU names, memory per GPU and VM prices."""
     prices = shared_data / "prices"
-    gcp = load_gcp_cyclenerd_csv(prices / "gcp_cyclenerd_gpu_instances_latest.csv")
-    vast = load_skypilot_csv(prices / "anycloud_vast_gpu_vms.csv", "vast", memory_is_total=True)
-    lam = load_skypilot_csv(prices / "anycloud_lambda_gpu_vms.csv", "lambda")
+    gcp = catalog_offers(prices / "gcp_cyclenerd_gpu_instances_latest.csv", "gcp")
+    vast = catalog_offers(prices / "anycloud_vast_gpu_vms.csv", "vast")
+    lam = catalog_offers(prices / "anycloud_lambda_gpu_vms.csv", "lambda")
     assert {o.provider for o in gcp} == {"gcp"} and any(o.spot for o in gcp)
-    assert any(o.committed_price_per_hour for o in gcp)
-    assert all(0 < o.vram_gb_per_gpu <= 200 for o in vast + lam)
-    h100 = [o for o in vast if o.gpu_model == "H100" and o.gpus_per_instance == 8]
+    assert all(0 < o.vram_gb_per_gpu <= 200 for o in gcp + vast + lam)
+    # GCP's a3-highgpu-8g in us-central1: the whole VM's on-demand and spot price per hour.
+    a3 = {o.spot: o for o in gcp if o.instance_type == "a3-highgpu-8g" and o.region == "us-central1"}
+    assert a3[False].gpu_model == "H100 SXM" and a3[False].gpus_per_instance == 8
+    assert a3[False].price_per_hour == pytest.approx(88.49, abs=0.01)
+    assert a3[True].price_per_hour == pytest.approx(50.61, abs=0.01)
+    h100 = [o for o in vast if o.gpu_model == "H100 SXM" and o.gpus_per_instance == 8]
     assert h100 and 79 < h100[0].vram_gb_per_gpu < 81  # Vast lists the whole box's memory
-    assert len(load_shared_prices(prices)) == len(gcp) + len(vast) + len(lam)
+    assert {o.capacity_kind for o in vast} == {"listing"} and {o.capacity_kind for o in gcp} == {"pool"}
+    names = ["gcp_cyclenerd_gpu_instances_latest.csv", "anycloud_lambda_gpu_vms.csv", "anycloud_vast_gpu_vms.csv"]
+    assert len(shared_catalog_offers(prices, names)) == len(gcp) + len(vast) + len(lam)
+    pooled = shared_catalog_offers(prices, ["anycloud_vast_gpu_vms.csv"], capacity_kinds={"vast": "pool"})
+    assert [o.id for o in pooled] == [o.id for o in vast] and {o.capacity_kind for o in pooled} == {"pool"}
 
 
 def test_savings_on_the_real_catalogs_are_computed(shared_data: Path) -> None:
-    offers = load_shared_prices(shared_data / "prices")
+    offers = shared_catalog_offers(shared_data / "prices")
     p = Problem(
         offers=offers,
         workloads=[workload("train", 16, gpus_per_node=8, min_vram_gb=79), workload("serve", 4, min_vram_gb=24)],

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cloudarb.optimize.offers import shared_catalog_offers
 from optimizer import SolveConfig, solve
-from optimizer.catalogs import load_shared_prices
 from optimizer.synthetic import generate_on_offers
 from optimizer.validate import validate
 
 
 def test_generated_workloads_over_the_real_catalogs_solve_and_validate(shared_data: Path) -> None:
-    offers = load_shared_prices(shared_data / "prices")
+    offers = shared_catalog_offers(shared_data / "prices")
     p = generate_on_offers(offers, 20, seed=3)
     regions = {o.region for o in offers}
     restricted = [w for w in p.workloads if w.allowed_regions]

@@ -1,0 +1,158 @@
+"""Checked quotes -> optimizer offers: the one conversion used by the app's solves, the benchmarks
+and the optimizer tests.
+
+The app converts stored offer rows (``cloudarb.storage.offers.OfferFields``) with the forecast feed's
+scenarios and rates (``cloudarb.optimize.problem.to_offer`` calls ``to_offer`` here); scripts and tests
+load catalog files through ``ingestion.catalogs.load_catalog`` (the same conventions, quarantine and
+GPU table as ``cloudarb db seed`` and ``cloudarb catalog import``) and convert its quotes here.
+
+Sellers inside a marketplace are providers of their own to the solver: an offer of provider
+``shadeform`` sold by ``lambdalabs`` is provider ``shadeform:lambdalabs``. The module is light on
+purpose (pydantic, the two libraries, the capacity table): a benchmark imports it without the
+database or the web stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime
+from pathlib import Path
+from typing import Protocol
+
+from cloudarb.optimize.capacity import capacity_kind
+from ingestion.catalog_report import CATALOG_DATE, SHARED_CATALOGS
+from ingestion.catalogs import load_catalog
+from optimizer.schemas import CapacityKind, Offer
+
+SELLER_SEP = ":"
+
+
+class QuoteFields(Protocol):
+    """What the conversion reads of a quote: an ``ingestion.schemas.PriceQuote`` or a stored offer row."""
+
+    @property
+    def offer_key(self) -> str: ...
+
+    @property
+    def provider(self) -> str: ...
+
+    @property
+    def seller(self) -> str | None: ...
+
+    @property
+    def region(self) -> str: ...
+
+    @property
+    def zone(self) -> str | None: ...
+
+    @property
+    def instance_type(self) -> str: ...
+
+    @property
+    def gpu_model(self) -> str: ...
+
+    @property
+    def gpu_count(self) -> int: ...
+
+    @property
+    def vram_gb(self) -> float: ...
+
+    @property
+    def vcpus(self) -> float | None: ...
+
+    @property
+    def ram_gb(self) -> float | None: ...
+
+    @property
+    def spot(self) -> bool: ...
+
+    @property
+    def price_per_hour(self) -> float: ...
+
+    @property
+    def available_instances(self) -> int | None: ...
+
+    @property
+    def reliability(self) -> float | None: ...
+
+
+def provider_id(provider: str, seller: str) -> str:
+    """The provider as the solver sees it: ``provider:seller`` inside a marketplace."""
+    return f"{provider}{SELLER_SEP}{seller}" if seller else provider
+
+
+def split_provider_id(value: str) -> tuple[str, str]:
+    """``provider:seller`` -> (provider, seller); a plain provider -> (provider, '')."""
+    provider, _, seller = value.partition(SELLER_SEP)
+    return provider, seller
+
+
+def to_offer(
+    row: QuoteFields,
+    *,
+    capacity_kinds: Mapping[str, CapacityKind] | None = None,
+    interruption_rate: float | None = None,
+    price_scenarios: list[float] | None = None,
+    price_per_period: list[float] | None = None,
+) -> Offer:
+    """One optimizer offer from one quote; its capacity kind from the provider's kind
+    (``cloudarb.optimize.capacity``, ``capacity_kinds`` overriding), optional forecast figures."""
+    seller = row.seller or ""
+    return Offer(
+        id=row.offer_key,
+        provider=provider_id(row.provider, seller),
+        seller=seller or None,
+        region=row.region,
+        zone=row.zone or None,
+        instance_type=row.instance_type,
+        gpu_model=row.gpu_model,
+        gpus_per_instance=row.gpu_count,
+        vram_gb_per_gpu=row.vram_gb,
+        vcpus=row.vcpus,
+        ram_gb=row.ram_gb,
+        spot=row.spot,
+        price_per_hour=row.price_per_hour,
+        available_instances=row.available_instances,
+        capacity_kind=capacity_kind(row.provider, capacity_kinds),
+        interruption_rate_per_hour=interruption_rate,
+        reliability=row.reliability,
+        price_scenarios=price_scenarios,
+        price_per_period=price_per_period,
+    )
+
+
+def quotes_to_offers(
+    quotes: Iterable[QuoteFields], *, capacity_kinds: Mapping[str, CapacityKind] | None = None
+) -> list[Offer]:
+    return [to_offer(q, capacity_kinds=capacity_kinds) for q in quotes]
+
+
+def catalog_offers(
+    path: str | Path,
+    convention: str,
+    *,
+    observed_at: datetime | date = CATALOG_DATE,
+    capacity_kinds: Mapping[str, CapacityKind] | None = None,
+) -> list[Offer]:
+    """The offers of one catalog file read under its convention by ``ingestion.catalogs.load_catalog``
+    (quarantined and skipped rows are not offers)."""
+    loaded = load_catalog(Path(path), convention=convention, observed_at=observed_at)
+    return quotes_to_offers(loaded.offers, capacity_kinds=capacity_kinds)
+
+
+def shared_catalog_offers(
+    prices_dir: str | Path,
+    names: Sequence[str] | None = None,
+    *,
+    capacity_kinds: Mapping[str, CapacityKind] | None = None,
+) -> list[Offer]:
+    """Offers of the shared catalogs (``ingestion.catalog_report.SHARED_CATALOGS``) present in
+    ``prices_dir``, each under its declared convention; ``names`` picks files (in that order)."""
+    conventions = dict(SHARED_CATALOGS)
+    picked = list(names) if names is not None else [n for n, _ in SHARED_CATALOGS]
+    out: list[Offer] = []
+    for name in picked:
+        path = Path(prices_dir) / name
+        if path.exists():
+            out.extend(catalog_offers(path, conventions[name], capacity_kinds=capacity_kinds))
+    return out
