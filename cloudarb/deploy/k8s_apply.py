@@ -147,7 +147,7 @@ def apply_job(jc: JobContext) -> str:
         org, options = row.organization_id, dict(row.options)
     opts = KubernetesOptions(namespace=options.get("namespace", "default"),
                              image=options.get("image", KubernetesOptions.image),
-                             command=tuple(options.get("command") or KubernetesOptions.command),
+                             command=tuple(options["command"]) if options.get("command") else None,
                              region_selector=bool(options.get("region_selector", True)),
                              kueue_cluster_queue=options.get("kueue_cluster_queue"))
     docs = ordered(objects(plan, opts))

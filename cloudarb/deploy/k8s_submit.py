@@ -33,7 +33,8 @@ class KubernetesApplyRequest(BaseModel):
     lines: list[int] | None = Field(default=None, max_length=10_000, description="Line numbers; default all.")
     namespace: str = Field(default="default", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)
     image: str = Field(default="nvidia/cuda:12.4.1-base-ubuntu22.04", min_length=1, max_length=500)
-    command: list[str] = Field(default_factory=lambda: ["nvidia-smi"], min_length=1, max_length=64)
+    command: list[str] | None = Field(default=None, min_length=1, max_length=64,
+                                      description="Container command; default a GPU check (services stay up).")
     region_selector: bool = True
     kueue_cluster_queue: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
                                             max_length=63)

@@ -78,11 +78,17 @@ def summary(event: str, data: dict[str, Any]) -> str:
             line += ")"
         return line
     if event == "budget.threshold":
-        name = data.get("budget_name") or data.get("budget_id", "?")
+        name = data.get("budget_name") or data.get("month") or data.get("budget_id", "?")
         pct = data.get("percent_used")
+        spent, limit = data.get("spent"), data.get("limit")
+        if pct is None and isinstance(spent, int | float) and isinstance(limit, int | float) and limit > 0:
+            pct = 100.0 * spent / limit
         used = f"{float(pct):.0f}% used" if isinstance(pct, int | float) else "threshold crossed"
-        spent = f": {_money(data['spent'])} of {_money(data.get('limit'))}" if "spent" in data else ""
-        return f"CloudArb budget '{name}' {used}{spent}"
+        money = f": {_money(spent)} of {_money(limit)}" if spent is not None else ""
+        threshold = data.get("threshold")
+        crossed = f" (threshold {float(threshold):.0%})" if isinstance(threshold, int | float) else ""
+        stop = ", hard stop" if data.get("hard_stop") else ""
+        return f"CloudArb budget '{name}' {used}{money}{crossed}{stop}"
     subject = data.get("deployment_id") or data.get("subject_id") or ""
     return f"CloudArb {event}" + (f" {subject}" if subject else "")
 

@@ -208,8 +208,10 @@ def test_slack_text_for_adopt_and_budget() -> None:
     adopt = summary("policy.adopt", {"policy_name": "nightly", "savings_per_hour": 12.5, "new_cost_per_hour": 40,
                                      "current_cost_per_hour": 52.5})
     assert adopt == "CloudArb policy 'nightly': switch now saves $12.50/h (new $40.00/h vs current $52.50/h)"
-    budget = summary("budget.threshold", {"budget_name": "q4", "percent_used": 80, "spent": 800, "limit": 1000})
-    assert budget == "CloudArb budget 'q4' 80% used: $800.00 of $1,000.00"
+    # the deploy stage's budget sweep sends month, threshold, spent, limit, hard_stop
+    budget = summary("budget.threshold", {"month": "2026-12", "threshold": 0.8, "spent": 812.5, "limit": 1000,
+                                          "hard_stop": False})
+    assert budget == "CloudArb budget '2026-12' 81% used: $812.50 of $1,000.00 (threshold 80%)"
 
 
 def wait_decisions(client: TestClient, tenant: Tenant, policy_id: str, n: int) -> list[dict[str, Any]]:

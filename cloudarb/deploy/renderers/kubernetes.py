@@ -34,13 +34,15 @@ SPOT_TOLERATIONS: tuple[dict[str, str], ...] = (
     {"key": "cloudarb.io/spot", "operator": "Exists", "effect": "NoSchedule"},
 )
 SERVICE_TYPES = ("inference",)
+JOB_COMMAND = ("nvidia-smi",)
+SERVICE_COMMAND = ("sh", "-c", "nvidia-smi && exec sleep infinity")
 
 
 @dataclass(frozen=True)
 class KubernetesOptions:
     namespace: str = "default"
     image: str = "nvidia/cuda:12.4.1-base-ubuntu22.04"
-    command: tuple[str, ...] = ("nvidia-smi",)
+    command: tuple[str, ...] | None = None  # None: a GPU check; a Deployment's then stays up (a service)
     region_selector: bool = True
     kueue_cluster_queue: str | None = None
 
@@ -91,7 +93,7 @@ def _pod(plan: Plan, line: Line, options: KubernetesOptions, *, restart: str) ->
     container = {
         "name": slug(line.workload_id, limit=63),
         "image": options.image,
-        "command": list(options.command),
+        "command": list(options.command or (JOB_COMMAND if restart == "OnFailure" else SERVICE_COMMAND)),
         "env": [{"name": "CLOUDARB_WORKLOAD", "value": line.workload_id},
                 {"name": "CLOUDARB_KEY", "value": plan.key(line)}],
         "resources": {"limits": {GPU_RESOURCE: line.gpus_per_instance}},

@@ -777,6 +777,27 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/nodes/placements/{placement_id}/credentials": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reveal Placement Credentials
+         * @description The generated access password of a placement's container (SSH, Jupyter), shown once: a second
+         *     request answers 409, and only its hash is kept.
+         */
+        post: operations["reveal_placement_credentials"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/nodes/{node_id}": {
         parameters: {
             query?: never;
@@ -1599,6 +1620,28 @@ export interface components {
             /** Total */
             total: number;
         };
+        /** CredentialsOut */
+        CredentialsOut: {
+            /**
+             * Address
+             * @description The node's host name.
+             */
+            address: string;
+            /**
+             * Password
+             * @description Shown once: the container's CLOUDARB_ACCESS_PASSWORD and JUPYTER_TOKEN.
+             */
+            password: string;
+            /** Placement Id */
+            placement_id: string;
+            /**
+             * Published Ports
+             * @description '22/tcp' -> host port, once the container runs.
+             */
+            published_ports: {
+                [key: string]: number;
+            };
+        };
         /** DeliveryOut */
         DeliveryOut: {
             /** Attempts */
@@ -2348,8 +2391,11 @@ export interface components {
         };
         /** KubernetesApplyRequest */
         KubernetesApplyRequest: {
-            /** Command */
-            command?: string[];
+            /**
+             * Command
+             * @description Container command; default a GPU check (services stay up).
+             */
+            command?: string[] | null;
             /**
              * Image
              * @default nvidia/cuda:12.4.1-base-ubuntu22.04
@@ -5789,6 +5835,40 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PlacementOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    reveal_placement_credentials: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                placement_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CredentialsOut"];
                 };
             };
             /** @description Validation Error */
