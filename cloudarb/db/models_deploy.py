@@ -1,5 +1,5 @@
 """Tables of the deploy stage: deployments, instance intent rows, attempts, blocked offers, the cost
-ledger, budgets, alerts and provider-side sightings (migration 0009).
+ledger, budgets and alerts (migration 0009).
 
 An instance row is written (state ``requested``, with its unique ``key``) and committed before any
 provider call; it is the intent that names whatever the provider creates. Money columns are USD.
@@ -161,14 +161,3 @@ class DeployAlert(Base):
     message: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any]] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-
-
-class Sighting(Base):
-    """An instance with our prefix seen at a provider without a live row (an orphan candidate)."""
-
-    __tablename__ = "deploy_sightings"
-    provider: Mapped[str] = mapped_column(String(40), primary_key=True)
-    account: Mapped[str] = mapped_column(String(80), primary_key=True)
-    provider_id: Mapped[str] = mapped_column(String(200), primary_key=True)
-    key: Mapped[str] = mapped_column(String(200))
-    first_seen_at: Mapped[datetime] = mapped_column()

@@ -4,8 +4,9 @@ Per provider and account: list every instance whose mark starts with this instal
 pages; any error aborts the pass, which never acts on part of a listing), then
 - an instance that a live row names (by provider id, or by key for a row still unresolved) is matched
   (an unresolved row adopts it: a crash between the provider's answer and our commit is healed here);
-- an instance with no live row is an orphan: first seen now, destroyed through the verified path once
-  it has been seen for ``deploy_orphan_grace_s`` (adopted into a row, so its cost is metered), alerted;
+- an instance with no live row is an orphan: adopted into a row as soon as it is seen (so its cost is
+  metered from its creation), alerted, and destroyed through the verified path once it has been known
+  for ``deploy_orphan_grace_s``;
 - a live row whose instance is missing from the listing past the listing lag and ghost grace is read
   afresh; only the provider's proof of absence ends it (``terminated``, reason vanished), alerted;
 - a row that never reached the provider (no job is working on it) is failed after the same window.
@@ -18,11 +19,11 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select
+from sqlalchemy import or_, select
 
 from cloudarb import telemetry
 from cloudarb.db.models import JobRun
-from cloudarb.db.models_deploy import DeployInstance, Deployment, Sighting
+from cloudarb.db.models_deploy import DeployInstance, Deployment
 from cloudarb.deploy import keys
 from cloudarb.deploy import states as st
 from cloudarb.deploy.alerts import raise_alert
@@ -52,14 +53,13 @@ class Report:
 
 
 def accounts(env: DeployEnv, *, within: timedelta = timedelta(days=7)) -> list[tuple[str, str]]:
-    """Provider accounts to look at: any with a live row, a sighting, or a row ended recently (an
+    """Provider accounts to look at: any with a live row or a row ended recently (an
     instance whose create was unknown may appear after its row failed)."""
     since = env.clock() - within
     with env.db.session() as session:
         pairs = set(session.execute(
             select(DeployInstance.provider, DeployInstance.account).where(
                 or_(DeployInstance.state.in_(st.LIVE), DeployInstance.state_at >= since)).distinct()).all())
-        pairs |= set(session.execute(select(Sighting.provider, Sighting.account).distinct()).all())
     return sorted((str(p), str(a)) for p, a in pairs)
 
 
@@ -93,22 +93,25 @@ def reconcile(env: DeployEnv, provider: str, account: str = "default") -> Report
         if not remote.key.startswith(env.prefix()) or remote.state is RemoteState.TERMINATED:
             continue
         seen.add(remote.provider_id)
-        if remote.provider_id in by_pid:
+        matched = by_pid.get(remote.provider_id)
+        if matched is not None:
             report.matched += 1
+            if _orphan_due(env, matched, now):
+                try:
+                    if destroy(env, matched.id, reason="orphan: at the provider under our prefix with no live "
+                                                       "row", rounds=2, wait_s=1.0) == st.TERMINATED:
+                        report.orphans_destroyed += 1
+                except ProvisionError as exc:
+                    report.errors.append(f"orphan {remote.provider_id}: {exc}")
             continue
         row = unresolved.pop(remote.key, None)
         if row is not None and adopt(env, row, remote):
             report.adopted += 1
             continue
         orphans.append(remote)
-    _forget_sightings(env, provider, account, seen)
     for remote in orphans:
         report.orphans_seen += 1
-        try:
-            if _orphan(env, prov, provider, account, remote, now):
-                report.orphans_destroyed += 1
-        except ProvisionError as exc:
-            report.errors.append(f"orphan {remote.provider_id}: {exc}")
+        _adopt_orphan(env, provider, account, remote)
     lag = timedelta(seconds=prov.capabilities.listing_lag_s + env.settings.deploy_ghost_grace_s)
     for row in rows:
         if row.provider_id and row.provider_id not in seen and now - row.state_at >= lag:
@@ -124,34 +127,21 @@ def reconcile(env: DeployEnv, provider: str, account: str = "default") -> Report
     return report
 
 
-def _forget_sightings(env: DeployEnv, provider: str, account: str, seen: set[str]) -> None:
-    with env.db.session() as session:
-        stmt = delete(Sighting).where(Sighting.provider == provider, Sighting.account == account)
-        if seen:
-            stmt = stmt.where(Sighting.provider_id.not_in(seen))
-        session.execute(stmt)
+ORPHAN_KEY = "orphan:"
 
 
-def _orphan(env: DeployEnv, prov: Provisioner, provider: str, account: str, remote: RemoteInstance,
-            now: datetime) -> bool:
-    """Note the orphan; destroy it (adopted into a row) once seen for the grace window."""
-    with env.db.session() as session:
-        sighting = session.get(Sighting, (provider, account, remote.provider_id))
-        if sighting is None:
-            sighting = Sighting(provider=provider, account=account, provider_id=remote.provider_id,
-                                key=remote.key, first_seen_at=now)
-            session.add(sighting)
-        first_seen = sighting.first_seen_at
-    if (now - first_seen).total_seconds() < env.settings.deploy_orphan_grace_s:
-        return False
-    row_id = _adopt_orphan(env, provider, account, remote, first_seen)
-    state = destroy(env, row_id, reason="orphan: at the provider under our prefix with no live row")
-    return state == st.TERMINATED
+def _orphan_due(env: DeployEnv, row: DeployInstance, now: datetime) -> bool:
+    """An adopted orphan is destroyed once it has been known for the grace window."""
+    return (row.key.startswith(ORPHAN_KEY) and row.state in st.UP
+            and (now - row.created_at).total_seconds() >= env.settings.deploy_orphan_grace_s)
 
 
-def _adopt_orphan(env: DeployEnv, provider: str, account: str, remote: RemoteInstance, first_seen: datetime) -> str:
-    """A row for the orphan (deployment and price from its key where we know them), then an alert."""
+def _adopt_orphan(env: DeployEnv, provider: str, account: str, remote: RemoteInstance) -> str:
+    """A row for the orphan as soon as it is seen (so it is metered from its creation and matched like any
+    instance; deployment and price from its key where we know them), and an alert. It is destroyed once
+    it has been known for ``deploy_orphan_grace_s``."""
     now = env.clock()
+    first_seen = now
     with env.db.session() as session:
         origin = session.scalars(select(DeployInstance).where(DeployInstance.key == remote.key)).first()
         deployment: Deployment | None = None
@@ -163,8 +153,8 @@ def _adopt_orphan(env: DeployEnv, provider: str, account: str, remote: RemoteIns
         org = origin.organization_id if origin is not None else (deployment.organization_id if deployment else None)
         started = min(remote.created_at or first_seen, first_seen)
         row = DeployInstance(
-            organization_id=org, deployment_id=dep_id, key=f"orphan:{provider}:{remote.provider_id}"[:200],
-            provider=provider, account=account, state=st.TERMINATING, provider_id=remote.provider_id,
+            organization_id=org, deployment_id=dep_id, key=f"{ORPHAN_KEY}{provider}:{remote.provider_id}"[:200],
+            provider=provider, account=account, state=st.CREATED, provider_id=remote.provider_id,
             line_index=origin.line_index if origin else 0,
             offer_key=origin.offer_key if origin else "", region=origin.region if origin else "",
             instance_type=origin.instance_type if origin else "", gpu_model=origin.gpu_model if origin else "",
@@ -176,12 +166,11 @@ def _adopt_orphan(env: DeployEnv, provider: str, account: str, remote: RemoteIns
             billing_started_at=started, created_at=now, state_at=now, end_reason="orphan",
         )
         session.add(row)
-        session.delete(session.get(Sighting, (provider, account, remote.provider_id)))
         session.flush()
         raise_alert(session, kind="orphan", dedupe=f"orphan:{provider}:{account}:{remote.provider_id}",
                     organization_id=org,
-                    message=f"{provider} instance {remote.provider_id} (mark {remote.key}) had no live row for "
-                            f"{env.settings.deploy_orphan_grace_s:g}s; destroying it",
+                    message=f"{provider} instance {remote.provider_id} (mark {remote.key}) has no live row; "
+                            f"adopted, destroyed after {env.settings.deploy_orphan_grace_s:g}s",
                     provider=provider, provider_id=remote.provider_id, key=remote.key)
         return row.id
 

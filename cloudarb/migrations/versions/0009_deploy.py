@@ -155,17 +155,9 @@ def upgrade() -> None:
     )
     for col in ("organization_id", "kind", "created_at"):
         op.create_index(f"ix_deploy_alerts_{col}", "deploy_alerts", [col])
-    op.create_table(
-        "deploy_sightings",
-        sa.Column("provider", sa.String(40), primary_key=True),
-        sa.Column("account", sa.String(80), primary_key=True),
-        sa.Column("provider_id", sa.String(200), primary_key=True),
-        sa.Column("key", sa.String(200), nullable=False),
-        sa.Column("first_seen_at", UTCDateTime(), nullable=False),
-    )
 
 
 def downgrade() -> None:
-    for table in ("deploy_sightings", "deploy_alerts", "budgets", "cost_ledger", "deploy_blocked_offers",
+    for table in ("deploy_alerts", "budgets", "cost_ledger", "deploy_blocked_offers",
                   "deploy_attempts", "deploy_instances", "deployments", "deploy_meta"):
         op.drop_table(table)
