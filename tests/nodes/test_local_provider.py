@@ -11,7 +11,8 @@ from cloudarb.config import NodesSettings
 from cloudarb.context import Context
 from cloudarb.db.models_nodes import Node
 from cloudarb.deploy.errors import NoCapacity, OfferGone
-from cloudarb.deploy.providers.base import LaunchSpec, Provisioner, RemoteState
+from cloudarb.deploy.providers import registry
+from cloudarb.deploy.providers.base import LaunchSpec, ProviderConfig, Provisioner, RemoteState
 from cloudarb.deploy.providers.local import LocalProvisioner
 from cloudarb.nodes import health
 from tests.nodes.test_core import beat, report
@@ -83,3 +84,11 @@ def test_refusals(ctx: Context, prov: LocalProvisioner, node_id: str) -> None:
         health.mark_silent(session, ctx.settings.section(NodesSettings))
     with pytest.raises(NoCapacity):
         prov.create(spec("z"))
+
+
+def test_registry_factory_reads_the_configured_database(ctx: Context, node_id: str) -> None:
+    made = registry.provisioner("local", ProviderConfig(base_url=ctx.settings.database_url))
+    again = registry.provisioner("local", ProviderConfig(base_url=ctx.settings.database_url))
+    assert isinstance(made, LocalProvisioner) and isinstance(again, LocalProvisioner)
+    assert made.db is again.db  # one engine per database, however many jobs build provisioners
+    assert made.create(spec("via-registry")).raw_state == "assigned"

@@ -15,6 +15,7 @@ is that database's URL when given, else the configured one).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -152,7 +153,21 @@ class LocalProvisioner:
         )
 
 
+_DATABASES: dict[str, Database] = {}
+_LOCK = threading.Lock()
+
+
+def _database(url: str) -> Database:
+    """One engine per database URL and process: deploy jobs build provisioners per job, and an engine
+    each would leave a connection pool behind every time."""
+    with _LOCK:
+        db = _DATABASES.get(url)
+        if db is None:
+            db = _DATABASES[url] = Database(url)
+        return db
+
+
 def provisioner(config: ProviderConfig) -> LocalProvisioner:
     """The registry's factory: ``config.base_url`` is the control plane's database URL when given."""
     settings = get_settings()
-    return LocalProvisioner(Database(config.base_url or settings.database_url), settings.section(NodesSettings))
+    return LocalProvisioner(_database(config.base_url or settings.database_url), settings.section(NodesSettings))
