@@ -11,10 +11,11 @@ from cloudarb.agent.protocol import CommandProgress, ContainerReport, Heartbeat,
 from cloudarb.config import NodesSettings
 from cloudarb.context import Context
 from cloudarb.db.models import Offer
-from cloudarb.db.models_nodes import GpuAssignment, Node, Placement
+from cloudarb.db.models_nodes import GpuAssignment, Node, Placement, Template
 from cloudarb.db.types import utcnow
-from cloudarb.nodes import agents, health, placements, progress, service
-from cloudarb.nodes.errors import BadJoinToken, NoSuchGpu, PlacementState
+from cloudarb.nodes import agents, health, placements, progress, service, templates
+from cloudarb.nodes.errors import BadJoinToken, NoSuchGpu, PlacementState, TemplateNotAllowed, UnknownTemplate
+from cloudarb.scheduler import tick
 from tests.nodes.helpers import host, join_token, place, register_node
 from tests.support import Tenant
 
@@ -201,8 +202,6 @@ def test_drain_removes_offers_and_holds_the_queue(ctx: Context, tenant: Tenant, 
 
 
 def test_the_scheduler_tick_marks_silent_nodes(ctx: Context, node_id: str) -> None:
-    from cloudarb.scheduler import tick
-
     with ctx.db.session() as session:
         session.execute(update(Node).values(last_heartbeat_at=utcnow() - timedelta(minutes=5)))
     tick(ctx)
@@ -228,3 +227,33 @@ def test_reports_flag_gpu_mismatch_and_remove_orphans(ctx: Context, tenant: Tena
     assert [(action, pid) for _, action, pid in cmds] == [("destroy", a)]
     report(ctx, node_id, cmds[0][0], "destroyed")
     assert state_of(ctx, a).state == "destroyed"
+
+
+def test_a_token_naming_an_existing_node_rebinds_it(ctx: Context, tenant: Tenant, node_id: str,
+                                                    settings: NodesSettings) -> None:
+    token = join_token(ctx, tenant.org_id, name="box1")
+    with ctx.db.session() as session:
+        again = agents.register(session, settings, RegisterRequest(join_token=token, host=host("box1.lab", 2)))
+    assert again.response.node_id == node_id
+    with ctx.db.session() as session:
+        assert agents.authenticate(session, again.response.node_token).id == node_id
+        assert len(service.list_nodes(session, organization_id=tenant.org_id)) == 1
+
+
+def test_templates_per_organization_and_custom_images(ctx: Context, tenant: Tenant, other: Tenant) -> None:
+    with ctx.db.session() as session:
+        templates.ensure_catalog(session)
+        session.add(Template(name="private", title="", image="reg/x:1", ports=[], command=None, env={},
+                             health_check={}, organization_ids=[tenant.org_id], builtin=False))
+    with ctx.db.session() as session:
+        mine = [t.name for t in templates.list_templates(session, organization_id=tenant.org_id)]
+        theirs = [t.name for t in templates.list_templates(session, organization_id=other.org_id)]
+        assert "private" in mine and "private" not in theirs and "vllm-openai" in theirs
+        with pytest.raises(TemplateNotAllowed):
+            templates.resolve(session, organization_id=other.org_id, name="private", image=None, custom_images=True)
+        with pytest.raises(UnknownTemplate):
+            templates.resolve(session, organization_id=other.org_id, name="nope", image=None, custom_images=True)
+        with pytest.raises(TemplateNotAllowed):
+            templates.resolve(session, organization_id=other.org_id, name=None, image="reg/y:2", custom_images=False)
+        assert templates.resolve(session, organization_id=other.org_id, name=None, image="reg/y:2",
+                                 custom_images=True) == ("custom", None)
