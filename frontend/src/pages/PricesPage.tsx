@@ -29,27 +29,43 @@ interface Loaded {
   series: HistorySeries[];
 }
 
-function useHistory(query: { gpu: string; offer: string; market: Market; days: number }) {
+/**
+ * The window's end: now, unless the newest stored price is older than the window (a snapshot, or
+ * ingestion stopped); then the window ends just after that price, and the page says so.
+ */
+export function windowEnd(nowMs: number, newestIso: string | null | undefined, days: number): number {
+  const newest = newestIso ? Date.parse(newestIso) : NaN;
+  if (!Number.isFinite(newest) || newest > nowMs - days * 86400_000) return nowMs;
+  return Math.min(nowMs, newest + 3600_000);
+}
+
+function useHistory(query: { gpu: string; offer: string; market: Market; days: number; endMs: number | null }) {
   const { api } = useServices();
   return useAsync<Loaded>(async () => {
-    if (!query.gpu && !query.offer) return { series: [] };
-    const end = new Date();
+    if ((!query.gpu && !query.offer) || query.endMs === null) return { series: [] };
+    const end = new Date(query.endMs);
     const start = new Date(end.getTime() - query.days * 86400_000);
     const spot = query.market === "any" ? undefined : query.market === "spot";
-    const res = await api.GET("/prices/history", {
-      params: {
-        query: {
-          ...(query.offer ? { offer_key: query.offer } : { gpu_model: query.gpu }),
-          ...(spot === undefined || query.offer ? {} : { spot }),
-          start: start.toISOString(),
-          end: end.toISOString(),
-          bucket: query.days <= 2 ? "raw" : "hour",
-          max_offers: 200,
-        },
-      },
-    });
-    return { series: unwrap(res).series };
-  }, [query.gpu, query.offer, query.market, query.days]);
+    const ask = async (bucket: "raw" | "hour") =>
+      unwrap(
+        await api.GET("/prices/history", {
+          params: {
+            query: {
+              ...(query.offer ? { offer_key: query.offer } : { gpu_model: query.gpu }),
+              ...(spot === undefined || query.offer ? {} : { spot }),
+              start: start.toISOString(),
+              end: end.toISOString(),
+              bucket,
+              max_offers: 200,
+            },
+          },
+        }),
+      ).series;
+    const series = await ask(query.days <= 2 ? "raw" : "hour");
+    // Ticks not yet rolled up into the hourly table (a fresh import) still show within the raw span.
+    if (query.days > 2 && query.days <= 7 && series.every((s) => s.points.length === 0)) return { series: await ask("raw") };
+    return { series };
+  }, [query.gpu, query.offer, query.market, query.days, query.endMs]);
 }
 
 function GpuChart({ series }: { series: HistorySeries[] }) {
@@ -117,10 +133,7 @@ function LiveFeed({ changes, state }: { changes: PriceChange[]; state: string })
   );
 }
 
-function GpuSelect({ value, onChange }: { value: string; onChange: (v: string) => void }) {
-  const { api } = useServices();
-  const gpus = useAsync(async () => unwrap(await api.GET("/gpus", {})), []);
-  const names = (gpus.data?.items ?? []).map((g) => g.name).sort();
+function GpuSelect({ value, names, onChange }: { value: string; names: string[]; onChange: (v: string) => void }) {
   return (
     <label>
       GPU model
@@ -138,12 +151,18 @@ function GpuSelect({ value, onChange }: { value: string; onChange: (v: string) =
 }
 
 export function PricesPage() {
+  const { api } = useServices();
   const [params, setParams] = useQueryParams();
+  const gpus = useAsync(async () => unwrap(await api.GET("/gpus", {})), []);
+  const names = (gpus.data?.items ?? []).map((g) => g.name).sort();
+  const [now] = useState(() => Date.now());
   const offer = params.get("offer") ?? "";
   const gpu = params.get("gpu") ?? "";
   const market = (["spot", "on_demand"].includes(params.get("market") ?? "") ? params.get("market") : "any") as Market;
   const days = Number(params.get("days") ?? "7") || 7;
-  const history = useHistory({ gpu, offer, market, days });
+  const loadedGpus = gpus.data !== null || gpus.error !== null;
+  const endMs = loadedGpus ? windowEnd(now, gpus.data?.newest_price_at, days) : null;
+  const history = useHistory({ gpu, offer, market, days, endMs });
   const [live, setLive] = useState<HistorySeries[] | null>(null);
   const series = live ?? history.data?.series ?? [];
   const set = (patch: Record<string, string>) => {
@@ -168,7 +187,7 @@ export function PricesPage() {
           </p>
         ) : (
           <>
-            <GpuSelect value={gpu} onChange={(v) => set({ gpu: v })} />
+            <GpuSelect value={gpu} names={names} onChange={(v) => set({ gpu: v })} />
             <label>
               Market
               <select value={market} onChange={(e) => set({ market: e.target.value === "any" ? "" : e.target.value })}>
@@ -191,6 +210,11 @@ export function PricesPage() {
         </label>
       </div>
       <ErrorBanner message={history.error} />
+      {endMs !== null && endMs < now - 3600_000 && (
+        <p className="stale-banner" role="status">
+          The newest stored price is {age((now - endMs) / 1000)} old: the chart shows the {days} days up to it.
+        </p>
+      )}
       {!gpu && !offer && <p className="muted">Choose a GPU model to compare its price across providers and regions.</p>}
       {(gpu || offer) && (
         <div className="chart-panel">

@@ -5,7 +5,7 @@ import { freshness } from "../components/ProviderFreshness";
 import { json, renderWith } from "../test/fakeApi";
 import { FakeSocket } from "../test/fakeSocket";
 import { PoliciesPage, runRows } from "./PoliciesPage";
-import { PricesPage } from "./PricesPage";
+import { PricesPage, windowEnd } from "./PricesPage";
 
 const policy: Policy = {
   id: "p1", name: "hourly", request: { workloads: [{ id: "train", gpus_min: 8 }] }, cron: null, interval_s: 3600,
@@ -82,6 +82,15 @@ describe("PricesPage", () => {
     const feed = await screen.findByRole("list", { name: "live price changes" });
     expect(within(feed).getAllByRole("listitem")).toHaveLength(1);
     expect(feed.textContent).toContain("-20.0%");
+  });
+});
+
+describe("price window", () => {
+  it("ends now while prices are recent, and just after the newest price when it is older than the window", () => {
+    const now = Date.parse("2026-06-01T00:00:00Z");
+    expect(windowEnd(now, "2026-05-31T12:00:00Z", 7)).toBe(now);
+    expect(windowEnd(now, null, 7)).toBe(now);
+    expect(windowEnd(now, "2026-01-01T00:00:00Z", 7)).toBe(Date.parse("2026-01-01T01:00:00Z"));
   });
 });
 

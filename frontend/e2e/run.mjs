@@ -1,0 +1,237 @@
+// End-to-end walk through the dashboard in headless Chromium (Debian's /usr/bin/chromium driven by
+// playwright-core; no browser download). The pytest driver tests/browser/test_dashboard.py starts a
+// real `cloudarb serve` with the bundled snapshot and runs this script with:
+//   CLOUDARB_E2E_URL       the dashboard as the browser should reach it (a plain-HTTP, non-localhost
+//                          host name: not a secure context, so no crypto.randomUUID)
+//   CLOUDARB_E2E_RESOLVE   "host:port" -> the loopback port the host name maps to
+//   CLOUDARB_E2E_EMAIL / CLOUDARB_E2E_PASSWORD   an admin of the server
+//   CLOUDARB_SCREENSHOTS   where screenshots go (default frontend/e2e/screenshots)
+// Every step asserts what a user would see; the first failure exits non-zero with a screenshot.
+// Prints one JSON line of step timings at the end.
+import { mkdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const base = process.env.CLOUDARB_E2E_URL ?? "http://127.0.0.1:8000";
+const shots = process.env.CLOUDARB_SCREENSHOTS || join(here, "screenshots");
+const email = process.env.CLOUDARB_E2E_EMAIL ?? "demo@example.com";
+const password = process.env.CLOUDARB_E2E_PASSWORD ?? "";
+const resolve = process.env.CLOUDARB_E2E_RESOLVE ?? "";
+mkdirSync(shots, { recursive: true });
+
+const args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+  "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"];
+if (resolve) args.push(`--host-resolver-rules=MAP ${new URL(base).hostname} ${resolve}`);
+
+const timings = {};
+const errors = [];
+let current = null;
+
+function check(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+async function step(name, fn) {
+  const t0 = Date.now();
+  process.stderr.write(`step: ${name}\n`);
+  await fn();
+  timings[name] = (Date.now() - t0) / 1000;
+}
+
+async function shot(page, name) {
+  await page.waitForTimeout(150); // let charts finish their first layout pass
+  await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
+}
+
+async function signIn(page) {
+  await page.goto(`${base}/`);
+  await page.getByLabel("E-mail").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "Offers" }).waitFor();
+}
+
+async function noSideways(page, label) {
+  const { scroll, width } = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, width: window.innerWidth }));
+  check(scroll <= width + 1, `${label}: the page scrolls sideways at ${width}px (content ${scroll}px wide)`);
+  const header = await page.locator("header").boundingBox();
+  check(header && header.width <= width + 1, `${label}: the header overflows`);
+}
+
+async function waitForResult(page) {
+  await page.getByRole("heading", { name: "Result", exact: true }).waitFor({ timeout: 60_000 });
+}
+
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args });
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
+  const page = await context.newPage();
+  current = page;
+  page.on("pageerror", (err) => errors.push(String(err)));
+
+  await step("sign in", async () => {
+    await signIn(page);
+    const secure = await page.evaluate(() => window.isSecureContext);
+    const hasUuid = await page.evaluate(() => typeof crypto.randomUUID === "function");
+    check(resolve === "" || (!secure && !hasUuid), `expected an insecure origin without crypto.randomUUID (secure=${secure})`);
+  });
+
+  let gpu = "";
+  await step("offers and filters in the URL", async () => {
+    const rows = page.locator("table.data tbody tr");
+    await rows.first().waitFor();
+    const select = page.getByLabel("GPU type");
+    await page.waitForFunction(() => document.querySelectorAll("select option").length > 3);
+    gpu = (await page.locator("table.data tbody tr td:nth-child(4) a").first().textContent()) ?? "";
+    check(gpu, "no GPU in the first offer");
+    await select.selectOption(gpu);
+    await page.getByLabel("Market").selectOption("on_demand");
+    await page.getByRole("button", { name: "Apply" }).click();
+    await page.waitForFunction(() => window.location.hash.includes("gpu="));
+    const filtered = await page.waitForFunction((name) => {
+      const cells = [...document.querySelectorAll("table.data tbody tr td:nth-child(4)")].map((td) => td.textContent);
+      return cells.length > 0 && cells.every((c) => c === name);
+    }, gpu, { timeout: 10_000 }).then(() => true, () => false);
+    const models = await page.locator("table.data tbody tr td:nth-child(4)").allTextContents();
+    check(filtered, `filtered offers are not all ${gpu}: ${models.slice(0, 3)}`);
+    await page.reload();
+    await rows.first().waitFor();
+    check((await page.getByLabel("GPU type").inputValue()) === gpu, "the GPU filter did not survive a reload");
+    await shot(page, "01-offers-filtered");
+  });
+
+  // The driver stores five days of lambda H100/A100 prices (the snapshot has current offers only).
+  const historyGpu = process.env.CLOUDARB_E2E_HISTORY_GPU ?? "H100 SXM";
+  await step("price history of one offer and of a GPU model", async () => {
+    await page.goto(`${base}/#/offers?gpu=${encodeURIComponent(historyGpu)}&provider=lambda&max_age_h=24`);
+    await page.waitForFunction((name) => {
+      const cells = [...document.querySelectorAll("table.data tbody tr td:nth-child(4)")].map((td) => td.textContent);
+      return cells.length > 0 && cells.every((c) => c === name);
+    }, historyGpu);
+    await page.getByRole("link", { name: /price history of/ }).first().click();
+    await page.getByRole("img", { name: "price history of one offer" }).waitFor();
+    await page.locator(".recharts-line").first().waitFor();
+    await shot(page, "02-prices-offer");
+    await page.goto(`${base}/#/prices?gpu=${encodeURIComponent(historyGpu)}&days=7`);
+    await page.getByRole("img", { name: "price history per GPU-hour" }).waitFor();
+    const several = await page.waitForFunction(() => document.querySelectorAll(".recharts-line").length >= 3, null, { timeout: 15_000 })
+      .then(() => true, () => false);
+    check(several, `expected a line per provider, region and market, got ${await page.locator(".recharts-line").count()}`);
+    await page.locator(".conn-open").waitFor({ timeout: 15_000 }); // the live /ws/prices socket is connected
+    await page.getByRole("table", { name: "provider freshness" }).waitFor();
+    await shot(page, "03-prices-gpu");
+  });
+
+  await step("GPU catalog and forecasts", async () => {
+    await page.goto(`${base}/#/gpus`);
+    await page.getByRole("table", { name: "GPU catalog" }).waitFor();
+    await page.locator(".recharts-bar-rectangle").first().waitFor();
+    await shot(page, "04-gpus");
+    await page.goto(`${base}/#/forecasts`);
+    await page.getByRole("heading", { name: "Forecasts" }).waitFor();
+    await page.waitForLoadState("networkidle");
+    await shot(page, "05-forecasts");
+  });
+
+  let firstId = "";
+  await step("optimize and watch it live", async () => {
+    await page.goto(`${base}/#/optimize`);
+    await page.getByLabel("Name").first().fill("e2e fleet");
+    await page.getByLabel("Min GPUs").fill("16");
+    await page.getByLabel("GPUs per node").fill("8");
+    await page.getByLabel("Pareto points").fill("3");
+    await page.getByRole("button", { name: "Optimize" }).click();
+    await page.waitForFunction(() => /#\/optimizations\/.+/.test(window.location.hash));
+    firstId = await page.evaluate(() => window.location.hash.split("/")[2]);
+    await waitForResult(page);
+    await page.getByRole("img", { name: "savings against baselines" }).waitFor();
+    await page.getByRole("img", { name: "allocation chart" }).waitFor();
+    await page.getByRole("img", { name: "Pareto front chart" }).waitFor();
+    const lines = await page.getByRole("table", { name: "allocation" }).locator("tbody tr").count();
+    check(lines > 0, "no allocation lines");
+    await shot(page, "06-result");
+  });
+
+  await step("export a file", async () => {
+    await page.getByLabel("export format").selectOption("csv");
+    const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Export" }).click()]);
+    const path = join(shots, "export.csv");
+    await download.saveAs(path);
+    check((await download.suggestedFilename()).length > 0, "export without a file name");
+  });
+
+  await step("pick a Pareto point and re-solve", async () => {
+    const options = await page.getByLabel("Pareto point").locator("option").count();
+    check(options > 1, "the Pareto front has no points");
+    await page.getByLabel("Pareto point").selectOption({ index: options - 1 });
+    await page.getByRole("button", { name: "Re-solve at this point" }).click();
+    await page.waitForFunction((id) => /#\/optimizations\/.+/.test(window.location.hash) && !window.location.hash.includes(id), firstId);
+    await page.getByRole("heading", { name: /Result|Optimization/ }).first().waitFor();
+    await page.locator(".badge-finished, .badge-infeasible").first().waitFor({ timeout: 60_000 });
+    await shot(page, "07-resolved");
+  });
+
+  await step("clone into the form", async () => {
+    await page.goto(`${base}/#/optimizations/${firstId}`);
+    await waitForResult(page);
+    await page.getByRole("button", { name: "Clone into the form" }).click();
+    await page.getByText("Cloned from an earlier request").waitFor();
+    check((await page.getByLabel("Min GPUs").inputValue()) === "16", "the clone lost the workload's GPUs");
+    await shot(page, "08-clone");
+  });
+
+  await step("policies: create, pause, resume", async () => {
+    await page.goto(`${base}/#/policies`);
+    const form = page.getByRole("form", { name: "new policy" });
+    await form.getByLabel("Name", { exact: true }).fill("e2e hourly");
+    await form.getByRole("button", { name: "Create policy" }).click();
+    await page.getByRole("button", { name: "Pause" }).first().waitFor();
+    await page.getByRole("button", { name: "Pause" }).first().click();
+    await page.getByText("paused").first().waitFor();
+    await shot(page, "09-policies-paused");
+    await page.getByRole("button", { name: "Resume" }).first().click();
+    await page.getByRole("button", { name: "Pause" }).first().waitFor();
+  });
+
+  await step("deployments and nodes pages", async () => {
+    for (const [path, heading, name] of [["/deployments", "Deployments", "10-deployments"], ["/spend", "Spend", "11-spend"], ["/nodes", "Local nodes", "12-nodes"]]) {
+      await page.goto(`${base}/#${path}`);
+      const found = await page.getByRole("heading", { name: heading }).waitFor({ timeout: 5000 }).then(() => true, () => false);
+      if (found) {
+        await page.waitForLoadState("networkidle");
+        await shot(page, name);
+      }
+    }
+  });
+
+  await step("phone width (390 px)", async () => {
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    const p = await phone.newPage();
+    current = p;
+    await signIn(p);
+    await p.locator("table.data tbody tr").first().waitFor();
+    await noSideways(p, "offers");
+    await shot(p, "20-phone-offers");
+    await p.goto(`${base}/#/optimizations/${firstId}`);
+    await waitForResult(p);
+    await noSideways(p, "result");
+    await shot(p, "21-phone-result");
+    await p.goto(`${base}/#/prices?gpu=${encodeURIComponent(historyGpu)}&days=7`);
+    await p.locator(".recharts-line").first().waitFor();
+    await noSideways(p, "prices");
+    await shot(p, "22-phone-prices");
+    await phone.close();
+  });
+
+  check(errors.length === 0, `uncaught errors in the page: ${errors.join(" | ")}`);
+  process.stdout.write(`${JSON.stringify({ ok: true, screenshots: shots, seconds: timings })}\n`);
+} catch (err) {
+  if (current) await current.screenshot({ path: join(shots, "failure.png"), fullPage: true }).catch(() => undefined);
+  process.stderr.write(`e2e failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.stdout.write(`${JSON.stringify({ ok: false, error: String(err), seconds: timings })}\n`);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
