@@ -43,7 +43,12 @@ _results = sa.table("optimization_results", sa.column("optimization_id"), sa.col
                     sa.column("summary", sa.JSON()))
 _lines = sa.table("allocation_lines", sa.column("optimization_id"), sa.column("provider"),
                   sa.column("hourly_cost"))
+ENDED_INSTANCE_STATES = ("terminated", "failed")
+ORPHAN_KEY_PREFIX = "orphan:"
+"""The reconciler adopts an instance it finds with our mark and no live row under this key prefix."""
+
 _instances = sa.table("deploy_instances", sa.column("id"), sa.column("provider"), sa.column("state"),
+                      sa.column("key"),
                       sa.column("price_per_hour"), sa.column("ended_at", UTCDateTime()),
                       sa.column("expires_at", UTCDateTime()), sa.column("billing_started_at", UTCDateTime()),
                       sa.column("billing_stopped_at", UTCDateTime()))
@@ -51,7 +56,6 @@ _ledger = sa.table("cost_ledger", sa.column("instance_id"), sa.column("organizat
                    sa.column("period_end", UTCDateTime()))
 _budgets = sa.table("budgets", sa.column("organization_id"), sa.column("monthly_limit"))
 _alerts = sa.table("deploy_alerts", sa.column("kind"), sa.column("created_at", UTCDateTime()))
-_sightings = sa.table("deploy_sightings", sa.column("provider"))
 _nodes = sa.table("nodes", sa.column("status"), sa.column("drained"))
 _placements = sa.table("node_placements", sa.column("state"))
 
@@ -128,7 +132,8 @@ def allocation_group(session: Session, ctx: Context, now: datetime, make: Make) 
 
 
 def deploy_group(session: Session, ctx: Context, now: datetime, make: Make) -> None:
-    instances = make("cloudarb_instances", "Provider instances not yet ended, by provider and state",
+    instances = make("cloudarb_instances", "Provider instances not yet ended (state leaked: a destroy the "
+                     "provider did not confirm), by provider and state",
                        ["provider", "state"])
     running_cost = make("cloudarb_instance_dollars_per_hour", "Hourly price of the instances being billed now",
                           ["provider"])
@@ -137,7 +142,7 @@ def deploy_group(session: Session, ctx: Context, now: datetime, make: Make) -> N
     spend = make("cloudarb_spend_dollars_month", "Metered spend since the start of this month (UTC)",
                    ["provider"])
     burn = make("cloudarb_budget_used_ratio", "This month's spend over the monthly budget", ["organization"])
-    live = _instances.c.ended_at.is_(None)
+    live = _instances.c.state.not_in(ENDED_INSTANCE_STATES)
     for provider, state, n in session.execute(
             sa.select(_instances.c.provider, _instances.c.state, sa.func.count()).where(live)
             .group_by(_instances.c.provider, _instances.c.state)):
@@ -168,16 +173,19 @@ def deploy_group(session: Session, ctx: Context, now: datetime, make: Make) -> N
 
 def deploy_alerts_group(session: Session, ctx: Context, now: datetime, make: Make) -> None:
     alerts = make("cloudarb_deploy_alerts_last_hour", "Deploy alerts raised in the last hour, by kind "
-                    "(orphan, leaked, vanished, budget...)", ["kind"])
-    candidates = make("cloudarb_orphan_candidates", "Instances seen at a provider with our mark and no live "
-                        "row, awaiting confirmation", ["provider"])
+                  "(orphan, leaked, ghost, budget)", ["kind"])
+    orphans = make("cloudarb_orphan_instances", "Instances found at a provider with our mark and no live row, "
+                   "adopted by the reconciler and not yet destroyed (it destroys them after the grace window)",
+                   ["provider"])
     for kind, n in session.execute(
             sa.select(_alerts.c.kind, sa.func.count()).where(_alerts.c.created_at >= now - timedelta(hours=1))
             .group_by(_alerts.c.kind)):
         alerts.add_metric([kind], n)
     for provider, n in session.execute(
-            sa.select(_sightings.c.provider, sa.func.count()).group_by(_sightings.c.provider)):
-        candidates.add_metric([provider], n)
+            sa.select(_instances.c.provider, sa.func.count())
+            .where(_instances.c.state.not_in(ENDED_INSTANCE_STATES), _instances.c.key.startswith(ORPHAN_KEY_PREFIX))
+            .group_by(_instances.c.provider)):
+        orphans.add_metric([provider], n)
 
 
 def nodes_group(session: Session, ctx: Context, now: datetime, make: Make) -> None:

@@ -152,3 +152,51 @@ def test_metrics_need_the_token_or_an_admin(ops_client: TestClient, ops_ctx: Con
     assert ops_client.get("/metrics", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert ops_client.get("/metrics", headers=tenant.headers("viewer")).status_code == 403
     assert ops_client.get("/metrics", headers=TOKEN).status_code == 200
+
+
+def test_deploy_gauges_match_the_instance_rows_and_ledger(ops_client: TestClient, ops_ctx: Context) -> None:
+    from cloudarb.db.models_deploy import Budget, CostEntry, DeployAlert, DeployInstance
+
+    tenant = Tenant(ops_ctx, "Ops")
+    now = utcnow()
+    hour = timedelta(hours=1)
+
+    def instance(key: str, provider: str, state: str, price: float, **extra: Any) -> DeployInstance:
+        return DeployInstance(key=key, provider=provider, state=state, price_per_hour=price,
+                              organization_id=tenant.org_id, **extra)
+
+    with ops_ctx.db.session() as session:
+        rows = [
+            instance("k1", "lambda", "running", 2.5, billing_started_at=now - hour, expires_at=now + hour),
+            instance("k2", "lambda", "running", 1.5, billing_started_at=now - hour, expires_at=now - hour),
+            instance("k3", "runpod", "leaked", 0.8, billing_started_at=now - hour),
+            instance("orphan:vast:77", "vast", "created", 0.4, billing_started_at=now),
+            instance("k5", "lambda", "terminated", 9.0, billing_started_at=now - 2 * hour,
+                     billing_stopped_at=now - hour, expires_at=now - 2 * hour),
+        ]
+        session.add_all(rows)
+        session.flush()
+        start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        session.add_all([
+            CostEntry(instance_id=rows[0].id, organization_id=tenant.org_id, period_start=now - hour, period_end=now,
+                      seconds=3600, billed_seconds=3600, rate=2.5, amount=2.5),
+            CostEntry(instance_id=rows[2].id, organization_id=tenant.org_id, period_start=now - hour, period_end=now,
+                      seconds=3600, billed_seconds=3600, rate=0.8, amount=0.8),
+            # last month's spend counts toward no figure of this month
+            CostEntry(instance_id=rows[4].id, organization_id=tenant.org_id, period_start=start - 2 * hour,
+                      period_end=start - hour, seconds=3600, billed_seconds=3600, rate=9.0, amount=9.0),
+            Budget(organization_id=tenant.org_id, monthly_limit=10.0, thresholds=[0.5, 0.8]),
+            DeployAlert(organization_id=tenant.org_id, kind="orphan", dedupe="orphan:vast:default:77", message="m",
+                        details={}),
+        ])
+    got = samples(ops_client.get("/metrics", headers=TOKEN).text)
+    assert got[("cloudarb_instances", (("provider", "lambda"), ("state", "running")))] == 2
+    assert got[("cloudarb_instances", (("provider", "runpod"), ("state", "leaked")))] == 1
+    assert ("cloudarb_instances", (("provider", "lambda"), ("state", "terminated"))) not in got
+    assert got[("cloudarb_instance_dollars_per_hour", (("provider", "lambda"),))] == pytest.approx(4.0)
+    assert got[("cloudarb_instances_past_expiry", (("provider", "lambda"),))] == 1
+    assert got[("cloudarb_orphan_instances", (("provider", "vast"),))] == 1
+    assert got[("cloudarb_spend_dollars_month", (("provider", "lambda"),))] == pytest.approx(2.5)
+    assert got[("cloudarb_spend_dollars_month", (("provider", "runpod"),))] == pytest.approx(0.8)
+    assert got[("cloudarb_budget_used_ratio", (("organization", tenant.org_id),))] == pytest.approx(0.33)
+    assert got[("cloudarb_deploy_alerts_last_hour", (("kind", "orphan"),))] == 1
