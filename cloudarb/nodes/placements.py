@@ -198,6 +198,8 @@ def request_destroy(session: Session, settings: NodesSettings, placement: Placem
         placement.state = "destroying"
         commands.cancel_pending(session, placement.id)
         commands.issue(session, placement, "destroy")
+    elif commands.open_command(session, placement.id, "destroy") is None:
+        commands.issue(session, placement, "destroy")  # the last one failed on the host: try again
 
 
 def request_stop(session: Session, placement: Placement) -> None:

@@ -257,3 +257,20 @@ def test_templates_per_organization_and_custom_images(ctx: Context, tenant: Tena
             templates.resolve(session, organization_id=other.org_id, name=None, image="reg/y:2", custom_images=False)
         assert templates.resolve(session, organization_id=other.org_id, name=None, image="reg/y:2",
                                  custom_images=True) == ("custom", None)
+
+
+def test_a_failed_destroy_is_issued_again_when_asked_again(ctx: Context, tenant: Tenant, node_id: str) -> None:
+    a, _ = place(ctx, tenant.org_id, node_id, "k-a")
+    (cmd, _, _), = beat(ctx, node_id)
+    report(ctx, node_id, cmd, "running", container_id="c1")
+    settings = ctx.settings.section(NodesSettings)
+    with ctx.db.session() as session:
+        placements.request_destroy(session, settings, session.get(Placement, a))
+    (cmd, action, _), = beat(ctx, node_id, [ContainerReport(placement_id=a, container_id="c1", state="running")])
+    report(ctx, node_id, cmd, "failed", error="engine busy")
+    with ctx.db.session() as session:
+        placements.request_destroy(session, settings, session.get(Placement, a))
+        placements.request_destroy(session, settings, session.get(Placement, a))  # one open command at most
+    cmds = beat(ctx, node_id, [ContainerReport(placement_id=a, container_id="c1", state="running")])
+    assert [(action, pid) for _, action, pid in cmds] == [("destroy", a)]
+    assert state_of(ctx, a).state == "destroying"
