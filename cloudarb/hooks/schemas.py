@@ -24,6 +24,14 @@ def _loopback(host: str) -> bool:
         return False
 
 
+def _link_local(host: str) -> bool:
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host.lower() in ("metadata.google.internal", "metadata")
+    return address.is_link_local or address.is_unspecified or address.is_multicast
+
+
 class HookCreate(BaseModel):
     """A hook to register: a webhook (``url``) or a command (``command``, an argument list, no shell)."""
 
@@ -56,6 +64,8 @@ class HookCreate(BaseModel):
             raise ValueError("the url must be https://host/...")
         if parts.scheme == "http" and not _loopback(parts.hostname):
             raise ValueError("the url must use https (plain http is accepted only on loopback)")
+        if _link_local(parts.hostname):
+            raise ValueError("link-local and unspecified addresses (cloud metadata services) are refused")
         return value
 
     @field_validator("command")

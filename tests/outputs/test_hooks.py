@@ -173,6 +173,7 @@ def test_command_hooks_are_off_unless_the_server_allows_them(client: TestClient,
 
 @pytest.mark.parametrize("body,field", [
     ({"kind": "webhook", "url": "http://hooks.example.com/x", "events": ["*"]}, "url"),
+    ({"kind": "webhook", "url": "https://169.254.169.254/latest/meta-data", "events": ["*"]}, "url"),
     ({"kind": "webhook", "url": "https://hooks.example.com/x", "events": ["deploy.maybe"]}, "events"),
     ({"kind": "webhook", "events": ["*"]}, "url"),
     ({"kind": "command", "url": "https://x.example/", "events": ["*"]}, "url"),

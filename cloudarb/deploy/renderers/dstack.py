@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from cloudarb.deploy.renderers import accelerators
-from cloudarb.deploy.renderers.plan import Line, Plan, Rendered, RenderedFile, Skipped
+from cloudarb.deploy.renderers.plan import DUMPER, Line, Plan, Rendered, RenderedFile, Skipped
 
 FORMAT = "dstack"
 BACKENDS = {"aws": "aws", "gcp": "gcp", "azure": "azure", "lambda": "lambda", "runpod": "runpod", "vast": "vastai",
@@ -54,7 +54,7 @@ def render(plan: Plan) -> Rendered:
             skipped.append(Skipped(line.index, line.workload_id, line.provider,
                                    f"dstack has no backend for provider '{line.provider}'"))
             continue
-        text = yaml.safe_dump(configuration(plan, line), sort_keys=False)
+        text = yaml.dump(configuration(plan, line), Dumper=DUMPER, sort_keys=False)
         head = f"# CloudArb optimization {plan.optimization_id}, line {line.index}: dstack apply -f {plan.key(line)}.dstack.yml\n"
         files.append(RenderedFile(f"{plan.key(line)}.dstack.yml", head + text, "application/yaml"))
     return Rendered(FORMAT, tuple(files), tuple(skipped))

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from cloudarb.deploy.renderers import accelerators
-from cloudarb.deploy.renderers.plan import TAG_EXPIRES, Line, Plan, Rendered, RenderedFile, slug
+from cloudarb.deploy.renderers.plan import DUMPER, TAG_EXPIRES, Line, Plan, Rendered, RenderedFile, slug
 
 FORMAT = "kubernetes"
 GPU_RESOURCE = "nvidia.com/gpu"
@@ -183,6 +183,6 @@ def objects(plan: Plan, options: KubernetesOptions | None = None) -> dict[str, l
 def render(plan: Plan, options: KubernetesOptions | None = None) -> Rendered:
     out = []
     for path, docs in objects(plan, options).items():
-        text = yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False)
+        text = yaml.dump_all(docs, Dumper=DUMPER, sort_keys=False, default_flow_style=False)
         out.append(RenderedFile(path, f"# CloudArb optimization {plan.optimization_id}\n{text}", "application/yaml"))
     return Rendered(FORMAT, tuple(out))

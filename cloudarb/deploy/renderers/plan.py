@@ -19,12 +19,16 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import yaml
+
 TAG_EXPORT = "cloudarb:export"
 TAG_OPTIMIZATION = "cloudarb:optimization"
 TAG_WORKLOAD = "cloudarb:workload"
 TAG_EXPIRES = "cloudarb:expires-at"
 
 _SLUG = re.compile(r"[^a-z0-9]+")
+DUMPER: type[yaml.SafeDumper] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+"""libyaml's safe dumper where PyYAML was built with it (about 6x faster), else the pure-Python one."""
 
 
 def slug(text: str, *, limit: int = 40) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from cloudarb.deploy.renderers import accelerators
-from cloudarb.deploy.renderers.plan import Line, Plan, Rendered, RenderedFile, Skipped
+from cloudarb.deploy.renderers.plan import DUMPER, Line, Plan, Rendered, RenderedFile, Skipped
 
 FORMAT = "skypilot"
 CLOUDS = {"aws": "aws", "gcp": "gcp", "azure": "azure", "lambda": "lambda", "runpod": "runpod", "vast": "vast",
@@ -52,7 +52,7 @@ def render(plan: Plan) -> Rendered:
             skipped.append(Skipped(line.index, line.workload_id, line.provider,
                                    f"SkyPilot has no cloud for provider '{line.provider}'"))
             continue
-        text = yaml.safe_dump(task(plan, line), sort_keys=False)
+        text = yaml.dump(task(plan, line), Dumper=DUMPER, sort_keys=False)
         head = f"# CloudArb optimization {plan.optimization_id}, line {line.index}: sky launch {plan.key(line)}.yaml\n"
         files.append(RenderedFile(f"{plan.key(line)}.yaml", head + text, "application/yaml"))
     return Rendered(FORMAT, tuple(files), tuple(skipped))
