@@ -207,13 +207,15 @@ def request_stop(session: Session, placement: Placement) -> None:
     is created, so starting it again needs the same GPUs)."""
     if placement.state not in ("running", "starting"):
         raise PlacementState(f"placement {placement.id} is {placement.state}; only a running one can stop")
-    commands.issue(session, placement, "stop")
+    if commands.open_command(session, placement.id, "stop") is None:
+        commands.issue(session, placement, "stop")
 
 
 def request_start(session: Session, placement: Placement) -> None:
     if placement.state != "stopped":
         raise PlacementState(f"placement {placement.id} is {placement.state}; only a stopped one can start")
-    commands.issue(session, placement, "start")
+    if commands.open_command(session, placement.id, "start") is None:
+        commands.issue(session, placement, "start")
 
 
 def cancel(session: Session, settings: NodesSettings, placement: Placement) -> None:
