@@ -90,6 +90,24 @@ class HookCreate(BaseModel):
             raise ValueError(exc.message) from exc
 
 
+class HookPatch(BaseModel):
+    """Fields to change; absent fields stay. ``enabled: false`` pauses a hook (nothing is queued for it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    events: list[str] | None = Field(default=None, min_length=1, max_length=32)
+    payload_format: Literal["json", "slack"] | None = None
+    max_attempts: int | None = Field(default=None, ge=1, le=20)
+    timeout_s: float | None = Field(default=None, gt=0, le=600)
+    enabled: bool | None = None
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, value: list[str] | None) -> list[str] | None:
+        return HookCreate._events(value) if value is not None else None
+
+
 class HookOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

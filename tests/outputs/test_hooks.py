@@ -251,3 +251,16 @@ def test_a_policy_adopt_decision_reaches_signed_webhooks(client: TestClient, ctx
         second["current_cost_per_hour"] - second["new_cost_per_hour"])
     texts = [json.loads(r.body)["text"] for r in slack.requests]
     assert any("switch now saves $" in t for t in texts)
+
+
+def test_a_paused_hook_gets_nothing(client: TestClient, ctx: Context, tenant: Tenant) -> None:
+    hook = add_hook(client, tenant, kind="webhook", url="https://hooks.example.com/a", events=["deploy.after"])
+    r = client.patch(f"/hooks/{hook['id']}", json={"enabled": False, "events": ["deploy.*", "policy.adopt"]},
+                     headers=tenant.headers("admin"))
+    assert r.status_code == 200 and r.json()["enabled"] is False
+    assert r.json()["events"] == ["deploy.*", "policy.adopt"]
+    assert emit(ctx, tenant.org_id, "deploy.after", {}, blocking=False).deliveries == []
+    bad = client.patch(f"/hooks/{hook['id']}", json={"events": ["nope"]}, headers=tenant.headers("admin"))
+    assert bad.status_code == 422 and "events" in json.dumps(bad.json())
+    assert client.patch(f"/hooks/{hook['id']}", json={"enabled": True},
+                        headers=tenant.headers("viewer")).status_code == 403

@@ -14,7 +14,7 @@ from cloudarb.errors import NotFound
 from cloudarb.hooks import store
 from cloudarb.hooks.dispatch import send_test
 from cloudarb.hooks.events import EVENTS
-from cloudarb.hooks.schemas import DeliveryOut, HookCreate, HookCreated, HookOut
+from cloudarb.hooks.schemas import DeliveryOut, HookCreate, HookCreated, HookOut, HookPatch
 from cloudarb.schemas import Page
 from cloudarb.storage import audit
 
@@ -83,6 +83,21 @@ def get_hook(hook_id: IdPath, session: SessionDep, principal: Viewer) -> HookOut
     hook = store.get(session, organization_id=principal.organization_id, hook_id=hook_id)
     if hook is None:
         raise NotFound(f"hook {hook_id} not found")
+    return HookOut.model_validate(hook)
+
+
+@router.patch("/{hook_id}", operation_id="update_hook", response_model=HookOut)
+def update_hook(hook_id: IdPath, body: HookPatch, session: SessionDep, principal: Admin) -> HookOut:
+    """Rename, resubscribe, pause (``enabled: false``) or resume a hook; its URL or command is fixed."""
+    hook = store.get(session, organization_id=principal.organization_id, hook_id=hook_id)
+    if hook is None:
+        raise NotFound(f"hook {hook_id} not found")
+    changes = body.model_dump(exclude_unset=True, exclude_none=True)
+    for name, value in changes.items():
+        setattr(hook, name, value)
+    audit.record(session, organization_id=principal.organization_id, actor=principal.actor, action="hook.update",
+                 resource_type="hook", resource_id=hook_id, detail={"fields": sorted(changes)})
+    session.flush()
     return HookOut.model_validate(hook)
 
 
