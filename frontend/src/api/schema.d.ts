@@ -568,7 +568,11 @@ export interface paths {
         delete: operations["delete_hook"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Update Hook
+         * @description Rename, resubscribe, pause (``enabled: false``) or resume a hook; its URL or command is fixed.
+         */
+        patch: operations["update_hook"];
         trace?: never;
     };
     "/hooks/{hook_id}/test": {
@@ -2207,6 +2211,24 @@ export interface components {
             timeout_s: number;
             /** Url */
             url: string | null;
+        };
+        /**
+         * HookPatch
+         * @description Fields to change; absent fields stay. ``enabled: false`` pauses a hook (nothing is queued for it).
+         */
+        HookPatch: {
+            /** Enabled */
+            enabled?: boolean | null;
+            /** Events */
+            events?: string[] | null;
+            /** Max Attempts */
+            max_attempts?: number | null;
+            /** Name */
+            name?: string | null;
+            /** Payload Format */
+            payload_format?: ("json" | "slack") | null;
+            /** Timeout S */
+            timeout_s?: number | null;
         };
         /** HostReport */
         HostReport: {
@@ -5437,6 +5459,44 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    update_hook: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                hook_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["HookPatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HookOut"];
+                };
             };
             /** @description Validation Error */
             422: {
