@@ -240,7 +240,7 @@ def _advance(env: DeployEnv, row: DeployInstance, remote: RemoteInstance) -> boo
             if st.move(session, row.id, to=st.BOOTING, when=(st.CREATED,), now=now):
                 env.emit("booting", {"instance_id": row.id, "raw_state": remote.raw_state})
             return False
-        if address and port:
+        if address and port and env.settings.deploy_reachability_check:
             if not env.probe(address, port):
                 st.move(session, row.id, to=st.BOOTING, when=(st.CREATED,), now=now, address=address, ssh_port=port)
                 return False
