@@ -9,7 +9,9 @@ import { OptimizePage } from "./pages/OptimizePage";
 import { PoliciesPage } from "./pages/PoliciesPage";
 import { ForecastsPage } from "./pages/ForecastsPage";
 import { GpusPage } from "./pages/GpusPage";
+import { DeploymentDetailPage, DeploymentsPage } from "./pages/DeploymentsPage";
 import { NodesPage } from "./pages/NodesPage";
+import { SpendPage } from "./pages/SpendPage";
 import { PricesPage } from "./pages/PricesPage";
 import { href, useRoute } from "./router";
 import { useCredential, useServices } from "./services";
@@ -22,6 +24,8 @@ const NAV = [
   { path: "/optimize", label: "Optimize" },
   { path: "/optimizations", label: "Optimizations" },
   { path: "/policies", label: "Policies" },
+  { path: "/deployments", label: "Deployments" },
+  { path: "/spend", label: "Spend" },
   { path: "/nodes", label: "Nodes" },
 ];
 
@@ -35,6 +39,9 @@ function Screen({ route }: { route: string[] }) {
   if (first === "gpus") return <GpusPage />;
   if (first === "forecasts") return <ForecastsPage />;
   if (first === "nodes") return <NodesPage />;
+  if (first === "deployments" && second) return <DeploymentDetailPage key={second} id={second} />;
+  if (first === "deployments") return <DeploymentsPage />;
+  if (first === "spend") return <SpendPage />;
   return <OffersPage />;
 }
 

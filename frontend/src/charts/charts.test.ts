@@ -68,3 +68,14 @@ describe("ids", () => {
     expect(newId({ getRandomValues: () => { throw new Error("unused"); }, randomUUID: () => "native" } as unknown as Crypto)).toBe("native");
   });
 });
+
+describe("spend over the month", () => {
+  it("asks about each UTC day of the month so far and cumulates against the budget's pace", async () => {
+    const { cumulativeSpend, monthDays } = await import("./spend");
+    const days = monthDays(new Date("2026-02-03T15:00:00Z"));
+    expect(days.map((d) => d.toISOString().slice(0, 10))).toEqual(["2026-02-01", "2026-02-02", "2026-02-03", "2026-02-04"]);
+    const rows = cumulativeSpend(days, [10, 0, 5], 280);
+    expect(rows.map((r) => [r.day, r.cumulative, r.pace])).toEqual([[10, 10, 10], [0, 10, 20], [5, 15, 30]]);
+    expect(cumulativeSpend(days, [1], null)[0]?.pace).toBeUndefined();
+  });
+});

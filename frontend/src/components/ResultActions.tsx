@@ -7,6 +7,7 @@ import { saveDraft } from "../draft";
 import { newId } from "../ids";
 import { navigate } from "../router";
 import { useServices } from "../services";
+import { privateKeyStore } from "../deployKeys";
 import { ErrorBanner } from "./common";
 
 export const EXPORT_FORMATS = [
@@ -40,7 +41,7 @@ export function useSubmit() {
 }
 
 export function ResultActions({ optimization }: { optimization: Optimization }) {
-  const { auth, baseUrl } = useServices();
+  const { api, auth, baseUrl } = useServices();
   const { submit, busy, error: submitError } = useSubmit();
   const [format, setFormat] = useState<string>("terraform");
   const [working, setWorking] = useState<"export" | "deploy" | null>(null);
@@ -69,15 +70,14 @@ export function ResultActions({ optimization }: { optimization: Optimization }) 
     setWorking("deploy");
     setError(null);
     try {
-      const res = await ensureOk(
-        await authedFetch(baseUrl, auth, `/optimize/${id}/deploy`, {
-          method: "POST",
-          headers: { "Content-Type": "application/json", "Idempotency-Key": newId() },
-          body: "{}",
+      const accepted = unwrap(
+        await api.POST("/optimize/{optimization_id}/deploy", {
+          params: { path: { optimization_id: optimization.id }, header: { "Idempotency-Key": newId() } },
+          body: {},
         }),
       );
-      const body = (await res.json()) as { id?: string; deployment_id?: string };
-      const deployment = body.deployment_id ?? body.id;
+      if (accepted.private_key) privateKeyStore(accepted.id).save(accepted.private_key);
+      const deployment = accepted.id;
       navigate(deployment ? `/deployments/${deployment}` : "/deployments");
     } catch (err) {
       const text = messageOf(err);

@@ -10,6 +10,7 @@ import { money, num, pct } from "../format";
 export const BASELINE_LABELS: Record<string, string> = {
   single_provider_on_demand: "Cheapest single provider, on-demand",
   greedy_cheapest: "Greedy cheapest-first",
+  skypilot_rule: "Cheapest instance that fits (SkyPilot's rule)",
 };
 
 export function savingsBars(result: OptimizationResult): { name: string; cost: number; optimized: boolean; saved: number | null }[] {

@@ -90,6 +90,7 @@ function SavingsTable({ result }: { result: OptimizationResult }) {
   return (
     <>
       <h3>Savings against baselines</h3>
+      <div className="scroll">
       <table className="data compact" aria-label="savings">
         <thead>
           <tr>
@@ -110,6 +111,7 @@ function SavingsTable({ result }: { result: OptimizationResult }) {
           ))}
         </tbody>
       </table>
+      </div>
     </>
   );
 }

@@ -1,0 +1,52 @@
+import { act, fireEvent, screen, waitFor, within } from "@testing-library/react";
+import { beforeEach, describe, expect, it } from "vitest";
+import { privateKeyStore } from "../deployKeys";
+import { json, renderWith } from "../test/fakeApi";
+import { FakeSocket, progress, status } from "../test/fakeSocket";
+import { DeploymentDetailPage } from "./DeploymentsPage";
+
+const deployment = {
+  id: "d1", name: "fleet", status: "creating", optimization_id: "opt1", job_id: "j9", created_at: "2026-01-01T10:00:00Z",
+  expires_at: "2026-01-01T14:00:00Z", latest_expiry: null, end_reason: null, rate_per_hour: 12.5, cost_so_far: 0.42, ssh_public_key: null,
+  lines: [],
+  attempts: [{ at: "2026-01-01T10:00:01Z", attempt: 1, line: 0, replica: 0, offer_key: "k", provider: "vast", outcome: "no_capacity", reason: "sold out" }],
+  instances: [{
+    id: "i1", key: "ca-d1-0-0", line: 0, replica: 0, attempt: 2, provider: "runpod", provider_id: "rp-1", offer_key: "k2", region: "US",
+    instance_type: "8x H100", gpu_model: "H100 SXM", gpu_count: 8, spot: false, state: "running", state_at: "2026-01-01T10:02:00Z",
+    address: "203.0.113.7", ssh_port: 22, ssh_command: "ssh root@203.0.113.7", price_per_hour: 12.5, reported_rate: null,
+    cost_so_far: 0.42, expires_at: "2026-01-01T14:00:00Z", end_reason: null, last_error: null, destroy_attempts: 0,
+  }],
+};
+
+describe("DeploymentDetailPage", () => {
+  beforeEach(() => FakeSocket.reset());
+
+  it("shows instances and attempts, follows the steps live, shows a generated key once, and extends", async () => {
+    privateKeyStore("d1").save("-----BEGIN OPENSSH PRIVATE KEY-----");
+    const { requests } = renderWith(<DeploymentDetailPage id="d1" />, (req) =>
+      req.method === "POST" ? json({ ...deployment, expires_at: "2026-01-01T16:00:00Z" }) : json(deployment));
+    const table = await screen.findByRole("table", { name: "instances" });
+    expect(within(table).getByText("ssh root@203.0.113.7")).toBeTruthy();
+    expect(screen.getByText("sold out")).toBeTruthy();
+    expect(screen.getByText(/BEGIN OPENSSH/)).toBeTruthy();
+    fireEvent.click(screen.getByRole("button", { name: "I saved it" }));
+    expect(privateKeyStore("d1").load()).toBeNull();
+
+    await waitFor(() => expect(FakeSocket.instances.length).toBe(1));
+    const socket = FakeSocket.last();
+    expect(new URL(socket.url).pathname).toBe("/api/ws/deployments/d1");
+    act(() => {
+      socket.open();
+      socket.send(progress(1, "creating", 40, { message: "runpod: instance created" }));
+      socket.send(status(2, "running", false));
+    });
+    await screen.findByText(/40/);
+
+    fireEvent.change(screen.getByLabelText("hours to extend"), { target: { value: "2" } });
+    fireEvent.click(screen.getByRole("button", { name: "Extend" }));
+    await waitFor(() => expect(requests.some((r) => r.method === "POST")).toBe(true));
+    const post = requests.find((r) => r.method === "POST")!;
+    expect(new URL(post.url).pathname).toBe("/api/deployments/d1/extend");
+    expect(await post.json()).toEqual({ hours: 2 });
+  });
+});
