@@ -13,8 +13,8 @@
   (``ami`` setting or ``CLOUDARB_AWS_AMI``) or the region's AWS Deep Learning Base GPU AMI.
 - Find / list: ``DescribeInstances`` filtered by ``tag:cloudarb:key`` (find) or ``tag-key`` plus a
   client-side prefix match (list), every page through ``NextToken``, in every configured region
-  (``regions`` setting or ``CLOUDARB_AWS_REGIONS``, comma separated; else ``AWS_REGION`` /
-  ``AWS_DEFAULT_REGION``, else us-east-1) and every region this process launched in.
+  (``regions`` setting or ``CLOUDARB_AWS_REGIONS``, comma separated, plus any region this process
+  launched in) or, when none is configured, in every region ``DescribeRegions`` reports enabled.
 - Get: the ``terminated`` state is the proof of absence. ``InvalidInstanceID.NotFound`` is *not*
   (EC2 is eventually consistent right after RunInstances and TerminateInstances), so it raises
   ``ProviderUnavailable`` and the core reads again later.
@@ -30,6 +30,7 @@ botocore's own retries are off (one attempt): the core's limiter and retry polic
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -134,6 +135,9 @@ def translate(exc: Exception, *, creates: bool) -> ProvisionError:
     return ProviderUnavailable(f"aws: {name}", provider=KEY)
 
 
+_ZONE_ID = re.compile(r"^[a-z]{2,6}\d+-az\d+$")
+
+
 class AwsProvisioner:
     """EC2 instances marked by the ``cloudarb:key`` tag, created with the key as ClientToken."""
 
@@ -149,9 +153,13 @@ class AwsProvisioner:
             aws_secret_access_key=creds.get("aws_secret_access_key") or creds.get("secret_access_key") or None,
             aws_session_token=creds.get("aws_session_token") or creds.get("session_token") or None,
         )
-        configured = (creds.get("regions") or os.environ.get("CLOUDARB_AWS_REGIONS")
-                      or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
+        configured = creds.get("regions") or os.environ.get("CLOUDARB_AWS_REGIONS") or ""
         self.regions = [r.strip() for r in configured.split(",") if r.strip()]
+        """Regions listed by find/list_owned; empty = every region the account has enabled."""
+        self.home = (self.regions[0] if self.regions else None) or os.environ.get("AWS_REGION") \
+            or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        self._launched: list[str] = []
+        self._all_regions: list[str] | None = None
         self._boto = BotoConfig(
             retries={"total_max_attempts": 1, "mode": "standard"},
             connect_timeout=config.timeout_s,
@@ -169,9 +177,9 @@ class AwsProvisioner:
     def create(self, spec: LaunchSpec) -> RemoteInstance:
         if not spec.key.isascii() or len(spec.key) > CAPABILITIES.max_key_length:
             raise InvalidLaunch("aws: the key must be ASCII and at most 64 characters (ClientToken)", provider=KEY)
-        region = spec.region or self.regions[0]
-        if region not in self.regions:
-            self.regions.append(region)  # listed from now on (configure it to survive a restart)
+        region = spec.region or self.home
+        if region not in self._launched:
+            self._launched.append(region)
         request: dict[str, Any] = {
             "ImageId": self._image(spec),
             "InstanceType": spec.instance_type,
@@ -185,8 +193,9 @@ class AwsProvisioner:
         data = user_data(spec, ssh=True)
         if data is not None:
             request["UserData"] = data
-        if spec.zone:
-            request["Placement"] = {"AvailabilityZone": spec.zone}
+        if spec.zone:  # offers name a zone by its id (use1-az4, the same in every account) or its name
+            field = "AvailabilityZoneId" if _ZONE_ID.match(spec.zone) else "AvailabilityZone"
+            request["Placement"] = {field: spec.zone}
         if spec.spot:
             request["InstanceMarketOptions"] = {
                 "MarketType": "spot",
@@ -207,14 +216,14 @@ class AwsProvisioner:
 
     def find(self, key: str) -> RemoteInstance | None:
         filters = [{"Name": f"tag:{KEY_TAG}", "Values": [key]}, {"Name": "instance-state-name", "Values": LIVE_STATES}]
-        for region in self.regions:
+        for region in self._listed_regions():
             for instance in self._describe(region, filters=filters):
                 if instance.key == key and instance.state is not RemoteState.TERMINATED:
                     return instance
         return None
 
     def get(self, provider_id: str) -> RemoteInstance | None:
-        region, instance_id = split_provider_id(provider_id, self.regions[0])
+        region, instance_id = split_provider_id(provider_id, self.home)
         try:
             answer = self._client(region).describe_instances(InstanceIds=[instance_id])
         except ClientError as exc:
@@ -235,20 +244,20 @@ class AwsProvisioner:
     def list_owned(self, prefix: str) -> list[RemoteInstance]:
         filters = [{"Name": "tag-key", "Values": [KEY_TAG]}, {"Name": "instance-state-name", "Values": LIVE_STATES}]
         owned: list[RemoteInstance] = []
-        for region in self.regions:
+        for region in self._listed_regions():
             owned.extend(i for i in self._describe(region, filters=filters) if i.key.startswith(prefix))
         return [i for i in owned if i.state is not RemoteState.TERMINATED]
 
     def destroy(self, provider_id: str) -> None:
-        region, instance_id = split_provider_id(provider_id, self.regions[0])
+        region, instance_id = split_provider_id(provider_id, self.home)
         self._call(region, "terminate_instances", InstanceIds=[instance_id])
 
     def stop(self, provider_id: str) -> None:
-        region, instance_id = split_provider_id(provider_id, self.regions[0])
+        region, instance_id = split_provider_id(provider_id, self.home)
         self._call(region, "stop_instances", InstanceIds=[instance_id])
 
     def start(self, provider_id: str) -> None:
-        region, instance_id = split_provider_id(provider_id, self.regions[0])
+        region, instance_id = split_provider_id(provider_id, self.home)
         self._call(region, "start_instances", InstanceIds=[instance_id])
 
     # -- helpers -----------------------------------------------------------------------------------
@@ -261,6 +270,20 @@ class AwsProvisioner:
             raise translate(exc, creates=False) from exc
         except BotoCoreError as exc:
             raise translate(exc, creates=False) from exc
+
+    def _listed_regions(self) -> list[str]:
+        """The configured regions (plus any this process launched in), else every enabled region
+        (``DescribeRegions``, read once): an instance in a region nobody listed would never be
+        reconciled."""
+        if self.regions:
+            return self.regions + [r for r in self._launched if r not in self.regions]
+        if self._all_regions is None:
+            answer = self._call(self.home, "describe_regions")
+            names = [str(r["RegionName"]) for r in answer.get("Regions") or [] if r.get("RegionName")]
+            if not names:
+                raise ListingIncomplete("aws: DescribeRegions answered no region", provider=KEY)
+            self._all_regions = sorted(names)
+        return self._all_regions
 
     def _describe(self, region: str, *, filters: list[dict[str, Any]]) -> Iterator[RemoteInstance]:
         """Every page of a filtered DescribeInstances (an error on any page aborts the listing)."""
@@ -291,7 +314,7 @@ class AwsProvisioner:
         ami = self._config.credentials.get("ami") or os.environ.get("CLOUDARB_AWS_AMI", "")
         if ami:
             return ami
-        region = spec.region or self.regions[0]
+        region = spec.region or self.home
         try:
             ssm = self._session.client("ssm", region_name=region, endpoint_url=self._config.base_url or None,
                                        config=self._boto)
