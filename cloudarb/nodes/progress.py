@@ -9,12 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloudarb.agent.protocol import CommandProgress, ContainerReport
 from cloudarb.config import NodesSettings
-from cloudarb.db.models_nodes import LIVE_PLACEMENT_STATES, Node, NodeCommand, Placement
+from cloudarb.db.models_nodes import (
+    LIVE_PLACEMENT_STATES,
+    GpuAssignment,
+    Node,
+    NodeCommand,
+    NodeGpu,
+    Placement,
+)
 from cloudarb.db.types import utcnow
 from cloudarb.nodes import commands, placements
 from cloudarb.nodes.errors import PlacementNotFound
@@ -85,6 +93,7 @@ def reconcile(session: Session, settings: NodesSettings, node: Node, containers:
         p.container_id = c.container_id or p.container_id
         if c.published_ports:
             p.published_ports = dict(c.published_ports)
+        _adopt_units(session, node, p, [u for u in c.gpu_uuids if u not in owners], owners)
         wrong = [u for u in c.gpu_uuids if owners.get(u) != p.id]
         missing = [u for u in p.gpu_uuids if u not in c.gpu_uuids] if c.gpu_uuids else []
         p.flagged = (f"GPU ownership differs: container holds {wrong or ''} {missing and 'lacks ' + str(missing)}"
@@ -100,6 +109,22 @@ def reconcile(session: Session, settings: NodesSettings, node: Node, containers:
             placements.end(session, settings, p, state="destroyed")
         elif p.state in ("running", "stopped"):
             p.flagged = "the container is missing from the agent's report"
+
+
+def _adopt_units(session: Session, node: Node, p: Placement, units: list[str], owners: dict[str, str]) -> None:
+    """Units a live container holds that the database thinks free: the host's reality wins (they are
+    recorded as the placement's, so they are not handed to another placement the agent would refuse)."""
+    known = {g for g in session.scalars(select(NodeGpu.uuid).where(NodeGpu.node_id == node.id))}
+    for unit in units:
+        if unit not in known:
+            continue
+        try:
+            with session.begin_nested():
+                session.execute(insert(GpuAssignment).values(gpu_uuid=unit, node_id=node.id, placement_id=p.id,
+                                                             created_at=utcnow()))
+            owners[unit] = p.id
+        except IntegrityError:
+            continue
 
 
 def _orphan(session: Session, node: Node, c: ContainerReport) -> None:

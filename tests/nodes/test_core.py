@@ -218,6 +218,12 @@ def test_reports_flag_gpu_mismatch_and_remove_orphans(ctx: Context, tenant: Tena
     wrong = ContainerReport(placement_id=a, container_id="c1", state="running", gpu_uuids=["GPU-box1.lab-1"])
     beat(ctx, node_id, [wrong])
     assert "GPU ownership differs" in (state_of(ctx, a).flagged or "")
+    # the unit the container really holds is recorded as its own: no other placement is given it
+    assert offers(ctx) == {}
+    b, state = place(ctx, tenant.org_id, node_id, "k-b")
+    assert state == "queued"
+    with ctx.db.session() as session:
+        placements.cancel(session, ctx.settings.section(NodesSettings), session.get(Placement, b))
     beat(ctx, node_id, [wrong.model_copy(update={"gpu_uuids": ["GPU-box1.lab-0"]})])
     assert state_of(ctx, a).flagged is None
     # a container whose placement has ended is removed
