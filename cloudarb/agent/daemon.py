@@ -143,7 +143,7 @@ class Agent:
                              f"{self.config.server}; use another --state-dir")
         if state is None:
             if not self.config.join_token:
-                raise AgentError("this node is not registered yet: pass --join-token (from `cloudarb nodes token`)")
+                raise AgentError("this node is not registered yet: pass --join-token (from `cloudarb nodes join-token`)")
             try:
                 registered = self.client.register(
                     RegisterRequest(join_token=self.config.join_token, host=self._host_report()))
