@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import uuid
+
+import pytest
 from fastapi.testclient import TestClient
 
-from tests.support import PASSWORD, Tenant
+from cloudarb.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from tests.support import PASSWORD, REDIS_URL, Tenant
 
 
 def login(client: TestClient, email: str, password: str = PASSWORD) -> dict[str, str]:
@@ -89,3 +94,88 @@ def test_refresh_tokens_rotate_and_a_reused_one_revokes_its_family(client: TestC
     # another login is a new family and works
     other = client.post("/auth/login", json={"email": tenant.email, "password": PASSWORD}).json()
     assert client.post("/auth/refresh", json={"refresh_token": other["refresh_token"]}).status_code == 200
+
+
+class FakeClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def redis_limiter(limit: int, clock: FakeClock) -> RedisRateLimiter:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL).ping()
+    except redis.RedisError:
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    return RedisRateLimiter(REDIS_URL, limit, clock=clock)
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_a_burst_across_a_minute_boundary_is_still_limited(backend: str) -> None:
+    """Fixed windows let 2x the limit through around a window's edge; the sliding window never admits
+    more than the limit in any 60 s."""
+    clock = FakeClock(1_000_000 * 60 + 59.5)  # half a second before a whole minute
+    limiter: RateLimiter = MemoryRateLimiter(10, clock=clock) if backend == "memory" else redis_limiter(10, clock)
+    key = f"test:{uuid.uuid4().hex}"
+    assert [limiter.hit(key) for _ in range(10)] == [None] * 10
+    clock.now += 1.0  # a new calendar minute: a fixed window would start counting from zero here
+    waits = [limiter.hit(key) for _ in range(10)]
+    assert waits == [59] * 10  # the first burst leaves the window 60 s after it came
+    clock.now += 58.0  # 1 s before the first burst leaves the window
+    assert limiter.hit(key) == 1
+    clock.now += 1.1
+    assert [limiter.hit(key) for _ in range(11)] == [None] * 10 + [60]
+    assert limiter.hit(f"test:{uuid.uuid4().hex}") is None  # keys have their own logs
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+def test_spread_requests_never_exceed_the_limit_in_any_window(backend: str) -> None:
+    clock = FakeClock(5_000.0)
+    limiter: RateLimiter = MemoryRateLimiter(6, clock=clock) if backend == "memory" else redis_limiter(6, clock)
+    key = f"test:{uuid.uuid4().hex}"
+    admitted: list[float] = []
+    for _ in range(400):  # one request every 0.7 s for 280 s
+        if limiter.hit(key) is None:
+            admitted.append(clock.now)
+        clock.now += 0.7
+    assert max(sum(1 for t in admitted if start <= t < start + 60) for start in admitted) == 6
+    assert len(admitted) >= 6 * 4  # and the limit is reached again in every minute
+
+
+def test_processes_sharing_redis_admit_the_limit_between_them() -> None:
+    """Two API processes (two clients) hit one key concurrently: the script admits exactly the limit."""
+    clock = FakeClock(9_000.0)
+    limiters = [redis_limiter(25, clock), redis_limiter(25, clock)]
+    key = f"test:{uuid.uuid4().hex}"
+    results: list[int | None] = []
+    lock = threading.Lock()
+
+    def hammer(limiter: RateLimiter) -> None:
+        for _ in range(20):
+            wait = limiter.hit(key)
+            with lock:
+                results.append(wait)
+
+    threads = [threading.Thread(target=hammer, args=(limiters[n % 2],)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 80 and results.count(None) == 25
+    assert all(w == 60 for w in results if w is not None)
+
+
+@pytest.mark.parametrize("ctx", [{"login_attempts_per_minute": 3}], indirect=True)
+def test_login_attempts_are_throttled_per_account(client: TestClient, tenant: Tenant) -> None:
+    codes = [client.post("/auth/login", json={"email": tenant.email, "password": "wrong password!"}).status_code
+             for _ in range(3)]
+    assert codes == [401] * 3
+    r = client.post("/auth/login", json={"email": tenant.email, "password": PASSWORD})
+    assert r.status_code == 429 and 1 <= int(r.headers["Retry-After"]) <= 60
+    assert r.json()["error"]["code"] == "rate_limited"
+    # another account from the same address still has its own budget
+    assert client.post("/auth/login", json={"email": "x@y.example", "password": "wrong password!"}).status_code == 401
