@@ -170,3 +170,23 @@ def test_capabilities_are_ec2s() -> None:
         True, "tags", True, True, True)
     assert (caps.billing_granularity_s, caps.billing_minimum_s, caps.max_key_length) == (1, 60, 64)
 
+
+
+def test_configured_regions_plus_the_regions_launched_in(ec2_fake: FakeServer) -> None:
+    provisioner = aws.AwsProvisioner(aws_config(ec2_fake, Sleeps()))  # regions: us-east-1
+    west = provisioner.create(aws_spec(PREFIX + "d12-l0-r0-a0", region="us-west-2"))
+    assert west.provider_id.startswith("us-west-2:")
+    assert [i.provider_id for i in provisioner.list_owned(PREFIX)] == [west.provider_id]
+    fresh = aws.AwsProvisioner(aws_config(ec2_fake, Sleeps()))  # a restarted worker: us-east-1 only
+    assert fresh.list_owned(PREFIX) == []
+    seen = fresh.get(west.provider_id)  # the region travels in the provider id
+    assert seen is not None and seen.key == PREFIX + "d12-l0-r0-a0"
+
+
+@pytest.mark.slow
+def test_without_configured_regions_every_enabled_region_is_listed(ec2_fake: FakeServer) -> None:
+    creds = {k: v for k, v in aws_config(ec2_fake, Sleeps()).credentials.items() if k != "regions"}
+    launcher = aws.AwsProvisioner(aws_config(ec2_fake, Sleeps(), credentials=creds, timeout_s=30.0))
+    created = launcher.create(aws_spec(PREFIX + "d13-l0-r0-a0", region="eu-west-1"))
+    fresh = aws.AwsProvisioner(aws_config(ec2_fake, Sleeps(), credentials=creds, timeout_s=30.0))
+    assert [i.provider_id for i in fresh.list_owned(PREFIX)] == [created.provider_id]
