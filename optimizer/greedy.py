@@ -13,7 +13,9 @@ of the shared rows). Every placement keeps each constraint of the model satisfia
   is accepted only if ``G_S + u <= share * G_lb``; then ``G_S <= share * G`` holds at the end, because
   the left side of an accepted inequality never shrinks and G never falls below G_lb;
 * co-location: a workload that must stay in one placement takes every instance from the one it
-  already uses, else from the placement with room for its need that is cheapest per usable GPU;
+  already uses, else from the placement cheapest per usable GPU among those with room for its need
+  within capacity and what the share caps still allow; when the other rows (budget, floor) stop it
+  there, what it placed is undone and the next placement is tried (up to ``_TRIES``);
 * inference on-demand floor ``od_w >= phi (od_w + spot_w)``: a spot instance is placed only when
   ``spot_w + u <= (1 - phi) / phi * od_w`` already holds, so on-demand capacity is taken first.
 
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +42,7 @@ log = logging.getLogger(__name__)
 
 _EPS = 1e-9
 _SHORT = 256
+_TRIES = 8  # placements tried per workload that must not spread
 
 
 class _Fleet:
@@ -60,6 +64,15 @@ class _Fleet:
         self.G = float(np.where(workloads.need_var, np.maximum(workloads.lo, self.covered), workloads.lo).sum())
         self.R = float(np.maximum(workloads.lo - self.covered, 0.0).sum())
 
+    def save(self, x: FloatArray, seg: IntArray, w: int) -> tuple[npt.NDArray[Any], ...]:
+        """What serving workload w (pairs ``seg``) may change, to undo a placement that did not work out."""
+        return (x[seg].copy(), self.cap_left.copy(), self.by_provider.copy(), self.by_place.copy(),
+                np.array([self.budget_left, self.spot, self.covered[w], self.R]))
+
+    def restore(self, saved: tuple[npt.NDArray[Any], ...], x: FloatArray, seg: IntArray, w: int) -> None:
+        x[seg], self.cap_left, self.by_provider, self.by_place, rest = saved
+        self.budget_left, self.spot, self.covered[w], self.R = (float(v) for v in rest)
+
     def share_ok(self, total: npt.ArrayLike, add: npt.ArrayLike, share: float | None,
                  after: npt.ArrayLike) -> BoolArray:
         if share is None or share >= 1:
@@ -80,7 +93,9 @@ def greedy_fill(problem: Problem, offers: OfferTable, workloads: WorkloadTable, 
     bounds = np.searchsorted(pairs.w, np.arange(workloads.n + 1))
     room = np.bincount(pairs.w, weights=np.minimum(classes.cap[pairs.c], pairs.ub) * pairs.u, minlength=workloads.n)
     need = np.maximum(workloads.lo - fleet.covered, 0.0)
-    order = np.argsort(-(need / np.maximum(room, _EPS)), kind="stable")
+    # Workloads that must stay in one placement first (they have the fewest ways to be served), each
+    # group hardest first (largest demand against the capacity it may use).
+    order = np.lexsort((-(need / np.maximum(room, _EPS)), workloads.scope == 0))
     phi = problem.inference_on_demand_floor
     price = offers.price[pairs.o]
     prov = offers.provider[pairs.o]
@@ -93,45 +108,70 @@ def greedy_fill(problem: Problem, offers: OfferTable, workloads: WorkloadTable, 
         if time.perf_counter() > deadline:
             return None
         seg = np.arange(int(bounds[w]), int(bounds[w + 1]))
-        if workloads.scope[w] > 0:
-            one = _one_placement(fleet, x, pairs, where, score, seg, float(need[w]))
-            if one is None:
-                log.info("greedy: no single placement can hold workload %s", workloads.ids[w])
-                return None
-            seg = one
+        if len(seg) == 0:
+            return None
         args = (problem, fleet, x, w, pairs, score, price, prov, place, spot, float(workloads.hi[w]),
                 bool(workloads.inference[w]) and phi > 0, phi)
+        if workloads.scope[w] == 0:
+            if not _cover(args, seg):
+                log.info("greedy: workload %s could not be covered", workloads.ids[w])
+                return None
+            continue
         served = False
-        for size in (_SHORT, 8 * _SHORT):
-            short = _shortlist(seg, score, pairs.u, size)
-            served = _serve(*args, short)
-            if served or len(short) == len(seg):
+        for one in _placements(problem, fleet, x, pairs, where, score, seg, float(need[w]), prov, place, spot):
+            saved = fleet.save(x, seg, w)
+            if _cover(args, one):
+                served = True
                 break
-        if not served and not _serve(*args, seg):
-            log.info("greedy: workload %s could not be covered", workloads.ids[w])
+            fleet.restore(saved, x, seg, w)
+            if time.perf_counter() > deadline:
+                return None
+        if not served:
+            log.info("greedy: no single placement could hold workload %s", workloads.ids[w])
             return None
     return x
 
 
-def _one_placement(fleet: _Fleet, x: FloatArray, pairs: Pairs, where: IntArray, score: FloatArray, seg: IntArray,
-                   need: float) -> IntArray | None:
-    """The pairs of ``seg`` in one placement for a workload that must not spread: the one it already
-    uses, else the one with room for its need whose cheapest pair per usable GPU is cheapest."""
+def _cover(args: tuple[Any, ...], seg: IntArray) -> bool:
+    """Serve one workload from ``seg``, looking at its shortlist of cheapest pairs first."""
+    for size in (_SHORT, 8 * _SHORT):
+        short = _shortlist(seg, args[5], args[4].u, size)
+        if _serve(short, *args):
+            return True
+        if len(short) == len(seg):
+            return False
+    return _serve(seg, *args)
+
+
+def _placements(problem: Problem, fleet: _Fleet, x: FloatArray, pairs: Pairs, where: IntArray, score: FloatArray,
+                seg: IntArray, need: float, prov: IntArray, place: IntArray, spot: BoolArray) -> list[IntArray]:
+    """The pairs of ``seg`` per placement to try, best first, for a workload that must not spread: the
+    one it already uses; else up to ``_TRIES`` placements whose room for its need, within capacity and
+    what the provider, place and spot caps still allow, is enough, cheapest per usable GPU first."""
     held = seg[x[seg] > 0]
     if len(held):
-        same: IntArray = seg[where[seg] == where[held[0]]]
-        return same
+        return [seg[where[seg] == where[held[0]]]]
     room = pairs.u[seg] * np.maximum(0.0, np.minimum(fleet.cap_left[pairs.c[seg]], pairs.ub[seg] - x[seg]))
-    spots, inv = np.unique(where[seg], return_inverse=True)
+    spots, first, inv = np.unique(where[seg], return_index=True, return_inverse=True)
     inv = inv.ravel()
     total = np.bincount(inv, weights=room, minlength=len(spots))
-    best = np.full(len(spots), np.inf)
-    np.minimum.at(best, inv, score[seg] / pairs.u[seg])
+    head = seg[first]  # one pair per placement: provider, place and spot kind are the placement's
+    for share, used in ((problem.max_provider_share, fleet.by_provider[prov[head]]),
+                        (problem.max_region_share, fleet.by_place[place[head]]),
+                        (problem.max_spot_share, np.where(spot[head], fleet.spot, -np.inf))):
+        if share is not None and share < 1:
+            total = np.minimum(total, np.maximum(share * fleet.G - used, 0.0))
+    # Cost of covering the need in each placement, cheapest pairs per usable GPU first (fractional).
+    per_gpu = score[seg] / pairs.u[seg]
+    order = np.lexsort((per_gpu, inv))
+    grp, r = inv[order], room[order]
+    cum = np.cumsum(r)
+    before = cum - r - np.concatenate([[0.0], cum])[np.searchsorted(grp, grp)]  # room ahead in its group
+    take = np.clip(need - before, 0.0, r)
+    best = np.bincount(grp, weights=take * per_gpu[order], minlength=len(spots)).astype(np.float64)
     best[total < need - _EPS] = np.inf
-    if not np.isfinite(best).any():
-        return None
-    chosen: IntArray = seg[inv == int(np.argmin(best))]
-    return chosen
+    ranked = [int(k) for k in np.argsort(best, kind="stable")[:_TRIES] if np.isfinite(best[k])]
+    return [seg[inv == k] for k in ranked]
 
 
 def _shortlist(seg: IntArray, score: FloatArray, u: FloatArray, size: int) -> IntArray:
@@ -145,9 +185,9 @@ def _shortlist(seg: IntArray, score: FloatArray, u: FloatArray, size: int) -> In
     return short
 
 
-def _serve(problem: Problem, fleet: _Fleet, x: FloatArray, w: int, pairs: Pairs,
+def _serve(seg: IntArray, problem: Problem, fleet: _Fleet, x: FloatArray, w: int, pairs: Pairs,
            score: FloatArray, price: FloatArray, prov: IntArray, place: IntArray, spot: BoolArray,
-           hi: float, floor: bool, phi: float, seg: IntArray) -> bool:
+           hi: float, floor: bool, phi: float) -> bool:
     """Cover workload w from the pairs ``seg``; False (with what was placed kept) when they run out."""
     lo = float(problem.workloads[w].gpus_min)
     u, c = pairs.u[seg], pairs.c[seg]

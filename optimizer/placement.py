@@ -13,6 +13,13 @@ so at most one combo holds instances. ``H_j`` is the most usable GPUs the combo 
 row removes nothing else. The rows are ordinary rows of the matrix: every strategy that checks its
 points against the model (rounding, dive, neighbourhoods, focused solves) honours them; the lazy
 fleet path, which prices pairs by a formula without these rows, is not taken when a combo row exists.
+
+At fleet size (``lazy.applicable``) the solver decomposes instead (``solver._solve_placed``): the
+placement-aware greedy (``greedy.py``) picks one placement per such workload, ``keep_plan_placements``
+drops the pairs outside it, and the restricted problem, which has no combo rows, takes the lazy path
+from the greedy plan. Its plans are feasible for the whole problem; its LP is a bound of the restricted
+problem only, so the bound reported is the LP of the whole problem without co-location (every
+placement rule relaxed: a valid bound), when there is time to compute it.
 """
 
 from __future__ import annotations
@@ -66,6 +73,19 @@ def combos(offers: OfferTable, workloads: WorkloadTable, pairs: Pairs) -> Combos
     w = cw[keep].astype(np.int64)
     cap = np.minimum(room, workloads.hi[w])
     return Combos(of_pair, w, (uniq[keep] % (len(offers.spots) + 1)).astype(np.int64), cap.astype(np.float64))
+
+
+def keep_plan_placements(offers: OfferTable, workloads: WorkloadTable, pairs: Pairs, x: FloatArray) -> IntArray:
+    """Indices of the pairs a placement-restricted solve keeps: every pair of a workload free to spread;
+    for a workload that must stay in one placement, the pairs in the placement the plan ``x`` uses
+    (a workload the plan leaves out keeps all of its pairs)."""
+    spot = pair_spots(offers, workloads, pairs)
+    chosen = np.full(workloads.n, -1, dtype=np.int64)
+    used = np.flatnonzero((x > 0) & (spot >= 0))
+    chosen[pairs.w[used]] = spot[used]
+    keep = (spot < 0) | (chosen[pairs.w] < 0) | (spot == chosen[pairs.w])
+    out: IntArray = np.flatnonzero(keep)
+    return out
 
 
 def needs_choice(offers: OfferTable, workloads: WorkloadTable, pairs: Pairs) -> bool:

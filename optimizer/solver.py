@@ -23,7 +23,7 @@ from optimizer.greedy import greedy_fill
 from optimizer.model import AllocationModel, MatrixModel
 from optimizer.pareto import pareto_set
 from optimizer.periods import separable, solve_periods
-from optimizer.placement import needs_choice, placement_reasons
+from optimizer.placement import keep_plan_placements, needs_choice, placement_reasons
 from optimizer.presolve import Classes, Pairs, build_classes, build_pairs
 from optimizer.report import allocation_lines, binding_constraints, disaggregate, risk_metrics, totals
 from optimizer.schemas import BindingConstraint, Problem, Progress, Solution, SolveConfig, SolverStats
@@ -71,9 +71,14 @@ def solve_here(problem: Problem, config: SolveConfig, progress: ProgressCallback
         return _infeasible(" ".join(short), stats, time.perf_counter() - start, 0.0, progress)
 
     report("build", f"{pairs.n} compatible pairs after presolve")
-    if config.method == "auto" and lazy.applicable(problem, pairs) and not needs_choice(offers, workloads, pairs):
-        return _solve_lazy(problem, config, offers, workloads, classes, pairs, lookup, backend, stats, start, deadline,
-                           sign, report, progress)
+    if config.method == "auto" and lazy.applicable(problem, pairs):
+        if not needs_choice(offers, workloads, pairs):
+            return _solve_lazy(problem, config, offers, workloads, classes, pairs, lookup, backend, stats, start,
+                               deadline, sign, report, progress)
+        placed = _solve_placed(problem, config, offers, workloads, classes, pairs, lookup, backend, stats, start,
+                               deadline, sign, report, progress)
+        if placed is not None:
+            return placed
     # The plain reference ("direct") gets the untightened model, as an out-of-the-box MILP would.
     layout = AllocationModel(problem, offers, workloads, classes, pairs, tighten=config.method != "direct")
     if config.method == "auto" and separable(problem):
@@ -131,7 +136,7 @@ def solve_here(problem: Problem, config: SolveConfig, progress: ProgressCallback
 def _solve_lazy(problem: Problem, config: SolveConfig, offers: OfferTable, workloads: WorkloadTable,
                 classes: Classes, pairs: Pairs, lookup: CompatLookup, backend: Backend, stats: dict,  # type: ignore[type-arg]
                 start: float, deadline: float, sign: float, report: Reporter,
-                progress: ProgressCallback | None) -> Solution:
+                progress: ProgressCallback | None, greedy: FloatArray | None = None) -> Solution:
     """Pairs beyond LAZY_MIN_PAIRS: LP by column generation, then the focused integer solves. From
     FLEET_MIN_PAIRS on, a greedy plan over every pair comes first: it seeds column generation, is
     compared with an LP-guided greedy, improved by the batch search and handed over as the warm
@@ -140,11 +145,12 @@ def _solve_lazy(problem: Problem, config: SolveConfig, offers: OfferTable, workl
     if short:
         return _infeasible(" ".join(short), stats, time.perf_counter() - start, 0.0, progress)
     build_s = time.perf_counter() - start
-    fleet = pairs.n >= lazy.FLEET_MIN_PAIRS
+    big = pairs.n >= lazy.FLEET_MIN_PAIRS
+    fleet = big or greedy is not None  # a greedy plan given (placement decomposition) is used as at fleet size
     t0 = time.perf_counter()
     plain_cost = offers.price[pairs.o] + pairs.egress
-    gx = None
-    if fleet:
+    gx = greedy
+    if gx is None and fleet:
         report("greedy", f"fleet-feasible greedy over {pairs.n} pairs")
         gx = greedy_fill(problem, offers, workloads, classes, pairs, plain_cost, deadline=deadline)
     greedy_s = time.perf_counter() - t0
@@ -158,7 +164,7 @@ def _solve_lazy(problem: Problem, config: SolveConfig, offers: OfferTable, workl
         problem, offers, workloads, classes, pairs, backend,
         deadline=time.perf_counter() + 0.6 * (deadline - time.perf_counter()), must=must,
         seed=None if gx is None or not fleet else gx > 0,
-        signature=lookup.signatures()[0] if fleet else None)
+        signature=lookup.signatures()[0] if big and greedy is None else None)
     lp_s = time.perf_counter() - t0
     stats.update(variables=model.shape[1], constraints=model.shape[0])
     phases = {"build": build_s, "greedy": greedy_s} if fleet else {"build": build_s}
@@ -227,6 +233,61 @@ def _solve_lazy(problem: Problem, config: SolveConfig, offers: OfferTable, workl
                         infeasibility_reason=f"no feasible allocation was found within the time limit of "
                         f"{config.time_limit_s:g} s; the problem may still be feasible (raise the limit).")
     return _assemble(problem, config, layout, model, outcome, lookup, stats, build_s, solve_s, sign, report)
+
+
+def _solve_placed(problem: Problem, config: SolveConfig, offers: OfferTable, workloads: WorkloadTable,
+                  classes: Classes, pairs: Pairs, lookup: CompatLookup, backend: Backend, stats: dict,  # type: ignore[type-arg]
+                  start: float, deadline: float, sign: float, report: Reporter,
+                  progress: ProgressCallback | None) -> Solution | None:
+    """Fleet-size co-location by decomposition (``optimizer.placement``). The placement-aware greedy
+    makes a plan at plain prices; the LP of the whole problem with every placement rule relaxed (lazy
+    column generation over every pair) gives a valid bound and shadow prices, at which the greedy makes
+    a second plan; the cheaper plan chooses one placement per workload that must stay together, the
+    pairs outside it are dropped, and the restricted problem (no combo rows) takes the lazy path from
+    that plan. None when the greedy finds no plan (the caller builds the whole model instead)."""
+    report("greedy", "a first plan with every workload that must stay together in one placement")
+    t0 = time.perf_counter()
+    plain = offers.price[pairs.o] + pairs.egress
+    gx = greedy_fill(problem, offers, workloads, classes, pairs, plain, deadline=t0 + 0.3 * (deadline - t0))
+    phases = {"place_greedy": time.perf_counter() - t0}
+    if gx is None:
+        report("greedy", "no greedy plan: solving the whole model")
+        return None
+    t0 = time.perf_counter()
+    report("lp", "LP bound of the whole problem with placement relaxed")
+    relaxed = dataclasses.replace(workloads, scope=np.zeros_like(workloads.scope))
+    layout, model, lp, active, rc, converged = lazy.solve_lp_lazy(
+        problem, offers, relaxed, classes, pairs, backend, deadline=t0 + 0.3 * (deadline - t0),
+        must=np.zeros(pairs.n, dtype=bool), seed=gx > 0)
+    bound: float | None = None
+    if lp is not None and lp.status == "optimal" and lp.objective is not None:
+        bound = lp.objective if converged else lazy.full_bound(layout, model, lp, pairs, active, rc)[0]
+        if deadline - time.perf_counter() > 0.5 * (deadline - t0):
+            costs = lazy.pair_costs(problem, offers, pairs)
+            pricer = lazy.Pricer(problem, offers, relaxed, classes, pairs, costs)
+            a, _ = pricer.terms(model, lp.duals)
+            shadow = a[pairs.c] + pairs.u * pricer.share_terms[pairs.c] + pairs.need * pricer.y_gpus
+            guided = greedy_fill(problem, offers, workloads, classes, pairs, np.maximum(plain - shadow, 1e-9),
+                                 deadline=time.perf_counter() + 0.2 * (deadline - time.perf_counter()))
+            if guided is not None and float(costs @ guided) < float(costs @ gx):
+                gx = guided
+    phases["place_lp"] = time.perf_counter() - t0
+    idx = keep_plan_placements(offers, workloads, pairs, gx)
+    report("build", f"{len(idx)} of {pairs.n} pairs in the placements chosen")
+    sol = _solve_lazy(problem, config, offers, workloads, classes, lazy.subset(pairs, idx), lookup, backend,
+                      dict(stats), start, deadline, sign, report, progress, greedy=gx[idx])
+    if sol.status == "infeasible":  # cannot happen with a feasible greedy plan; never claim it
+        return None
+    # The restricted problem's bounds are not bounds of the whole problem; the relaxed LP's is.
+    obj = sol.stats.objective
+    gap = None if bound is None or obj is None else rel_gap(sign * obj, bound)
+    status = sol.status
+    if status == "optimal" and (gap is None or gap > config.relative_gap):
+        status = "feasible"
+    st = sol.stats.model_copy(update={
+        "status": status, "best_bound": _signed(sign, bound), "gap": gap, "lp_bound": _signed(sign, bound),
+        "engine": "placed:" + sol.stats.engine, "phases": {**phases, **sol.stats.phases}})
+    return sol.model_copy(update={"status": status, "stats": st})
 
 
 def _best_warm(problem: Problem, offers: OfferTable, workloads: WorkloadTable, classes: Classes,

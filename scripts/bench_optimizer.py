@@ -110,9 +110,11 @@ def run_case(name: str, mode: str, plain_solver: str, plain_time: float, time_sc
         prices = ROOT / spec["catalog"]
         if not prices.is_dir():
             return {"case": name, "mode": mode, "status": "no_data", "catalog": str(prices)}
-        problem = generate_on_offers(load_shared_offers(prices), spec["workloads"], seed=spec["seed"])
+        problem = generate_on_offers(load_shared_offers(prices), spec["workloads"], seed=spec["seed"],
+                                     co_located=bool(spec.get("co_located")))
     else:
-        problem = generate(spec["workloads"], spec["offers"], seed=spec["seed"], periods=spec["periods"])
+        problem = generate(spec["workloads"], spec["offers"], seed=spec["seed"], periods=spec["periods"],
+                           co_located=bool(spec.get("co_located")))
     gen_s = time.perf_counter() - t0
     if mode == "ours":
         config = SolveConfig(time_limit_s=spec["time_limit_s"] * time_scale, compute_baselines=False,
