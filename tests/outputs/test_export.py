@@ -117,3 +117,33 @@ def test_cli_export_writes_the_four_formats(tmp_path: Path, seeded_template: Pat
     bad = subprocess.run([sys.executable, "-m", "cloudarb", "export", opt, "--format", "csv", "--lines", "7"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and "lines [7] do not exist" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.slow
+def test_cli_hooks_add_test_list_deliveries_remove(tmp_path: Path, seeded_template: Path) -> None:
+    from tests.outputs.receivers import Receiver
+
+    shutil.copy(seeded_template, tmp_path / "cli.db")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDARB_")}
+    env.update(CLOUDARB_DATA_DIR=str(tmp_path), CLOUDARB_DATABASE_URL=f"sqlite:///{tmp_path / 'cli.db'}",
+               PYTHONPATH=str(ROOT), COLUMNS="200")
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "cloudarb", "hooks", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    with Receiver(200) as rx:
+        added = run("add", "ops", "--url", rx.url, "-e", "deploy.*", "--json")
+        assert added.returncode == 0, added.stderr
+        hook = json.loads(added.stdout)
+        assert hook["secret"].startswith("whsec_") and hook["events"] == ["deploy.*"]
+        tested = run("test", hook["id"], "--json")
+        assert tested.returncode == 0, tested.stderr
+        assert json.loads(tested.stdout)["status"] == "delivered" and len(rx.requests) == 1
+    assert json.loads(run("list", "--json").stdout)[0]["id"] == hook["id"]
+    log = json.loads(run("deliveries", "--json").stdout)
+    assert log["total"] == 1 and log["items"][0]["event"] == "hook.test"
+    refused = run("add", "x", "--command", "true", "-e", "*")
+    assert refused.returncode == 1 and "CLOUDARB_HOOKS_COMMANDS" in refused.stderr and "Traceback" not in refused.stderr
+    assert run("remove", hook["id"]).returncode == 0
+    assert json.loads(run("list", "--json").stdout) == []
