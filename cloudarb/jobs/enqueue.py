@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cloudarb.jobs import store
-from cloudarb.jobs.runtime import broadcast, move, status_payload
+from cloudarb.jobs.runtime import broadcast, move, publish, status_payload
 from cloudarb.storage import audit
 
 if TYPE_CHECKING:
@@ -90,16 +90,29 @@ def enqueue(
 def start(ctx: Context, job: JobRun, queued_event: dict[str, Any]) -> JobRun:
     """Broadcast a new job's stored 'queued' event and enqueue it.
 
-    The job is already accepted (its rows committed), so a broker that is down now does not fail it:
-    the job stays ``queued`` and the reaper (``runtime.reap_waiting``) enqueues it once the queue
-    answers again, or fails it with the reason after ``job_queued_max_s``. The caller still gets
-    its 202 and the job's id to follow."""
+    The job is already accepted (its rows committed), so a broker that is down now does not fail it
+    (the API process's rate limiter shares that broker, so an outage that begins before the request
+    answers 503 and stores nothing; this is the outage that begins between the two). The job stays
+    ``queued``, a stored progress event says it waits for the queue, and the queue pushes it as soon
+    as the broker answers again (``enqueue_when_up``: within seconds, from this process); should
+    this process die first, the reaper (``runtime.reap_waiting``) queues it after
+    ``job_lost_after_s``. The attempt's queue id is fixed and the worker claims a job atomically, so
+    it runs once however many of them pushed it; still queued after ``job_queued_max_s``, it fails
+    with the reason. The caller gets its 202 and the job's id to follow."""
     broadcast(ctx, job.id, queued_event)
     try:
         ctx.queue.enqueue(job.id, job.function)
     except Exception:
-        log.warning("the job queue is unavailable; the reaper will enqueue the job", extra={"job_id": job.id},
+        log.warning("the job queue is unavailable; the job is queued when it answers", extra={"job_id": job.id},
                     exc_info=True)
+        ctx.queue.enqueue_when_up(job.id, job.function)
+        try:
+            publish(ctx, job.id, "progress", {"phase": "waiting_for_queue", "percent": None,
+                                              "message": "the job queue is unavailable; the job starts once "
+                                                         "it answers again"})
+        except Exception:  # the job is accepted and will be queued; only its explanation is lost
+            log.warning("could not record that the job waits for the queue", extra={"job_id": job.id},
+                        exc_info=True)
     return job
 
 

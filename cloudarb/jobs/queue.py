@@ -27,6 +27,11 @@ EXECUTE = "cloudarb.worker.execute"
 class JobQueue(Protocol):
     def enqueue(self, job_id: str, function: str, *, delay_s: float = 0.0, attempt: int = 1) -> None: ...
 
+    def enqueue_when_up(self, job_id: str, function: str, *, attempt: int = 1) -> None:
+        """Keep an accepted job's push whose ``enqueue`` failed (the broker is down) and retry it in the
+        background until the broker answers; never raises."""
+        ...
+
     def pending(self, job_id: str, attempt: int) -> bool:
         """Whether this queue still holds the attempt (waiting, scheduled or started); the reaper
         re-enqueues a ``queued`` job whose attempt it does not hold."""
@@ -64,6 +69,9 @@ class InProcessQueue:
             timer.start()
         else:
             self._submit(job_id, attempt)
+
+    def enqueue_when_up(self, job_id: str, function: str, *, attempt: int = 1) -> None:
+        self.enqueue(job_id, function, attempt=attempt)  # this process is the broker: it is up
 
     def _submit(self, job_id: str, attempt: int) -> None:
         if self._closed:
@@ -104,15 +112,31 @@ class InProcessQueue:
 
 
 class RQQueue:
-    """Production: RQ on Redis; ``cloudarb worker`` processes consume it."""
+    """Production: RQ on Redis; ``cloudarb worker`` processes consume it.
+
+    A push that fails because Redis is down is kept by ``enqueue_when_up`` and retried by a
+    background thread (every 0.2 s, backing off to 2 s) until Redis answers, so a job accepted
+    during an outage is queued within seconds of its end. Before each retry the thread asks whether
+    the queue already holds the attempt (the reaper, ``runtime.reap_waiting``, may have pushed it
+    from another process), and the worker's claim (queued -> running, atomically) runs an attempt at
+    most once even if both pushed it. The reaper stays the backstop for a process that dies holding
+    pushes it could not make."""
+
+    RETRY_FIRST_S = 0.2
+    RETRY_MAX_S = 2.0
 
     def __init__(self, redis_url: str, name: str, *, job_timeout_s: int) -> None:
         import redis
         from rq import Queue
 
-        self.redis = redis.Redis.from_url(redis_url)
+        # a broker that does not answer fails a push in seconds instead of holding the request
+        self.redis = redis.Redis.from_url(redis_url, socket_connect_timeout=5)
         self.queue = Queue(name, connection=self.redis)
         self.job_timeout_s = job_timeout_s
+        self._backlog: dict[str, tuple[str, str, int]] = {}
+        self._backlog_lock = threading.Lock()
+        self._pusher: threading.Thread | None = None
+        self._closing = threading.Event()
 
     @staticmethod
     def rq_id(job_id: str, attempt: int) -> str:
@@ -132,6 +156,40 @@ class RQQueue:
             self.queue.enqueue_in(timedelta(seconds=delay_s), EXECUTE, job_id, **kwargs)
         else:
             self.queue.enqueue(EXECUTE, job_id, **kwargs)
+
+    def enqueue_when_up(self, job_id: str, function: str, *, attempt: int = 1) -> None:
+        with self._backlog_lock:
+            self._backlog[self.rq_id(job_id, attempt)] = (job_id, function, attempt)
+            if self._pusher is None and not self._closing.is_set():
+                self._pusher = threading.Thread(target=self._drain, name="cloudarb-queue-retry", daemon=True)
+                self._pusher.start()
+
+    def backlog(self) -> int:
+        """Pushes waiting for the broker to answer."""
+        with self._backlog_lock:
+            return len(self._backlog)
+
+    def _drain(self) -> None:
+        import redis
+
+        delay = self.RETRY_FIRST_S
+        while not self._closing.wait(delay):
+            with self._backlog_lock:
+                items = list(self._backlog.items())
+                if not items:
+                    self._pusher = None
+                    return
+            try:
+                for rq_id, (job_id, function, attempt) in items:
+                    if not self.pending(job_id, attempt):
+                        self.enqueue(job_id, function, attempt=attempt)
+                        log.info("queued a job accepted while the broker was down", extra={"job_id": job_id})
+                    with self._backlog_lock:
+                        self._backlog.pop(rq_id, None)
+            except redis.RedisError:
+                delay = min(delay * 2, self.RETRY_MAX_S)
+            else:
+                delay = self.RETRY_FIRST_S
 
     def pending(self, job_id: str, attempt: int) -> bool:
         from rq.exceptions import NoSuchJobError
@@ -171,4 +229,12 @@ class RQQueue:
         return int(self.queue.count)
 
     def close(self) -> None:
+        self._closing.set()
+        with self._backlog_lock:
+            pusher, left = self._pusher, len(self._backlog)
+        if pusher is not None:
+            pusher.join(timeout=5)
+        if left:
+            log.warning("closing with pushes the broker never took; the reaper will queue those jobs",
+                        extra={"jobs": left})
         self.redis.close()
