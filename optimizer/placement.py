@@ -15,9 +15,10 @@ points against the model (rounding, dive, neighbourhoods, focused solves) honour
 fleet path, which prices pairs by a formula without these rows, is not taken when a combo row exists.
 
 At fleet size (``lazy.applicable``) the solver decomposes instead (``solver._solve_placed``): the
-placement-aware greedy (``greedy.py``) picks one placement per such workload, ``keep_plan_placements``
-drops the pairs outside it, and the restricted problem, which has no combo rows, takes the lazy path
-from the greedy plan. Its plans are feasible for the whole problem; its LP is a bound of the restricted
+placement-aware greedy (``greedy.py``) picks one placement per such workload, ``keep_placements`` keeps
+it and the next ``k - 1`` cheapest for the workload, and the restricted problem takes the lazy path
+from the greedy plan with every placed pair always in the master (column generation prices only the
+pairs of workloads free to spread, whose reduced costs the combo rows do not touch). Its plans are feasible for the whole problem; its LP is a bound of the restricted
 problem only, so the bound reported is the LP of the whole problem without co-location (every
 placement rule relaxed: a valid bound), when there is time to compute it.
 """
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from optimizer.presolve import Pairs
-from optimizer.tables import FloatArray, IntArray, OfferTable, WorkloadTable
+from optimizer.tables import BoolArray, FloatArray, IntArray, OfferTable, WorkloadTable
 
 
 @dataclass(frozen=True)
@@ -75,17 +76,42 @@ def combos(offers: OfferTable, workloads: WorkloadTable, pairs: Pairs) -> Combos
     return Combos(of_pair, w, (uniq[keep] % (len(offers.spots) + 1)).astype(np.int64), cap.astype(np.float64))
 
 
-def keep_plan_placements(offers: OfferTable, workloads: WorkloadTable, pairs: Pairs, x: FloatArray) -> IntArray:
-    """Indices of the pairs a placement-restricted solve keeps: every pair of a workload free to spread;
-    for a workload that must stay in one placement, the pairs in the placement the plan ``x`` uses
-    (a workload the plan leaves out keeps all of its pairs)."""
+def keep_placements(offers: OfferTable, workloads: WorkloadTable, pairs: Pairs, x: FloatArray, score: FloatArray,
+                    k: int) -> tuple[IntArray, BoolArray]:
+    """(indices of the pairs a placement-restricted solve keeps, which of those are placed pairs).
+
+    Every pair of a workload free to spread is kept. A workload that must stay in one placement keeps
+    the placement the plan ``x`` uses and its next ``k - 1`` placements by the cost of covering its
+    ``gpus_min`` there at the cheapest ``score`` per usable GPU (capacity and pair bounds, nothing else);
+    a workload the plan leaves out keeps its ``k`` best."""
     spot = pair_spots(offers, workloads, pairs)
-    chosen = np.full(workloads.n, -1, dtype=np.int64)
-    used = np.flatnonzero((x > 0) & (spot >= 0))
-    chosen[pairs.w[used]] = spot[used]
-    keep = (spot < 0) | (chosen[pairs.w] < 0) | (spot == chosen[pairs.w])
-    out: IntArray = np.flatnonzero(keep)
-    return out
+    placed = np.flatnonzero(spot >= 0)
+    keep = spot < 0
+    if len(placed) == 0:
+        out: IntArray = np.flatnonzero(keep)
+        return out, np.zeros(len(out), dtype=bool)
+    w = pairs.w[placed]
+    key = w * (len(offers.spots) + 1) + spot[placed]
+    uniq, inv = np.unique(key, return_inverse=True)
+    inv = inv.ravel()
+    gw = uniq // (len(offers.spots) + 1)
+    per_gpu = score[placed] / pairs.u[placed]
+    order = np.lexsort((per_gpu, inv))
+    grp, room = inv[order], (pairs.u[placed] * pairs.ub[placed])[order]
+    cum = np.cumsum(room)
+    before = cum - room - np.concatenate([[0.0], cum])[np.searchsorted(grp, grp)]
+    take = np.clip(workloads.lo[gw[grp]] - before, 0.0, room)
+    est = np.bincount(grp, weights=take * per_gpu[order], minlength=len(uniq))
+    est[np.bincount(grp, weights=room, minlength=len(uniq)) < workloads.lo[gw] - 1e-9] = np.inf
+    chosen = np.zeros(len(uniq), dtype=bool)
+    chosen[inv[x[placed] > 0]] = True
+    by = np.lexsort((est, ~chosen, gw))  # per workload: the plan's placement, then cheapest first
+    rank = np.arange(len(uniq)) - np.searchsorted(gw[by], gw[by])
+    kept = np.zeros(len(uniq), dtype=bool)
+    kept[by[rank < k]] = True
+    keep[placed[kept[inv]]] = True
+    out = np.flatnonzero(keep)
+    return out, spot[out] >= 0
 
 
 def needs_choice(offers: OfferTable, workloads: WorkloadTable, pairs: Pairs) -> bool:

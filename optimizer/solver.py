@@ -23,12 +23,20 @@ from optimizer.greedy import greedy_fill
 from optimizer.model import AllocationModel, MatrixModel
 from optimizer.pareto import pareto_set
 from optimizer.periods import separable, solve_periods
-from optimizer.placement import keep_plan_placements, needs_choice, placement_reasons
+from optimizer.placement import keep_placements, needs_choice, placement_reasons
 from optimizer.presolve import Classes, Pairs, build_classes, build_pairs
 from optimizer.report import allocation_lines, binding_constraints, disaggregate, risk_metrics, totals
 from optimizer.schemas import BindingConstraint, Problem, Progress, Solution, SolveConfig, SolverStats
 from optimizer.strategy import Outcome, Reporter, rel_gap, solve_decomposed, solve_direct
-from optimizer.tables import CompatLookup, FloatArray, OfferTable, WorkloadTable, offer_table, workload_table
+from optimizer.tables import (
+    BoolArray,
+    CompatLookup,
+    FloatArray,
+    OfferTable,
+    WorkloadTable,
+    offer_table,
+    workload_table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +144,8 @@ def solve_here(problem: Problem, config: SolveConfig, progress: ProgressCallback
 def _solve_lazy(problem: Problem, config: SolveConfig, offers: OfferTable, workloads: WorkloadTable,
                 classes: Classes, pairs: Pairs, lookup: CompatLookup, backend: Backend, stats: dict,  # type: ignore[type-arg]
                 start: float, deadline: float, sign: float, report: Reporter,
-                progress: ProgressCallback | None, greedy: FloatArray | None = None) -> Solution:
+                progress: ProgressCallback | None, greedy: FloatArray | None = None,
+                active: BoolArray | None = None) -> Solution:
     """Pairs beyond LAZY_MIN_PAIRS: LP by column generation, then the focused integer solves. From
     FLEET_MIN_PAIRS on, a greedy plan over every pair comes first: it seeds column generation, is
     compared with an LP-guided greedy, improved by the batch search and handed over as the warm
@@ -154,10 +163,10 @@ def _solve_lazy(problem: Problem, config: SolveConfig, offers: OfferTable, workl
         report("greedy", f"fleet-feasible greedy over {pairs.n} pairs")
         gx = greedy_fill(problem, offers, workloads, classes, pairs, plain_cost, deadline=deadline)
     greedy_s = time.perf_counter() - t0
-    must = np.zeros(pairs.n, dtype=bool)
+    must = np.zeros(pairs.n, dtype=bool) if active is None else active.copy()
     if problem.current_allocation:
         wanted = {(a.workload_id, a.offer_id) for a in problem.current_allocation}
-        must = np.array([(workloads.ids[w], offers.ids[o]) in wanted for w, o in zip(pairs.w, pairs.o, strict=True)])
+        must |= np.array([(workloads.ids[w], offers.ids[o]) in wanted for w, o in zip(pairs.w, pairs.o, strict=True)])
     report("lp", f"column generation over {pairs.n} pairs")
     t0 = time.perf_counter()
     layout, model, lp, active, rc, converged = lazy.solve_lp_lazy(
@@ -235,6 +244,10 @@ def _solve_lazy(problem: Problem, config: SolveConfig, offers: OfferTable, workl
     return _assemble(problem, config, layout, model, outcome, lookup, stats, build_s, solve_s, sign, report)
 
 
+PLACEMENTS_KEPT = 3
+"""Placements a workload that must stay together keeps in the placement decomposition (``_solve_placed``)."""
+
+
 def _solve_placed(problem: Problem, config: SolveConfig, offers: OfferTable, workloads: WorkloadTable,
                   classes: Classes, pairs: Pairs, lookup: CompatLookup, backend: Backend, stats: dict,  # type: ignore[type-arg]
                   start: float, deadline: float, sign: float, report: Reporter,
@@ -242,9 +255,10 @@ def _solve_placed(problem: Problem, config: SolveConfig, offers: OfferTable, wor
     """Fleet-size co-location by decomposition (``optimizer.placement``). The placement-aware greedy
     makes a plan at plain prices; the LP of the whole problem with every placement rule relaxed (lazy
     column generation over every pair) gives a valid bound and shadow prices, at which the greedy makes
-    a second plan; the cheaper plan chooses one placement per workload that must stay together, the
-    pairs outside it are dropped, and the restricted problem (no combo rows) takes the lazy path from
-    that plan. None when the greedy finds no plan (the caller builds the whole model instead)."""
+    a second plan; each workload that must stay together keeps the placement of the cheaper plan and its
+    next ``PLACEMENTS_KEPT - 1`` (``placement.keep_placements``), the other pairs of such workloads are
+    dropped, and the restricted problem takes the lazy path from that plan, its placed pairs always in
+    the master. None when the greedy finds no plan (the caller builds the whole model instead)."""
     report("greedy", "a first plan with every workload that must stay together in one placement")
     t0 = time.perf_counter()
     plain = offers.price[pairs.o] + pairs.egress
@@ -272,10 +286,10 @@ def _solve_placed(problem: Problem, config: SolveConfig, offers: OfferTable, wor
             if guided is not None and float(costs @ guided) < float(costs @ gx):
                 gx = guided
     phases["place_lp"] = time.perf_counter() - t0
-    idx = keep_plan_placements(offers, workloads, pairs, gx)
-    report("build", f"{len(idx)} of {pairs.n} pairs in the placements chosen")
+    idx, placed = keep_placements(offers, workloads, pairs, gx, plain, PLACEMENTS_KEPT)
+    report("build", f"{len(idx)} of {pairs.n} pairs in the placements kept")
     sol = _solve_lazy(problem, config, offers, workloads, classes, lazy.subset(pairs, idx), lookup, backend,
-                      dict(stats), start, deadline, sign, report, progress, greedy=gx[idx])
+                      dict(stats), start, deadline, sign, report, progress, greedy=gx[idx], active=placed)
     if sol.status == "infeasible":  # cannot happen with a feasible greedy plan; never claim it
         return None
     # The restricted problem's bounds are not bounds of the whole problem; the relaxed LP's is.

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from optimizer import lazy, solve
 from optimizer.greedy import greedy_fill
+from optimizer.placement import keep_placements
 from optimizer.schemas import Problem, Solution, SolveConfig
 from optimizer.synthetic import generate
 from optimizer.validate import validate
@@ -83,6 +84,30 @@ def test_a_provider_cap_sends_the_second_job_to_the_next_placement() -> None:
     sol = _placed(p)
     assert sol.stats.engine.startswith("placed:") and validate(p, sol) == []
     assert by_offer(sol) == {"a": 2, "g": 2} and sol.stats.objective == 36.0
+
+
+def test_a_greedy_placement_that_blocks_another_job_is_repaired() -> None:
+    """t1 may use aws or gcp, t2 aws or lambda (16 GPUs each, 8 per node, one placement each); aws has room
+    for one job ($8 a box), gcp $9, lambda $15. The greedy serves t1 first (less room) on aws and leaves t2
+    lambda: $16 + $30 = $46. The decomposition (a second, LP-guided plan; each job's next placements kept
+    beside its plan's) finds t1 on gcp, t2 on aws: $18 + $16 = $34, the optimum."""
+    offers = [offer("a", "aws", gpus=8, price=8.0, available_instances=2),
+              offer("g", "gcp", gpus=8, price=9.0, available_instances=2),
+              offer("l", "lambda", gpus=8, price=15.0, available_instances=4)]
+    jobs = [workload("t1", 16, gpus_per_node=8, workload_type="training", denied_providers=["lambda"]),
+            workload("t2", 16, gpus_per_node=8, workload_type="training", denied_providers=["gcp"])]
+    p = problem(offers, jobs)
+    assert _greedy(p) == {"a": 2, "l": 2}
+    sol = _placed(p)
+    assert sol.stats.engine.startswith("placed:") and validate(p, sol) == []
+    assert sol.stats.objective == 34.0 and solve(p, EXACT).stats.objective == 34.0
+    # What the restricted solve keeps around the greedy plan: its placement first, then the cheapest others.
+    of, wl, _, classes, pairs = model_parts(p)
+    x = greedy_fill(p, of, wl, classes, pairs, of.price[pairs.o])
+    assert x is not None
+    for k, want in ((1, {("t1", "a"), ("t2", "l")}), (2, {("t1", "a"), ("t1", "g"), ("t2", "l"), ("t2", "a")})):
+        idx, placed = keep_placements(of, wl, pairs, x, of.price[pairs.o], k)
+        assert {(wl.ids[int(pairs.w[i])], of.ids[int(pairs.o[i])]) for i in idx} == want and placed.all()
 
 
 def test_a_placement_that_cannot_meet_the_on_demand_floor_is_undone_and_the_next_tried() -> None:
