@@ -31,8 +31,10 @@ def _local(optimization_id: str, fmt: str, lines: str | None, params: dict[str, 
         with ctx.db.session() as session:
             rendered = export(session, organization_id=org, optimization_id=optimization_id, fmt=fmt,
                               lines=parse_lines(lines), expires_at=utcnow() + timedelta(hours=hours) if hours else None,
-                              kubernetes_options=KubernetesOptions(namespace=params["namespace"],
-                                                                   kueue_cluster_queue=params.get("kueue_cluster_queue")))
+                              kubernetes_options=KubernetesOptions(
+                                  namespace=params["namespace"], kueue_cluster_queue=params.get("kueue_cluster_queue"),
+                                  provider_label=params.get("provider_label"),
+                                  instance_type_selector=bool(params.get("instance_type_selector", False))))
         return to_out(optimization_id, rendered).model_dump(mode="json")
     finally:
         ctx.close()
@@ -63,6 +65,10 @@ def export(
     namespace: Annotated[str, typer.Option(help="Kubernetes namespace.")] = "default",
     kueue_cluster_queue: Annotated[str | None, typer.Option(
         help="Kubernetes: add a Kueue LocalQueue pointing at this ClusterQueue, and ResourceFlavors.")] = None,
+    provider_label: Annotated[str | None, typer.Option(
+        help="Kubernetes: node label naming the provider (a cluster spanning providers).")] = None,
+    instance_type_selector: Annotated[bool, typer.Option(
+        help="Kubernetes: also pin node.kubernetes.io/instance-type.")] = False,
     server: ServerOpt = None,
     api_key: KeyOpt = None,
     as_json: JsonOpt = False,
@@ -75,9 +81,11 @@ def export(
         raise fail(f"--format must be one of {', '.join(FORMAT_NAMES)}")
     params: dict[str, Any] = {"format": fmt, "namespace": namespace}
     for key, value in (("lines", lines), ("lifetime_hours", lifetime_hours),
-                       ("kueue_cluster_queue", kueue_cluster_queue)):
+                       ("kueue_cluster_queue", kueue_cluster_queue), ("provider_label", provider_label)):
         if value is not None:
             params[key] = value
+    if instance_type_selector:
+        params["instance_type_selector"] = True
     if server:
         from cloudarb.cli.remote import Client, RemoteError
 

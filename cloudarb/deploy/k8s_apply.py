@@ -149,6 +149,8 @@ def apply_job(jc: JobContext) -> str:
                              image=options.get("image", KubernetesOptions.image),
                              command=tuple(options["command"]) if options.get("command") else None,
                              region_selector=bool(options.get("region_selector", True)),
+                             provider_label=options.get("provider_label"),
+                             instance_type_selector=bool(options.get("instance_type_selector", False)),
                              kueue_cluster_queue=options.get("kueue_cluster_queue"))
     docs = ordered(objects(plan, opts))
     about = {"target": "kubernetes", "apply_id": jc.target_id, "optimization_id": plan.optimization_id,

@@ -36,6 +36,9 @@ class KubernetesApplyRequest(BaseModel):
     command: list[str] | None = Field(default=None, min_length=1, max_length=64,
                                       description="Container command; default a GPU check (services stay up).")
     region_selector: bool = True
+    provider_label: str | None = Field(default=None, pattern=r"^[A-Za-z0-9./_-]{1,253}$",
+                                       description="The node label naming the provider (multi-provider clusters).")
+    instance_type_selector: bool = False
     kueue_cluster_queue: str | None = Field(default=None, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
                                             max_length=63)
 

@@ -86,6 +86,12 @@ def semantic_problems(plan: Plan, docs: list[dict[str, Any]]) -> list[str]:
             region = exprs.get(REGION_LABEL)
             if region is not None and region["values"] != [line.region]:
                 problems.append(f"{name}: region {region['values']} is not {line.region}")
+            provider = exprs.get("cloudarb.io/provider")
+            if provider is not None and provider["values"] != [line.provider]:
+                problems.append(f"{name}: provider {provider['values']} is not {line.provider}")
+            itype = exprs.get("node.kubernetes.io/instance-type")
+            if itype is not None and itype["values"] != [line.instance_type]:
+                problems.append(f"{name}: instance type {itype['values']} is not {line.instance_type}")
         tolerated = {t["key"] for t in pod_spec(doc).get("tolerations", [])}
         if line.spot and not SPOT_KEYS <= tolerated:
             problems.append(f"{name}: a spot line without spot tolerations")
@@ -103,7 +109,9 @@ def semantic_problems(plan: Plan, docs: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
-@pytest.mark.parametrize("options", [None, KUEUE], ids=["plain", "kueue"])
+@pytest.mark.parametrize("options", [None, KUEUE, KubernetesOptions(provider_label="cloudarb.io/provider",
+                                                                    instance_type_selector=True)],
+                         ids=["plain", "kueue", "multi-provider"])
 @pytest.mark.parametrize("which", PLANS)
 def test_builtin_kinds_pass_strict_validation(which: str, options: KubernetesOptions | None) -> None:
     docs = [d for d in all_docs(PLANS[which](), options) if d["kind"] in BUILTIN]
@@ -120,8 +128,11 @@ def test_strict_validation_rejects_an_unknown_field() -> None:
         kubernetes_validate.validate(job, VERSIONS[0], strict=True)
 
 
-@pytest.mark.parametrize("options", [None, KUEUE, KubernetesOptions(region_selector=False)],
-                         ids=["plain", "kueue", "one-region"])
+SPANNING = KubernetesOptions(provider_label="cloudarb.io/provider", instance_type_selector=True)
+
+
+@pytest.mark.parametrize("options", [None, KUEUE, KubernetesOptions(region_selector=False), SPANNING],
+                         ids=["plain", "kueue", "one-region", "multi-provider"])
 @pytest.mark.parametrize("which", PLANS)
 def test_semantics_match_each_line(which: str, options: KubernetesOptions | None) -> None:
     plan = PLANS[which]()
@@ -129,6 +140,15 @@ def test_semantics_match_each_line(which: str, options: KubernetesOptions | None
     assert semantic_problems(plan, docs) == []
     keys = {d["metadata"]["name"] for d in docs if d["kind"] in ("Job", "Deployment")}
     assert keys == {plan.key(ln) for ln in plan.lines}  # one object per line, none dropped
+
+
+def test_a_cluster_spanning_providers_pins_provider_and_instance_type() -> None:
+    plan = mixed_plan()
+    for doc in (d for d in all_docs(plan, SPANNING) if d["kind"] in ("Job", "Deployment")):
+        exprs = pod_spec(doc)["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+            "nodeSelectorTerms"][0]["matchExpressions"]
+        assert {e["key"] for e in exprs} == {PRODUCT_LABEL, REGION_LABEL, "cloudarb.io/provider",
+                                             "node.kubernetes.io/instance-type"}
 
 
 def test_semantic_checks_catch_what_schemas_miss() -> None:

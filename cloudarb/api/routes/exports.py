@@ -64,6 +64,10 @@ def export_optimization(
     namespace: Annotated[str, Query(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)] = "default",
     kueue_cluster_queue: Annotated[str | None, Query(pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", max_length=63,
                                                      description="Add a Kueue LocalQueue and ResourceFlavors.")] = None,
+    provider_label: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9./_-]{1,253}$", description=(
+        "Kubernetes: the node label naming the provider, for a cluster spanning providers."))] = None,
+    instance_type_selector: Annotated[bool, Query(description=(
+        "Kubernetes: also pin node.kubernetes.io/instance-type to the chosen instance type."))] = False,
 ) -> Response:
     """Render the optimization's allocation (all lines or ``lines``) in one format.
 
@@ -72,7 +76,9 @@ def export_optimization(
     expires = utcnow() + timedelta(hours=lifetime_hours) if lifetime_hours else None
     rendered = export(session, organization_id=principal.organization_id, optimization_id=optimization_id,
                       fmt=format, lines=parse_lines(lines), expires_at=expires,
-                      kubernetes_options=KubernetesOptions(namespace=namespace, kueue_cluster_queue=kueue_cluster_queue))
+                      kubernetes_options=KubernetesOptions(namespace=namespace, kueue_cluster_queue=kueue_cluster_queue,
+                                                           provider_label=provider_label,
+                                                           instance_type_selector=instance_type_selector))
     if archive == "zip":
         skipped = ",".join(str(s.line) for s in rendered.skipped)
         return Response(to_zip(rendered), media_type="application/zip", headers={

@@ -2,7 +2,8 @@
 
 Each line becomes one object pinned to what the line chose: a required node affinity on the GPU model
 (``nvidia.com/gpu.product``, the label NVIDIA GPU feature discovery sets) and, for a cluster that spans
-regions, on ``topology.kubernetes.io/region``. Its pods ask for the line's GPUs per machine as
+regions, on ``topology.kubernetes.io/region``; optionally on a node label naming the provider (there is
+no standard one: ``provider_label``) and on ``node.kubernetes.io/instance-type``. Its pods ask for the line's GPUs per machine as
 ``nvidia.com/gpu`` limits only (the scheduler reads limits for extended resources; requests, if given,
 must equal them). Spot lines tolerate the spot taints of GKE, AKS and CloudArb's own
 ``cloudarb.io/spot``; on-demand lines do not, so they never land on a tainted spot node. A Job of N
@@ -25,6 +26,7 @@ FORMAT = "kubernetes"
 GPU_RESOURCE = "nvidia.com/gpu"
 PRODUCT_LABEL = "nvidia.com/gpu.product"
 REGION_LABEL = "topology.kubernetes.io/region"
+INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 KUEUE_API = "kueue.x-k8s.io/v1beta1"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 GPU_TOLERATION = {"key": GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
@@ -44,6 +46,8 @@ class KubernetesOptions:
     image: str = "nvidia/cuda:12.4.1-base-ubuntu22.04"
     command: tuple[str, ...] | None = None  # None: a GPU check; a Deployment's then stays up (a service)
     region_selector: bool = True
+    provider_label: str | None = None  # a node label naming the provider, for clusters spanning providers
+    instance_type_selector: bool = False  # also pin node.kubernetes.io/instance-type (cloud-managed nodes)
     kueue_cluster_queue: str | None = None
 
 
@@ -81,6 +85,10 @@ def _affinity(line: Line, options: KubernetesOptions) -> dict[str, Any]:
     ]
     if options.region_selector:
         expressions.append({"key": REGION_LABEL, "operator": "In", "values": [line.region]})
+    if options.provider_label:
+        expressions.append({"key": options.provider_label, "operator": "In", "values": [line.provider]})
+    if options.instance_type_selector:
+        expressions.append({"key": INSTANCE_TYPE_LABEL, "operator": "In", "values": [line.instance_type]})
     return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
         "nodeSelectorTerms": [{"matchExpressions": expressions}]}}}
 
