@@ -2423,6 +2423,11 @@ export interface components {
              * @default nvidia/cuda:12.4.1-base-ubuntu22.04
              */
             image?: string;
+            /**
+             * Instance Type Selector
+             * @default false
+             */
+            instance_type_selector?: boolean;
             /** Kueue Cluster Queue */
             kueue_cluster_queue?: string | null;
             /**
@@ -2435,6 +2440,11 @@ export interface components {
              * @default default
              */
             namespace?: string;
+            /**
+             * Provider Label
+             * @description The node label naming the provider (multi-provider clusters).
+             */
+            provider_label?: string | null;
             /**
              * Region Selector
              * @default true
@@ -6477,6 +6487,10 @@ export interface operations {
                 namespace?: string;
                 /** @description Add a Kueue LocalQueue and ResourceFlavors. */
                 kueue_cluster_queue?: string | null;
+                /** @description Kubernetes: the node label naming the provider, for a cluster spanning providers. */
+                provider_label?: string | null;
+                /** @description Kubernetes: also pin node.kubernetes.io/instance-type to the chosen instance type. */
+                instance_type_selector?: boolean;
             };
             header?: {
                 authorization?: string | null;
