@@ -9,6 +9,7 @@ time (they name ``Context`` for type checking only).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from cloudarb.config import Settings
 from cloudarb.db.engine import Database
@@ -16,12 +17,14 @@ from cloudarb.events.bus import EventBus, LocalBus, RedisBus
 from cloudarb.jobs.kinds import JobKind, JobKinds
 from cloudarb.jobs.queue import InProcessQueue, JobQueue, RQQueue
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from cloudarb.db.models import JobRun
+
 
 def job_kinds() -> JobKinds:
     """Every kind of job and how its target follows its status."""
-    from cloudarb.deploy import k8s_submit
-    from cloudarb.deploy.follow import follow_job as deployment_follows
-    from cloudarb.hooks import store as hook_store
     from cloudarb.optimize.store import follow_job
 
     return JobKinds([
@@ -29,10 +32,30 @@ def job_kinds() -> JobKinds:
         JobKind("policy_run", on_status=follow_job),
         JobKind("ingest"),
         JobKind("forecast"),
-        JobKind("deploy", on_status=deployment_follows),
-        JobKind("hook_delivery", on_status=hook_store.follow_job),
-        JobKind("k8s_apply", on_status=k8s_submit.follow_job),
+        JobKind("deploy", on_status=_deployment_follows),
+        JobKind("hook_delivery", on_status=_hook_delivery_follows),
+        JobKind("k8s_apply", on_status=_k8s_apply_follows),
     ])
+
+
+# Imported at their first call: every process builds the registry, and importing the deploy and
+# hooks features up front (Kubernetes renderers, PyYAML) cost the embedded CLI ~0.2 s per command.
+def _deployment_follows(session: Session, job: JobRun, status: str) -> None:
+    from cloudarb.deploy.follow import follow_job
+
+    follow_job(session, job, status)
+
+
+def _hook_delivery_follows(session: Session, job: JobRun, status: str) -> None:
+    from cloudarb.hooks.store import follow_job
+
+    follow_job(session, job, status)
+
+
+def _k8s_apply_follows(session: Session, job: JobRun, status: str) -> None:
+    from cloudarb.deploy.k8s_submit import follow_job
+
+    follow_job(session, job, status)
 
 
 @dataclass

@@ -6,12 +6,14 @@ import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
+
+from cloudarb.db.models import Organization
 from cloudarb.jobs.follow import follow_job
 from cloudarb.optimize import store as opt_store
 from cloudarb.optimize.submit import submit_optimization
 from cloudarb.optimize.views import to_out
 from cloudarb.schemas import AllocationOut, OptimizeRequest
-from cloudarb.storage import accounts
 
 if TYPE_CHECKING:
     from cloudarb.context import Context
@@ -20,7 +22,14 @@ LOCAL_ORG = "local"
 
 
 def local_org(ctx: Context) -> str:
+    """The local organization's id; created (through the accounts store) on the first command only,
+    so later commands do not import the credential machinery (JWT, cryptography: ~0.1 s)."""
     with ctx.db.session() as session:
+        found = session.scalars(select(Organization.id).where(Organization.name == LOCAL_ORG)).first()
+        if found is not None:
+            return found
+        from cloudarb.storage import accounts
+
         return accounts.get_or_create_org(session, name=LOCAL_ORG).id
 
 
