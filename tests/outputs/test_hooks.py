@@ -264,3 +264,13 @@ def test_a_paused_hook_gets_nothing(client: TestClient, ctx: Context, tenant: Te
     assert bad.status_code == 422 and "events" in json.dumps(bad.json())
     assert client.patch(f"/hooks/{hook['id']}", json={"enabled": True},
                         headers=tenant.headers("viewer")).status_code == 403
+
+
+def test_a_blocking_emit_inside_the_callers_transaction(client: TestClient, ctx: Context, tenant: Tenant) -> None:
+    with Receiver(503, 200) as rx:
+        add_hook(client, tenant, kind="webhook", url=rx.url, events=["extend.before"], max_attempts=3)
+        with ctx.db.session() as session:
+            result = emit(session, tenant.org_id, "extend.before", {"deployment_id": "d"}, blocking=True)
+    assert result.ok and result.jobs == []
+    row = delivery(ctx, result.deliveries[0])
+    assert row.status == "delivered" and row.attempts == 2 and [e["status_code"] for e in row.log] == [503, 200]
