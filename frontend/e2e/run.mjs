@@ -53,8 +53,11 @@ async function signIn(page) {
   await page.getByRole("heading", { name: "Offers" }).waitFor();
 }
 
+const PHONE = 390;
+
 async function noSideways(page, label) {
-  const { scroll, width } = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, width: window.innerWidth }));
+  const width = PHONE;
+  const scroll = await page.evaluate(() => Math.max(document.documentElement.scrollWidth, document.body.scrollWidth));
   check(scroll <= width + 1, `${label}: the page scrolls sideways at ${width}px (content ${scroll}px wide)`);
   const header = await page.locator("header").boundingBox();
   check(header && header.width <= width + 1, `${label}: the header overflows`);
@@ -195,19 +198,41 @@ try {
     await page.getByRole("button", { name: "Pause" }).first().waitFor();
   });
 
+  await step("deploy to the Lambda fake and follow it", async () => {
+    await page.goto(`${base}/#/optimize`);
+    await page.getByLabel("Name").first().fill("e2e deploy");
+    await page.getByLabel("Min GPUs").fill("8");
+    await page.getByLabel("GPUs per node").fill("8");
+    await page.getByLabel("GPU models").fill(historyGpu);
+    await page.getByLabel("Allowed providers").fill("lambda");
+    await page.getByLabel("Include spot offers").uncheck();
+    await page.getByLabel("Max price age (hours)").fill("24");
+    await page.getByRole("button", { name: "Optimize" }).click();
+    await page.waitForFunction(() => /#\/optimizations\/.+/.test(window.location.hash));
+    await waitForResult(page);
+    page.once("dialog", (d) => void d.accept());
+    await page.getByRole("button", { name: "Deploy" }).click();
+    await page.waitForFunction(() => /#\/deployments\/.+/.test(window.location.hash));
+    await page.getByRole("table", { name: "instances" }).locator(".badge-running").first().waitFor({ timeout: 60_000 });
+    await shot(page, "10-deployment-running");
+    page.once("dialog", (d) => void d.accept());
+    await page.getByRole("button", { name: "Done: tear down" }).click();
+    await page.getByRole("table", { name: "instances" }).locator(".badge-terminated").first().waitFor({ timeout: 60_000 });
+    await shot(page, "10-deployment-done");
+  });
+
   await step("deployments and nodes pages", async () => {
     for (const [path, heading, name] of [["/deployments", "Deployments", "10-deployments"], ["/spend", "Spend", "11-spend"], ["/nodes", "Local nodes", "12-nodes"]]) {
       await page.goto(`${base}/#${path}`);
-      const found = await page.getByRole("heading", { name: heading }).waitFor({ timeout: 5000 }).then(() => true, () => false);
-      if (found) {
-        await page.waitForLoadState("networkidle");
-        await shot(page, name);
-      }
+      await page.getByRole("heading", { name: heading, exact: true }).waitFor({ timeout: 10_000 });
+      await page.waitForLoadState("networkidle");
+      if ((await page.locator(".error").count()) > 0) check(false, `${heading}: ${await page.locator(".error").first().textContent()}`);
+      await shot(page, name);
     }
   });
 
   await step("phone width (390 px)", async () => {
-    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    const phone = await browser.newContext({ viewport: { width: PHONE, height: 844 }, isMobile: true, hasTouch: true });
     const p = await phone.newPage();
     current = p;
     await signIn(p);

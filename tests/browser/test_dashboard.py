@@ -2,7 +2,8 @@
 bundled snapshot, a temporary data directory) serving the built dashboard.
 
 The browser reaches the server under a made-up host name mapped to loopback, so the page is not a
-secure context (no ``crypto.randomUUID``), as on any plain-HTTP host other than localhost. The walk
+secure context (no ``crypto.randomUUID``), as on any plain-HTTP host other than localhost. Deploys go
+to the Lambda Cloud fake of the deploy tests over loopback HTTP. The walk
 itself is ``frontend/e2e/run.mjs`` (playwright-core over Debian's ``/usr/bin/chromium``); it writes a
 screenshot of each page to ``$CLOUDARB_SCREENSHOTS`` (default ``frontend/e2e/screenshots``).
 """
@@ -27,6 +28,9 @@ import pytest
 from cloudarb.context import build_context
 from cloudarb.ingest import catalog_import
 from cloudarb.storage import accounts
+from tests.deploy.fakes.lambda_cloud import API_KEY as LAMBDA_KEY
+from tests.deploy.fakes.lambda_cloud import LambdaFake
+from tests.deploy.fakes.server import serving
 from tests.support import make_settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -109,12 +113,21 @@ def _prepare(data: Path, database_url: str) -> None:
 @pytest.fixture(scope="module")
 def server(dashboard_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     data = tmp_path_factory.mktemp("e2e")
+    with serving(LambdaFake()) as lambda_cloud:
+        yield from _serve(data, dashboard_build, lambda_cloud.url)
+
+
+def _serve(data: Path, dashboard_build: Path, lambda_url: str) -> Iterator[Server]:
+    """The server deploys to the Lambda Cloud fake of the deploy tests (real HTTP on loopback)."""
     env = {
         **os.environ,
         "CLOUDARB_DATA_DIR": str(data),
         "CLOUDARB_DATABASE_URL": f"sqlite:///{data / 'cloudarb.db'}",
         "CLOUDARB_DASHBOARD_DIR": str(dashboard_build),
         "CLOUDARB_LOG_LEVEL": "WARNING",
+        "CLOUDARB_DEPLOY_BASE_URL_LAMBDA": f"{lambda_url}/api/v1",
+        "CLOUDARB_LAMBDA_API_KEY": LAMBDA_KEY,
+        "CLOUDARB_DEPLOY_REACHABILITY_CHECK": "false",
     }
     env.pop("CLOUDARB_REDIS_URL", None)
     _prepare(data, env["CLOUDARB_DATABASE_URL"])

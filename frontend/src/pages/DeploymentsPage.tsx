@@ -16,7 +16,9 @@ import { useServices } from "../services";
 
 type Deployment = components["schemas"]["DeploymentOut"];
 
-const ENDED = new Set(["destroyed", "done", "failed", "expired", "terminated", "canceled"]);
+/** While a job works on the deployment (deploy or teardown), its steps stream; actions need one not ending. */
+const WORKING = new Set(["pending", "deploying", "ending"]);
+const CLOSED = new Set(["ending", "ended"]);
 const PAGE = 50;
 
 export function DeploymentsPage() {
@@ -179,17 +181,18 @@ export function DeploymentDetailPage({ id }: { id: string }) {
   const [hours, setHours] = useState("1");
   const [keyShown, setKeyShown] = useState(() => privateKeyStore(id).load());
   const dep = loaded.data;
-  const live = dep && !ENDED.has(dep.status) ? id : null;
+  // Keyed by the current job: "done" starts a teardown job, and the socket then follows that one.
+  const live = dep && WORKING.has(dep.status) ? dep.job_id : null;
   const socketUrl = useCallback(
-    async (depId: string, after: number) => {
+    async (_jobId: string, after: number) => {
       const token = await auth.token();
       if (!token) throw new Error("signed out");
-      const url = new URL(`${baseUrl}/ws/deployments/${encodeURIComponent(depId)}`);
+      const url = new URL(`${baseUrl}/ws/deployments/${encodeURIComponent(id)}`);
       url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
       if (after > 0) url.searchParams.set("after", String(after));
       return { url: url.toString(), protocols: ["cloudarb.bearer", token] };
     },
-    [auth, baseUrl],
+    [auth, baseUrl, id],
   );
   const progress = useJobProgress(live, { url: socketUrl, WebSocketImpl, onTerminal: loaded.reload });
   const path = { deployment_id: id };
@@ -246,7 +249,7 @@ export function DeploymentDetailPage({ id }: { id: string }) {
             </div>
           </div>
           {live && <ProgressPanel state={progress} />}
-          {!ENDED.has(dep.status) && (
+          {!CLOSED.has(dep.status) && (
             <div className="button-row" aria-label="deployment actions">
               <input type="number" min="0.25" step="0.25" value={hours} onChange={(e) => setHours(e.target.value)} aria-label="hours to extend" />
               <button type="button" className="secondary" onClick={() => void act(async () =>

@@ -6,7 +6,7 @@ import { FakeSocket, progress, status } from "../test/fakeSocket";
 import { DeploymentDetailPage } from "./DeploymentsPage";
 
 const deployment = {
-  id: "d1", name: "fleet", status: "creating", optimization_id: "opt1", job_id: "j9", created_at: "2026-01-01T10:00:00Z",
+  id: "d1", name: "fleet", status: "deploying", optimization_id: "opt1", job_id: "j9", created_at: "2026-01-01T10:00:00Z",
   expires_at: "2026-01-01T14:00:00Z", latest_expiry: null, end_reason: null, rate_per_hour: 12.5, cost_so_far: 0.42, ssh_public_key: null,
   lines: [],
   attempts: [{ at: "2026-01-01T10:00:01Z", attempt: 1, line: 0, replica: 0, offer_key: "k", provider: "vast", outcome: "no_capacity", reason: "sold out" }],
