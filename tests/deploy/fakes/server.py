@@ -272,6 +272,9 @@ class FakeApp:
 def _handler_class(app: FakeApp) -> type[BaseHTTPRequestHandler]:
     class _Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # headers and body go out in separate writes: with Nagle's algorithm on, a keep-alive client
+        # waited ~40 ms (delayed ACK) on every call; 45 -> 1.6 ms a request measured
+        disable_nagle_algorithm = True
 
         def _serve(self) -> None:
             parts = urlsplit(self.path)
