@@ -222,9 +222,15 @@ try {
   });
 
   await step("deployments and nodes pages", async () => {
-    for (const [path, heading, name] of [["/deployments", "Deployments", "10-deployments"], ["/spend", "Spend", "11-spend"], ["/nodes", "Local nodes", "12-nodes"]]) {
+    const pages = [
+      ["/deployments", "Deployments", "10-deployments", "table"],
+      ["/spend", "Spend", "11-spend", "[aria-label='spend over the month']"],
+      ["/nodes", "Local nodes", "12-nodes", "[aria-label='placement queue']"],
+    ];
+    for (const [path, heading, name, ready] of pages) {
       await page.goto(`${base}/#${path}`);
       await page.getByRole("heading", { name: heading, exact: true }).waitFor({ timeout: 10_000 });
+      await page.locator(ready).first().waitFor({ timeout: 10_000 });
       await page.waitForLoadState("networkidle");
       if ((await page.locator(".error").count()) > 0) check(false, `${heading}: ${await page.locator(".error").first().textContent()}`);
       await shot(page, name);
