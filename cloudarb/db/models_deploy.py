@@ -91,6 +91,10 @@ class DeployInstance(Base):
     metered_until: Mapped[datetime | None] = mapped_column(nullable=True)
     end_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    interrupted_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+    """When the provider ended this (spot) instance without our asking (migration 0012)."""
+    last_seen_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    """The last reconcile pass that listed the instance present (0012)."""
     destroy_attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_action_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
     __table_args__ = (Index("ix_deploy_instances_provider_account", "provider", "account"),)

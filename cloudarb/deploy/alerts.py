@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from cloudarb.db.models_deploy import DeployAlert
 from cloudarb.db.types import utcnow
 
-AlertKind = Literal["orphan", "leaked", "ghost", "budget"]
+AlertKind = Literal["orphan", "leaked", "ghost", "interruption", "budget"]
 log = logging.getLogger(__name__)
 
 

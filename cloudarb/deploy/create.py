@@ -216,7 +216,8 @@ def wait_ready(env: DeployEnv, instance_id: str, *, timeout_s: float, poll_s: fl
         if remote is None or (isinstance(remote, RemoteInstance) and remote.state is RemoteState.TERMINATED):
             with env.db.session() as session:
                 st.move(session, row.id, to=st.TERMINATED, when=(st.CREATED, st.BOOTING, st.REACHABLE), now=now,
-                        ended_at=now, billing_stopped_at=now, end_reason="ended by the provider while booting")
+                        ended_at=now, billing_stopped_at=now, end_reason="ended by the provider while booting",
+                        interrupted_at=now if row.spot else None)  # a spot reclaim: fleet evidence
             env.emit("terminated", {"instance_id": row.id, "reason": "ended by the provider while booting"})
             return st.TERMINATED
         if isinstance(remote, RemoteInstance):

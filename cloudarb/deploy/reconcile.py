@@ -8,7 +8,10 @@ pages; any error aborts the pass, which never acts on part of a listing), then
   metered from its creation), alerted, and destroyed through the verified path once it has been known
   for ``deploy_orphan_grace_s``;
 - a live row whose instance is missing from the listing past the listing lag and ghost grace is read
-  afresh; only the provider's proof of absence ends it (``terminated``, reason vanished), alerted;
+  afresh; only the provider's proof of absence ends it (``terminated``, reason vanished), alerted; a
+  spot row that was up and not being destroyed is an interruption: ``interrupted_at`` is the last pass
+  that listed it present (``last_seen_at``; billing still runs to the proof, never stopping before the
+  provider's end), alerted as such;
 - a row that never reached the provider (no job is working on it) is failed after the same window.
 """
 
@@ -19,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 
 from cloudarb import telemetry
 from cloudarb.db.models import JobRun
@@ -109,6 +112,7 @@ def reconcile(env: DeployEnv, provider: str, account: str = "default") -> Report
             report.adopted += 1
             continue
         orphans.append(remote)
+    _mark_seen(env, [r for r in rows if r.provider_id in seen], now)
     for remote in orphans:
         report.orphans_seen += 1
         _adopt_orphan(env, provider, account, remote)
@@ -184,6 +188,8 @@ def _ghost(env: DeployEnv, prov: Provisioner, row: DeployInstance) -> bool:
     if remote is not None and remote.state is not RemoteState.TERMINATED:
         return False
     now = env.clock()
+    if row.spot and row.state in INTERRUPTIBLE:
+        return _interrupted(env, row, now)
     with env.db.session() as session:
         moved = st.move(session, row.id, to=st.TERMINATED, when=st.LIVE, now=now, ended_at=now,
                         billing_stopped_at=now, end_reason=row.end_reason or "vanished at the provider")
@@ -191,6 +197,38 @@ def _ghost(env: DeployEnv, prov: Provisioner, row: DeployInstance) -> bool:
             raise_alert(session, kind="ghost", dedupe=f"ghost:{row.id}", organization_id=row.organization_id,
                         message=f"{row.provider} instance {row.provider_id} (key {row.key}) vanished while "
                                 f"{row.state}; marked terminated", instance_id=row.id)
+    return moved
+
+
+INTERRUPTIBLE = (st.CREATED, st.BOOTING, st.REACHABLE, st.RUNNING)
+"""States in which a spot instance's end, with no destroy asked, is the provider's interruption."""
+
+
+def _mark_seen(env: DeployEnv, rows: list[DeployInstance], now: datetime) -> None:
+    """Record that these rows' instances were listed present (an interruption is dated after this)."""
+    if not rows:
+        return
+    with env.db.session() as session:
+        session.execute(update(DeployInstance).where(DeployInstance.id.in_([r.id for r in rows]))
+                        .values(last_seen_at=now).execution_options(synchronize_session=False))
+
+
+def _interrupted(env: DeployEnv, row: DeployInstance, now: datetime) -> bool:
+    """A spot instance the provider ended without our asking: flagged with ``interrupted_at``, the last
+    pass that saw it (its exposure ends there; billing ends at this proof, as for any end), and alerted."""
+    at = min(now, max(t for t in (row.last_seen_at, row.running_at, row.launched_at, row.billing_started_at,
+                                  row.created_at) if t is not None))
+    with env.db.session() as session:
+        moved = st.move(session, row.id, to=st.TERMINATED, when=INTERRUPTIBLE, now=now, ended_at=now,
+                        billing_stopped_at=now, interrupted_at=at, end_reason="interrupted by the provider (spot)")
+        if moved:
+            raise_alert(session, kind="interruption", dedupe=f"interruption:{row.id}",
+                        organization_id=row.organization_id,
+                        message=f"{row.provider} spot instance {row.provider_id} ({row.instance_type} in "
+                                f"{row.zone or row.region}) was interrupted by the provider while {row.state}",
+                        instance_id=row.id, interrupted_at=at.isoformat())
+    if moved:
+        env.emit("interrupted", {"instance_id": row.id, "at": at.isoformat()})
     return moved
 
 
