@@ -97,3 +97,34 @@ def test_job_timeout_fails_the_job(ctx: Context, tenant: Tenant) -> None:
     job_id = make_job(ctx, tenant, "tests.support.sleepy")
     row = wait_for(lambda: (r := job(ctx, job_id)).status == "failed" and r, timeout=20)
     assert "timeout" in (row.error or "") and row.attempts == 1
+
+
+def test_job_kinds_load_no_feature_they_do_not_run() -> None:
+    """Building the job-kind registry (every process, every embedded CLI command) imports neither the
+    deploy and hooks features (Kubernetes renderers, PyYAML) nor, on the CLI's path, the credential
+    machinery (JWT)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import cloudarb.cli.local; from cloudarb.context import job_kinds; job_kinds(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('yaml', 'jwt', 'kubernetes') "
+            "or m.startswith(('cloudarb.deploy', 'cloudarb.hooks', 'cloudarb.security'))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(("kind", "module"), [("deploy", "cloudarb.deploy.follow"),
+                                              ("hook_delivery", "cloudarb.hooks.store"),
+                                              ("k8s_apply", "cloudarb.deploy.k8s_submit")])
+def test_lazy_status_hooks_reach_their_feature(ctx: Context, tenant: Tenant, monkeypatch: pytest.MonkeyPatch,
+                                               kind: str, module: str) -> None:
+    import importlib
+
+    seen: list[tuple[str, str]] = []
+    monkeypatch.setattr(importlib.import_module(module), "follow_job",
+                        lambda session, job, status: seen.append((job.kind, status)))
+    with ctx.db.session() as session:
+        row = store.create_job(session, organization_id=tenant.org_id, kind=kind, function="tests.support.broken",
+                               target_id="none", max_attempts=1)
+        ctx.kinds.follow(session, row, "running")
+    assert seen == [(kind, "running")]
