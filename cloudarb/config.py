@@ -190,6 +190,9 @@ class ForecastsSettings(BaseModel):
         "advisor's buckets alone (they run 120-1,490x below what traced p3.2xlarge spot instances saw).",
     )
     forecast_risk_model: bool = Field(default=True, description="Estimate spot interruption rates with the risk model.")
+    forecast_fleet_window_days: Annotated[float, Field(ge=0, le=365)] = Field(
+        default=30.0, description="Days of our own fleet's spot interruptions and launch refusals that update the "
+        "risk estimates (0 = ignore the fleet).")
     forecast_performance_table: bool = Field(
         default=True, description="Give workloads without a performance table the fitted default one."
     )

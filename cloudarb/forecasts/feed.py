@@ -9,7 +9,11 @@ Loaded by the optimize job before it builds the ``optimizer.Problem``:
 * ``periods[offer]``: the point forecast per hour of the horizon (only with
   ``forecast_price_periods``, because it turns the solve multi-period).
 * ``rates[offer]``: spot interruption rate per hour from ``forecasting.risk.RiskModel`` (fitted once per
-  process on the spot-advisor table, bundled or configured), scaled by the offer's price volatility.
+  process on the spot-advisor table, bundled or configured, calibrated on spot traces where configured),
+  updated with what our own fleet saw in the offer's pool (``cloudarb.forecasts.fleet``: interruptions
+  over exposure hours, a Gamma-Poisson update), scaled by the offer's price volatility; ``risk[offer]``
+  says where each came from, ``launch_success[offer]`` the share of spot launches that get capacity
+  (the traces' share updated with our fleet's launches and refusals) where there is one.
 * ``performance[workload_type]``: the fitted relative-throughput table, keyed by the GPU model names
   of the offers at hand (models the fitted table lacks keep the optimizer's data-sheet figure).
 """
@@ -20,14 +24,12 @@ import hashlib
 import json
 import logging
 import math
-import os
 import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +39,26 @@ from cloudarb.config import Settings
 from cloudarb.db.models import StoredForecast
 from cloudarb.db.types import utcnow
 from cloudarb.forecasts import store
+from cloudarb.forecasts.fleet import FleetEvidence, PoolKey, fleet_evidence
+from cloudarb.forecasts.risk_cache import (  # noqa: F401 - RateCache, rate_cache: this module's names before
+    LAUNCH_C,
+    LAUNCH_P,
+    SHAPE,
+    Inputs,
+    OfferRisk,
+    RateCache,
+    advisor_path,
+    library_digest,
+    pools,
+    rate_cache,
+    served,
+    traces_digest,
+    traces_dir,
+    write_atomically,
+)
 from cloudarb.storage.offers import OfferFields
 
 log = logging.getLogger(__name__)
-
-DEFAULT_SPOT_SAVINGS_PCT = 70.0
-"""Savings over on-demand assumed for a spot offer whose on-demand twin is not among the offers."""
 
 
 @dataclass
@@ -50,6 +66,8 @@ class Feed:
     scenarios: dict[str, list[float]] = field(default_factory=dict)
     periods: dict[str, list[float]] = field(default_factory=dict)
     rates: dict[str, float] = field(default_factory=dict)
+    risk: dict[str, OfferRisk] = field(default_factory=dict)
+    launch_success: dict[str, float] = field(default_factory=dict)
     performance: dict[str, dict[str, float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -64,7 +82,12 @@ def load_feed(session: Any, settings: Settings, rows: Sequence[OfferFields], *, 
     _price_paths(feed, rows, stored, settings, horizon_hours)
     if settings.forecast_risk_model:
         try:
-            feed.rates = interruption_rates(settings, rows, stored)
+            fleet = load_fleet(session, settings, rows)
+            feed.risk = offer_risks(settings, rows, stored, fleet)
+            feed.rates = {k: r.rate_per_hour for k, r in feed.risk.items()}
+            feed.launch_success = {k: r.launch_success for k, r in feed.risk.items() if r.launch_success is not None}
+            if fleet:
+                feed.notes.append(fleet_note(fleet))
         except Exception as exc:  # the optimizer's default rate still applies
             log.warning("interruption-risk model unavailable: %s", exc, exc_info=True)
             feed.notes.append(f"risk model unavailable: {exc}")
@@ -75,6 +98,24 @@ def load_feed(session: Any, settings: Settings, rows: Sequence[OfferFields], *, 
             log.warning("performance table unavailable: %s", exc, exc_info=True)
             feed.notes.append(f"performance table unavailable: {exc}")
     return feed
+
+
+def load_fleet(session: Any, settings: Settings, rows: Sequence[OfferFields]) -> dict[PoolKey, FleetEvidence]:
+    """Our fleet's spot evidence for the offers' pools over the configured window (none when it is 0)."""
+    if settings.forecast_fleet_window_days <= 0:
+        return {}
+    wanted = pools(rows)
+    if not wanted:
+        return {}
+    return fleet_evidence(session, now=utcnow(), window=timedelta(days=settings.forecast_fleet_window_days),
+                          pools=wanted)
+
+
+def fleet_note(fleet: dict[PoolKey, FleetEvidence]) -> str:
+    evs = list(fleet.values())
+    return (f"our fleet's spot evidence updated {len(evs)} pool(s): {sum(e.interruptions for e in evs)} "
+            f"interruptions in {sum(e.exposure_hours for e in evs):.1f} h, "
+            f"{sum(e.refusals for e in evs)} of {sum(e.launches + e.refusals for e in evs)} launches refused")
 
 
 def _price_paths(feed: Feed, rows: Sequence[OfferFields], stored: dict[str, StoredForecast], settings: Settings,
@@ -101,46 +142,6 @@ def _price_paths(feed: Feed, rows: Sequence[OfferFields], stored: dict[str, Stor
 # ---------------------------------------------------------------- interruption risk
 
 
-def advisor_path(settings: Settings) -> Path:
-    if settings.forecast_spot_advisor_path is not None:
-        return Path(settings.forecast_spot_advisor_path)
-    return Path(str(resources.files("cloudarb").joinpath("data", "aws_spot_advisor_gpu.csv")))
-
-
-def traces_dir(settings: Settings) -> str:
-    """The calibration traces' folder as a cache key part ('' = uncalibrated)."""
-    return str(settings.forecast_spot_traces_dir) if settings.forecast_spot_traces_dir is not None else ""
-
-
-def _traces_digest(folder: str) -> str:
-    """Content hash of a traces folder's index and JSON files ('' for none)."""
-    if not folder:
-        return ""
-    h = hashlib.sha256()
-    for path in sorted(Path(folder).rglob("*")):
-        if path.is_file() and path.suffix in {".csv", ".json"}:
-            h.update(str(path.relative_to(folder)).encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def _library_digest(settings: Settings) -> str:
-    """What fitted models and cached figures depend on: the advisor file, the calibration traces and the
-    modelling code."""
-    import importlib.util
-
-    h = hashlib.sha256(Path(advisor_path(settings)).read_bytes())
-    h.update(_traces_digest(traces_dir(settings)).encode())
-    spec = importlib.util.find_spec("forecasting")  # finds the package without importing it
-    roots = list(spec.submodule_search_locations or []) if spec is not None else []
-    for name in ("risk.py", "performance.py"):
-        for root in roots:
-            source = Path(root) / name
-            if source.exists():
-                h.update(source.read_bytes())
-    return h.hexdigest()[:16]
-
-
 @lru_cache(maxsize=2)
 def risk_model(path: str, cache_root: str, traces: str = "") -> Any:
     """The fitted risk model for a spot-advisor file, calibrated on the traces in ``traces`` if given
@@ -155,7 +156,7 @@ def risk_model(path: str, cache_root: str, traces: str = "") -> Any:
 
     from forecasting.risk import RiskModel, fit_calibrated, load_spot_advisor
 
-    digest = hashlib.sha256(Path(path).read_bytes() + _traces_digest(traces).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(Path(path).read_bytes() + traces_digest(traces).encode()).hexdigest()[:16]
     cached = Path(cache_root) / f"risk-model-{digest}.pkl"
     try:
         with cached.open("rb") as fh:
@@ -169,117 +170,43 @@ def risk_model(path: str, cache_root: str, traces: str = "") -> Any:
     else:
         model = RiskModel.fit(load_spot_advisor(path))
     try:
-        _write_atomically(cached, pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+        write_atomically(cached, pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
     except OSError:
         log.warning("could not cache the fitted risk model at %s", cached, exc_info=True)
     return model
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+def offer_risks(settings: Settings, rows: Sequence[OfferFields], stored: dict[str, StoredForecast],
+                fleet: dict[PoolKey, FleetEvidence] | None = None) -> dict[str, OfferRisk]:
+    """Served rate, prior, source and launch success for spot offers that state no rate.
 
-
-class RateCache:
-    """Interruption rates by what they depend on (instance type, region, spot savings, vCPUs), kept in
-    memory and in a JSON file keyed by the advisor file and the modelling code.
-
-    An optimize job needs one rate per spot offer; computing them needs pandas and scikit-learn
-    (seconds to import in a fresh process) and the fitted model. Offers change price far more often
-    than the rate's inputs change, so nearly every job finds all its rates here and never imports the
-    model: measured on the bundled snapshot, the feed took 6-9 s in a fresh process before and
-    0.05 s with this cache.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._rates: dict[str, float] = {}
-        self._mtime: float | None = None
-        self.reload()
-
-    def reload(self) -> None:
-        """Read what other processes added (a worker's work horses write here, their parent reads)."""
-        try:
-            mtime = self.path.stat().st_mtime
-            if mtime == self._mtime:
-                return
-            rates = {str(k): float(v) for k, v in json.loads(self.path.read_text()).items()}
-        except (OSError, ValueError, AttributeError):
-            return
-        with self._lock:
-            self._rates.update(rates)
-            self._mtime = mtime
-
-    def get(self, key: str) -> float | None:
-        return self._rates.get(key)
-
-    def update(self, rates: dict[str, float]) -> None:
-        with self._lock:
-            self._rates.update(rates)
-            try:
-                _write_atomically(self.path, json.dumps(self._rates, sort_keys=True).encode())
-            except OSError:
-                log.warning("could not cache interruption rates at %s", self.path, exc_info=True)
-
-
-_rate_caches: dict[str, RateCache] = {}
-_rate_caches_lock = threading.Lock()
-
-
-def rate_cache(settings: Settings) -> RateCache:
-    path = Path(settings.data_dir) / "forecast-cache" / f"risk-rates-{_library_digest(settings)}.json"
-    with _rate_caches_lock:
-        cache = _rate_caches.get(str(path))
-        if cache is None:
-            cache = _rate_caches[str(path)] = RateCache(path)
-        return cache
-
-
-def _rate_key(row: OfferFields, savings: float) -> str:
-    return json.dumps([row.instance_type or row.gpu_model, row.region, round(savings, 1), float(row.vcpus or 8.0),
-                       row.zone or ""])
-
-
-def interruption_rates(settings: Settings, rows: Sequence[OfferFields], stored: dict[str, StoredForecast]) -> dict[str, float]:
-    """Rate per hour for spot offers that state none.
-
-    Per offer this is ``RiskModel.estimate``'s mean (the advisor row's bucket if the table holds the
+    The prior per offer is ``RiskModel.estimate``'s (the advisor row's bucket if the table holds the
     instance type and region, else the classifier's bucket mixture for the offer's spot savings,
-    rounded to 0.1 point), times ``exp(volatility)``. Rates come from ``RateCache``; the model is
-    loaded (one batched classifier call) only for inputs not seen before.
+    rounded to 0.1 point; calibrated on the traces where configured), from ``RateCache``: the model is
+    loaded (one batched classifier call) only for inputs not seen before. Our fleet's evidence for the
+    offer's pool then updates it (:func:`cloudarb.forecasts.risk_cache.served`), never cached.
     """
-    wanted = [r for r in rows if r.spot and r.interruption_rate_per_hour is None]
-    if not wanted:
-        return {}
-    on_demand = {(r.provider, r.region, r.instance_type): r.price_per_hour for r in rows if not r.spot}
-    keyed: list[tuple[OfferFields, str, float]] = []
-    for r in wanted:
-        od = on_demand.get((r.provider, r.region, r.instance_type))
-        savings = 100.0 * (1.0 - r.price_per_hour / od) if od and od > 0 else DEFAULT_SPOT_SAVINGS_PCT
-        keyed.append((r, _rate_key(r, savings), round(savings, 1)))
-    cache = rate_cache(settings)
-    missing = {key: (r, savings) for r, key, savings in keyed if cache.get(key) is None}
+    risks, missing = served(settings, rows, stored, fleet or {})
     if missing:
-        cache.reload()
-        missing = {key: value for key, value in missing.items() if cache.get(key) is None}
-    if missing:
-        cache.update(_model_rates(settings, missing))
-    out: dict[str, float] = {}
-    for r, key, _ in keyed:
-        f = stored.get(r.offer_key)
-        vol = f.volatility if f is not None and f.volatility else 0.0
-        out[r.offer_key] = float((cache.get(key) or 0.0) * math.exp(vol))
-    return out
+        rate_cache(settings).update(_model_rates(settings, missing))
+        risks, missing = served(settings, rows, stored, fleet or {})  # savings need the on-demand twins
+    return risks
 
 
-def _model_rates(settings: Settings, inputs: dict[str, tuple[OfferFields, float]]) -> dict[str, float]:
-    """The risk model's mean rate for each input (one batched classifier call for the unknown ones)."""
+def interruption_rates(settings: Settings, rows: Sequence[OfferFields], stored: dict[str, StoredForecast],
+                       fleet: dict[PoolKey, FleetEvidence] | None = None) -> dict[str, float]:
+    """Rate per hour for spot offers that state none (see :func:`offer_risks`)."""
+    return {k: r.rate_per_hour for k, r in offer_risks(settings, rows, stored, fleet).items()}
+
+
+def _model_rates(settings: Settings, inputs: Inputs) -> dict[str, float]:
+    """Cache entries of each input: the risk model's mean rate, the Gamma shape of that prior and the
+    traced launch share with its concentration (-1 where the traces did not observe the instance type).
+    One batched classifier call for the inputs the advisor table does not hold."""
     import pandas as pd
 
-    from forecasting.risk import BUCKET_BOUNDS, bucket_rate, instance_features
+    from forecasting.risk import BUCKET_BOUNDS, _mixture_quantiles, bucket_rate, instance_features
+    from forecasting.spot_traces import launch_estimate
 
     model = risk_model(str(advisor_path(settings)), str(Path(settings.data_dir) / "forecast-cache"),
                        traces_dir(settings))
@@ -306,19 +233,35 @@ def _model_rates(settings: Settings, inputs: dict[str, tuple[OfferFields, float]
     rates = probs @ means
     for i, rate in direct.items():
         rates[i] = rate
-    if model.rates is not None:
-        rates = np.array([_calibrated_mean(model, float(rate), inputs[key][0]) for key, rate in zip(keys, rates)])
-    return {key: float(rate) for key, rate in zip(keys, rates)}
+    out: dict[str, float] = {}
+    for i, key in enumerate(keys):
+        row = inputs[key][0]
+        if model.rates is not None:
+            mean, shape = _calibrated_prior(model, float(rates[i]), row)
+        else:  # the advisor's mixture: a Gamma matched to its 10-90% interval (as ``gamma_update``)
+            mean = float(rates[i])
+            lo, hi = _mixture_quantiles(probs[i], (0.1, 0.9)) if i not in direct else (mean, mean)
+            rel = max((hi - lo) / max(mean, 1e-12), 1e-3)
+            shape = max((2 * 1.2816 / rel) ** 2, 0.5)
+        launch = launch_estimate(model.launches, row.instance_type, row.zone or None) if model.launches else None
+        out[key], out[SHAPE + key] = mean, shape
+        out[LAUNCH_P + key] = launch.success if launch is not None else -1.0
+        out[LAUNCH_C + key] = float(model.launches.concentration) if launch is not None else -1.0
+    return out
 
 
-def _calibrated_mean(model: Any, advisor_mean: float, row: OfferFields) -> float:
-    """The posterior mean rate of a calibrated model (``RiskModel.estimate``'s, without the volatility
+def _calibrated_prior(model: Any, advisor_mean: float, row: OfferFields) -> tuple[float, float]:
+    """(mean, shape) of a calibrated model's rate (``RiskModel.estimate``'s, without the volatility
     factor, applied later): a Gamma prior of mean ``kappa x`` the advisor's rate, updated with the
     offer's zone's traced preemptions where that zone was traced."""
     shape = float(model.rates.shape)
     rate = shape / max(float(model.rates.kappa) * advisor_mean, 1e-12)
     drops, hours = (model.zone_evidence or {}).get((row.instance_type, row.zone or ""), (0, 0.0))
-    return float((shape + drops) / (rate + hours))
+    return float((shape + drops) / (rate + hours)), shape + drops
+
+
+def _calibrated_mean(model: Any, advisor_mean: float, row: OfferFields) -> float:
+    return _calibrated_prior(model, advisor_mean, row)[0]
 
 
 # ---------------------------------------------------------------- performance
@@ -331,7 +274,7 @@ _tables: dict[str, dict[str, dict[str, float]]] = {}
 def _fitted_tables(settings: Settings) -> dict[str, dict[str, float]]:
     """The fitted relative-throughput tables, fitted once and kept as JSON beside the rate cache
     (keyed by the modelling code), so a fresh process reads them instead of importing pandas."""
-    path = Path(settings.data_dir) / "forecast-cache" / f"performance-{_library_digest(settings)}.json"
+    path = Path(settings.data_dir) / "forecast-cache" / f"performance-{library_digest(settings)}.json"
     with _tables_lock:
         if str(path) in _tables:
             return _tables[str(path)]
@@ -342,7 +285,7 @@ def _fitted_tables(settings: Settings) -> dict[str, dict[str, float]]:
 
             tables = {k: {m: float(v) for m, v in t.items()} for k, t in fit_performance_model().tables.items()}
             try:
-                _write_atomically(path, json.dumps(tables, sort_keys=True).encode())
+                write_atomically(path, json.dumps(tables, sort_keys=True).encode())
             except OSError:
                 log.warning("could not cache the performance tables at %s", path, exc_info=True)
         _tables[str(path)] = tables
