@@ -223,6 +223,9 @@ class DeploySettings(BaseModel):
         "How long an offer that answered no capacity or quota is left out of failover re-solves."))] = 1800.0
     deploy_failover_attempts: Annotated[int, Field(ge=1, le=20)] = 4
     deploy_boot_timeout_s: Annotated[float, Field(gt=0)] = 900.0
+    deploy_claim_timeout_s: Annotated[float, Field(ge=0, description=(
+        "CLOUDARB_DEPLOY_CLAIM_TIMEOUT_S: an instance left 'creating' by another worker is resumed (looked for, "
+        "then created) only after this long: its create call may still be in flight."))] = 120.0
     deploy_reachability_check: bool = Field(
         default=True, description="CLOUDARB_DEPLOY_REACHABILITY_CHECK: an instance counts as running only once "
         "its SSH port answers the control plane (turn off where the control plane cannot reach instances).")

@@ -140,8 +140,16 @@ def launch(env: DeployEnv, instance_id: str) -> Outcome:
         return Outcome(row.id, row.state)
     prov = env.provisioner(row.provider, row.account)
     caps = prov.capabilities
+    now = env.clock()
+    resumed = row.state != st.REQUESTED
+    if resumed and (now - row.state_at).total_seconds() < env.settings.deploy_claim_timeout_s:
+        return Outcome(row.id, row.state)  # another worker's create may still be in flight: leave it
+    with env.db.session() as session:  # the claim: one worker (of a job run twice) wins each row
+        claimed = st.claim(session, row, to=st.CREATING, now=now, launched_at=now)
+    if not claimed:
+        return Outcome(row.id, load_row(env, row.id).state)
     try:
-        if row.state != st.REQUESTED:  # a resumed job: the create may have happened
+        if resumed:  # the create may have happened before a crash
             found, sure = look(env, prov, row.key, window_s=caps.listing_lag_s)
             if found is not None:
                 adopt(env, row, found)
@@ -154,11 +162,8 @@ def launch(env: DeployEnv, instance_id: str) -> Outcome:
                 adopt(env, row, found)
                 return Outcome(row.id, load_row(env, row.id).state)
     except ProvisionError as exc:
-        _fail(env, row, f"could not look for the key before creating: {exc}", when=(st.REQUESTED,))
+        _fail(env, row, f"could not look for the key before creating: {exc}", when=(st.CREATING,))
         return Outcome(row.id, load_row(env, row.id).state, exc)
-    now = env.clock()
-    with env.db.session() as session:
-        st.move(session, row.id, to=st.CREATING, when=st.UNRESOLVED, now=now, launched_at=now)
     env.emit("creating", {"instance_id": row.id, "key": row.key, "provider": row.provider,
                           "offer_key": row.offer_key})
     env.crash("after_intent")

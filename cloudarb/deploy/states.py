@@ -53,3 +53,15 @@ def move(session: Session, instance_id: str, *, to: str, when: tuple[str, ...], 
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+def claim(session: Session, row: DeployInstance, *, to: str, now: datetime, **values: Any) -> bool:
+    """Move ``row`` only if it is still exactly as read (same state, same ``state_at``): of two workers
+    that read the same row (a job run twice), one wins."""
+    result = session.execute(
+        update(DeployInstance)
+        .where(DeployInstance.id == row.id, DeployInstance.state == row.state, DeployInstance.state_at == row.state_at)
+        .values(state=to, state_at=now, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))

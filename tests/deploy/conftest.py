@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from cloudarb.context import Context
-from cloudarb.db.models_deploy import Deployment, DeployInstance
+from cloudarb.db.models_deploy import DeployInstance, Deployment
 from cloudarb.deploy import invariants
 from cloudarb.deploy.env import DeployEnv
 from cloudarb.deploy.providers.base import Provisioner

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from cloudarb.config import Settings
 from cloudarb.db.engine import Database
-from cloudarb.db.models_deploy import Deployment, DeployInstance
+from cloudarb.db.models_deploy import DeployInstance, Deployment
 from cloudarb.db.types import utcnow
 from cloudarb.deploy import invariants, run
 from cloudarb.deploy import states as st

@@ -70,7 +70,8 @@ def test_a_deploy_killed_mid_create_is_finished_by_a_rerun_without_duplicates(
     assert _worker(ctx, state, dep_id, "deploy", crash_at) == -signal.SIGKILL
     provider = FileProvider(state)
     assert len(provider.snapshot()) == (1 if crash_at == "after_create" else 0)
-    settings = ctx.settings.model_copy(update={"deploy_install_id": "crashtst"})
+    # the crashed worker is known dead: its rows may be resumed at once
+    settings = ctx.settings.model_copy(update={"deploy_install_id": "crashtst", "deploy_claim_timeout_s": 0.0})
     env = DeployEnv(db=ctx.db, settings=settings, providers=lambda p, a: provider, probe=lambda h, p: True)
     reconcile(env, "lambda")
     results = run.deploy(env, dep_id)  # the job, retried
@@ -90,7 +91,8 @@ def test_a_teardown_killed_during_destroy_is_finished_with_proof(ctx: Context, t
     assert _worker(ctx, state, dep_id, "teardown", "during_destroy") == -signal.SIGKILL
     provider = FileProvider(state)
     assert [h.ended_at for h in provider.snapshot().values()] == [None]  # killed before the destroy call
-    settings = ctx.settings.model_copy(update={"deploy_install_id": "crashtst"})
+    # the crashed worker is known dead: its rows may be resumed at once
+    settings = ctx.settings.model_copy(update={"deploy_install_id": "crashtst", "deploy_claim_timeout_s": 0.0})
     env = DeployEnv(db=ctx.db, settings=settings, providers=lambda p, a: provider, probe=lambda h, p: True)
     assert [r.state for r in run.live_rows(env, dep_id)] == ["terminating"]
     assert run.teardown(env, dep_id, reason="done") == []

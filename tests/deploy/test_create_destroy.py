@@ -150,3 +150,15 @@ def test_keys_fit_the_provider_and_parse_back() -> None:
     dep, line_, replica, attempt = keys.parse_key("abcd1234", key) or ("", 0, 0, 0)
     assert ("f" * 32).startswith(dep) and (line_, replica, attempt) == (3, 2, 1)
     assert keys.parse_key("other123", key) is None
+
+
+def test_a_job_run_twice_never_creates_twice_for_one_key(world: World) -> None:
+    """The reaper can start a job again while the first run is still alive (a starved heartbeat): the
+    second run finds the row claimed and leaves it alone; only the claim's winner calls create."""
+    [row] = world.intents(world.deployment())
+    with world.env.db.session() as session:  # the first run claimed it and is calling the provider
+        assert st.claim(session, row, to=st.CREATING, now=world.clock())
+    assert launch(world.env, row.id).state == st.CREATING
+    assert world.mem.calls == []
+    with world.env.db.session() as session:  # a stale read cannot claim it either
+        assert not st.claim(session, row, to=st.CREATING, now=world.clock())

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from cloudarb.db.models_deploy import CostEntry, Deployment, DeployInstance
+from cloudarb.db.models_deploy import CostEntry, DeployInstance, Deployment
 from cloudarb.deploy import budgets, lifetime
 from cloudarb.deploy.create import launch
 from cloudarb.deploy.destroy import destroy

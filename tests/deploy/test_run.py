@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from cloudarb.context import Context
 from cloudarb.db.models import Offer, OptimizationRequest
-from cloudarb.db.models_deploy import BlockedOffer, Deployment, DeployAttempt
+from cloudarb.db.models_deploy import BlockedOffer, DeployAttempt, Deployment
 from cloudarb.deploy import run
 from cloudarb.deploy import states as st
 from tests.deploy.conftest import World, line
@@ -80,6 +80,9 @@ def test_a_job_resumed_after_a_crash_mid_create_adopts_instead_of_creating_again
     with world.env.db.session() as session:  # the first job died after the provider created the instance
         st.move(session, row.id, to=st.CREATING, when=(st.REQUESTED,), now=world.clock())
     world.mem.leak(row.key)
+    [result] = run.deploy(world.env, dep.id)  # within the claim timeout: another worker may be on it
+    assert result.state == st.CREATING and world.mem.calls == []
+    world.clock.advance(world.env.settings.deploy_claim_timeout_s)
     [result] = run.deploy(world.env, dep.id)
     assert result.state == st.RUNNING and len(world.mem.ever) == 1
     world.assert_sound()
