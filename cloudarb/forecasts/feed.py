@@ -40,22 +40,22 @@ from cloudarb.db.models import StoredForecast
 from cloudarb.db.types import utcnow
 from cloudarb.forecasts import store
 from cloudarb.forecasts.fleet import FleetEvidence, PoolKey, fleet_evidence
-from cloudarb.forecasts.risk_cache import (  # noqa: F401 - RateCache, rate_cache: this module's names before
+from cloudarb.forecasts.risk_cache import (
     LAUNCH_C,
     LAUNCH_P,
     SHAPE,
     Inputs,
     OfferRisk,
-    RateCache,
-    advisor_path,
     library_digest,
     pools,
-    rate_cache,
     served,
     traces_digest,
-    traces_dir,
     write_atomically,
 )
+from cloudarb.forecasts.risk_cache import RateCache as RateCache  # names this module had before
+from cloudarb.forecasts.risk_cache import advisor_path as advisor_path
+from cloudarb.forecasts.risk_cache import rate_cache as rate_cache
+from cloudarb.forecasts.risk_cache import traces_dir as traces_dir
 from cloudarb.storage.offers import OfferFields
 
 log = logging.getLogger(__name__)
