@@ -1,20 +1,24 @@
 /** The shell: sign-in gate, navigation, and which screen the hash route selects. */
+import { lazy, Suspense } from "react";
 import { unwrap } from "./api/errors";
 import { useAsync } from "./hooks/useAsync";
 import { LoginPage } from "./pages/LoginPage";
 import { OffersPage } from "./pages/OffersPage";
-import { OptimizationDetailPage } from "./pages/OptimizationDetailPage";
 import { OptimizationsPage } from "./pages/OptimizationsPage";
 import { OptimizePage } from "./pages/OptimizePage";
-import { PoliciesPage } from "./pages/PoliciesPage";
-import { ForecastsPage } from "./pages/ForecastsPage";
-import { GpusPage } from "./pages/GpusPage";
 import { DeploymentDetailPage, DeploymentsPage } from "./pages/DeploymentsPage";
 import { NodesPage } from "./pages/NodesPage";
-import { SpendPage } from "./pages/SpendPage";
-import { PricesPage } from "./pages/PricesPage";
 import { href, useRoute } from "./router";
 import { useCredential, useServices } from "./services";
+
+// The screens with charts load on first use: the chart library is most of the bundle, and the
+// offers list (the first screen) and the forms do not need it (smaller first load on a phone).
+const OptimizationDetailPage = lazy(() => import("./pages/OptimizationDetailPage").then((m) => ({ default: m.OptimizationDetailPage })));
+const PoliciesPage = lazy(() => import("./pages/PoliciesPage").then((m) => ({ default: m.PoliciesPage })));
+const PricesPage = lazy(() => import("./pages/PricesPage").then((m) => ({ default: m.PricesPage })));
+const GpusPage = lazy(() => import("./pages/GpusPage").then((m) => ({ default: m.GpusPage })));
+const ForecastsPage = lazy(() => import("./pages/ForecastsPage").then((m) => ({ default: m.ForecastsPage })));
+const SpendPage = lazy(() => import("./pages/SpendPage").then((m) => ({ default: m.SpendPage })));
 
 const NAV = [
   { path: "/offers", label: "Offers" },
@@ -81,7 +85,9 @@ export function App() {
         <Who />
       </header>
       <main>
-        <Screen route={route} />
+        <Suspense fallback={<p className="muted">Loading…</p>}>
+          <Screen route={route} />
+        </Suspense>
       </main>
     </div>
   );
