@@ -202,6 +202,22 @@ class AllocationOut(BaseModel):
     spot: bool
 
 
+class OfferRiskOut(BaseModel):
+    """A spot offer's interruption risk as the optimizer gets it, and where it came from."""
+
+    interruption_rate_per_hour: float | None = Field(
+        description="Served rate (None until an optimize job has computed the offer's prior).")
+    prior_rate_per_hour: float | None = Field(description="Before our fleet's evidence.")
+    source: str = Field(description="'provider' (stated), 'advisor' or 'advisor+traces', then our fleet's record: "
+                        "'our fleet: N interruptions in H h, L of T launches got capacity'.")
+    launch_success: float | None = Field(
+        default=None, description="Share of spot launches that get capacity (traces and our fleet).")
+    fleet_interruptions: int = 0
+    fleet_exposure_hours: float = 0.0
+    fleet_launches: int = 0
+    fleet_launch_refusals: int = 0
+
+
 class OfferOut(BaseModel):
     offer_key: str
     provider: str
@@ -223,6 +239,7 @@ class OfferOut(BaseModel):
     reliability: float | None
     observed_at: datetime
     age_s: float
+    risk: OfferRiskOut | None = Field(default=None, description="Spot offers only.")
 
 
 class OfferPage(BaseModel):

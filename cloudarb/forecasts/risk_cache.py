@@ -20,8 +20,14 @@ import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from cloudarb.config import Settings
 from cloudarb.db.models import StoredForecast
@@ -59,20 +65,32 @@ def traces_digest(folder: str) -> str:
     return h.hexdigest()[:16]
 
 
+_digests: dict[tuple[object, ...], str] = {}
+
+
 def library_digest(settings: Settings) -> str:
     """What fitted models and cached figures depend on: the advisor file, the calibration traces and the
-    modelling code."""
+    modelling code (hashed once per process and version of those files: the API asks on every page)."""
     import importlib.util
 
-    h = hashlib.sha256(Path(advisor_path(settings)).read_bytes())
-    h.update(traces_digest(traces_dir(settings)).encode())
     spec = importlib.util.find_spec("forecasting")  # finds the package without importing it
     roots = list(spec.submodule_search_locations or []) if spec is not None else []
-    for name in ("risk.py", "spot_traces.py", "performance.py"):
-        for root in roots:
-            source = Path(root) / name
-            if source.exists():
-                h.update(source.read_bytes())
+    sources = [Path(root) / name for name in ("risk.py", "spot_traces.py", "performance.py") for root in roots]
+    folder = traces_dir(settings)
+    watched = [Path(advisor_path(settings)), *sources] + ([Path(folder) / "index.csv"] if folder else [])
+    memo = (folder, *((str(p), p.stat().st_mtime_ns if p.exists() else 0) for p in watched))
+    if memo in _digests:
+        return _digests[memo]
+    _digests[memo] = digest = _library_digest(settings, sources)
+    return digest
+
+
+def _library_digest(settings: Settings, sources: list[Path]) -> str:
+    h = hashlib.sha256(Path(advisor_path(settings)).read_bytes())
+    h.update(traces_digest(traces_dir(settings)).encode())
+    for source in sources:
+        if source.exists():
+            h.update(source.read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -211,3 +229,42 @@ def served(settings: Settings, rows: Sequence[OfferFields], stored: dict[str, St
             source=base + ("+volatility" if scale != 1.0 else "") + (f"; {told}" if told else ""),
             fleet=ev, launch_success=posterior_launch(launch_prior, ev))
     return out, missing
+
+
+def offer_view(session: Session, settings: Settings, rows: Sequence[dict[str, Any]], *,
+               now: datetime) -> dict[str, dict[str, Any]]:
+    """The risk figures of a page of offers (column dicts) as the API shows them, keyed by offer: the
+    served rate (None until an optimize job has computed the offer's prior: the API never fits a model),
+    the prior, where it came from and our fleet's evidence. On-demand offers get none."""
+    from cloudarb.db.models import Offer
+    from cloudarb.forecasts import store
+    from cloudarb.forecasts.fleet import fleet_evidence
+
+    spot = [SimpleNamespace(**r) for r in rows if r.get("spot")]
+    if not spot or not settings.forecast_risk_model:
+        return {}
+    twins = session.execute(select(Offer.provider, Offer.region, Offer.instance_type, Offer.price_per_hour).where(
+        Offer.spot.is_(False), Offer.instance_type.in_({r.instance_type for r in spot}))).all()
+    offers: list[Any] = [*spot, *(SimpleNamespace(provider=p, region=g, instance_type=t, price_per_hour=c, spot=False,
+                                                  offer_key="", interruption_rate_per_hour=None)
+                                  for p, g, t, c in twins)]
+    fleet = fleet_evidence(session, now=now, window=timedelta(days=settings.forecast_fleet_window_days),
+                           pools=pools(offers)) if settings.forecast_fleet_window_days > 0 else {}
+    stored = store.latest_for_offers(session, offer_keys=[r.offer_key for r in spot],
+                                     not_before=now - timedelta(seconds=settings.forecast_max_age_s))
+    risks, _ = served(settings, offers, stored, fleet)
+    out: dict[str, dict[str, Any]] = {}
+    for r in spot:
+        ev = fleet.get(pool_key(r.provider, r.instance_type, r.region, r.zone)) or FleetEvidence()
+        risk = risks.get(r.offer_key)
+        stated = r.interruption_rate_per_hour
+        out[r.offer_key] = {
+            "interruption_rate_per_hour": stated if stated is not None else risk.rate_per_hour if risk else None,
+            "prior_rate_per_hour": risk.prior_rate_per_hour if risk else None,
+            "source": "provider" if stated is not None else risk.source if risk else
+            "not computed yet (an optimize job computes it)" + (f"; {ev.describe()}" if ev.describe() else ""),
+            "launch_success": risk.launch_success if risk else None,
+            "fleet_interruptions": ev.interruptions, "fleet_exposure_hours": round(ev.exposure_hours, 3),
+            "fleet_launches": ev.launches, "fleet_launch_refusals": ev.refusals,
+        }
+    return out

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response
 
 from cloudarb.api.deps import CtxDep, PageDep, SessionDep, Viewer
 from cloudarb.db.types import utcnow
+from cloudarb.forecasts.risk_cache import offer_view
 from cloudarb.gpu_names import select, stored_names
 from cloudarb.ingest.schedule import freshness_limits
 from cloudarb.ingest.stale import stale_prices
@@ -22,10 +23,12 @@ Names = Annotated[list[Annotated[str, Query(min_length=1, max_length=120)]], Que
 
 def offer_page(
     rows: list[dict[str, Any]], total: int, *, limit: int, offset: int, now: datetime,
-    newest: datetime | None = None, stale_after_s: float | None = None,
+    newest: datetime | None = None, stale_after_s: float | None = None, risk: dict[str, dict[str, Any]] | None = None,
 ) -> OfferPage:
     """Validate a page of offer rows once, each with the age of its price (and a stale warning)."""
-    items = [{**row, "age_s": max(0.0, (now - row["observed_at"]).total_seconds())} for row in rows]
+    risk = risk or {}
+    items = [{**row, "age_s": max(0.0, (now - row["observed_at"]).total_seconds()),
+              "risk": risk.get(row["offer_key"])} for row in rows]
     stale = stale_prices(newest, now=now, max_age_s=stale_after_s) if stale_after_s is not None else None
     return OfferPage.model_validate(
         {"items": items, "total": total, "limit": limit, "offset": offset, "newest_price_at": newest,
@@ -89,8 +92,10 @@ def list_offers(
     rows, total = offer_store.list_offers(
         session, filters=filters, sort=sort, descending=order == "desc", limit=page.limit, offset=page.offset
     )
-    body = offer_page(rows, total, limit=page.limit, offset=page.offset, now=utcnow(),
+    now = utcnow()
+    body = offer_page(rows, total, limit=page.limit, offset=page.offset, now=now,
                       newest=offer_store.newest_observation(session),
-                      stale_after_s=ctx.settings.price_stale_after_s)
+                      stale_after_s=ctx.settings.price_stale_after_s,
+                      risk=offer_view(session, ctx.settings, rows, now=now))
     # already validated: serialize once here instead of letting FastAPI validate and encode it again
     return Response(body.model_dump_json(), media_type="application/json")

@@ -2678,6 +2678,8 @@ export interface components {
             region: string;
             /** Reliability */
             reliability: number | null;
+            /** @description Spot offers only. */
+            risk?: components["schemas"]["OfferRiskOut"] | null;
             /**
              * Seller
              * @description The seller inside a marketplace; empty when the provider sells.
@@ -2716,6 +2718,52 @@ export interface components {
             stale_prices?: string | null;
             /** Total */
             total: number;
+        };
+        /**
+         * OfferRiskOut
+         * @description A spot offer's interruption risk as the optimizer gets it, and where it came from.
+         */
+        OfferRiskOut: {
+            /**
+             * Fleet Exposure Hours
+             * @default 0
+             */
+            fleet_exposure_hours?: number;
+            /**
+             * Fleet Interruptions
+             * @default 0
+             */
+            fleet_interruptions?: number;
+            /**
+             * Fleet Launch Refusals
+             * @default 0
+             */
+            fleet_launch_refusals?: number;
+            /**
+             * Fleet Launches
+             * @default 0
+             */
+            fleet_launches?: number;
+            /**
+             * Interruption Rate Per Hour
+             * @description Served rate (None until an optimize job has computed the offer's prior).
+             */
+            interruption_rate_per_hour: number | null;
+            /**
+             * Launch Success
+             * @description Share of spot launches that get capacity (traces and our fleet).
+             */
+            launch_success?: number | null;
+            /**
+             * Prior Rate Per Hour
+             * @description Before our fleet's evidence.
+             */
+            prior_rate_per_hour: number | null;
+            /**
+             * Source
+             * @description 'provider' (stated), 'advisor' or 'advisor+traces', then our fleet's record: 'our fleet: N interruptions in H h, L of T launches got capacity'.
+             */
+            source: string;
         };
         /**
          * OfferScope
