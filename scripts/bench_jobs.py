@@ -145,7 +145,8 @@ def main() -> None:
     args = ap.parse_args()
     wanted = args.only or ["rq", "embedded", "cli"]
     out: dict[str, Any] = {"benchmark": "jobs", "fleet": "examples/fleet.json", "cores": os.cpu_count(),
-                           "at": datetime.now(UTC).isoformat(timespec="seconds")}
+                           "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                           "load_avg_1m_start": round(os.getloadavg()[0], 2)}
     for mode in ("rq", "embedded"):
         if mode in wanted:
             print(f"bench_jobs: {mode}, {args.trials} trials", file=sys.stderr, flush=True)
@@ -153,6 +154,7 @@ def main() -> None:
     if "cli" in wanted:
         print(f"bench_jobs: cli, 1 + {args.cli_runs} runs", file=sys.stderr, flush=True)
         out["cli"] = cli_runs(args.cli_runs)
+    out["load_avg_1m_end"] = round(os.getloadavg()[0], 2)  # figures on a shared machine: compare like with like
     print(json.dumps(out, indent=2))
 
 
