@@ -216,6 +216,7 @@ class OfferRiskOut(BaseModel):
     fleet_exposure_hours: float = 0.0
     fleet_launches: int = 0
     fleet_launch_refusals: int = 0
+    fleet_mean_time_to_running_s: float | None = Field(default=None, description="Launch to running, our fleet's mean.")
 
 
 class OfferOut(BaseModel):

@@ -266,5 +266,6 @@ def offer_view(session: Session, settings: Settings, rows: Sequence[dict[str, An
             "launch_success": risk.launch_success if risk else None,
             "fleet_interruptions": ev.interruptions, "fleet_exposure_hours": round(ev.exposure_hours, 3),
             "fleet_launches": ev.launches, "fleet_launch_refusals": ev.refusals,
+            "fleet_mean_time_to_running_s": ev.mean_time_to_running_s,
         }
     return out

@@ -41,3 +41,4 @@ def test_offers_show_the_served_rate_and_our_fleets_record(ctx: Context, client:
     assert (risk["fleet_interruptions"], risk["fleet_exposure_hours"], risk["fleet_launches"],
             risk["fleet_launch_refusals"]) == (1, 4.0, 1, 1)
     assert risk["launch_success"] == f.launch_success["aws:test:p3-spot"]
+    assert risk["fleet_mean_time_to_running_s"] == 90.0

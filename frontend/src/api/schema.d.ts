@@ -2745,6 +2745,11 @@ export interface components {
              */
             fleet_launches?: number;
             /**
+             * Fleet Mean Time To Running S
+             * @description Launch to running, our fleet's mean.
+             */
+            fleet_mean_time_to_running_s?: number | null;
+            /**
              * Interruption Rate Per Hour
              * @description Served rate (None until an optimize job has computed the offer's prior).
              */
