@@ -73,6 +73,7 @@ def reconcile_all(env: DeployEnv) -> list[Report]:
 def reconcile(env: DeployEnv, provider: str, account: str = "default") -> Report:
     started = time.monotonic()
     report = Report(provider, account)
+    listed_at = env.clock()
     try:
         prov = env.provisioner(provider, account)
         remotes = prov.list_owned(env.prefix())
@@ -113,7 +114,7 @@ def reconcile(env: DeployEnv, provider: str, account: str = "default") -> Report
             continue
         orphans.append(remote)
     _mark_seen(env, [r for r in rows if r.provider_id in seen], now)
-    for remote in orphans:
+    for remote in _ended_since(env, provider, account, orphans, listed_at):
         report.orphans_seen += 1
         _adopt_orphan(env, provider, account, remote)
     lag = timedelta(seconds=prov.capabilities.listing_lag_s + env.settings.deploy_ghost_grace_s)
@@ -132,6 +133,20 @@ def reconcile(env: DeployEnv, provider: str, account: str = "default") -> Report
 
 
 ORPHAN_KEY = "orphan:"
+
+
+def _ended_since(env: DeployEnv, provider: str, account: str, remotes: list[RemoteInstance],
+                 listed_at: datetime) -> list[RemoteInstance]:
+    """Orphan candidates less those whose row ended (with proof) after the listing was taken: they were
+    live when listed, and a teardown running beside this pass has ended them since."""
+    if not remotes:
+        return []
+    with env.db.session() as session:
+        ended = set(session.scalars(select(DeployInstance.provider_id).where(
+            DeployInstance.provider == provider, DeployInstance.account == account,
+            DeployInstance.provider_id.in_([r.provider_id for r in remotes]),
+            DeployInstance.ended_at >= listed_at)))
+    return [r for r in remotes if r.provider_id not in ended]
 
 
 def _orphan_due(env: DeployEnv, row: DeployInstance, now: datetime) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from cloudarb.db.models_deploy import DeployAttempt, DeployInstance, Deployment
 from cloudarb.deploy import keys
@@ -76,15 +77,19 @@ def _new_row(env: DeployEnv, dep: Deployment, line: PlannedLine, replica: int, a
 
 
 def write_intents(env: DeployEnv, dep: Deployment, plan: Plan) -> None:
-    """One intent row per replica that has none yet, all committed together before any create."""
-    with env.db.session() as session:
-        have = set(session.execute(select(DeployInstance.line_index, DeployInstance.replica).where(
-            DeployInstance.deployment_id == dep.id)).all())
-        for line in plan.lines:
-            for replica in range(line.instances):
-                if (line.index, replica) not in have:
-                    prov = env.provisioner(line.provider, plan.account)
-                    session.add(_new_row(env, dep, line, replica, 0, None, prov))
+    """One intent row per replica that has none yet, all committed together before any create (a run
+    of the same job that wrote them first wins: the keys are unique)."""
+    try:
+        with env.db.session() as session:
+            have = set(session.execute(select(DeployInstance.line_index, DeployInstance.replica).where(
+                DeployInstance.deployment_id == dep.id)).all())
+            for line in plan.lines:
+                for replica in range(line.instances):
+                    if (line.index, replica) not in have:
+                        prov = env.provisioner(line.provider, plan.account)
+                        session.add(_new_row(env, dep, line, replica, 0, None, prov))
+    except IntegrityError:
+        pass  # written by the other run of this job; the rows are there
     env.emit("intents", {"deployment_id": dep.id, "replicas": sum(ln.instances for ln in plan.lines)})
 
 

@@ -6,6 +6,7 @@ and the costs add up."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,10 @@ from typing import Any
 import boto3
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from cloudarb.context import Context
+from cloudarb.db.models_deploy import DeployInstance
 from cloudarb.db.types import utcnow
 from cloudarb.deploy import invariants
 from cloudarb.deploy.metering import meter
@@ -85,9 +88,16 @@ def test_example_fleet_on_aws_deploys_tags_tears_down_with_proof_and_costs_add_u
         problems = invariants.check(session, provider="aws", prefix=rows[0]["key"].rsplit("-", 4)[0] + "-",
                                     present=[])
     assert {k: v for k, v in problems.items() if v} == {}
+    with ctx.db.session() as session:  # what each instance ran, from its billing start to the proof of its end
+        spans = [(r.price_per_hour, (r.billing_stopped_at - r.billing_started_at).total_seconds())
+                 for r in session.scalars(select(DeployInstance).where(DeployInstance.deployment_id == dep_id))
+                 if r.billing_started_at and r.billing_stopped_at]
+    assert len(spans) == len(rows)
+    expected = sum(rate * max(60, math.ceil(seconds)) / 3600 for rate, seconds in spans)  # EC2: per second, 60 s min
     costs = client.get("/costs?by=deployment", headers=tenant.headers()).json()
-    expected = sum(i["price_per_hour"] * 60 / 3600 for i in rows)  # each ran under EC2's 60 s minimum
     assert costs["items"][0]["key"] == dep_id
-    assert costs["total"] == pytest.approx(expected, rel=0.05)
+    assert client.get("/alerts", headers=tenant.headers()).json() == []  # nothing orphaned, leaked or lost
+    assert costs["total"] == pytest.approx(expected, abs=1e-4)
+    assert costs["total"] >= sum(i["price_per_hour"] * 60 / 3600 for i in rows) - 1e-6
     by_gpu = client.get("/costs?by=gpu", headers=tenant.headers()).json()
     assert by_gpu["total"] == pytest.approx(costs["total"], abs=1e-5)

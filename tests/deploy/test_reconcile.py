@@ -92,3 +92,22 @@ def test_a_row_that_never_reached_the_provider_fails_when_no_job_works_on_it(wor
     world.clock.advance(world.mem.capabilities.listing_lag_s + world.env.settings.deploy_ghost_grace_s + 1)
     assert reconcile(world.env, "lambda").never_created == 1
     assert _row(world, row.id).state == st.FAILED
+
+
+def test_an_instance_ended_after_the_listing_was_taken_is_not_an_orphan(world: World) -> None:
+    """A teardown beside the pass proves an instance gone between the listing and the rows' read."""
+    [row] = world.intents(world.deployment())
+    launch(world.env, row.id)
+    original = world.mem.list_owned
+
+    def list_then_teardown(prefix: str):  # type: ignore[no-untyped-def]
+        listed = original(prefix)
+        world.clock.advance(1)
+        from cloudarb.deploy.destroy import destroy
+
+        assert destroy(world.env, row.id, reason="done") == st.TERMINATED
+        return listed
+
+    world.mem.list_owned = list_then_teardown  # type: ignore[method-assign]
+    report = reconcile(world.env, "lambda")
+    assert report.orphans_seen == 0 and _alerts(world) == []
