@@ -15,7 +15,8 @@ from tests.support import PASSWORD, REDIS_URL, Tenant
 def login(client: TestClient, email: str, password: str = PASSWORD) -> dict[str, str]:
     r = client.post("/auth/login", json={"email": email, "password": password})
     assert r.status_code == 200, r.text
-    return r.json()
+    tokens: dict[str, str] = r.json()
+    return tokens
 
 
 def test_login_refresh_and_me(client: TestClient, tenant: Tenant) -> None:
