@@ -71,7 +71,8 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None, 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # the unknown-user password check's dummy hash, off the request path and off import
-        threading.Thread(target=burn_password_check, args=("",), name="cloudarb-warm", daemon=True).start()
+        warm = threading.Thread(target=burn_password_check, args=("",), name="cloudarb-warm", daemon=True)
+        warm.start()
         sched = None
         if scheduler and settings.embedded:
             from cloudarb.scheduler import Scheduler
@@ -81,6 +82,8 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None, 
         try:
             yield
         finally:
+            # a process that exits while bcrypt runs on a daemon thread aborts ("exception not rethrown")
+            warm.join(timeout=5)
             if sched is not None:
                 sched.stop()
             if own_ctx:
