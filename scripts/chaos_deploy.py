@@ -101,6 +101,13 @@ FAULTS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
+def _maker(make: Callable[[Any], Provisioner], config: Callable[..., Any], server: Any) -> Callable[[], Provisioner]:
+    """A fresh client per scenario (a reset fake forgets what the last client registered)."""
+    from tests.deploy.fakes.env import Sleeps
+
+    return lambda: make(config(server, Sleeps()))
+
+
 @contextmanager
 def _http_targets(only: set[str]) -> Iterator[dict[str, Target]]:
     from cloudarb.deploy.providers import aws, lambda_, runpod
@@ -114,11 +121,11 @@ def _http_targets(only: set[str]) -> Iterator[dict[str, Target]]:
     with ExitStack() as stack:
         if "lambda" in only:
             server = stack.enter_context(serving(LambdaFake()))
-            targets["lambda"] = (lambda s=server: lambda_.provisioner(fx.lambda_config(s, Sleeps())), server,
+            targets["lambda"] = (_maker(lambda_.provisioner, fx.lambda_config, server), server,
                                  {"instance_type": "gpu_1x_a10", "region": "us-east-1", "gpu_model": "A10"})
         if "runpod" in only:
             server = stack.enter_context(serving(RunPodFake()))
-            targets["runpod"] = (lambda s=server: runpod.provisioner(fx.runpod_config(s, Sleeps())), server,
+            targets["runpod"] = (_maker(runpod.provisioner, fx.runpod_config, server), server,
                                  {"instance_type": "NVIDIA GeForce RTX 4090 [secure]", "region": "",
                                   "gpu_model": "RTX 4090"})
         if "aws" in only:
@@ -129,7 +136,7 @@ def _http_targets(only: set[str]) -> Iterator[dict[str, Target]]:
             stack.callback(moto.stop)
             server = stack.enter_context(serving(Ec2Proxy(moto.url)))
             aws.provisioner(fx.aws_config(server, Sleeps(), timeout_s=60.0)).create(fx.aws_spec("warm-up"))
-            targets["aws"] = (lambda s=server: aws.provisioner(fx.aws_config(s, Sleeps())), server,
+            targets["aws"] = (_maker(aws.provisioner, fx.aws_config, server), server,
                               {"instance_type": "g5.xlarge", "region": "us-east-1", "gpu_model": "A10G"})
         yield targets
 
