@@ -180,9 +180,15 @@ Inputs = dict[str, tuple[OfferFields, float]]
 """Cache key -> (an offer with those inputs, its spot savings in percent)."""
 
 
-def rate_inputs(rows: Sequence[OfferFields]) -> list[tuple[OfferFields, str, float]]:
-    """(offer, cache key, savings) for each spot offer that states no rate of its own."""
-    on_demand = {(r.provider, r.region, r.instance_type): r.price_per_hour for r in rows if not r.spot}
+OnDemand = dict[tuple[str, str, str], float]
+"""(provider, region, instance type) -> on-demand price: what a spot offer's savings are measured against."""
+
+
+def rate_inputs(rows: Sequence[OfferFields], on_demand: OnDemand | None = None) -> list[tuple[OfferFields, str, float]]:
+    """(offer, cache key, savings) for each spot offer that states no rate of its own; savings against
+    ``on_demand`` (by default the on-demand offers among ``rows``)."""
+    if on_demand is None:
+        on_demand = {(r.provider, r.region, r.instance_type): r.price_per_hour for r in rows if not r.spot}
     out: list[tuple[OfferFields, str, float]] = []
     for r in rows:
         if not r.spot or r.interruption_rate_per_hour is not None:
@@ -198,7 +204,7 @@ def pools(rows: Sequence[OfferFields]) -> set[PoolKey]:
 
 
 def served(settings: Settings, rows: Sequence[OfferFields], stored: dict[str, StoredForecast],
-           fleet: dict[PoolKey, FleetEvidence]) -> tuple[dict[str, OfferRisk], Inputs]:
+           fleet: dict[PoolKey, FleetEvidence], on_demand: OnDemand | None = None) -> tuple[dict[str, OfferRisk], Inputs]:
     """The served figures of every spot offer whose prior is cached, and the inputs still missing.
 
     Rate: the prior's Gamma updated with the offer's pool's interruptions over its exposure hours,
@@ -207,7 +213,7 @@ def served(settings: Settings, rows: Sequence[OfferFields], stored: dict[str, St
     launches and capacity refusals.
     """
     cache = rate_cache(settings)
-    keyed = rate_inputs(rows)
+    keyed = rate_inputs(rows, on_demand)
     if any(not cache.has_prior(key) for _, key, _ in keyed):
         cache.reload()
     base = "advisor+traces" if traces_dir(settings) else "advisor"
@@ -243,16 +249,16 @@ def offer_view(session: Session, settings: Settings, rows: Sequence[dict[str, An
     spot = [SimpleNamespace(**r) for r in rows if r.get("spot")]
     if not spot or not settings.forecast_risk_model:
         return {}
-    twins = session.execute(select(Offer.provider, Offer.region, Offer.instance_type, Offer.price_per_hour).where(
-        Offer.spot.is_(False), Offer.instance_type.in_({r.instance_type for r in spot}))).all()
-    offers: list[Any] = [*spot, *(SimpleNamespace(provider=p, region=g, instance_type=t, price_per_hour=c, spot=False,
-                                                  offer_key="", interruption_rate_per_hour=None)
-                                  for p, g, t, c in twins)]
+    on_demand: OnDemand = {(str(p), str(g), str(t)): float(c) for p, g, t, c in session.execute(
+        select(Offer.provider, Offer.region, Offer.instance_type, Offer.price_per_hour).where(
+            Offer.spot.is_(False), Offer.instance_type.in_({r.instance_type for r in spot}),
+            Offer.region.in_({r.region for r in spot})))}
+    offers: list[Any] = spot
     fleet = fleet_evidence(session, now=now, window=timedelta(days=settings.forecast_fleet_window_days),
                            pools=pools(offers)) if settings.forecast_fleet_window_days > 0 else {}
     stored = store.latest_for_offers(session, offer_keys=[r.offer_key for r in spot],
                                      not_before=now - timedelta(seconds=settings.forecast_max_age_s))
-    risks, _ = served(settings, offers, stored, fleet)
+    risks, _ = served(settings, offers, stored, fleet, on_demand)
     out: dict[str, dict[str, Any]] = {}
     for r in spot:
         ev = fleet.get(pool_key(r.provider, r.instance_type, r.region, r.zone)) or FleetEvidence()
