@@ -100,6 +100,8 @@ def reconcile(env: DeployEnv, provider: str, account: str = "default") -> Report
         matched = by_pid.get(remote.provider_id)
         if matched is not None:
             report.matched += 1
+            if remote.state is RemoteState.STOPPED and matched.spot and matched.state in INTERRUPTIBLE:
+                _interrupted(env, matched, now, stopped=True)  # an interruptible pod/instance stopped for us
             if _orphan_due(env, matched, now):
                 try:
                     if destroy(env, matched.id, reason="orphan: at the provider under our prefix with no live "
@@ -208,7 +210,7 @@ def _ghost(env: DeployEnv, prov: Provisioner, row: DeployInstance) -> bool:
     with env.db.session() as session:
         moved = st.move(session, row.id, to=st.TERMINATED, when=st.LIVE, now=now, ended_at=now,
                         billing_stopped_at=now, end_reason=row.end_reason or "vanished at the provider")
-        if moved and row.state not in st.DESTROYING:
+        if moved and row.state not in st.DESTROYING and row.interrupted_at is None:
             raise_alert(session, kind="ghost", dedupe=f"ghost:{row.id}", organization_id=row.organization_id,
                         message=f"{row.provider} instance {row.provider_id} (key {row.key}) vanished while "
                                 f"{row.state}; marked terminated", instance_id=row.id)
@@ -228,14 +230,21 @@ def _mark_seen(env: DeployEnv, rows: list[DeployInstance], now: datetime) -> Non
                         .values(last_seen_at=now).execution_options(synchronize_session=False))
 
 
-def _interrupted(env: DeployEnv, row: DeployInstance, now: datetime) -> bool:
+def _interrupted(env: DeployEnv, row: DeployInstance, now: datetime, *, stopped: bool = False) -> bool:
     """A spot instance the provider ended without our asking: flagged with ``interrupted_at``, the last
-    pass that saw it (its exposure ends there; billing ends at this proof, as for any end), and alerted."""
+    pass that saw it (its exposure ends there; billing ends at this proof, as for any end), and alerted.
+    One the provider only stopped (an interruptible pod, a spot VM with stop behaviour) still exists:
+    it becomes ``stopped`` and stays billed (disks may be) until it is destroyed like any other."""
     at = min(now, max(t for t in (row.last_seen_at, row.running_at, row.launched_at, row.billing_started_at,
                                   row.created_at) if t is not None))
     with env.db.session() as session:
-        moved = st.move(session, row.id, to=st.TERMINATED, when=INTERRUPTIBLE, now=now, ended_at=now,
-                        billing_stopped_at=now, interrupted_at=at, end_reason="interrupted by the provider (spot)")
+        if stopped:
+            moved = st.move(session, row.id, to=st.STOPPED, when=INTERRUPTIBLE, now=now, interrupted_at=at,
+                            end_reason="interrupted by the provider (spot): stopped")
+        else:
+            moved = st.move(session, row.id, to=st.TERMINATED, when=INTERRUPTIBLE, now=now, ended_at=now,
+                            billing_stopped_at=now, interrupted_at=at,
+                            end_reason="interrupted by the provider (spot)")
         if moved:
             raise_alert(session, kind="interruption", dedupe=f"interruption:{row.id}",
                         organization_id=row.organization_id,

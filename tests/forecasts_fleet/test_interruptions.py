@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 
@@ -10,8 +12,10 @@ from cloudarb.db.models_deploy import CostEntry, DeployAlert, DeployInstance
 from cloudarb.deploy import states as st
 from cloudarb.deploy.create import launch, wait_ready
 from cloudarb.deploy.metering import meter
+from cloudarb.deploy.providers.base import RemoteInstance, RemoteState
 from cloudarb.deploy.reconcile import reconcile
 from tests.deploy.conftest import World, line
+from tests.deploy.memory_provider import Faults, Held, MemoryProvider
 
 
 def _row(world: World, instance_id: str) -> DeployInstance:
@@ -89,3 +93,44 @@ def test_a_spot_instance_reclaimed_while_booting_is_an_interruption(world: World
     assert wait_ready(world.env, row.id, timeout_s=10, poll_s=5) == st.TERMINATED
     ended = _row(world, row.id)
     assert ended.interrupted_at == world.clock() and ended.billing_stopped_at == world.clock()
+
+
+class StoppingProvider(MemoryProvider):
+    """The in-memory provider whose interruptible instances can be stopped by the provider (RunPod's and
+    Vast's interruptible pods stop when outbid; the instance and its disk stay)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stopped: set[str] = set()
+
+    def _read(self, held: Held) -> RemoteInstance:
+        inst = super()._read(held)
+        if held.instance.provider_id in self.stopped and inst.state is RemoteState.RUNNING:
+            return replace(inst, state=RemoteState.STOPPED, raw_state="exited")
+        return inst
+
+
+def test_a_spot_instance_the_provider_stops_is_an_interruption_and_is_still_destroyed(world: World) -> None:
+    world.providers["lambda"] = StoppingProvider("lambda", clock=world.clock, faults=Faults())
+    row = _running_spot(world)
+    world.clock.advance(world.mem.capabilities.listing_lag_s + 1)
+    reconcile(world.env, "lambda")
+    seen = world.clock()
+    world.clock.advance(1800)
+    prov = world.providers["lambda"]
+    assert isinstance(prov, StoppingProvider)
+    prov.stopped.add(row.provider_id or "")
+    reconcile(world.env, "lambda")
+    stopped = _row(world, row.id)
+    assert stopped.state == st.STOPPED and stopped.interrupted_at == seen
+    assert stopped.billing_stopped_at is None, "it still exists: billed until it is destroyed"
+    assert _alerts(world) == ["interruption"]
+    reconcile(world.env, "lambda")
+    assert _alerts(world) == ["interruption"], "raised once"
+    world.assert_sound()
+    from cloudarb.deploy.run import teardown
+
+    assert teardown(world.env, row.deployment_id or "", reason="done") == []
+    ended = _row(world, row.id)
+    assert ended.state == st.TERMINATED and ended.interrupted_at == seen
+    world.assert_sound()
