@@ -260,10 +260,6 @@ def _calibrated_prior(model: Any, advisor_mean: float, row: OfferFields) -> tupl
     return float((shape + drops) / (rate + hours)), shape + drops
 
 
-def _calibrated_mean(model: Any, advisor_mean: float, row: OfferFields) -> float:
-    return _calibrated_prior(model, advisor_mean, row)[0]
-
-
 # ---------------------------------------------------------------- performance
 
 
