@@ -21,7 +21,7 @@ def snapshot_path() -> Path:
 
 def seed_snapshot(ctx: Context, *, force: bool = False) -> int:
     """Load the bundled real price snapshot (origin in cloudarb/data/SNAPSHOT.md) into an empty store,
-    through the same checked path as `cloudarb catalog import`."""
+    through the same checked path as `cloudarb catalog import` (ticks, hourly rows, current offers)."""
     from cloudarb.ingest import catalog_import
     from cloudarb.storage import offers as offer_store
 
@@ -35,6 +35,12 @@ def seed_snapshot(ctx: Context, *, force: bool = False) -> int:
 
 
 def prepare_embedded(ctx: Context) -> None:
+    """Migrate, seed an empty store, and give a store seeded before seeding kept the hourly price table
+    its hourly rows (`cloudarb.ingest.hourly.heal_if_empty`: two index probes when there is nothing to do)."""
+    from cloudarb.ingest import hourly
+
     migrate.ensure_current(ctx.db.engine, ctx.settings.database_url)
     if ctx.settings.seed_snapshot:
         seed_snapshot(ctx)
+    with ctx.db.session() as session:
+        hourly.heal_if_empty(session)

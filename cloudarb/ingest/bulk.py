@@ -1,7 +1,9 @@
 """The ingest write path: price ticks in bulk, the hourly aggregate, and the current-offers table.
 
 `write_tick_columns` is the bulk path every writer ends in (`write_quotes` for provider refreshes,
-`write_ticks` for loose rows, bulk feeds such as the simulator directly). PostgreSQL: the batch is
+`cloudarb catalog import` and `cloudarb db seed`, `write_ticks` for loose rows, bulk feeds such as the
+simulator directly), so every stored tick is in the hourly table (`cloudarb.ingest.hourly` repairs
+stores whose imports predate that). PostgreSQL: the batch is
 COPYed in binary into session-temporary staging tables (the offer as a small index into the batch's
 key table, mapped to its `PriceSeries` id on the server), then moved into ``price_ticks``: a plain
 INSERT when every tick is newer than what its offer has, else ``INSERT ... ON CONFLICT DO NOTHING``,
@@ -368,11 +370,12 @@ def _sqlite_write_ticks(session: Session, ticks: list[TickRow]) -> int:
             .returning(table.c.series_id, table.c.observed_at, table.c.price_per_hour)
         )
         inserted = [(r[0], r[1], r[2]) for r in session.connection().execute(stmt, rows)]
-    _sqlite_hourly(session, inserted)
+    sqlite_merge_hourly(session, inserted)
     return len(inserted)
 
 
-def _sqlite_hourly(session: Session, inserted: Sequence[tuple[int, datetime, float]]) -> None:
+def sqlite_merge_hourly(session: Session, inserted: Sequence[tuple[int, datetime, float]]) -> None:
+    """Merge (series id, observed_at, price) ticks, each stored exactly once, into the hourly OHLC rows."""
     groups: dict[tuple[int, datetime], dict[str, Any]] = {}
     for key, ts, price in inserted:
         g = groups.get((key, _hour(ts)))

@@ -78,9 +78,15 @@ class Imported:
 
 
 def store(session: Session, result: CatalogLoad) -> int:
-    """Store the checked offers of a load (idempotent: ticks keyed by offer and time)."""
-    from cloudarb.storage import offers as offer_store
+    """Store the checked offers of a load through the ingest write path (`bulk.write_quotes`: the ticks,
+    idempotent, keyed by offer and time; their hourly rows; the current offers), and build the hourly rows
+    of the load's series that an earlier import stored without them. Returns the quotes written."""
+    from cloudarb.ingest import bulk, hourly
 
-    n = offer_store.upsert_quotes(session, result.offers) if result.offers else 0
-    log.info("catalog imported", extra={**result.summary(), "stored": n})
-    return n
+    if not result.offers:
+        return 0
+    written = bulk.write_quotes(session, result.offers)
+    rebuilt = hourly.backfill(session, [q.offer_key for q in result.offers])
+    log.info("catalog imported", extra={**result.summary(), "stored": written.quotes,
+                                        "ticks_inserted": written.ticks_inserted, "hourly_rebuilt": rebuilt})
+    return written.quotes
