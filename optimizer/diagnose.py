@@ -14,7 +14,6 @@ Three checks, cheapest first:
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from optimizer.backends import Backend
 from optimizer.model import MatrixModel
@@ -116,6 +115,8 @@ def elastic_reasons(problem: Problem, model: MatrixModel, backend: Backend, *, i
     rows = np.concatenate(rows_all)
     n0 = model.shape[1]
     ns = len(rows)
+    import scipy.sparse as sp  # only an infeasible problem's diagnosis needs it
+
     slack = sp.csr_matrix((np.concatenate(vals), (rows, np.arange(ns))), shape=(model.shape[0], ns))
     elastic = MatrixModel(
         c=np.concatenate([np.zeros(n0), np.concatenate(pen)]),

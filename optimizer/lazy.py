@@ -25,7 +25,6 @@ import logging
 import time
 
 import numpy as np
-import scipy.sparse as sp
 
 from optimizer.backends import Backend, LpResult
 from optimizer.errors import SolverFailedError
@@ -336,6 +335,8 @@ def _with_demand_slack(model: MatrixModel, big_m: float) -> tuple[MatrixModel, i
     demand = next(g for g in model.groups if g.kind == "demand")
     rows = np.arange(demand.start, demand.stop)
     n, k = model.shape[1], len(rows)
+    import scipy.sparse as sp  # only the lazy (column generation) path needs it here
+
     slack = sp.csr_matrix((np.ones(k), (rows, np.arange(k))), shape=(model.shape[0], k))
     out = MatrixModel(
         c=np.concatenate([model.c, np.full(k, big_m)]),

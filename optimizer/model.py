@@ -4,15 +4,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
 from optimizer.cuts import WorkloadCuts
 from optimizer.placement import combos
 from optimizer.presolve import Classes, Pairs
 from optimizer.schemas import Problem
 from optimizer.tables import BoolArray, FloatArray, IntArray, OfferTable, WorkloadTable
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
 
 INF = np.inf
 PERF_TIEBREAK = 1e-6
@@ -491,6 +494,8 @@ class AllocationModel:
         rows = np.concatenate([r for r, _, _ in self._rows]) if self._rows else np.zeros(0, dtype=np.int64)
         cols = np.concatenate([c_ for _, c_, _ in self._rows]) if self._rows else np.zeros(0, dtype=np.int64)
         vals = np.concatenate([v for _, _, v in self._rows]) if self._rows else np.zeros(0)
+        import scipy.sparse as sp  # at first build, not at import: scipy.sparse costs ~0.4 s to load
+
         A = sp.csr_matrix((vals, (rows, cols)), shape=(self._nrows, self._ncols))
         A.sum_duplicates()
         integer = np.concatenate([np.ones(self.n_x, dtype=bool), *self._col_int])

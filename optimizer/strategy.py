@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-import scipy.sparse as sp
 
 from optimizer.backends import Backend, LpResult
 from optimizer.batches import BATCH_COLUMNS, batched_incumbent
@@ -183,6 +182,8 @@ def improve(model: MatrixModel, layout: AllocationModel, focus: BoolArray, x: Fl
     gains less than 1e-5 relative, or once the objective is at most ``target``. ``on_improve``
     receives each new objective as it is found (for progress reports).
     """
+    import scipy.sparse as sp  # the neighbourhood search's sub-models; not needed at import
+
     n_x, ncols = model.n_x, model.shape[1]
     W = layout.workloads.n
     col_w = np.full(ncols, -1, dtype=np.int64)
