@@ -229,6 +229,21 @@ class DeploySettings(BaseModel):
     deploy_reachability_check: bool = Field(
         default=True, description="CLOUDARB_DEPLOY_REACHABILITY_CHECK: an instance counts as running only once "
         "its SSH port answers the control plane (turn off where the control plane cannot reach instances).")
+    deploy_boot_poll_s: Annotated[float, Field(gt=0, le=300)] = 5.0
+    deploy_queue_timeout_s: Annotated[float, Field(ge=0, description=(
+        "CLOUDARB_DEPLOY_QUEUE_TIMEOUT_S: how long a placement queued at a provider that queues (local nodes) is "
+        "waited for before the deploy job stops following it; 0 = no limit (it is not billed while queued)."))] = 0.0
+    deploy_rate_tolerance: Annotated[float, Field(ge=0, le=1, description=(
+        "CLOUDARB_DEPLOY_RATE_TOLERANCE: a provider-reported hourly rate differing from the launch price by more "
+        "than this share raises a rate_mismatch alert (billing stays at the launch price)."))] = 0.02
+    deploy_runpod_api: Literal["v1", "v2"] = Field(default="v2", description=(
+        "CLOUDARB_DEPLOY_RUNPOD_API: RunPod's REST API version (v1 is retired on 2026-11-15; v2 has no "
+        "interruptible pods)."))
+    aws_regions: str = Field(default="", description=(
+        "CLOUDARB_AWS_REGIONS: comma-separated EC2 regions the reconciler lists (besides every region holding a "
+        "live instance row)."))
+    aws_ami: str = Field(default="", description="CLOUDARB_AWS_AMI: the AMI to launch (else the region's AWS Deep "
+                         "Learning Base GPU AMI).")
     deploy_base_url_aws: str | None = None
     deploy_base_url_lambda: str | None = None
     deploy_base_url_runpod: str | None = None

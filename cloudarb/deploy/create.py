@@ -12,8 +12,10 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
+
+from sqlalchemy import func
 
 from cloudarb.db.models_deploy import DeployInstance, Deployment
 from cloudarb.deploy import states as st
@@ -55,7 +57,9 @@ def launch_spec(row: DeployInstance, deployment: Deployment | None) -> LaunchSpe
     line = next((ln for ln in plan.lines if ln.index == row.line_index), None) if plan else None
     options = line.launch if line is not None else None
     tags = {"cloudarb-key": row.key, "cloudarb-deployment": row.deployment_id or "",
-            "cloudarb-line": str(row.line_index)}
+            "cloudarb-line": str(row.line_index), "cloudarb-workload": row.workload_id,
+            "cloudarb-organization": row.organization_id or "",
+            "cloudarb-user": deployment.created_by if deployment is not None else ""}
     if row.expires_at is not None:
         tags["cloudarb-expires-at"] = row.expires_at.isoformat(timespec="seconds")
     return LaunchSpec(
@@ -102,9 +106,12 @@ def look(env: DeployEnv, prov: Provisioner, key: str, *, window_s: float) -> tup
 
 
 def adopt(env: DeployEnv, row: DeployInstance, remote: RemoteInstance) -> bool:
-    """Record the provider's instance on the row (it becomes billed from its creation)."""
+    """Record the provider's instance on the row; it is billed from its creation, or from when it runs
+    where the provider bills only running instances (``billing_starts``, set by ``_advance``)."""
     now = env.clock()
-    started = min(remote.created_at, now) if remote.created_at is not None else now
+    started: datetime | None = min(remote.created_at, now) if remote.created_at is not None else now
+    if env.provisioner(row.provider, row.account).capabilities.billing_starts == "running":
+        started = now if remote.state is RemoteState.RUNNING else None
     with env.db.session() as session:
         moved = st.move(session, row.id, to=st.CREATED, when=st.UNRESOLVED, now=now,
                         provider_id=remote.provider_id, address=remote.address, ssh_port=remote.ssh_port,
@@ -209,7 +216,8 @@ def wait_ready(env: DeployEnv, instance_id: str, *, timeout_s: float, poll_s: fl
     if row.provider_id is None or row.state not in (st.CREATED, st.BOOTING, st.REACHABLE):
         return row.state
     prov = env.provisioner(row.provider, row.account)
-    waited = 0.0
+    waited = queued_s = 0.0
+    position: int | None = None
     while True:
         error: ProvisionError | None = None
         remote: RemoteInstance | None | str
@@ -225,27 +233,42 @@ def wait_ready(env: DeployEnv, instance_id: str, *, timeout_s: float, poll_s: fl
                         interrupted_at=now if row.spot else None)  # a spot reclaim: fleet evidence
             env.emit("terminated", {"instance_id": row.id, "reason": "ended by the provider while booting"})
             return st.TERMINATED
+        queued = False
         if isinstance(remote, RemoteInstance):
             done = _advance(env, row, remote)
             if done:
                 return st.RUNNING
+            queued = prov.capabilities.queues and remote.queue_position is not None
+            if queued and remote.queue_position != position:
+                position = remote.queue_position
+                env.emit("queued", {"instance_id": row.id, "position": position,
+                                    "reason": f"queued at the provider, position {position}"})
         elif error is not None:
             log.info("instance read failed while booting", extra={"instance_id": row.id, "error": str(error)})
-        if waited >= timeout_s:
+        limit = env.settings.deploy_queue_timeout_s
+        if (queued and limit and queued_s >= limit) or (not queued and waited >= timeout_s):
             return load_row(env, row.id).state
+        current = load_row(env, row.id).state
+        if current not in (st.CREATED, st.BOOTING, st.REACHABLE):
+            return current  # moved on by someone else (a teardown, the reconciler)
         env.sleep(poll_s)
-        waited += poll_s
+        if queued:  # a legitimate wait for capacity: not counted against the boot timeout
+            queued_s += poll_s
+        else:
+            waited += poll_s
 
 
 def _advance(env: DeployEnv, row: DeployInstance, remote: RemoteInstance) -> bool:
     now = env.clock()
     address = remote.address or row.address
     port = remote.ssh_port or row.ssh_port
+    if remote.state is not RemoteState.RUNNING:
+        with env.db.session() as session:
+            booting = st.move(session, row.id, to=st.BOOTING, when=(st.CREATED,), now=now)
+        if booting:  # published after the commit: a job event is a write of its own (SQLite has one writer)
+            env.emit("booting", {"instance_id": row.id, "raw_state": remote.raw_state})
+        return False
     with env.db.session() as session:
-        if remote.state is not RemoteState.RUNNING:
-            if st.move(session, row.id, to=st.BOOTING, when=(st.CREATED,), now=now):
-                env.emit("booting", {"instance_id": row.id, "raw_state": remote.raw_state})
-            return False
         if address and port and env.settings.deploy_reachability_check:
             if not env.probe(address, port):
                 st.move(session, row.id, to=st.BOOTING, when=(st.CREATED,), now=now, address=address, ssh_port=port)
@@ -254,6 +277,7 @@ def _advance(env: DeployEnv, row: DeployInstance, remote: RemoteInstance) -> boo
                     address=address, ssh_port=port)
         moved = st.move(session, row.id, to=st.RUNNING, when=(st.CREATED, st.BOOTING, st.REACHABLE), now=now,
                         running_at=now, address=address, ssh_port=port,
+                        billing_started_at=func.coalesce(DeployInstance.billing_started_at, now),
                         reported_rate=remote.hourly_rate if remote.hourly_rate is not None else row.reported_rate)
     if moved:
         env.emit("running", {"instance_id": row.id, "address": address, "ssh_port": port})

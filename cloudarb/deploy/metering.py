@@ -76,6 +76,13 @@ def meter_row(session: Session, row: DeployInstance, now: datetime) -> CostEntry
     return entry
 
 
+def close_books(session: Session, instance_id: str, until: datetime) -> CostEntry | None:
+    """Meter an instance whose billing just stopped up to its stop, in the transaction that stopped it,
+    so the ledger (``/costs``) holds its final amount the moment it ends, not at the next pass."""
+    row = session.get(DeployInstance, instance_id, populate_existing=True)
+    return meter_row(session, row, until) if row is not None else None
+
+
 def meter(session: Session, now: datetime) -> int:
     """One metering pass over every billed instance; returns the entries added."""
     rows = session.scalars(

@@ -163,7 +163,8 @@ def deploy(env: DeployEnv, deployment_id: str) -> list[LineResult]:
     for res in results:
         state = res.state
         if res.instance_id and state in (st.CREATED, st.BOOTING, st.REACHABLE):
-            state = wait_ready(env, res.instance_id, timeout_s=env.settings.deploy_boot_timeout_s)
+            state = wait_ready(env, res.instance_id, timeout_s=env.settings.deploy_boot_timeout_s,
+                               poll_s=env.settings.deploy_boot_poll_s)
         final.append(LineResult(res.line, res.replica, res.instance_id, state, res.reason))
     if _ending(env, dep.id):
         teardown(env, dep.id, reason=dep.end_reason or "ended during deploy")

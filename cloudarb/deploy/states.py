@@ -14,6 +14,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from cloudarb.db.models_deploy import DeployInstance
+from cloudarb.deploy.metering import close_books
 
 REQUESTED = "requested"
 CREATING = "creating"
@@ -52,7 +53,10 @@ def move(session: Session, instance_id: str, *, to: str, when: tuple[str, ...], 
         .values(state=to, state_at=now, **values)
         .execution_options(synchronize_session=False)
     )
-    return bool(getattr(result, "rowcount", 0))
+    moved = bool(getattr(result, "rowcount", 0))
+    if moved and values.get("billing_stopped_at") is not None:
+        close_books(session, instance_id, values["billing_stopped_at"])  # the ledger holds it at once
+    return moved
 
 
 def claim(session: Session, row: DeployInstance, *, to: str, now: datetime, **values: Any) -> bool:

@@ -61,6 +61,12 @@ class Capabilities:
     """The provider can end the instance itself at ``expires_at`` (GCP maxRunDuration)."""
     reports_rate: bool = False
     """The provider reports the billed hourly rate per instance (reconciled with the launch price)."""
+    billing_starts: Literal["created", "running"] = "created"
+    """When billing begins: at the instance's creation (clouds bill a booting VM) or once it runs (a
+    placement waiting in a local node's queue costs nothing)."""
+    queues: bool = False
+    """A created instance may wait in a queue for capacity (reported ``pending`` with ``queue_position``):
+    that wait has no boot timeout (``deploy_queue_timeout_s`` bounds it where set)."""
 
 
 class RemoteState(enum.StrEnum):
@@ -115,6 +121,8 @@ class RemoteInstance:
     hourly_rate: float | None = None
     """The billed rate the provider reports, where it reports one."""
     created_at: datetime | None = None
+    queue_position: int | None = None
+    """Where the provider queues instances: 1 = next to start; None when not queued."""
 
 
 @dataclass(frozen=True)

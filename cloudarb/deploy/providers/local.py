@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -43,10 +43,11 @@ from cloudarb.nodes.placements import PlacementRequest
 CAPABILITIES = Capabilities(
     spot=False, stop_start=True, mark="label", idempotency_token=True, list_filter=True,
     billing_granularity_s=1, billing_minimum_s=60, requests_per_s=50.0, burst=20, listing_lag_s=1.0,
-    max_key_length=200, provider_ttl=False, reports_rate=False,
+    max_key_length=200, provider_ttl=False, reports_rate=False, billing_starts="running", queues=True,
 )
 """Placements are keyed by the instance key (creating twice returns the first), listed by key prefix
-in the database, billed per second with a one-minute minimum (issue 14)."""
+in the database, billed per second with a one-minute minimum from when the container runs (a queued
+placement costs nothing), queued without a boot timeout (issue 14)."""
 
 STATES: dict[str, RemoteState] = {
     "queued": RemoteState.PENDING, "assigned": RemoteState.PENDING, "starting": RemoteState.PENDING,
@@ -149,8 +150,19 @@ class LocalProvisioner:
         return RemoteInstance(
             provider_id=p.id, key=p.instance_key, state=STATES.get(p.state, RemoteState.TERMINATED), raw_state=p.state,
             address=node.hostname if node is not None and ssh else None, ssh_port=int(ssh) if ssh else None,
-            hourly_rate=p.price_per_hour, created_at=p.queued_at,
+            hourly_rate=p.price_per_hour, created_at=p.queued_at, queue_position=_position(session, p),
         )
+
+
+def _position(session: Session, p: Placement) -> int | None:
+    """1 + the placements the node starts before this one (its queue order); None unless it is queued."""
+    if p.state != "queued":
+        return None
+    ahead = session.scalar(select(func.count()).select_from(Placement).where(
+        Placement.node_id == p.node_id, Placement.state == "queued", Placement.id != p.id,
+        or_(Placement.priority > p.priority, and_(Placement.priority == p.priority, or_(
+            Placement.queued_at < p.queued_at, and_(Placement.queued_at == p.queued_at, Placement.id < p.id))))))
+    return 1 + int(ahead or 0)
 
 
 _DATABASES: dict[str, Database] = {}
