@@ -150,7 +150,7 @@ def _offers(draw: Any, i: int) -> Offer:
 @st.composite
 def _workloads(draw: Any, i: int) -> Workload:
     node = draw(st.sampled_from([1, 1, 2, 4, 8]))
-    lo = draw(st.integers(1, 20))
+    lo = draw(st.integers(1, 12))
     return Workload(
         id=f"w{i}", gpus_min=lo, gpus_max=draw(st.one_of(st.none(), st.integers(lo, lo + 8))),
         gpus_per_node=node, min_vram_gb=draw(st.sampled_from([0.0, 40.0])),
@@ -174,7 +174,7 @@ def _problems(draw: Any) -> Problem:
     )
 
 
-@settings(max_examples=40, deadline=None, derandomize=True,
+@settings(max_examples=60, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(_problems())
 def test_no_baseline_claiming_feasibility_is_cheaper_than_the_proven_bound(p: Problem) -> None:
