@@ -21,12 +21,15 @@ def snapshot_path() -> Path:
 
 def seed_snapshot(ctx: Context, *, force: bool = False) -> int:
     """Load the bundled real price snapshot (origin in cloudarb/data/SNAPSHOT.md) into an empty store,
-    through the same checked path as `cloudarb catalog import` (ticks, hourly rows, current offers)."""
-    from cloudarb.ingest import catalog_import
+    through the same checked path as `cloudarb catalog import` (ticks, hourly rows, current offers).
+    A store seeded before seeding kept the hourly price table gets its hourly rows instead
+    (`cloudarb.ingest.hourly.heal_if_empty`: two index probes when there is nothing to do)."""
+    from cloudarb.ingest import catalog_import, hourly
     from cloudarb.storage import offers as offer_store
 
     with ctx.db.session() as session:
         if not force and offer_store.count_offers(session) > 0:
+            hourly.heal_if_empty(session)
             return 0
         loaded = catalog_import.load(snapshot_path(), fmt=catalog_import.SNAPSHOT_FORMAT)
         n = catalog_import.store(session, loaded)
@@ -35,12 +38,6 @@ def seed_snapshot(ctx: Context, *, force: bool = False) -> int:
 
 
 def prepare_embedded(ctx: Context) -> None:
-    """Migrate, seed an empty store, and give a store seeded before seeding kept the hourly price table
-    its hourly rows (`cloudarb.ingest.hourly.heal_if_empty`: two index probes when there is nothing to do)."""
-    from cloudarb.ingest import hourly
-
     migrate.ensure_current(ctx.db.engine, ctx.settings.database_url)
     if ctx.settings.seed_snapshot:
         seed_snapshot(ctx)
-    with ctx.db.session() as session:
-        hourly.heal_if_empty(session)
