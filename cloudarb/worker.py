@@ -67,7 +67,8 @@ def preload(ctx: Context) -> dict[str, float]:
         import importlib
 
         for name in ("optimizer.solver", "optimizer.strategy", "optimizer.backends.ortools_backend",
-                     "ortools.linear_solver.python.model_builder_helper"):
+                     "ortools.linear_solver.python.model_builder_helper",
+                     "scipy.sparse"):  # the optimizer imports it at the first model it builds
             importlib.import_module(name)
 
     def feed() -> None:
