@@ -26,6 +26,7 @@ from cloudarb.deploy.errors import (
     ProviderUnavailable,
     ProvisionError,
     RateLimited,
+    Unsupported,
 )
 from cloudarb.deploy.providers.base import LaunchSpec, Provisioner, RemoteInstance, RemoteState
 from cloudarb.deploy.schemas import Plan
@@ -171,6 +172,11 @@ def launch(env: DeployEnv, instance_id: str) -> Outcome:
     except ProvisionError as exc:
         _fail(env, row, f"could not look for the key before creating: {exc}", when=(st.CREATING,))
         return Outcome(row.id, load_row(env, row.id).state, exc)
+    if row.spot and not caps.spot:  # e.g. RunPod's REST v2: no interruptible pods; the next offer may have it
+        refused = Unsupported(f"{row.provider} cannot launch spot instances (its provisioning API has no "
+                              "interruptible capacity); trying the next offer", provider=row.provider)
+        _fail(env, row, f"{refused.code}: {refused}", when=(st.CREATING,))
+        return Outcome(row.id, st.FAILED, refused)
     env.emit("creating", {"instance_id": row.id, "key": row.key, "provider": row.provider,
                           "offer_key": row.offer_key})
     env.crash("after_intent")

@@ -96,11 +96,15 @@ class DeployEnv:
 
 
 def provider_config(settings: Settings, provider: str, account: str = "default") -> Any:
-    """The ``ProviderConfig`` of one provider from the settings: its credentials by client field and
-    its base URL override (``CLOUDARB_DEPLOY_BASE_URL_<PROVIDER>``)."""
+    """The ``ProviderConfig`` of one provider from the settings: its credentials by client field, its
+    options from the deploy settings (RunPod's API version, AWS regions and AMI) and its base URL
+    override (``CLOUDARB_DEPLOY_BASE_URL_<PROVIDER>``)."""
     from cloudarb.deploy.providers.base import ProviderConfig
 
     creds = {c.field: v.get_secret_value() for c, v in settings.credentials(provider).items() if v is not None}
+    options = {"runpod": {"api_version": settings.deploy_runpod_api},
+               "aws": {"regions": settings.aws_regions, "ami": settings.aws_ami}}.get(provider, {})
+    creds.update({k: v for k, v in options.items() if v and k not in creds})
     base_url = getattr(settings, f"deploy_base_url_{provider}", None)
     return ProviderConfig(credentials=creds, base_url=base_url, account=account)
 

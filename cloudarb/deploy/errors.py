@@ -1,7 +1,7 @@
 """The deploy stage's errors: what a provider said, translated at the provider's edge.
 
 Every provisioning module raises only these (``from`` the foreign error), so the deploy core decides
-on kinds, never on a provider's words: no capacity and quota move to the next offer (failover), rate
+on kinds, never on a provider's words: no capacity, quota and an unsupported launch move to the next offer (failover), rate
 limits wait, an unknown outcome of a create is resolved by listing, an invalid request fails the line.
 """
 
@@ -37,6 +37,13 @@ class OfferGone(ProvisionError):
     """A marketplace offer was taken between search and create (Vast's ``no_such_ask``)."""
 
     code = "offer_gone"
+
+
+class Unsupported(ProvisionError):
+    """The provider (or its API version) cannot launch what the offer asks for, such as a spot instance
+    on RunPod's REST v2: nothing was created; the line moves to its next offer."""
+
+    code = "unsupported"
 
 
 class AuthFailed(ProvisionError):
@@ -83,4 +90,4 @@ class UnknownProvider(BadRequest):
 
 
 # What makes the deploy core move a line to its next offer.
-FAILOVER_ERRORS: tuple[type[ProvisionError], ...] = (NoCapacity, QuotaExceeded, OfferGone)
+FAILOVER_ERRORS: tuple[type[ProvisionError], ...] = (NoCapacity, QuotaExceeded, OfferGone, Unsupported)

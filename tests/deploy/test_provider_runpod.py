@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import pytest
 
+from cloudarb.deploy.env import provider_config
 from cloudarb.deploy.errors import (
     AuthFailed,
     InvalidLaunch,
     NoCapacity,
     ProviderUnavailable,
     QuotaExceeded,
+    Unsupported,
 )
 from cloudarb.deploy.providers import runpod
 from cloudarb.deploy.providers.base import ProviderConfig, RemoteState
@@ -29,6 +31,7 @@ from tests.deploy.fakes.fixtures import (  # noqa: F401
 )
 from tests.deploy.fakes.runpod import NO_CAPACITY
 from tests.deploy.fakes.server import FakeServer
+from tests.support import make_settings
 
 
 def test_create_sends_the_documented_body_and_reads_the_billed_rate(runpod_env: ProviderEnv) -> None:
@@ -128,12 +131,18 @@ def test_capabilities() -> None:
 
 
 # -- REST v2 -----------------------------------------------------------------------------------------
-def test_v2_is_chosen_by_setting_or_url(runpod_v2_fake: FakeServer) -> None:
+def test_v2_is_the_default_and_v1_stays_selectable(runpod_v2_fake: FakeServer) -> None:
     chosen = runpod.provisioner(runpod_v2_config(runpod_v2_fake, Sleeps()))
     assert isinstance(chosen, RunPodV2Provisioner) and chosen.capabilities.spot is False
-    by_setting = runpod.provisioner(ProviderConfig(credentials={"api_key": "k", "api_version": "v2"}))
-    assert isinstance(by_setting, RunPodV2Provisioner)
-    assert isinstance(runpod.provisioner(ProviderConfig(credentials={"api_key": "k"})), runpod.RunPodProvisioner)
+    assert isinstance(runpod.provisioner(ProviderConfig(credentials={"api_key": "k"})), RunPodV2Provisioner)
+    by_setting = runpod.provisioner(ProviderConfig(credentials={"api_key": "k", "api_version": "v1"}))
+    assert isinstance(by_setting, runpod.RunPodProvisioner)
+    by_url = runpod.provisioner(ProviderConfig(credentials={"api_key": "k"}, base_url="http://127.0.0.1:1/v1"))
+    assert isinstance(by_url, runpod.RunPodProvisioner)
+    default = make_settings(runpod_api_key="k")
+    assert isinstance(runpod.provisioner(provider_config(default, "runpod")), RunPodV2Provisioner)
+    v1 = make_settings(runpod_api_key="k", deploy_runpod_api="v1")
+    assert isinstance(runpod.provisioner(provider_config(v1, "runpod")), runpod.RunPodProvisioner)
 
 
 def test_v2_nested_body_ssh_and_rate(runpod_v2_env: ProviderEnv) -> None:
@@ -153,7 +162,7 @@ def test_v2_nested_body_ssh_and_rate(runpod_v2_env: ProviderEnv) -> None:
 
 
 def test_v2_refuses_spot_and_honours_retry_after(runpod_v2_env: ProviderEnv) -> None:
-    with pytest.raises(InvalidLaunch, match="spot"):
+    with pytest.raises(Unsupported, match="spot"):
         runpod_v2_env.provisioner.create(runpod_spec(PREFIX + "d10-l0-r0-a0", spot=True))
     runpod_v2_env.fake.fault("list", error="rate_limit", retry_after="12")
     assert runpod_v2_env.provisioner.list_owned(PREFIX) == []

@@ -8,12 +8,16 @@ from typing import Any
 
 from sqlalchemy import select
 
-from cloudarb.db.models_deploy import CostEntry, DeployInstance
+from cloudarb.context import Context
+from cloudarb.db.models import Offer
+from cloudarb.db.models_deploy import CostEntry, DeployAttempt, DeployInstance
+from cloudarb.deploy import run
 from cloudarb.deploy import states as st
 from cloudarb.deploy.create import launch, wait_ready
 from cloudarb.deploy.destroy import destroy
+from cloudarb.deploy.providers import registry
 from cloudarb.deploy.providers.base import LaunchSpec, RemoteInstance, RemoteState
-from tests.deploy.conftest import World
+from tests.deploy.conftest import World, line
 from tests.deploy.memory_provider import CAPS, Faults, MemoryProvider
 
 QUEUED_READS = 240
@@ -107,3 +111,29 @@ def test_every_launch_carries_organization_user_workload_deployment_and_expiry_t
     assert spec.tags["cloudarb-deployment"] == dep.id
     assert spec.tags["cloudarb-key"] == row.key
     assert spec.tags["cloudarb-expires-at"].startswith(dep.expires_at.isoformat(timespec="seconds")[:16])
+
+
+def test_a_spot_line_on_a_provider_without_spot_fails_over_to_the_next_offer(world: World, ctx: Context) -> None:
+    for key in registry.keys():  # every deployable provider answers in memory; RunPod as REST v2 (no spot)
+        world.providers.setdefault(key, MemoryProvider(key, clock=world.clock, faults=Faults()))
+    runpod_v2 = world.providers["runpod"] = MemoryProvider("runpod", clock=world.clock, faults=Faults(),
+                                                            capabilities=replace(CAPS, spot=False))
+    with ctx.db.session() as session:
+        other = session.scalars(select(Offer).where(Offer.spot.is_(True), Offer.provider != "runpod",
+                                                    Offer.provider.in_(registry.keys()))
+                                .order_by(Offer.price_per_hour)).first()
+    assert other is not None  # a spot offer of the same GPUs elsewhere; the RunPod line asks for spot
+    dep = world.deployment(line(offer_key=f"runpod:US-TX-3:{other.gpu_model}:spot", provider="runpod",
+                                region="US-TX-3", instance_type=other.gpu_model, gpu_model=other.gpu_model,
+                                gpus_per_instance=other.gpu_count, price_per_hour=other.price_per_hour * 0.9,
+                                spot=True))
+    [result] = run.deploy(world.env, dep.id)
+    assert result.state == st.RUNNING, result
+    rows = world.rows(dep.id)
+    assert rows[0].state == st.FAILED and rows[0].end_reason is not None
+    assert rows[0].end_reason.startswith("unsupported: runpod cannot launch spot instances")
+    assert rows[-1].provider != "runpod" and rows[-1].spot
+    assert not any(c.startswith("create") for c in runpod_v2.calls)  # refused before any provider call
+    with world.env.db.session() as session:
+        outcomes = [a.outcome for a in session.scalars(select(DeployAttempt).order_by(DeployAttempt.id))]
+    assert outcomes[0] == "unsupported" and outcomes[-1] == "created"

@@ -21,8 +21,8 @@ resolved through the one GPU identity table against the ids RunPod documents.
 
 Note: RunPod's documentation marks REST v1 deprecated (retirement announced for 2026-11-15) in
 favour of v2 (``https://api.runpod.io/v2``: nested create body, problem+json errors, Retry-After, no
-interruptible pods). This module follows v1 as the deploy design asks; ``runpod_v2.py`` speaks v2 and
-``provisioner`` picks it when the ``api_version`` setting is ``v2``.
+interruptible pods). ``provisioner`` picks ``runpod_v2.py`` by default; this v1 module only where the
+``deploy_runpod_api`` setting is ``v1`` or the base URL ends in ``/v1``.
 """
 
 from __future__ import annotations
@@ -169,8 +169,10 @@ __all__ = ["CAPABILITIES", "GPU_TYPE_IDS", "KEY", "RunPodProvisioner", "gpu_sele
 
 
 def provisioner(config: ProviderConfig) -> Provisioner:
-    """The registry's entry point for key ``runpod``: REST v1, or v2 when the ``api_version``
-    setting is ``v2`` or the base URL ends in ``/v2`` (``runpod_v2.py``)."""
-    if config.credentials.get("api_version") == "v2" or (config.base_url or "").rstrip("/").endswith("/v2"):
-        return RunPodV2Provisioner(config)
-    return RunPodProvisioner(config)
+    """The registry's entry point for key ``runpod``: REST v2 (``runpod_v2.py``; v1 is retired on
+    2026-11-15), or v1 where the base URL ends in ``/v1`` or the ``api_version`` option (the
+    ``deploy_runpod_api`` setting) is ``v1``. A base URL naming a version decides."""
+    base = (config.base_url or "").rstrip("/")
+    version = "v1" if base.endswith("/v1") else "v2" if base.endswith("/v2") \
+        else config.credentials.get("api_version") or "v2"
+    return RunPodProvisioner(config) if version == "v1" else RunPodV2Provisioner(config)

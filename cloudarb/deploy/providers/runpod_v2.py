@@ -1,12 +1,13 @@
 """RunPod provisioning through REST API v2 (``runpod/docs`` ``api-reference-v2/openapi.json``, server
 ``https://api.runpod.io``, ``Authorization: Bearer``), the successor RunPod's documentation names for
-REST v1 (v1 is marked deprecated, retirement announced for 2026-11-15). Chosen by
-``runpod.provisioner`` when the ``api_version`` setting is ``v2`` or the base URL ends in ``/v2``.
+REST v1 (v1 is retired on 2026-11-15). The default of ``runpod.provisioner``; v1 only when the
+``deploy_runpod_api`` setting is ``v1`` or the base URL ends in ``/v1``.
 
 Differences from v1 that change behaviour here:
 - ``POST /v2/pods`` takes a nested body: ``name``, ``image``, ``gpu: {id, count}``, ``cloud``
   SECURE|COMMUNITY, ``disk``, ``ports``, ``env``, ``dataCenterIds``, ``startSsh``. There is no
-  interruptible (spot) field, so this module declares ``spot=False`` and refuses a spot launch.
+  interruptible (spot) field, so this module declares ``spot=False``; the core moves a spot line to
+  its next offer (``Unsupported``) without calling it, and a spot create here raises the same.
 - ``GET /v2/pods`` answers ``{"pods": [...]}`` and has no name filter: the key is matched client
   side (``list_filter=False``). A terminated pod leaves the list; ``GET /v2/pods/{id}`` 404 (or
   status ``TERMINATED``) is the proof of absence. ``DELETE /v2/pods/{id}`` -> 204, 404 = gone.
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloudarb.deploy.errors import CreateUnknown, InvalidLaunch, ProviderUnavailable
+from cloudarb.deploy.errors import CreateUnknown, InvalidLaunch, ProviderUnavailable, Unsupported
 from cloudarb.deploy.providers._http import RestClient
 from cloudarb.deploy.providers._runpod_common import KEY, MAX_NAME, gpu_selection, translate
 from cloudarb.deploy.providers.base import (
@@ -74,7 +75,7 @@ class RunPodV2Provisioner:
         if len(spec.key) > MAX_NAME:
             raise InvalidLaunch(f"runpod: key longer than {MAX_NAME}", provider=KEY)
         if spec.spot:
-            raise InvalidLaunch("runpod: REST v2 has no interruptible (spot) pods", provider=KEY)
+            raise Unsupported("runpod: REST v2 has no interruptible (spot) pods", provider=KEY)
         if not spec.image:
             raise InvalidLaunch("runpod: a pod needs a container image (image)", provider=KEY)
         gpu_id, cloud = gpu_selection(spec)
