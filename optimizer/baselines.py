@@ -66,16 +66,20 @@ def _compatible(lookup: CompatLookup, w: int, cols: IntArray) -> tuple[IntArray,
     return cand[u > 0], u[u > 0]
 
 
-def _placements(lookup: CompatLookup, w: int, cand: IntArray) -> list[IntArray]:
+def _placements(lookup: CompatLookup, w: int, cand: IntArray, u: FloatArray, left: FloatArray) -> list[IntArray]:
     """Positions in ``cand`` grouped by the placement the workload's nodes must share (one group when it
-    may spread)."""
+    may spread), leaving out the placements whose capacity left cannot hold its minimum."""
     scope = int(lookup.workloads.scope[w])
     if scope == 0:
         return [np.arange(len(cand))]
     key = (lookup.offers.region_key if scope == 1 else lookup.offers.zone_key)[cand]
-    order = np.argsort(key, kind="stable")
-    cuts = np.flatnonzero(np.diff(key[order])) + 1
-    return list(np.split(order, cuts))
+    _, group = np.unique(key, return_inverse=True)
+    group = group.ravel()
+    usable = np.minimum(left[cand], np.floor(lookup.workloads.hi[w] / u)) * u
+    holds = np.bincount(group, weights=usable) >= lookup.workloads.lo[w]
+    order = np.argsort(group, kind="stable")
+    cuts = np.flatnonzero(np.diff(group[order])) + 1
+    return [at for at in np.split(order, cuts) if holds[group[at[0]]]]
 
 
 def _cover(lookup: CompatLookup, w: int, cand: IntArray, u: FloatArray, left: FloatArray) -> Cover | None:
@@ -117,7 +121,7 @@ def _fill(lookup: CompatLookup, allowed: BoolArray) -> Plan:
         if len(cand) == 0:
             return Plan([], f"no allowed offer suits workload '{wl.ids[w]}'")
         best: Cover | None = None
-        for at in _placements(lookup, w, cand):
+        for at in _placements(lookup, w, cand, u, left):
             cover = _cover(lookup, w, cand[at], u[at], left)
             if cover is not None and (best is None or cover.cost < best.cost):
                 best = cover
