@@ -25,8 +25,9 @@ the whole bundled snapshot.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -112,25 +113,30 @@ def to_offer(
 
     The quote's values are not validated again (they were at ingest, see the module docstring);
     ``validate=True`` validates everything, and the forecast figures are checked in any case."""
-    seller = row.seller or ""
+    # A SQLAlchemy row (``offers_for_problem``) answers an attribute in ~1 us and a key of its
+    # mapping in ~0.08 us: reading its 16 columns by key makes the conversion ~4x cheaper.
+    mapping = getattr(row, "_mapping", None)
+    get: Callable[[str], Any] = mapping.__getitem__ if mapping is not None else partial(getattr, row)
+    provider = get("provider")
+    seller = get("seller") or ""
     values: dict[str, Any] = {
-        "id": row.offer_key,
-        "provider": provider_id(row.provider, seller),
+        "id": get("offer_key"),
+        "provider": provider_id(provider, seller),
         "seller": seller or None,
-        "region": row.region,
-        "zone": row.zone or None,
-        "instance_type": row.instance_type,
-        "gpu_model": row.gpu_model,
-        "gpus_per_instance": row.gpu_count,
-        "vram_gb_per_gpu": row.vram_gb,
-        "vcpus": row.vcpus,
-        "ram_gb": row.ram_gb,
-        "spot": row.spot,
-        "price_per_hour": row.price_per_hour,
-        "available_instances": row.available_instances,
-        "capacity_kind": capacity_kind(row.provider, capacity_kinds),
+        "region": get("region"),
+        "zone": get("zone") or None,
+        "instance_type": get("instance_type"),
+        "gpu_model": get("gpu_model"),
+        "gpus_per_instance": get("gpu_count"),
+        "vram_gb_per_gpu": get("vram_gb"),
+        "vcpus": get("vcpus"),
+        "ram_gb": get("ram_gb"),
+        "spot": get("spot"),
+        "price_per_hour": get("price_per_hour"),
+        "available_instances": get("available_instances"),
+        "capacity_kind": capacity_kind(provider, capacity_kinds),
         "interruption_rate_per_hour": interruption_rate,
-        "reliability": row.reliability,
+        "reliability": get("reliability"),
         "price_scenarios": price_scenarios,
         "price_per_period": price_per_period,
     }
