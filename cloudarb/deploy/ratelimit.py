@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from cloudarb.deploy.providers.base import LaunchSpec, RemoteInstance
+from cloudarb.deploy.providers.base import LaunchSpec, RegionalListing, RemoteInstance
 
 # KEYS[1] bucket; ARGV: rate/s, burst, now (s). Returns seconds to wait (0 = token taken).
 _LUA = """
@@ -129,3 +129,8 @@ class Limited:
     def start(self, provider_id: str) -> None:
         self._take()
         self.inner.start(provider_id)
+
+    def also_list(self, regions: Iterable[str]) -> None:
+        """Passed on where the provider lists by region (no request is made)."""
+        if isinstance(self.inner, RegionalListing):
+            self.inner.also_list(regions)

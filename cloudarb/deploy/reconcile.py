@@ -34,7 +34,7 @@ from cloudarb.deploy.create import adopt
 from cloudarb.deploy.destroy import destroy
 from cloudarb.deploy.env import DeployEnv
 from cloudarb.deploy.errors import ProvisionError
-from cloudarb.deploy.providers.base import Provisioner, RemoteInstance, RemoteState
+from cloudarb.deploy.providers.base import Provisioner, RegionalListing, RemoteInstance, RemoteState
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,15 @@ def accounts(env: DeployEnv, *, within: timedelta = timedelta(days=7)) -> list[t
     return sorted((str(p), str(a)) for p, a in pairs)
 
 
+def _row_regions(env: DeployEnv, provider: str, account: str, *, within: timedelta = timedelta(days=7)) -> list[str]:
+    """Regions of the account's live rows and of rows ended lately (as ``accounts``)."""
+    since = env.clock() - within
+    with env.db.session() as session:
+        return sorted(str(r) for r in session.scalars(select(DeployInstance.region).where(
+            DeployInstance.provider == provider, DeployInstance.account == account,
+            or_(DeployInstance.state.in_(st.LIVE), DeployInstance.state_at >= since)).distinct()) if r)
+
+
 def reconcile_all(env: DeployEnv) -> list[Report]:
     return [reconcile(env, p, a) for p, a in accounts(env)]
 
@@ -76,6 +85,8 @@ def reconcile(env: DeployEnv, provider: str, account: str = "default") -> Report
     listed_at = env.clock()
     try:
         prov = env.provisioner(provider, account)
+        if isinstance(prov, RegionalListing):
+            prov.also_list(_row_regions(env, provider, account))
         remotes = prov.list_owned(env.prefix())
     except ProvisionError as exc:
         report.aborted = f"{exc.code}: {exc}"

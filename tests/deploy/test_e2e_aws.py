@@ -25,7 +25,7 @@ from tests.deploy.fakes.moto import MotoServer, moto_server  # noqa: F401
 from tests.support import Tenant, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-NO_PROBE = {"deploy_reachability_check": False}  # moto's addresses are not reachable from here
+NO_PROBE = {"deploy_reachability_check": False, "aws_ami": "ami-0a1b2c3d4e5f60718"}  # moto: no reachable addresses, no DLAMI
 
 
 @pytest.fixture()
@@ -35,7 +35,6 @@ def moto_ec2(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterat
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("CLOUDARB_AWS_AMI", "ami-0a1b2c3d4e5f60718")
     yield lambda region: boto3.client("ec2", region_name=region, endpoint_url=moto_server.url)
 
 

@@ -181,6 +181,8 @@ def test_configured_regions_plus_the_regions_launched_in(ec2_fake: FakeServer) -
     assert fresh.list_owned(PREFIX) == []
     seen = fresh.get(west.provider_id)  # the region travels in the provider id
     assert seen is not None and seen.key == PREFIX + "d12-l0-r0-a0"
+    fresh.also_list(["us-west-2"])  # the reconciler names the regions of its rows
+    assert [i.provider_id for i in fresh.list_owned(PREFIX)] == [west.provider_id]
 
 
 @pytest.mark.slow

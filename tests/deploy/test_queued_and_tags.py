@@ -3,6 +3,7 @@ queued, the queue position published; and the tags every launch carries."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -16,7 +17,8 @@ from cloudarb.deploy import states as st
 from cloudarb.deploy.create import launch, wait_ready
 from cloudarb.deploy.destroy import destroy
 from cloudarb.deploy.providers import registry
-from cloudarb.deploy.providers.base import LaunchSpec, RemoteInstance, RemoteState
+from cloudarb.deploy.providers.base import LaunchSpec, RegionalListing, RemoteInstance, RemoteState
+from cloudarb.deploy.reconcile import reconcile
 from tests.deploy.conftest import World, line
 from tests.deploy.memory_provider import CAPS, Faults, MemoryProvider
 
@@ -137,3 +139,32 @@ def test_a_spot_line_on_a_provider_without_spot_fails_over_to_the_next_offer(wor
     with world.env.db.session() as session:
         outcomes = [a.outcome for a in session.scalars(select(DeployAttempt).order_by(DeployAttempt.id))]
     assert outcomes[0] == "unsupported" and outcomes[-1] == "created"
+
+
+class RegionalProvider(MemoryProvider):
+    """The in-memory provider listing only the regions it knows of (as EC2 with configured regions)."""
+
+    def __init__(self, world: World, regions: list[str]) -> None:
+        super().__init__("aws", clock=world.clock, faults=Faults())
+        self.regions = list(regions)
+        self.region_of: dict[str, str] = {}
+
+    def also_list(self, regions: Iterable[str]) -> None:
+        self.regions += [r for r in regions if r not in self.regions]
+
+    def list_owned(self, prefix: str) -> list[RemoteInstance]:
+        return [i for i in super().list_owned(prefix) if self.region_of.get(i.provider_id, "us-east-1") in self.regions]
+
+
+def test_reconcile_lists_every_region_where_a_row_of_ours_is(world: World) -> None:
+    prov = world.providers["aws"] = RegionalProvider(world, ["us-east-1"])
+    assert isinstance(prov, RegionalListing)
+    dep = world.deployment(line(provider="aws", offer_key="aws:eu-west-1:g5.xlarge", region="eu-west-1",
+                                instance_type="g5.xlarge"))
+    [row] = world.intents(dep)
+    with world.env.db.session() as session:  # its create's outcome was unknown and it ended as failed
+        st.move(session, row.id, to=st.FAILED, when=(st.REQUESTED,), now=world.clock(), ended_at=world.clock())
+    leaked = prov.leak(row.key)  # ... but the instance appeared later, in eu-west-1
+    prov.region_of[leaked] = "eu-west-1"
+    report = reconcile(world.env, "aws")
+    assert report.orphans_seen == 1 and "eu-west-1" in prov.regions

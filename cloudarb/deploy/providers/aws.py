@@ -10,11 +10,12 @@
   line's tags), spot through ``InstanceMarketOptions`` (one-time, terminate on interruption,
   ``MaxPrice`` = the launch price). The machine image is ``spec.image`` when it is an ``ami-...``;
   a container image runs through cloud-init (Docker, the line's SSH key) on the configured AMI
-  (``ami`` setting or ``CLOUDARB_AWS_AMI``) or the region's AWS Deep Learning Base GPU AMI.
+  (the ``aws_ami`` setting, ``CLOUDARB_AWS_AMI``) or the region's AWS Deep Learning Base GPU AMI.
 - Find / list: ``DescribeInstances`` filtered by ``tag:cloudarb:key`` (find) or ``tag-key`` plus a
   client-side prefix match (list), every page through ``NextToken``, in every configured region
-  (``regions`` setting or ``CLOUDARB_AWS_REGIONS``, comma separated, plus any region this process
-  launched in) or, when none is configured, in every region ``DescribeRegions`` reports enabled.
+  (the ``aws_regions`` setting, ``CLOUDARB_AWS_REGIONS``, comma separated, plus any region this
+  process launched in and every region where the reconciler holds a row: ``also_list``) or, when none
+  is configured, in every region ``DescribeRegions`` reports enabled.
 - Get: the ``terminated`` state is the proof of absence. ``InvalidInstanceID.NotFound`` is *not*
   (EC2 is eventually consistent right after RunInstances and TerminateInstances), so it raises
   ``ProviderUnavailable`` and the core reads again later.
@@ -31,7 +32,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import boto3
@@ -153,7 +154,7 @@ class AwsProvisioner:
             aws_secret_access_key=creds.get("aws_secret_access_key") or creds.get("secret_access_key") or None,
             aws_session_token=creds.get("aws_session_token") or creds.get("session_token") or None,
         )
-        configured = creds.get("regions") or os.environ.get("CLOUDARB_AWS_REGIONS") or ""
+        configured = creds.get("regions") or ""  # the aws_regions setting (CLOUDARB_AWS_REGIONS)
         self.regions = [r.strip() for r in configured.split(",") if r.strip()]
         """Regions listed by find/list_owned; empty = every region the account has enabled."""
         self.home = (self.regions[0] if self.regions else None) or os.environ.get("AWS_REGION") \
@@ -271,6 +272,12 @@ class AwsProvisioner:
         except BotoCoreError as exc:
             raise translate(exc, creates=False) from exc
 
+    def also_list(self, regions: Iterable[str]) -> None:
+        """Regions to list besides the configured ones: where our rows are (nothing we launched hides)."""
+        for region in regions:
+            if region and region not in self._launched:
+                self._launched.append(region)
+
     def _listed_regions(self) -> list[str]:
         """The configured regions (plus any this process launched in), else every enabled region
         (``DescribeRegions``, read once): an instance in a region nobody listed would never be
@@ -307,11 +314,11 @@ class AwsProvisioner:
 
     def _image(self, spec: LaunchSpec) -> str:
         """``spec.image`` when it is an AMI; else the configured AMI (``ami`` setting or
-        ``CLOUDARB_AWS_AMI``); else the region's current AWS Deep Learning Base GPU AMI from its
+        ``CLOUDARB_AWS_AMI``, the ``aws_ami`` setting); else the region's current AWS Deep Learning Base GPU AMI from its
         public SSM parameter (as AWS documents for finding DLAMI ids)."""
         if spec.image.startswith("ami-"):
             return spec.image
-        ami = self._config.credentials.get("ami") or os.environ.get("CLOUDARB_AWS_AMI", "")
+        ami = self._config.credentials.get("ami", "")  # the aws_ami setting (CLOUDARB_AWS_AMI)
         if ami:
             return ami
         region = spec.region or self.home

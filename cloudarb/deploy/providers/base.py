@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol, runtime_checkable
@@ -182,4 +182,13 @@ class Provisioner(Protocol):
 
     def start(self, provider_id: str) -> None:
         """Start a stopped instance again (only where ``capabilities.stop_start``)."""
+        ...
+
+
+@runtime_checkable
+class RegionalListing(Protocol):
+    """A provisioner whose listing reaches only the regions it knows of (EC2: the configured ones):
+    before each pass the reconciler names every region where a row of ours is, so nothing hides."""
+
+    def also_list(self, regions: Iterable[str]) -> None:
         ...
