@@ -49,6 +49,9 @@ def test_optimize_prints_a_table(run) -> None:  # type: ignore[no-untyped-def]
     r = run("optimize", "examples/fleet.json")
     assert r.returncode == 0, r.stderr
     assert "Allocation" in r.stdout and "Savings vs single_provider_on_demand" in r.stdout
+    # a baseline whose plan breaks a hard constraint states no saving (never "0.0%")
+    line = next(x for x in r.stdout.splitlines() if "Savings vs single_provider_on_demand" in x)
+    assert "none stated" in line and "provider_share" in line and "%" not in line
 
 
 @pytest.mark.parametrize("content,needle", [
