@@ -1,4 +1,5 @@
-"""Alerts a person must see: orphans destroyed, leaked instances, vanished instances, budgets.
+"""Alerts a person must see: orphans destroyed, leaked instances, vanished instances, budgets,
+provider-reported rates off the launch price.
 
 Each alert has a dedupe key, so a condition seen on every pass is raised once.
 """
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 from cloudarb.db.models_deploy import DeployAlert
 from cloudarb.db.types import utcnow
 
-AlertKind = Literal["orphan", "leaked", "ghost", "interruption", "budget"]
+AlertKind = Literal["orphan", "leaked", "ghost", "interruption", "budget", "rate_mismatch"]
 log = logging.getLogger(__name__)
 
 

@@ -18,6 +18,7 @@ from typing import TypeVar
 from sqlalchemy import func
 
 from cloudarb.db.models_deploy import DeployInstance, Deployment
+from cloudarb.deploy import rates
 from cloudarb.deploy import states as st
 from cloudarb.deploy.env import DeployEnv
 from cloudarb.deploy.errors import (
@@ -285,6 +286,8 @@ def _advance(env: DeployEnv, row: DeployInstance, remote: RemoteInstance) -> boo
                         running_at=now, address=address, ssh_port=port,
                         billing_started_at=func.coalesce(DeployInstance.billing_started_at, now),
                         reported_rate=remote.hourly_rate if remote.hourly_rate is not None else row.reported_rate)
+        if moved:
+            rates.check(session, row, remote.hourly_rate, env.settings.deploy_rate_tolerance)
     if moved:
         env.emit("running", {"instance_id": row.id, "address": address, "ssh_port": port})
     return True

@@ -27,7 +27,7 @@ from sqlalchemy import or_, select, update
 from cloudarb import telemetry
 from cloudarb.db.models import JobRun
 from cloudarb.db.models_deploy import DeployInstance, Deployment
-from cloudarb.deploy import keys
+from cloudarb.deploy import keys, rates
 from cloudarb.deploy import states as st
 from cloudarb.deploy.alerts import raise_alert
 from cloudarb.deploy.create import adopt
@@ -111,6 +111,8 @@ def reconcile(env: DeployEnv, provider: str, account: str = "default") -> Report
         matched = by_pid.get(remote.provider_id)
         if matched is not None:
             report.matched += 1
+            if remote.state is RemoteState.RUNNING and remote.hourly_rate and remote.hourly_rate != matched.reported_rate:
+                _rate_seen(env, matched, remote.hourly_rate)
             if remote.state is RemoteState.STOPPED and matched.spot and matched.state in INTERRUPTIBLE:
                 _interrupted(env, matched, now, stopped=True)  # an interruptible pod/instance stopped for us
             if _orphan_due(env, matched, now):
@@ -265,6 +267,14 @@ def _interrupted(env: DeployEnv, row: DeployInstance, now: datetime, *, stopped:
     if moved:
         env.emit("interrupted", {"instance_id": row.id, "at": at.isoformat()})
     return moved
+
+
+def _rate_seen(env: DeployEnv, row: DeployInstance, reported: float) -> None:
+    """A running instance's reported rate changed: kept on the row, alerted once when off the launch price."""
+    with env.db.session() as session:
+        session.execute(update(DeployInstance).where(DeployInstance.id == row.id).values(reported_rate=reported)
+                        .execution_options(synchronize_session=False))
+        rates.check(session, row, reported, env.settings.deploy_rate_tolerance)
 
 
 def _busy_deployments(env: DeployEnv) -> set[str | None]:

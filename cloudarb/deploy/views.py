@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloudarb.db.models_deploy import Budget, DeployAlert, DeployAttempt, DeployInstance, Deployment
+from cloudarb.deploy import rates
 from cloudarb.deploy.costs import deployment_cost
 from cloudarb.deploy.schemas import LaunchOptions, Plan, PlannedLine
 
@@ -88,7 +89,10 @@ class InstanceOut(BaseModel):
     gpu_count: int
     spot: bool
     price_per_hour: float
-    reported_rate: float | None
+    reported_rate: float | None = Field(description="The hourly rate the provider reports, where it reports one "
+                                        "(billing stays at price_per_hour, the launch price).")
+    rate_mismatch: bool = Field(default=False, description="The reported rate differs from the launch price by "
+                                "more than the tolerance (a rate_mismatch alert was raised).")
     state: str
     provider_id: str | None
     address: str | None
@@ -173,6 +177,7 @@ def to_out(session: Session, dep: Deployment, now: datetime) -> DeploymentOut:
     attempts = session.scalars(select(DeployAttempt).where(DeployAttempt.deployment_id == dep.id)
                                .order_by(DeployAttempt.id))
     total, per = deployment_cost(session, dep.id, now)
+    off = rates.mismatched(session, [r.id for r in rows])
     return DeploymentOut(
         id=dep.id, name=dep.name, status=dep.status, optimization_id=dep.optimization_id, job_id=dep.job_id,
         created_at=dep.created_at, expires_at=dep.expires_at,
@@ -182,6 +187,7 @@ def to_out(session: Session, dep: Deployment, now: datetime) -> DeploymentOut:
             id=r.id, line=r.line_index, replica=r.replica, attempt=r.attempt, key=r.key, provider=r.provider,
             offer_key=r.offer_key, region=r.region, instance_type=r.instance_type, gpu_model=r.gpu_model,
             gpu_count=r.gpu_count, spot=r.spot, price_per_hour=r.price_per_hour, reported_rate=r.reported_rate,
+            rate_mismatch=r.id in off,
             state=r.state, provider_id=r.provider_id, address=r.address, ssh_port=r.ssh_port,
             ssh_command=ssh_command(r, dep.id), expires_at=r.expires_at, state_at=r.state_at,
             last_error=r.last_error, end_reason=r.end_reason, destroy_attempts=r.destroy_attempts,
