@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 from cloudarb.db.models import Offer
 from cloudarb.db.models_nodes import Node
 from cloudarb.db.types import utcnow
+from cloudarb.ingest.bulk import write_quotes
 from cloudarb.nodes.inventory import Unit, free_units
-from cloudarb.storage.offers import upsert_quotes
 from ingestion.gpu_specs import GPU_MODELS
 from ingestion.schemas import PriceQuote
 
@@ -90,7 +90,7 @@ def refresh_offers(session: Session, node: Node, *, mig_offers: bool = True) -> 
         session.execute(delete(Offer).where(Offer.offer_key.in_(gone)))
     changed = [q for key, q in wanted.items() if key not in current or _differs(current[key], q)]
     if changed:
-        upsert_quotes(session, changed)
+        write_quotes(session, changed)  # ticks, hourly rows and current offers: the one tick writer
     return len(wanted)
 
 
