@@ -2298,11 +2298,20 @@ export interface components {
             provider: string;
             /** Provider Id */
             provider_id: string | null;
+            /**
+             * Rate Mismatch
+             * @description The reported rate differs from the launch price by more than the tolerance (a rate_mismatch alert was raised).
+             * @default false
+             */
+            rate_mismatch?: boolean;
             /** Region */
             region: string;
             /** Replica */
             replica: number;
-            /** Reported Rate */
+            /**
+             * Reported Rate
+             * @description The hourly rate the provider reports, where it reports one (billing stays at price_per_hour, the launch price).
+             */
             reported_rate: number | null;
             /** Spot */
             spot: boolean;
