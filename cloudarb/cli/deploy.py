@@ -333,13 +333,15 @@ def costs(ctx_: typer.Context,
         report = _remote(server, api_key, "GET", "/costs", params={"by": by})
     else:
         from cloudarb.cli.local import local_org
+        from cloudarb.db.types import utcnow
         from cloudarb.deploy import costs as cost_store
 
         ctx = _context()
         try:
             org = local_org(ctx)
             with ctx.db.session() as session:
-                items = cost_store.grouped(session, organization_id=org, by=by)  # type: ignore[arg-type]
+                items = cost_store.grouped(session, organization_id=org, by=by,  # type: ignore[arg-type]
+                                           now=utcnow())
             report = {"by": by, "items": items, "total": round(sum(i["amount"] for i in items), 6)}
         finally:
             ctx.close()

@@ -24,21 +24,43 @@ _COLUMNS: dict[str, Any] = {
 }
 
 
+_ROW_KEYS: dict[str, str] = {"deployment": "deployment_id", "workload": "workload_id", "provider": "provider",
+                             "gpu": "gpu_model", "org": "organization_id"}
+
+
 def grouped(session: Session, *, organization_id: str, by: GroupBy, since: datetime | None = None,
-            until: datetime | None = None) -> list[dict[str, Any]]:
-    """Ledger amounts grouped by one dimension, largest first."""
+            until: datetime | None = None, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Ledger amounts grouped by one dimension, largest first. With ``now`` (and no ``until``), what
+    running instances accrued since the last metering pass is added, so the report equals the sum of
+    the deployments' "cost so far" at any moment (ended instances are booked when they end)."""
     column = _COLUMNS[by]
-    stmt = (select(column, func.sum(CostEntry.amount), func.sum(CostEntry.billed_seconds),
-                   func.count(func.distinct(CostEntry.instance_id)))
+    stmt = (select(column, CostEntry.instance_id, func.sum(CostEntry.amount), func.sum(CostEntry.billed_seconds))
             .join(DeployInstance, DeployInstance.id == CostEntry.instance_id)
-            .where(CostEntry.organization_id == organization_id).group_by(column))
+            .where(CostEntry.organization_id == organization_id).group_by(column, CostEntry.instance_id))
     if since is not None:
         stmt = stmt.where(CostEntry.period_end > since)
     if until is not None:
         stmt = stmt.where(CostEntry.period_end <= until)
-    rows = [{"key": key or "", "amount": round(float(amount or 0.0), 6),
-             "billed_hours": round(float(billed or 0.0) / 3600.0, 6), "instances": int(n)}
-            for key, amount, billed, n in session.execute(stmt).all()]
+    amounts: dict[str, float] = {}
+    billed: dict[str, float] = {}
+    instances: dict[str, set[str]] = {}
+    for key, instance_id, amount, seconds in session.execute(stmt).all():
+        k = key or ""
+        amounts[k] = amounts.get(k, 0.0) + float(amount or 0.0)
+        billed[k] = billed.get(k, 0.0) + float(seconds or 0.0)
+        instances.setdefault(k, set()).add(instance_id)
+    if now is not None and until is None:
+        for row in session.scalars(select(DeployInstance).where(
+                DeployInstance.organization_id == organization_id, DeployInstance.billing_started_at.is_not(None),
+                DeployInstance.billing_stopped_at.is_(None))):
+            extra = pending_amount(row, now)
+            if extra > 0:
+                k = getattr(row, _ROW_KEYS[by]) or ""
+                amounts[k] = amounts.get(k, 0.0) + extra
+                billed[k] = billed.get(k, 0.0) + (extra * 3600.0 / row.price_per_hour if row.price_per_hour else 0.0)
+                instances.setdefault(k, set()).add(row.id)
+    rows = [{"key": k, "amount": round(amounts[k], 6), "billed_hours": round(billed[k] / 3600.0, 6),
+             "instances": len(instances[k])} for k in amounts]
     return sorted(rows, key=lambda r: (-r["amount"], r["key"]))
 
 

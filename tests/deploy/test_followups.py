@@ -69,6 +69,11 @@ def test_the_ledger_holds_the_final_amount_as_soon_as_an_instance_ends(
         client: TestClient, ctx: Context, tenant: Tenant, booting: MemoryProvider) -> None:
     r = client.post(f"/offers/{_offer(ctx)}/deploy", json={"lifetime_hours": 1}, headers=tenant.headers())
     dep = _settled(client, tenant, r.json()["id"], ("running", "partial", "failed"))
+    # running, before any metering pass: the report includes what accrued (the first minute is the
+    # provider's 60 s minimum, so both reads agree exactly)
+    running = client.get("/costs?by=provider", headers=tenant.headers()).json()
+    assert running["total"] == pytest.approx(dep["cost_so_far"], abs=1e-6) and running["total"] > 0
+    assert running["items"][0]["instances"] == 1
     assert client.post(f"/deployments/{dep['id']}/done", headers=tenant.headers()).status_code == 202
     ended = _settled(client, tenant, dep["id"], ("ended",))
     # no metering pass ran: the teardown itself booked the run up to its proven end

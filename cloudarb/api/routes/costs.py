@@ -25,8 +25,10 @@ def list_costs(
     until: Annotated[datetime | None, Query()] = None,
 ) -> CostReport:
     """Metered spend grouped by one dimension (each instance billed per second at its launch price,
-    with the provider's increments and minimum)."""
-    items = costs.grouped(session, organization_id=principal.organization_id, by=by, since=since, until=until)
+    with the provider's increments and minimum); without ``until``, up to now (running instances
+    included, so the total equals the deployments' cost so far)."""
+    items = costs.grouped(session, organization_id=principal.organization_id, by=by, since=since, until=until,
+                          now=utcnow())
     return CostReport(by=by, items=[CostGroup(**i) for i in items], total=round(sum(i["amount"] for i in items), 6))
 
 
