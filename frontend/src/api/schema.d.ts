@@ -217,7 +217,8 @@ export interface paths {
         /**
          * List Costs
          * @description Metered spend grouped by one dimension (each instance billed per second at its launch price,
-         *     with the provider's increments and minimum).
+         *     with the provider's increments and minimum); without ``until``, up to now (running instances
+         *     included, so the total equals the deployments' cost so far).
          */
         get: operations["list_costs"];
         put?: never;
