@@ -1,5 +1,5 @@
 """Alerts a person must see: orphans destroyed, leaked instances, vanished instances, budgets,
-provider-reported rates off the launch price.
+provider-reported rates off the launch price, failed after-hooks.
 
 Each alert has a dedupe key, so a condition seen on every pass is raised once.
 """
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from cloudarb.db.models_deploy import DeployAlert
 from cloudarb.db.types import utcnow
 
-AlertKind = Literal["orphan", "leaked", "ghost", "interruption", "budget", "rate_mismatch"]
+AlertKind = Literal["orphan", "leaked", "ghost", "interruption", "budget", "rate_mismatch", "hook_failed"]
 log = logging.getLogger(__name__)
 
 

@@ -26,6 +26,7 @@ from cloudarb.deploy import states as st
 from cloudarb.deploy.alerts import raise_alert
 from cloudarb.deploy.destroy import destroy
 from cloudarb.deploy.env import DeployEnv, env_for
+from cloudarb.deploy.hook_alerts import alert_failed_after_hooks
 from cloudarb.deploy.metering import meter
 from cloudarb.deploy.reconcile import Report, reconcile_all
 from cloudarb.deploy.submit import submit_teardown
@@ -47,6 +48,7 @@ class SweepReport:
     destroy_retries: int = 0
     metered: int = 0
     budget_alerts: int = 0
+    hook_alerts: int = 0
     hard_stops: int = 0
     reconciled: list[Report] = field(default_factory=list)
 
@@ -151,6 +153,7 @@ def tick(ctx: Context, env: DeployEnv | None = None) -> SweepReport:
     steps += [
         ("lifetimes", lambda: setattr(report, "teardowns", teardown_due(ctx, env, now))),
         ("destroy retries", lambda: setattr(report, "destroy_retries", retry_destroys(env, now))),
+        ("hook alerts", lambda: _hook_alerts(env, now, report)),
     ]
     for name, step in steps:
         try:
@@ -168,6 +171,11 @@ def tick(ctx: Context, env: DeployEnv | None = None) -> SweepReport:
 def _meter(env: DeployEnv, now: datetime, report: SweepReport) -> None:
     with env.db.session() as session:
         report.metered = meter(session, now)
+
+
+def _hook_alerts(env: DeployEnv, now: datetime, report: SweepReport) -> None:
+    with env.db.session() as session:
+        report.hook_alerts = alert_failed_after_hooks(session, now)
 
 
 def _budgets(ctx: Context, env: DeployEnv, now: datetime, report: SweepReport) -> None:

@@ -1,20 +1,25 @@
 """Provider-reported rates: billing stays at the launch price, the reported rate is kept, and a
-difference beyond the tolerance raises one ``rate_mismatch`` alert, shown on the deployment."""
+difference beyond the tolerance raises one ``rate_mismatch`` alert, shown on the deployment. And the
+other new alert: a failed after-hook delivery."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from cloudarb.db.models_deploy import CostEntry, DeployAlert, DeployInstance, Deployment
+from cloudarb.context import Context
+from cloudarb.db.models_deploy import CostEntry, DeployAlert, DeployInstance, Deployment, DeployMeta
+from cloudarb.db.models_hooks import Hook, HookDelivery
+from cloudarb.db.types import utcnow
 from cloudarb.deploy import rates
 from cloudarb.deploy import states as st
 from cloudarb.deploy.create import launch, wait_ready
 from cloudarb.deploy.destroy import destroy
 from cloudarb.deploy.providers.base import RemoteInstance
 from cloudarb.deploy.reconcile import reconcile
+from cloudarb.deploy.sweep import tick
 from cloudarb.deploy.views import to_out
 from tests.deploy.conftest import World
 from tests.deploy.memory_provider import Faults, MemoryProvider
@@ -83,3 +88,25 @@ def test_a_rate_change_seen_by_the_reconciler_is_recorded_and_alerted(world: Wor
     reconcile(world.env, "lambda")
     [alert] = _alerts(world)
     assert alert.details["instance_id"] == instance_id and alert.details["reported_rate"] == 0.645
+
+
+def test_a_failed_after_hook_delivery_raises_one_alert_from_the_sweep(world: World, ctx: Context) -> None:
+    now = utcnow()
+    with world.env.db.session() as session:
+        hook = Hook(organization_id=world.org_id, name="notify", kind="webhook", url="http://127.0.0.1:9/",
+                    events=["deploy.after"], max_attempts=3, timeout_s=1.0)
+        session.add(hook)
+        session.flush()
+        for event, status in (("deploy.after", "failed"), ("deploy.before", "failed"), ("done.after", "delivered")):
+            session.add(HookDelivery(hook_id=hook.id, organization_id=world.org_id, event=event, subject_id="dep-1",
+                                     payload={}, status=status, attempts=3, status_code=500, created_at=now,
+                                     updated_at=now))
+    world.env.clock = utcnow  # the sweep's window is read against the deliveries' wall-clock times
+    report = tick(ctx, world.env)
+    assert report.hook_alerts == 1
+    with world.env.db.session() as session:
+        [alert] = session.scalars(select(DeployAlert).where(DeployAlert.kind == "hook_failed")).all()
+    assert "deploy.after hook of deployment dep-1 failed after 3 attempts: HTTP 500" in alert.message
+    with world.env.db.session() as session:
+        session.execute(update(DeployMeta).values(value=now.isoformat()))  # the next sweep is due at once
+    assert tick(ctx, world.env).hook_alerts == 0  # raised once
