@@ -136,9 +136,9 @@ def result(opt: dict[str, Any], allocations: list[dict[str, Any]]) -> None:
             console.print(f"Savings vs {s['baseline']}: baseline cannot serve this fleet"
                           + (f" ({escape(s['note'])})" if s.get("note") else ""))
         elif s.get("savings_per_hour") is None:
-            broken = ", ".join(s.get("violated") or []) or "a hard constraint"
+            names = ", ".join(s.get("violated") or []) or "a hard constraint"
             console.print(f"Savings vs {s['baseline']}: none stated; its plan at "
-                          f"{money(s.get('baseline_cost_per_hour'))} breaks {broken}")
+                          f"{money(s.get('baseline_cost_per_hour'))} breaks {names}")
         else:
             broken = s.get("violated") or []
             caveat = f"; its plan breaks {', '.join(broken)}" if broken else ""
