@@ -113,6 +113,8 @@ def reconcile(env: DeployEnv, provider: str, account: str = "default") -> Report
             report.matched += 1
             if remote.state is RemoteState.RUNNING and remote.hourly_rate and remote.hourly_rate != matched.reported_rate:
                 _rate_seen(env, matched, remote.hourly_rate)
+            if remote.state is RemoteState.RUNNING and matched.billing_started_at is None:
+                _billing_starts(env, matched, now)  # ran with no job following it (e.g. left the queue later)
             if remote.state is RemoteState.STOPPED and matched.spot and matched.state in INTERRUPTIBLE:
                 _interrupted(env, matched, now, stopped=True)  # an interruptible pod/instance stopped for us
             if _orphan_due(env, matched, now):
@@ -275,6 +277,14 @@ def _rate_seen(env: DeployEnv, row: DeployInstance, reported: float) -> None:
         session.execute(update(DeployInstance).where(DeployInstance.id == row.id).values(reported_rate=reported)
                         .execution_options(synchronize_session=False))
         rates.check(session, row, reported, env.settings.deploy_rate_tolerance)
+
+
+def _billing_starts(env: DeployEnv, row: DeployInstance, now: datetime) -> None:
+    with env.db.session() as session:
+        session.execute(update(DeployInstance).where(DeployInstance.id == row.id,
+                                                     DeployInstance.billing_started_at.is_(None),
+                                                     DeployInstance.state.in_(st.UP))
+                        .values(billing_started_at=now).execution_options(synchronize_session=False))
 
 
 def _busy_deployments(env: DeployEnv) -> set[str | None]:

@@ -168,3 +168,20 @@ def test_reconcile_lists_every_region_where_a_row_of_ours_is(world: World) -> No
     prov.region_of[leaked] = "eu-west-1"
     report = reconcile(world.env, "aws")
     assert report.orphans_seen == 1 and "eu-west-1" in prov.regions
+
+
+def test_a_placement_that_leaves_the_queue_unfollowed_is_billed_from_the_pass_that_sees_it_run(
+        world: World) -> None:
+    _queueing(world)
+    world.env.settings = world.env.settings.model_copy(update={"deploy_queue_timeout_s": 50.0})
+    [row] = world.intents(world.deployment())
+    launch(world.env, row.id)
+    assert wait_ready(world.env, row.id, timeout_s=900, poll_s=5.0) == st.BOOTING  # the job stopped following
+    world.clock.advance(QUEUED_READS * 5.0)
+    reconcile(world.env, "lambda")  # seen, still queued: nothing billed
+    assert _row(world, row.id).billing_started_at is None
+    for _ in range(QUEUED_READS):  # the listing's reads move it through the queue until it runs
+        reconcile(world.env, "lambda")
+        if _row(world, row.id).billing_started_at is not None:
+            break
+    assert _row(world, row.id).billing_started_at == world.clock()
