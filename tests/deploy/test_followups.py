@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (fixtures are imported from tests/deploy/fakes/fixtures.py and used as parameters)
 """Deploy follow-ups found by the other features' tests: the embedded mode on SQLite (one writer),
 the ledger right after teardown, the launch tags, and instances that bill only once they run."""
 
@@ -15,11 +16,16 @@ from cloudarb.context import Context
 from cloudarb.db.models import Offer
 from cloudarb.db.models_deploy import CostEntry
 from cloudarb.db.types import utcnow
-from cloudarb.deploy.providers import registry
+from cloudarb.deploy.providers import lambda_, registry
+from tests.deploy.fakes.env import Sleeps
+from tests.deploy.fakes.fixtures import lambda_config, lambda_fake, lambda_server  # noqa: F401
+from tests.deploy.fakes.lambda_cloud import INSTANCE_TYPES, REGIONS
+from tests.deploy.fakes.server import FakeServer
 from tests.deploy.memory_provider import Faults, MemoryProvider
 from tests.support import Tenant, wait_for
 
 FAST = {"deploy_boot_poll_s": 0.05}
+FAST_UNPROBED = {**FAST, "deploy_reachability_check": False}  # the fake's addresses do not answer SSH
 
 
 @pytest.fixture()
@@ -51,10 +57,15 @@ def test_embedded_deploy_through_boot_and_done_never_locks_sqlite(
         client: TestClient, ctx: Context, tenant: Tenant, booting: MemoryProvider,
         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
-    r = client.post(f"/offers/{_offer(ctx)}/deploy", json={"lifetime_hours": 1}, headers=tenant.headers())
+    with ctx.db.session() as session:  # an offer the fake's catalog has
+        offer = session.scalars(select(Offer.offer_key).where(
+            Offer.provider == "lambda", Offer.instance_type.in_(list(INSTANCE_TYPES)), Offer.region.in_(REGIONS))
+            .order_by(Offer.price_per_hour)).first()
+    assert offer is not None
+    r = client.post(f"/offers/{offer}/deploy", json={"lifetime_hours": 1}, headers=tenant.headers())
     assert r.status_code == 202, r.text
     dep = _settled(client, tenant, r.json()["id"], ("running", "partial", "failed"))
-    assert dep["status"] == "running", dep
+    assert dep["status"] == "running", (dep["attempts"], [i["last_error"] for i in dep["instances"]])
     assert client.post(f"/deployments/{dep['id']}/done", headers=tenant.headers()).status_code == 202
     ended = _settled(client, tenant, dep["id"], ("ended",))
     assert [i["state"] for i in ended["instances"]] == ["terminated"]
@@ -85,3 +96,33 @@ def test_the_ledger_holds_the_final_amount_as_soon_as_an_instance_ends(
     with ctx.db.session() as session:
         entries = session.scalar(select(func.count()).select_from(CostEntry))
     assert entries == 1
+
+
+@pytest.fixture()
+def lambda_http(lambda_fake: FakeServer) -> Iterator[FakeServer]:
+    """The Lambda Cloud fake on loopback under the key ``lambda`` (its instances boot for a read)."""
+    with registry.use("lambda", lambda config: lambda_.provisioner(lambda_config(lambda_fake, Sleeps()))):
+        yield lambda_fake
+
+
+@pytest.mark.parametrize("ctx", [FAST_UNPROBED], indirect=True)
+def test_embedded_deploy_and_done_against_the_lambda_fake_never_locks_sqlite(
+        client: TestClient, ctx: Context, tenant: Tenant, lambda_http: FakeServer,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    with ctx.db.session() as session:  # an offer the fake's catalog has
+        offer = session.scalars(select(Offer.offer_key).where(
+            Offer.provider == "lambda", Offer.instance_type.in_(list(INSTANCE_TYPES)), Offer.region.in_(REGIONS))
+            .order_by(Offer.price_per_hour)).first()
+    assert offer is not None
+    r = client.post(f"/offers/{offer}/deploy", json={"lifetime_hours": 1}, headers=tenant.headers())
+    assert r.status_code == 202, r.text
+    dep = _settled(client, tenant, r.json()["id"], ("running", "partial", "failed"))
+    assert dep["status"] == "running", (dep["attempts"], [i["last_error"] for i in dep["instances"]])
+    assert client.post(f"/deployments/{dep['id']}/done", headers=tenant.headers()).status_code == 202
+    ended = _settled(client, tenant, dep["id"], ("ended",))
+    assert [i["state"] for i in ended["instances"]] == ["terminated"]
+    assert [i for i in lambda_http.instances() if i["status"] != "terminated"] == []
+    assert not [rec for rec in caplog.records if "locked" in rec.getMessage() or "locked" in (rec.exc_text or "")]
+    costs = client.get("/costs", headers=tenant.headers()).json()
+    assert costs["total"] == pytest.approx(ended["cost_so_far"], abs=1e-6) and costs["total"] > 0
