@@ -62,11 +62,12 @@ def follow_job(session: Session, job: JobRun, status: str) -> None:
 def submit_apply(
     ctx: Context, *, organization_id: str, optimization_id: str, body: KubernetesApplyRequest, actor: str
 ) -> ApplySubmitted:
-    if ctx.settings.deploy_kubeconfig is None:
-        raise Conflict("no cluster is configured: set CLOUDARB_DEPLOY_KUBECONFIG on the workers and the API "
-                       "(or export the manifests and apply them yourself)")
     with submission(ctx) as sub:
+        # ownership first: another organization's optimization is 'not found', whatever is configured
         load_plan(sub.session, organization_id=organization_id, optimization_id=optimization_id, lines=body.lines)
+        if ctx.settings.deploy_kubeconfig is None:
+            raise Conflict("no cluster is configured: set CLOUDARB_DEPLOY_KUBECONFIG on the workers and the API "
+                           "(or export the manifests and apply them yourself)")
         row = KubernetesApply(organization_id=organization_id, optimization_id=optimization_id, lines=body.lines,
                               options=body.model_dump(exclude={"lines"}), status="queued", created_by=actor,
                               applied=[])

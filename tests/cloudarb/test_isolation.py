@@ -33,12 +33,51 @@ RESOURCE_ROUTES: dict[tuple[str, str], str] = {
     ("DELETE", "/forecasts/demand-policies/{policy_id}"): "policy",
     # price series are market data, but a demand series is the organization's: tested with one
     ("GET", "/forecasts/{series}/backtest"): "demand_series",
+    ("PATCH", "/policies/{policy_id}"): "policy",
+    ("GET", "/optimize/{optimization_id}/export"): "optimization",
+    ("POST", "/optimize/{optimization_id}/deploy"): "optimization",
+    ("POST", "/optimize/{optimization_id}/kubernetes-apply"): "optimization",
+    ("GET", "/deployments/{deployment_id}"): "deployment",
+    ("DELETE", "/deployments/{deployment_id}"): "deployment",
+    ("POST", "/deployments/{deployment_id}/done"): "deployment",
+    ("POST", "/deployments/{deployment_id}/extend"): "deployment",
+    ("GET", "/hooks/{hook_id}"): "hook",
+    ("PATCH", "/hooks/{hook_id}"): "hook",
+    ("DELETE", "/hooks/{hook_id}"): "hook",
+    ("POST", "/hooks/{hook_id}/test"): "hook",
+    ("GET", "/hooks/deliveries/{delivery_id}"): "delivery",
+    ("GET", "/kubernetes-applies/{apply_id}"): "k8s_apply",
+    ("GET", "/nodes/{node_id}"): "node",
+    ("DELETE", "/nodes/{node_id}"): "node",
+    ("POST", "/nodes/{node_id}/drain"): "node",
+    ("POST", "/nodes/{node_id}/undrain"): "node",
+    ("PUT", "/nodes/{node_id}/pricing"): "node",
+    ("DELETE", "/nodes/placements/{placement_id}"): "placement",
+    ("POST", "/nodes/placements/{placement_id}/credentials"): "placement",
+}
+
+# A valid body or query for routes that need one: a 404 must come from ownership, not from validation.
+REQUEST_PARTS: dict[tuple[str, str], dict[str, object]] = {
+    ("PATCH", "/policies/{policy_id}"): {"json": {"name": "renamed"}},
+    ("GET", "/optimize/{optimization_id}/export"): {"params": {"format": "csv"}},
+    ("POST", "/optimize/{optimization_id}/deploy"): {"json": {}},
+    ("POST", "/optimize/{optimization_id}/kubernetes-apply"): {"json": {}},
+    ("POST", "/deployments/{deployment_id}/extend"): {"json": {"hours": 1}},
+    ("PATCH", "/hooks/{hook_id}"): {"json": {"enabled": False}},
+    ("PUT", "/nodes/{node_id}/pricing"): {"json": {"price_per_gpu_hour": 9.0}},
 }
 
 # Routes with an id in the path that name shared market data, not an organization's resource. They
 # are listed (not silently skipped) so each one is a decision; what they create is checked below.
 MARKET_DATA_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/providers/{provider}/refresh"): "pricing provider key (market data shared by every organization)",
+    ("POST", "/offers/{offer_key}/deploy"): "an offer is market data; the deployment it creates is the caller's",
+}
+
+# Routes authenticated by a node's own credential, not by an organization's user: a node may touch only
+# its own commands (checked in ``test_a_node_cannot_report_on_another_nodes_command``).
+NODE_ROUTES: dict[tuple[str, str], str] = {
+    ("POST", "/agent/v1/commands/{command_id}/progress"): "a command of the calling node",
 }
 
 
@@ -57,8 +96,9 @@ def _all_routes(ctx: Context) -> set[tuple[str, str]]:
 
 
 def test_every_resource_route_is_covered(ctx: Context) -> None:
-    assert _all_routes(ctx) == set(RESOURCE_ROUTES) | set(MARKET_DATA_ROUTES)
+    assert _all_routes(ctx) == set(RESOURCE_ROUTES) | set(MARKET_DATA_ROUTES) | set(NODE_ROUTES)
     assert not set(RESOURCE_ROUTES) & set(MARKET_DATA_ROUTES)
+    assert set(REQUEST_PARTS) <= set(RESOURCE_ROUTES)
 
 
 @pytest.mark.parametrize("ctx", [{"ingest_base_urls": {"tensordock": "http://127.0.0.1:9"}}], indirect=True)
@@ -87,8 +127,36 @@ def victim(client: TestClient, ctx: Context, tenant: Tenant) -> dict[str, str]:
     ).json()
     key = client.post("/auth/api-keys", json={"name": "bot"}, headers=tenant.headers("admin")).json()
     series = _stored_demand_forecast(ctx, tenant)
+    hook = client.post("/hooks", json={"name": "ops", "kind": "webhook", "url": "https://hooks.example.com/ca",
+                                       "events": ["deploy.after"]}, headers=tenant.headers("admin"))
+    assert hook.status_code == 201, hook.text
     return {"optimization": opt["id"], "job": opt["job_id"], "policy": policy["id"], "api_key": key["id"],
-            "demand_series": series}
+            "demand_series": series, "hook": hook.json()["id"], **_stored_deploy_rows(ctx, tenant, opt["id"],
+                                                                                     hook.json()["id"])}
+
+
+def _stored_deploy_rows(ctx: Context, tenant: Tenant, optimization_id: str, hook_id: str) -> dict[str, str]:
+    """A deployment, a hook delivery, a Kubernetes apply record, a node and a placement of the victim's,
+    written directly (no provider, cluster or agent is needed to own a row)."""
+    from datetime import timedelta
+
+    from cloudarb.db.models_deploy import Deployment
+    from cloudarb.db.models_hooks import HookDelivery, KubernetesApply
+    from cloudarb.db.types import utcnow
+    from tests.nodes.helpers import place, register_node
+
+    with ctx.db.session() as session:
+        dep = Deployment(organization_id=tenant.org_id, optimization_id=optimization_id, name="victim", status="running",
+                         spec={}, lifetime_s=3600.0, max_lifetime_s=43200.0,
+                         expires_at=utcnow() + timedelta(hours=1))
+        delivery = HookDelivery(hook_id=hook_id, organization_id=tenant.org_id, event="deploy.after", payload={})
+        applied = KubernetesApply(organization_id=tenant.org_id, optimization_id=optimization_id, options={})
+        session.add_all([dep, delivery, applied])
+        session.flush()
+        ids = {"deployment": dep.id, "delivery": delivery.id, "k8s_apply": applied.id}
+    node = register_node(ctx, tenant.org_id, name="victimbox")
+    placement, _ = place(ctx, tenant.org_id, node.node_id, "cloudarb-test-victim-0")
+    return {**ids, "node": node.node_id, "placement": placement, "node_token": node.node_token}
 
 
 def _stored_demand_forecast(ctx: Context, tenant: Tenant) -> str:
@@ -117,11 +185,13 @@ def test_other_org_gets_404(
     path = _fill(template, victim[RESOURCE_ROUTES[route]])
     before = client.get(path.replace("/run", "").replace("/events", "").replace("/allocations", ""),
                         headers=tenant.headers("admin")) if method == "GET" else None
-    r = client.request(method, path, headers=other_tenant.headers("admin"))
+    parts = REQUEST_PARTS.get(route, {})
+    r = client.request(method, path, headers=other_tenant.headers("admin"), **parts)  # type: ignore[arg-type]
     assert r.status_code == 404, (route, r.status_code, r.text)
     # indistinguishable from an id that does not exist at all: no existence leak
     missing = "0" * 32
-    r_missing = client.request(method, _fill(template, missing), headers=other_tenant.headers("admin"))
+    r_missing = client.request(method, _fill(template, missing), headers=other_tenant.headers("admin"),
+                               **parts)  # type: ignore[arg-type]
     assert r_missing.status_code == 404
     assert r.text.replace(victim[RESOURCE_ROUTES[route]], missing) == r_missing.text
     # the victim still sees its resource unchanged
@@ -161,3 +231,29 @@ def test_websocket_needs_credentials(client: TestClient, victim: dict[str, str])
         assert info.value.code == 4401
 
 
+
+
+def test_a_node_cannot_report_on_another_nodes_command(client: TestClient, ctx: Context, tenant: Tenant,
+                                                      other_tenant: Tenant, victim: dict[str, str]) -> None:
+    from sqlalchemy import select
+
+    from cloudarb.agent.protocol import API_PREFIX
+    from cloudarb.db.models_nodes import NodeCommand
+    from tests.nodes.helpers import register_node
+
+    with ctx.db.session() as session:
+        row = session.scalars(select(NodeCommand).where(NodeCommand.node_id == victim["node"])).first()
+        assert row is not None, "the victim's placement queued a command for its node"
+        command, before = row.id, (row.state, row.progress, row.message)
+    intruder = register_node(ctx, other_tenant.org_id, name="intruderbox")
+    path = f"{API_PREFIX}/commands/{command}/progress"
+    body = {"state": "failed", "error": "not yours"}
+    r = client.post(path, json=body, headers={"Authorization": f"Bearer {intruder.node_token}"})
+    assert r.status_code == 404, r.text
+    assert client.post(path, json=body).status_code == 401, "no node credential"
+    missing = client.post(f"{API_PREFIX}/commands/{'0' * 32}/progress", json=body,
+                          headers={"Authorization": f"Bearer {intruder.node_token}"})
+    assert missing.status_code == 404 and missing.text == r.text.replace(command, "0" * 32)
+    with ctx.db.session() as session:
+        row = session.get(NodeCommand, command)
+        assert row is not None and (row.state, row.progress, row.message) == before, "the victim's command is untouched"
