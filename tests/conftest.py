@@ -55,6 +55,17 @@ def pytest_configure(config: pytest.Config) -> None:
             logger.setLevel(logging.INFO)
 
 
+@pytest.fixture(autouse=True)
+def no_secret_in_logs() -> object:
+    """Fail the test during which a secret was logged. Per test, so it holds under pytest-xdist too (a
+    worker's session status does not reach the controller; a failed test does)."""
+    seen = len(SCANNER.leaks)
+    yield
+    if len(SCANNER.leaks) > seen:
+        new = SCANNER.leaks[seen:]
+        pytest.fail(f"secrets in log lines ({len(new)}):\n" + "\n".join(new[:5]), pytrace=False)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if SCANNER.leaks:
         session.config.get_terminal_writer().line(
