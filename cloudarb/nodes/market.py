@@ -1,9 +1,14 @@
 """A node's free GPUs as offers of provider ``local`` in the offers table the optimizer reads.
 
-One offer per (node, unit label): one GPU (or MIG device) per instance, ``available_instances`` = the
-free units of that label, at the owner's price (per model, else the node's default; a MIG device at its
-share of the GPU's price). Seller = the node's name (solver provider id ``local:<node>``), region = its
-site (else its name), instance type ``<node>/<label>``, which the local provisioner reads back. An
+One offer per (node, unit label, size): one GPU (or MIG device) per instance, ``available_instances`` =
+the free units of that label, at the owner's price (per model, else the node's default; a MIG device at
+its share of the GPU's price); whole GPUs also as larger instances of 2, 4, 8, ... GPUs (powers of two up
+to the free count of that model on the node) at size x the per-GPU price, ``available_instances`` =
+free // size. The optimizer has no pool shared across offers, so two sizes of one host may together be
+chosen beyond its free GPUs: the placement's atomic GPU assignment then queues or refuses the excess
+(the deploy line fails over). Seller = the node's name (solver provider id ``local:<node>``), region =
+its site (else its name), instance type ``<node>/<label>`` for one unit and ``<node>/<label>/x<size>``
+for more, which the local provisioner reads back. An
 unhealthy or drained node has no offers; an offer whose units are all taken is removed, and comes back
 when one frees up. Rows are written only when something changed, so heartbeats do not grow the price
 history.
@@ -28,16 +33,40 @@ from ingestion.schemas import PriceQuote
 PROVIDER = "local"
 _PROFILE_GB = re.compile(r"\.(\d+(?:\.\d+)?)gb$")
 SEPARATOR = "/"
+_SIZE = re.compile(r"^(?P<label>.+)/x(?P<size>[1-9]\d{0,1})$")
+MAX_SIZE = 64  # the optimizer's largest ``gpus_per_instance``
 
 
-def instance_type(node_name: str, label: str) -> str:
-    return f"{node_name}{SEPARATOR}{label}"
+def instance_type(node_name: str, label: str, size: int = 1) -> str:
+    base = f"{node_name}{SEPARATOR}{label}"
+    return base if size == 1 else f"{base}{SEPARATOR}x{size}"
 
 
 def parse_instance_type(value: str) -> tuple[str, str]:
-    """``<node>/<label>`` -> (node name, unit label)."""
+    """``<node>/<label>[/x<size>]`` -> (node name, unit label)."""
+    node, label, _ = parse_sized(value)
+    return node, label
+
+
+def parse_sized(value: str) -> tuple[str, str, int | None]:
+    """``<node>/<label>`` -> (node, label, None); ``<node>/<label>/x<size>`` -> (node, label, size); a value
+    without a node is ("", value, None)."""
     node, sep, label = value.partition(SEPARATOR)
-    return (node, label) if sep else ("", value)
+    if not sep:
+        return "", value, None
+    sized = _SIZE.match(label)
+    if sized is not None:
+        return node, sized.group("label"), int(sized.group("size"))
+    return node, label, None
+
+
+def sizes(free: int) -> list[int]:
+    """Instance sizes a host with ``free`` whole GPUs of one model offers: 1, 2, 4, 8, ... <= free."""
+    out, size = [], 1
+    while size <= min(free, MAX_SIZE):
+        out.append(size)
+        size *= 2
+    return out
 
 
 def unit_price(node: Node, unit: Unit) -> float:
@@ -68,14 +97,15 @@ def quotes_for(node: Node, free: list[Unit], *, mig_offers: bool) -> list[PriceQ
     quotes = []
     for label, group in sorted(by_label.items()):
         first = group[0]
-        quotes.append(PriceQuote(
-            provider=PROVIDER, seller=node.name, region=node.site or node.name, instance_type=instance_type(
-                node.name, label), gpu_model=first.model, gpu_model_raw=label, gpu_count=1,
-            vram_gb=vram_gb(first), price_per_hour=unit_price(node, first),
-            capacity="available", available_instances=len(group), reliability=None, observed_at=now,
-            vcpus=(node.host_report.get("cpus") or None), spot=False,
-            ram_gb=round(node.host_report["memory_mib"] / 1024, 1) if node.host_report.get("memory_mib") else None,
-        ))
+        for size in sizes(len(group)) if first.share >= 1.0 else [1]:  # MIG slices stay single
+            quotes.append(PriceQuote(
+                provider=PROVIDER, seller=node.name, region=node.site or node.name, instance_type=instance_type(
+                    node.name, label, size), gpu_model=first.model, gpu_model_raw=label, gpu_count=size,
+                vram_gb=vram_gb(first), price_per_hour=round(unit_price(node, first) * size, 6),
+                capacity="available", available_instances=len(group) // size, reliability=None, observed_at=now,
+                vcpus=(node.host_report.get("cpus") or None), spot=False,
+                ram_gb=round(node.host_report["memory_mib"] / 1024, 1) if node.host_report.get("memory_mib") else None,
+            ))
     return quotes
 
 

@@ -2,8 +2,9 @@
 
 The deploy core drives these like any provider, so local containers get the same intent rows, verified
 destroy, reconciliation and per-second metering (at the owner's price, 1-minute minimum). The offer
-the optimizer chose names the node and the unit label in its instance type (``<node>/<label>``, see
-``cloudarb.nodes.market``); ``create`` records a placement under the instance key, which starts at
+the optimizer chose names the node and the unit label in its instance type (``<node>/<label>``, or
+``<node>/<label>/x<n>`` for an instance of n GPUs, see ``cloudarb.nodes.market``), and a sized offer
+places exactly n GPUs; ``create`` records a placement under the instance key, which starts at
 once on free GPUs or waits in the node's queue (reported ``pending``). The agent's reports are the
 provider's truth: ``get`` answers None only once the agent reported the container destroyed (or the
 placement ended before any container existed: canceled in the queue, or its start failed and was
@@ -37,7 +38,7 @@ from cloudarb.deploy.providers.base import (
 from cloudarb.errors import CloudArbError
 from cloudarb.nodes import placements, templates
 from cloudarb.nodes.errors import NoSuchGpu
-from cloudarb.nodes.market import parse_instance_type
+from cloudarb.nodes.market import parse_sized
 from cloudarb.nodes.placements import PlacementRequest
 
 CAPABILITIES = Capabilities(
@@ -76,7 +77,10 @@ class LocalProvisioner:
             raise ProviderUnavailable(f"control-plane database: {exc.__class__.__name__}", provider="local") from exc
 
     def create(self, spec: LaunchSpec) -> RemoteInstance:
-        node_name, label = parse_instance_type(spec.instance_type)
+        node_name, label, size = parse_sized(spec.instance_type)
+        if size is not None and spec.gpu_count not in (0, size):
+            raise InvalidLaunch(f"instance type {spec.instance_type!r} is {size} GPU(s), gpu_count {spec.gpu_count} "
+                                "asked", provider="local")
         with self._session() as session:
             node = session.scalars(select(Node).where(Node.name == (node_name or spec.region))).first()
             if node is None:
@@ -94,7 +98,7 @@ class LocalProvisioner:
                 ports += [{"container_port": p, "protocol": "tcp", "name": ""} for p in spec.ports
                           if all(q["container_port"] != p for q in ports)]
                 created = placements.create(session, self.settings, PlacementRequest(
-                    organization_id=org, node=node, gpu_label=label or spec.gpu_model, gpu_count=max(1, spec.gpu_count),
+                    organization_id=org, node=node, gpu_label=label or spec.gpu_model, gpu_count=size or max(1, spec.gpu_count),
                     instance_key=spec.key, deployment_id=spec.tags.get("cloudarb-deployment") or None,
                     image=template.image if template is not None else image, template=name,
                     command=template.command if template is not None else None,
