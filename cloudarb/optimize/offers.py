@@ -29,63 +29,27 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from cloudarb.optimize.capacity import capacity_kind
 from ingestion.catalog_report import CATALOG_DATE, SHARED_CATALOGS
 from ingestion.catalogs import load_catalog
 from optimizer.schemas import CapacityKind, Offer
 
+if TYPE_CHECKING:
+    from cloudarb.storage.offers import QuoteFields
+
 SELLER_SEP = ":"
 
 
-class QuoteFields(Protocol):
-    """What the conversion reads of a quote: an ``ingestion.schemas.PriceQuote`` or a stored offer row."""
+def __getattr__(name: str) -> Any:
+    # ``QuoteFields`` lives with the stored rows (``cloudarb.storage.offers``); it is loaded on
+    # demand so that importing this module keeps the database layer out of a benchmark.
+    if name == "QuoteFields":
+        from cloudarb.storage.offers import QuoteFields
 
-    @property
-    def offer_key(self) -> str: ...
-
-    @property
-    def provider(self) -> str: ...
-
-    @property
-    def seller(self) -> str | None: ...
-
-    @property
-    def region(self) -> str: ...
-
-    @property
-    def zone(self) -> str | None: ...
-
-    @property
-    def instance_type(self) -> str: ...
-
-    @property
-    def gpu_model(self) -> str: ...
-
-    @property
-    def gpu_count(self) -> int: ...
-
-    @property
-    def vram_gb(self) -> float: ...
-
-    @property
-    def vcpus(self) -> float | None: ...
-
-    @property
-    def ram_gb(self) -> float | None: ...
-
-    @property
-    def spot(self) -> bool: ...
-
-    @property
-    def price_per_hour(self) -> float: ...
-
-    @property
-    def available_instances(self) -> int | None: ...
-
-    @property
-    def reliability(self) -> float | None: ...
+        return QuoteFields
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def provider_id(provider: str, seller: str) -> str:

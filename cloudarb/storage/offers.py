@@ -192,9 +192,9 @@ def list_offers(
     return [], session.scalar(select(func.count()).select_from(_filtered(filters).subquery())) or 0
 
 
-class OfferFields(Protocol):
-    """What a solve reads of an offer (read-only): an ``Offer`` row, or the plain row that
-    ``offers_for_problem`` gives."""
+class QuoteFields(Protocol):
+    """What the conversion to an optimizer offer (``cloudarb.optimize.offers.to_offer``) reads of a
+    quote: an ``ingestion.schemas.PriceQuote`` or a stored offer row."""
 
     @property
     def offer_key(self) -> str: ...
@@ -239,13 +239,19 @@ class OfferFields(Protocol):
     def available_instances(self) -> int | None: ...
 
     @property
-    def interruption_rate_per_hour(self) -> float | None: ...
-
-    @property
     def reliability(self) -> float | None: ...
 
 
-_PROBLEM_COLUMNS = tuple(name for name, attr in vars(OfferFields).items() if isinstance(attr, property))
+class OfferFields(QuoteFields, Protocol):
+    """What a solve reads of an offer (read-only): an ``Offer`` row, or the plain row that
+    ``offers_for_problem`` gives."""
+
+    @property
+    def interruption_rate_per_hour(self) -> float | None: ...
+
+
+_PROBLEM_COLUMNS = tuple(name for cls in (QuoteFields, OfferFields) for name, attr in vars(cls).items()
+                         if isinstance(attr, property))
 
 
 def offers_for_problem(session: Session, *, filters: OfferFilter) -> Sequence[OfferFields]:
