@@ -1,15 +1,25 @@
 """What RunPod's v1 and v2 provisioning modules share: the documented GPU type ids, how an offer maps
-to one, and how an error body's words map to error kinds (v1 ``message``, v2 ``detail``)."""
+to one, how an error body's words map to error kinds (v1 ``message``, v2 ``detail``), the checks and
+ports of a create, and the calls both versions make alike (``PodsBase``)."""
 
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import httpx
 
-from cloudarb.deploy.errors import InvalidLaunch, NoCapacity, ProvisionError, QuotaExceeded
-from cloudarb.deploy.providers._http import error_body
-from cloudarb.deploy.providers.base import LaunchSpec
+from cloudarb.deploy.errors import (
+    CreateUnknown,
+    InvalidLaunch,
+    NoCapacity,
+    ProviderUnavailable,
+    ProvisionError,
+    QuotaExceeded,
+    Unsupported,
+)
+from cloudarb.deploy.providers._http import RestClient, error_body
+from cloudarb.deploy.providers.base import LaunchSpec, RemoteInstance, RemoteState
 
 KEY = "runpod"
 MAX_NAME = 191
@@ -78,3 +88,63 @@ def translate(response: httpx.Response, creates: bool) -> ProvisionError | None:
     if response.status_code < 500 and any(m in lowered for m in _BALANCE):
         return QuotaExceeded(label, provider=KEY)
     return None
+
+
+def launch_parts(spec: LaunchSpec, *, spot: bool = True) -> tuple[str, str, list[str], dict[str, str]]:
+    """A create's checks (key length, spot where the API has none, an image) and its parts:
+    (gpuTypeId, cloudType, ports with ``22/tcp`` for SSH, env with the line's key as ``PUBLIC_KEY``)."""
+    if len(spec.key) > MAX_NAME:
+        raise InvalidLaunch(f"runpod: key longer than {MAX_NAME}", provider=KEY)
+    if spec.spot and not spot:
+        raise Unsupported("runpod: REST v2 has no interruptible (spot) pods", provider=KEY)
+    if not spec.image:
+        raise InvalidLaunch("runpod: a pod needs a container image (image)", provider=KEY)
+    gpu_id, cloud = gpu_selection(spec)
+    ports = [f"{int(p)}/http" for p in spec.ports if int(p) != 22]
+    ports.append("22/tcp")
+    env = dict(spec.env)
+    if spec.ssh_public_key:
+        env.setdefault("PUBLIC_KEY", spec.ssh_public_key)
+    return gpu_id, cloud, ports, env
+
+
+class PodsBase:
+    """The pod calls both API versions make alike (create's POST, find by name, get, list, delete);
+    a version gives its ``_pods`` listing and its ``_instance`` reading of a pod."""
+
+    _rest: RestClient
+
+    @staticmethod
+    def _instance(pod: dict[str, Any]) -> RemoteInstance:
+        raise NotImplementedError
+
+    def _pods(self, name: str | None) -> list[RemoteInstance]:
+        raise NotImplementedError
+
+    def _post_pod(self, body: dict[str, Any]) -> RemoteInstance:
+        response = self._rest.request("POST", "/pods", json_body=body, creates=True, accept=(200, 201))
+        pod = self._rest.json(response, creates=True)
+        if not isinstance(pod, dict) or not pod.get("id"):
+            raise CreateUnknown("runpod: create answered without a pod id", provider=KEY)
+        return self._instance(pod)
+
+    def find(self, key: str) -> RemoteInstance | None:
+        for pod in self._pods(key):
+            if pod.key == key and pod.state is not RemoteState.TERMINATED:
+                return pod
+        return None
+
+    def get(self, provider_id: str) -> RemoteInstance | None:
+        response = self._rest.request("GET", f"/pods/{provider_id}", accept=(200, 404))
+        if response.status_code == 404:
+            return None
+        pod = self._rest.json(response)
+        if not isinstance(pod, dict):
+            raise ProviderUnavailable("runpod: pod read without a body", provider=KEY)
+        return self._instance(pod)
+
+    def list_owned(self, prefix: str) -> list[RemoteInstance]:
+        return [p for p in self._pods(None) if p.key.startswith(prefix) and p.state is not RemoteState.TERMINATED]
+
+    def destroy(self, provider_id: str) -> None:
+        self._rest.request("DELETE", f"/pods/{provider_id}", accept=(200, 204, 404))

@@ -29,13 +29,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloudarb.deploy.errors import (
-    CreateUnknown,
-    InvalidLaunch,
-    ProviderUnavailable,
-)
+from cloudarb.deploy.errors import ProviderUnavailable
 from cloudarb.deploy.providers._http import RestClient
-from cloudarb.deploy.providers._runpod_common import GPU_TYPE_IDS, KEY, MAX_NAME, gpu_selection, translate
+from cloudarb.deploy.providers._runpod_common import (
+    GPU_TYPE_IDS,
+    KEY,
+    MAX_NAME,
+    PodsBase,
+    gpu_selection,
+    launch_parts,
+    translate,
+)
 from cloudarb.deploy.providers.base import (
     Capabilities,
     LaunchSpec,
@@ -63,7 +67,7 @@ CAPABILITIES = Capabilities(
     reports_rate=True,
 )
 
-class RunPodProvisioner:
+class RunPodProvisioner(PodsBase):
     """RunPod pods named by their key."""
 
     key = KEY
@@ -75,16 +79,7 @@ class RunPodProvisioner:
         )
 
     def create(self, spec: LaunchSpec) -> RemoteInstance:
-        if len(spec.key) > MAX_NAME:
-            raise InvalidLaunch(f"runpod: key longer than {MAX_NAME}", provider=KEY)
-        if not spec.image:
-            raise InvalidLaunch("runpod: a pod needs a container image (image)", provider=KEY)
-        gpu_id, cloud = gpu_selection(spec)
-        ports = [f"{int(p)}/http" for p in spec.ports if int(p) != 22]
-        ports.append("22/tcp")
-        env = dict(spec.env)
-        if spec.ssh_public_key:
-            env.setdefault("PUBLIC_KEY", spec.ssh_public_key)
+        gpu_id, cloud, ports, env = launch_parts(spec)
         body: dict[str, Any] = {
             "name": spec.key,
             "imageName": spec.image,
@@ -99,32 +94,7 @@ class RunPodProvisioner:
         }
         if spec.region:
             body["dataCenterIds"] = [spec.region]
-        response = self._rest.request("POST", "/pods", json_body=body, creates=True, accept=(200, 201))
-        pod = self._rest.json(response, creates=True)
-        if not isinstance(pod, dict) or not pod.get("id"):
-            raise CreateUnknown("runpod: create answered without a pod id", provider=KEY)
-        return self._instance(pod)
-
-    def find(self, key: str) -> RemoteInstance | None:
-        for pod in self._pods(key):
-            if pod.key == key and pod.state is not RemoteState.TERMINATED:
-                return pod
-        return None
-
-    def get(self, provider_id: str) -> RemoteInstance | None:
-        response = self._rest.request("GET", f"/pods/{provider_id}", accept=(200, 404))
-        if response.status_code == 404:
-            return None
-        pod = self._rest.json(response)
-        if not isinstance(pod, dict):
-            raise ProviderUnavailable("runpod: pod read without a body", provider=KEY)
-        return self._instance(pod)
-
-    def list_owned(self, prefix: str) -> list[RemoteInstance]:
-        return [p for p in self._pods(None) if p.key.startswith(prefix) and p.state is not RemoteState.TERMINATED]
-
-    def destroy(self, provider_id: str) -> None:
-        self._rest.request("DELETE", f"/pods/{provider_id}", accept=(200, 204, 404))
+        return self._post_pod(body)
 
     def stop(self, provider_id: str) -> None:
         self._rest.request("POST", f"/pods/{provider_id}/stop", accept=(200, 204))

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloudarb.deploy.errors import CreateUnknown, InvalidLaunch, ProviderUnavailable, Unsupported
+from cloudarb.deploy.errors import ProviderUnavailable
 from cloudarb.deploy.providers._http import RestClient
-from cloudarb.deploy.providers._runpod_common import KEY, MAX_NAME, gpu_selection, translate
+from cloudarb.deploy.providers._runpod_common import KEY, MAX_NAME, PodsBase, launch_parts, translate
 from cloudarb.deploy.providers.base import (
     Capabilities,
     LaunchSpec,
@@ -62,7 +62,7 @@ _STATES = {
 }
 
 
-class RunPodV2Provisioner:
+class RunPodV2Provisioner(PodsBase):
     """RunPod pods named by their key, through REST v2."""
 
     key = KEY
@@ -72,18 +72,7 @@ class RunPodV2Provisioner:
         self._rest = RestClient(provider=KEY, config=config, default_base_url=DEFAULT_BASE_URL, translate=translate)
 
     def create(self, spec: LaunchSpec) -> RemoteInstance:
-        if len(spec.key) > MAX_NAME:
-            raise InvalidLaunch(f"runpod: key longer than {MAX_NAME}", provider=KEY)
-        if spec.spot:
-            raise Unsupported("runpod: REST v2 has no interruptible (spot) pods", provider=KEY)
-        if not spec.image:
-            raise InvalidLaunch("runpod: a pod needs a container image (image)", provider=KEY)
-        gpu_id, cloud = gpu_selection(spec)
-        ports = [f"{int(p)}/http" for p in spec.ports if int(p) != 22]
-        ports.append("22/tcp")
-        env = dict(spec.env)
-        if spec.ssh_public_key:
-            env.setdefault("PUBLIC_KEY", spec.ssh_public_key)
+        gpu_id, cloud, ports, env = launch_parts(spec, spot=False)
         body: dict[str, Any] = {
             "name": spec.key,
             "image": spec.image,
@@ -96,32 +85,7 @@ class RunPodV2Provisioner:
         }
         if spec.region:
             body["dataCenterIds"] = [spec.region]
-        response = self._rest.request("POST", "/pods", json_body=body, creates=True, accept=(200, 201))
-        pod = self._rest.json(response, creates=True)
-        if not isinstance(pod, dict) or not pod.get("id"):
-            raise CreateUnknown("runpod: create answered without a pod id", provider=KEY)
-        return self._instance(pod)
-
-    def find(self, key: str) -> RemoteInstance | None:
-        for pod in self._pods():
-            if pod.key == key and pod.state is not RemoteState.TERMINATED:
-                return pod
-        return None
-
-    def get(self, provider_id: str) -> RemoteInstance | None:
-        response = self._rest.request("GET", f"/pods/{provider_id}", accept=(200, 404))
-        if response.status_code == 404:
-            return None
-        pod = self._rest.json(response)
-        if not isinstance(pod, dict):
-            raise ProviderUnavailable("runpod: pod read without a body", provider=KEY)
-        return self._instance(pod)
-
-    def list_owned(self, prefix: str) -> list[RemoteInstance]:
-        return [p for p in self._pods() if p.key.startswith(prefix) and p.state is not RemoteState.TERMINATED]
-
-    def destroy(self, provider_id: str) -> None:
-        self._rest.request("DELETE", f"/pods/{provider_id}", accept=(200, 204, 404))
+        return self._post_pod(body)
 
     def stop(self, provider_id: str) -> None:
         self._rest.request("POST", f"/pods/{provider_id}/action", json_body={"action": "stop"}, accept=(200, 204))
@@ -129,7 +93,8 @@ class RunPodV2Provisioner:
     def start(self, provider_id: str) -> None:
         self._rest.request("POST", f"/pods/{provider_id}/action", json_body={"action": "start"}, accept=(200, 204))
 
-    def _pods(self) -> list[RemoteInstance]:
+    def _pods(self, name: str | None) -> list[RemoteInstance]:
+        # v2 has no name filter: the caller matches the key (``list_filter=False``)
         response = self._rest.request("GET", "/pods", accept=(200,))
         body = self._rest.json(response)
         pods = body.get("pods") if isinstance(body, dict) else None
