@@ -45,7 +45,8 @@ def test_register_heartbeat_and_views(client: TestClient, tenant: Tenant, ctx: C
     nodes = client.get("/nodes", headers=tenant.headers("viewer")).json()
     assert [(n["name"], n["status"], n["gpus_total"], n["gpus_free"]) for n in nodes] == [("box1", "healthy", 2, 2)]
     offers = client.get("/offers", params={"provider": "local"}, headers=tenant.headers("viewer")).json()["items"]
-    assert [(o["instance_type"], o["price_per_gpu_hour"]) for o in offers] == [("box1/H100 SXM", 2.0)]
+    assert [(o["instance_type"], o["price_per_gpu_hour"]) for o in offers] == [("box1/H100 SXM", 2.0),
+                                                                                ("box1/H100 SXM/x2", 2.0)]
     pid, _ = place(ctx, tenant.org_id, reg["node_id"], "k-a", count=2)
     queued, _ = place(ctx, tenant.org_id, reg["node_id"], "k-b")
     detail = client.get(f"/nodes/{reg['node_id']}", headers=tenant.headers("viewer")).json()
@@ -79,7 +80,7 @@ def test_drain_pricing_remove(client: TestClient, tenant: Tenant, other: Tenant)
     r = client.put(f"/nodes/{reg['node_id']}/pricing", json={"model_prices": {"h100 sxm": 0.8}}, headers=admin)
     assert r.status_code == 200 and r.json()["model_prices"] == {"H100 SXM": 0.8}
     offers = client.get("/offers", params={"provider": "local"}, headers=admin).json()["items"]
-    assert [o["price_per_gpu_hour"] for o in offers] == [0.8]
+    assert [o["price_per_gpu_hour"] for o in offers] == [0.8, 0.8]  # 1 and 2 GPUs
     r = client.put(f"/nodes/{reg['node_id']}/pricing", json={"model_prices": {"warp drive": 1}}, headers=admin)
     assert r.status_code == 422 and r.json()["error"]["field"] == "model_prices.warp drive"
     assert client.get(f"/nodes/{reg['node_id']}", headers=other.headers("admin")).status_code == 404

@@ -69,9 +69,9 @@ def test_join_token_is_one_time_and_expires(ctx: Context, tenant: Tenant, settin
 
 
 def test_free_gpus_are_offers_at_the_owner_price(ctx: Context, node_id: str) -> None:
-    assert offers(ctx) == {"box1/H100 SXM": 2}
+    assert offers(ctx) == {"box1/H100 SXM": 2, "box1/H100 SXM/x2": 1}  # sizes: tests/nodes/test_multi_gpu.py
     with ctx.db.session() as session:
-        row = session.scalars(select(Offer).where(Offer.seller == "box1")).one()
+        row = session.scalars(select(Offer).where(Offer.seller == "box1", Offer.instance_type == "box1/H100 SXM")).one()
         assert (row.provider, row.region, row.gpu_count, row.price_per_hour, row.spot) == ("local", "box1", 1, 1.5, False)
         assert row.vram_gb == 80.0  # the data sheet's, not the driver's 81,559 MiB
 
@@ -154,7 +154,7 @@ def test_failed_place_releases_gpus(ctx: Context, tenant: Tenant, node_id: str) 
     report(ctx, node_id, cmd, "failed", error="image not found")
     p = state_of(ctx, a)
     assert (p.state, p.error) == ("failed", "image not found")
-    assert offers(ctx) == {"box1/H100 SXM": 2}
+    assert offers(ctx) == {"box1/H100 SXM": 2, "box1/H100 SXM/x2": 1}
 
 
 def test_same_instance_key_is_one_placement(ctx: Context, tenant: Tenant, node_id: str) -> None:
