@@ -18,8 +18,9 @@ from cloudarb.deploy.errors import (
     QuotaExceeded,
     Unsupported,
 )
+from cloudarb.deploy.providers._common import live_owned, live_with_key
 from cloudarb.deploy.providers._http import RestClient, error_body
-from cloudarb.deploy.providers.base import LaunchSpec, RemoteInstance, RemoteState
+from cloudarb.deploy.providers.base import LaunchSpec, RemoteInstance
 
 KEY = "runpod"
 MAX_NAME = 191
@@ -129,10 +130,7 @@ class PodsBase:
         return self._instance(pod)
 
     def find(self, key: str) -> RemoteInstance | None:
-        for pod in self._pods(key):
-            if pod.key == key and pod.state is not RemoteState.TERMINATED:
-                return pod
-        return None
+        return next(iter(live_with_key(self._pods(key), key)), None)
 
     def get(self, provider_id: str) -> RemoteInstance | None:
         response = self._rest.request("GET", f"/pods/{provider_id}", accept=(200, 404))
@@ -144,7 +142,7 @@ class PodsBase:
         return self._instance(pod)
 
     def list_owned(self, prefix: str) -> list[RemoteInstance]:
-        return [p for p in self._pods(None) if p.key.startswith(prefix) and p.state is not RemoteState.TERMINATED]
+        return live_owned(self._pods(None), prefix)
 
     def destroy(self, provider_id: str) -> None:
         self._rest.request("DELETE", f"/pods/{provider_id}", accept=(200, 204, 404))

@@ -41,6 +41,7 @@ from cloudarb.deploy.errors import (
     QuotaExceeded,
 )
 from cloudarb.deploy.providers._cloudinit import is_container_image, user_data
+from cloudarb.deploy.providers._common import live_owned, live_with_key
 from cloudarb.deploy.providers._http import RestClient, error_body
 from cloudarb.deploy.providers.base import (
     Capabilities,
@@ -154,10 +155,7 @@ class LambdaProvisioner:
                               raw_state="booting")
 
     def find(self, key: str) -> RemoteInstance | None:
-        for item in self._list():
-            if item.key == key and item.state is not RemoteState.TERMINATED:
-                return item
-        return None
+        return next(iter(live_with_key(self._list(), key)), None)
 
     def get(self, provider_id: str) -> RemoteInstance | None:
         response = self._rest.request("GET", f"/instances/{provider_id}", accept=(200, 404))
@@ -168,7 +166,7 @@ class LambdaProvisioner:
         return self._instance(self._rest.json(response).get("data") or {})
 
     def list_owned(self, prefix: str) -> list[RemoteInstance]:
-        return [i for i in self._list() if i.key.startswith(prefix) and i.state is not RemoteState.TERMINATED]
+        return live_owned(self._list(), prefix)
 
     def destroy(self, provider_id: str) -> None:
         response = self._rest.request(

@@ -52,6 +52,7 @@ from cloudarb.deploy.errors import (
     ProvisionError,
     QuotaExceeded,
 )
+from cloudarb.deploy.providers._common import checked_id, live_owned, live_with_key
 from cloudarb.deploy.providers._http import RestClient, error_body
 from cloudarb.deploy.providers.base import (
     Capabilities,
@@ -298,15 +299,13 @@ class TensorDockProvisioner:
         return [to_remote(item) for item in _items(self._http.json(response))]
 
     def find(self, key: str) -> RemoteInstance | None:
-        matches = [r for r in self._list() if r.key == key and r.state is not RemoteState.TERMINATED]
+        matches = live_with_key(self._list(), key)
         if len(matches) > 1:
             logger.warning("tensordock: several instances carry one name", extra={"provider": KEY, "key": key})
         return matches[0] if matches else None
 
     def list_owned(self, prefix: str) -> list[RemoteInstance]:
-        if not prefix:
-            raise ValueError("list_owned needs this installation's prefix")
-        return [r for r in self._list() if r.key.startswith(prefix) and r.state is not RemoteState.TERMINATED]
+        return live_owned(self._list(), prefix, require_prefix=True)
 
     def get(self, provider_id: str) -> RemoteInstance | None:
         response = self._http.request("GET", f"/instances/{_id(provider_id)}", accept=(200, 404))
@@ -329,10 +328,7 @@ class TensorDockProvisioner:
 
 
 def _id(provider_id: str) -> str:
-    text = str(provider_id).strip()
-    if not _ID.match(text):
-        raise InvalidLaunch(f"tensordock: provider_id {provider_id!r} is not an instance id", provider=KEY)
-    return text
+    return checked_id(provider_id, _ID, provider=KEY, what="an instance id")
 
 
 def provisioner(config: ProviderConfig) -> Provisioner:

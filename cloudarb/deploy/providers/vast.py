@@ -58,6 +58,7 @@ from cloudarb.deploy.errors import (
     ProvisionError,
     QuotaExceeded,
 )
+from cloudarb.deploy.providers._common import checked_id, live_owned, live_with_key
 from cloudarb.deploy.providers._http import RestClient, error_body
 from cloudarb.deploy.providers.base import (
     Capabilities,
@@ -291,17 +292,13 @@ class VastProvisioner:
         raise ListingIncomplete(f"vast: the listing did not end within {MAX_PAGES} pages", provider=KEY)
 
     def find(self, key: str) -> RemoteInstance | None:
-        matches = [
-            r for r in self._list({"label": {"eq": key}}) if r.key == key and r.state is not RemoteState.TERMINATED
-        ]
+        matches = live_with_key(self._list({"label": {"eq": key}}), key)
         if len(matches) > 1:
             logger.warning("vast: several instances carry one key", extra={"provider": KEY, "key": key})
         return min(matches, key=lambda r: int(r.provider_id)) if matches else None
 
     def list_owned(self, prefix: str) -> list[RemoteInstance]:
-        if not prefix:
-            raise ValueError("list_owned needs this installation's prefix")
-        return [r for r in self._list({}) if r.key.startswith(prefix) and r.state is not RemoteState.TERMINATED]
+        return live_owned(self._list({}), prefix, require_prefix=True)
 
     def get(self, provider_id: str) -> RemoteInstance | None:
         response = self._http.request("GET", f"/api/v0/instances/{_id(provider_id)}/", accept=(200, 404))
@@ -344,10 +341,7 @@ def _onstart_key(public_key: str) -> str:
 
 
 def _id(provider_id: str) -> str:
-    text = str(provider_id).strip()
-    if not _ASK_ID.match(text):
-        raise InvalidLaunch(f"vast: provider_id must be a numeric instance id, got {provider_id!r}", provider=KEY)
-    return text
+    return checked_id(provider_id, _ASK_ID, provider=KEY, what="a numeric instance id")
 
 
 def provisioner(config: ProviderConfig) -> Provisioner:
