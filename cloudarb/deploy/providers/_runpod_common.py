@@ -20,11 +20,27 @@ from cloudarb.deploy.errors import (
 )
 from cloudarb.deploy.providers._common import live_owned, live_with_key
 from cloudarb.deploy.providers._http import RestClient, error_body
-from cloudarb.deploy.providers.base import LaunchSpec, RemoteInstance
+from cloudarb.deploy.providers.base import Capabilities, LaunchSpec, RemoteInstance
 
 KEY = "runpod"
 MAX_NAME = 191
 """The longest pod name (and name filter) RunPod documents."""
+
+CAPABILITIES = Capabilities(
+    spot=True,
+    stop_start=True,
+    mark="name",
+    idempotency_token=False,
+    list_filter=True,
+    billing_granularity_s=1,
+    billing_minimum_s=0,
+    requests_per_s=2.0,
+    burst=4,
+    listing_lag_s=30.0,
+    max_key_length=MAX_NAME,
+    reports_rate=True,
+)
+"""REST v1's; v2 (``runpod_v2.CAPABILITIES``) lacks spot and the name filter."""
 
 # The gpuTypeIds RunPod's v1 OpenAPI document enumerates (PodCreateInput.gpuTypeIds).
 GPU_TYPE_IDS: tuple[str, ...] = (

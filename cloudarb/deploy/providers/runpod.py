@@ -32,16 +32,15 @@ from typing import Any
 from cloudarb.deploy.errors import ProviderUnavailable
 from cloudarb.deploy.providers._http import RestClient
 from cloudarb.deploy.providers._runpod_common import (
+    CAPABILITIES,
     GPU_TYPE_IDS,
     KEY,
-    MAX_NAME,
     PodsBase,
     gpu_selection,
     launch_parts,
     translate,
 )
 from cloudarb.deploy.providers.base import (
-    Capabilities,
     LaunchSpec,
     ProviderConfig,
     Provisioner,
@@ -52,20 +51,6 @@ from cloudarb.deploy.providers.runpod_v2 import RunPodV2Provisioner
 
 DEFAULT_BASE_URL = "https://rest.runpod.io/v1"
 
-CAPABILITIES = Capabilities(
-    spot=True,
-    stop_start=True,
-    mark="name",
-    idempotency_token=False,
-    list_filter=True,
-    billing_granularity_s=1,
-    billing_minimum_s=0,
-    requests_per_s=2.0,
-    burst=4,
-    listing_lag_s=30.0,
-    max_key_length=MAX_NAME,
-    reports_rate=True,
-)
 
 class RunPodProvisioner(PodsBase):
     """RunPod pods named by their key."""

@@ -22,13 +22,14 @@ Differences from v1 that change behaviour here:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from cloudarb.deploy.errors import ProviderUnavailable
 from cloudarb.deploy.providers._http import RestClient
-from cloudarb.deploy.providers._runpod_common import KEY, MAX_NAME, PodsBase, launch_parts, translate
+from cloudarb.deploy.providers._runpod_common import CAPABILITIES as V1_CAPABILITIES
+from cloudarb.deploy.providers._runpod_common import KEY, PodsBase, launch_parts, translate
 from cloudarb.deploy.providers.base import (
-    Capabilities,
     LaunchSpec,
     ProviderConfig,
     RemoteInstance,
@@ -37,20 +38,8 @@ from cloudarb.deploy.providers.base import (
 
 DEFAULT_BASE_URL = "https://api.runpod.io/v2"
 
-CAPABILITIES = Capabilities(
-    spot=False,
-    stop_start=True,
-    mark="name",
-    idempotency_token=False,
-    list_filter=False,
-    billing_granularity_s=1,
-    billing_minimum_s=0,
-    requests_per_s=2.0,
-    burst=4,
-    listing_lag_s=30.0,
-    max_key_length=MAX_NAME,
-    reports_rate=True,
-)
+CAPABILITIES = replace(V1_CAPABILITIES, spot=False, list_filter=False)
+"""v1's, less spot (no interruptible pods) and the name filter (the key is matched client side)."""
 
 _STATES = {
     "PROVISIONING": RemoteState.PENDING,
