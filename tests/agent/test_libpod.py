@@ -35,12 +35,22 @@ def _name() -> str:
 
 def cgroup_limits(engine: LibpodEngine | DockerEngine, cid: str) -> tuple[int, str]:
     """(memory limit bytes, 'cpu quota period') from inside the container, cgroup v2 or v1."""
-    _, memory = engine.exec(cid, ["/bin/sh", "-c", "cat /sys/fs/cgroup/memory.max 2>/dev/null || "
-                                                   "cat /sys/fs/cgroup/memory/memory.limit_in_bytes"])
-    _, cpu = engine.exec(cid, ["/bin/sh", "-c", "cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo "
-                                                "$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) "
-                                                "$(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)"])
+    memory = _read(engine, cid, "cat /sys/fs/cgroup/memory.max 2>/dev/null || "
+                                "cat /sys/fs/cgroup/memory/memory.limit_in_bytes")
+    cpu = _read(engine, cid, "cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo "
+                             "$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us) $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us)")
     return int(memory.strip()), " ".join(cpu.split())
+
+
+def _read(engine: LibpodEngine | DockerEngine, cid: str, script: str) -> str:
+    """A command's output; asked again when it comes back empty: Podman 4.3's Docker-compatible exec
+    sometimes returns before its output is attached (seen once in 1,371 tests under load)."""
+    output = ""
+    for _ in range(3):
+        code, output = engine.exec(cid, ["/bin/sh", "-c", script])
+        if code == 0 and output.strip():
+            return output
+    return output
 
 
 def _get_when_listening(url: str) -> httpx.Response:
