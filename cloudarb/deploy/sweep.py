@@ -141,22 +141,10 @@ def _hard_stop(ctx: Context | None, session: Any, organization_id: str) -> int:
     return len(deps)
 
 
-_STARTED: set[str] = set()
-"""Databases this process has reconciled since it started (the first tick reconciles at once)."""
-
-
 def tick(ctx: Context, env: DeployEnv | None = None) -> SweepReport:
     env = env or env_for(ctx)
     now = env.clock()
     report = SweepReport()
-    starting = env.settings.database_url not in _STARTED
-    if starting:
-        # at start-up, whatever a crash or a restart left behind is looked at now, not at the next slot
-        _STARTED.add(env.settings.database_url)
-        try:
-            report.reconciled = reconcile_all(env)
-        except Exception:
-            log.exception("start-up reconcile pass failed")
     if not claim_slot(env, SWEEP_SLOT, SWEEP_INTERVAL_S, now):
         return report
     steps: list[tuple[str, Any]] = []
@@ -173,7 +161,7 @@ def tick(ctx: Context, env: DeployEnv | None = None) -> SweepReport:
         except Exception:
             log.exception("deploy sweep step failed", extra={"step": name})
     try:
-        if claim_slot(env, RECONCILE_SLOT, env.settings.deploy_reconcile_interval_s, now) and not starting:
+        if claim_slot(env, RECONCILE_SLOT, env.settings.deploy_reconcile_interval_s, now):
             report.reconciled = reconcile_all(env)
     except Exception:
         log.exception("reconcile pass failed")

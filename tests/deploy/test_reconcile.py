@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from cloudarb.context import Context
 from cloudarb.db.models_deploy import DeployAlert, DeployInstance
 from cloudarb.deploy import states as st
 from cloudarb.deploy.create import launch
@@ -112,22 +111,3 @@ def test_an_instance_ended_after_the_listing_was_taken_is_not_an_orphan(world: W
     world.mem.list_owned = list_then_teardown  # type: ignore[method-assign]
     report = reconcile(world.env, "lambda")
     assert report.orphans_seen == 0 and _alerts(world) == []
-
-
-def test_a_starting_process_reconciles_at_once_whatever_its_slots_say(world: World, ctx: Context) -> None:
-    """A restarted worker looks at what a crash left behind on its first tick, not at the next slot."""
-    from datetime import timedelta
-
-    from cloudarb.db.models_deploy import DeployMeta
-    from cloudarb.deploy import sweep
-
-    sweep._STARTED.discard(world.env.settings.database_url)
-    world.intents(world.deployment())  # the account has a row, so it is looked at
-    later = (world.clock() + timedelta(hours=1)).isoformat()
-    with world.env.db.session() as session:
-        for slot in (sweep.SWEEP_SLOT, sweep.RECONCILE_SLOT):
-            session.merge(DeployMeta(name=slot, value=later))
-    world.mem.leak(world.env.prefix() + "deadbeef-l0-r0-a0")
-    report = sweep.tick(ctx, world.env)
-    assert [r.orphans_seen for r in report.reconciled] == [1]
-    assert sweep.tick(ctx, world.env).reconciled == [], "afterwards the slots decide"
