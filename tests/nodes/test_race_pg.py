@@ -80,7 +80,9 @@ def test_second_transaction_waits_then_loses(db: Database) -> None:
 
         thread = threading.Thread(target=second)
         thread.start()
-        with db.engine.connect() as probe:
+        # Autocommit: pg_stat_activity is a snapshot taken once per transaction, so a probe inside one
+        # transaction that first looked before B blocked would never see B wait.
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as probe:
             wait_for(lambda: probe.execute(text(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                 "AND wait_event_type = 'Lock'")).scalar(), timeout=20)
