@@ -31,6 +31,7 @@ from cloudarb.api.routes import (
     policies,
     prices,
     providers,
+    templates,
 )
 from cloudarb.config import Settings, get_settings
 from cloudarb.context import Context, build_context
@@ -110,7 +111,7 @@ def create_app(settings: Settings | None = None, *, ctx: Context | None = None, 
     app.add_middleware(RequestGuard, max_bytes=settings.max_body_bytes)
     app.include_router(metrics.install(app, context))
     for module in (health, auth, offers, gpus, optimize, jobs, policies, providers, prices, forecasts, nodes, exports,
-                   hooks, deployments, costs):
+                   hooks, deployments, costs, templates):
         app.include_router(module.router)
     dashboard = dashboard_directory(settings.dashboard_dir) if settings.serve_dashboard else None
     if dashboard is not None:  # added last: the outermost layer, it sees /api/... before the rest

@@ -27,6 +27,7 @@ from cloudarb.cli.hooks import hooks_app
 from cloudarb.cli.nodes import nodes_app
 from cloudarb.cli.options import JsonOpt, KeyOpt, ServerOpt, fail
 from cloudarb.cli.render import console, err_console
+from cloudarb.cli.templates import templates_app
 
 INFEASIBLE_EXIT = 3
 """Exit status of `cloudarb optimize` when no plan meets the constraints (1 = failed, 0 = a plan)."""
@@ -65,6 +66,7 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(admin_app, name="admin")
 app.add_typer(catalog.catalog_app, name="catalog")
 app.add_typer(nodes_app, name="nodes")
+app.add_typer(templates_app, name="templates")
 app.add_typer(agent_app, name="agent")
 app.command("gpus")(catalog.gpus)
 app.command("export")(export_cmd.export)

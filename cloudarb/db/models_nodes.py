@@ -145,15 +145,39 @@ class NodeCommand(Base):
 
 
 class Template(Base):
+    """A container template: the catalog's (``organization_id`` None: built-in, or installation-wide) or an
+    organization's own. Names are unique per owner (``scope`` = the organization's id, "" for the catalog),
+    so one organization's names never collide with, or reveal, another's (migration 0013)."""
+
     __tablename__ = "node_templates"
-    name: Mapped[str] = mapped_column(String(80), primary_key=True)
+    __table_args__ = (UniqueConstraint("scope", "name", name="uq_node_templates_scope_name"),)
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    scope: Mapped[str] = mapped_column(String(64), default="")
+    organization_id: Mapped[str | None] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"),
+                                                        nullable=True, index=True)
+    name: Mapped[str] = mapped_column(String(80))
     title: Mapped[str] = mapped_column(String(200), default="")
+    description: Mapped[str] = mapped_column(Text, default="")
     image: Mapped[str] = mapped_column(String(300))
     ports: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     command: Mapped[list[str] | None] = mapped_column(JSONType, nullable=True)
     env: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     health_check: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     organization_ids: Mapped[list[str] | None] = mapped_column(JSONType, nullable=True)
-    """Organizations that may use it; None = every organization."""
+    """For a catalog template: the organizations that may use it; None = every organization."""
     builtin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str] = mapped_column(String(320), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class TemplatePolicy(Base):
+    """Which templates an organization may use (an allow-list; None = all it can see) and whether its
+    placements may name a custom image (None = the server's setting, which an organization can only narrow)."""
+
+    __tablename__ = "node_template_policies"
+    organization_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True)
+    allowed_templates: Mapped[list[str] | None] = mapped_column(JSONType, nullable=True)
+    custom_images: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    updated_by: Mapped[str] = mapped_column(String(320), default="")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

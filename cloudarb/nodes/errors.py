@@ -43,6 +43,28 @@ class UnknownTemplate(InvalidInput):
     code = "unknown_template"
 
 
+class TemplateNotFound(NotFound):
+    """No template of that name that this organization sees (another's is 'not found' too)."""
+
+    code = "template_not_found"
+
+
+class TemplateReadOnly(Forbidden):
+    """A catalog template (built in, or the installation's): no organization may change or delete it."""
+
+    code = "template_read_only"
+
+
+class TemplateExists(Conflict):
+    code = "template_exists"
+
+
+class TemplateInUse(Conflict):
+    """Live placements were made from the template (destroy them first)."""
+
+    code = "template_in_use"
+
+
 class NoSuchGpu(InvalidInput):
     """The node has no GPU of the kind asked for (never one that could free up: queueing would wait forever)."""
 

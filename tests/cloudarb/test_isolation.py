@@ -54,6 +54,10 @@ RESOURCE_ROUTES: dict[tuple[str, str], str] = {
     ("PUT", "/nodes/{node_id}/pricing"): "node",
     ("DELETE", "/nodes/placements/{placement_id}"): "placement",
     ("POST", "/nodes/placements/{placement_id}/credentials"): "placement",
+    ("GET", "/templates/{name}"): "template",
+    ("PUT", "/templates/{name}"): "template",
+    ("PATCH", "/templates/{name}"): "template",
+    ("DELETE", "/templates/{name}"): "template",
 }
 
 # A valid body or query for routes that need one: a 404 must come from ownership, not from validation.
@@ -65,6 +69,8 @@ REQUEST_PARTS: dict[tuple[str, str], dict[str, object]] = {
     ("POST", "/deployments/{deployment_id}/extend"): {"json": {"hours": 1}},
     ("PATCH", "/hooks/{hook_id}"): {"json": {"enabled": False}},
     ("PUT", "/nodes/{node_id}/pricing"): {"json": {"price_per_gpu_hour": 9.0}},
+    ("PUT", "/templates/{name}"): {"json": {"image": "localhost/thief:1"}},
+    ("PATCH", "/templates/{name}"): {"json": {"title": "stolen"}},
 }
 
 # Routes with an id in the path that name shared market data, not an organization's resource. They
@@ -130,7 +136,10 @@ def victim(client: TestClient, ctx: Context, tenant: Tenant) -> dict[str, str]:
     hook = client.post("/hooks", json={"name": "ops", "kind": "webhook", "url": "https://hooks.example.com/ca",
                                        "events": ["deploy.after"]}, headers=tenant.headers("admin"))
     assert hook.status_code == 201, hook.text
-    return {"optimization": opt["id"], "job": opt["job_id"], "policy": policy["id"], "api_key": key["id"],
+    template = client.post("/templates", json={"name": "victim-tpl", "image": "localhost/victim:1"},
+                           headers=tenant.headers("admin"))
+    assert template.status_code == 201, template.text
+    return {"template": "victim-tpl", "optimization": opt["id"], "job": opt["job_id"], "policy": policy["id"], "api_key": key["id"],
             "demand_series": series, "hook": hook.json()["id"], **_stored_deploy_rows(ctx, tenant, opt["id"],
                                                                                      hook.json()["id"])}
 

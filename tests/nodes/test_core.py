@@ -255,8 +255,9 @@ def test_templates_per_organization_and_custom_images(ctx: Context, tenant: Tena
         mine = [t.name for t in templates.list_templates(session, organization_id=tenant.org_id)]
         theirs = [t.name for t in templates.list_templates(session, organization_id=other.org_id)]
         assert "private" in mine and "private" not in theirs and "vllm-openai" in theirs
-        with pytest.raises(TemplateNotAllowed):
+        with pytest.raises(UnknownTemplate) as unseen:  # a template another may not see is not revealed
             templates.resolve(session, organization_id=other.org_id, name="private", image=None, custom_images=True)
+        assert "private" not in unseen.value.message.split("known:")[1]
         with pytest.raises(UnknownTemplate):
             templates.resolve(session, organization_id=other.org_id, name="nope", image=None, custom_images=True)
         with pytest.raises(TemplateNotAllowed):

@@ -1,4 +1,4 @@
-"""The team's own GPU hosts: nodes, join tokens, the placement queue, templates; and the agent endpoints
+"""The team's own GPU hosts: nodes, join tokens, the placement queue (templates: ``templates.py``); and the agent endpoints
 (``/agent/v1/...``, authenticated by each node's own token, stored hashed)."""
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from cloudarb.agent.protocol import (
 )
 from cloudarb.api.deps import Admin, CtxDep, Editor, SessionDep, Viewer, credential_from
 from cloudarb.config import NodesSettings
-from cloudarb.db.models_nodes import Node, NodeGpu, Template
+from cloudarb.db.models_nodes import Node, NodeGpu
 from cloudarb.errors import InvalidInput
 from cloudarb.gpu_names import resolve
-from cloudarb.nodes import agents, placements, progress, service, templates
+from cloudarb.nodes import agents, placements, progress, service
 from cloudarb.nodes.service import QueueEntry
 from cloudarb.storage import audit
 
@@ -116,16 +116,6 @@ class PricingIn(BaseModel):
     price_per_gpu_hour: Annotated[float, Field(ge=0, le=1000)] | None = None
     model_prices: dict[str, Annotated[float, Field(ge=0, le=1000)]] | None = Field(
         default=None, description="USD per GPU-hour per GPU model (any spelling the GPU table knows).")
-
-
-class TemplateOut(BaseModel):
-    name: str
-    title: str
-    image: str
-    ports: list[dict[str, Any]]
-    command: list[str] | None
-    health_check: dict[str, Any]
-    builtin: bool
 
 
 def node_out(session: SessionDep, node: Node) -> dict[str, Any]:
@@ -278,13 +268,6 @@ def set_node_pricing(node_id: IdPath, body: PricingIn, principal: Admin, ctx: Ct
                  action="node.pricing", resource_type="node", resource_id=node.id,
                  detail=body.model_dump(mode="json"))
     return NodeOut.model_validate(node_out(session, node))
-
-
-@router.get("/templates", operation_id="list_templates", response_model=list[TemplateOut], tags=["nodes"])
-def list_templates(principal: Viewer, session: SessionDep) -> list[TemplateOut]:
-    """Container templates this organization may place on its hosts (custom images may be allowed too)."""
-    rows: list[Template] = list(templates.list_templates(session, organization_id=principal.organization_id))
-    return [TemplateOut.model_validate(t, from_attributes=True) for t in rows]
 
 
 # ------------------------------------------------------------------ the agent's endpoints
