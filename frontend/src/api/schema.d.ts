@@ -1236,15 +1236,77 @@ export interface paths {
         };
         /**
          * List Templates
-         * @description Container templates this organization may place on its hosts (custom images may be allowed too).
+         * @description The catalog templates this organization sees and its own, each marked with whether its policy
+         *     allows it (``allowed_only``: just those its placements may use).
          */
         get: operations["list_templates"];
         put?: never;
+        /**
+         * Create Template
+         * @description An organization's own template (admins). Its name must not be one the organization already sees
+         *     (409); it is usable at once unless the organization's allow-list leaves it out (see ``allowed``).
+         */
+        post: operations["create_template"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/templates/policy": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Template Policy
+         * @description Which templates this organization's placements may use, and whether custom images are allowed.
+         */
+        get: operations["get_template_policy"];
+        /**
+         * Set Template Policy
+         * @description Replace the organization's template policy (admins). Every listed name must be a template the
+         *     organization sees (422 names the entry); custom images can only be narrowed from the server's setting.
+         */
+        put: operations["set_template_policy"];
         post?: never;
         delete?: never;
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/templates/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Template */
+        get: operations["get_template"];
+        /**
+         * Replace Template
+         * @description Replace all of one of the organization's own templates (catalog ones are read-only: 403).
+         *     Containers made from it keep what they were made with.
+         */
+        put: operations["replace_template"];
+        post?: never;
+        /**
+         * Delete Template
+         * @description Delete one of the organization's own templates (not while live placements were made from it: 409;
+         *     catalog ones: 403). It leaves the organization's allow-list too.
+         */
+        delete: operations["delete_template"];
+        options?: never;
+        head?: never;
+        /**
+         * Update Template
+         * @description Change some fields of one of the organization's own templates; the result is checked as a whole.
+         */
+        patch: operations["update_template"];
         trace?: never;
     };
 }
@@ -2262,6 +2324,38 @@ export interface components {
              * @default
              */
             os?: string;
+        };
+        /**
+         * HttpCheck
+         * @description Healthy once ``GET http://<container>:<port><path>`` answers below 400.
+         */
+        HttpCheck: {
+            /**
+             * Interval S
+             * @default 10
+             */
+            interval_s?: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "http";
+            /**
+             * Path
+             * @default /
+             */
+            path?: string;
+            /**
+             * Port
+             * @description One of the template's ports.
+             */
+            port: number;
+            /**
+             * Timeout S
+             * @description How long it may take to become healthy.
+             * @default 300
+             */
+            timeout_s?: number;
         };
         /** InstanceOut */
         InstanceOut: {
@@ -3322,60 +3416,6 @@ export interface components {
             /** Ticks */
             ticks: number;
         };
-        /** PolicyIn */
-        PolicyIn: {
-            /**
-             * Cron
-             * @description e.g. '*\/15 * * * *'
-             */
-            cron?: string | null;
-            /**
-             * Enabled
-             * @default true
-             */
-            enabled?: boolean;
-            /** Interval S */
-            interval_s?: number | null;
-            /**
-             * Keep Threshold Pct
-             * @description Savings below this (percent) keep the current allocation.
-             */
-            keep_threshold_pct?: number | null;
-            /** Name */
-            name: string;
-            request: components["schemas"]["OptimizeRequest"];
-        };
-        /** PolicyOut */
-        PolicyOut: {
-            /**
-             * Created At
-             * Format: date-time
-             */
-            created_at: string;
-            /** Cron */
-            cron: string | null;
-            /** Current Optimization Id */
-            current_optimization_id: string | null;
-            /** Enabled */
-            enabled: boolean;
-            /** Id */
-            id: string;
-            /** Interval S */
-            interval_s: number | null;
-            /** Keep Threshold Pct */
-            keep_threshold_pct: number;
-            /** Name */
-            name: string;
-            /**
-             * Next Run At
-             * Format: date-time
-             */
-            next_run_at: string;
-            /** Request */
-            request: {
-                [key: string]: unknown;
-            };
-        };
         /**
          * PolicyPatch
          * @description Fields to change; absent fields stay. ``enabled: false`` pauses, ``true`` resumes.
@@ -3418,6 +3458,26 @@ export interface components {
             optimization_id: string;
             /** Savings Pct */
             savings_pct: number | null;
+        };
+        /** PortIn */
+        PortIn: {
+            /**
+             * Container Port
+             * @description The port inside the container.
+             */
+            container_port: number;
+            /**
+             * Name
+             * @description ssh, jupyter, http...
+             * @default
+             */
+            name?: string;
+            /**
+             * Protocol
+             * @default tcp
+             * @enum {string}
+             */
+            protocol?: "tcp" | "udp";
         };
         /** PortSpec */
         PortSpec: {
@@ -3644,6 +3704,17 @@ export interface components {
              * @default 0
              */
             largest_provider_share?: number;
+        };
+        /**
+         * RunningCheck
+         * @description Healthy while the container runs.
+         */
+        RunningCheck: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "running";
         };
         /** Savings */
         Savings: {
@@ -3888,12 +3959,132 @@ export interface components {
              */
             wins: number;
         };
+        /**
+         * TcpCheck
+         * @description Healthy once the port accepts a connection.
+         */
+        TcpCheck: {
+            /**
+             * Interval S
+             * @default 10
+             */
+            interval_s?: number;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "tcp";
+            /**
+             * Port
+             * @description One of the template's ports.
+             */
+            port: number;
+            /**
+             * Timeout S
+             * @default 300
+             */
+            timeout_s?: number;
+        };
+        /** TemplateCreate */
+        TemplateCreate: {
+            /**
+             * Command
+             * @description Start command (None: the image's own).
+             */
+            command?: string[] | null;
+            /**
+             * Description
+             * @default
+             */
+            description?: string;
+            /** Env */
+            env?: {
+                [key: string]: string;
+            };
+            /** Health Check */
+            health_check?: components["schemas"]["RunningCheck"] | components["schemas"]["HttpCheck"] | components["schemas"]["TcpCheck"];
+            /**
+             * Image
+             * @description An image reference: [registry/]name[:tag][@sha256:digest].
+             */
+            image: string;
+            /**
+             * Name
+             * @description Lowercase letters, digits, '.', '_', '-'.
+             */
+            name: string;
+            /**
+             * Ports
+             * @description Ports to publish.
+             */
+            ports?: components["schemas"]["PortIn"][];
+            /**
+             * Title
+             * @default
+             */
+            title?: string;
+        };
+        /**
+         * TemplateFields
+         * @description Everything of a template but its name (a full replacement in PUT).
+         */
+        TemplateFields: {
+            /**
+             * Command
+             * @description Start command (None: the image's own).
+             */
+            command?: string[] | null;
+            /**
+             * Description
+             * @default
+             */
+            description?: string;
+            /** Env */
+            env?: {
+                [key: string]: string;
+            };
+            /** Health Check */
+            health_check?: components["schemas"]["RunningCheck"] | components["schemas"]["HttpCheck"] | components["schemas"]["TcpCheck"];
+            /**
+             * Image
+             * @description An image reference: [registry/]name[:tag][@sha256:digest].
+             */
+            image: string;
+            /**
+             * Ports
+             * @description Ports to publish.
+             */
+            ports?: components["schemas"]["PortIn"][];
+            /**
+             * Title
+             * @default
+             */
+            title?: string;
+        };
         /** TemplateOut */
         TemplateOut: {
+            /**
+             * Allowed
+             * @description Whether this organization's policy lets its placements use it.
+             */
+            allowed: boolean;
             /** Builtin */
             builtin: boolean;
             /** Command */
             command: string[] | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Created By */
+            created_by: string;
+            /** Description */
+            description: string;
+            /** Env */
+            env: {
+                [key: string]: string;
+            };
             /** Health Check */
             health_check: {
                 [key: string]: unknown;
@@ -3902,12 +4093,44 @@ export interface components {
             image: string;
             /** Name */
             name: string;
+            /**
+             * Owner
+             * @description 'catalog' (read-only: built in or the installation's) or 'organization' (this organization's own).
+             */
+            owner: string;
             /** Ports */
             ports: {
                 [key: string]: unknown;
             }[];
             /** Title */
             title: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /**
+         * TemplatePatch
+         * @description The fields to change; the result is checked as a whole (a health check must name a kept port).
+         */
+        TemplatePatch: {
+            /** Command */
+            command?: string[] | null;
+            /** Description */
+            description?: string | null;
+            /** Env */
+            env?: {
+                [key: string]: string;
+            } | null;
+            /** Health Check */
+            health_check?: (components["schemas"]["RunningCheck"] | components["schemas"]["HttpCheck"] | components["schemas"]["TcpCheck"]) | null;
+            /** Image */
+            image?: string | null;
+            /** Ports */
+            ports?: components["schemas"]["PortIn"][] | null;
+            /** Title */
+            title?: string | null;
         };
         /** TestAccepted */
         TestAccepted: {
@@ -4207,6 +4430,94 @@ export interface components {
             present: boolean;
             /** Uuid */
             uuid: string;
+        };
+        /** PolicyIn */
+        cloudarb__api__routes__policies__PolicyIn: {
+            /**
+             * Cron
+             * @description e.g. '*\/15 * * * *'
+             */
+            cron?: string | null;
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled?: boolean;
+            /** Interval S */
+            interval_s?: number | null;
+            /**
+             * Keep Threshold Pct
+             * @description Savings below this (percent) keep the current allocation.
+             */
+            keep_threshold_pct?: number | null;
+            /** Name */
+            name: string;
+            request: components["schemas"]["OptimizeRequest"];
+        };
+        /** PolicyOut */
+        cloudarb__api__routes__policies__PolicyOut: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Cron */
+            cron: string | null;
+            /** Current Optimization Id */
+            current_optimization_id: string | null;
+            /** Enabled */
+            enabled: boolean;
+            /** Id */
+            id: string;
+            /** Interval S */
+            interval_s: number | null;
+            /** Keep Threshold Pct */
+            keep_threshold_pct: number;
+            /** Name */
+            name: string;
+            /**
+             * Next Run At
+             * Format: date-time
+             */
+            next_run_at: string;
+            /** Request */
+            request: {
+                [key: string]: unknown;
+            };
+        };
+        /** PolicyIn */
+        cloudarb__api__routes__templates__PolicyIn: {
+            /**
+             * Allowed Templates
+             * @description The only templates the organization's placements may use; null = every template it sees.
+             */
+            allowed_templates: string[] | null;
+            /**
+             * Custom Images
+             * @description Whether placements may name any image; null = the server's setting (an organization may narrow it, never widen it).
+             */
+            custom_images?: boolean | null;
+        };
+        /** PolicyOut */
+        cloudarb__api__routes__templates__PolicyOut: {
+            /** Allowed Templates */
+            allowed_templates: string[] | null;
+            /** Custom Images */
+            custom_images: boolean | null;
+            /**
+             * Custom Images Effective
+             * @description What placements may do now (server and organization).
+             */
+            custom_images_effective: boolean;
+            /**
+             * Server Custom Images
+             * @description CLOUDARB_NODE_CUSTOM_IMAGES on this server.
+             */
+            server_custom_images: boolean;
+            /** Updated At */
+            updated_at: string | null;
+            /** Updated By */
+            updated_by: string;
         };
         /**
          * GpuOut
@@ -6647,7 +6958,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["PolicyOut"][];
+                    "application/json": components["schemas"]["cloudarb__api__routes__policies__PolicyOut"][];
                 };
             };
             /** @description Validation Error */
@@ -6673,7 +6984,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["PolicyIn"];
+                "application/json": components["schemas"]["cloudarb__api__routes__policies__PolicyIn"];
             };
         };
         responses: {
@@ -6683,7 +6994,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["PolicyOut"];
+                    "application/json": components["schemas"]["cloudarb__api__routes__policies__PolicyOut"];
                 };
             };
             /** @description Validation Error */
@@ -6717,7 +7028,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["PolicyOut"];
+                    "application/json": components["schemas"]["cloudarb__api__routes__policies__PolicyOut"];
                 };
             };
             /** @description Validation Error */
@@ -6787,7 +7098,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["PolicyOut"];
+                    "application/json": components["schemas"]["cloudarb__api__routes__policies__PolicyOut"];
                 };
             };
             /** @description Validation Error */
@@ -7007,7 +7318,9 @@ export interface operations {
     };
     list_templates: {
         parameters: {
-            query?: never;
+            query?: {
+                allowed_only?: boolean;
+            };
             header?: {
                 authorization?: string | null;
                 "x-api-key"?: string | null;
@@ -7024,6 +7337,252 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["TemplateOut"][];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    create_template: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TemplateCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_template_policy: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["cloudarb__api__routes__templates__PolicyOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    set_template_policy: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["cloudarb__api__routes__templates__PolicyIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["cloudarb__api__routes__templates__PolicyOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    get_template: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    replace_template: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TemplateFields"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    delete_template: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    update_template: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TemplatePatch"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateOut"];
                 };
             };
             /** @description Validation Error */
