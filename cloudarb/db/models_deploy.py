@@ -47,6 +47,12 @@ class Deployment(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    target: Mapped[str] = mapped_column(String(20), default="cloud", server_default="cloud")
+    """What makes its instances (0014): ``cloud`` (the providers' APIs), ``kubernetes`` (server-side apply
+    to the configured cluster) or ``terraform`` (the organization's command hook)."""
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    """What the target reported (0014): hook runs (exit code, bounded output), Terraform outputs, shared
+    objects of an apply."""
 
 
 class DeployInstance(Base):

@@ -103,7 +103,9 @@ def provider_config(settings: Settings, provider: str, account: str = "default")
 
     creds = {c.field: v.get_secret_value() for c, v in settings.credentials(provider).items() if v is not None}
     by_provider: dict[str, dict[str, str]] = {"runpod": {"api_version": settings.deploy_runpod_api},
-                                              "aws": {"regions": settings.aws_regions, "ami": settings.aws_ami}}
+                                              "aws": {"regions": settings.aws_regions, "ami": settings.aws_ami},
+                                              "kubernetes": {"kubeconfig": str(settings.deploy_kubeconfig or ""),
+                                                             "context": settings.deploy_kube_context or ""}}
     options = by_provider.get(provider, {})
     creds.update({k: v for k, v in options.items() if v and k not in creds})
     base_url = getattr(settings, f"deploy_base_url_{provider}", None)

@@ -1,20 +1,33 @@
-"""Server-side apply of an optimization's Kubernetes manifests through the official Python client.
+"""Kubernetes deployments: server-side apply of an optimization's manifests through the official client,
+recorded as a deployment of target ``kubernetes``.
 
-Runs only in a worker job (the API enqueues ``k8s_submit``). Each object is sent as the documented
-server-side apply call: ``PATCH <object path>?fieldManager=cloudarb&force=true`` with
-``Content-Type: application/apply-patch+yaml`` (JSON is YAML), which creates the object or updates the
-fields CloudArb manages, taking them over from another manager (``force``) because the plan is the
-source of truth for what it rendered. Kueue objects go first (ResourceFlavors, LocalQueue) so Jobs
-find their queue. Around the apply the organization's hooks see ``deploy.before`` (blocking: a
-failing hook stops the apply with its reason) and ``deploy.after`` (with every object's outcome).
+Runs only in a worker job (the API enqueues it through ``k8s_submit``). The job follows the deploy
+stage's rules: every object it will own gets an instance row (provider ``kubernetes``, one per Job,
+Deployment or PodDisruptionBudget, ``replica`` numbering the objects of a line) committed before the
+cluster is asked; the object carries the row's key as its name and as the ``cloudarb.io/key`` label
+(so two deployments of one optimization never share an object, and the reconciler finds what a crash
+left behind); each row moves requested -> creating -> created -> running as its object is applied,
+and every step is published on the deployment's event stream (``/ws/deployments/{id}``). Teardown
+(``done``, ``DELETE /deployments/{id}``, expiry) is the deploy core's verified destroy through
+``cloudarb.deploy.providers.kubernetes``: a DELETE per object, then reads until the 404 that proves it
+gone. Kueue objects (ResourceFlavors, the LocalQueue) are shared cluster configuration: applied first
+so Jobs find their queue, reported on the deployment, never deleted with it.
 
-The client's errors are translated here: 401/403 -> ``AuthFailed``, 404 (a kind the cluster does not
-serve, e.g. Kueue not installed) and 400/422 -> ``InvalidLaunch``, 409/429/5xx and connection
-failures -> ``ProviderUnavailable`` (the job runtime retries it).
+Each object is sent as the documented server-side apply call: ``PATCH <object path>?fieldManager=
+cloudarb&force=true`` with ``Content-Type: application/apply-patch+yaml`` (JSON is YAML), which
+creates the object or updates the fields CloudArb manages. Applying again is idempotent, so a job
+re-run after a crash or a transient failure re-applies what is unresolved and never makes a second
+object. Around the apply the organization's hooks see ``deploy.before`` (blocking: a failing hook
+stops the apply with its reason) and ``deploy.after`` (with every object's outcome).
+
+Money: the cluster is the team's; CloudArb does not meter it unless the apply asked to (``meter``),
+in which case each workload object carries its line's price (all its machines) and is metered per
+second like any instance.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from collections.abc import Callable
@@ -24,14 +37,30 @@ from typing import TYPE_CHECKING, Any
 
 import urllib3
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
-from cloudarb import hooks
+from cloudarb.db.models_deploy import DeployInstance, Deployment
 from cloudarb.db.models_hooks import KubernetesApply
-from cloudarb.deploy.errors import AuthFailed, InvalidLaunch, ProviderUnavailable, ProvisionError
+from cloudarb.deploy import keys
+from cloudarb.deploy import states as st
+from cloudarb.deploy.create import adopt
+from cloudarb.deploy.env import DeployEnv, env_for
+from cloudarb.deploy.errors import InvalidLaunch, ProviderUnavailable, ProvisionError
 from cloudarb.deploy.export import load_plan
+from cloudarb.deploy.providers.base import RemoteInstance, RemoteState
+from cloudarb.deploy.providers.kubernetes import (
+    KEY_LABEL,
+    OWNED_KINDS,
+    PROVIDER,
+    load_client,
+    provider_id,
+    translate,
+)
 from cloudarb.deploy.renderers.kubernetes import KubernetesOptions, objects
+from cloudarb.deploy.renderers.plan import Plan
+from cloudarb.deploy.run import set_status
 from cloudarb.jobs.errors import JobInputError, TransientJobError
 
 if TYPE_CHECKING:
@@ -44,6 +73,8 @@ APPLY_CONTENT_TYPE = "application/apply-patch+yaml"
 KUEUE_GROUP = "kueue.x-k8s.io"
 PLURALS = {"LocalQueue": "localqueues", "ResourceFlavor": "resourceflavors"}
 CLUSTER_SCOPED = frozenset({"ResourceFlavor"})
+DEPLOYMENT_LABEL = "cloudarb.io/deployment"
+ACCOUNT = "default"
 
 
 @dataclass(frozen=True)
@@ -59,30 +90,20 @@ class Applied:
                 "uid": self.uid}
 
 
+@dataclass(frozen=True)
+class Owned:
+    """One object a deployment owns: its line, its number among the line's objects, key and manifest."""
+
+    line: int
+    replica: int
+    key: str
+    doc: dict[str, Any]
+
+
 def api_client(kubeconfig: Path, context: str | None = None) -> k8s.ApiClient:
     """A client whose every request is a server-side apply (the generated methods would otherwise send
     a strategic-merge patch; the client's default headers take precedence over the method's)."""
-    configuration = k8s.Configuration()
-    k8s_config.load_kube_config(config_file=str(kubeconfig), context=context, client_configuration=configuration)
-    api = k8s.ApiClient(configuration)
-    api.set_default_header("Content-Type", APPLY_CONTENT_TYPE)
-    return api
-
-
-def _translate(exc: ApiException, what: str) -> ProvisionError:
-    status = exc.status or 0
-    detail = f"{what}: HTTP {status} {exc.reason or ''}".strip()
-    try:
-        message = json.loads(exc.body or "{}").get("message")
-    except (ValueError, AttributeError):
-        message = None
-    if message:
-        detail += f": {message}"
-    if status in (401, 403):
-        return AuthFailed(detail, provider="kubernetes")
-    if status in (400, 404, 422):
-        return InvalidLaunch(detail, provider="kubernetes")
-    return ProviderUnavailable(detail, provider="kubernetes")
+    return load_client(kubeconfig, context, default_headers={"Content-Type": APPLY_CONTENT_TYPE})
 
 
 def _call(api: k8s.ApiClient, obj: dict[str, Any]) -> Callable[[], Any]:
@@ -104,7 +125,7 @@ def _call(api: k8s.ApiClient, obj: dict[str, Any]) -> Callable[[], Any]:
             return lambda: custom.patch_cluster_custom_object(KUEUE_GROUP, version, PLURALS[kind], name, obj, **common)
         return lambda: custom.patch_namespaced_custom_object(KUEUE_GROUP, version, namespace, PLURALS[kind], name,
                                                              obj, **common)
-    raise InvalidLaunch(f"no apply path for kind {kind}", provider="kubernetes")
+    raise InvalidLaunch(f"no apply path for kind {kind}", provider=PROVIDER)
 
 
 def apply_object(api: k8s.ApiClient, obj: dict[str, Any]) -> Applied:
@@ -113,9 +134,9 @@ def apply_object(api: k8s.ApiClient, obj: dict[str, Any]) -> Applied:
     try:
         response = _call(api, obj)()
     except ApiException as exc:
-        raise _translate(exc, f"{kind} {name}") from exc
+        raise translate(exc, f"{kind} {name}") from exc
     except urllib3.exceptions.HTTPError as exc:
-        raise ProviderUnavailable(f"{kind} {name}: the API server did not answer: {exc}", provider="kubernetes") from exc
+        raise ProviderUnavailable(f"{kind} {name}: the API server did not answer: {exc}", provider=PROVIDER) from exc
     try:
         uid = json.loads(response.data or b"{}").get("metadata", {}).get("uid")
     except ValueError:
@@ -133,56 +154,209 @@ def ordered(files: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     return docs
 
 
+def _rekey(value: Any, old: str, new: str) -> Any:
+    """Every string equal to ``old`` (the export's mark: names, labels, selectors, env) becomes ``new``."""
+    if isinstance(value, dict):
+        return {k: _rekey(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rekey(v, old, new) for v in value]
+    return new if value == old else value
+
+
+def owned_objects(plan: Plan, options: KubernetesOptions, *, install: str,
+                  deployment_id: str) -> tuple[list[dict[str, Any]], list[Owned]]:
+    """(shared Kueue objects, objects the deployment owns) of one apply.
+
+    A line's objects take the deployment's keys instead of the export's mark: the line's first object
+    (its Job or Deployment) is named after replica 0's key, which its pods' labels and the selectors
+    carry; each further object (a PodDisruptionBudget) gets its own key as name and label."""
+    docs = ordered(objects(plan, options))
+    shared = [d for d in docs if d["kind"] not in OWNED_KINDS]
+    owned: list[Owned] = []
+    for line in plan.lines:
+        mark = plan.key(line)
+        mine = [d for d in docs if d["kind"] in OWNED_KINDS and d["metadata"].get("labels", {}).get(KEY_LABEL) == mark]
+        first = keys.make_key(install, deployment_id, line.index, 0, 0, max_length=63)
+        for replica, doc in enumerate(mine):
+            key = keys.make_key(install, deployment_id, line.index, replica, 0, max_length=63)
+            new = _rekey(copy.deepcopy(doc), mark, first)
+            meta = new["metadata"]
+            meta["name"] = key
+            meta["labels"] = {**meta.get("labels", {}), KEY_LABEL: key, DEPLOYMENT_LABEL: deployment_id}
+            owned.append(Owned(line.index, replica, key, new))
+    return shared, owned
+
+
+def options_of(stored: dict[str, Any]) -> KubernetesOptions:
+    return KubernetesOptions(namespace=stored.get("namespace", "default"),
+                             image=stored.get("image", KubernetesOptions.image),
+                             command=tuple(stored["command"]) if stored.get("command") else None,
+                             region_selector=bool(stored.get("region_selector", True)),
+                             provider_label=stored.get("provider_label"),
+                             instance_type_selector=bool(stored.get("instance_type_selector", False)),
+                             kueue_cluster_queue=stored.get("kueue_cluster_queue"))
+
+
+def _env(jc: JobContext) -> DeployEnv:
+    def emit(step: str, payload: dict[str, Any]) -> None:
+        message = payload.get("reason") or payload.get("status") or payload.get("key") or ""
+        jc.progress(step, message=str(message), **{k: v for k, v in payload.items() if k != "reason"},
+                    reason=payload.get("reason"))
+
+    return env_for(jc.ctx).with_emit(emit)
+
+
+def write_rows(env: DeployEnv, dep: Deployment, plan: Plan, owned: list[Owned], *, meter: bool) -> None:
+    """The intent rows of every owned object not yet recorded, committed together before any apply."""
+    lines = {ln.index: ln for ln in plan.lines}
+    now = env.clock()
+    try:
+        with env.db.session() as session:
+            have = set(session.scalars(select(DeployInstance.key).where(DeployInstance.deployment_id == dep.id)))
+            for o in owned:
+                if o.key in have:
+                    continue
+                line = lines[o.line]
+                workload = o.doc["kind"] in ("Job", "Deployment")
+                session.add(DeployInstance(
+                    organization_id=dep.organization_id, deployment_id=dep.id, line_index=o.line, replica=o.replica,
+                    attempt=0, key=o.key, workload_id=line.workload_id, provider=PROVIDER, account=ACCOUNT,
+                    offer_key=line.offer_key, region=line.region, instance_type=line.instance_type,
+                    gpu_model=line.gpu_model, gpu_count=line.gpus if workload else 0, spot=False,
+                    price_per_hour=line.hourly_cost if meter and workload else 0.0,
+                    billing_granularity_s=1, billing_minimum_s=0, state=st.REQUESTED, expires_at=dep.expires_at,
+                    created_at=now, state_at=now))
+    except IntegrityError:
+        pass  # written by the other run of this job; the rows are there
+    env.emit("intents", {"deployment_id": dep.id, "replicas": len(owned)})
+
+
+def _rows(env: DeployEnv, deployment_id: str) -> dict[str, DeployInstance]:
+    with env.db.session() as session:
+        return {r.key: r for r in session.scalars(select(DeployInstance).where(
+            DeployInstance.deployment_id == deployment_id))}
+
+
+def _applied_one(env: DeployEnv, row: DeployInstance, done: Applied) -> None:
+    now = env.clock()
+    remote = RemoteInstance(provider_id=provider_id(done.kind, done.namespace, done.name), key=row.key,
+                            state=RemoteState.RUNNING, raw_state=f"HTTP {done.status}", created_at=now)
+    fresh = _rows(env, row.deployment_id or "")[row.key]
+    if fresh.state in st.UNRESOLVED:
+        adopt(env, fresh, remote)
+    with env.db.session() as session:
+        st.move(session, row.id, to=st.RUNNING, when=(st.CREATED,), now=now, running_at=now,
+                address=f"{done.namespace}/{done.name}")
+
+
+def _record(env: DeployEnv, deployment_id: str, **values: Any) -> None:
+    with env.db.session() as session:
+        dep = session.get(Deployment, deployment_id)
+        if dep is not None:
+            dep.details = {**(dep.details or {}), **values}
+        row = session.get(KubernetesApply, deployment_id)
+        if row is not None:
+            for name in ("applied", "error"):
+                if name in values:
+                    setattr(row, name, values[name])
+
+
 def apply_job(jc: JobContext) -> str:
-    """Job body of ``k8s_apply``: render, ask the blocking hooks, apply every object, record, report."""
+    """Job body of ``k8s_apply`` (target: the deployment): rows first, hooks, apply, record, report."""
     settings = jc.ctx.settings
     if settings.deploy_kubeconfig is None:
         raise JobInputError("no cluster is configured (CLOUDARB_DEPLOY_KUBECONFIG)")
+    env = _env(jc)
     with jc.ctx.db.session() as session:
-        row = session.get(KubernetesApply, jc.target_id)
-        if row is None:
-            raise JobInputError(f"kubernetes apply {jc.target_id} not found")
-        plan = load_plan(session, organization_id=row.organization_id, optimization_id=row.optimization_id,
-                         lines=row.lines)
-        org, options = row.organization_id, dict(row.options)
-    opts = KubernetesOptions(namespace=options.get("namespace", "default"),
-                             image=options.get("image", KubernetesOptions.image),
-                             command=tuple(options["command"]) if options.get("command") else None,
-                             region_selector=bool(options.get("region_selector", True)),
-                             provider_label=options.get("provider_label"),
-                             instance_type_selector=bool(options.get("instance_type_selector", False)),
-                             kueue_cluster_queue=options.get("kueue_cluster_queue"))
-    docs = ordered(objects(plan, opts))
-    about = {"target": "kubernetes", "apply_id": jc.target_id, "optimization_id": plan.optimization_id,
-             "namespace": opts.namespace, "objects": [f"{d['kind']}/{d['metadata']['name']}" for d in docs]}
-    before = hooks.emit(jc.ctx, org, "deploy.before", about, blocking=True, subject_id=jc.target_id)
-    if not before.ok:
-        raise JobInputError(f"stopped by a deploy.before hook: {before.reason}")
-    api = api_client(settings.deploy_kubeconfig, settings.deploy_kube_context)
+        dep = session.get(Deployment, jc.target_id)
+        request = session.get(KubernetesApply, jc.target_id)
+        if dep is None or request is None:
+            raise JobInputError(f"kubernetes deployment {jc.target_id} not found")
+        plan = load_plan(session, organization_id=dep.organization_id, optimization_id=request.optimization_id,
+                         lines=request.lines, expires_at=dep.expires_at)
+        stored = dict(request.options)
+    if dep.status in ("ending", "ended"):
+        return "finished"
+    opts = options_of(stored)
+    shared, owned = owned_objects(plan, opts, install=env.install_id(), deployment_id=dep.id)
+    org = dep.organization_id
+    about = {"target": "kubernetes", "deployment_id": dep.id, "apply_id": dep.id,
+             "optimization_id": plan.optimization_id, "namespace": opts.namespace,
+             "objects": [f"{d['kind']}/{d['metadata']['name']}" for d in [*shared, *(o.doc for o in owned)]]}
+    if dep.status == "pending":
+        refused = env.notify(org, "deploy.before", about, True)
+        if refused:
+            reason = f"stopped by a deploy.before hook: {refused[0]}"
+            set_status(env, dep.id, "failed", when=("pending",), reason=reason)
+            _record(env, dep.id, error=reason, applied=[])
+            raise JobInputError(reason)
+    set_status(env, dep.id, "deploying", when=("pending", "deploying"))
+    write_rows(env, dep, plan, owned, meter=bool(stored.get("meter")))
     applied: list[Applied] = []
+    total = len(shared) + len(owned)
+    api = api_client(settings.deploy_kubeconfig, settings.deploy_kube_context)
     try:
-        for number, doc in enumerate(docs, start=1):
+        for doc in shared:
             jc.check_canceled()
             done = apply_object(api, doc)
             applied.append(done)
-            jc.progress("apply", percent=100.0 * number / max(1, len(docs)),
-                        message=f"{done.kind}/{done.name}: HTTP {done.status}", object=done.as_dict())
+            jc.progress("apply", percent=100.0 * len(applied) / max(1, total),
+                        message=f"{done.kind}/{done.name}: HTTP {done.status} (shared)", object=done.as_dict())
+        for o in owned:
+            jc.check_canceled()
+            row = _rows(env, dep.id)[o.key]
+            if row.state not in st.UNRESOLVED:
+                continue  # applied by an earlier run of this job
+            with env.db.session() as session:
+                st.move(session, row.id, to=st.CREATING, when=st.UNRESOLVED, now=env.clock(), launched_at=env.clock())
+            try:
+                done = apply_object(api, o.doc)
+            except ProviderUnavailable as exc:  # may have been applied: the next run applies it again
+                with env.db.session() as session:
+                    st.move(session, row.id, to=st.CREATE_UNKNOWN, when=(st.CREATING,), now=env.clock(),
+                            last_error=exc.message)
+                raise
+            except ProvisionError as exc:
+                with env.db.session() as session:
+                    st.move(session, row.id, to=st.FAILED, when=(st.CREATING,), now=env.clock(),
+                            ended_at=env.clock(), last_error=exc.message, end_reason=exc.message)
+                raise
+            applied.append(done)
+            _applied_one(env, row, done)
+            jc.progress("apply", percent=100.0 * len(applied) / max(1, total),
+                        message=f"{done.kind}/{done.name}: HTTP {done.status}", object=done.as_dict(),
+                        instance_id=row.id, line=o.line, replica=o.replica, provider=PROVIDER,
+                        provider_id=provider_id(done.kind, done.namespace, done.name))
     except ProvisionError as exc:
-        _finish(jc, org, about, applied, error=exc.message)
+        _finish(env, dep.id, org, about, applied, shared, error=exc.message, final=not isinstance(
+            exc, ProviderUnavailable))
         if isinstance(exc, ProviderUnavailable):
             raise TransientJobError(exc.message) from exc
         raise JobInputError(exc.message) from exc
     finally:
         api.close()
-    _finish(jc, org, about, applied, error=None)
+    _finish(env, dep.id, org, about, applied, shared, error=None, final=True)
     return "finished"
 
 
-def _finish(jc: JobContext, org: str, about: dict[str, Any], applied: list[Applied], *, error: str | None) -> None:
-    with jc.ctx.db.session() as session:
-        row = session.get(KubernetesApply, jc.target_id)
-        if row is not None:
-            row.applied = [a.as_dict() for a in applied]
-            row.error = error
-    outcome = {**about, "applied": [a.as_dict() for a in applied], "ok": error is None, "error": error}
-    hooks.emit(jc.ctx, org, "deploy.after", outcome, blocking=False, subject_id=jc.target_id)
+def _finish(env: DeployEnv, deployment_id: str, org: str, about: dict[str, Any], applied: list[Applied],
+            shared: list[dict[str, Any]], *, error: str | None, final: bool) -> None:
+    """Record the outcome; once final, settle the deployment's status and tell the after hooks."""
+    _record(env, deployment_id, applied=[a.as_dict() for a in applied], error=error,
+            shared=[f"{d['kind']}/{d['metadata']['name']}" for d in shared])
+    if not final:
+        return
+    if error is not None:  # what was never tried stays unapplied: end those rows now
+        now = env.clock()
+        with env.db.session() as session:
+            for row in session.scalars(select(DeployInstance).where(DeployInstance.deployment_id == deployment_id,
+                                                                    DeployInstance.state == st.REQUESTED)):
+                st.move(session, row.id, to=st.FAILED, when=(st.REQUESTED,), now=now, ended_at=now,
+                        end_reason=f"not applied: {error}")
+    rows = list(_rows(env, deployment_id).values())
+    running = sum(1 for r in rows if r.state == st.RUNNING)
+    status = "running" if running == len(rows) and error is None else "partial" if running else "failed"
+    set_status(env, deployment_id, status, when=("deploying",), reason=error)
+    outcome = {**about, "status": status, "applied": [a.as_dict() for a in applied], "ok": error is None,
+               "error": error}
+    env.notify(org, "deploy.after", outcome, False)

@@ -133,6 +133,13 @@ class DeploymentOut(BaseModel):
     attempts: list[AttemptOut]
     rate_per_hour: float = Field(description="USD per hour of the instances billed now.")
     cost_so_far: float
+    target: str = Field(default="cloud", description=(
+        "What makes the instances: 'cloud' (the providers' APIs), 'kubernetes' (server-side apply to the "
+        "configured cluster: one instance per object, not metered unless asked) or 'terraform' (the "
+        "organization's command hook: not metered, the resources are the Terraform configuration's)."))
+    details: dict[str, Any] = Field(default_factory=dict, description=(
+        "What the target reported: Kubernetes namespace and shared objects; Terraform working directory, "
+        "each hook run (exit code, bounded output) and the outputs (addresses)."))
 
 
 class DeploymentPage(BaseModel):
@@ -197,7 +204,7 @@ def to_out(session: Session, dep: Deployment, now: datetime) -> DeploymentOut:
                   for a in attempts],
         rate_per_hour=round(sum(r.price_per_hour for r in rows
                                 if r.billing_started_at is not None and r.billing_stopped_at is None), 6),
-        cost_so_far=round(total, 6),
+        cost_so_far=round(total, 6), target=dep.target or "cloud", details=dict(dep.details or {}),
     )
 
 

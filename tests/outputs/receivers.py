@@ -2,9 +2,10 @@
 
 ``Receiver`` is a webhook endpoint answering a scripted list of status codes (the last one repeats)
 and recording every request. ``FakeKubeAPI`` answers the documented Kubernetes API responses for
-the calls the apply uses: server-side apply ``PATCH`` on Job, Deployment, PodDisruptionBudget and the
-Kueue custom resources, ``201 Created`` with the object the first time and ``200 OK`` after, ``401``
-for a wrong bearer token, and ``404`` with a ``Status`` body for a resource the cluster does not serve.
+the calls a Kubernetes deployment uses: server-side apply ``PATCH`` on Job, Deployment, PodDisruptionBudget and
+the Kueue custom resources (``201 Created`` with the object the first time and ``200 OK`` after), reads,
+foreground deletes and label-selected paged lists, ``401`` for a wrong bearer token, and ``404`` with a
+``Status`` body for a resource the cluster does not serve or an object that does not exist.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class _Server:
                 self.end_headers()
                 self.wfile.write(data)
 
-            do_POST = do_PATCH = do_GET = _handle
+            do_POST = do_PATCH = do_GET = do_DELETE = _handle
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -87,25 +88,99 @@ class Receiver(_Server):
 
 @dataclass
 class FakeKubeAPI(_Server):
+    """A loopback API server for the calls CloudArb makes, in the documented shapes.
+
+    Server-side apply (``PATCH``), read (``GET`` an object: 404 ``Status`` when absent), delete
+    (``DELETE``: with ``propagationPolicy=Foreground`` the object stays with a ``deletionTimestamp``
+    for ``linger`` reads, as while the garbage collector removes its pods, then it is gone; 404 when
+    absent), and list across namespaces (``GET /apis/<group>/<version>/<plural>`` with a
+    ``labelSelector`` of ``key`` or ``key=value`` terms, paged by ``limit`` and ``continue``).
+    ``fail_deletes`` answers the next n DELETEs with 500 (an API server in trouble)."""
+
     token: str = "test-token"
     served: set[str] = field(default_factory=lambda: {"jobs", "deployments", "poddisruptionbudgets",
                                                       "localqueues", "resourceflavors"})
+    linger: int = 0
+    fail_deletes: int = 0
 
     def __post_init__(self) -> None:
         super().__init__()
         self.objects: dict[str, dict[str, Any]] = {}
+        self.deleting: dict[str, int] = {}
+        self.created = 0
+
+    @staticmethod
+    def _status(code: int, reason: str, message: str) -> tuple[int, Any]:
+        return code, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason,
+                      "message": message, "code": code}
+
+    def put(self, path: str, obj: dict[str, Any]) -> None:
+        """Store an object as if someone had applied it (a test's way to plant one)."""
+        self.created += 1
+        self.objects[path] = {**obj, "metadata": {**obj["metadata"], "uid": f"uid-{self.created}"}}
+
+    def _selected(self, obj: dict[str, Any], selector: str) -> bool:
+        labels = obj["metadata"].get("labels") or {}
+        for term in filter(None, selector.split(",")):
+            key, eq, value = term.partition("=")
+            if key not in labels or (eq and labels[key] != value):
+                return False
+        return True
+
+    def _list(self, req: Request, group_version: str, plural: str) -> tuple[int, Any]:
+        selector = req.query.get("labelSelector", [""])[0]
+        limit = int(req.query.get("limit", ["0"])[0] or 0)
+        start = int(req.query.get("continue", ["0"])[0] or 0)
+        found = [o for p, o in sorted(self.objects.items())
+                 if p.startswith(f"/apis/{group_version}/namespaces/") and p.split("/")[-2] == plural
+                 and self._selected(o, selector)]
+        page = found[start:start + limit] if limit else found[start:]
+        more = bool(limit) and start + limit < len(found)
+        return 200, {"kind": "List", "apiVersion": group_version, "items": page,
+                     "metadata": {"resourceVersion": "1", "continue": str(start + limit) if more else ""}}
 
     def answer(self, req: Request) -> tuple[int, Any]:
         if req.headers.get("authorization") != f"Bearer {self.token}":
-            return 401, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": "Unauthorized",
-                         "reason": "Unauthorized", "code": 401}
-        resource = req.path.rstrip("/").split("/")[-2]
-        if req.method != "PATCH" or resource not in self.served:
-            return 404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
-                         "message": f"the server could not find the requested resource ({resource})", "code": 404}
+            return self._status(401, "Unauthorized", "Unauthorized")
+        parts = req.path.rstrip("/").split("/")
+        if req.method == "GET" and "namespaces" not in parts and len(parts) == 5 and parts[-1] in self.served:
+            return self._list(req, f"{parts[2]}/{parts[3]}", parts[-1])
+        resource = parts[-2]
+        if resource not in self.served or req.method not in ("PATCH", "GET", "DELETE"):
+            return self._status(404, "NotFound", f"the server could not find the requested resource ({resource})")
+        name = parts[-1]
+        if req.method == "GET":
+            if req.path in self.deleting:
+                if self.deleting[req.path] <= 0:
+                    self.objects.pop(req.path, None)
+                    del self.deleting[req.path]
+                else:
+                    self.deleting[req.path] -= 1
+            if req.path not in self.objects:
+                return self._status(404, "NotFound", f'{resource} "{name}" not found')
+            return 200, self.objects[req.path]
+        if req.method == "DELETE":
+            if self.fail_deletes > 0:
+                self.fail_deletes -= 1
+                return self._status(500, "InternalError", "etcdserver: request timed out")
+            if req.path not in self.objects:
+                return self._status(404, "NotFound", f'{resource} "{name}" not found')
+            foreground = req.query.get("propagationPolicy") == ["Foreground"]
+            obj = self.objects[req.path]
+            if foreground and self.linger > 0:
+                meta = {**obj["metadata"], "deletionTimestamp": "2026-12-07T07:00:00Z",
+                        "finalizers": ["foregroundDeletion"]}
+                self.objects[req.path] = {**obj, "metadata": meta}
+                self.deleting.setdefault(req.path, self.linger)
+                return 200, self.objects[req.path]
+            del self.objects[req.path]
+            return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name}}
         obj = json.loads(req.body)
         created = req.path not in self.objects
-        stored = {**obj, "metadata": {**obj["metadata"], "uid": f"uid-{len(self.objects) + 1}",
+        if created:
+            self.created += 1
+        uid = self.objects[req.path]["metadata"]["uid"] if not created else f"uid-{self.created}"
+        stored = {**obj, "metadata": {**obj["metadata"], "uid": uid,
                                       "managedFields": [{"manager": req.query.get("fieldManager", [""])[0],
                                                          "operation": "Apply"}]}}
         self.objects[req.path] = stored

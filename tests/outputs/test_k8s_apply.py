@@ -117,13 +117,18 @@ def test_the_apply_job_applies_every_object_and_reports_to_hooks(
         accepted = _apply(client, tenant, opt, {"namespace": "ml", "kueue_cluster_queue": "team-a"})
         row = _settled(client, tenant, accepted["id"])
         wait_for(lambda: len(rx.requests) == 2, timeout=30)
-    assert row["status"] == "finished" and row["error"] is None
+    assert row["status"] == "finished" and row["error"] is None and row["deployment_id"] == accepted["id"]
     expected = ordered(objects(fleet_plan(), KUEUE))
-    assert [(a["kind"], a["name"]) for a in row["applied"]] == [(d["kind"], d["metadata"]["name"]) for d in expected]
+    assert [a["kind"] for a in row["applied"]] == [d["kind"] for d in expected]
+    shared = [d for d in expected if d["kind"] in ("ResourceFlavor", "LocalQueue")]
+    assert [a["name"] for a in row["applied"][: len(shared)]] == [d["metadata"]["name"] for d in shared]
+    dep = client.get(f"/deployments/{accepted['id']}", headers=tenant.headers("viewer")).json()
+    assert [a["name"] for a in row["applied"][len(shared):]] == [i["key"] for i in dep["instances"]]
     assert len(api.requests) == len(expected)
     events = [json.loads(r.body) for r in rx.requests]
     assert [e["event"] for e in events] == ["deploy.before", "deploy.after"]
     assert events[1]["data"]["ok"] is True and len(events[1]["data"]["applied"]) == len(expected)
+    assert events[1]["data"]["deployment_id"] == accepted["id"] and events[1]["data"]["status"] == "running"
     steps = client.get(f"/jobs/{accepted['job_id']}/events", headers=tenant.headers("viewer")).json()
     assert sum(1 for e in steps if e["type"] == "progress" and e.get("object")) == len(expected)
 

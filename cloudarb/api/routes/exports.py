@@ -11,9 +11,10 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from cloudarb.api.deps import CtxDep, Editor, SessionDep, Viewer, job_ws_url
+from cloudarb.db.models_deploy import Deployment
 from cloudarb.db.models_hooks import KubernetesApply
 from cloudarb.db.types import utcnow
 from cloudarb.deploy.export import ExportOut, export, parse_lines, to_out, to_zip
@@ -26,11 +27,13 @@ IdPath = Annotated[str, Path(min_length=1, max_length=64)]
 
 
 class ApplyAccepted(BaseModel):
-    id: str
+    id: str = Field(description="The apply's id, also its deployment's id.")
+    deployment_id: str
     job_id: str
     status: str
-    websocket_url: str
+    websocket_url: str = Field(description="The deployment's step stream (/ws/deployments/{id}).")
     status_url: str
+    deployment_url: str
 
 
 class ApplyOut(BaseModel):
@@ -44,6 +47,7 @@ class ApplyOut(BaseModel):
     job_id: str | None
     applied: list[dict[str, object]]
     error: str | None
+    deployment_id: str | None = Field(default=None, description="The deployment recording the apply's objects.")
 
 
 @router.get(
@@ -92,12 +96,16 @@ def export_optimization(
 def apply_kubernetes(
     optimization_id: IdPath, body: KubernetesApplyRequest, request: Request, ctx: CtxDep, principal: Editor
 ) -> JSONResponse:
-    """Server-side apply the Kubernetes export to the configured cluster (a worker job; 409 without one)."""
+    """Server-side apply the Kubernetes export to the configured cluster (a worker job; 409 without one),
+    recorded as a deployment of target ``kubernetes``: one instance per object, its steps on
+    ``/ws/deployments/{id}``, deleted with proof by ``done``, ``DELETE /deployments/{id}`` or expiry."""
     done = submit_apply(ctx, organization_id=principal.organization_id, optimization_id=optimization_id, body=body,
                         actor=principal.actor)
-    out = ApplyAccepted(id=done.apply_id, job_id=done.job_id, status=done.status,
-                        websocket_url=job_ws_url(request, ctx, done.job_id),
-                        status_url=f"/kubernetes-applies/{done.apply_id}")
+    out = ApplyAccepted(id=done.apply_id, deployment_id=done.deployment_id, job_id=done.job_id, status=done.status,
+                        websocket_url=job_ws_url(request, ctx, done.job_id).replace(
+                            f"/ws/jobs/{done.job_id}", f"/ws/deployments/{done.deployment_id}"),
+                        status_url=f"/kubernetes-applies/{done.apply_id}",
+                        deployment_url=f"/deployments/{done.deployment_id}")
     return JSONResponse(out.model_dump(), status_code=202, headers={"Location": out.status_url})
 
 
@@ -106,4 +114,7 @@ def get_kubernetes_apply(apply_id: IdPath, session: SessionDep, principal: Viewe
     row = session.get(KubernetesApply, apply_id)
     if row is None or row.organization_id != principal.organization_id:
         raise NotFound(f"kubernetes apply {apply_id} not found")
-    return ApplyOut.model_validate(row)
+    out = ApplyOut.model_validate(row)
+    if session.get(Deployment, apply_id) is not None:
+        out.deployment_id = apply_id
+    return out

@@ -35,6 +35,7 @@ FACTORIES: dict[str, Factory] = {
     "vast": _module("vast"),
     "tensordock": _module("tensordock"),
     "local": _module("local"),
+    "kubernetes": _module("kubernetes"),
 }
 """Every provisioning provider key and its factory."""
 
