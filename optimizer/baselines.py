@@ -12,8 +12,8 @@
   for the provider that can serve every workload at the lowest total.
 
 Every baseline honours the rules of the purchase itself, as the solve does: compatibility (GPUs per node
-on one instance, VRAM, models, providers, regions, spot tolerance, reliability), capacity (workloads
-served in order take capacity from later ones), the workload's GPU bounds and co-location (the nodes of a
+on one instance, VRAM, models, providers, regions, spot tolerance, reliability, launch floor), capacity
+and capacity pools (workloads served in order take capacity from later ones), the workload's GPU bounds and co-location (the nodes of a
 workload that is not elastic come from one placement, ``tables.placement_keys``: the greedy purchase picks
 the cheapest placement that can hold the whole workload). Without that last rule a 16-GPU job at 8 GPUs per
 node was "served" by two 8-GPU marketplace listings in different places at a third of the price of any
@@ -58,6 +58,30 @@ class Cover:
     cost: float
 
 
+class _Left:
+    """Instances left per offer and GPUs left per capacity pool (a last pool entry for 'no pool')."""
+
+    def __init__(self, lookup: CompatLookup) -> None:
+        of = lookup.offers
+        self.of = of
+        self.inst = of.cap.copy()
+        self.pool = np.concatenate([of.pool_gpus, [np.inf]])
+
+    def copy(self) -> _Left:
+        out = object.__new__(_Left)
+        out.of, out.inst, out.pool = self.of, self.inst.copy(), self.pool.copy()
+        return out
+
+    def room(self, cand: IntArray) -> FloatArray:
+        """Instances each offer of ``cand`` can still rent out, within its own and its pool's capacity."""
+        out: FloatArray = np.minimum(self.inst[cand], np.floor(self.pool[self.of.pool[cand]] / self.of.gpus[cand]))
+        return out
+
+    def take(self, o: int, n: int) -> None:
+        self.inst[o] -= n
+        self.pool[self.of.pool[o]] -= n * float(self.of.gpus[o])
+
+
 def _compatible(lookup: CompatLookup, w: int, cols: IntArray) -> tuple[IntArray, FloatArray]:
     """Offers among ``cols`` that may serve workload ``w``, and the usable GPUs of one instance of each."""
     ok = lookup.block(np.array([w]), cols).ok[0]
@@ -66,7 +90,7 @@ def _compatible(lookup: CompatLookup, w: int, cols: IntArray) -> tuple[IntArray,
     return cand[u > 0], u[u > 0]
 
 
-def _placements(lookup: CompatLookup, w: int, cand: IntArray, u: FloatArray, left: FloatArray) -> list[IntArray]:
+def _placements(lookup: CompatLookup, w: int, cand: IntArray, u: FloatArray, left: _Left) -> list[IntArray]:
     """Positions in ``cand`` grouped by the placement the workload's nodes must share (one group when it
     may spread), leaving out the placements whose capacity left cannot hold its minimum."""
     scope = int(lookup.workloads.scope[w])
@@ -75,33 +99,35 @@ def _placements(lookup: CompatLookup, w: int, cand: IntArray, u: FloatArray, lef
     key = (lookup.offers.region_key if scope == 1 else lookup.offers.zone_key)[cand]
     _, group = np.unique(key, return_inverse=True)
     group = group.ravel()
-    usable = np.minimum(left[cand], np.floor(lookup.workloads.hi[w] / u)) * u
+    usable = np.minimum(left.room(cand), np.floor(lookup.workloads.hi[w] / u)) * u
     holds = np.bincount(group, weights=usable) >= lookup.workloads.lo[w]
     order = np.argsort(group, kind="stable")
     cuts = np.flatnonzero(np.diff(group[order])) + 1
     return [at for at in np.split(order, cuts) if holds[group[at[0]]]]
 
 
-def _cover(lookup: CompatLookup, w: int, cand: IntArray, u: FloatArray, left: FloatArray) -> Cover | None:
+def _cover(lookup: CompatLookup, w: int, cand: IntArray, u: FloatArray, left: _Left) -> Cover | None:
     """The naive purchase of workload ``w`` from ``cand``: the single offer that covers its minimum most
     cheaply, else a fill by price per usable GPU; never beyond the workload's maximum or an offer's
     capacity left. None when the candidates cannot hold it."""
     of, wl = lookup.offers, lookup.workloads
     lo, hi = float(wl.lo[w]), float(wl.hi[w])
     n_single = np.ceil(lo / u)
-    single = (left[cand] >= n_single) & (n_single * u <= hi)
+    single = (left.room(cand) >= n_single) & (n_single * u <= hi)
     if single.any():
         cost = np.where(single, n_single * of.price[cand], np.inf)
         j = int(np.argmin(cost))
         return Cover([(int(cand[j]), int(n_single[j]))], float(cost[j]))
     lines: list[tuple[int, int]] = []
     got, total = 0.0, 0.0
+    trial = left.copy()  # lines of one cover may share a pool
     for j in np.argsort(of.price[cand] / u, kind="stable").tolist():
         if got >= lo:
             break
-        take = min(np.ceil((lo - got) / u[j]), left[cand[j]], np.floor((hi - got) / u[j]))
+        take = min(np.ceil((lo - got) / u[j]), float(trial.room(cand[j : j + 1])[0]), np.floor((hi - got) / u[j]))
         if take <= 0:
             continue
+        trial.take(int(cand[j]), int(take))
         lines.append((int(cand[j]), int(take)))
         got += take * u[j]
         total += take * float(of.price[cand[j]])
@@ -111,7 +137,7 @@ def _cover(lookup: CompatLookup, w: int, cand: IntArray, u: FloatArray, left: Fl
 def _fill(lookup: CompatLookup, allowed: BoolArray) -> Plan:
     """Serve workloads in order from ``allowed`` offers, each from the cheapest placement that holds it."""
     wl = lookup.workloads
-    left = lookup.offers.cap.copy()
+    left = _Left(lookup)
     cols = np.flatnonzero(allowed)
     lines: list[tuple[int, int, int]] = []
     if len(cols) == 0:
@@ -130,7 +156,7 @@ def _fill(lookup: CompatLookup, allowed: BoolArray) -> Plan:
             return Plan([], f"the allowed offers lack capacity {where}for workload '{wl.ids[w]}'")
         for o, n in best.lines:
             lines.append((w, o, n))
-            left[o] -= n
+            left.take(o, n)
     return Plan(lines)
 
 
@@ -152,20 +178,20 @@ def single_provider_on_demand(lookup: CompatLookup) -> Plan:
 
 def skypilot_rule(lookup: CompatLookup) -> Plan:
     of, wl = lookup.offers, lookup.workloads
-    left = of.cap.copy()
+    left = _Left(lookup)
     cols = np.arange(of.n)
     lines: list[tuple[int, int, int]] = []
     for w in range(wl.n):
         cand, _ = _compatible(lookup, w, cols)
         node = int(wl.node[w])
         nodes = int(np.ceil(wl.lo[w] / node))
-        fits = cand[(of.gpus[cand] == node) & (left[cand] >= nodes)]
+        fits = cand[(of.gpus[cand] == node) & (left.room(cand) >= nodes)]
         if len(fits) == 0:
             return Plan([], f"no instance type with exactly {node} GPU(s) has {nodes} instance(s) for "
                             f"workload '{wl.ids[w]}'")
         j = int(fits[np.argmin(of.price[fits])])
         lines.append((w, j, nodes))
-        left[j] -= nodes
+        left.take(j, nodes)
     return Plan(lines)
 
 

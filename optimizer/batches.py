@@ -45,8 +45,8 @@ def batched_incumbent(model: MatrixModel, layout: AllocationModel, lp: LpResult,
     done = np.zeros(W, dtype=bool)
     aux = np.arange(ncols) >= n_x
     demand_rows = _rows_by_workload(model, layout, ("demand", "od_floor", "cut"))
-    # Capacity and budget the LP gives to workloads still to come are held back for them.
-    reserved_rows = [g for g in model.groups if g.kind in ("budget", "capacity")]
+    # Capacity, pool GPUs and budget the LP gives to workloads still to come are held back for them.
+    reserved_rows = [g for g in model.groups if g.kind in ("budget", "capacity", "pool")]
     for b, batch in enumerate(batches):
         in_batch = np.zeros(W, dtype=bool)
         in_batch[batch] = True

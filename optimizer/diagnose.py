@@ -32,6 +32,7 @@ _FILTER_WORDS = {
     "region": "are in an allowed region",
     "spot": "are on-demand (the workload is not spot-tolerant)",
     "reliability": "meet the minimum reliability score",
+    "launch": "are launchable often enough (launch success probability at least {launch:g}, and above 0)",
 }
 
 
@@ -47,7 +48,8 @@ def no_offer_reasons(problem: Problem, lookup: CompatLookup, workloads: np.ndarr
             alive &= comp.masks[name][0]
             if name == "gpu_model":
                 alive &= comp.perf[0] > 0
-            words = _FILTER_WORDS[name].format(node=int(wl.node[w]), vram=float(wl.min_vram[w]))
+            words = _FILTER_WORDS[name].format(node=int(wl.node[w]), vram=float(wl.min_vram[w]),
+                                               launch=problem.min_launch_success_probability)
             count = int(alive.sum())
             parts.append(f"{count} of them {words}" if count else f"none of them {words}")
             if count == 0:
@@ -61,6 +63,13 @@ def no_offer_reasons(problem: Problem, lookup: CompatLookup, workloads: np.ndarr
 def capacity_reasons(lookup: CompatLookup, pr: Pairs) -> list[str]:
     wl, of = lookup.workloads, lookup.offers
     most = np.bincount(pr.w, weights=pr.u * pr.ub, minlength=wl.n)
+    if of.pools:
+        # A capacity pool gives a workload at most its GPUs, however many of its offers it may use.
+        pool = of.pool[pr.o]
+        sel = pool >= 0
+        key = pr.w[sel] * len(of.pools) + pool[sel]
+        per = np.bincount(key, weights=(pr.u * pr.ub)[sel], minlength=wl.n * len(of.pools)).reshape(wl.n, -1)
+        most = most - per.sum(axis=1) + np.minimum(per, of.pool_gpus[None, :]).sum(axis=1)
     reasons = []
     has_pairs = np.bincount(pr.w, minlength=wl.n) > 0
     for w in np.flatnonzero((most < wl.lo) & has_pairs).tolist():

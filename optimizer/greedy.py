@@ -6,7 +6,7 @@ needed: ``score_p / min(u_p, remaining)`` (the plain price, or the price at the 
 of the shared rows). Every placement keeps each constraint of the model satisfiable:
 
 * demand: a workload takes instances until ``lo_w`` is covered and never passes ``hi_w``;
-* capacity and budget: what is left of each is tracked and never exceeded;
+* capacity, capacity pools and budget: what is left of each is tracked and never exceeded;
 * share caps (provider, place, spot) count usable GPUs against the fleet's need G (``model.py``), which
   is at least G_lb = the sum of every workload's gpus_min (a workload with a variable need: its usable
   GPUs so far, if more) whatever comes later. So a placement adding ``u`` usable GPUs to a capped set S
@@ -51,9 +51,14 @@ class _Fleet:
     def __init__(self, problem: Problem, offers: OfferTable, workloads: WorkloadTable, classes: Classes,
                  pairs: Pairs, x: FloatArray) -> None:
         self.problem = problem
+        self.offers, self.pairs = offers, pairs
         nz = np.flatnonzero(x)  # only placed pairs count: a start is sparse, and there may be millions of pairs
         xs, c, o, w = x[nz], pairs.c[nz], pairs.o[nz], pairs.w[nz]
         self.cap_left = classes.cap - np.bincount(c, weights=xs, minlength=classes.n)
+        # GPUs left per capacity pool, with a last entry (index -1) that never runs out
+        pool = offers.pool[o]
+        used = np.bincount(pool[pool >= 0], weights=(pairs.g[nz] * xs)[pool >= 0], minlength=len(offers.pools))
+        self.pool_left = np.concatenate([offers.pool_gpus - used, [np.inf]])
         budget = problem.budget_per_hour
         self.budget_left = np.inf if budget is None else budget - float(offers.price[o] @ xs)
         usable = pairs.u[nz] * xs
@@ -66,12 +71,17 @@ class _Fleet:
 
     def save(self, x: FloatArray, seg: IntArray, w: int) -> tuple[npt.NDArray[Any], ...]:
         """What serving workload w (pairs ``seg``) may change, to undo a placement that did not work out."""
-        return (x[seg].copy(), self.cap_left.copy(), self.by_provider.copy(), self.by_place.copy(),
-                np.array([self.budget_left, self.spot, self.covered[w], self.R]))
+        return (x[seg].copy(), self.cap_left.copy(), self.pool_left.copy(), self.by_provider.copy(),
+                self.by_place.copy(), np.array([self.budget_left, self.spot, self.covered[w], self.R]))
 
     def restore(self, saved: tuple[npt.NDArray[Any], ...], x: FloatArray, seg: IntArray, w: int) -> None:
-        x[seg], self.cap_left, self.by_provider, self.by_place, rest = saved
+        x[seg], self.cap_left, self.pool_left, self.by_provider, self.by_place, rest = saved
         self.budget_left, self.spot, self.covered[w], self.R = (float(v) for v in rest)
+
+    def pool_of(self, seg: IntArray) -> IntArray:
+        """Pool index of each pair in ``seg`` (-1: none, which reads the never-empty last entry)."""
+        out: IntArray = self.offers.pool[self.pairs.o[seg]]
+        return out
 
     def share_ok(self, total: npt.ArrayLike, add: npt.ArrayLike, share: float | None,
                  after: npt.ArrayLike) -> BoolArray:
@@ -151,7 +161,8 @@ def _placements(problem: Problem, fleet: _Fleet, x: FloatArray, pairs: Pairs, wh
     held = seg[x[seg] > 0]
     if len(held):
         return [seg[where[seg] == where[held[0]]]]
-    room = pairs.u[seg] * np.maximum(0.0, np.minimum(fleet.cap_left[pairs.c[seg]], pairs.ub[seg] - x[seg]))
+    room = pairs.u[seg] * np.maximum(0.0, np.minimum(np.minimum(fleet.cap_left[pairs.c[seg]], pairs.ub[seg] - x[seg]),
+                                                     np.floor(fleet.pool_left[fleet.pool_of(seg)] / pairs.g[seg])))
     spots, first, inv = np.unique(where[seg], return_index=True, return_inverse=True)
     inv = inv.ravel()
     total = np.bincount(inv, weights=room, minlength=len(spots))
@@ -195,11 +206,12 @@ def _serve(seg: IntArray, problem: Problem, fleet: _Fleet, x: FloatArray, w: int
     spot_u = float(pairs.u[seg] @ (x[seg] * spot[seg]))
     ratio = (1.0 - phi) / phi if floor and phi > 0 else np.inf
     sc, pr, pv, pl, sp = score[seg], price[seg], prov[seg], place[seg], spot[seg]
+    pq, g = fleet.pool_of(seg), pairs.g[seg]
     while fleet.covered[w] < lo - _EPS:
         rem = lo - fleet.covered[w]
         useful = np.minimum(u, rem)
         after = fleet.R - useful
-        ok = (fleet.cap_left[c] >= 1 - _EPS) & (x[seg] < pairs.ub[seg] - _EPS)
+        ok = (fleet.cap_left[c] >= 1 - _EPS) & (x[seg] < pairs.ub[seg] - _EPS) & (fleet.pool_left[pq] >= g - _EPS)
         ok &= fleet.covered[w] + u <= hi + _EPS
         ok &= pr <= fleet.budget_left + _EPS
         ok &= fleet.share_ok(fleet.by_provider[pv], u, problem.max_provider_share, after)
@@ -216,6 +228,7 @@ def _serve(seg: IntArray, problem: Problem, fleet: _Fleet, x: FloatArray, w: int
                     ratio * od_u - spot_u + _EPS)
         x[p] += k
         fleet.cap_left[c[j]] -= k
+        fleet.pool_left[pq[j]] -= k * g[j]
         fleet.budget_left -= k * pr[j]
         fleet.by_provider[pv[j]] += k * u[j]
         fleet.by_place[pl[j]] += k * u[j]
@@ -235,7 +248,8 @@ def _copies(problem: Problem, fleet: _Fleet, x: FloatArray, p: int, pairs: Pairs
     """How many instances of pair p to place at once: while they all still cover demand, and within
     capacity, the pair's bound, the budget, the floor and the share caps (one always fits: it was tested)."""
     u = float(pairs.u[p])
-    limits = [max(1.0, rem // u), fleet.cap_left[pairs.c[p]], pairs.ub[p] - x[p], slack_hi // u]
+    limits = [max(1.0, rem // u), fleet.cap_left[pairs.c[p]], pairs.ub[p] - x[p], slack_hi // u,
+              float(np.floor(fleet.pool_left[fleet.pool_of(np.array([p]))[0]] / pairs.g[p]))]
     if price > 0 and np.isfinite(fleet.budget_left):
         limits.append(fleet.budget_left // price)
     if spot and np.isfinite(spot_room):

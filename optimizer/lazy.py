@@ -8,7 +8,7 @@ pairs of the greedy incumbent (``optimizer.greedy``), which make the very first 
 feasible so its duals are meaningful from round one. After each LP the reduced cost of every
 pair is computed from the duals by the formula of the model's columns,
 
-    rc_p = c_p - u_p y_demand[w] - y_capacity[k] - price_k y_budget
+    rc_p = c_p - u_p y_demand[w] - y_capacity[k] - g_k y_pool[q(k)] - price_k y_budget
            - n_p y_gpus - u_p (y_provider[q] + y_region[r] + spot_k y_spot) - u_p (od_k - phi) y_floor[w],
 
 and the pairs with negative reduced cost join. When none is left the LP over the active pairs is
@@ -63,7 +63,7 @@ def subset(pairs: Pairs, idx: np.ndarray) -> Pairs:
 
 def pair_costs(problem: Problem, offers: OfferTable, pairs: Pairs) -> FloatArray:
     """The objective coefficient of each pair's column (single period, no scenarios)."""
-    cost = offers.price[pairs.o] + pairs.egress
+    cost = offers.price[pairs.o] + pairs.extra
     if problem.objective == "cost":
         return cost
     if problem.objective == "performance":
@@ -130,7 +130,7 @@ class Pricer:
     docstring regrouped so that each round costs two gathers over the pairs:
 
         rc_p = c_p - a_k - u_p (b_(w, od_k) + s_k) - n_p y_gpus,
-        a_k = y_capacity[k] + price_k y_budget,   s_k = y_provider[q] + y_region[r] + spot_k y_spot,
+        a_k = y_capacity[k] + g_k y_pool[q(k)] + price_k y_budget,   s_k = y_provider[q] + y_region[r] + spot_k y_spot,
         b_(w, od) = y_demand[w] + (od - phi) y_floor[w].
 
     Everything but the duals (class attributes, the per-pair (w, od) key) is computed once."""
@@ -145,6 +145,8 @@ class Pricer:
         self.prov = offers.provider[rep]
         self.place = offers.place[rep]
         self.spot = offers.spot[rep].astype(np.float64)
+        self.pool = offers.pool[rep]
+        self.pool_index = {name: i for i, name in enumerate(offers.pools)}
         od = (~offers.spot[rep]).astype(np.int64)
         self.key = (2 * full.w + od[full.c]).astype(np.int32 if 2 * workloads.n < 2**31 else np.int64)
         self.prov_index = {name: i for i, name in enumerate(offers.providers)}
@@ -169,6 +171,8 @@ class Pricer:
                 yd[[self.w_index[k] for k in grp.keys]] = y
             elif grp.kind == "capacity":
                 a[[self.class_of[k] for k in grp.keys]] += y
+            elif grp.kind == "pool":
+                a += self.g * _per_pool(self.pool, self.pool_index, grp.keys, y)
             elif grp.kind == "budget":
                 a += self.price * y[0]
             elif grp.kind == "gpus":
@@ -227,6 +231,9 @@ def reduced_costs(layout: AllocationModel, model: MatrixModel, duals: FloatArray
             cls = [rep_class[offer_index[k]] for k in grp.keys]
             per_class[cls] = y
             rc -= per_class[full.c]
+        elif grp.kind == "pool":
+            pool_index = {name: i for i, name in enumerate(of.pools)}
+            rc -= full.g * _per_pool(of.pool[full.o], pool_index, grp.keys, y)
         elif grp.kind == "budget":
             rc -= of.price[full.o] * y[0]
         elif grp.kind == "gpus":
@@ -250,6 +257,14 @@ def reduced_costs(layout: AllocationModel, model: MatrixModel, duals: FloatArray
         elif grp.kind == "cut":  # valid inequalities: coefficients by formula from the layout (see optimizer.cuts)
             rc -= layout.cut_prices(y, full)
     return rc
+
+
+def _per_pool(pool: IntArray, index: dict[str, int], keys: list[str], y: FloatArray) -> FloatArray:
+    """The pool rows' duals ``y`` (rows named by ``keys``) spread to entries of pool index ``pool`` (-1: none)."""
+    per = np.zeros(len(index) + 1)
+    per[[index[k] for k in keys]] = y
+    out: FloatArray = per[pool]  # pool -1 reads the trailing 0
+    return out
 
 
 def solve_lp_lazy(problem: Problem, offers: OfferTable, workloads: WorkloadTable, classes: Classes, full: Pairs,

@@ -92,8 +92,10 @@ class AllocationModel:
     is variable (``Workload.variable_need``) else 0, N = sum of gpus_min over the other workloads (the
     fleet's fixed need), j = (workload, placement) combos of workloads that must choose one placement
     (``optimizer.placement``), H_j the most usable GPUs combo j can give, c_tp price per instance-hour in
-    period t, e_p egress per instance-hour, r_p expected interruption cost per instance-hour
-    (rate x checkpoint_interval/2 x price), f_p = throughput x u_p x priority.
+    period t, e_p egress per instance-hour, l_p expected cost of refused launches per instance-hour
+    (``tables.launch_costs``), r_p expected interruption cost per instance-hour
+    (rate x checkpoint_interval/2 x price), f_p = throughput x u_p x priority, q = capacity pools
+    (``Offer.capacity_pool``) with G_q GPUs.
 
     Variables (in this order):
         x_tp in Z>=0, x_tp <= ub_p        instances of pair p in period t
@@ -106,6 +108,7 @@ class AllocationModel:
     Constraints (in code order):
         demand      lo_w <= sum_{p in w} u_p x_tp <= hi_w                              for each w, t
         capacity    sum_{p in k} x_tp <= cap_k                       for classes with finite capacity
+        pool        sum_{p of a class in q} g_p x_tp <= G_q                           for each pool q, t
         budget      sum_p c_tp x_tp <= B                                               for each t
         gpus        sum_p n_p x_tp - G_t = -N                     (defines G_t for the share rows)
         provider    sum_{p at provider q} u_p x_tp - s_prov G_t <= 0                   for each q, t
@@ -131,7 +134,7 @@ class AllocationModel:
     added. Neither removes an integer solution; both raise the LP bound.
 
     Objective (minimized; hourly, averaged over periods; M = migration cost per GPU / horizon hours):
-        C = (1/T) sum_tp (c_tp + e_p) x_tp + M (sum_l g_l d_l + sum_tp g_p m_tp)
+        C = (1/T) sum_tp (c_tp + e_p + l_p) x_tp + M (sum_l g_l d_l + sum_tp g_p m_tp)
         R = (1/T) sum_tp r_p x_tp + (1 - risk_tolerance) (eta + sum_s z_s/((1-alpha) S) - mean_s L_s)
         P = (1/T) sum_tp f_p x_tp
         cost: C      performance: -P + 1e-6 C      weighted: w_c C + w_r R - w_p P
@@ -279,6 +282,26 @@ class AllocationModel:
         keys = [self.offers.ids[int(r)] for r in cl.rep[idx]]
         self._add("capacity", rows, cols, vals, np.full(len(idx) * self.T, -INF),
                   np.tile(cl.cap[idx], self.T), keys * self.T, per)
+
+    def _pools(self) -> None:
+        """One row per capacity pool and period that the pairs could overfill."""
+        pr, of = self.pairs, self.offers
+        if not of.pools:
+            return
+        pool = of.pool[pr.o]
+        room = np.bincount(np.maximum(pool, 0), weights=np.where(pool >= 0, pr.g * pr.ub, 0.0),
+                           minlength=len(of.pools))
+        binds = room > of.pool_gpus
+        idx = np.flatnonzero(binds)
+        if len(idx) == 0:
+            return
+        local = np.full(len(of.pools), -1, dtype=np.int64)
+        local[idx] = np.arange(len(idx))
+        sel = np.flatnonzero((pool >= 0) & binds[np.maximum(pool, 0)])
+        rows, cols, vals, per = self._tiled(local[pool[sel]], sel, pr.g[sel], len(idx))
+        keys = [of.pools[int(q)] for q in idx]
+        self._add("pool", rows, cols, vals, np.full(len(idx) * self.T, -INF), np.tile(of.pool_gpus[idx], self.T),
+                  keys * self.T, per)
 
     def _budget(self) -> None:
         budget = self.extra_cap.get("budget", self.problem.budget_per_hour)
@@ -452,7 +475,7 @@ class AllocationModel:
 
     # ----------------------------------------------------------------- objective
     def cost_coef(self) -> FloatArray:
-        return ((self.price_tp() + self.pairs.egress[None, :]) / self.T).ravel()
+        return ((self.price_tp() + self.pairs.extra[None, :]) / self.T).ravel()
 
     def _objective(self) -> FloatArray:
         prob, pr = self.problem, self.pairs
@@ -480,6 +503,7 @@ class AllocationModel:
     def build(self) -> MatrixModel:
         self._demand()
         self._capacity()
+        self._pools()
         self._budget()
         self._shares()
         self._placement()

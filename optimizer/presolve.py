@@ -14,6 +14,9 @@ Why each reduction is safe (it never removes an optimal solution):
   With per-period or scenario prices, a class is dropped only when one kept class with capacity
   ``>= D`` is no dearer in every period and every scenario.
 * Offers named in the current allocation are never dropped (their migration terms refer to them).
+* Capacity pools (``Offer.capacity_pool``) and the expected launch cost are part of the group: offers
+  merge and dominate only within one pool and at one launch cost. Moving instances to a cheaper class
+  of the same group keeps their GPUs per instance and pool, so every pool row sums the same.
 * When a workload must stay in one placement, offers merge and dominate only within one placement
   (``tables.placement_keys`` at the finest scope any workload asks for), so moving instances to a
   cheaper class never moves them to another placement.
@@ -74,10 +77,17 @@ class Pairs:
     perf: FloatArray  # relative-throughput-weighted usable GPUs per instance
     risk: FloatArray  # expected interruption cost, USD per instance-hour
     egress: FloatArray  # data movement, USD per instance-hour amortized over the horizon
+    launch: FloatArray  # expected cost of refused launches, USD per instance-hour (tables.launch_costs)
 
     @property
     def n(self) -> int:
         return len(self.w)
+
+    @property
+    def extra(self) -> FloatArray:
+        """What a pair costs per instance-hour beyond its price: egress and refused launches."""
+        out: FloatArray = self.egress + self.launch
+        return out
 
 
 def _current_offers(problem: Problem, offers: OfferTable) -> BoolArray:
@@ -130,6 +140,9 @@ def build_classes(problem: Problem, lookup: CompatLookup, *, enabled: bool) -> C
             offers.rate,
             offers.egress,
             offers.reliability >= problem.min_reliability,
+            offers.pool,
+            offers.launch,
+            offers.launch_p >= problem.min_launch_success_probability,
         ]
     ).astype(np.float64)
     own = np.where(current, np.arange(n), -1).astype(np.float64)
@@ -273,4 +286,5 @@ def build_pairs(problem: Problem, lookup: CompatLookup, classes: Classes) -> Pai
         perf=rel * u * wl.priority[w],
         risk=offers.rate[o] * wl.lost_hours[w] * offers.price[o],
         egress=egress,
+        launch=offers.launch[o],
     )

@@ -77,6 +77,7 @@ def allocation_lines(problem: Problem, layout: AllocationModel, lines: Lines) ->
                 hourly_cost=float(n * price[i]),
                 spot=o.spot,
                 period=int(lines.period[i]) if layout.T > 1 else None,
+                launch_success_probability=o.launch_success_probability,
             )
         )
     return out
@@ -131,12 +132,15 @@ def risk_metrics(problem: Problem, layout: AllocationModel, x: FloatArray) -> Ri
         expected_interruption_cost_per_hour=float((xt @ pr.risk).mean()),
         cvar_cost_per_hour=value,
         largest_provider_share=share,
+        expected_launch_cost_per_hour=float((xt @ pr.launch).mean()) if P else 0.0,
     )
 
 
 _WORDS = {
     "demand": "GPUs for workload {key}: one more GPU of minimum demand changes the objective by the shadow price",
     "capacity": "capacity of offer {key}: one more instance available changes the objective by the shadow price",
+    "pool": "GPUs of capacity pool {key} (shared by its offers): one more GPU changes the objective by the shadow "
+            "price",
     "budget": "hourly budget: one more USD/h of budget changes the objective by the shadow price",
     "provider": "share cap of provider {key}",
     "region": "share cap of region {key}",

@@ -64,6 +64,16 @@ class Offer(_Model):
     reliability: Annotated[float, Field(ge=0, le=1)] | None = None
     committed_price_per_hour: NonNegFloat | None = None
     egress_usd_per_gb: NonNegFloat = 0.0
+    capacity_pool: str | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="A capacity pool the offer's GPUs come from (a key of ``Problem.capacity_pools``): offers of "
+        "one pool share its GPUs, e.g. the 1-, 2- and 4-GPU sizes of one host. None: the offer's own capacity only.",
+    )
+    launch_success_probability: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        default=None,
+        description="Share of launch requests that get capacity (spot requests refused for capacity lower it); "
+        "None = not known, taken as 1. Enters the expected cost of a line (see the optimizer README).",
+    )
 
     @property
     def price_per_gpu_hour(self) -> float:
@@ -200,6 +210,28 @@ class Problem(_Model):
         description="Data-sheet figures per GPU model from the caller's GPU table; they win over the "
         "optimizer's built-in table for the default performance score.",
     )
+    capacity_pools: dict[str, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict,
+        description="GPUs of each capacity pool (``Offer.capacity_pool``): the instances chosen from a pool's "
+        "offers, times their GPUs per instance, sum to at most this, in every period.",
+    )
+    min_launch_success_probability: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.0, description="Offers whose launch success probability is below this are not used."
+    )
+    launch_retry_hours: NonNegFloat = Field(
+        default=1.0,
+        description="Hours one refused launch costs (the wait before the next try), valued at the line's price: "
+        "the expected launch cost of a line is price x retry hours x (1 - p) / p x (1 / horizon + interruption "
+        "rate) per instance-hour (every interruption is a relaunch). 0 turns the term off.",
+    )
+
+    @model_validator(mode="after")
+    def _pools_named(self) -> Problem:
+        unknown = sorted({o.capacity_pool for o in self.offers
+                          if o.capacity_pool is not None and o.capacity_pool not in self.capacity_pools})
+        if unknown:
+            raise ValueError(f"offers name capacity pools missing from capacity_pools: {unknown[:5]}")
+        return self
 
 
 class SolveConfig(_Model):
@@ -248,6 +280,10 @@ class AllocationLine(_Model):
     hourly_cost: float
     spot: bool
     period: int | None = Field(default=None, description="Period index of a multi-period horizon.")
+    launch_success_probability: float | None = Field(
+        default=None, description="The offer's launch success probability, when it states one (the optimizer "
+        "priced the line's refused launches from it).",
+    )
 
 
 class Totals(_Model):
@@ -265,6 +301,10 @@ class RiskMetrics(_Model):
     cvar_cost_per_hour: float | None = None
     largest_provider_share: float = Field(
         default=0.0, description="Largest usable GPUs at one provider over the GPUs the fleet needs (as the cap counts)."
+    )
+    expected_launch_cost_per_hour: float = Field(
+        default=0.0, description="Expected cost of refused launches (waits valued at the line's price), USD/h; part "
+        "of the objective, not of the cost paid.",
     )
 
 

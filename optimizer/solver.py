@@ -109,7 +109,7 @@ def solve_here(problem: Problem, config: SolveConfig, progress: ProgressCallback
             # Workloads choosing a placement: the LP spreads them, so its dive rarely gives a first plan at
             # fleet size (200 x 10,000: none in 9 s). The greedy keeps each in one placement.
             t0 = time.perf_counter()
-            warm = greedy_fill(problem, offers, workloads, classes, pairs, offers.price[pairs.o] + pairs.egress,
+            warm = greedy_fill(problem, offers, workloads, classes, pairs, offers.price[pairs.o] + pairs.extra,
                                deadline=t0 + 0.2 * (deadline - t0))
             report("greedy", "a first plan with every workload in one placement" if warm is not None
                    else "no greedy plan")
@@ -157,7 +157,7 @@ def _solve_lazy(problem: Problem, config: SolveConfig, offers: OfferTable, workl
     big = pairs.n >= lazy.FLEET_MIN_PAIRS
     fleet = big or greedy is not None  # a greedy plan given (placement decomposition) is used as at fleet size
     t0 = time.perf_counter()
-    plain_cost = offers.price[pairs.o] + pairs.egress
+    plain_cost = offers.price[pairs.o] + pairs.extra
     gx = greedy
     if gx is None and fleet:
         report("greedy", f"fleet-feasible greedy over {pairs.n} pairs")
@@ -261,7 +261,7 @@ def _solve_placed(problem: Problem, config: SolveConfig, offers: OfferTable, wor
     the master. None when the greedy finds no plan (the caller builds the whole model instead)."""
     report("greedy", "a first plan with every workload that must stay together in one placement")
     t0 = time.perf_counter()
-    plain = offers.price[pairs.o] + pairs.egress
+    plain = offers.price[pairs.o] + pairs.extra
     gx = greedy_fill(problem, offers, workloads, classes, pairs, plain, deadline=t0 + 0.3 * (deadline - t0))
     phases = {"place_greedy": time.perf_counter() - t0}
     if gx is None:
@@ -314,7 +314,7 @@ def _best_warm(problem: Problem, offers: OfferTable, workloads: WorkloadTable, c
     pricer = lazy.Pricer(problem, offers, workloads, classes, sub, costs)
     a, _ = pricer.terms(model, lp.duals)
     shadow = a[sub.c] + sub.u * pricer.share_terms[sub.c] + sub.need * pricer.y_gpus
-    score = np.maximum(offers.price[sub.o] + sub.egress - shadow, 1e-9)
+    score = np.maximum(offers.price[sub.o] + sub.extra - shadow, 1e-9)
     guided = greedy_fill(problem, offers, workloads, classes, sub, score, start=lp.x[: model.n_x])
     best, best_obj = None, np.inf
     for cand in (greedy_x, guided):

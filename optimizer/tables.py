@@ -29,6 +29,7 @@ FILTERS: tuple[str, ...] = (
     "region",
     "spot",
     "reliability",
+    "launch",
 )
 
 
@@ -56,6 +57,11 @@ class OfferTable:
     region_key: IntArray  # index into spots: placement at region scope (see placement_keys)
     zone_key: IntArray  # index into spots: placement at zone scope
     spots: list[str]  # placement names, e.g. 'aws/us-east-1 on-demand'
+    launch_p: FloatArray  # launch success probability (1 where not stated)
+    launch: FloatArray  # expected cost of refused launches, USD per instance-hour (see launch_costs)
+    pool: IntArray  # index into pools, -1 for an offer in no capacity pool
+    pools: list[str]  # capacity pool names
+    pool_gpus: FloatArray  # GPUs of each pool
 
     @property
     def n(self) -> int:
@@ -113,6 +119,17 @@ def offer_table(problem: Problem) -> OfferTable:
         dtype=np.float64,
     )
     cap = np.array([offer_capacity(problem, o) for o in offers], dtype=np.float64)
+    gpus = np.array([o.gpus_per_instance for o in offers], dtype=np.int64)
+    pool_names = sorted({o.capacity_pool for o in offers if o.capacity_pool is not None})
+    pool_index = {name: i for i, name in enumerate(pool_names)}
+    pool = np.array([-1 if o.capacity_pool is None else pool_index[o.capacity_pool] for o in offers], dtype=np.int64)
+    pool_gpus = np.array([float(problem.capacity_pools[name]) for name in pool_names], dtype=np.float64)
+    if len(pool_names):
+        # An offer never rents more instances than its pool holds whole.
+        pooled = pool >= 0
+        cap[pooled] = np.minimum(cap[pooled], np.floor(pool_gpus[pool[pooled]] / gpus[pooled]))
+    launch_p = np.array([1.0 if o.launch_success_probability is None else o.launch_success_probability
+                         for o in offers], dtype=np.float64)
     region_names, zone_names = placement_keys(offers)
     spot_idx, spots_all = _index(region_names + zone_names)
     return OfferTable(
@@ -123,7 +140,7 @@ def offer_table(problem: Problem) -> OfferTable:
         places=places,
         model=model,
         models=models,
-        gpus=np.array([o.gpus_per_instance for o in offers], dtype=np.int64),
+        gpus=gpus,
         vram=np.array([o.vram_gb_per_gpu for o in offers], dtype=np.float64),
         spot=spot,
         price=price,
@@ -136,7 +153,30 @@ def offer_table(problem: Problem) -> OfferTable:
         region_key=spot_idx[:n],
         zone_key=spot_idx[n:],
         spots=spots_all,
+        launch_p=launch_p,
+        launch=launch_costs(problem, price, launch_p, rate),
+        pool=pool,
+        pools=pool_names,
+        pool_gpus=pool_gpus,
     )
+
+
+def launch_costs(problem: Problem, price: FloatArray, p: FloatArray, rate: FloatArray) -> FloatArray:
+    """Expected cost of refused launches per instance-hour of each offer.
+
+    A launch request succeeds with probability p, independently, so a line waits through (1 - p) / p
+    refused requests on average before it runs, each costing ``launch_retry_hours`` of the line's price
+    (the work waits, valued as interruptions value lost work). A line launches once per horizon and once
+    more after every interruption, so per instance-hour: price x h x (1 - p) / p x (1 / H + rate).
+    At a one-hour horizon without interruptions price + this is price / p. An offer with p = 0 never
+    launches (the compatibility filter removes it); its term is 0 here to keep the arrays finite."""
+    h = problem.launch_retry_hours
+    out = np.zeros(len(price))
+    ok = (p > 0) & (p < 1)
+    if h <= 0 or not ok.any():
+        return out
+    out[ok] = price[ok] * h * (1.0 - p[ok]) / p[ok] * (1.0 / problem.horizon_hours + rate[ok])
+    return out
 
 
 def offer_capacity(problem: Problem, o: Offer) -> float:
@@ -305,6 +345,10 @@ class CompatLookup:
             "spot": ~o.spot[cols][None, :] | w.spot_ok[rows][:, None],
             "reliability": np.broadcast_to(
                 o.reliability[cols][None, :] >= self.problem.min_reliability, (len(rows), len(cols))
+            ),
+            "launch": np.broadcast_to(
+                ((o.launch_p[cols] > 0) & (o.launch_p[cols] >= self.problem.min_launch_success_probability))[None, :],
+                (len(rows), len(cols)),
             ),
         }
         return Compatibility(masks=masks, perf=self.perf_by_model[np.ix_(rows, o.model[cols])])

@@ -48,6 +48,9 @@ def _compatible(problem: Problem, w: Workload, o: Offer) -> str | None:
         return "spot offer for a workload that is not spot-tolerant"
     if o.reliability is not None and o.reliability < problem.min_reliability:
         return f"reliability {o.reliability} below {problem.min_reliability}"
+    launch = o.launch_success_probability
+    if launch is not None and (launch <= 0 or launch < problem.min_launch_success_probability):
+        return f"launch success probability {launch} below {problem.min_launch_success_probability} (or 0)"
     return None
 
 
@@ -109,6 +112,7 @@ def validate(problem: Problem, solution: Solution, *, tol: float = 1e-6) -> list
     usable: dict[tuple[str, int], int] = defaultdict(int)
     od_usable: dict[tuple[str, int], int] = defaultdict(int)
     used: dict[tuple[str, int], int] = defaultdict(int)
+    pooled: dict[tuple[str, int], int] = defaultdict(int)  # GPUs taken from each capacity pool
     cost: dict[int, float] = defaultdict(float)
     by_provider: dict[tuple[str, int], int] = defaultdict(int)
     by_region: dict[tuple[str, int], int] = defaultdict(int)
@@ -140,6 +144,8 @@ def validate(problem: Problem, solution: Solution, *, tol: float = 1e-6) -> list
         if not o.spot:
             od_usable[(w.id, t)] += line.instances * n_use
         used[(o.id, t)] += line.instances
+        if o.capacity_pool is not None:
+            pooled[(o.capacity_pool, t)] += line.instances * o.gpus_per_instance
         cost[t] += line.instances * price
         # Shares count usable GPUs (surplus against a cap) over the GPUs the fleet needs (below).
         g = line.instances * n_use
@@ -175,6 +181,9 @@ def validate(problem: Problem, solution: Solution, *, tol: float = 1e-6) -> list
             cap = _capacity(problem, o)
             if cap is not None and used[(o.id, t)] > cap:
                 bad("capacity", f"offer {o.id} period {t}: {used[(o.id, t)]} instances > {cap} available")
+        for name, gpus in problem.capacity_pools.items():
+            if pooled[(name, t)] > gpus:
+                bad("capacity_pool", f"pool {name} period {t}: {pooled[(name, t)]} GPUs taken > {gpus} in the pool")
         if problem.budget_per_hour is not None and cost[t] > problem.budget_per_hour * (1 + tol) + tol:
             bad("budget", f"period {t}: ${cost[t]:.4f}/h > budget ${problem.budget_per_hour:.4f}/h")
         total = sum(
