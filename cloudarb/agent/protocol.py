@@ -114,7 +114,8 @@ class Command(BaseModel):
     id: str
     action: Literal["place", "stop", "start", "destroy"]
     placement_id: str
-    spec: PlacementSpec | None = Field(default=None, description="Present for 'place'")
+    spec: PlacementSpec | None = Field(default=None, description="Present for 'place' and 'start' (a start "
+                                       "carries the GPUs assigned now, which may differ from the container's)")
 
 
 class ContainerReport(BaseModel):

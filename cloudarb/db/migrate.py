@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
-HEAD = "0012"
+HEAD = "0013"
 
 
 def alembic_config(url: str) -> Config:

@@ -21,7 +21,10 @@ from cloudarb.db.types import JSONType, new_id, utcnow
 NODE_STATUSES = ("healthy", "unhealthy")
 PLACEMENT_STATES = ("queued", "assigned", "starting", "running", "stopped", "destroying", "destroyed", "failed")
 LIVE_PLACEMENT_STATES = ("assigned", "starting", "running", "stopped", "destroying")
-"""Placements that hold their GPUs (a queued one holds none; destroyed and failed ones released theirs)."""
+"""Placements whose container exists or is being made (a queued one has none, unless it is a stopped one
+waiting for GPUs to start again: see ``cloudarb.nodes.placements``)."""
+HOLDING_PLACEMENT_STATES = ("assigned", "starting", "running", "destroying")
+"""Placements that hold GPUs: a stopped one gave its GPUs back (they are assigned again when it starts)."""
 
 
 class Node(Base):

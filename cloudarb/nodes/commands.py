@@ -65,7 +65,7 @@ def to_wire(session: Session, row: NodeCommand) -> Command:
     placement = session.get(Placement, row.placement_id)
     if placement is None:  # pragma: no cover - the foreign key cascades
         raise LookupError(row.placement_id)
-    spec = placement_spec(session, placement) if row.action == "place" else None
+    spec = placement_spec(session, placement) if row.action in ("place", "start") else None
     return Command(id=row.id, action=row.action, placement_id=row.placement_id, spec=spec)
 
 

@@ -4,7 +4,14 @@ Assignment is atomic in the database. A queued placement moves to ``assigned`` w
 (``WHERE state = 'queued'``) and its units are inserted into ``node_gpu_assignments``, whose primary key
 is the unit's UUID, inside one savepoint: two transactions racing for one GPU cannot both commit (the
 loser's insert fails on the key, or its conditional update finds the row already moved), and the loser
-stays queued. Units are released by deleting their rows when the placement is destroyed or fails.
+stays queued. Units are released by deleting their rows when the placement is destroyed or fails, and
+when it stops: a stopped placement keeps its container and workspace volume but not its GPUs, so queued
+work can use them. Starting it again puts it back in the queue (at the back: ``queued_at`` is the
+start request) and the same atomic assignment serves it: the GPUs it had when they are still free, else
+any free units of its label, else it waits with a position like any other. Its command is then
+``start`` (not ``place``) carrying the spec with the GPUs now assigned, and the agent recreates the
+container when they differ (a container's devices are fixed when it is created). A queued placement
+with a container (``container_id`` set) is such a restart; canceling it returns it to ``stopped``.
 
 Queue order per node: priority (higher first; per organization, ``CLOUDARB_NODE_QUEUE_PRIORITIES``),
 then arrival. A placement that cannot be served blocks later ones of the same unit label only, so a
@@ -110,6 +117,17 @@ def create(session: Session, settings: NodesSettings, req: PlacementRequest) -> 
     return Created(placement, password)
 
 
+def restarting(placement: Placement) -> bool:
+    """A queued placement that has a container: a stopped one waiting for GPUs to start again."""
+    return placement.state == "queued" and placement.container_id is not None
+
+
+def _prefer(placement: Placement, candidates: list[Unit]) -> list[Unit]:
+    """The units it held before first (a restart keeps its GPUs, and its container, when it can)."""
+    before = set(placement.gpu_uuids or [])
+    return sorted(candidates, key=lambda u: u.uuid not in before)
+
+
 def _try_assign(session: Session, placement: Placement, chosen: Sequence[Unit]) -> str:
     """Move one queued placement to ``assigned`` holding ``chosen``: "ok", "unit_taken" (another
     transaction holds one of the units: look again) or "moved" (another transaction moved the placement)."""
@@ -125,7 +143,7 @@ def _try_assign(session: Session, placement: Placement, chosen: Sequence[Unit]) 
             session.execute(insert(GpuAssignment).values([
                 {"gpu_uuid": u.uuid, "node_id": placement.node_id, "placement_id": placement.id, "created_at": now}
                 for u in chosen]))
-            commands.issue(session, placement, "place")
+            commands.issue(session, placement, "start" if placement.container_id is not None else "place")
             session.flush()
     except IntegrityError:
         return "unit_taken"
@@ -153,7 +171,7 @@ def drain_queue(session: Session, settings: NodesSettings, node: Node) -> list[s
             label, count = p.gpu_model, p.gpu_count
             outcome = "unit_taken"
             for _ in range(ASSIGN_ATTEMPTS):
-                fits = [u for u in free if u.label == label][:count] if label not in blocked else []
+                fits = _prefer(p, [u for u in free if u.label == label])[:count] if label not in blocked else []
                 if len(fits) < count:
                     break
                 outcome = _try_assign(session, p, fits)
@@ -191,7 +209,8 @@ def request_destroy(session: Session, settings: NodesSettings, placement: Placem
     reached the agent; otherwise a destroy command, and ``destroyed`` only on the agent's report."""
     if placement.state in ENDED:
         return
-    if placement.state == "queued" or (placement.state == "assigned" and not commands.delivered(session, placement.id)):
+    if (placement.state == "queued" and not restarting(placement)) or (
+            placement.state == "assigned" and not commands.delivered(session, placement.id)):
         end(session, settings, placement, state="destroyed")
         return
     if placement.state != "destroying":
@@ -203,26 +222,51 @@ def request_destroy(session: Session, settings: NodesSettings, placement: Placem
 
 
 def request_stop(session: Session, placement: Placement) -> None:
-    """Stop the container (its workspace and its GPUs are kept: a container's devices are fixed when it
-    is created, so starting it again needs the same GPUs)."""
+    """Stop the container; ``stopped`` (which gives its GPUs back) on the agent's report."""
     if placement.state not in ("running", "starting"):
         raise PlacementState(f"placement {placement.id} is {placement.state}; only a running one can stop")
     if commands.open_command(session, placement.id, "stop") is None:
         commands.issue(session, placement, "stop")
 
 
-def request_start(session: Session, placement: Placement) -> None:
+def stopped(session: Session, settings: NodesSettings, placement: Placement, *, error: str | None = None) -> None:
+    """The container stopped (or a start of it failed): give its GPUs back and start what waits for them.
+    ``gpu_uuids`` keeps the GPUs it had, which a later start prefers."""
+    now = utcnow()
+    placement.state, placement.stopped_at = "stopped", now
+    placement.error = error if error is not None else placement.error
+    release(session, placement)
+    node = session.get(Node, placement.node_id)
+    if node is not None:
+        drain_queue(session, settings, node)
+
+
+def request_start(session: Session, settings: NodesSettings, placement: Placement) -> None:
+    """Start a stopped placement again: back in the queue, served by the same atomic assignment (its
+    GPUs if free, else others of its label, else it waits)."""
     if placement.state != "stopped":
         raise PlacementState(f"placement {placement.id} is {placement.state}; only a stopped one can start")
-    if commands.open_command(session, placement.id, "start") is None:
-        commands.issue(session, placement, "start")
+    if placement.container_id is None:  # pragma: no cover - a stopped placement had a container
+        raise PlacementState(f"placement {placement.id} has no container to start")
+    now = utcnow()
+    placement.state, placement.queued_at, placement.error = "queued", now, None
+    placement.priority = priority_of(session, settings, placement.organization_id)
+    session.flush()
+    node = session.get(Node, placement.node_id)
+    if node is not None:
+        drain_queue(session, settings, node)
+    session.refresh(placement)
 
 
 def cancel(session: Session, settings: NodesSettings, placement: Placement) -> None:
-    """Cancel a queued placement (instant); anything else is refused (destroy it instead)."""
+    """Cancel a queued placement (instant): a new one ends, a stopped one waiting to start again stays
+    stopped. Anything else is refused (destroy it instead)."""
     if placement.state != "queued":
         raise PlacementState(f"placement {placement.id} is {placement.state}; only a queued one can be canceled "
                              "(destroy a started one)")
+    if restarting(placement):
+        placement.state = "stopped"
+        return
     end(session, settings, placement, state="destroyed")
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cloudarb.agent.protocol import CommandProgress, ContainerReport
 from cloudarb.config import NodesSettings
 from cloudarb.db.models_nodes import (
+    HOLDING_PLACEMENT_STATES,
     LIVE_PLACEMENT_STATES,
     GpuAssignment,
     Node,
@@ -29,6 +30,8 @@ from cloudarb.nodes.errors import PlacementNotFound
 from cloudarb.nodes.inventory import held
 
 STARTING = ("accepted", "pulling", "creating", "starting")
+HOLDING_CONTAINER_STATES = ("running", "created", "paused", "restarting")
+"""Container states that hold GPUs on the host (the agent's own rule, ``cloudarb.agent.daemon``)."""
 
 
 def apply(session: Session, settings: NodesSettings, node: Node, command_id: str, report: CommandProgress) -> None:
@@ -49,7 +52,9 @@ def apply(session: Session, settings: NodesSettings, node: Node, command_id: str
         _start_progress(session, settings, row, p, state, report)
     elif action == "stop":
         if state == "stopped":
-            row.state, p.state, p.stopped_at = "done", "stopped", utcnow()
+            row.state = "done"
+            if p.state in ("running", "starting"):
+                placements.stopped(session, settings, p)
         elif state == "failed":
             row.state, p.error = "failed", report.error or report.message
     elif action == "destroy":
@@ -74,14 +79,17 @@ def _start_progress(session: Session, settings: NodesSettings, row: NodeCommand,
         message = report.error or report.message or f"the agent reported {state}"
         if row.action == "place":
             placements.end(session, settings, p, state="failed", error=message)
-        else:
-            p.state, p.error = "stopped", message
+        else:  # a start that failed: the placement stays stopped and gives back the GPUs it was given
+            placements.stopped(session, settings, p, error=message)
 
 
 def reconcile(session: Session, settings: NodesSettings, node: Node, containers: Sequence[ContainerReport]) -> None:
-    """Compare the agent's containers (rebuilt from labels) with the node's placements."""
+    """Compare the agent's containers (rebuilt from labels) with the node's placements. Only a container
+    that holds its GPUs (running, created, paused) claims units; an exited one (a stopped placement)
+    keeps its GPU label but gave the GPUs back."""
     live = {p.id: p for p in session.scalars(select(Placement).where(
-        Placement.node_id == node.id, Placement.state.in_(LIVE_PLACEMENT_STATES)))}
+        Placement.node_id == node.id, or_(Placement.state.in_(LIVE_PLACEMENT_STATES),
+                                          (Placement.state == "queued") & Placement.container_id.is_not(None))))}
     owners = held(session, node.id)
     seen: set[str] = set()
     for c in containers:
@@ -93,15 +101,21 @@ def reconcile(session: Session, settings: NodesSettings, node: Node, containers:
         p.container_id = c.container_id or p.container_id
         if c.published_ports:
             p.published_ports = dict(c.published_ports)
-        _adopt_units(session, node, p, [u for u in c.gpu_uuids if u not in owners], owners)
-        wrong = [u for u in c.gpu_uuids if owners.get(u) != p.id]
-        missing = [u for u in p.gpu_uuids if u not in c.gpu_uuids] if c.gpu_uuids else []
-        p.flagged = (f"GPU ownership differs: container holds {wrong or ''} {missing and 'lacks ' + str(missing)}"
-                     if wrong or missing else None)
+        holding = c.state in HOLDING_CONTAINER_STATES
+        if holding and p.state == "stopped" and c.state == "running":
+            p.state = "running"  # started on the host behind our back: it holds GPUs again
+        if holding and p.state in HOLDING_PLACEMENT_STATES:
+            _adopt_units(session, node, p, [u for u in c.gpu_uuids if u not in owners], owners)
+            wrong = [u for u in c.gpu_uuids if owners.get(u) != p.id]
+            missing = [u for u in p.gpu_uuids if u not in c.gpu_uuids] if c.gpu_uuids else []
+            p.flagged = (f"GPU ownership differs: container holds {wrong or ''} {missing and 'lacks ' + str(missing)}"
+                         if wrong or missing else None)
+        else:
+            p.flagged = None
         if c.state == "running" and p.state in ("assigned", "starting"):
             p.state, p.started_at, p.secret_env = "running", p.started_at or utcnow(), None
-        elif c.state in ("exited", "created") and p.state == "running":
-            p.state, p.stopped_at = "stopped", utcnow()
+        elif c.state in ("exited", "dead") and p.state == "running":
+            placements.stopped(session, settings, p)
     for pid, p in live.items():
         if pid in seen:
             continue

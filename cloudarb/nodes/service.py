@@ -6,11 +6,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from cloudarb.config import NodesSettings
-from cloudarb.db.models_nodes import LIVE_PLACEMENT_STATES, JoinToken, Node, NodeGpu, Placement
+from cloudarb.db.models_nodes import (
+    HOLDING_PLACEMENT_STATES,
+    LIVE_PLACEMENT_STATES,
+    JoinToken,
+    Node,
+    NodeGpu,
+    Placement,
+)
 from cloudarb.db.types import utcnow
 from cloudarb.nodes import placements
 from cloudarb.nodes.errors import NodeBusy, NodeNotFound, PlacementNotFound
@@ -79,7 +86,8 @@ def set_drained(session: Session, settings: NodesSettings, node: Node, drained: 
 
 def remove(session: Session, node: Node) -> None:
     live = session.scalar(select(func.count()).select_from(Placement).where(
-        Placement.node_id == node.id, Placement.state.in_(LIVE_PLACEMENT_STATES))) or 0
+        Placement.node_id == node.id, or_(Placement.state.in_(LIVE_PLACEMENT_STATES), Placement.container_id.is_not(
+            None) & (Placement.state == "queued")))) or 0
     if live:
         raise NodeBusy(f"node {node.name} still holds {live} live placement(s): drain it and destroy them first")
     remove_offers(session, node.name)
@@ -127,7 +135,7 @@ def _node_estimates(session: Session, settings: NodesSettings, node_id: str) -> 
     for u in free_units(session, node_id):
         free[u.label] = free.get(u.label, 0) + 1
     running = session.scalars(select(Placement).where(Placement.node_id == node_id,
-                                                      Placement.state.in_(LIVE_PLACEMENT_STATES))).all()
+                                                      Placement.state.in_(HOLDING_PLACEMENT_STATES))).all()
     ends: dict[str, list[tuple[datetime, int]]] = {}
     for r in running:
         expected = r.expires_at or (r.started_at or r.assigned_at or now) + timedelta(

@@ -56,8 +56,24 @@ def test_contract(ctx: Context, prov: LocalProvisioner, node_id: str, tenant: Te
     assert action == "stop"
     report(ctx, node_id, cmd, "stopped")
     assert prov.get(first.provider_id).state is RemoteState.STOPPED  # type: ignore[union-attr]
+    # the stopped placement gave its GPUs back: the queued one took one of them at once
+    assert prov.get(waiting.provider_id).raw_state == "assigned"  # type: ignore[union-attr]
+    prov.start(first.provider_id)  # 1 GPU free of the 2 it needs: it waits in the queue
+    again = prov.get(first.provider_id)
+    assert again is not None and (again.state, again.raw_state, again.queue_position) == (
+        RemoteState.PENDING, "queued", 1)
+    prov.start(first.provider_id)  # asking twice changes nothing
+    prov.stop(first.provider_id)  # a stop while the start waits cancels the start
+    assert prov.get(first.provider_id).raw_state == "stopped"  # type: ignore[union-attr]
     prov.start(first.provider_id)
+    (cmd, action, pid), = beat(ctx, node_id)
+    assert (action, pid) == ("place", waiting.provider_id)
+    prov.destroy(waiting.provider_id)  # its place command was delivered: destroyed on the agent's word
     (cmd, action, _), = beat(ctx, node_id)
+    assert action == "destroy"
+    report(ctx, node_id, cmd, "destroyed")
+    (cmd, action, pid), = beat(ctx, node_id)  # now both GPUs are free: the start goes out
+    assert (action, pid) == ("start", first.provider_id)
     report(ctx, node_id, cmd, "running")
     assert prov.get(first.provider_id).state is RemoteState.RUNNING  # type: ignore[union-attr]
     prov.destroy(first.provider_id)
@@ -67,9 +83,10 @@ def test_contract(ctx: Context, prov: LocalProvisioner, node_id: str, tenant: Te
     assert action == "destroy"
     report(ctx, node_id, cmd, "destroyed")
     assert prov.get(first.provider_id) is None and prov.find(PREFIX + "a") is None
-    assert prov.get(waiting.provider_id).raw_state == "assigned"  # type: ignore[union-attr]
-    prov.destroy(waiting.provider_id)  # never delivered: instant
     assert prov.get(waiting.provider_id) is None
+    late = prov.create(spec("c"))
+    prov.destroy(late.provider_id)  # never delivered: instant
+    assert prov.get(late.provider_id) is None
     prov.destroy("no-such-placement")
 
 

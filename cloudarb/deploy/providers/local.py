@@ -132,10 +132,20 @@ class LocalProvisioner:
         self._act(provider_id, lambda s, p: placements.request_destroy(s, self.settings, p))
 
     def stop(self, provider_id: str) -> None:
-        self._act(provider_id, lambda s, p: None if p.state == "stopped" else placements.request_stop(s, p))
+        """Stop the container; its GPUs go back to the node (the queue may take them) when it has stopped.
+        A stop while a start still waits for GPUs cancels that start."""
+        def stop(session: Session, p: Placement) -> None:
+            if placements.restarting(p):
+                placements.cancel(session, self.settings, p)
+            elif p.state != "stopped":
+                placements.request_stop(session, p)
+        self._act(provider_id, stop)
 
     def start(self, provider_id: str) -> None:
-        self._act(provider_id, lambda s, p: None if p.state in ("running", "starting") else placements.request_start(s, p))
+        """Start a stopped placement: it takes GPUs again (its own if free, else others of its model, else
+        it waits in the queue: reported pending with a position)."""
+        self._act(provider_id, lambda s, p: None if p.state in ("running", "starting", "assigned", "queued")
+                  else placements.request_start(s, self.settings, p))
 
     def _act(self, provider_id: str, action: Callable[[Session, Placement], None]) -> None:
         with self._session() as session:
