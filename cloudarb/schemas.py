@@ -66,6 +66,10 @@ class Constraints(_In):
     max_region_share: Annotated[float, Field(gt=0, le=1)] | None = None
     max_spot_share: Annotated[float, Field(ge=0, le=1)] | None = None
     inference_on_demand_floor: Annotated[float, Field(ge=0, le=1)] = 0.0
+    min_launch_success_probability: Annotated[float, Field(ge=0, le=1)] = Field(
+        default=0.0, description="Leave out spot offers whose launches get capacity less often than this (the "
+        "share from the spot traces and our fleet's refused launches, GET /offers launch_success).",
+    )
 
 
 class OfferScope(_In):

@@ -2,16 +2,19 @@
 
 One offer per (node, unit label, size): one GPU (or MIG device) per instance, ``available_instances`` =
 the free units of that label, at the owner's price (per model, else the node's default; a MIG device at
-its share of the GPU's price); whole GPUs also as larger instances of 2, 4, 8, ... GPUs (powers of two up
-to the free count of that model on the node) at size x the per-GPU price, ``available_instances`` =
-free // size. The optimizer has no pool shared across offers, so two sizes of one host may together be
-chosen beyond its free GPUs: the placement's atomic GPU assignment then queues or refuses the excess
-(the deploy line fails over). Seller = the node's name (solver provider id ``local:<node>``), region =
-its site (else its name), instance type ``<node>/<label>`` for one unit and ``<node>/<label>/x<size>``
-for more, which the local provisioner reads back. An
-unhealthy or drained node has no offers; an offer whose units are all taken is removed, and comes back
-when one frees up. Rows are written only when something changed, so heartbeats do not grow the price
-history.
+its share of the GPU's price); whole GPUs also as larger instances of every size from 2 to 8 GPUs, and of
+multiples of 8 beyond (``sizes``: a 6-GPU host offers 1..6, a 20-GPU host 1..8 and 16; at most 15 sizes
+per label at the optimizer's largest instance of 64), up to the free count of that model on the node, at
+size x the per-GPU price, ``available_instances`` = free // size. Every size of one label draws on the
+same free GPUs: the optimizer gets them as one capacity pool ``local:<node>/<label>`` holding the free
+count (``cloudarb.optimize.offers.capacity_pools`` reads it back from these instance types), so no
+solve rents more of a host than is free, whatever sizes it combines (before the pool, sizes were powers
+of two and x1 + x4 of a 4-GPU host could be chosen together: 8 GPUs; the placement's atomic GPU
+assignment still refuses any excess, as a second line of defence). Seller = the node's name (solver
+provider id ``local:<node>``), region = its site (else its name), instance type ``<node>/<label>`` for
+one unit and ``<node>/<label>/x<size>`` for more, which the local provisioner reads back. An unhealthy or
+drained node has no offers; an offer whose units are all taken is removed, and comes back when one frees
+up. Rows are written only when something changed, so heartbeats do not grow the price history.
 """
 
 from __future__ import annotations
@@ -60,13 +63,16 @@ def parse_sized(value: str) -> tuple[str, str, int | None]:
     return node, label, None
 
 
+EVERY_SIZE_UP_TO = 8
+"""Every instance size up to this is offered; beyond it only multiples of it (one NVLink domain is 8 GPUs)."""
+
+
 def sizes(free: int) -> list[int]:
-    """Instance sizes a host with ``free`` whole GPUs of one model offers: 1, 2, 4, 8, ... <= free."""
-    out, size = [], 1
-    while size <= min(free, MAX_SIZE):
-        out.append(size)
-        size *= 2
-    return out
+    """Instance sizes a host with ``free`` whole GPUs of one model offers: 1, 2, ..., 8, then 16, 24, ...,
+    each <= free and <= the optimizer's largest instance."""
+    top = min(free, MAX_SIZE)
+    small = list(range(1, min(top, EVERY_SIZE_UP_TO) + 1))
+    return small + list(range(2 * EVERY_SIZE_UP_TO, top + 1, EVERY_SIZE_UP_TO))
 
 
 def unit_price(node: Node, unit: Unit) -> float:

@@ -7,7 +7,15 @@ load catalog files through ``ingestion.catalogs.load_catalog`` (the same convent
 GPU table as ``cloudarb db seed`` and ``cloudarb catalog import``) and convert its quotes here.
 
 Sellers inside a marketplace are providers of their own to the solver: an offer of provider
-``shadeform`` sold by ``lambdalabs`` is provider ``shadeform:lambdalabs``. The module is light on
+``shadeform`` sold by ``lambdalabs`` is provider ``shadeform:lambdalabs``.
+
+Offers that share GPUs share a capacity pool (``optimizer.schemas.Offer.capacity_pool``): the team's
+own hosts (provider ``local``, ``cloudarb.nodes.market``) offer each GPU label of a node in several
+sizes, instance types ``<node>/<label>`` and ``<node>/<label>/x<size>``, all drawing on the label's free
+GPUs. :func:`capacity_pools` reads the pool back from the instance type (this module may not import
+``cloudarb.nodes``; the format is the market's, tested there against this reader): pool
+``local:<node>/<label>``, its GPUs the most any of its rows states (available instances x GPUs per
+instance; the one-GPU size states every free GPU). The module is light on
 purpose (pydantic, the two libraries, the capacity table): a benchmark imports it without the
 database or the web stack.
 
@@ -25,6 +33,7 @@ the whole bundled snapshot.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime
 from functools import partial
@@ -40,6 +49,8 @@ if TYPE_CHECKING:
     from cloudarb.storage.offers import QuoteFields
 
 SELLER_SEP = ":"
+LOCAL = "local"
+_SIZED = re.compile(r"/x[1-9]\d*$")
 
 
 def __getattr__(name: str) -> Any:
@@ -70,10 +81,13 @@ def to_offer(
     interruption_rate: float | None = None,
     price_scenarios: list[float] | None = None,
     price_per_period: list[float] | None = None,
+    launch_success: float | None = None,
+    capacity_pool: str | None = None,
     validate: bool = False,
 ) -> Offer:
     """One optimizer offer from one quote; its capacity kind from the provider's kind
-    (``cloudarb.optimize.capacity``, ``capacity_kinds`` overriding), optional forecast figures.
+    (``cloudarb.optimize.capacity``, ``capacity_kinds`` overriding), optional forecast figures (price
+    scenarios and periods, interruption rate, launch success probability) and capacity pool.
 
     The quote's values are not validated again (they were at ingest, see the module docstring);
     ``validate=True`` validates everything, and the forecast figures are checked in any case."""
@@ -103,10 +117,34 @@ def to_offer(
         "reliability": get("reliability"),
         "price_scenarios": price_scenarios,
         "price_per_period": price_per_period,
+        "launch_success_probability": launch_success,
+        "capacity_pool": capacity_pool,
     }
-    if validate or not _figures_ok(interruption_rate, price_scenarios, price_per_period):
+    if validate or not _figures_ok(interruption_rate, price_scenarios, price_per_period) or not (
+        launch_success is None or (type(launch_success) is float and 0.0 <= launch_success <= 1.0)
+    ) or (capacity_pool is not None and not 0 < len(capacity_pool) <= 200):
         return Offer(**values)
     return _constructed(values)
+
+
+def capacity_pools(rows: Iterable[QuoteFields]) -> tuple[dict[str, str], dict[str, int]]:
+    """(offer key -> capacity pool, pool -> GPUs) for the offers that share GPUs: each ``local`` row's
+    pool ``local:<node>/<label>`` (its instance type less a ``/x<size>`` suffix), holding the most GPUs
+    any of the pool's rows states (available instances x GPUs per instance). A pool none of whose rows
+    states its availability is left out (its offers keep their own capacity rule)."""
+    of_offer: dict[str, str] = {}
+    gpus: dict[str, int] = {}
+    for row in rows:
+        mapping = getattr(row, "_mapping", None)
+        get: Callable[[str], Any] = mapping.__getitem__ if mapping is not None else partial(getattr, row)
+        if get("provider") != LOCAL:
+            continue
+        pool = f"{LOCAL}{SELLER_SEP}{_SIZED.sub('', get('instance_type'))}"
+        of_offer[get("offer_key")] = pool
+        stated = get("available_instances")
+        if stated is not None:
+            gpus[pool] = max(gpus.get(pool, 0), int(stated) * int(get("gpu_count")))
+    return {key: pool for key, pool in of_offer.items() if pool in gpus}, gpus
 
 
 _DEFAULTS = {name: f.default for name, f in Offer.model_fields.items()}

@@ -5,6 +5,11 @@ Sellers inside a marketplace are providers of their own to the solver: an offer 
 ``shadeform`` sold by ``lambdalabs`` is provider ``shadeform:lambdalabs`` in the problem, so shares,
 placement and a workload's allowed/denied providers can name either the marketplace (every seller in
 it) or one seller (``provider:seller``). Allocation lines are split back when stored.
+
+The sizes a team host offers of one GPU label share its free GPUs as one capacity pool
+(``cloudarb.optimize.offers.capacity_pools``), so a 4-GPU host is never rented as more than 4 GPUs across
+its sizes. The feed's launch success share (traces and our fleet's refused launches) becomes each
+spot offer's ``launch_success_probability``: the optimizer prices the refused launches into the plan.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from datetime import timedelta
 from cloudarb.config import Settings
 from cloudarb.forecasts.feed import Feed
 from cloudarb.ingest.schedule import freshness_limits
-from cloudarb.optimize.offers import SELLER_SEP
+from cloudarb.optimize.offers import SELLER_SEP, capacity_pools
 from cloudarb.optimize.offers import to_offer as quote_to_offer
 from cloudarb.schemas import OptimizeRequest
 from cloudarb.storage.offers import OfferFields, OfferFilter
@@ -35,11 +40,12 @@ def offer_filter(req: OptimizeRequest, settings: Settings) -> OfferFilter:
 
 
 def to_offer(
-    row: OfferFields, feed: Feed | None = None, *, capacity_kinds: dict[str, CapacityKind] | None = None
+    row: OfferFields, feed: Feed | None = None, *, capacity_kinds: dict[str, CapacityKind] | None = None,
+    capacity_pool: str | None = None,
 ) -> Offer:
     """One optimizer offer (the one conversion, ``cloudarb.optimize.offers.to_offer``); with a feed, its
-    forecast price scenarios/periods and its interruption rate (a rate the provider stated wins over the
-    model's)."""
+    forecast price scenarios/periods, its interruption rate (a rate the provider stated wins over the
+    model's) and its launch success share."""
     feed = feed or Feed()
     rate = row.interruption_rate_per_hour
     return quote_to_offer(
@@ -48,6 +54,8 @@ def to_offer(
         interruption_rate=rate if rate is not None else feed.rates.get(row.offer_key),
         price_scenarios=feed.scenarios.get(row.offer_key),
         price_per_period=feed.periods.get(row.offer_key),
+        launch_success=feed.launch_success.get(row.offer_key),
+        capacity_pool=capacity_pool,
     )
 
 
@@ -108,7 +116,8 @@ def build_problem(
 ) -> Problem:
     c = req.constraints
     kinds = dict(settings.offer_capacity_kinds) if settings is not None else None
-    offers = [to_offer(r, feed, capacity_kinds=kinds) for r in rows]
+    pool_of, pools = capacity_pools(rows)
+    offers = [to_offer(r, feed, capacity_kinds=kinds, capacity_pool=pool_of.get(r.offer_key)) for r in rows]
     default_instances = settings.offer_default_available_instances if settings is not None else 16
     return Problem(
         offers=offers,
@@ -126,4 +135,6 @@ def build_problem(
         default_available_instances=default_instances,
         pareto_points=req.pareto_points,
         gpu_figures=gpu_figures(o.gpu_model for o in offers),
+        capacity_pools=pools,
+        min_launch_success_probability=c.min_launch_success_probability,
     )

@@ -163,3 +163,34 @@ def test_with_traces_the_fleet_updates_the_calibrated_prior_and_the_traced_launc
     assert after.rates["aws:p3"] == pytest.approx(est.rate_per_hour, rel=1e-6), "equals the library's own update"
     assert after.rates["aws:p3"] > prior
     assert after.launch_success["aws:p3"] < launch
+
+
+def test_refused_launches_move_the_plan_from_a_cheap_spot_offer_to_on_demand(ctx: Context) -> None:
+    """The feed's launch share reaches the optimizer: a spot offer 30% below its on-demand twin wins while
+    nothing says its launches are refused, and loses once 7 of our 8 launches on it were refused."""
+    from cloudarb.optimize.problem import build_problem
+    from cloudarb.schemas import OptimizeRequest
+    from optimizer import solve
+    from optimizer.schemas import SolveConfig
+
+    rows = [offer(), offer("aws:p3-od", spot=False, price=round(0.92 / 0.7, 4))]
+    req = OptimizeRequest.model_validate({"workloads": [{"id": "w", "gpus_min": 1, "spot_tolerant": True}]})
+
+    def chosen(problem: object) -> list[str]:
+        sol = solve(problem, SolveConfig(time_limit_s=10, isolate="never"))  # type: ignore[arg-type]
+        assert sol.status == "optimal"
+        return [a.offer_id for a in sol.allocations]
+
+    before = build_problem(req, rows, feed=served(ctx, *rows), settings=ctx.settings)
+    assert before.offers[0].launch_success_probability is None
+    assert chosen(before) == ["aws:p3"]
+    fleet = Fleet(ctx)
+    fleet.instance(started=utcnow() - timedelta(hours=1))
+    fleet.refused(7)
+    now = served(ctx, *rows)
+    after = build_problem(req, rows, feed=now, settings=ctx.settings)
+    assert after.offers[0].launch_success_probability == pytest.approx(0.2) == now.launch_success["aws:p3"]
+    assert after.offers[1].launch_success_probability is None  # on-demand: no launch share served
+    assert chosen(after) == ["aws:p3-od"]
+    floor = OptimizeRequest.model_validate({**req.model_dump(), "constraints": {"min_launch_success_probability": 0.5}})
+    assert build_problem(floor, rows, feed=now, settings=ctx.settings).min_launch_success_probability == 0.5
