@@ -1060,7 +1060,9 @@ export interface paths {
         put?: never;
         /**
          * Apply Kubernetes
-         * @description Server-side apply the Kubernetes export to the configured cluster (a worker job; 409 without one).
+         * @description Server-side apply the Kubernetes export to the configured cluster (a worker job; 409 without one),
+         *     recorded as a deployment of target ``kubernetes``: one instance per object, its steps on
+         *     ``/ws/deployments/{id}``, deleted with proof by ``done``, ``DELETE /deployments/{id}`` or expiry.
          */
         post: operations["apply_kubernetes"];
         delete?: never;
@@ -1418,7 +1420,14 @@ export interface components {
         };
         /** ApplyAccepted */
         ApplyAccepted: {
-            /** Id */
+            /** Deployment Id */
+            deployment_id: string;
+            /** Deployment Url */
+            deployment_url: string;
+            /**
+             * Id
+             * @description The apply's id, also its deployment's id.
+             */
             id: string;
             /** Job Id */
             job_id: string;
@@ -1426,7 +1435,10 @@ export interface components {
             status: string;
             /** Status Url */
             status_url: string;
-            /** Websocket Url */
+            /**
+             * Websocket Url
+             * @description The deployment's step stream (/ws/deployments/{id}).
+             */
             websocket_url: string;
         };
         /** ApplyOut */
@@ -1435,6 +1447,11 @@ export interface components {
             applied: {
                 [key: string]: unknown;
             }[];
+            /**
+             * Deployment Id
+             * @description The deployment recording the apply's objects.
+             */
+            deployment_id?: string | null;
             /** Error */
             error: string | null;
             /** Id */
@@ -1598,7 +1615,7 @@ export interface components {
             id: string;
             /** Placement Id */
             placement_id: string;
-            /** @description Present for 'place' */
+            /** @description Present for 'place' and 'start' (a start carries the GPUs assigned now, which may differ from the container's) */
             spec?: components["schemas"]["PlacementSpec"] | null;
         };
         /** CommandProgress */
@@ -1640,6 +1657,12 @@ export interface components {
             max_region_share?: number | null;
             /** Max Spot Share */
             max_spot_share?: number | null;
+            /**
+             * Min Launch Success Probability
+             * @description Leave out spot offers whose launches get capacity less often than this (the share from the spot traces and our fleet's refused launches, GET /offers launch_success).
+             * @default 0
+             */
+            min_launch_success_probability?: number;
         };
         /** ContainerReport */
         ContainerReport: {
@@ -1842,6 +1865,13 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /**
+             * Details
+             * @description What the target reported: Kubernetes namespace and shared objects; Terraform working directory, each hook run (exit code, bounded output) and the outputs (addresses).
+             */
+            details?: {
+                [key: string]: unknown;
+            };
             /** End Reason */
             end_reason: string | null;
             /**
@@ -1876,6 +1906,12 @@ export interface components {
             ssh_public_key: string | null;
             /** Status */
             status: string;
+            /**
+             * Target
+             * @description What makes the instances: 'cloud' (the providers' APIs), 'kubernetes' (server-side apply to the configured cluster: one instance per object, not metered unless asked) or 'terraform' (the organization's command hook: not metered, the resources are the Terraform configuration's).
+             * @default cloud
+             */
+            target?: string;
         };
         /** DeploymentPage */
         DeploymentPage: {
@@ -2535,15 +2571,36 @@ export interface components {
             /** Kueue Cluster Queue */
             kueue_cluster_queue?: string | null;
             /**
+             * Lifetime Hours
+             * @description Hours until the objects are deleted (default CLOUDARB_DEPLOY_DEFAULT_LIFETIME_H; 12 h at most without override_max_lifetime), as for any deployment.
+             */
+            lifetime_hours?: number | null;
+            /**
              * Lines
              * @description Line numbers; default all.
              */
             lines?: number[] | null;
             /**
+             * Meter
+             * @description Charge each workload object its line's price per second to the cost ledger (for clusters whose nodes are rented per use). Default: nothing is metered, the cluster is the team's.
+             * @default false
+             */
+            meter?: boolean;
+            /**
+             * Name
+             * @default
+             */
+            name?: string;
+            /**
              * Namespace
              * @default default
              */
             namespace?: string;
+            /**
+             * Override Max Lifetime
+             * @default false
+             */
+            override_max_lifetime?: boolean;
             /**
              * Provider Label
              * @description The node label naming the provider (multi-provider clusters).
@@ -2981,6 +3038,7 @@ export interface components {
              * @default {
              *       "expected_interruption_cost_per_hour": 0,
              *       "expected_interruptions_per_hour": 0,
+             *       "expected_launch_cost_per_hour": 0,
              *       "largest_provider_share": 0
              *     }
              */
@@ -3012,7 +3070,8 @@ export interface components {
             backend?: "ortools" | "pulp";
             /**
              * @default {
-             *       "inference_on_demand_floor": 0
+             *       "inference_on_demand_floor": 0,
+             *       "min_launch_success_probability": 0
              *     }
              */
             constraints?: components["schemas"]["Constraints"];
@@ -3698,6 +3757,12 @@ export interface components {
              * @default 0
              */
             expected_interruptions_per_hour?: number;
+            /**
+             * Expected Launch Cost Per Hour
+             * @description Expected cost of refused launches (waits valued at the line's price), USD/h; part of the objective, not of the cost paid.
+             * @default 0
+             */
+            expected_launch_cost_per_hour?: number;
             /**
              * Largest Provider Share
              * @description Largest usable GPUs at one provider over the GPUs the fleet needs (as the cap counts).
