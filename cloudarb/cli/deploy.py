@@ -106,12 +106,27 @@ def _show(dep: dict[str, Any], as_json: bool) -> None:
                       + (f" (reported {i['reported_rate']:.4f})" if i.get("rate_mismatch") else ""),
                       f"{i['cost_so_far']:.4f}")
     console.print(table)
+    _target(dep)
     if any(a["outcome"] not in ("created", "running") for a in dep["attempts"]):
         attempts = Table("line", "rep", "try", "provider", "offer", "outcome", "reason", title="attempts")
         for a in dep["attempts"]:
             attempts.add_row(str(a["line"]), str(a["replica"]), str(a["attempt"]), a["provider"], a["offer_key"],
                              a["outcome"], a["reason"])
         console.print(attempts)
+
+
+def _target(dep: dict[str, Any]) -> None:
+    """What a Kubernetes or Terraform deployment's target reported (hook runs, addresses, metering)."""
+    if dep.get("target", "cloud") == "cloud":
+        return
+    details = dep.get("details") or {}
+    console.print(f"target {dep['target']}: {details.get('metering', '')}", highlight=False)
+    for run in details.get("runs", []):
+        console.print(f"  {run['action']:<8} hook '{run['hook']}': {run['summary']}", highlight=False)
+    if details.get("runs") and details["runs"][-1].get("output"):
+        console.print(details["runs"][-1]["output"].rstrip()[-1500:], highlight=False, markup=False)
+    for a in details.get("addresses", []):
+        console.print(f"  {a['output']}: {a['address']}", highlight=False)
 
 
 def _local_show(ctx: Any, org: str, deployment_id: str) -> dict[str, Any]:
@@ -141,8 +156,20 @@ def deploy(
     server: ServerOpt = None,
     api_key: KeyOpt = None,
     as_json: JsonOpt = False,
+    via: Annotated[str, typer.Option("--via", help="cloud: the providers' APIs; kubernetes: server-side apply to "
+                                     "the configured cluster; terraform: the organization's command hook.")] = "cloud",
+    namespace: Annotated[str, typer.Option(help="--via kubernetes: the namespace.")] = "default",
+    var: Annotated[list[str] | None, typer.Option("--var", help="--via terraform: a variable, NAME=VALUE "
+                                                  "(repeatable; never secrets).")] = None,
 ) -> None:
     """Deploy an optimization's allocation (each instance recorded before any provider is asked)."""
+    if via not in ("cloud", "kubernetes", "terraform"):
+        raise fail(f"--via: {via!r} is not one of cloud, kubernetes, terraform")
+    if via != "cloud":
+        _deploy_via(via, optimization_id, lines=_lines(lines), lifetime_hours=_hours(lifetime), override=override,
+                    image=image, namespace=namespace, variables=var or [], watch=watch, server=server,
+                    api_key=api_key, as_json=as_json)
+        return
     body: dict[str, Any] = {"lines": _lines(lines), "lifetime_hours": _hours(lifetime),
                             "override_max_lifetime": override}
     if image:
@@ -169,6 +196,61 @@ def deploy(
                           f"follow: cloudarb deployments show {accepted['id']}", highlight=False)
         return
     _deploy_local(optimization_id, body, key_file, as_json)
+
+
+def _deploy_via(via: str, optimization_id: str, *, lines: list[int] | None, lifetime_hours: float | None,
+                override: bool, image: str | None, namespace: str, variables: list[str], watch: bool,
+                server: str | None, api_key: str | None, as_json: bool) -> None:
+    """A deployment made by a Kubernetes apply or a Terraform command hook (followed like any other)."""
+    body: dict[str, Any] = {"lines": lines, "lifetime_hours": lifetime_hours, "override_max_lifetime": override}
+    if via == "kubernetes":
+        body["namespace"] = namespace
+        if image:
+            body["image"] = image
+    else:
+        pairs = [v.partition("=") for v in variables]
+        if any(not sep or not k for k, sep, _ in pairs):
+            raise fail("--var takes NAME=VALUE")
+        body["variables"] = {k: v for k, _, v in pairs}
+    path = f"/optimize/{optimization_id}/{via}-apply"
+    if server:
+        accepted = _remote(server, api_key, "POST", path, json=body)
+        dep_id = accepted.get("deployment_id") or accepted["id"]
+        if watch:
+            from cloudarb.cli.remote import Client, RemoteError
+
+            try:
+                Client(server, api_key=api_key).ws_events(accepted["job_id"], _step)
+            except RemoteError as exc:
+                raise fail(str(exc)) from exc
+            _show(_remote(server, api_key, "GET", f"/deployments/{dep_id}"), as_json)
+        elif as_json:
+            console.print_json(json.dumps(accepted))
+        else:
+            console.print(f"deployment {dep_id} ({via}) queued (job {accepted['job_id']}); "
+                          f"follow: cloudarb deployments show {dep_id}", highlight=False)
+        return
+    from cloudarb.cli.local import local_org, relay
+
+    ctx = _context()
+    try:
+        org = local_org(ctx)
+        if via == "kubernetes":
+            from cloudarb.deploy.k8s_submit import KubernetesApplyRequest, submit_apply
+
+            k8s = submit_apply(ctx, organization_id=org, optimization_id=optimization_id, actor="cli",
+                               body=KubernetesApplyRequest.model_validate(body))
+            dep_id, job_id = k8s.deployment_id, k8s.job_id
+        else:
+            from cloudarb.deploy.terraform_submit import TerraformApplyRequest, submit_terraform
+
+            tf = submit_terraform(ctx, organization_id=org, optimization_id=optimization_id, actor="cli",
+                                  body=TerraformApplyRequest.model_validate(body))
+            dep_id, job_id = tf.deployment_id, tf.job_id
+        relay(ctx, job_id, _step)  # the job runs in this process: follow it to its end
+        _show(_local_show(ctx, org, dep_id), as_json)
+    finally:
+        ctx.close()
 
 
 def _deploy_local(optimization_id: str, body: dict[str, Any], key_file: Path | None, as_json: bool) -> None:
@@ -220,11 +302,11 @@ def list_deployments(status: Annotated[str | None, typer.Option(help="Only this 
     if as_json:
         console.print_json(json.dumps(items))
         return
-    table = Table("id", "name", "status", "instances", "$/h", "cost", "expires")
+    table = Table("id", "name", "target", "status", "instances", "$/h", "cost", "expires")
     for d in items:
         live = sum(1 for i in d["instances"] if i["state"] not in ("terminated", "failed"))
-        table.add_row(d["id"], d["name"], d["status"], f"{live}/{len(d['instances'])}", f"{d['rate_per_hour']:.4f}",
-                      f"{d['cost_so_far']:.4f}", d["expires_at"])
+        table.add_row(d["id"], d["name"], d.get("target", "cloud"), d["status"], f"{live}/{len(d['instances'])}",
+                      f"{d['rate_per_hour']:.4f}", f"{d['cost_so_far']:.4f}", d["expires_at"])
     console.print(table)
 
 

@@ -70,7 +70,8 @@ def add(
     name: Annotated[str, typer.Argument(help="A name for the hook.")],
     event: Annotated[list[str], typer.Option("--event", "-e", help="Event, '<group>.*' or '*' (repeatable); "
                                              "events: deploy|extend|done|destroy .before/.after, "
-                                             "budget.threshold, policy.adopt.")],
+                                             "budget.threshold, policy.adopt; terraform.apply|destroy "
+                                             "(commands that apply or destroy a --via terraform deploy).")],
     url: Annotated[str | None, typer.Option(help="Webhook URL (https).")] = None,
     command: Annotated[str | None, typer.Option(help="Command line to run (split like a shell, not run by one); "
                                                 "the event's JSON comes on stdin.")] = None,

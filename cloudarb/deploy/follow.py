@@ -18,10 +18,11 @@ if TYPE_CHECKING:
     from cloudarb.db.models import JobRun
 
 DEPLOY_FUNCTION = "cloudarb.deploy.jobs.deploy_body"
+DEPLOY_FUNCTIONS = (DEPLOY_FUNCTION, "cloudarb.deploy.terraform_apply.apply_job")
 
 
 def follow_job(session: Session, job: JobRun, status: str) -> None:
-    if job.function != DEPLOY_FUNCTION or status not in ("failed", "canceled"):
+    if job.function not in DEPLOY_FUNCTIONS or status not in ("failed", "canceled"):
         return
     session.execute(update(Deployment).where(
         Deployment.id == job.target_id, Deployment.status.in_(("pending", "deploying"))

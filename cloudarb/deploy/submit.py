@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from cloudarb.context import Context
 
 TEARDOWN_FUNCTION = "cloudarb.deploy.jobs.teardown_body"
+TEARDOWN_FUNCTIONS = {"terraform": "cloudarb.deploy.terraform_apply.teardown_job"}
+"""A target whose instances are not rows the deploy core destroys (a Terraform stack) tears down its own way."""
 KIND = "deploy"
 
 
@@ -173,7 +175,8 @@ def submit_teardown(ctx: Context, deployment: Deployment, *, actor: str, reason:
         if dep.status == "ended":
             raise Conflict(f"deployment {dep.id} has ended already")
         dep.status, dep.end_reason, dep.updated_at = "ending", reason, utcnow()
-        job = sub.job(organization_id=dep.organization_id, kind=KIND, function=TEARDOWN_FUNCTION,
+        job = sub.job(organization_id=dep.organization_id, kind=KIND,
+                      function=TEARDOWN_FUNCTIONS.get(dep.target, TEARDOWN_FUNCTION),
                       target_id=dep.id, message=f"tearing down: {reason}", max_attempts=10)
         dep.job_id = job.id
         audit.record(sub.session, organization_id=dep.organization_id, actor=actor, action="deployment.teardown",

@@ -3,7 +3,8 @@
 Events: ``deploy.before|after``, ``extend.before|after``, ``done.before|after``, ``destroy.before|after``
 (around a deployment's steps; "before" hooks are blocking and can stop the step), ``budget.threshold``
 and ``policy.adopt`` (a policy run adopted a new allocation: "switch now saves $X/h"), and ``hook.test``
-(``cloudarb hooks test``). A hook subscribes with exact names or ``<group>.*`` / ``*`` patterns.
+(``cloudarb hooks test``), and ``terraform.apply|destroy`` (``RUN_EVENTS``: commands that apply or
+destroy a Terraform deployment's configuration). A hook subscribes with exact names or ``<group>.*`` / ``*`` patterns.
 
 A webhook receives a JSON envelope ``{id, event, organization_id, created_at, data}``; with the
 ``slack`` format it receives a Slack-compatible ``{"text": ...}`` message instead (an incoming-webhook
@@ -18,11 +19,16 @@ from typing import Any
 from cloudarb.errors import InvalidInput
 
 STEPS = ("deploy", "extend", "done", "destroy")
+RUN_EVENTS = ("terraform.apply", "terraform.destroy")
+"""Requests to act rather than notices: a deployment of target ``terraform`` runs the command hooks
+that name one of these explicitly (not through ``*``) to apply or destroy its rendered configuration
+(``cloudarb.hooks.commands``); webhooks never receive them."""
 EVENTS: tuple[str, ...] = (
     *(f"{step}.{when}" for step in STEPS for when in ("before", "after")),
     "budget.threshold",
     "policy.adopt",
     "hook.test",
+    *RUN_EVENTS,
 )
 GROUPS = tuple(sorted({e.split(".")[0] for e in EVENTS}))
 FORMATS = ("json", "slack")

@@ -79,14 +79,15 @@ def post_webhook(
 
 
 def run_command(
-    argv: list[str], body: bytes, *, env: dict[str, str], timeout_s: float, output_limit: int
+    argv: list[str], body: bytes, *, env: dict[str, str], timeout_s: float, output_limit: int,
+    cwd: str | None = None,
 ) -> Attempt:
     full_env = {k: os.environ[k] for k in PASSED_ENV if k in os.environ}
     full_env.update(env)
     started = time.monotonic()
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                env=full_env, start_new_session=True)
+                                env=full_env, start_new_session=True, cwd=cwd)
     except OSError as exc:
         return Attempt(False, False, f"cannot run {argv[0]!r}: {exc.strerror or exc}",
                        (time.monotonic() - started) * 1000)

@@ -1,4 +1,5 @@
-"""Exports of a stored solution (Terraform, Kubernetes, SkyPilot, dstack, CSV) and Kubernetes applies.
+"""Exports of a stored solution (Terraform, Kubernetes, SkyPilot, dstack, CSV), Kubernetes applies and
+Terraform applies (both recorded as deployments).
 
 The export renders in the request (pure functions over stored rows, milliseconds); the apply only
 enqueues a job: the Kubernetes client and the cluster's credentials live in the workers.
@@ -20,6 +21,7 @@ from cloudarb.db.types import utcnow
 from cloudarb.deploy.export import ExportOut, export, parse_lines, to_out, to_zip
 from cloudarb.deploy.k8s_submit import KubernetesApplyRequest, submit_apply
 from cloudarb.deploy.renderers import FORMATS, KubernetesOptions
+from cloudarb.deploy.terraform_submit import TerraformApplyRequest, submit_terraform
 from cloudarb.errors import NotFound
 
 router = APIRouter(tags=["exports"])
@@ -106,6 +108,34 @@ def apply_kubernetes(
                             f"/ws/jobs/{done.job_id}", f"/ws/deployments/{done.deployment_id}"),
                         status_url=f"/kubernetes-applies/{done.apply_id}",
                         deployment_url=f"/deployments/{done.deployment_id}")
+    return JSONResponse(out.model_dump(), status_code=202, headers={"Location": out.status_url})
+
+
+class TerraformAccepted(BaseModel):
+    id: str = Field(description="The deployment's id.")
+    job_id: str
+    status: str
+    websocket_url: str = Field(description="The deployment's step stream (/ws/deployments/{id}).")
+    status_url: str
+    skipped_lines: list[int] = Field(description="Lines without an official Terraform provider (not applied).")
+
+
+@router.post("/optimize/{optimization_id}/terraform-apply", operation_id="apply_terraform", status_code=202,
+             response_model=TerraformAccepted)
+def apply_terraform(
+    optimization_id: IdPath, body: TerraformApplyRequest, request: Request, ctx: CtxDep, principal: Editor
+) -> JSONResponse:
+    """Apply the Terraform export through the organization's command hook: a deployment of target
+    ``terraform`` whose working directory holds the rendered files; the hook's exit code and output are
+    recorded on it, ``terraform output -json`` read for addresses; ``done``, ``DELETE`` and expiry run
+    the ``terraform.destroy`` hook. 409 when command hooks are off or no hook names
+    ``terraform.apply`` and ``terraform.destroy``."""
+    done = submit_terraform(ctx, organization_id=principal.organization_id, optimization_id=optimization_id,
+                            body=body, actor=principal.actor)
+    out = TerraformAccepted(id=done.deployment_id, job_id=done.job_id, status=done.status,
+                            websocket_url=job_ws_url(request, ctx, done.job_id).replace(
+                                f"/ws/jobs/{done.job_id}", f"/ws/deployments/{done.deployment_id}"),
+                            status_url=f"/deployments/{done.deployment_id}", skipped_lines=list(done.skipped_lines))
     return JSONResponse(out.model_dump(), status_code=202, headers={"Location": out.status_url})
 
 
