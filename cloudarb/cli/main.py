@@ -349,6 +349,8 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head", as_json: Jso
 
     url = get_settings().database_url
     migrate.upgrade(url, revision)
+    if migrate.plain_because_not_preloaded(url):
+        err_console.print(f"[yellow]note:[/yellow] {migrate.TIMESCALEDB_NOT_PRELOADED}", highlight=False)
     _revision(url, as_json)
 
 

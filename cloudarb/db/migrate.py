@@ -55,6 +55,38 @@ def timescaledb_usable(conn: Connection) -> bool:
     return "timescaledb" in str(conn.execute(text("SHOW shared_preload_libraries")).scalar() or "")
 
 
+TIMESCALEDB_NOT_PRELOADED = (
+    "timescaledb is installed on this server but not in shared_preload_libraries, so price history "
+    "uses plain PostgreSQL tables (price_ticks, price_ticks_hourly) and works as it is. To use "
+    "TimescaleDB, add shared_preload_libraries = 'timescaledb' to postgresql.conf, restart PostgreSQL "
+    "and create the database anew (or migrate its data)."
+)
+
+
+def timescaledb_not_preloaded(conn: Connection) -> bool:
+    """The one case where the migrations fall back although TimescaleDB is on the server: available,
+    not installed in this database, and not preloaded (``CREATE EXTENSION`` would fail)."""
+    if conn.dialect.name != "postgresql":
+        return False
+    if conn.execute(text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")).first() is None:
+        return False
+    return not timescaledb_usable(conn)
+
+
+def plain_because_not_preloaded(url: str) -> bool:
+    """`timescaledb_not_preloaded` for a database URL (``cloudarb db upgrade`` prints the note)."""
+    if not url.startswith("postgresql"):
+        return False
+    from sqlalchemy import create_engine
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return timescaledb_not_preloaded(conn)
+    finally:
+        engine.dispose()
+
+
 def is_current(engine: Engine) -> bool:
     """Whether the database's schema is at ``HEAD`` (one query; False if it has no schema yet)."""
     try:

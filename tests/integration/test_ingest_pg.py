@@ -337,3 +337,44 @@ def test_backfilled_history_is_materialized_on_timescaledb(prod_ctx: Context) ->
             f'SELECT count(*) FROM "{schema}"."{table}" WHERE "{key_column}" = ANY(:ids)'), {"ids": ids}).scalar_one()
     assert materialized == len(keys) * 6, "every back-filled hour of every offer is materialized"
     assert hourly_mismatches(prod_ctx, keys) == []
+
+
+def test_timescaledb_available_but_not_preloaded_falls_back_with_a_message() -> None:
+    """A server with the extension's files but without ``shared_preload_libraries = 'timescaledb'``
+    (``CREATE EXTENSION`` fails there): ``cloudarb db upgrade`` succeeds with plain tables and says why,
+    and the hourly path then keeps its own table. Runs where the server is in that state (e.g. a
+    PostgreSQL sharing its installation with a TimescaleDB build); skipped elsewhere."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    name = f"cloudarb_fb_{uuid.uuid4().hex[:8]}"
+    try:
+        with admin.connect() as conn:
+            if not migrate.timescaledb_not_preloaded(conn):
+                pytest.skip("this server has no timescaledb, or has it preloaded")
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDARB_")}
+        root = Path(__file__).resolve().parents[2]
+        env.update({"CLOUDARB_DATABASE_URL": url, "PYTHONPATH": str(root)})
+        done = subprocess.run([sys.executable, "-m", "cloudarb", "db", "upgrade"], cwd=root, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert "shared_preload_libraries" in " ".join(done.stderr.split()), done.stderr
+        assert migrate.current(url) is not None
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                kinds = dict(conn.execute(text(
+                    "SELECT relname, relkind FROM pg_class WHERE relname IN ('price_ticks', 'price_ticks_hourly')")).all())
+                installed = conn.execute(text("SELECT count(*) FROM pg_extension WHERE extname = 'timescaledb'")).scalar_one()
+        finally:
+            engine.dispose()
+        assert kinds == {"price_ticks": "r", "price_ticks_hourly": "r"} and installed == 0
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

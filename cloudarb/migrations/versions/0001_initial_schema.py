@@ -17,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 import cloudarb.db.types
-from cloudarb.db.migrate import timescaledb_usable
+from cloudarb.db.migrate import TIMESCALEDB_NOT_PRELOADED, timescaledb_not_preloaded, timescaledb_usable
 
 revision = '0001'
 down_revision = None
@@ -263,18 +263,11 @@ def _make_price_ticks_hypertable() -> None:
     bind = op.get_bind()
     if bind.dialect.name != "postgresql":
         return
-    available = bind.execute(
-        sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")
-    ).first()
-    if available is None:
+    if timescaledb_not_preloaded(bind):
+        # CREATE EXTENSION would fail ("must be loaded via shared_preload_libraries"): keep plain tables
+        logging.getLogger("alembic.runtime.migration").warning(TIMESCALEDB_NOT_PRELOADED)
         return
     if not timescaledb_usable(bind):
-        # CREATE EXTENSION would fail ("must be loaded via shared_preload_libraries"): keep plain tables
-        logging.getLogger("alembic.runtime.migration").warning(
-            "timescaledb is installed on this server but not in shared_preload_libraries: price_ticks "
-            "stays a plain table. To use TimescaleDB, add shared_preload_libraries = 'timescaledb' to "
-            "postgresql.conf, restart PostgreSQL and create the database anew (or migrate its data)."
-        )
         return
     op.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
     op.execute(
