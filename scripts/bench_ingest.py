@@ -27,6 +27,10 @@ it used: this process's, and the writer backends' (read from /proc when the serv
 writer and checkpointer not included). "quiet_estimate_ticks_per_s" = cores the writers can use /
 CPU per tick, the rate the same work would reach with the machine to itself. With --timescale-url (a
 server with the extension) the write is measured there too; without it that figure reads "not available".
+There, "commit_and_hourly_refresh_seconds_summed" includes the continuous aggregate's refresh of the
+hours each batch touched (run after its commit), and "timescaledb_maintenance" gives what the
+aggregate holds materialized, a catch-up and a forced full refresh, and compressing every chunk older
+than the compression policy's 7 days (sizes before and after); the history is timed again afterwards.
 """
 
 from __future__ import annotations
@@ -130,7 +134,7 @@ def write_ticks(
     )
     del parts, order
     simulate_s = time.perf_counter() - began
-    totals = {"written": 0, "inserted": 0, "offers_updated": 0, "db_s": 0.0}
+    totals = {"written": 0, "inserted": 0, "offers_updated": 0, "db_s": 0.0, "commit_s": 0.0}
     backend_cpu: dict[int, list[float]] = {}
     lock = threading.Lock()
     first: list[TickColumns] = []
@@ -147,9 +151,11 @@ def write_ticks(
                 with lock:
                     backend_cpu.setdefault(pid, [backend_cpu_s(pid), 0.0])
                 res = bulk.write_tick_columns(session, cols)
+                t1 = time.perf_counter()
             with lock:
                 backend_cpu[pid][1] = backend_cpu_s(pid)
                 totals["db_s"] += time.perf_counter() - t0
+                totals["commit_s"] += time.perf_counter() - t1
                 totals["inserted"] += res.ticks_inserted
                 totals["offers_updated"] += res.offers_updated
                 totals["written"] += len(cols)
@@ -188,6 +194,7 @@ def write_ticks(
         "cpu_us_per_tick": round(cpu_per_tick_us, 2),
         "quiet_estimate_ticks_per_s": round(min(writers, os.cpu_count() or 1) / cpu_per_tick_us * 1e6),
         "db_call_seconds_summed": round(db_s, 2),
+        "commit_and_hourly_refresh_seconds_summed": round(float(totals["commit_s"]), 2),
         "end_to_end_seconds": round(total_s, 2),
         "end_to_end_ticks_per_s": round(written / total_s),
         "rewrite_batch_ticks": len(first[0]),
@@ -363,6 +370,40 @@ def end_to_end_lag(runs: int, *, pg_url: str | None = None, redis_url: str | Non
     }
 
 
+def timescale_maintenance(url: str) -> dict[str, Any]:
+    """TimescaleDB only: how much of the hourly aggregate the ingest materialized, the cost of a
+    catch-up refresh over everything (what is left after the ingests' own refreshes), of a forced full
+    re-materialization, and of compressing every chunk past the compression policy's age (7 days),
+    with the tick table's size before and after."""
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    out: dict[str, Any] = {}
+    try:
+        with engine.connect() as conn:
+            schema, table = conn.execute(text(
+                "SELECT materialization_hypertable_schema, materialization_hypertable_name "
+                "FROM timescaledb_information.continuous_aggregates WHERE view_name = 'price_ticks_hourly'")).one()
+            out["materialized_hourly_rows"] = conn.execute(text(f'SELECT count(*) FROM "{schema}"."{table}"')).scalar_one()
+            for name, force in (("catch_up_refresh_seconds", "false"), ("full_refresh_forced_seconds", "true")):
+                t0 = time.perf_counter()
+                conn.execute(text("CALL refresh_continuous_aggregate('price_ticks_hourly', NULL, NULL, "
+                                  f"force => {force})"))
+                out[name] = round(time.perf_counter() - t0, 2)
+            size = "SELECT pg_size_pretty(hypertable_size('price_ticks'))"
+            out["price_ticks_size_before_compression"] = conn.execute(text(size)).scalar_one()
+            chunks = [c for (c,) in conn.execute(text(
+                "SELECT c FROM show_chunks('price_ticks', older_than => INTERVAL '7 days') AS c"))]
+            t0 = time.perf_counter()
+            for chunk in chunks:
+                conn.execute(text("SELECT compress_chunk(CAST(:c AS regclass), if_not_compressed => true)"),
+                             {"c": chunk})
+            out["compressed_chunks"] = len(chunks)
+            out["compression_seconds"] = round(time.perf_counter() - t0, 2)
+            out["price_ticks_size_after_compression"] = conn.execute(text(size)).scalar_one()
+    finally:
+        engine.dispose()
+    return out
+
+
 def timescale_available(url: str) -> bool:
     engine = create_engine(url)
     try:
@@ -394,6 +435,10 @@ def run_one(base_url: str, args: argparse.Namespace, *, history: bool) -> dict[s
         db.dispose()
         if history:
             result["history"] = history_latency(url, offers[0].offer_key, end, args.queries)
+        if result["timescaledb"]:
+            result["timescaledb_maintenance"] = timescale_maintenance(url)
+            if history:
+                result["history_after_compression"] = history_latency(url, offers[0].offer_key, end, args.queries)
         return result
     finally:
         if not args.keep:
