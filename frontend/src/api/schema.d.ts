@@ -1071,6 +1071,30 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/optimize/{optimization_id}/terraform-apply": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Apply Terraform
+         * @description Apply the Terraform export through the organization's command hook: a deployment of target
+         *     ``terraform`` whose working directory holds the rendered files; the hook's exit code and output are
+         *     recorded on it, ``terraform output -json`` read for addresses; ``done``, ``DELETE`` and expiry run
+         *     the ``terraform.destroy`` hook. 409 when command hooks are off or no hook names
+         *     ``terraform.apply`` and ``terraform.destroy``.
+         */
+        post: operations["apply_terraform"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/policies": {
         parameters: {
             query?: never;
@@ -4197,6 +4221,62 @@ export interface components {
             /** Title */
             title?: string | null;
         };
+        /** TerraformAccepted */
+        TerraformAccepted: {
+            /**
+             * Id
+             * @description The deployment's id.
+             */
+            id: string;
+            /** Job Id */
+            job_id: string;
+            /**
+             * Skipped Lines
+             * @description Lines without an official Terraform provider (not applied).
+             */
+            skipped_lines: number[];
+            /** Status */
+            status: string;
+            /** Status Url */
+            status_url: string;
+            /**
+             * Websocket Url
+             * @description The deployment's step stream (/ws/deployments/{id}).
+             */
+            websocket_url: string;
+        };
+        /** TerraformApplyRequest */
+        TerraformApplyRequest: {
+            /**
+             * Lifetime Hours
+             * @description Hours until the destroy hook runs (default CLOUDARB_DEPLOY_DEFAULT_LIFETIME_H; 12 h at most without override_max_lifetime).
+             */
+            lifetime_hours?: number | null;
+            /**
+             * Lines
+             * @description Line numbers; default all.
+             */
+            lines?: number[] | null;
+            /**
+             * Name
+             * @default
+             */
+            name?: string;
+            /**
+             * Override Max Lifetime
+             * @default false
+             */
+            override_max_lifetime?: boolean;
+            /**
+             * Variables
+             * @description Values of the rendered variables (key names, images per region; never secrets: they are written to cloudarb.auto.tfvars.json in the working directory). Credentials come from the hook's environment.
+             */
+            variables?: {
+                [key: string]: string | number | boolean | {
+                    [key: string]: string | number | boolean;
+                };
+            };
+        };
         /** TestAccepted */
         TestAccepted: {
             /** Delivery Id */
@@ -6988,6 +7068,44 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ApplyAccepted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    apply_terraform: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                optimization_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TerraformApplyRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TerraformAccepted"];
                 };
             };
             /** @description Validation Error */
