@@ -12,6 +12,22 @@ Safety, from the labels of the containers themselves (never from memory alone):
 - no GPU to two containers: before creating or starting, the GPUs (and a GPU's MIG devices) held by the
   node's live containers are read from their ``cloudarb.gpus`` labels and any overlap is refused;
 - GPU work only on an engine whose self-test proved the GPU arrives inside a container.
+
+Acting alone (the control plane's last word is kept in the state file, so this holds across restarts):
+- lifetimes: every placement carries ``expires_at`` (a container label, and the current value, extensions
+  included, in each heartbeat reply). A container still running ``expiry_grace_s`` after it is *stopped*
+  by the agent itself, whether or not the control plane can be reached: a lost control plane never lets
+  a container run (and hold GPUs) forever. While the control plane works, its own lifetime limit destroys
+  the deployment at expiry, well inside the grace, so this only acts when it cannot.
+  The agent stops and never destroys on its own: a stop ends the GPU use at once, is reversible and
+  loses nothing (the container and its workspace stay, for the owner to recover), while a destroy is
+  final and belongs to the control plane's verified-destroy flow, which also closes the books; an
+  agent that destroyed by itself would turn a network partition into lost work. When the control plane
+  is back, the heartbeat reports the container exited (the placement becomes ``stopped`` and its GPUs
+  go back to the queue) and the deployment's expiry destroys it the usual way.
+- drain: a drained node's agent refuses ``place`` commands itself (reported ``failed`` with the reason),
+  so a command sent just before the drain (or replayed after a restart) starts nothing; running
+  containers, and stop/start/destroy of existing ones, go on.
 """
 
 from __future__ import annotations
@@ -21,7 +37,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cloudarb.agent.client import AuthRejected, ControlPlaneClient, ControlPlaneError
@@ -39,6 +55,7 @@ from cloudarb.agent.engines.base import (
 from cloudarb.agent.protocol import (
     LABEL_COMMAND,
     LABEL_DEPLOYMENT,
+    LABEL_EXPIRES,
     LABEL_GPUS,
     LABEL_INSTANCE_KEY,
     LABEL_MANAGED,
@@ -84,6 +101,8 @@ class AgentConfig:
     http_timeout_s: float = 30.0
     engine: str = "podman"  # used when no engine object is given to Agent
     socket: str | None = None  # the engine's socket; None: its usual path
+    expiry_grace_s: float = 300.0
+    """How long past its expiry a container may still run before the agent stops it itself."""
 
 
 def container_name(placement_id: str) -> str:
@@ -94,11 +113,21 @@ def gpu_label(info: ContainerInfo) -> list[str]:
     return [uuid for uuid in info.labels.get(LABEL_GPUS, "").split(",") if uuid]
 
 
+def expiry_label(info: ContainerInfo) -> datetime | None:
+    raw = info.labels.get(LABEL_EXPIRES, "")
+    try:
+        when = datetime.fromisoformat(raw) if raw else None
+    except ValueError:
+        return None
+    return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
+
+
 class Agent:
     """One node's agent over one engine. Thread-safe enough for ``run_forever`` in a thread + ``stop()``."""
 
     def __init__(self, config: AgentConfig, engine: Engine | None = None, *, client: ControlPlaneClient | None = None,
-                 discover: Callable[[], HostReport] | None = None) -> None:
+                 discover: Callable[[], HostReport] | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.config = config
         if engine is None:
             try:
@@ -109,6 +138,7 @@ class Agent:
         self.client = client or ControlPlaneClient(config.server, timeout_s=config.http_timeout_s)
         self.store = StateStore(config.state_dir)
         self._discover = discover or (lambda: discover_host(config.discovery))
+        self.clock = clock or (lambda: datetime.now(UTC))
         self.host: HostReport = HostReport(hostname="unknown")
         self.engine_report = EngineReport(kind=engine.kind)
         self.state: AgentState | None = None
@@ -158,6 +188,7 @@ class Agent:
                 self.interval_s = registered.heartbeat_interval_s
             log.info("registered as node %s", registered.node_id)
         self.state = state
+        self.drained = state.drained
         self.client.node_token = state.node_token
 
     def _save(self, state: AgentState) -> None:
@@ -186,7 +217,7 @@ class Agent:
         if command is None:
             return
         spec = command.spec
-        if command.action == "place" and spec and spec.expires_at and spec.expires_at <= datetime.now(UTC):
+        if command.action == "place" and spec and spec.expires_at and spec.expires_at <= self.clock():
             log.warning("rolling back placement %s: it expired while the agent was down", command.placement_id)
             for info in self._containers(command.placement_id):
                 self.engine.remove(info.id)
@@ -227,6 +258,10 @@ class Agent:
         if self.config.heartbeat_interval_s is None:
             self.interval_s = reply.heartbeat_interval_s
         self.drained = reply.drained
+        assert self.state is not None
+        if self.state.drained != reply.drained or self.state.expiries != reply.expiries:
+            self.state = self.state.model_copy(update={"drained": reply.drained, "expiries": dict(reply.expiries)})
+            self._save(self.state)
         try:
             for command in reply.commands:
                 self.execute(command)
@@ -234,17 +269,51 @@ class Agent:
             raise AgentError(f"the control plane refused this node's credential: {exc}") from exc
         return len(reply.commands)
 
+    def tick(self) -> bool:
+        """One turn of ``run_forever``: act on lifetimes locally, then heartbeat and carry out the reply.
+        False when the control plane (or the engine) failed this turn; a rejected credential raises."""
+        try:
+            self.enforce_lifetimes()
+        except EngineError as exc:
+            log.warning("lifetime check failed: %s", exc)
+        try:
+            self.run_once()
+        except (ControlPlaneError, EngineError) as exc:
+            log.warning("heartbeat failed: %s", exc)
+            return False
+        return True
+
     def run_forever(self) -> None:
-        """Heartbeat until ``stop()``; an unreachable control plane is retried, a rejected credential ends it."""
+        """Heartbeat until ``stop()``; an unreachable control plane is retried (lifetimes are still
+        enforced locally every turn), a rejected credential ends it."""
         failures = 0
         while not self._stop.is_set():
-            try:
-                self.run_once()
-                failures = 0
-            except (ControlPlaneError, EngineError) as exc:
-                failures += 1
-                log.warning("heartbeat failed (%d in a row): %s", failures, exc)
+            failures = 0 if self.tick() else failures + 1
             self._stop.wait(min(self.interval_s * (2 ** min(failures, 4)), 300.0) if failures else self.interval_s)
+
+    def enforce_lifetimes(self) -> list[str]:
+        """Stop the managed containers still running ``expiry_grace_s`` past their expiry (the control
+        plane's last word for it, else the container's label); the placement ids stopped."""
+        if self.state is None:
+            return []
+        now = self.clock()
+        known = self.state.expiries
+        grace = timedelta(seconds=self.config.expiry_grace_s)
+        stopped: list[str] = []
+        for info in self._managed():
+            if info.state not in ("running", "paused", "restarting"):
+                continue
+            placement = info.labels.get(LABEL_PLACEMENT, "")
+            expiry = known[placement] if placement in known else expiry_label(info)
+            if expiry is None or now < expiry + grace:
+                continue
+            log.warning("stopping container %s of placement %s: it expired at %s (the control plane did not end "
+                        "it; the container and its workspace are kept)", info.id[:12], placement, expiry.isoformat())
+            self.engine.stop(info.id, self.config.stop_timeout_s)
+            stopped.append(placement)
+        if stopped:
+            self.gpu_owners = self.rebuild_ownership()
+        return stopped
 
     def stop(self) -> None:
         self._stop.set()
@@ -337,12 +406,17 @@ class Agent:
         spec = command.spec
         if spec is None or spec.placement_id != command.placement_id:
             raise CommandRefused("a place command needs a spec for the same placement")
+        if self.drained:
+            raise CommandRefused("this node is drained: it starts no new placement (running ones stay)")
         self._report(command, CommandProgress(state="accepted"))
         existing = self._containers(spec.placement_id)
         if existing:
             self._adopt(command, existing)
             return
-        if spec.expires_at is not None and spec.expires_at <= datetime.now(UTC):
+        self._create_and_start(command, spec)
+
+    def _create_and_start(self, command: Command, spec: PlacementSpec) -> None:
+        if spec.expires_at is not None and spec.expires_at <= self.clock():
             raise CommandRefused(f"the placement expired at {spec.expires_at.isoformat()}")
         gpus = self._gpu_refs(spec)
         self._check_gpus_free(spec.gpu_uuids, spec.placement_id)
@@ -374,6 +448,8 @@ class Agent:
         }
         if spec.deployment_id:
             labels[LABEL_DEPLOYMENT] = spec.deployment_id
+        if spec.expires_at is not None:
+            labels[LABEL_EXPIRES] = spec.expires_at.isoformat()
         return ContainerRequest(
             name=container_name(spec.placement_id), image=spec.image, labels=labels, command=spec.command,
             env=dict(spec.env), gpus=gpus, cpus=spec.cpus, memory_mib=spec.memory_mib,
@@ -392,14 +468,41 @@ class Agent:
                                               message="stopped; the workspace is kept"))
 
     def _start_placement(self, command: Command) -> None:
+        """Start a stopped placement's container. The command carries the GPUs assigned now: when they are
+        the container's own it is started as it is; otherwise (its GPUs went to other work while it was
+        stopped) it is recreated on the new GPUs, since a container's devices are fixed at creation; the
+        workspace is a named volume and survives. An interrupted recreate is finished on restart: the
+        command is journaled, and with no container left it is simply created."""
+        spec = command.spec
         existing = self._containers(command.placement_id)
-        if not existing:
-            raise CommandRefused(f"no container for placement {command.placement_id} on this node")
-        info = existing[0]
-        if info.state != "running":
-            self._check_gpus_free(gpu_label(info), command.placement_id)
-            self.engine.start(info.id)
-        self._running(command, info, "started again")
+        if spec is None:  # a control plane that sends no spec: start what is there
+            if not existing:
+                raise CommandRefused(f"no container for placement {command.placement_id} on this node")
+            info = existing[0]
+            if info.state != "running":
+                self._check_gpus_free(gpu_label(info), command.placement_id)
+                self.engine.start(info.id)
+            self._running(command, info, "started again")
+            return
+        if spec.placement_id != command.placement_id:
+            raise CommandRefused("a start command's spec names another placement")
+        self._report(command, CommandProgress(state="accepted"))
+        same = [c for c in existing if sorted(gpu_label(c)) == sorted(spec.gpu_uuids)]
+        if same:
+            if same[0].state != "running" and spec.expires_at is not None and spec.expires_at <= self.clock():
+                raise CommandRefused(f"the placement expired at {spec.expires_at.isoformat()}")
+            self._adopt(command, same)
+            return
+        self._gpu_refs(spec)  # refuse unknown or MIG-split GPUs before removing anything
+        self._check_gpus_free(spec.gpu_uuids, spec.placement_id)
+        for info in existing:
+            if info.state in HOLDING_STATES and info.state != "created":
+                raise CommandRefused(f"container {info.id[:12]} of placement {command.placement_id} is {info.state} "
+                                     "on other GPUs: stop it first")
+            log.info("recreating container %s of placement %s on GPUs %s (it had %s)", info.id[:12],
+                     command.placement_id, ",".join(spec.gpu_uuids), ",".join(gpu_label(info)))
+            self.engine.remove(info.id)
+        self._create_and_start(command, spec)
 
     def _destroy(self, command: Command) -> None:
         existing = self._containers(command.placement_id)

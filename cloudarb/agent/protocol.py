@@ -31,6 +31,7 @@ LABEL_INSTANCE_KEY = "cloudarb.instance-key"  # the deploy stage's idempotency k
 LABEL_DEPLOYMENT = "cloudarb.deployment"    # the deployment id
 LABEL_GPUS = "cloudarb.gpus"                # comma-separated GPU (or MIG) UUIDs assigned
 LABEL_COMMAND = "cloudarb.command"          # the id of the command that created it
+LABEL_EXPIRES = "cloudarb.expires-at"       # the placement's expiry when it was made (ISO 8601), if any
 
 
 class MigDevice(BaseModel):
@@ -135,7 +136,11 @@ class Heartbeat(BaseModel):
 class HeartbeatReply(BaseModel):
     commands: list[Command] = Field(default_factory=list)
     heartbeat_interval_s: float = 15.0
-    drained: bool = False
+    drained: bool = Field(default=False, description="The node is drained: the agent refuses new placements "
+                          "itself (running ones stay)")
+    expiries: dict[str, datetime | None] = Field(
+        default_factory=dict, description="Placement id -> its expiry now (extensions included; None: none) for "
+        "the node's live placements; the agent keeps the last it heard and stops a container past it on its own")
 
 
 class CommandProgress(BaseModel):

@@ -3,15 +3,17 @@
 One JSON file (``<state dir>/agent.json``), written atomically (temporary file + rename) with mode
 0600 in a 0700 directory: it holds the node's credential. ``in_flight`` is the command being carried
 out, written before the engine is touched and cleared after its last progress report, so an agent
-killed in between finishes (or rolls back) that command when it starts again.
+killed in between finishes (or rolls back) that command when it starts again. ``drained`` and
+``expiries`` are the control plane's last word, which the agent acts on while it cannot reach it.
 """
 
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from cloudarb.agent.protocol import Command
 
@@ -27,6 +29,10 @@ class AgentState(BaseModel):
     node_id: str
     node_token: str
     in_flight: Command | None = None
+    drained: bool = False
+    """The control plane's last word on draining (kept across restarts while it cannot be reached)."""
+    expiries: dict[str, datetime | None] = Field(default_factory=dict)
+    """The last expiry the control plane gave for each placement (extensions included)."""
 
 
 class StateStore:

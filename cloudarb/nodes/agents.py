@@ -102,8 +102,11 @@ def heartbeat(session: Session, settings: NodesSettings, node: Node, body: Heart
     progress.reconcile(session, settings, node, body.containers)
     placements.drain_queue(session, settings, node)
     due = commands.due(session, node.id, interval_s=settings.node_heartbeat_interval_s)
+    live = session.scalars(select(Placement).where(Placement.node_id == node.id,
+                                                   Placement.state.not_in(("queued", "destroyed", "failed")))).all()
     return HeartbeatReply(commands=[commands.to_wire(session, c) for c in due],
-                          heartbeat_interval_s=settings.node_heartbeat_interval_s, drained=node.drained)
+                          heartbeat_interval_s=settings.node_heartbeat_interval_s, drained=node.drained,
+                          expiries=commands.expiries(session, live))
 
 
 MISSED_HEARTBEATS = "the node missed its heartbeats"

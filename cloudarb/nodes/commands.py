@@ -9,12 +9,13 @@ command id, which it also puts on the container as a label.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from cloudarb.agent.protocol import Command, PlacementSpec, PortSpec
+from cloudarb.db.models_deploy import DeployInstance
 from cloudarb.db.models_nodes import NodeCommand, NodeGpu, Placement
 from cloudarb.db.types import utcnow
 
@@ -78,5 +79,14 @@ def placement_spec(session: Session, p: Placement) -> PlacementSpec:
         command=p.command, env={**p.env, **(p.secret_env or {})},
         ports=[PortSpec.model_validate(port) for port in p.ports], gpu_uuids=list(p.gpu_uuids),
         gpu_indices=indices if len(indices) == len(p.gpu_uuids) else [], cpus=p.cpus, memory_mib=p.memory_mib,
-        workspace_volume=p.workspace_volume, expires_at=p.expires_at,
+        workspace_volume=p.workspace_volume, expires_at=expiries(session, [p])[p.id],
     )
+
+
+def expiries(session: Session, placements: Sequence[Placement]) -> dict[str, datetime | None]:
+    """Each placement's expiry now: its deploy instance's (which ``extend`` moves) when the deploy stage
+    made it, else its own. The agent stops a container past it on its own, so it must be current."""
+    keys = [p.instance_key for p in placements]
+    moved: dict[str, datetime | None] = {key: at for key, at in session.execute(
+        select(DeployInstance.key, DeployInstance.expires_at).where(DeployInstance.key.in_(keys)))} if keys else {}
+    return {p.id: moved.get(p.instance_key) or p.expires_at for p in placements}

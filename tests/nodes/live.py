@@ -22,9 +22,10 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(ctx: Context) -> Iterator[str]:
-    """The app on http://127.0.0.1:<port> until the block ends (the scheduler thread too)."""
-    port = free_port()
+def serve(ctx: Context, port: int | None = None) -> Iterator[str]:
+    """The app on http://127.0.0.1:<port> until the block ends (the scheduler thread too); ``port``
+    lets a test bring the same control plane back at the same address."""
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(ctx=ctx), host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="on"))
     thread = threading.Thread(target=server.run, name="test-uvicorn", daemon=True)

@@ -81,12 +81,25 @@ def test_place_stop_start_restart_destroy_and_the_queue(ctx: Context, tenant: Te
         queue = {p["id"]: p for p in api(url, tenant, "/nodes/placements")}
         assert queue[second.provider_id]["position"] == 1 and queue[second.provider_id]["estimated_start_at"]
 
+        # a stopped placement gives its GPU back: the queued one takes it
         prov.stop(first.provider_id)
         agent.run_once()
         assert prov.get(first.provider_id).state is RemoteState.STOPPED  # type: ignore[union-attr]
+        assert prov.get(second.provider_id).raw_state == "assigned"  # type: ignore[union-attr]
+        agent.run_once()
+        assert containers(engine) == {first.provider_id: "exited", second.provider_id: "running"}
+        assert engine.gpus_of(second.provider_id) == ["GPU-boxa.lab-0"]
+        # starting it again waits for a GPU, then gets it when the other is destroyed
         prov.start(first.provider_id)
+        waiting = prov.get(first.provider_id)
+        assert waiting is not None and (waiting.state, waiting.queue_position) == (RemoteState.PENDING, 1)
+        agent.run_once()  # the heartbeat shows the exited container: not an orphan, nothing destroyed
+        assert containers(engine)[first.provider_id] == "exited"
+        prov.destroy(second.provider_id)
+        agent.run_once()  # destroys the second; the destroyed report frees the GPU and the start goes out
         agent.run_once()
         assert prov.get(first.provider_id).state is RemoteState.RUNNING  # type: ignore[union-attr]
+        assert containers(engine) == {first.provider_id: "running"}
 
         # the agent restarts: ownership comes back from the labels, nothing is created twice
         agent.stop()
@@ -96,13 +109,43 @@ def test_place_stop_start_restart_destroy_and_the_queue(ctx: Context, tenant: Te
         assert containers(engine) == {first.provider_id: "running"}
 
         prov.destroy(first.provider_id)
-        agent.run_once()  # destroys; the destroyed report frees the GPU and the queue moves
-        assert prov.get(first.provider_id) is None
-        assert prov.get(second.provider_id).raw_state == "assigned"  # type: ignore[union-attr]
         agent.run_once()
-        assert containers(engine) == {second.provider_id: "running"}
-        assert engine.gpus_of(second.provider_id) == ["GPU-boxa.lab-0"]
-        assert api(url, tenant, "/nodes")[0]["gpus_free"] == 0
+        assert prov.get(first.provider_id) is None
+        assert api(url, tenant, "/nodes")[0]["gpus_free"] == 1
+
+
+def test_a_start_on_other_gpus_recreates_the_container(ctx: Context, tenant: Tenant, tmp_path: Path) -> None:
+    """The GPUs a stopped placement had went to other work: it starts on other free GPUs, in a new
+    container pinned to exactly those (devices are fixed at creation), with the same workspace volume."""
+    engine = FakeEngine()
+    prov = LocalProvisioner(ctx.db, ctx.settings.section(NodesSettings))
+    with serve(ctx) as url:
+        agent = make_agent(url, tmp_path / "a", engine, lambda: host("boxa.lab", 2), join(url, tenant, "boxa"))
+        agent.run_once()
+        first = prov.create(spec("a", "boxa"))
+        agent.run_once()
+        assert engine.gpus_of(first.provider_id) == ["GPU-boxa.lab-0"]
+        old = {c_id for c_id, c in engine.containers.items() if c.request.labels.get("cloudarb.placement")}
+        volume = next(c.request.workspace_volume for c in engine.containers.values()
+                      if c.request.labels.get("cloudarb.placement") == first.provider_id)
+        prov.stop(first.provider_id)
+        agent.run_once()
+        other = prov.create(spec("o", "boxa"))  # takes GPU 0, the first free one
+        agent.run_once()
+        assert engine.gpus_of(other.provider_id) == ["GPU-boxa.lab-0"]
+        prov.start(first.provider_id)  # GPU 0 is taken: it gets GPU 1
+        agent.run_once()
+        assert prov.get(first.provider_id).state is RemoteState.RUNNING  # type: ignore[union-attr]
+        assert engine.gpus_of(first.provider_id) == ["GPU-boxa.lab-1"]
+        mine = [(c_id, c) for c_id, c in engine.containers.items()
+                if c.request.labels.get("cloudarb.placement") == first.provider_id]
+        assert len(mine) == 1 and mine[0][0] not in old and mine[0][1].request.workspace_volume == volume
+        assert mine[0][1].request.labels["cloudarb.gpus"] == "GPU-boxa.lab-1"
+        assert agent.gpu_owners == {"GPU-boxa.lab-0": other.provider_id, "GPU-boxa.lab-1": first.provider_id}
+        detail = api(url, tenant, f"/nodes/{api(url, tenant, '/nodes')[0]['id']}")
+        assert {g["uuid"]: g["placement_id"] for g in detail["gpus"]} == {
+            "GPU-boxa.lab-0": other.provider_id, "GPU-boxa.lab-1": first.provider_id}
+        assert not any(p["flagged"] for p in detail["placements"])
 
 
 def test_two_agents_racing_placements_and_missed_heartbeats(ctx: Context, tenant: Tenant, tmp_path: Path) -> None:
