@@ -327,3 +327,87 @@ def test_a_crashed_placement_that_expired_meanwhile_is_rolled_back(
     assert plane.states(place.id)[-1] == "failed" and "expired" in (plane.last(place.id).error or "")
     assert libpod.list_containers({LABEL_PLACEMENT: "p-e"}) == [] and restarted.gpu_owners == {}
     assert restarted.state is not None and restarted.state.in_flight is None
+
+
+def _start_on(placement: str, gpus: list[str], *, volume: str) -> Command:
+    """A start command as the control plane sends it: with the GPUs assigned now."""
+    place = _place(placement, gpus, volume=volume)
+    return place.model_copy(update={"action": "start", "id": f"c-{uuid.uuid4().hex[:8]}"})
+
+
+def test_start_on_other_gpus_recreates_the_container_with_exactly_those(
+    plane: FakeControlPlane, tmp_path: Path, nvidia_smi: str, libpod: LibpodEngine,
+) -> None:
+    agent = _agent(plane, libpod, tmp_path / "s", nvidia_smi, token=plane.new_join_token())
+    agent.start()
+    node = plane.nodes[agent.node_id or ""]
+    gpus = [g.uuid for g in node.registration.host.gpus]
+    volume = f"ws-{uuid.uuid4().hex[:8]}"
+    plane.send(node.node_id, _place("p-m", [gpus[0]], volume=volume))
+    agent.run_once()
+    [first] = libpod.list_containers({LABEL_PLACEMENT: "p-m"})
+    assert libpod.exec(first.id, ["/bin/sh", "-c", "echo kept > /workspace/f"])[0] == 0
+    plane.send(node.node_id, stop := _cmd("stop", "p-m"))
+    agent.run_once()
+    assert plane.states(stop.id) == ["stopped"]
+
+    # the same GPUs: the same container is started again
+    plane.send(node.node_id, same := _start_on("p-m", [gpus[0]], volume=volume))
+    agent.run_once()
+    assert plane.states(same.id)[-1] == "running"
+    [again] = libpod.list_containers({LABEL_PLACEMENT: "p-m"})
+    assert again.id == first.id
+    plane.send(node.node_id, stop := _cmd("stop", "p-m"))
+    agent.run_once()
+
+    # other GPUs (GPU 0 went to other work while it was stopped): a new container on exactly GPU 2 and 3
+    plane.send(node.node_id, _place("p-other", [gpus[0]]))
+    agent.run_once()
+    plane.send(node.node_id, moved := _start_on("p-m", [gpus[2], gpus[3]], volume=volume))
+    agent.run_once()
+    assert plane.states(moved.id)[-1] == "running", plane.last(moved.id)
+    [now] = libpod.list_containers({LABEL_PLACEMENT: "p-m"})
+    assert now.id != first.id and libpod.inspect(first.id) is None
+    assert now.labels[LABEL_GPUS] == f"{gpus[2]},{gpus[3]}" and now.labels[LABEL_COMMAND] == moved.id
+    assert libpod.exec(now.id, ["/bin/sh", "-c", "ls /dev | grep nvidia"])[1].split() == ["nvidia2", "nvidia3"]
+    assert libpod.exec(now.id, ["cat", "/workspace/f"])[1] == "kept\n"  # the workspace volume survived
+    assert agent.gpu_owners == {gpus[0]: "p-other", gpus[2]: "p-m", gpus[3]: "p-m"}
+
+    # a start onto a GPU another container holds is refused, and the stopped container is left alone
+    plane.send(node.node_id, _cmd("stop", "p-m"))
+    agent.run_once()
+    plane.send(node.node_id, clash := _start_on("p-m", [gpus[0]], volume=volume))
+    agent.run_once()
+    assert plane.states(clash.id)[-1] == "failed" and "already given to placement p-other" in (
+        plane.last(clash.id).error or "")
+    [kept] = libpod.list_containers({LABEL_PLACEMENT: "p-m"})
+    assert kept.id == now.id and kept.state == "exited"
+    for placement in ("p-m", "p-other"):
+        plane.send(node.node_id, _cmd("destroy", placement))
+    agent.run_once()
+    libpod.remove_volume(volume)
+
+
+def test_expired_container_stopped_without_the_control_plane(tmp_path: Path, nvidia_smi: str,
+                                                             libpod: LibpodEngine) -> None:
+    now = [datetime.now(UTC)]
+    with FakeControlPlane() as control:
+        config = AgentConfig(server=control.url, join_token=control.new_join_token(), state_dir=tmp_path / "s",
+                             probe_image=IMAGE, discovery=DiscoveryConfig(source="nvidia-smi", nvidia_smi=nvidia_smi),
+                             stop_timeout_s=1, expiry_grace_s=60, http_timeout_s=2)
+        agent = Agent(config, libpod, clock=lambda: now[0])
+        agent.start()
+        node = control.nodes[agent.node_id or ""]
+        gpu = node.registration.host.gpus[1].uuid
+        place = _place("p-x", [gpu])
+        expires = now[0] + timedelta(hours=1)
+        place.spec = place.spec.model_copy(update={"expires_at": expires})  # type: ignore[union-attr]
+        control.send(node.node_id, place)
+        agent.run_once()
+        [info] = libpod.list_containers({LABEL_PLACEMENT: "p-x"})
+        assert info.state == "running" and datetime.fromisoformat(info.labels["cloudarb.expires-at"]) == expires
+    now[0] = expires + timedelta(seconds=61)
+    assert agent.tick() is False  # the control plane is gone
+    stopped = libpod.inspect(info.id)
+    assert stopped is not None and stopped.state == "exited" and agent.gpu_owners == {}
+    libpod.remove(info.id)
