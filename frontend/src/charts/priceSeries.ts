@@ -55,6 +55,22 @@ export function gpuHourLines(series: HistorySeries[], maxLines = 10): ChartData 
   return { lines, rows };
 }
 
+/** The newest value of each line (what the chart's last point of that line shows), in line order. */
+export function latestPerLine(data: ChartData): { line: Line; value: number; t: number }[] {
+  const out: { line: Line; value: number; t: number }[] = [];
+  for (const line of data.lines) {
+    for (let i = data.rows.length - 1; i >= 0; i--) {
+      const row = data.rows[i];
+      const value = row?.[line.key];
+      if (row && value !== undefined) {
+        out.push({ line, value, t: row.t ?? Number.NaN });
+        break;
+      }
+    }
+  }
+  return out;
+}
+
 /** One offer's candles as rows: close, low and high per instance-hour and per GPU-hour. */
 export function offerRows(series: HistorySeries): Record<string, number>[] {
   const perGpu = Math.max(1, series.gpu_count);

@@ -1,4 +1,5 @@
-/** How fresh each provider's prices are (``GET /providers``): state, newest price, last refresh and error. */
+/** How fresh each provider's prices are (``GET /providers``): state, newest price, last refresh and error;
+ * read again after each live price change, since a change means a refresh just stored prices. */
 import { unwrap } from "../api/errors";
 import type { components } from "../api/schema";
 import { age, dateTime, num } from "../format";
@@ -18,9 +19,10 @@ export function freshness(p: Provider, nowMs: number = Date.now()): "fresh" | "s
 
 const CLASS = { fresh: "fresh-ok", stale: "fresh-stale", failing: "fresh-failing", none: "muted" } as const;
 
-export function ProviderFreshness() {
+/** ``refreshKey``: read the providers again when it changes (the prices page passes its newest live change). */
+export function ProviderFreshness({ refreshKey = 0 }: { refreshKey?: number } = {}) {
   const { api } = useServices();
-  const providers = useAsync(async () => unwrap(await api.GET("/providers", {})), []);
+  const providers = useAsync(async () => unwrap(await api.GET("/providers", {})), [refreshKey]);
   return (
     <div className="chart-panel">
       <h3>Provider freshness</h3>

@@ -8,6 +8,7 @@ import { Area, CartesianGrid, ComposedChart, Legend, Line, ReferenceLine, Respon
 import { unwrap } from "../api/errors";
 import type { components } from "../api/schema";
 import { fanRows } from "../charts/fan";
+import { skillStatement } from "../charts/skill";
 import { colorAt, shortTime } from "../charts/theme";
 import { ErrorBanner } from "../components/common";
 import { dateTime, num, pct } from "../format";
@@ -19,6 +20,11 @@ type Forecast = components["schemas"]["ForecastOut"];
 
 const OPACITY = [0.18, 0.3, 0.45];
 
+/** What the forecast's values measure (a price forecast follows its offer's price per instance-hour). */
+export function unitOf(forecast: Pick<Forecast, "kind">): string {
+  return forecast.kind === "price" ? "$ per instance-hour" : "GPU-hours per hour";
+}
+
 function FanChart({ forecast }: { forecast: Forecast }) {
   const fan = fanRows(forecast);
   if (fan.rows.length === 0) return <p className="muted">Empty forecast.</p>;
@@ -28,7 +34,8 @@ function FanChart({ forecast }: { forecast: Forecast }) {
         <ComposedChart data={fan.rows} margin={{ top: 6, right: 12, bottom: 4, left: 4 }}>
           <CartesianGrid strokeDasharray="3 3" stroke="#e3e6ec" />
           <XAxis dataKey="t" type="number" scale="time" domain={["dataMin", "dataMax"]} tickFormatter={shortTime} fontSize={11} />
-          <YAxis width={56} fontSize={11} tickFormatter={(v: number) => num(v, 3)} domain={["auto", "auto"]} />
+          <YAxis width={64} fontSize={11} tickFormatter={(v: number) => num(v, 3)} domain={["auto", "auto"]}
+            label={{ value: unitOf(forecast), angle: -90, position: "insideLeft", fontSize: 11, dy: 50, dx: 2 }} />
           <Tooltip labelFormatter={(t) => new Date(Number(t)).toLocaleString()}
             formatter={(v) => (Array.isArray(v) ? `${num(Number(v[0]), 4)} – ${num(Number(v[1]), 4)}` : num(Number(v), 4))} />
           <Legend wrapperStyle={{ fontSize: 11 }} />
@@ -91,9 +98,27 @@ function BacktestDetails({ series }: { series: string }) {
   );
 }
 
+function SkillNote({ forecast }: { forecast: Forecast }) {
+  const statement = skillStatement(forecast);
+  if (!statement) return null;
+  return (
+    <div className={`skill-note skill-${statement.verdict}`} role="note" aria-label="skill over last value">
+      <strong>{statement.headline}</strong>
+      {statement.detail && <span className="muted"> {statement.detail}</span>}
+      {statement.rule && (
+        <details className="more">
+          <summary>The rule</summary>
+          {statement.rule}
+        </details>
+      )}
+    </div>
+  );
+}
+
 function ForecastCard({ forecast }: { forecast: Forecast }) {
   const [open, setOpen] = useState(false);
   const b = forecast.backtest;
+  const skill = forecast.skill;
   const title = forecast.kind === "price"
     ? `${forecast.provider ?? ""} ${forecast.region ?? ""} ${forecast.gpu_model ?? ""}${forecast.spot ? " spot" : ""}`
     : `demand of ${forecast.workload_id ?? forecast.series_key}`;
@@ -101,22 +126,29 @@ function ForecastCard({ forecast }: { forecast: Forecast }) {
     <div className="chart-panel">
       <h3>{title.trim() || forecast.series_key}</h3>
       <FanChart forecast={forecast} />
-      <dl className="kv inline" aria-label="backtest figures">
+      <SkillNote forecast={forecast} />
+      <dl className="kv pairs" aria-label="backtest figures">
         <dt>Model</dt>
-        <dd>
-          {forecast.model}
-          {forecast.fallback ? ` (fallback${forecast.fallback_reason ? `: ${forecast.fallback_reason}` : ""})` : ""}
-        </dd>
+        <dd>{forecast.model}</dd>
         <dt>Origin</dt>
         <dd>{dateTime(forecast.origin)}</dd>
         <dt>MASE</dt>
         <dd>{num(b?.mase ?? null, 3)}</dd>
         <dt>sMAPE</dt>
-        <dd>{b?.smape === null || b?.smape === undefined ? "—" : pct(b.smape * (b.smape <= 2 ? 100 : 1))}</dd>
+        <dd>{pct(b?.smape ?? null)}</dd>
         <dt>Interval coverage</dt>
-        <dd>{b?.coverage === null || b?.coverage === undefined ? "—" : pct(b.coverage * 100)}</dd>
+        <dd title="share of backtest actuals inside the central interval">{b?.coverage === null || b?.coverage === undefined ? "—" : pct(b.coverage * 100)}</dd>
         <dt>Backtest origins</dt>
         <dd>{b ? b.n_origins : "—"}</dd>
+        {skill?.backtest_coverage !== null && skill?.backtest_coverage !== undefined && (
+          <>
+            <dt>Served interval coverage</dt>
+            <dd>
+              {pct(skill.backtest_coverage * 100)}
+              {skill.interval_scale > 1 ? ` (widened ×${num(skill.interval_scale, 2)})` : ""}
+            </dd>
+          </>
+        )}
       </dl>
       <button type="button" className="link" onClick={() => setOpen(!open)}>
         {open ? "hide model versions" : "model versions"}

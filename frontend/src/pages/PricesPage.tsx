@@ -3,10 +3,10 @@
  * one offer's candles; live changes over ``/ws/prices``; how fresh each provider's prices are.
  * The view lives in the URL: ``#/prices?gpu=H100+SXM&market=spot&days=7`` or ``#/prices?offer=<key>``.
  */
-import { useCallback, useState } from "react";
+import { useCallback, useEffect, useState } from "react";
 import { CartesianGrid, Legend, Line, LineChart, ResponsiveContainer, Tooltip, XAxis, YAxis } from "recharts";
 import { unwrap } from "../api/errors";
-import { applyChange, gpuHourLines, offerRows, type HistorySeries, type PriceChange } from "../charts/priceSeries";
+import { applyChange, gpuHourLines, latestPerLine, offerRows, type HistorySeries, type PriceChange } from "../charts/priceSeries";
 import { colorAt, shortTime } from "../charts/theme";
 import { ErrorBanner } from "../components/common";
 import { ProviderFreshness } from "../components/ProviderFreshness";
@@ -39,6 +39,16 @@ export function windowEnd(nowMs: number, newestIso: string | null | undefined, d
   return Math.min(nowMs, newest + 3600_000);
 }
 
+/** ``value`` once it has stopped changing for ``ms`` (one refresh brings a burst of changes). */
+function useSettled<T>(value: T, ms: number): T {
+  const [settled, setSettled] = useState(value);
+  useEffect(() => {
+    const timer = setTimeout(() => setSettled(value), ms);
+    return () => clearTimeout(timer);
+  }, [value, ms]);
+  return settled;
+}
+
 function useHistory(query: { gpu: string; offer: string; market: Market; days: number; endMs: number | null }) {
   const { api } = useServices();
   return useAsync<Loaded>(async () => {
@@ -68,25 +78,56 @@ function useHistory(query: { gpu: string; offer: string; market: Market; days: n
   }, [query.gpu, query.offer, query.market, query.days, query.endMs]);
 }
 
+function LatestPrices({ data }: { data: ReturnType<typeof gpuHourLines> }) {
+  const latest = latestPerLine(data);
+  if (latest.length === 0) return null;
+  return (
+    <div className="scroll">
+      <table className="data compact latest" aria-label="latest prices">
+        <thead>
+          <tr>
+            <th>Line</th>
+            <th className="num">$/GPU-hour</th>
+            <th>As of</th>
+          </tr>
+        </thead>
+        <tbody>
+          {latest.map(({ line, value, t }) => (
+            <tr key={line.key}>
+              <td className="wrap">{line.label}</td>
+              <td className="num">{money(value, true)}</td>
+              <td>{shortTime(t)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
 function GpuChart({ series }: { series: HistorySeries[] }) {
-  const { lines, rows } = gpuHourLines(series);
+  const data = gpuHourLines(series);
+  const { lines, rows } = data;
   if (rows.length === 0) return <p className="muted">No prices recorded in this range.</p>;
   return (
-    <div className="chart" role="img" aria-label="price history per GPU-hour">
-      <ResponsiveContainer width="100%" height="100%">
-        <LineChart data={rows} margin={{ top: 8, right: 16, bottom: 4, left: 4 }}>
-          <CartesianGrid strokeDasharray="3 3" stroke="#e3e6ec" />
-          <XAxis dataKey="t" type="number" domain={["dataMin", "dataMax"]} scale="time" tickFormatter={shortTime} />
-          <YAxis tickFormatter={(v: number) => `$${v.toFixed(2)}`} width={56} />
-          <Tooltip labelFormatter={(t) => new Date(Number(t)).toLocaleString()} formatter={(v) => money(Number(v), true)} />
-          <Legend wrapperStyle={{ fontSize: 12 }} />
-          {lines.map((l, i) => (
-            <Line key={l.key} dataKey={l.key} name={l.label} stroke={colorAt(i)} strokeDasharray={l.spot ? "5 3" : undefined}
-              dot={rows.length < 30} connectNulls type="stepAfter" isAnimationActive={false} />
-          ))}
-        </LineChart>
-      </ResponsiveContainer>
-    </div>
+    <>
+      <div className="chart" role="img" aria-label="price history per GPU-hour">
+        <ResponsiveContainer width="100%" height="100%">
+          <LineChart data={rows} margin={{ top: 8, right: 16, bottom: 4, left: 4 }}>
+            <CartesianGrid strokeDasharray="3 3" stroke="#e3e6ec" />
+            <XAxis dataKey="t" type="number" domain={["dataMin", "dataMax"]} scale="time" tickFormatter={shortTime} />
+            <YAxis tickFormatter={(v: number) => `$${v.toFixed(2)}`} width={56} />
+            <Tooltip labelFormatter={(t) => new Date(Number(t)).toLocaleString()} formatter={(v) => money(Number(v), true)} />
+            <Legend wrapperStyle={{ fontSize: 12 }} />
+            {lines.map((l, i) => (
+              <Line key={l.key} dataKey={l.key} name={l.label} stroke={colorAt(i)} strokeDasharray={l.spot ? "5 3" : undefined}
+                dot={rows.length < 30} connectNulls type="stepAfter" isAnimationActive={false} />
+            ))}
+          </LineChart>
+        </ResponsiveContainer>
+      </div>
+      <LatestPrices data={data} />
+    </>
   );
 }
 
@@ -169,12 +210,21 @@ export function PricesPage() {
     setLive(null);
     setParams({ gpu, offer, market: market === "any" ? "" : market, days: String(days), ...patch });
   };
+  // A change of an offer the chart does not show (or one that arrives before the history) leaves the
+  // chart on the loaded history: ``live`` only takes over once it differs from it.
   const onChange = useCallback(
-    (c: PriceChange) => setLive((prev) => applyChange(prev ?? history.data?.series ?? [], c)),
+    (c: PriceChange) =>
+      setLive((prev) => {
+        const base = prev ?? history.data?.series;
+        if (!base) return prev;
+        const next = applyChange(base, c);
+        return next === base ? prev : next;
+      }),
     [history.data],
   );
   const stream = usePriceStream({ gpuModel: offer ? series[0]?.gpu_model : gpu || undefined }, onChange);
   const one = offer ? series[0] : undefined;
+  const freshnessKey = useSettled(stream.changes[0]?.id ?? stream.changes.length, 400);
 
   return (
     <section>
@@ -228,7 +278,7 @@ export function PricesPage() {
         </div>
       )}
       <LiveFeed changes={stream.changes} state={stream.state} />
-      <ProviderFreshness />
+      <ProviderFreshness refreshKey={freshnessKey} />
     </section>
   );
 }
