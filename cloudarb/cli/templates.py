@@ -252,17 +252,18 @@ def policy(
         current = _embedded(lambda s, settings, org: templates.view_policy(
             s, organization_id=org, server_custom_images=settings.node_custom_images).__dict__)
     if change:
-        body = {"allowed_templates": None if allow_all else (sorted(allow) if allow else current["allowed_templates"]),
-                "custom_images": None if server_default else (custom_images if custom_images is not None
-                                                              else current["custom_images"])}
+        names: list[str] | None = None if allow_all else (sorted(allow) if allow else current["allowed_templates"])
+        images: bool | None = None if server_default else (custom_images if custom_images is not None
+                                                           else current["custom_images"])
+        body = {"allowed_templates": names, "custom_images": images}
         if server:
             current = _remote(server, api_key, "PUT", "/templates/policy", json=body)
         else:
             from cloudarb.nodes import templates
 
             current = _embedded(lambda s, settings, org: templates.set_policy(
-                s, organization_id=org, actor="cli", allowed_templates=body["allowed_templates"],
-                custom_images=body["custom_images"], server_custom_images=settings.node_custom_images).__dict__)
+                s, organization_id=org, actor="cli", allowed_templates=names, custom_images=images,
+                server_custom_images=settings.node_custom_images).__dict__)
     allowed = current["allowed_templates"]
     _show(current, as_json, f"allowed templates: {', '.join(allowed) if allowed is not None else 'all'}\n"
                             f"custom images: {'yes' if current['custom_images_effective'] else 'no'}"
