@@ -13,7 +13,9 @@ Loaded by the optimize job before it builds the ``optimizer.Problem``:
   updated with what our own fleet saw in the offer's pool (``cloudarb.forecasts.fleet``: interruptions
   over exposure hours, a Gamma-Poisson update), scaled by the offer's price volatility; ``risk[offer]``
   says where each came from, ``launch_success[offer]`` the share of spot launches that get capacity
-  (the traces' share updated with our fleet's launches and refusals) where there is one.
+  (the traces' share updated with our fleet's launches and refusals; for a spot offer that states its own
+  rate, our fleet's launches alone) where there is one. The optimizer prices refused launches into each
+  line's expected cost from it (``optimizer.schemas.Offer.launch_success_probability``).
 * ``performance[workload_type]``: the fitted relative-throughput table, keyed by the GPU model names
   of the offers at hand (models the fitted table lacks keep the optimizer's data-sheet figure).
 """
@@ -26,7 +28,7 @@ import logging
 import math
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import lru_cache
@@ -39,7 +41,7 @@ from cloudarb.config import Settings
 from cloudarb.db.models import StoredForecast
 from cloudarb.db.types import utcnow
 from cloudarb.forecasts import store
-from cloudarb.forecasts.fleet import FleetEvidence, PoolKey, fleet_evidence
+from cloudarb.forecasts.fleet import FleetEvidence, PoolKey, fleet_evidence, pool_key, posterior_launch
 from cloudarb.forecasts.risk_cache import (
     LAUNCH_C,
     LAUNCH_P,
@@ -86,6 +88,7 @@ def load_feed(session: Any, settings: Settings, rows: Sequence[OfferFields], *, 
             feed.risk = offer_risks(settings, rows, stored, fleet)
             feed.rates = {k: r.rate_per_hour for k, r in feed.risk.items()}
             feed.launch_success = {k: r.launch_success for k, r in feed.risk.items() if r.launch_success is not None}
+            feed.launch_success.update(stated_rate_launches(rows, fleet, skip=feed.launch_success))
             if fleet:
                 feed.notes.append(fleet_note(fleet))
         except Exception as exc:  # the optimizer's default rate still applies
@@ -109,6 +112,20 @@ def load_fleet(session: Any, settings: Settings, rows: Sequence[OfferFields]) ->
         return {}
     return fleet_evidence(session, now=utcnow(), window=timedelta(days=settings.forecast_fleet_window_days),
                           pools=wanted)
+
+
+def stated_rate_launches(rows: Sequence[OfferFields], fleet: dict[PoolKey, FleetEvidence],
+                         skip: Container[str] = ()) -> dict[str, float]:
+    """Launch success of spot offers the risk model leaves alone (they state their own interruption rate):
+    our fleet's launches and refusals on the offer's pool over a uniform prior, where there are any."""
+    out: dict[str, float] = {}
+    for r in rows:
+        if not r.spot or r.offer_key in skip:
+            continue
+        share = posterior_launch(None, fleet.get(pool_key(r.provider, r.instance_type, r.region, r.zone)))
+        if share is not None:
+            out[r.offer_key] = share
+    return out
 
 
 def fleet_note(fleet: dict[PoolKey, FleetEvidence]) -> str:

@@ -269,7 +269,7 @@ def offer_view(session: Session, settings: Settings, rows: Sequence[dict[str, An
             "prior_rate_per_hour": risk.prior_rate_per_hour if risk else None,
             "source": "provider" if stated is not None else risk.source if risk else
             "not computed yet (an optimize job computes it)" + (f"; {ev.describe()}" if ev.describe() else ""),
-            "launch_success": risk.launch_success if risk else None,
+            "launch_success": risk.launch_success if risk else posterior_launch(None, ev),
             "fleet_interruptions": ev.interruptions, "fleet_exposure_hours": round(ev.exposure_hours, 3),
             "fleet_launches": ev.launches, "fleet_launch_refusals": ev.refusals,
             "fleet_mean_time_to_running_s": ev.mean_time_to_running_s,

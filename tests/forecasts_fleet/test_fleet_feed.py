@@ -194,3 +194,15 @@ def test_refused_launches_move_the_plan_from_a_cheap_spot_offer_to_on_demand(ctx
     assert chosen(after) == ["aws:p3-od"]
     floor = OptimizeRequest.model_validate({**req.model_dump(), "constraints": {"min_launch_success_probability": 0.5}})
     assert build_problem(floor, rows, feed=now, settings=ctx.settings).min_launch_success_probability == 0.5
+
+
+def test_a_spot_offer_stating_its_rate_still_gets_our_fleets_launch_share(ctx: Context) -> None:
+    stated = offer()
+    stated.interruption_rate_per_hour = 0.02
+    assert "aws:p3" not in served(ctx, stated).launch_success
+    fleet = Fleet(ctx)
+    fleet.instance(started=utcnow() - timedelta(hours=1))
+    fleet.refused(3)
+    now = served(ctx, stated)
+    assert "aws:p3" not in now.rates  # the provider's rate is not the model's business
+    assert now.launch_success["aws:p3"] == pytest.approx((1 + 1) / (2 + 4))

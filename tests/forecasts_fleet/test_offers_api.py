@@ -42,3 +42,19 @@ def test_offers_show_the_served_rate_and_our_fleets_record(ctx: Context, client:
             risk["fleet_launch_refusals"]) == (1, 4.0, 1, 1)
     assert risk["launch_success"] == f.launch_success["aws:test:p3-spot"]
     assert risk["fleet_mean_time_to_running_s"] == 90.0
+
+
+def test_an_offer_stating_its_rate_shows_our_fleets_launch_share(ctx: Context, client: TestClient,
+                                                                  tenant: Tenant) -> None:
+    stated = offer("aws:test:p3-stated")
+    stated.interruption_rate_per_hour = 0.02
+    with ctx.db.session() as session:
+        session.add(stated)
+    assert _items(client, tenant)["aws:test:p3-stated"]["risk"]["launch_success"] is None  # type: ignore[index]
+    fleet = Fleet(ctx)
+    fleet.instance(started=utcnow() - timedelta(hours=2))
+    fleet.refused(3)
+    risk = _items(client, tenant)["aws:test:p3-stated"]["risk"]
+    assert isinstance(risk, dict)
+    assert (risk["source"], risk["interruption_rate_per_hour"]) == ("provider", 0.02)
+    assert risk["launch_success"] == (1 + 1) / (2 + 4)  # what the optimize job's feed gives the optimizer
