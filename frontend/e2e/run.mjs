@@ -6,7 +6,11 @@
 //   CLOUDARB_E2E_RESOLVE   "host:port" -> the loopback port the host name maps to
 //   CLOUDARB_E2E_EMAIL / CLOUDARB_E2E_PASSWORD   an admin of the server
 //   CLOUDARB_SCREENSHOTS   where screenshots go (default frontend/e2e/screenshots)
-// Every step asserts what a user would see; the first failure exits non-zero with a screenshot.
+//   CLOUDARB_E2E_LIVE_PRICE  the $/instance-hour the provider now quotes for the seeded lambda us-east-1
+//                          H100 offer: the walk asks the server to refresh lambda while the prices page
+//                          is open and waits for that price to arrive over /ws/prices (skipped if unset)
+// Every step asserts what a user would see; the first failure exits non-zero with a screenshot. A page
+// error, a console error or a 5xx answer anywhere in the walk fails it too.
 // Prints one JSON line of step timings at the end.
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -28,6 +32,27 @@ if (resolve) args.push(`--host-resolver-rules=MAP ${new URL(base).hostname} ${re
 const timings = {};
 const errors = [];
 let current = null;
+// The API as this script (not the browser) reaches it: the mapped host name only resolves in Chromium.
+const apiBase = `${resolve ? `http://${resolve}` : base}/api`;
+
+/** Record what must not happen while a page is open: uncaught errors, console errors, 5xx answers. */
+function watch(page) {
+  page.on("pageerror", (err) => errors.push(`page error: ${String(err)}`));
+  page.on("console", (msg) => {
+    if (msg.type() === "error") errors.push(`console error on ${page.url()}: ${msg.text()} (${msg.location().url ?? "?"})`);
+  });
+  page.on("response", (res) => {
+    if (res.status() >= 500) errors.push(`${res.status()} from ${res.request().method()} ${res.url()}`);
+  });
+}
+
+async function apiToken() {
+  const res = await fetch(`${apiBase}/auth/login`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ email, password }),
+  });
+  check(res.ok, `login for the API failed: ${res.status}`);
+  return (await res.json()).access_token;
+}
 
 function check(cond, message) {
   if (!cond) throw new Error(message);
@@ -41,6 +66,7 @@ async function step(name, fn) {
 }
 
 async function shot(page, name) {
+  await page.mouse.move(0, 0); // no chart tooltip left open under the pointer
   await page.waitForTimeout(150); // let charts finish their first layout pass
   await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
 }
@@ -72,7 +98,7 @@ try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
   const page = await context.newPage();
   current = page;
-  page.on("pageerror", (err) => errors.push(String(err)));
+  watch(page);
 
   await step("sign in", async () => {
     await signIn(page);
@@ -127,15 +153,82 @@ try {
     await shot(page, "03-prices-gpu");
   });
 
-  await step("GPU catalog and forecasts", async () => {
+  const livePrice = Number(process.env.CLOUDARB_E2E_LIVE_PRICE ?? "");
+  if (Number.isFinite(livePrice) && livePrice > 0) {
+    await step("a live price change over /ws/prices", async () => {
+      // still on the GPU's prices with the socket open; a reload would lose this mark
+      await page.evaluate(() => { window.__e2eSamePage = true; });
+      const lambdaRow = page.getByRole("table", { name: "provider freshness" }).getByRole("row")
+        .filter({ has: page.getByRole("cell", { name: "lambda", exact: true }) });
+      const lastRefresh = lambdaRow.locator("td").nth(4);
+      check((await lastRefresh.textContent()) === "—", "lambda was refreshed before the walk asked for it");
+      const east = page.getByRole("table", { name: "latest prices" }).getByRole("row")
+        .filter({ has: page.getByRole("cell", { name: "lambda us-east-1 on-demand", exact: true }) });
+      const perGpu = `$${(livePrice / 8).toFixed(2)}`;
+      const before = await east.locator("td").nth(1).textContent();
+      check(before !== perGpu, `the seeded price already is ${perGpu}`);
+      const curves = () => page.locator(".recharts-line-curve").evaluateAll((ps) => ps.map((p) => p.getAttribute("d")).join("|"));
+      const drawn = await curves();
+
+      const token = await apiToken();
+      const res = await fetch(`${apiBase}/providers/lambda/refresh`, { method: "POST", headers: { Authorization: `Bearer ${token}` } });
+      check(res.status === 202, `refresh of lambda was not accepted: ${res.status} ${await res.text()}`);
+
+      const feed = page.getByRole("list", { name: "live price changes" });
+      await feed.getByText(new RegExp(`lambda us-east-1 H100 SXM: \\$[\\d.,]+ → \\$${livePrice.toFixed(2)}`)).waitFor({ timeout: 30_000 });
+      await east.locator("td").nth(1).getByText(perGpu, { exact: true }).waitFor({ timeout: 10_000 });
+      check((await curves()) !== drawn, "the chart's lines were not redrawn with the new point");
+      await page.waitForFunction(() => {
+        const rows = [...document.querySelectorAll("table[aria-label='provider freshness'] tbody tr")];
+        const row = rows.find((r) => r.querySelector("td")?.textContent === "lambda");
+        return row && row.querySelectorAll("td")[4]?.textContent !== "—" && row.querySelectorAll("td")[1]?.textContent === "fresh";
+      }, null, { timeout: 10_000 });
+      check(await page.evaluate(() => window.__e2eSamePage === true), "the page reloaded");
+      await shot(page, "03b-prices-live");
+    });
+  }
+
+  await step("GPU catalog", async () => {
     await page.goto(`${base}/#/gpus`);
     await page.getByRole("table", { name: "GPU catalog" }).waitFor();
     await page.locator(".recharts-bar-rectangle").first().waitFor();
     await shot(page, "04-gpus");
+  });
+
+  // The driver ran the price forecast job on the seeded week: H100 series a model beats last value on,
+  // A100 ones (a random walk) it does not.
+  await step("forecast fan charts with their skill statements", async () => {
     await page.goto(`${base}/#/forecasts`);
     await page.getByRole("heading", { name: "Forecasts" }).waitFor();
-    await page.waitForLoadState("networkidle");
+    const fans = page.getByRole("img", { name: /^forecast fan of price:/ });
+    await fans.first().waitFor({ timeout: 15_000 });
+    const cards = await fans.count();
+    check(cards >= 4, `expected a fan chart per seeded series, got ${cards}`);
+    const first = fans.first();
+    await first.locator("path.recharts-area-area").first().waitFor();
+    const bands = await first.locator("path.recharts-area-area").evaluateAll((paths) =>
+      paths.map((p) => (p.getAttribute("d") ?? "").split(/[MLZ]/).filter(Boolean).length));
+    check(bands.length >= 2 && bands.every((n) => n >= 10), `expected nested quantile bands drawn over the horizon, got ${bands}`);
+    check((await first.locator(".recharts-line-curve").count()) >= 1, "no median or point forecast line");
+    const ticks = await first.locator(".recharts-cartesian-axis-tick-value").allTextContents();
+    const times = ticks.filter((t) => /\d\d \w{3}, \d\d:\d\d/.test(t)).length;
+    const values = ticks.filter((t) => /^\d+(\.\d+)?$/.test(t.trim())).length;
+    check(times >= 2 && values >= 2, `axis tick labels missing (times ${times}, values ${values}): ${ticks}`);
+    check((await first.locator(".recharts-label").allTextContents()).some((t) => t.includes("$ per instance-hour")),
+      "the value axis does not say its unit");
+    const notes = await page.getByRole("note", { name: "skill over last value" }).allTextContents();
+    check(notes.length === cards, `expected a skill statement per fan chart, got ${notes.length} for ${cards}`);
+    check(notes.some((t) => t.startsWith("Beats last value out of sample: ")), `no served model with skill: ${notes.join(" | ")}`);
+    check(notes.some((t) => t.startsWith("No skill over last value")), `no 'no skill over last value' statement: ${notes.join(" | ")}`);
+    const figures = await page.getByLabel("backtest figures").first().textContent();
+    check(/MASE\s*\d/.test(figures ?? "") && /Backtest origins\s*\d/.test(figures ?? ""), `backtest figures missing: ${figures}`);
     await shot(page, "05-forecasts");
+    await page.getByLabel("GPU model").selectOption(historyGpu);
+    await page.waitForFunction(() => window.location.hash.includes("gpu="));
+    await page.waitForFunction((name) => {
+      const titles = [...document.querySelectorAll(".chart-panel h3")].map((h) => h.textContent ?? "");
+      return titles.length > 0 && titles.every((t) => t.includes(name));
+    }, historyGpu, { timeout: 10_000 });
   });
 
   let firstId = "";
@@ -241,6 +334,7 @@ try {
     const phone = await browser.newContext({ viewport: { width: PHONE, height: 844 }, isMobile: true, hasTouch: true });
     const p = await phone.newPage();
     current = p;
+    watch(p);
     await signIn(p);
     await p.locator("table.data tbody tr").first().waitFor();
     await noSideways(p, "offers");
@@ -253,10 +347,15 @@ try {
     await p.locator(".recharts-line").first().waitFor();
     await noSideways(p, "prices");
     await shot(p, "22-phone-prices");
+    await p.goto(`${base}/#/forecasts`);
+    await p.getByRole("img", { name: /^forecast fan of price:/ }).first().locator("path.recharts-area-area").first().waitFor();
+    await p.getByRole("note", { name: "skill over last value" }).first().waitFor();
+    await noSideways(p, "forecasts");
+    await shot(p, "23-phone-forecasts");
     await phone.close();
   });
 
-  check(errors.length === 0, `uncaught errors in the page: ${errors.join(" | ")}`);
+  check(errors.length === 0, `errors during the walk: ${errors.join(" | ")}`);
   process.stdout.write(`${JSON.stringify({ ok: true, screenshots: shots, seconds: timings })}\n`);
 } catch (err) {
   if (current) await current.screenshot({ path: join(shots, "failure.png"), fullPage: true }).catch(() => undefined);
