@@ -59,7 +59,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 from cloudarb.bootstrap import snapshot_path  # noqa: E402
 from cloudarb.db import migrate  # noqa: E402
 from cloudarb.db.engine import Database  # noqa: E402
-from cloudarb.ingest import bulk  # noqa: E402
+from cloudarb.ingest import bulk, timescale  # noqa: E402
 from cloudarb.ingest.columns import NO_INSTANCES, TickColumns  # noqa: E402
 from ingestion.catalogs import load_snapshot  # noqa: E402
 from ingestion.schemas import PriceQuote  # noqa: E402
@@ -219,7 +219,7 @@ def history_latency(url: str, offer_key: str, end: Any, queries: int) -> dict[st
     ctx = build_context(settings, prepare=False)
     with ctx.db.session() as session:
         org = accounts.get_or_create_org(session, name="bench")
-        user = accounts.create_user(session, organization_id=org.id, email="bench@example.com",
+        user = accounts.create_user(session, organization_id=org.id, email=f"bench-{uuid.uuid4().hex[:8]}@example.com",
                                     password="bench-password-123", role="viewer")
     token = issue_token(settings, user_id=user.id, org_id=org.id, role="viewer", kind="access")
     params = {
@@ -423,7 +423,7 @@ def run_one(base_url: str, args: argparse.Namespace, *, history: bool) -> dict[s
         offers = load_snapshot(snapshot_path())
         with db.session() as session:
             bulk.write_quotes(session, offers)
-        result: dict[str, Any] = {"timescaledb": bulk.uses_timescale(db.sessionmaker())}
+        result: dict[str, Any] = {"timescaledb": timescale.uses_timescale(db.sessionmaker())}
         result.update(write_ticks(db, offers, args.ticks, args.days, args.seed, args.batch_ticks,
                                   args.writers))
         end = result.pop("end")

@@ -9,7 +9,8 @@ key table, mapped to its `PriceSeries` id on the server), then moved into ``pric
 INSERT when every tick is newer than what its offer has, else ``INSERT ... ON CONFLICT DO NOTHING``,
 so re-ingesting a batch adds nothing. Without TimescaleDB the hourly OHLC rows are merged into the
 plain ``price_ticks_hourly`` table from exactly the ticks inserted; with TimescaleDB the continuous
-aggregate does that. SQLite takes the executemany path with the same semantics. Current offers move
+aggregate does that (`cloudarb.ingest.timescale` refreshes the hours each ingest touched once it has
+committed). SQLite takes the executemany path with the same semantics. Current offers move
 forward in time only (an older quote arriving late stays history), and every move that changes a
 price is returned by `write_quotes` as a `PriceChange` for the event stream.
 """
@@ -20,7 +21,7 @@ import io
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, case, func, select, text
@@ -28,10 +29,10 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cloudarb.db.engine import after_commit, pending_after_commit
 from cloudarb.db.models import Offer, PriceTick, PriceTickHourly
 from cloudarb.db.types import utcnow
 from cloudarb.ingest import columns
+from cloudarb.ingest.timescale import refresh_hourly_after_commit, uses_timescale
 from cloudarb.storage.offers import quote_row, series_ids
 from ingestion.schemas import PriceQuote
 
@@ -45,7 +46,6 @@ _OFFER_COLUMNS = (
     "available_instances", "reliability", "observed_at",
 )
 """The keys of `cloudarb.storage.offers.quote_row`, in a fixed order for COPY."""
-_TIMESCALE_CACHE: dict[str, bool] = {}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,18 +70,6 @@ class WriteResult:
     ticks_inserted: int = 0
     offers_upserted: int = 0
     changes: list[PriceChange] = field(default_factory=list)
-
-
-def uses_timescale(session: Session) -> bool:
-    """Whether ``price_ticks_hourly`` is a continuous aggregate (asked once per database URL)."""
-    bind = session.get_bind()
-    if bind.dialect.name != "postgresql":
-        return False
-    url = str(bind.engine.url)
-    if url not in _TIMESCALE_CACHE:
-        row = session.execute(text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")).first()
-        _TIMESCALE_CACHE[url] = row is not None
-    return _TIMESCALE_CACHE[url]
 
 
 def _hour(ts: datetime) -> datetime:
@@ -265,43 +253,12 @@ def write_tick_columns(session: Session, cols: columns.TickColumns, *, update_of
         cur.execute(_PG_SERIES_IDS)
     inserted = _pg_insert_staged(session, cols)
     if inserted and uses_timescale(session):
-        _refresh_hourly_after_commit(session, columns.from_micros(int(span.first_us.min())),
-                                     columns.from_micros(int(span.last_us.max())))
+        refresh_hourly_after_commit(session, columns.from_micros(int(span.first_us.min())),
+                                    columns.from_micros(int(span.last_us.max())))
     updated = 0
     if update_offers:
         updated = int(session.execute(text(_PG_CURRENT_PRICES)).rowcount)  # type: ignore[attr-defined]
     return TickWriteResult(ticks=len(cols), ticks_inserted=inserted, offers_updated=updated)
-
-
-_REFRESH_KEY = "ingest.price_ticks_hourly"
-
-
-@dataclass
-class _HourlyRefresh:
-    """Materialize the hourly continuous aggregate over the hours a transaction's ticks touched, once
-    it has committed (TimescaleDB refuses the refresh inside a transaction).
-
-    The aggregate's policy only refreshes its recent window, so without this a back-filled or seeded
-    history was never materialized: every hourly query re-aggregated raw ticks in real time (19 s
-    each at 2M ticks). One refresh per transaction, over the union of its batches' hours.
-    """
-
-    engine: Any
-    first: datetime
-    last: datetime
-
-    def __call__(self) -> None:
-        start, end = _hour(self.first), _hour(self.last) + timedelta(hours=1)
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(text("CALL refresh_continuous_aggregate('price_ticks_hourly', :start, :end)"),
-                         {"start": start, "end": end})
-
-
-def _refresh_hourly_after_commit(session: Session, first: datetime, last: datetime) -> None:
-    pending = pending_after_commit(session, _REFRESH_KEY)
-    if isinstance(pending, _HourlyRefresh):
-        first, last = min(first, pending.first), max(last, pending.last)
-    after_commit(session, _REFRESH_KEY, _HourlyRefresh(session.get_bind().engine, first, last))
 
 
 def _pg_insert_staged(session: Session, cols: columns.TickColumns) -> int:

@@ -18,7 +18,8 @@ from sqlalchemy import exists, select, text
 from sqlalchemy.orm import Session
 
 from cloudarb.db.models import PriceSeries, PriceTick, PriceTickHourly
-from cloudarb.ingest.bulk import sqlite_merge_hourly, uses_timescale
+from cloudarb.ingest.bulk import sqlite_merge_hourly
+from cloudarb.ingest.timescale import uses_timescale
 
 log = logging.getLogger(__name__)
 

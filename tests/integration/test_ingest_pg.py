@@ -22,7 +22,7 @@ from cloudarb.config import Settings
 from cloudarb.context import Context, build_context
 from cloudarb.db import migrate
 from cloudarb.events.bus import CHANNEL_PREFIX
-from cloudarb.ingest import bulk
+from cloudarb.ingest import bulk, timescale
 from cloudarb.ingest import status as status_store
 from cloudarb.ingest.history import HistoryQuery, history
 from cloudarb.ingest.submit import REFRESH_FUNCTION
@@ -104,7 +104,7 @@ def test_timescale_objects_follow_the_extension(prod_ctx: Context) -> None:
     with prod_ctx.db.session() as session:
         available = migrate.timescaledb_usable(session.connection())
         kind = session.execute(text("SELECT relkind FROM pg_class WHERE relname = 'price_ticks_hourly'")).scalar_one()
-    assert bulk.uses_timescale(prod_ctx.db.sessionmaker()) is available
+    assert timescale.uses_timescale(prod_ctx.db.sessionmaker()) is available
     assert (kind == "v") is available, "a continuous aggregate is a view; the plain path is a table ('r')"
 
 
@@ -312,18 +312,10 @@ def test_price_follower_delivers_an_event_that_commits_after_a_higher_id(prod_ct
     assert got[1]["id"] < got[0]["id"]
 
 
-def test_backfilled_history_is_materialized_on_timescaledb(prod_ctx: Context) -> None:
-    """A back-fill (ticks of two months ago, far outside the aggregate policy's recent window) is materialized
-    when its transaction commits: the hourly rows exist in the materialization hypertable itself, not
-    only in the real-time union, and they equal the raw ticks' aggregate. Plain PostgreSQL keeps the
-    hourly table exact by construction (the other tests check it)."""
-    if not bulk.uses_timescale(prod_ctx.db.sessionmaker()):
-        pytest.skip("TimescaleDB is not used on this server (the plain path keeps a table)")
-    q = quotes_for("backfill", hours=6, per_hour=3)
-    keys = sorted({x.offer_key for x in q})
-    with prod_ctx.db.session() as session:
-        bulk.write_quotes(session, q)
-    with prod_ctx.db.session() as session:
+def materialized_hours(ctx: Context, keys: list[str]) -> int:
+    """Rows of ``keys`` in the continuous aggregate's materialization hypertable itself (not the
+    real-time union, which would aggregate raw ticks past the watermark)."""
+    with ctx.db.session() as session:
         schema, table = session.execute(text(
             "SELECT materialization_hypertable_schema, materialization_hypertable_name "
             "FROM timescaledb_information.continuous_aggregates WHERE view_name = 'price_ticks_hourly'")).one()
@@ -333,9 +325,77 @@ def test_backfilled_history_is_materialized_on_timescaledb(prod_ctx: Context) ->
             "SELECT column_name FROM information_schema.columns WHERE table_schema = :s AND table_name = :t"),
             {"s": schema, "t": table})]
         key_column = "series_id" if "series_id" in columns else columns[0]
-        materialized = session.execute(text(
-            f'SELECT count(*) FROM "{schema}"."{table}" WHERE "{key_column}" = ANY(:ids)'), {"ids": ids}).scalar_one()
-    assert materialized == len(keys) * 6, "every back-filled hour of every offer is materialized"
+        return int(session.execute(text(
+            f'SELECT count(*) FROM "{schema}"."{table}" WHERE "{key_column}" = ANY(:ids)'), {"ids": ids}).scalar_one())
+
+
+def test_backfilled_history_is_materialized_on_timescaledb(prod_ctx: Context) -> None:
+    """A back-fill (ticks of two months ago, far outside the aggregate policy's recent window) is materialized
+    when its transaction commits: the hourly rows exist in the materialization hypertable itself, not
+    only in the real-time union, and they equal the raw ticks' aggregate. Plain PostgreSQL keeps the
+    hourly table exact by construction (the other tests check it)."""
+    if not timescale.uses_timescale(prod_ctx.db.sessionmaker()):
+        pytest.skip("TimescaleDB is not used on this server (the plain path keeps a table)")
+    q = quotes_for("backfill", hours=6, per_hour=3)
+    keys = sorted({x.offer_key for x in q})
+    with prod_ctx.db.session() as session:
+        bulk.write_quotes(session, q)
+    assert materialized_hours(prod_ctx, keys) == len(keys) * 6, "every back-filled hour of every offer"
+    assert hourly_mismatches(prod_ctx, keys) == []
+
+
+def test_backfill_refresh_waits_out_a_concurrent_refresh_on_timescaledb(prod_ctx: Context) -> None:
+    """TimescaleDB 2.2x refuses a refresh whose window overlaps one in progress (instead of waiting);
+    an ingest's refresh is retried until that one is done, so its hours are still materialized (a lost
+    refresh leaves them stale below the watermark for good). The refresh in progress is registered
+    the way TimescaleDB registers its own, a row naming a live backend in
+    ``continuous_aggs_jobs_refresh_ranges``, held while the ingest commits, then released."""
+    import threading
+    import time
+
+    if not timescale.uses_timescale(prod_ctx.db.sessionmaker()):
+        pytest.skip("TimescaleDB is not used on this server (the plain path keeps a table)")
+    q = quotes_for("concurrent", hours=4, per_hour=2)
+    keys = sorted({x.offer_key for x in q})
+    failures: list[Exception] = []
+
+    def ingest() -> None:
+        try:
+            with prod_ctx.db.session() as session:
+                bulk.write_quotes(session, q)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            failures.append(exc)
+
+    with prod_ctx.db.engine.connect() as holder:
+        ranges = "_timescaledb_catalog.continuous_aggs_jobs_refresh_ranges"
+        if holder.execute(text(f"SELECT to_regclass('{ranges}')")).scalar() is None:
+            pytest.skip("this TimescaleDB has no refresh-range registry (older versions wait on a lock instead)")
+        mat_id = holder.execute(text("SELECT mat_hypertable_id FROM _timescaledb_catalog.continuous_agg "
+                                     "WHERE user_view_name = 'price_ticks_hourly'")).scalar_one()
+        pid = holder.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        holder.execute(text(f"INSERT INTO {ranges} (materialization_id, start_range, end_range, pid, job_id, "
+                            "created_at) VALUES (:m, -9223372036854775000, 9223372036854775000, :pid, 0, now())"),
+                       {"m": mat_id, "pid": pid})
+        holder.commit()
+        writer = threading.Thread(target=ingest)
+        writer.start()
+        try:
+            for _ in range(600):  # the ticks are committed; their refresh is refused meanwhile
+                count = holder.execute(text("SELECT count(*) FROM price_ticks t JOIN price_series s "
+                                            "ON s.id = t.series_id WHERE s.offer_key = ANY(:k)"), {"k": keys})
+                holder.commit()
+                if count.scalar_one() == len(q) or not writer.is_alive():
+                    break
+                time.sleep(0.05)
+            time.sleep(0.5)
+            held_off = materialized_hours(prod_ctx, keys)
+        finally:
+            holder.execute(text(f"DELETE FROM {ranges} WHERE pid = :pid"), {"pid": pid})
+            holder.commit()
+            writer.join(120)
+    assert not failures and not writer.is_alive()
+    assert held_off == 0, "nothing is materialized while the overlapping refresh is in progress"
+    assert materialized_hours(prod_ctx, keys) == len(keys) * 4, "the refresh ran once the other one was done"
     assert hourly_mismatches(prod_ctx, keys) == []
 
 
