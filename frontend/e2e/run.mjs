@@ -10,7 +10,8 @@
 //                          H100 offer: the walk asks the server to refresh lambda while the prices page
 //                          is open and waits for that price to arrive over /ws/prices (skipped if unset)
 // Every step asserts what a user would see; the first failure exits non-zero with a screenshot. A page
-// error, a console error or a 5xx answer anywhere in the walk fails it too.
+// error, a console error or a 5xx answer anywhere in the walk fails it too (Chromium logs every failed
+// resource load, 4xx included, as a console error: a missing /favicon.ico failed the walk this way).
 // Prints one JSON line of step timings at the end.
 import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
