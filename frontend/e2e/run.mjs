@@ -224,6 +224,10 @@ try {
     const figures = await page.getByLabel("backtest figures").first().textContent();
     check(/MASE\s*\d/.test(figures ?? "") && /Backtest origins\s*\d/.test(figures ?? ""), `backtest figures missing: ${figures}`);
     await shot(page, "05-forecasts");
+    // the same job on demand from the page, followed over /ws/jobs
+    await page.getByRole("button", { name: "Build price forecasts now" }).click();
+    await page.getByRole("status", { name: "forecast job" }).filter({ hasText: /^finished/ }).waitFor({ timeout: 60_000 });
+    await fans.first().waitFor();
     await page.getByLabel("GPU model").selectOption(historyGpu);
     await page.waitForFunction(() => window.location.hash.includes("gpu="));
     await page.waitForFunction((name) => {

@@ -3,9 +3,10 @@
  * point forecast, the last observed value, and the backtest figures that earned the model its place.
  * Filters in the URL: ``#/forecasts?gpu=H100+SXM&kind=price``.
  */
-import { useState } from "react";
+import { useCallback, useState } from "react";
+import { jobSocket } from "../api/client";
 import { Area, CartesianGrid, ComposedChart, Legend, Line, ReferenceLine, ResponsiveContainer, Tooltip, XAxis, YAxis } from "recharts";
-import { unwrap } from "../api/errors";
+import { messageOf, unwrap } from "../api/errors";
 import type { components } from "../api/schema";
 import { fanRows } from "../charts/fan";
 import { skillStatement } from "../charts/skill";
@@ -13,6 +14,7 @@ import { colorAt, shortTime } from "../charts/theme";
 import { ErrorBanner } from "../components/common";
 import { dateTime, num, pct } from "../format";
 import { useAsync } from "../hooks/useAsync";
+import { useJobProgress } from "../hooks/useJobProgress";
 import { useQueryParams } from "../router";
 import { useServices } from "../services";
 
@@ -158,6 +160,50 @@ function ForecastCard({ forecast }: { forecast: Forecast }) {
   );
 }
 
+/**
+ * Queue the forecast job of the chosen kind now (``POST /forecasts/refresh``; editors) and follow it
+ * over ``/ws/jobs``; ``onDone`` reloads the list when it ends. The scheduled job does the same.
+ */
+function BuildNow({ kind, onDone }: { kind: "price" | "demand"; onDone: () => void }) {
+  const { api, auth, baseUrl, WebSocketImpl } = useServices();
+  const [jobId, setJobId] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const socketUrl = useCallback(
+    async (id: string, after: number) => {
+      const token = await auth.token();
+      if (!token) throw new Error("signed out");
+      return jobSocket(baseUrl, id, token, after);
+    },
+    [auth, baseUrl],
+  );
+  const progress = useJobProgress(jobId, { url: socketUrl, WebSocketImpl, onTerminal: onDone });
+  const start = async () => {
+    setError(null);
+    try {
+      const job = unwrap(await api.POST("/forecasts/refresh", { body: { kind, full_refit: false } }));
+      setJobId(job.job_id);
+    } catch (err) {
+      setError(messageOf(err));
+    }
+  };
+  const running = jobId !== null && !progress.terminal;
+  return (
+    <div className="build-now">
+      <button type="button" className="secondary" disabled={running} onClick={() => void start()}>
+        {running ? "Building forecasts…" : `Build ${kind} forecasts now`}
+      </button>
+      {jobId && (
+        <span className="muted" role="status" aria-label="forecast job">
+          {progress.status ?? "queued"}
+          {progress.progress?.message ? `: ${progress.progress.message}` : ""}
+          {progress.terminal && progress.statusMessage ? ` (${progress.statusMessage})` : ""}
+        </span>
+      )}
+      <ErrorBanner message={error} />
+    </div>
+  );
+}
+
 export function ForecastsPage() {
   const { api } = useServices();
   const [params, setParams] = useQueryParams();
@@ -193,10 +239,14 @@ export function ForecastsPage() {
             </select>
           </label>
         )}
+        <BuildNow kind={kind} onDone={forecasts.reload} />
       </div>
       <ErrorBanner message={forecasts.error} />
       {forecasts.data && forecasts.data.items.length === 0 && (
-        <p className="muted">No stored forecasts match. Forecasts are built by the scheduled forecast job (or `cloudarb forecast refresh`).</p>
+        <p className="muted">
+          No stored forecasts match. The scheduled forecast job builds them for every series with at least a day of hourly
+          history; the button above runs it now.
+        </p>
       )}
       <div className="chart-grid">
         {(forecasts.data?.items ?? []).map((f) => (

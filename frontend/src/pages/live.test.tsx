@@ -1,7 +1,7 @@
-import { act, screen, waitFor, within } from "@testing-library/react";
+import { act, fireEvent, screen, waitFor, within } from "@testing-library/react";
 import { beforeEach, describe, expect, it } from "vitest";
 import { json, renderWith } from "../test/fakeApi";
-import { FakeSocket } from "../test/fakeSocket";
+import { FakeSocket, status } from "../test/fakeSocket";
 import { ForecastsPage } from "./ForecastsPage";
 import { PricesPage } from "./PricesPage";
 
@@ -87,25 +87,54 @@ describe("live prices on the prices page", () => {
   });
 });
 
+const ORIGIN = Date.parse("2026-01-01T00:00:00Z");
+const STAMPS = [0, 1, 2].map((h) => new Date(ORIGIN + h * HOUR).toISOString());
+const FORECAST = {
+  series_key: "price:east", kind: "price", offer_key: "east", workload_id: null, provider: "lambda", region: "us-east-1",
+  gpu_model: "H100 SXM", spot: false, created_at: STAMPS[0], origin: STAMPS[0], step: "h", horizon: 3, model: "last_value",
+  fallback: true, fallback_reason: "no skill over last value: best try lag_ridge at step 2 won 4, lost 1 of 5 origins",
+  last_observed: 20.72, timestamps: STAMPS, point: [20.72, 20.72, 20.72],
+  quantiles: { "0.1": [20, 19.5, 19], "0.5": [20.72, 20.72, 20.72], "0.9": [21.5, 22, 22.5] }, scenarios: null,
+  backtest: { selected: "last_value", mase: 0.82, smape: 1.497, coverage: 0.508, n_origins: 5 },
+  skill: { has_skill: false, reason: "no skill over last value: best try lag_ridge at step 2 won 4, lost 1 of 5 origins",
+    rule: "a model must win at most origins", n_origins: 5, backtest_coverage: 0.81, interval_scale: 1.5,
+    steps: [1, 2, 3].map((step) => ({ step, served: "last_value", candidate: "lag_ridge", wins: 4, losses: 1, p_value: 0.19,
+      candidate_mae: 0.1, last_value_mae: 0.2 })) },
+};
+
 describe("forecasts page", () => {
+  beforeEach(() => FakeSocket.reset());
+
+  it("builds forecasts on demand: queues the job, follows it, and lists what it stored", async () => {
+    window.location.hash = "#/forecasts";
+    let stored: unknown[] = [];
+    const { requests } = renderWith(<ForecastsPage />, (req, url) => {
+      if (url.pathname.endsWith("/forecasts/refresh") && req.method === "POST") {
+        return json({ job_id: "j1", status: "queued", kind: "price", full_refit: false, websocket_url: "ws://x/ws/jobs/j1", status_url: "/jobs/j1" }, 202);
+      }
+      if (url.pathname.endsWith("/forecasts")) return json({ items: stored, total: stored.length, limit: 12, offset: 0 });
+      return json({ items: [], newest_price_at: null, stale_prices: null });
+    });
+    await screen.findByText(/No stored forecasts match/);
+    fireEvent.click(screen.getByRole("button", { name: "Build price forecasts now" }));
+    await waitFor(() => expect(FakeSocket.instances.length).toBe(1));
+    const post = requests.find((r) => r.method === "POST")!;
+    expect(await post.json()).toEqual({ kind: "price", full_refit: false });
+    expect(new URL(FakeSocket.last().url).pathname).toBe("/api/ws/jobs/j1");
+    expect((screen.getByRole("button", { name: "Building forecasts…" }) as HTMLButtonElement).disabled).toBe(true);
+    stored = [{ ...FORECAST, series_key: "price:new" }];
+    act(() => {
+      FakeSocket.last().open();
+      FakeSocket.last().send(status(1, "finished", true));
+    });
+    await screen.findByRole("img", { name: "forecast fan of price:new" });
+    expect(screen.getByRole("status", { name: "forecast job" }).textContent).toContain("finished");
+  });
+
   it("shows each fan chart with its skill statement and backtest figures (sMAPE is already a percentage)", async () => {
-    const origin = Date.parse("2026-01-01T00:00:00Z");
-    const stamps = [0, 1, 2].map((h) => new Date(origin + h * HOUR).toISOString());
-    const forecast = {
-      series_key: "price:east", kind: "price", offer_key: "east", workload_id: null, provider: "lambda", region: "us-east-1",
-      gpu_model: "H100 SXM", spot: false, created_at: stamps[0], origin: stamps[0], step: "h", horizon: 3, model: "last_value",
-      fallback: true, fallback_reason: "no skill over last value: best try lag_ridge at step 2 won 4, lost 1 of 5 origins",
-      last_observed: 20.72, timestamps: stamps, point: [20.72, 20.72, 20.72],
-      quantiles: { "0.1": [20, 19.5, 19], "0.5": [20.72, 20.72, 20.72], "0.9": [21.5, 22, 22.5] }, scenarios: null,
-      backtest: { selected: "last_value", mase: 0.82, smape: 1.497, coverage: 0.508, n_origins: 5 },
-      skill: { has_skill: false, reason: "no skill over last value: best try lag_ridge at step 2 won 4, lost 1 of 5 origins",
-        rule: "a model must win at most origins", n_origins: 5, backtest_coverage: 0.81, interval_scale: 1.5,
-        steps: [1, 2, 3].map((step) => ({ step, served: "last_value", candidate: "lag_ridge", wins: 4, losses: 1, p_value: 0.19,
-          candidate_mae: 0.1, last_value_mae: 0.2 })) },
-    };
     window.location.hash = "#/forecasts";
     renderWith(<ForecastsPage />, (_req, url) => {
-      if (url.pathname.endsWith("/forecasts")) return json({ items: [forecast], total: 1, limit: 12, offset: 0 });
+      if (url.pathname.endsWith("/forecasts")) return json({ items: [FORECAST], total: 1, limit: 12, offset: 0 });
       return json({ items: [], newest_price_at: null, stale_prices: null });
     });
     const note = await screen.findByRole("note", { name: "skill over last value" });
