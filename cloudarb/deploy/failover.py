@@ -22,7 +22,7 @@ from cloudarb.deploy.env import DeployEnv
 from cloudarb.deploy.providers import registry
 from cloudarb.deploy.schemas import PlannedLine
 from cloudarb.optimize.problem import build_problem, offer_filter
-from cloudarb.schemas import Constraints, OptimizeRequest
+from cloudarb.schemas import OptimizeRequest
 from cloudarb.storage import offers as offer_store
 from cloudarb.storage.offers import OfferFields, OfferFilter
 
@@ -96,8 +96,9 @@ def _resolve(env: DeployEnv, session: object, deployment: Deployment, line: Plan
         budget = max(0.0, budget - _other_spend(env, deployment.id))
     mini = req.model_copy(update={
         "workloads": [one],
-        "constraints": Constraints(budget_per_hour=budget, max_spot_share=c.max_spot_share,
-                                   inference_on_demand_floor=c.inference_on_demand_floor),
+        # Every constraint of the request carries over (a new one too) except the fleet-wide shares.
+        "constraints": c.model_copy(update={"budget_per_hour": budget, "max_provider_share": None,
+                                            "max_region_share": None}),
         "pareto_points": None,
     })
     with env.db.session() as s:
