@@ -95,13 +95,17 @@ class FakeKubeAPI(_Server):
     for ``linger`` reads, as while the garbage collector removes its pods, then it is gone; 404 when
     absent), and list across namespaces (``GET /apis/<group>/<version>/<plural>`` with a
     ``labelSelector`` of ``key`` or ``key=value`` terms, paged by ``limit`` and ``continue``).
-    ``fail_deletes`` answers the next n DELETEs with 500 (an API server in trouble)."""
+    ``fail_deletes`` answers the next n DELETEs with 500 (an API server in trouble); ``fail_patches_after``
+    answers one apply with 500 after storing its object."""
 
     token: str = "test-token"
     served: set[str] = field(default_factory=lambda: {"jobs", "deployments", "poddisruptionbudgets",
                                                       "localqueues", "resourceflavors"})
     linger: int = 0
     fail_deletes: int = 0
+    fail_patches_after: int = -1
+    """Answer the apply with this number (0 = the first) 500 *after* storing the object: an apply that
+    happened, reported as failed (the outcome is unknown to the client)."""
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -184,6 +188,9 @@ class FakeKubeAPI(_Server):
                                       "managedFields": [{"manager": req.query.get("fieldManager", [""])[0],
                                                          "operation": "Apply"}]}}
         self.objects[req.path] = stored
+        patches = sum(1 for r in self.requests if r.method == "PATCH")
+        if patches - 1 == self.fail_patches_after:
+            return self._status(500, "InternalError", "etcdserver: leader changed")
         return (201 if created else 200), stored
 
     def __enter__(self) -> FakeKubeAPI:

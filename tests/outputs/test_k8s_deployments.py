@@ -116,6 +116,21 @@ def test_two_applies_of_one_optimization_never_share_an_object(client: TestClien
 
 
 @pytest.mark.parametrize("ctx", [{"deploy_kubeconfig": None}], indirect=True)
+def test_an_apply_whose_answer_was_lost_is_applied_again_never_twice(client: TestClient, ctx: Context,
+                                                                     tenant: Tenant, cluster: Any) -> None:
+    api, path = cluster
+    api.fail_patches_after = 1  # the second object is stored, but the client hears a 500
+    accepted, dep = _applied(client, ctx, tenant, path)
+    assert dep["status"] == "running", dep
+    assert len(api.objects) == len(dep["instances"])  # one object per row, none made twice
+    assert all(i["state"] == "running" and i["attempt"] == 0 for i in dep["instances"])
+    job = client.get(f"/jobs/{accepted['job_id']}", headers=tenant.headers("viewer")).json()
+    assert job["attempts"] == 2  # the transient failure re-ran the job, which re-applied the unresolved object
+    steps = client.get(f"/jobs/{accepted['job_id']}/events", headers=tenant.headers("viewer")).json()
+    assert any("HTTP 500" in (e.get("message") or "") for e in steps)
+
+
+@pytest.mark.parametrize("ctx", [{"deploy_kubeconfig": None}], indirect=True)
 def test_done_deletes_every_object_and_waits_for_the_404(client: TestClient, ctx: Context, tenant: Tenant,
                                                          cluster: Any) -> None:
     api, path = cluster
