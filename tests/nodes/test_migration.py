@@ -17,7 +17,7 @@ from cloudarb.db.models import Base
 from tests.support import PG_URL
 
 NODE_TABLES = {"nodes", "node_join_tokens", "node_gpus", "node_placements", "node_gpu_assignments", "node_commands",
-               "node_templates"}
+               "node_templates", "node_template_policies"}
 
 
 def _diff_for_nodes(url: str) -> list[object]:
@@ -73,3 +73,39 @@ def test_models_match_migration_on_postgres(pg_url: str) -> None:
     assert _diff_for_nodes(pg_url) == []
     migrate.downgrade(pg_url, "0009")
     migrate.upgrade(pg_url)
+
+
+def test_0013_keeps_catalog_templates_and_drops_own_ones_on_downgrade(tmp_path: Path) -> None:
+    _template_rows_survive(f"sqlite:///{tmp_path / 't.db'}")
+
+
+@pytest.mark.postgres
+def test_0013_template_rows_on_postgres(pg_url: str) -> None:
+    _template_rows_survive(pg_url)
+
+
+def _template_rows_survive(url: str) -> None:
+    migrate.upgrade(url, "0012")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO node_templates (name, title, image, ports, command, env, health_check, "
+                          "organization_ids, builtin, created_at) VALUES ('lab', 'Lab', 'reg/lab:1', '[]', NULL, '{}', "
+                          "'{}', '[\"org1\"]', false, '2026-12-01 00:00:00')"))
+    migrate.upgrade(url)
+    with engine.begin() as conn:
+        row = conn.execute(text("SELECT id, scope, organization_id, name, image, organization_ids, description "
+                                "FROM node_templates")).one()
+        assert row[0] and tuple(row[1:5]) == ("", None, "lab", "reg/lab:1") and row[6] == ""
+        assert row[5] in ('["org1"]', ["org1"])  # JSON text on SQLite, JSONB on PostgreSQL
+        conn.execute(text("INSERT INTO organizations (id, name, created_at) VALUES ('org1', 'Org', "
+                          "'2026-12-01 00:00:00')"))
+        for scope in ("", "org1"):  # names are unique per owner: an organization may reuse a catalog name
+            conn.execute(text("INSERT INTO node_templates (id, scope, organization_id, name, title, description, "
+                              "image, ports, env, health_check, builtin, created_by, created_at, updated_at) VALUES "
+                              f"('{scope or 'cat'}x', '{scope}', {repr(scope) if scope else 'NULL'}, 'dup', '', '', "
+                              "'reg/d:1', '[]', '{}', '{}', false, '', '2026-12-01', '2026-12-01')"))
+        assert conn.execute(text("SELECT count(*) FROM node_templates WHERE name = 'dup'")).scalar() == 2
+    migrate.downgrade(url, "0012")
+    with engine.begin() as conn:
+        assert sorted(conn.execute(text("SELECT name FROM node_templates")).scalars()) == ["dup", "lab"]
+    engine.dispose()

@@ -28,6 +28,16 @@ depends_on = None
 ID = sa.String(32)
 COPIED = ("name", "title", "image", "ports", "command", "env", "health_check", "organization_ids", "builtin",
           "created_at")
+JSON_COLUMNS = ("ports", "command", "env", "health_check", "organization_ids")
+
+
+def _copied() -> list[Any]:
+    """The copied columns, typed, so values are read back as Python values and written again as such."""
+    def kind(name: str) -> Any:
+        if name in JSON_COLUMNS:
+            return JSONType
+        return UTCDateTime() if name == "created_at" else sa.Boolean() if name == "builtin" else sa.String()
+    return [sa.column(name, kind(name)) for name in COPIED]
 
 
 def _columns(with_id: bool) -> list[Any]:
@@ -59,7 +69,7 @@ def _columns(with_id: bool) -> list[Any]:
 
 def upgrade() -> None:
     conn = op.get_bind()
-    old = sa.table("node_templates", *[sa.column(c) for c in COPIED])
+    old = sa.table("node_templates", *_copied())
     rows = [dict(r._mapping) for r in conn.execute(sa.select(old))]
     op.drop_table("node_templates")
     new = op.create_table(
@@ -84,7 +94,7 @@ def downgrade() -> None:
     """Back to one catalog keyed by name: organizations' own templates are dropped (they cannot be keyed)."""
     op.drop_table("node_template_policies")
     conn = op.get_bind()
-    cur = sa.table("node_templates", sa.column("scope"), *[sa.column(c) for c in COPIED])
+    cur = sa.table("node_templates", sa.column("scope", sa.String()), *_copied())
     rows = [dict(r._mapping) for r in conn.execute(sa.select(*[cur.c[c] for c in COPIED]).where(cur.c.scope == ""))]
     op.drop_index("ix_node_templates_organization_id", table_name="node_templates")
     op.drop_table("node_templates")
