@@ -2191,9 +2191,17 @@ export interface components {
             commands?: components["schemas"]["Command"][];
             /**
              * Drained
+             * @description The node is drained: the agent refuses new placements itself (running ones stay)
              * @default false
              */
             drained?: boolean;
+            /**
+             * Expiries
+             * @description Placement id -> its expiry now (extensions included; None: none) for the node's live placements; the agent keeps the last it heard and stops a container past it on its own
+             */
+            expiries?: {
+                [key: string]: string | null;
+            };
             /**
              * Heartbeat Interval S
              * @default 15
