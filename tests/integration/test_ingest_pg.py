@@ -106,6 +106,12 @@ def test_timescale_objects_follow_the_extension(prod_ctx: Context) -> None:
         kind = session.execute(text("SELECT relkind FROM pg_class WHERE relname = 'price_ticks_hourly'")).scalar_one()
     assert timescale.uses_timescale(prod_ctx.db.sessionmaker()) is available
     assert (kind == "v") is available, "a continuous aggregate is a view; the plain path is a table ('r')"
+    if available:  # 0015: the refresh policy covers all of history, so a lost ingest refresh is repaired
+        with prod_ctx.db.session() as session:
+            config = session.execute(text(
+                "SELECT config FROM timescaledb_information.jobs WHERE hypertable_name = 'price_ticks_hourly' "
+                "AND proc_name = 'policy_refresh_continuous_aggregate'")).scalar_one()
+        assert config["start_offset"] is None and config["end_offset"] == "01:00:00"
 
 
 def test_history_over_http_on_postgresql(prod_ctx: Context) -> None:
