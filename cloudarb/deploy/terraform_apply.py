@@ -35,12 +35,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
+
+from cloudarb.db.models import JobRun
 from cloudarb.db.models_deploy import Deployment
 from cloudarb.db.types import utcnow
 from cloudarb.deploy.alerts import raise_alert
 from cloudarb.deploy.env import DeployEnv, env_for
 from cloudarb.deploy.export import export
 from cloudarb.deploy.run import set_status
+from cloudarb.deploy.terraform_submit import APPLY_FUNCTION
 from cloudarb.hooks.commands import CommandRun, run_commands
 from cloudarb.jobs.errors import JobInputError, TransientJobError
 
@@ -188,7 +192,8 @@ def apply_job(jc: JobContext) -> str:
             reason = f"a deploy.before hook refused: {refused[0]}"
             set_status(env, dep.id, "failed", when=("pending",), reason=reason)
             raise JobInputError(reason)
-    set_status(env, dep.id, "deploying", when=("pending", "deploying"))
+    if not set_status(env, dep.id, "deploying", when=("pending", "deploying")):
+        return "finished"  # torn down before it started: nothing is applied
     directory = workdir(jc.ctx.settings, dep.id)
     files = write_config(jc, dep, directory)
     _record(env, dep.id, directory=str(directory), files=files)
@@ -216,6 +221,14 @@ def apply_job(jc: JobContext) -> str:
     return "finished"
 
 
+def _applying(jc: JobContext, deployment_id: str) -> bool:
+    """Whether the deployment's apply job is running now (a queued one finds it ending and stops)."""
+    with jc.ctx.db.session() as session:
+        return session.scalar(select(JobRun.id).where(
+            JobRun.target_id == deployment_id, JobRun.function == APPLY_FUNCTION,
+            JobRun.status == "running")) is not None
+
+
 def state_clear(directory: Path) -> tuple[bool, str]:
     """Whether every local state file under ``directory`` lists no managed resource (and why not)."""
     for state in sorted(directory.rglob(STATE_FILE)):
@@ -239,16 +252,19 @@ def teardown_job(jc: JobContext) -> str:
     reason = dep.end_reason or "teardown"
     step = "done" if reason.startswith("done") else "destroy"
     payload = {"deployment_id": dep.id, "name": dep.name, "reason": reason}
-    applied = any(r.get("action") == "apply" for r in (dep.details or {}).get("runs", []))
+    runs_so_far = (dep.details or {}).get("runs", [])
+    directory = workdir(jc.ctx.settings, dep.id)
     if dep.status == "ended":
         return "finished"
     set_status(env, dep.id, "ending", when=("pending", "deploying", "running", "partial", "failed", "ending"),
                reason=reason)
-    if not applied:
+    if _applying(jc, dep.id):  # its hook may be creating resources now: destroy once it has finished
+        raise TransientJobError("the apply is still running; the destroy follows it")
+    if not any(r.get("action") == "apply" for r in runs_so_far) and not directory.exists():
         set_status(env, dep.id, "ended", when=("ending",), reason=f"{reason} (nothing was applied)")
         return "finished"
-    env.notify(dep.organization_id, f"{step}.before", payload, True)  # informs; never blocks a teardown
-    directory = workdir(jc.ctx.settings, dep.id)
+    if not any(r.get("action") == "destroy" for r in runs_so_far):  # the first try (a retry does not ask again)
+        env.notify(dep.organization_id, f"{step}.before", payload, True)  # informs; never blocks a teardown
     if not directory.exists():
         write_config(jc, dep, directory)
     runs = _run(jc, env, dep, "destroy", directory)

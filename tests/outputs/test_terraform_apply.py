@@ -35,6 +35,10 @@ HOOK = textwrap.dedent('''
     with open(here / f"seen-{os.environ['CLOUDARB_TERRAFORM_ACTION']}.json", "w") as fh:
         json.dump(record, fh)
     print(f"terraform {os.environ['CLOUDARB_TERRAFORM_ACTION']} in {here}")
+    while mode == "wait":  # a long apply: until the test says go
+        import time
+        time.sleep(0.1)
+        mode = pathlib.Path(sys.argv[1]).read_text().strip()
     if mode == "fail":
         print("Error: creating EC2 Instance: InsufficientInstanceCapacity", file=sys.stderr)
         sys.exit(3)
@@ -184,6 +188,30 @@ def test_a_failing_destroy_keeps_the_deployment_ending_alerts_and_retries(
     ended = _deployment(client, tenant, dep["id"], ("ended",))
     destroys = [r for r in ended["details"]["runs"] if r["action"] == "destroy"]
     assert len(destroys) >= 2 and destroys[-1]["exit_code"] == 0
+
+
+@pytest.mark.parametrize("ctx", [{"hooks_commands": True}], indirect=True)
+def test_done_during_the_apply_destroys_after_it_never_before(
+    client: TestClient, ctx: Context, tenant: Tenant, script: tuple[Path, Path]
+) -> None:
+    path, mode = script
+    mode.write_text("wait")
+    _hook(client, tenant, [sys.executable, str(path), str(mode)], ["terraform.*"])
+    accepted = _submit(client, ctx, tenant).json()
+    seen = ctx.settings.data_dir / "terraform" / accepted["id"] / "seen-apply.json"
+    wait_for(seen.exists, timeout=60)  # the apply hook is running
+    client.post(f"/deployments/{accepted['id']}/done", headers=tenant.headers("editor"))
+
+    def teardown_waited() -> bool:
+        events = client.get(f"/jobs/{accepted['job_id']}", headers=tenant.headers("viewer")).json()
+        dep = client.get(f"/deployments/{accepted['id']}", headers=tenant.headers("viewer")).json()
+        return dep["job_id"] != accepted["job_id"] and events["status"] == "running" and dep["status"] == "ending"
+
+    wait_for(teardown_waited, timeout=30)
+    mode.write_text("ok")
+    ended = _deployment(client, tenant, accepted["id"], ("ended",))
+    assert [r["action"] for r in ended["details"]["runs"]] == ["apply", "destroy"]
+    assert "nothing was applied" not in (ended["end_reason"] or "")
 
 
 @pytest.mark.parametrize("ctx", [{"hooks_commands": False}], indirect=True)
