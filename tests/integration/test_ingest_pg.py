@@ -405,6 +405,28 @@ def test_backfill_refresh_waits_out_a_concurrent_refresh_on_timescaledb(prod_ctx
     assert hourly_mismatches(prod_ctx, keys) == []
 
 
+def test_refresh_policy_repairs_a_backfill_whose_refresh_was_lost_on_timescaledb(prod_ctx: Context) -> None:
+    """Ticks committed without their after-commit refresh (the process died in between) sit below the
+    aggregate's watermark, where the real-time part does not look: the refresh policy (0015: all of
+    history, not 3 days) materializes them on its next run."""
+    if not timescale.uses_timescale(prod_ctx.db.sessionmaker()):
+        pytest.skip("TimescaleDB is not used on this server (the plain path keeps a table)")
+    key = f"lost-refresh-{uuid.uuid4().hex[:8]}"
+    with prod_ctx.db.engine.begin() as conn:  # bypasses the ingest path, as a crash after commit would
+        sid = conn.execute(text("INSERT INTO price_series (offer_key) VALUES (:k) RETURNING id"), {"k": key}).scalar_one()
+        conn.execute(text("INSERT INTO price_ticks (series_id, observed_at, price_per_hour) "
+                          "SELECT :sid, :t + make_interval(mins => 20 * g), 3 + g FROM generate_series(0, 8) g"),
+                     {"sid": sid, "t": T0 - timedelta(days=5)})
+    with prod_ctx.db.engine.connect() as conn:
+        job = conn.execute(text("SELECT job_id FROM timescaledb_information.jobs WHERE hypertable_name = "
+                                "'price_ticks_hourly' AND proc_name = 'policy_refresh_continuous_aggregate'")).scalar_one()
+    assert materialized_hours(prod_ctx, [key]) == 0
+    with prod_ctx.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"CALL run_job({int(job)})"))
+    assert materialized_hours(prod_ctx, [key]) == 3
+    assert hourly_mismatches(prod_ctx, [key]) == []
+
+
 def test_timescaledb_available_but_not_preloaded_falls_back_with_a_message() -> None:
     """A server with the extension's files but without ``shared_preload_libraries = 'timescaledb'``
     (``CREATE EXTENSION`` fails there): ``cloudarb db upgrade`` succeeds with plain tables and says why,
