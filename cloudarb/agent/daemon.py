@@ -53,6 +53,7 @@ from cloudarb.agent.engines.base import (
     PortRequest,
 )
 from cloudarb.agent.protocol import (
+    GPU_ENV,
     LABEL_COMMAND,
     LABEL_DEPLOYMENT,
     LABEL_EXPIRES,
@@ -418,6 +419,9 @@ class Agent:
     def _create_and_start(self, command: Command, spec: PlacementSpec) -> None:
         if spec.expires_at is not None and spec.expires_at <= self.clock():
             raise CommandRefused(f"the placement expired at {spec.expires_at.isoformat()}")
+        chosen = sorted(set(spec.env) & set(GPU_ENV))
+        if chosen:
+            raise CommandRefused(f"the environment sets {', '.join(chosen)}, which would choose GPUs past the pinning")
         gpus = self._gpu_refs(spec)
         self._check_gpus_free(spec.gpu_uuids, spec.placement_id)
         if not self.engine.image_present(spec.image):

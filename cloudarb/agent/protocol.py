@@ -33,6 +33,10 @@ LABEL_GPUS = "cloudarb.gpus"                # comma-separated GPU (or MIG) UUIDs
 LABEL_COMMAND = "cloudarb.command"          # the id of the command that created it
 LABEL_EXPIRES = "cloudarb.expires-at"       # the placement's expiry when it was made (ISO 8601), if any
 
+GPU_ENV = ("NVIDIA_VISIBLE_DEVICES", "NVIDIA_MIG_CONFIG_DEVICES", "NVIDIA_MIG_MONITOR_DEVICES")
+"""Variables the NVIDIA container runtime reads to choose devices: a placement may not set them (with the
+runtime's environment-variable mode, ``NVIDIA_VISIBLE_DEVICES=all`` would expose every GPU of the host)."""
+
 
 class MigDevice(BaseModel):
     index: int = Field(ge=0, description="MIG device index within its GPU")

@@ -29,10 +29,12 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from cloudarb.agent.protocol import GPU_ENV
 from cloudarb.config import NodesSettings
 from cloudarb.db.models import Organization
 from cloudarb.db.models_nodes import GpuAssignment, Node, NodeCommand, Placement
 from cloudarb.db.types import utcnow
+from cloudarb.errors import InvalidInput
 from cloudarb.nodes import commands
 from cloudarb.nodes.errors import NoSuchGpu, PlacementState
 from cloudarb.nodes.inventory import Unit, free_units, units
@@ -92,6 +94,10 @@ def create(session: Session, settings: NodesSettings, req: PlacementRequest) -> 
     existing = session.scalars(select(Placement).where(Placement.instance_key == req.instance_key)).first()
     if existing is not None:
         return Created(existing, None)
+    chosen = sorted(set(req.env or {}) & set(GPU_ENV))
+    if chosen:
+        raise InvalidInput(f"env: {', '.join(chosen)} would choose GPUs past the placement's own; remove it",
+                           field="env")
     have = [u for u in units(session, req.node.id) if u.label == req.gpu_label]
     if len(have) < req.gpu_count:
         labels = sorted({u.label for u in units(session, req.node.id)})

@@ -32,6 +32,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from cloudarb.agent.protocol import GPU_ENV
 from cloudarb.db.models_nodes import LIVE_PLACEMENT_STATES, Placement, Template, TemplatePolicy
 from cloudarb.db.types import new_id, utcnow
 from cloudarb.errors import InvalidInput
@@ -47,7 +48,7 @@ from cloudarb.nodes.errors import (
 CUSTOM = "custom"
 RESERVED_NAMES = frozenset({CUSTOM, "policy"})
 """Not template names: ``custom`` is a placement's own image, ``policy`` is the allow-list's route."""
-RESERVED_ENV = ("CLOUDARB_", "NVIDIA_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES", "JUPYTER_TOKEN")
+RESERVED_ENV = ("CLOUDARB_", "JUPYTER_TOKEN", "CUDA_VISIBLE_DEVICES", *GPU_ENV)
 """Set by CloudArb (credentials) or by the GPU pinning itself: a template that set them could expose
 GPUs the container was not given, or replace its generated password."""
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"

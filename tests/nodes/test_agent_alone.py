@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import update
 
 from cloudarb.agent.daemon import Agent, AgentConfig
@@ -133,3 +134,23 @@ def test_a_drained_node_refuses_new_placements_itself(ctx: Context, tenant: Tena
         agent.stop()
         again = _agent(url, tmp_path / "a", engine, clock)
         assert again.drained
+
+
+def test_gpu_choosing_environment_is_refused_by_both_sides(ctx: Context, tenant: Tenant, tmp_path: Path) -> None:
+    """``NVIDIA_VISIBLE_DEVICES=all`` would let the NVIDIA runtime expose every GPU past the pinning."""
+    from dataclasses import replace
+
+    from cloudarb.agent.protocol import Command, PlacementSpec
+    from cloudarb.deploy.errors import InvalidLaunch
+
+    engine, clock = FakeEngine(), Clock()
+    prov = LocalProvisioner(ctx.db, ctx.settings.section(NodesSettings))
+    with serve(ctx) as url:
+        agent = _agent(url, tmp_path / "a", engine, clock, join(url, tenant, "boxa"))
+        with pytest.raises(InvalidLaunch, match="NVIDIA_VISIBLE_DEVICES"):
+            prov.create(replace(spec("env", "boxa"), env={"NVIDIA_VISIBLE_DEVICES": "all"}))
+        bad = PlacementSpec(placement_id="p-env", instance_key="k-env", image="localhost/x:1",
+                            env={"NVIDIA_MIG_CONFIG_DEVICES": "all"}, gpu_uuids=["GPU-boxa.lab-0"],
+                            workspace_volume="ws-env")
+        agent.execute(Command(id="c-env", action="place", placement_id="p-env", spec=bad))
+        assert containers(engine) == {}
