@@ -249,6 +249,12 @@ def _applied_one(env: DeployEnv, row: DeployInstance, done: Applied) -> None:
                 address=f"{done.namespace}/{done.name}")
 
 
+def _ending(env: DeployEnv, deployment_id: str) -> bool:
+    with env.db.session() as session:
+        dep = session.get(Deployment, deployment_id)
+        return dep is None or dep.status in ("ending", "ended")
+
+
 def _record(env: DeployEnv, deployment_id: str, **values: Any) -> None:
     with env.db.session() as session:
         dep = session.get(Deployment, deployment_id)
@@ -304,6 +310,8 @@ def apply_job(jc: JobContext) -> str:
                         message=f"{done.kind}/{done.name}: HTTP {done.status} (shared)", object=done.as_dict())
         for o in owned:
             jc.check_canceled()
+            if _ending(env, dep.id):  # torn down meanwhile: apply nothing more (the teardown ends the rows)
+                break
             row = _rows(env, dep.id)[o.key]
             if row.state not in st.UNRESOLVED:
                 continue  # applied by an earlier run of this job
