@@ -1,15 +1,17 @@
 """TimescaleDB's side of the ingest path: whether ``price_ticks_hourly`` is a continuous aggregate,
 and materializing the hours an ingest touched once its transaction has committed.
 
-The aggregate's refresh policy only covers its recent window (the last 3 days), so a back-filled or
+The aggregate's refresh policy used to cover only its recent window (3 days), so a back-filled or
 seeded history was never materialized: every hourly query re-aggregated raw ticks in real time
 (19 s each at 2M ticks). Each ingest therefore refreshes the hours it touched, after its commit
-(TimescaleDB refuses a refresh inside a transaction). Hours below the aggregate's watermark that are
-not refreshed stay as they were materialized, so that refresh must not be lost: TimescaleDB (2.2x)
-refuses a refresh whose window overlaps one in progress ("due to a concurrent refresh", SQLSTATE
-55P03) instead of waiting, which two ingest writers (two providers' refresh jobs, or the bench's two
-writers: 1 of 80 refreshes at 10M ticks) or the policy job hit. Such a refresh is retried until
-the other one is done.
+(TimescaleDB refuses a refresh inside a transaction), so its hours are materialized at once. Hours
+below the aggregate's watermark that are not refreshed stay as they were materialized, so that
+refresh must not be lost: TimescaleDB (2.2x) refuses a refresh whose window overlaps one in progress
+("due to a concurrent refresh", SQLSTATE 55P03) instead of waiting, which two ingest writers (two
+providers' refresh jobs, or the bench's two writers: 1 of 40 refreshes at 10M ticks) or the policy
+job hit. Such a refresh is retried until the other one is done. What is still lost (a process
+killed between its commit and the refresh) is repaired by the policy, which since migration 0015
+covers all of history.
 """
 
 from __future__ import annotations
