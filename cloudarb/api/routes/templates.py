@@ -39,7 +39,7 @@ class TemplateOut(BaseModel):
     updated_at: datetime
 
 
-class PolicyIn(BaseModel):
+class TemplatePolicyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     allowed_templates: list[TemplateName] | None = Field(
@@ -50,7 +50,7 @@ class PolicyIn(BaseModel):
         "(an organization may narrow it, never widen it).")
 
 
-class PolicyOut(BaseModel):
+class TemplatePolicyOut(BaseModel):
     allowed_templates: list[str] | None
     custom_images: bool | None
     custom_images_effective: bool = Field(description="What placements may do now (server and organization).")
@@ -81,23 +81,23 @@ def list_templates(principal: Viewer, session: SessionDep, allowed_only: bool = 
     return [t for t in out if t.allowed] if allowed_only else out
 
 
-@router.get("/templates/policy", operation_id="get_template_policy", response_model=PolicyOut, tags=["templates"])
-def get_template_policy(principal: Viewer, ctx: CtxDep, session: SessionDep) -> PolicyOut:
+@router.get("/templates/policy", operation_id="get_template_policy", response_model=TemplatePolicyOut, tags=["templates"])
+def get_template_policy(principal: Viewer, ctx: CtxDep, session: SessionDep) -> TemplatePolicyOut:
     """Which templates this organization's placements may use, and whether custom images are allowed."""
     view = templates.view_policy(session, organization_id=principal.organization_id,
                                  server_custom_images=_server_custom(ctx))
-    return PolicyOut.model_validate(view, from_attributes=True)
+    return TemplatePolicyOut.model_validate(view, from_attributes=True)
 
 
-@router.put("/templates/policy", operation_id="set_template_policy", response_model=PolicyOut, tags=["templates"])
-def set_template_policy(body: PolicyIn, principal: Admin, ctx: CtxDep, session: SessionDep) -> PolicyOut:
+@router.put("/templates/policy", operation_id="set_template_policy", response_model=TemplatePolicyOut, tags=["templates"])
+def set_template_policy(body: TemplatePolicyIn, principal: Admin, ctx: CtxDep, session: SessionDep) -> TemplatePolicyOut:
     """Replace the organization's template policy (admins). Every listed name must be a template the
     organization sees (422 names the entry); custom images can only be narrowed from the server's setting."""
     view = templates.set_policy(session, organization_id=principal.organization_id, actor=principal.actor,
                                 allowed_templates=body.allowed_templates, custom_images=body.custom_images,
                                 server_custom_images=_server_custom(ctx))
     _audit(session, principal, "node.template_policy", principal.organization_id, body.model_dump(mode="json"))
-    return PolicyOut.model_validate(view, from_attributes=True)
+    return TemplatePolicyOut.model_validate(view, from_attributes=True)
 
 
 @router.get("/templates/{name}", operation_id="get_template", response_model=TemplateOut, tags=["templates"])

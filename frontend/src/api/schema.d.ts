@@ -3507,6 +3507,60 @@ export interface components {
             /** Ticks */
             ticks: number;
         };
+        /** PolicyIn */
+        PolicyIn: {
+            /**
+             * Cron
+             * @description e.g. '*\/15 * * * *'
+             */
+            cron?: string | null;
+            /**
+             * Enabled
+             * @default true
+             */
+            enabled?: boolean;
+            /** Interval S */
+            interval_s?: number | null;
+            /**
+             * Keep Threshold Pct
+             * @description Savings below this (percent) keep the current allocation.
+             */
+            keep_threshold_pct?: number | null;
+            /** Name */
+            name: string;
+            request: components["schemas"]["OptimizeRequest"];
+        };
+        /** PolicyOut */
+        PolicyOut: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Cron */
+            cron: string | null;
+            /** Current Optimization Id */
+            current_optimization_id: string | null;
+            /** Enabled */
+            enabled: boolean;
+            /** Id */
+            id: string;
+            /** Interval S */
+            interval_s: number | null;
+            /** Keep Threshold Pct */
+            keep_threshold_pct: number;
+            /** Name */
+            name: string;
+            /**
+             * Next Run At
+             * Format: date-time
+             */
+            next_run_at: string;
+            /** Request */
+            request: {
+                [key: string]: unknown;
+            };
+        };
         /**
          * PolicyPatch
          * @description Fields to change; absent fields stay. ``enabled: false`` pauses, ``true`` resumes.
@@ -4229,6 +4283,40 @@ export interface components {
             /** Title */
             title?: string | null;
         };
+        /** TemplatePolicyIn */
+        TemplatePolicyIn: {
+            /**
+             * Allowed Templates
+             * @description The only templates the organization's placements may use; null = every template it sees.
+             */
+            allowed_templates: string[] | null;
+            /**
+             * Custom Images
+             * @description Whether placements may name any image; null = the server's setting (an organization may narrow it, never widen it).
+             */
+            custom_images?: boolean | null;
+        };
+        /** TemplatePolicyOut */
+        TemplatePolicyOut: {
+            /** Allowed Templates */
+            allowed_templates: string[] | null;
+            /** Custom Images */
+            custom_images: boolean | null;
+            /**
+             * Custom Images Effective
+             * @description What placements may do now (server and organization).
+             */
+            custom_images_effective: boolean;
+            /**
+             * Server Custom Images
+             * @description CLOUDARB_NODE_CUSTOM_IMAGES on this server.
+             */
+            server_custom_images: boolean;
+            /** Updated At */
+            updated_at: string | null;
+            /** Updated By */
+            updated_by: string;
+        };
         /** TerraformAccepted */
         TerraformAccepted: {
             /**
@@ -4583,94 +4671,6 @@ export interface components {
             present: boolean;
             /** Uuid */
             uuid: string;
-        };
-        /** PolicyIn */
-        cloudarb__api__routes__policies__PolicyIn: {
-            /**
-             * Cron
-             * @description e.g. '*\/15 * * * *'
-             */
-            cron?: string | null;
-            /**
-             * Enabled
-             * @default true
-             */
-            enabled?: boolean;
-            /** Interval S */
-            interval_s?: number | null;
-            /**
-             * Keep Threshold Pct
-             * @description Savings below this (percent) keep the current allocation.
-             */
-            keep_threshold_pct?: number | null;
-            /** Name */
-            name: string;
-            request: components["schemas"]["OptimizeRequest"];
-        };
-        /** PolicyOut */
-        cloudarb__api__routes__policies__PolicyOut: {
-            /**
-             * Created At
-             * Format: date-time
-             */
-            created_at: string;
-            /** Cron */
-            cron: string | null;
-            /** Current Optimization Id */
-            current_optimization_id: string | null;
-            /** Enabled */
-            enabled: boolean;
-            /** Id */
-            id: string;
-            /** Interval S */
-            interval_s: number | null;
-            /** Keep Threshold Pct */
-            keep_threshold_pct: number;
-            /** Name */
-            name: string;
-            /**
-             * Next Run At
-             * Format: date-time
-             */
-            next_run_at: string;
-            /** Request */
-            request: {
-                [key: string]: unknown;
-            };
-        };
-        /** PolicyIn */
-        cloudarb__api__routes__templates__PolicyIn: {
-            /**
-             * Allowed Templates
-             * @description The only templates the organization's placements may use; null = every template it sees.
-             */
-            allowed_templates: string[] | null;
-            /**
-             * Custom Images
-             * @description Whether placements may name any image; null = the server's setting (an organization may narrow it, never widen it).
-             */
-            custom_images?: boolean | null;
-        };
-        /** PolicyOut */
-        cloudarb__api__routes__templates__PolicyOut: {
-            /** Allowed Templates */
-            allowed_templates: string[] | null;
-            /** Custom Images */
-            custom_images: boolean | null;
-            /**
-             * Custom Images Effective
-             * @description What placements may do now (server and organization).
-             */
-            custom_images_effective: boolean;
-            /**
-             * Server Custom Images
-             * @description CLOUDARB_NODE_CUSTOM_IMAGES on this server.
-             */
-            server_custom_images: boolean;
-            /** Updated At */
-            updated_at: string | null;
-            /** Updated By */
-            updated_by: string;
         };
         /**
          * GpuOut
@@ -7149,7 +7149,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["cloudarb__api__routes__policies__PolicyOut"][];
+                    "application/json": components["schemas"]["PolicyOut"][];
                 };
             };
             /** @description Validation Error */
@@ -7175,7 +7175,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["cloudarb__api__routes__policies__PolicyIn"];
+                "application/json": components["schemas"]["PolicyIn"];
             };
         };
         responses: {
@@ -7185,7 +7185,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["cloudarb__api__routes__policies__PolicyOut"];
+                    "application/json": components["schemas"]["PolicyOut"];
                 };
             };
             /** @description Validation Error */
@@ -7219,7 +7219,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["cloudarb__api__routes__policies__PolicyOut"];
+                    "application/json": components["schemas"]["PolicyOut"];
                 };
             };
             /** @description Validation Error */
@@ -7289,7 +7289,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["cloudarb__api__routes__policies__PolicyOut"];
+                    "application/json": components["schemas"]["PolicyOut"];
                 };
             };
             /** @description Validation Error */
@@ -7595,7 +7595,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["cloudarb__api__routes__templates__PolicyOut"];
+                    "application/json": components["schemas"]["TemplatePolicyOut"];
                 };
             };
             /** @description Validation Error */
@@ -7621,7 +7621,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": components["schemas"]["cloudarb__api__routes__templates__PolicyIn"];
+                "application/json": components["schemas"]["TemplatePolicyIn"];
             };
         };
         responses: {
@@ -7631,7 +7631,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["cloudarb__api__routes__templates__PolicyOut"];
+                    "application/json": components["schemas"]["TemplatePolicyOut"];
                 };
             };
             /** @description Validation Error */
