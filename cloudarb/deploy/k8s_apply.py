@@ -262,9 +262,11 @@ def _record(env: DeployEnv, deployment_id: str, **values: Any) -> None:
             dep.details = {**(dep.details or {}), **values}
         row = session.get(KubernetesApply, deployment_id)
         if row is not None:
-            for name in ("applied", "error"):
-                if name in values:
-                    setattr(row, name, values[name])
+            if "error" in values:
+                row.error = values["error"]
+            if "applied" in values:  # what an earlier run of the job applied stays listed
+                new = {(a["kind"], a["name"]) for a in values["applied"]}
+                row.applied = [a for a in row.applied or [] if (a["kind"], a["name"]) not in new] + values["applied"]
 
 
 def apply_job(jc: JobContext) -> str:

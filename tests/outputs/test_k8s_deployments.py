@@ -128,6 +128,8 @@ def test_an_apply_whose_answer_was_lost_is_applied_again_never_twice(client: Tes
     assert job["attempts"] == 2  # the transient failure re-ran the job, which re-applied the unresolved object
     steps = client.get(f"/jobs/{accepted['job_id']}/events", headers=tenant.headers("viewer")).json()
     assert any("HTTP 500" in (e.get("message") or "") for e in steps)
+    applied = client.get(f"/kubernetes-applies/{accepted['id']}", headers=tenant.headers("viewer")).json()
+    assert sorted(a["name"] for a in applied["applied"]) == sorted(i["key"] for i in dep["instances"])
 
 
 @pytest.mark.parametrize("ctx", [{"deploy_kubeconfig": None}], indirect=True)
