@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cloudarb.db.models import ID, Base
@@ -103,6 +103,16 @@ class DeployInstance(Base):
     """The last reconcile pass that listed the instance present (0012)."""
     destroy_attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_action_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+    desired_state: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    """A stop or start asked and not yet verified: ``stopped`` | ``running`` (0016)."""
+    paused_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    """Start of the open pause: seen stopped where a stopped instance bills no compute (0016)."""
+    pauses: Mapped[list[list[str]] | None] = mapped_column(JSONType, nullable=True)
+    """Closed pauses as ``[[start, end], ...]`` (ISO times); metering leaves them out (0016)."""
+    can_stop: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """The provider can stop and start this instance (its capability at launch; 0016)."""
+    billing_minimum_per_run: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """The minimum charge applies to each run (EC2 bills a minute per start) rather than once (0016)."""
     __table_args__ = (Index("ix_deploy_instances_provider_account", "provider", "account"),)
 
 
