@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, select
 from cloudarb.api.app import create_app
 from cloudarb.context import Context, build_context
 from cloudarb.db.models import PriceSeries, PriceTick, PriceTickHourly
-from cloudarb.ingest import catalog_import, hourly
+from cloudarb.ingest import catalog_import, hourly, timescale
 from ingestion.catalog_result import CatalogLoad
 from tests.cloudarb.test_migrations import pg_url  # noqa: F401
 from tests.support import Tenant, make_settings
@@ -100,6 +100,9 @@ def test_an_import_repairs_series_stored_without_hourly_rows(db_ctx: Context, ap
                                                              tmp_path: Path) -> None:
     """A store whose imports wrote ticks without hourly rows (as before): importing again rebuilds the
     hourly rows of the load's series from every stored tick, not only the new ones."""
+    with db_ctx.db.session() as session:
+        if timescale.uses_timescale(session):
+            pytest.skip("a continuous aggregate derives its rows from the ticks: there is no such store to repair")
     client, tenant = api
     loaded = _import(db_ctx, _csv(tmp_path / "a.csv", 20.0), T0)
     _import(db_ctx, _csv(tmp_path / "b.csv", 22.0), T0 + timedelta(minutes=20))
