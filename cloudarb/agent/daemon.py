@@ -28,10 +28,21 @@ Acting alone (the control plane's last word is kept in the state file, so this h
 - drain: a drained node's agent refuses ``place`` commands itself (reported ``failed`` with the reason),
   so a command sent just before the drain (or replayed after a restart) starts nothing; running
   containers, and stop/start/destroy of existing ones, go on.
+
+Health checks (``cloudarb.agent.health``): a placement's check travels in its spec and is kept on the
+container as a label, so it survives agent restarts like the GPU ownership. Each running container with
+a check is probed when first seen running and then every ``interval_s`` (between heartbeats too: the loop
+wakes for a due probe), and its health rides in each heartbeat's container report; a change of health
+sends a heartbeat at once. After an agent restart the grace counts again from the restart (the probe
+history is in memory only; the control plane keeps the last health it heard). An unhealthy container is
+restarted only when its check says ``restart_on_unhealthy`` (off by default: a restart loses the
+process's state and may hide the failure's cause, so it is the template owner's choice), and with a fresh
+grace; its GPUs stay its own (the agent is the only one starting containers on this host).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -52,12 +63,14 @@ from cloudarb.agent.engines.base import (
     NameConflict,
     PortRequest,
 )
+from cloudarb.agent.health import HealthTracker, ProbeResult, probe
 from cloudarb.agent.protocol import (
     GPU_ENV,
     LABEL_COMMAND,
     LABEL_DEPLOYMENT,
     LABEL_EXPIRES,
     LABEL_GPUS,
+    LABEL_HEALTH,
     LABEL_INSTANCE_KEY,
     LABEL_MANAGED,
     LABEL_NODE,
@@ -66,6 +79,7 @@ from cloudarb.agent.protocol import (
     CommandProgress,
     ContainerReport,
     EngineReport,
+    HealthCheckSpec,
     Heartbeat,
     HostReport,
     PlacementSpec,
@@ -104,6 +118,8 @@ class AgentConfig:
     socket: str | None = None  # the engine's socket; None: its usual path
     expiry_grace_s: float = 300.0
     """How long past its expiry a container may still run before the agent stops it itself."""
+    health_host: str = "127.0.0.1"
+    """Where health probes connect to the containers' published ports (this host)."""
 
 
 def container_name(placement_id: str) -> str:
@@ -121,6 +137,18 @@ def expiry_label(info: ContainerInfo) -> datetime | None:
     except ValueError:
         return None
     return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
+
+
+def health_label(info: ContainerInfo) -> HealthCheckSpec | None:
+    """The container's health check (None: none, or a label this agent cannot read)."""
+    raw = info.labels.get(LABEL_HEALTH, "")
+    if not raw:
+        return None
+    try:
+        return HealthCheckSpec.model_validate(json.loads(raw))
+    except ValueError:
+        log.warning("container %s has an unreadable health check label; not checked", info.id[:12])
+        return None
 
 
 class Agent:
@@ -146,6 +174,8 @@ class Agent:
         self.interval_s = config.heartbeat_interval_s or 15.0
         self.drained = False
         self.gpu_owners: dict[str, str] = {}
+        self.health: dict[str, HealthTracker] = {}
+        """Container id -> its health (running containers with a check only)."""
         self._stop = threading.Event()
 
     @property
@@ -237,20 +267,75 @@ class Agent:
         return self.host.model_copy(update={"engine": self.engine_report})
 
     def container_reports(self) -> list[ContainerReport]:
-        return [
-            ContainerReport(
+        reports = []
+        for info in self._managed():
+            tracker = self.health.get(info.id) if info.state == "running" else None
+            detail = ""
+            if tracker is not None:
+                detail = tracker.detail + (f" ({tracker.restarts} restart(s) for health)" if tracker.restarts else "")
+            reports.append(ContainerReport(
                 placement_id=info.labels.get(LABEL_PLACEMENT, ""), container_id=info.id,
                 instance_key=info.labels.get(LABEL_INSTANCE_KEY, ""), state=info.state,
                 gpu_uuids=gpu_label(info), published_ports=info.published_ports,
-            )
-            for info in self._managed()
-        ]
+                health=tracker.state if tracker is not None else None, health_detail=detail[:2000],
+                healthy_since=tracker.healthy_since if tracker is not None else None,
+            ))
+        return reports
+
+    def _probe(self, check: HealthCheckSpec, info: ContainerInfo) -> ProbeResult:
+        return probe(check, state=info.state, published_ports=info.published_ports, host=self.config.health_host)
+
+    def check_health(self) -> bool:
+        """Probe the running containers whose check is due; True when a container's health changed.
+        Trackers of containers that stopped or went away are dropped (a start begins a new grace)."""
+        if self.state is None:
+            return False
+        changed = False
+        seen: set[str] = set()
+        for info in self._managed():
+            check = health_label(info)
+            if check is None or info.state != "running":
+                continue
+            seen.add(info.id)
+            now = self.clock()
+            tracker = self.health.get(info.id)
+            if tracker is None:
+                tracker = self.health[info.id] = HealthTracker(check=check, started_at=now)
+            if not tracker.due(now):
+                continue
+            if tracker.record(self._probe(check, info), now):
+                changed = True
+                log.info("container %s of placement %s is %s: %s", info.id[:12],
+                         info.labels.get(LABEL_PLACEMENT, ""), tracker.state, tracker.detail)
+                if tracker.state == "unhealthy" and check.restart_on_unhealthy:
+                    self._restart_unhealthy(info, tracker)
+        for gone in set(self.health) - seen:
+            del self.health[gone]
+        return changed
+
+    def _restart_unhealthy(self, info: ContainerInfo, tracker: HealthTracker) -> None:
+        log.warning("restarting unhealthy container %s of placement %s (restart_on_unhealthy): %s", info.id[:12],
+                    info.labels.get(LABEL_PLACEMENT, ""), tracker.detail)
+        try:
+            self.engine.stop(info.id, self.config.stop_timeout_s)
+            self.engine.start(info.id)
+        except EngineError as exc:
+            tracker.detail = f"{tracker.detail}; the restart failed: {exc}"
+            return
+        tracker.restarted(self.clock())
+
+    def next_health_due(self) -> datetime | None:
+        return min((t.next_due() for t in self.health.values()), default=None)
 
     def run_once(self) -> int:
         """One heartbeat and the commands of its reply; the number of commands carried out."""
         if self.state is None:
             self.start()
         self.host = self._discover()
+        try:
+            self.check_health()
+        except EngineError as exc:
+            log.warning("health check failed: %s", exc)
         try:
             reply = self.client.heartbeat(Heartbeat(host=self._host_report(), containers=self.container_reports()))
         except AuthRejected as exc:
@@ -290,7 +375,19 @@ class Agent:
         failures = 0
         while not self._stop.is_set():
             failures = 0 if self.tick() else failures + 1
-            self._stop.wait(min(self.interval_s * (2 ** min(failures, 4)), 300.0) if failures else self.interval_s)
+            wait_s = min(self.interval_s * (2 ** min(failures, 4)), 300.0) if failures else self.interval_s
+            heartbeat_at = self.clock() + timedelta(seconds=wait_s)
+            while not self._stop.is_set():
+                due = self.next_health_due()
+                until = heartbeat_at if due is None else min(due, heartbeat_at)
+                self._stop.wait(max((until - self.clock()).total_seconds(), 0.05))
+                if self.clock() >= heartbeat_at:
+                    break
+                try:  # a probe between heartbeats; a change of health is reported at once
+                    if self.check_health() and not failures:
+                        break
+                except EngineError as exc:
+                    log.warning("health check failed: %s", exc)
 
     def enforce_lifetimes(self) -> list[str]:
         """Stop the managed containers still running ``expiry_grace_s`` past their expiry (the control
@@ -389,6 +486,7 @@ class Agent:
         return [GpuRef(uuid=uuid, cdi_name=names[uuid]) for uuid in spec.gpu_uuids]
 
     def _running(self, command: Command, info: ContainerInfo, message: str) -> None:
+        self.health.pop(info.id, None)  # (re)started: a fresh grace
         fresh = self.engine.inspect(info.id) or info
         self._report(command, CommandProgress(state="running", message=message, container_id=fresh.id,
                                               published_ports=fresh.published_ports))
@@ -454,6 +552,8 @@ class Agent:
             labels[LABEL_DEPLOYMENT] = spec.deployment_id
         if spec.expires_at is not None:
             labels[LABEL_EXPIRES] = spec.expires_at.isoformat()
+        if spec.health_check is not None:
+            labels[LABEL_HEALTH] = spec.health_check.model_dump_json()
         return ContainerRequest(
             name=container_name(spec.placement_id), image=spec.image, labels=labels, command=spec.command,
             env=dict(spec.env), gpus=gpus, cpus=spec.cpus, memory_mib=spec.memory_mib,

@@ -32,6 +32,7 @@ LABEL_DEPLOYMENT = "cloudarb.deployment"    # the deployment id
 LABEL_GPUS = "cloudarb.gpus"                # comma-separated GPU (or MIG) UUIDs assigned
 LABEL_COMMAND = "cloudarb.command"          # the id of the command that created it
 LABEL_EXPIRES = "cloudarb.expires-at"       # the placement's expiry when it was made (ISO 8601), if any
+LABEL_HEALTH = "cloudarb.health-check"      # the placement's health check (HealthCheckSpec as JSON), if any
 
 GPU_ENV = ("NVIDIA_VISIBLE_DEVICES", "NVIDIA_MIG_CONFIG_DEVICES", "NVIDIA_MIG_MONITOR_DEVICES")
 """Variables the NVIDIA container runtime reads to choose devices: a placement may not set them (with the
@@ -99,6 +100,31 @@ class PortSpec(BaseModel):
     name: str = Field(default="", description="ssh, jupyter, http...")
 
 
+class HealthCheckSpec(BaseModel):
+    """How the agent judges a placement's container healthy (copied from its template when it was made).
+
+    ``running``: the engine says the container runs. ``tcp``: a connection to the host port published for
+    ``port`` is accepted. ``http``: ``GET http://<host>:<published port><path>`` answers 2xx or 3xx.
+    The first probe runs when the container is seen running, then every ``interval_s``. Until a probe has
+    passed, failures are expected (the service is starting) and the health is ``starting``; a container
+    that has not passed once within ``grace_s`` is ``unhealthy`` with the last failure's reason. After a
+    pass, ``failures`` failures in a row make it ``unhealthy``; a later pass makes it ``healthy`` again.
+    With ``restart_on_unhealthy`` the agent restarts the container when it becomes unhealthy (its GPUs and
+    workspace stay), and the grace starts over."""
+
+    kind: Literal["running", "http", "tcp"] = "running"
+    port: int | None = Field(default=None, ge=1, le=65535, description="The container's tcp port (http, tcp)")
+    path: str = Field(default="/", description="The HTTP path (http)")
+    interval_s: float = Field(default=10.0, gt=0)
+    grace_s: float = Field(default=300.0, ge=0, description="How long it may take to pass the first time")
+    probe_timeout_s: float = Field(default=5.0, gt=0, description="How long one probe may take")
+    failures: int = Field(default=3, ge=1, description="Failures in a row (after a pass) that make it unhealthy")
+    restart_on_unhealthy: bool = False
+
+
+HealthState = Literal["starting", "healthy", "unhealthy"]
+
+
 class PlacementSpec(BaseModel):
     placement_id: str
     instance_key: str = Field(description="The deploy stage's idempotency key (also a container label)")
@@ -113,6 +139,8 @@ class PlacementSpec(BaseModel):
     memory_mib: int | None = Field(default=None, gt=0)
     workspace_volume: str = Field(description="Named volume mounted at /workspace; survives stop/start")
     expires_at: datetime | None = None
+    health_check: HealthCheckSpec | None = Field(
+        default=None, description="Absent from older control planes: the container is then not health-checked")
 
 
 class Command(BaseModel):
@@ -130,6 +158,10 @@ class ContainerReport(BaseModel):
     state: Literal["created", "running", "paused", "restarting", "exited", "dead", "unknown"]
     gpu_uuids: list[str] = Field(default_factory=list)
     published_ports: dict[str, int] = Field(default_factory=dict, description="'22/tcp' -> host port")
+    health: HealthState | None = Field(default=None, description="None: not checked (no health check, or an "
+                                       "older agent)")
+    health_detail: str = Field(default="", description="The last probe's outcome (the failure's reason)")
+    healthy_since: datetime | None = None
 
 
 class Heartbeat(BaseModel):

@@ -55,14 +55,25 @@ def nodes_table(items: list[dict[str, Any]]) -> Table:
 
 def placements_table(items: list[dict[str, Any]]) -> Table:
     t = Table(title=f"{len(items)} placement(s)")
-    for col in ("#", "state", "node", "GPUs", "image", "estimated start", "price", "ports", "id"):
+    for col in ("#", "state", "health", "node", "GPUs", "image", "estimated start", "price", "ports", "id"):
         t.add_column(col)
     for p in items:
         ports = ", ".join(f"{k}->{v}" for k, v in sorted(p["published_ports"].items())) or "-"
         state = p["state"] + (f" ({p['flagged']})" if p.get("flagged") else "")
-        t.add_row(str(p["position"] or "-"), state, p["node_name"], f"{p['gpu_count']}x {p['gpu_model']}",
-                  p["image"], str(p["estimated_start_at"] or "-")[:19], money(p["price_per_hour"]), ports, p["id"])
+        t.add_row(str(p["position"] or "-"), state, health_cell(p), p["node_name"],
+                  f"{p['gpu_count']}x {p['gpu_model']}", p["image"], str(p["estimated_start_at"] or "-")[:19],
+                  money(p["price_per_hour"]), ports, p["id"])
     return t
+
+
+def health_cell(p: dict[str, Any]) -> str:
+    """'healthy since 07:41:02', or 'unhealthy: <the failure's reason>'; '-' when not checked."""
+    health = p.get("health")
+    if not health:
+        return "-"
+    if health == "healthy" and p.get("healthy_since"):
+        return f"healthy since {str(p['healthy_since'])[11:19]}"
+    return f"{health}: {p['health_detail']}" if p.get("health_detail") and health != "healthy" else health
 
 
 @nodes_app.command("list")

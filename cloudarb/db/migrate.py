@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
-HEAD = "0015"
+HEAD = "0017"
 
 
 def alembic_config(url: str) -> Config:

@@ -111,6 +111,12 @@ class Placement(Base):
     published_ports: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     flagged: Mapped[str | None] = mapped_column(String(300), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    health_check: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    """The template's health check when the placement was made (migration 0017); None: not checked."""
+    health: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    """The agent's last word: starting, healthy, unhealthy; None while not running or not checked."""
+    health_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    healthy_since: Mapped[datetime | None] = mapped_column(nullable=True)
     created_by: Mapped[str] = mapped_column(String(320), default="")
     queued_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from cloudarb.db.models_deploy import Budget, DeployAlert, DeployAttempt, DeployInstance, Deployment
+from cloudarb.db.models_nodes import Placement
 from cloudarb.deploy import rates
 from cloudarb.deploy.costs import deployment_cost
 from cloudarb.deploy.schemas import LaunchOptions, Plan, PlannedLine
@@ -104,6 +105,11 @@ class InstanceOut(BaseModel):
     end_reason: str | None
     destroy_attempts: int
     cost_so_far: float
+    health: str | None = Field(default=None, description=(
+        "A container on the team's own hosts (provider local): its health check's state as the node's agent "
+        "last reported it (starting, healthy, unhealthy); None elsewhere, or while it does not run."))
+    health_detail: str | None = Field(default=None, description="The last probe's outcome (a failure's reason).")
+    healthy_since: datetime | None = None
 
 
 class AttemptOut(BaseModel):
@@ -185,6 +191,9 @@ def to_out(session: Session, dep: Deployment, now: datetime) -> DeploymentOut:
                                .order_by(DeployAttempt.id))
     total, per = deployment_cost(session, dep.id, now)
     off = rates.mismatched(session, [r.id for r in rows])
+    local = [r.key for r in rows if r.provider == "local"]
+    health = {p.instance_key: p for p in session.scalars(
+        select(Placement).where(Placement.instance_key.in_(local)))} if local else {}
     return DeploymentOut(
         id=dep.id, name=dep.name, status=dep.status, optimization_id=dep.optimization_id, job_id=dep.job_id,
         created_at=dep.created_at, expires_at=dep.expires_at,
@@ -198,7 +207,7 @@ def to_out(session: Session, dep: Deployment, now: datetime) -> DeploymentOut:
             state=r.state, provider_id=r.provider_id, address=r.address, ssh_port=r.ssh_port,
             ssh_command=ssh_command(r, dep.id), expires_at=r.expires_at, state_at=r.state_at,
             last_error=r.last_error, end_reason=r.end_reason, destroy_attempts=r.destroy_attempts,
-            cost_so_far=round(per.get(r.id, 0.0), 6)) for r in rows],
+            cost_so_far=round(per.get(r.id, 0.0), 6), **_health(health.get(r.key))) for r in rows],
         attempts=[AttemptOut(line=a.line_index, replica=a.replica, attempt=a.attempt, provider=a.provider,
                              offer_key=a.offer_key, outcome=a.outcome, reason=a.reason, at=a.created_at)
                   for a in attempts],
@@ -206,6 +215,12 @@ def to_out(session: Session, dep: Deployment, now: datetime) -> DeploymentOut:
                                 if r.billing_started_at is not None and r.billing_stopped_at is None), 6),
         cost_so_far=round(total, 6), target=dep.target or "cloud", details=dict(dep.details or {}),
     )
+
+
+def _health(p: Placement | None) -> dict[str, Any]:
+    if p is None:
+        return {}
+    return {"health": p.health, "health_detail": p.health_detail, "healthy_since": p.healthy_since}
 
 
 def budget_out(row: Budget) -> BudgetOut:

@@ -18,6 +18,7 @@ from cloudarb.agent.protocol import Command, PlacementSpec, PortSpec
 from cloudarb.db.models_deploy import DeployInstance
 from cloudarb.db.models_nodes import NodeCommand, NodeGpu, Placement
 from cloudarb.db.types import utcnow
+from cloudarb.nodes.templates import wire_check
 
 OPEN = ("pending", "sent")
 REDELIVER_INTERVALS = 3
@@ -80,6 +81,7 @@ def placement_spec(session: Session, p: Placement) -> PlacementSpec:
         ports=[PortSpec.model_validate(port) for port in p.ports], gpu_uuids=list(p.gpu_uuids),
         gpu_indices=indices if len(indices) == len(p.gpu_uuids) else [], cpus=p.cpus, memory_mib=p.memory_mib,
         workspace_volume=p.workspace_volume, expires_at=expiries(session, [p])[p.id],
+        health_check=wire_check(p.health_check),
     )
 
 

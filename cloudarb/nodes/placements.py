@@ -35,7 +35,7 @@ from cloudarb.db.models import Organization
 from cloudarb.db.models_nodes import GpuAssignment, Node, NodeCommand, Placement
 from cloudarb.db.types import utcnow
 from cloudarb.errors import InvalidInput
-from cloudarb.nodes import commands
+from cloudarb.nodes import commands, templates
 from cloudarb.nodes.errors import NoSuchGpu, PlacementState
 from cloudarb.nodes.inventory import Unit, free_units, units
 from cloudarb.nodes.market import refresh_offers
@@ -67,6 +67,8 @@ class PlacementRequest:
     created_by: str = ""
     workspace_owner: str = ""
     """Whose workspace volume to mount (a user); the instance key when empty."""
+    health_check: Mapping[str, Any] | None = None
+    """The container's health check; None: the template's (``running`` for a custom image)."""
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ def create(session: Session, settings: NodesSettings, req: PlacementRequest) -> 
         raise NoSuchGpu(f"node {req.node.name} has {len(have)} unit(s) of {req.gpu_label!r}, {req.gpu_count} asked; "
                         f"it has: {', '.join(labels) or 'no GPU'}", field="gpu")
     password = access_password()
+    check = dict(req.health_check) if req.health_check is not None else _template_check(session, req)
     placement = Placement(
         organization_id=req.organization_id, node_id=req.node.id, instance_key=req.instance_key,
         deployment_id=req.deployment_id, template=req.template, image=req.image,
@@ -113,7 +116,7 @@ def create(session: Session, settings: NodesSettings, req: PlacementRequest) -> 
         workspace_volume=workspace_volume(req.organization_id, req.workspace_owner or req.instance_key),
         state="queued", priority=priority_of(session, settings, req.organization_id),
         price_per_hour=req.price_per_hour, credentials_hash=digest(password), credential_unshown=password,
-        created_by=req.created_by,
+        created_by=req.created_by, health_check=check,
         queued_at=utcnow(), expires_at=req.expires_at,
     )
     session.add(placement)
@@ -121,6 +124,13 @@ def create(session: Session, settings: NodesSettings, req: PlacementRequest) -> 
     drain_queue(session, settings, req.node)
     session.refresh(placement)
     return Created(placement, password)
+
+
+def _template_check(session: Session, req: PlacementRequest) -> dict[str, Any]:
+    """The health check of the placement's template, copied now (a later edit changes no container)."""
+    row = (templates.find(session, organization_id=req.organization_id, name=req.template)
+           if req.template != templates.CUSTOM else None)
+    return dict(row.health_check) if row is not None and row.health_check else {"kind": "running"}
 
 
 def restarting(placement: Placement) -> bool:
@@ -203,6 +213,7 @@ def end(session: Session, settings: NodesSettings, placement: Placement, *, stat
     placement.state = state
     placement.error = error if error is not None else placement.error
     placement.destroyed_at = placement.destroyed_at or now
+    placement.health = placement.health_detail = placement.healthy_since = None
     commands.cancel_pending(session, placement.id)
     release(session, placement)
     node = session.get(Node, placement.node_id)
@@ -240,6 +251,7 @@ def stopped(session: Session, settings: NodesSettings, placement: Placement, *, 
     ``gpu_uuids`` keeps the GPUs it had, which a later start prefers."""
     now = utcnow()
     placement.state, placement.stopped_at = "stopped", now
+    placement.health = placement.health_detail = placement.healthy_since = None
     placement.error = error if error is not None else placement.error
     release(session, placement)
     node = session.get(Node, placement.node_id)

@@ -1,5 +1,8 @@
 """What the agent reports, applied to placements: command progress, and the containers it sees.
 
+Each heartbeat's container report also carries the container's health (``cloudarb.agent.health``), stored
+on the placement as the agent said it (``health``, ``health_detail``, ``healthy_since``).
+
 A placement becomes ``destroyed`` only on the agent's word: a destroy command reported ``destroyed``,
 or a heartbeat (sent after the destroy command was delivered) in which the container is absent. The
 agent rebuilds its containers from labels after a restart, so an absent container is proof.
@@ -112,6 +115,7 @@ def reconcile(session: Session, settings: NodesSettings, node: Node, containers:
                          if wrong or missing else None)
         else:
             p.flagged = None
+        _health(p, c)
         if c.state == "running" and p.state in ("assigned", "starting"):
             p.state, p.started_at, p.secret_env = "running", p.started_at or utcnow(), None
         elif c.state in ("exited", "dead") and p.state == "running":
@@ -123,6 +127,16 @@ def reconcile(session: Session, settings: NodesSettings, node: Node, containers:
             placements.end(session, settings, p, state="destroyed")
         elif p.state in ("running", "stopped"):
             p.flagged = "the container is missing from the agent's report"
+
+
+def _health(p: Placement, c: ContainerReport) -> None:
+    """The agent's word on the container's health, as it reported it: None while the container is not
+    running, and from an agent that does not check (an older one, or a placement made without a check)."""
+    if c.state != "running" or c.health is None:
+        p.health = p.health_detail = p.healthy_since = None
+        return
+    p.health, p.health_detail = c.health, c.health_detail or None
+    p.healthy_since = c.healthy_since if c.health == "healthy" else None
 
 
 def _adopt_units(session: Session, node: Node, p: Placement, units: list[str], owners: dict[str, str]) -> None:

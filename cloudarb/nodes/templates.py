@@ -15,8 +15,14 @@ sees) and whether its placements may name a custom image (None = the server's
 An organization's own template is a custom image chosen by its admin, so making or changing one needs
 the server to allow custom images.
 
-Placements copy the template's image, command, environment and ports when they are made, so editing or
-deleting a template never changes a container that exists; a template that live placements were made
+Health checks are run by the node's agent (``cloudarb.agent.health``): ``running`` (the engine says the
+container runs), ``tcp`` (the published port accepts a connection) or ``http`` (a GET on the published
+port answers 2xx/3xx); ``timeout_s`` is the start-up grace, ``failures`` failed probes in a row after a
+pass make the placement ``unhealthy``, and ``restart_on_unhealthy`` (default off) has the agent restart it.
+A placement made from a custom image is checked with ``running``.
+
+Placements copy the template's image, command, environment, ports and health check when they are made, so
+editing or deleting a template never changes a container that exists; a template that live placements were made
 from cannot be deleted (their deployments name it).
 """
 
@@ -32,7 +38,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from cloudarb.agent.protocol import GPU_ENV
+from cloudarb.agent.protocol import GPU_ENV, HealthCheckSpec
 from cloudarb.db.models_nodes import LIVE_PLACEMENT_STATES, Placement, Template, TemplatePolicy
 from cloudarb.db.types import new_id, utcnow
 from cloudarb.errors import InvalidInput
@@ -74,28 +80,51 @@ class RunningCheck(BaseModel):
     kind: Literal["running"] = "running"
 
 
-class HttpCheck(BaseModel):
-    """Healthy once ``GET http://<container>:<port><path>`` answers below 400."""
+class _ProbedCheck(BaseModel):
+    """What the agent does with a probed check: see ``cloudarb.agent.protocol.HealthCheckSpec``."""
 
     model_config = ConfigDict(extra="forbid")
+    port: int = Field(ge=1, le=65535, description="One of the template's ports.")
+    interval_s: float = Field(default=10.0, ge=1, le=3600, description="Seconds between probes.")
+    timeout_s: float = Field(default=300.0, ge=1, le=86400, description=(
+        "The start-up grace: how long it may take to become healthy (failures before the first pass are "
+        "expected until then; a container never healthy by then is unhealthy)."))
+    probe_timeout_s: float = Field(default=5.0, ge=0.5, le=300, description="How long one probe may take.")
+    failures: int = Field(default=3, ge=1, le=100, description="Failed probes in a row, after a pass, that "
+                          "make the container unhealthy.")
+    restart_on_unhealthy: bool = Field(default=False, description=(
+        "Restart the container when it becomes unhealthy (its GPUs and workspace stay; the grace starts "
+        "over). Off by default: the placement is reported unhealthy and left as it is for its owner."))
+
+
+class HttpCheck(_ProbedCheck):
+    """Healthy once ``GET http://<host>:<published port><path>`` answers 2xx or 3xx."""
+
     kind: Literal["http"]
-    port: int = Field(ge=1, le=65535, description="One of the template's ports.")
     path: str = Field(default="/", max_length=300, pattern=r"^/[^\s]*$")
-    interval_s: float = Field(default=10.0, ge=1, le=3600)
-    timeout_s: float = Field(default=300.0, ge=1, le=86400, description="How long it may take to become healthy.")
 
 
-class TcpCheck(BaseModel):
-    """Healthy once the port accepts a connection."""
+class TcpCheck(_ProbedCheck):
+    """Healthy once the published port accepts a connection."""
 
-    model_config = ConfigDict(extra="forbid")
     kind: Literal["tcp"]
-    port: int = Field(ge=1, le=65535, description="One of the template's ports.")
-    interval_s: float = Field(default=10.0, ge=1, le=3600)
-    timeout_s: float = Field(default=300.0, ge=1, le=86400)
 
 
 HealthCheck = Annotated[RunningCheck | HttpCheck | TcpCheck, Field(discriminator="kind")]
+
+
+def wire_check(stored: dict[str, Any] | None) -> HealthCheckSpec | None:
+    """A placement's stored check (a template's ``health_check``) as the agent's wire model; None for
+    none, or for a stored shape that no longer validates (the container is then simply not checked)."""
+    if not stored:
+        return None
+    try:
+        data = {k: v for k, v in stored.items() if k != "timeout_s"}
+        if "timeout_s" in stored:
+            data["grace_s"] = stored["timeout_s"]
+        return HealthCheckSpec.model_validate(data)
+    except ValidationError:
+        return None
 
 
 class TemplateFields(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -27,11 +28,14 @@ class FakeEngine:
     kind: Literal["docker", "podman"] = "podman"
     gpu_pinning: Literal["device_requests", "cdi"] = "cdi"
 
-    def __init__(self) -> None:
+    def __init__(self, publish: Callable[[str], int] | None = None) -> None:
+        """``publish``: the host port for a container port key ('8080/tcp'), so a health check can reach a
+        real server a test runs (by default every port gets the next number from 42000, reaching nothing)."""
         self.containers: dict[str, _Container] = {}
         self.volumes: set[str] = set()
         self.created = 0
-        self._ports = itertools.count(42000)
+        counter = itertools.count(42000)
+        self._publish = publish or (lambda key: next(counter))
 
     def version(self) -> str:
         return "fake-4.3"
@@ -46,7 +50,7 @@ class FakeEngine:
         if any(c.request.name == request.name for c in self.containers.values()):
             raise NameConflict(f"name {request.name} in use", status=409)
         cid = uuid.uuid4().hex + uuid.uuid4().hex
-        self.containers[cid] = _Container(request, cid, ports={p.key: next(self._ports) for p in request.ports})
+        self.containers[cid] = _Container(request, cid, ports={p.key: self._publish(p.key) for p in request.ports})
         if request.workspace_volume:
             self.volumes.add(request.workspace_volume)
         self.created += 1

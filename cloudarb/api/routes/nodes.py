@@ -98,6 +98,11 @@ class PlacementOut(BaseModel):
     published_ports: dict[str, int]
     flagged: str | None
     error: str | None
+    health: str | None = Field(default=None, description=(
+        "The container's health as its agent last reported it: starting (not passed yet, inside the grace), "
+        "healthy, unhealthy; None while it does not run or is not checked."))
+    health_detail: str | None = Field(default=None, description="The last probe's outcome (a failure's reason).")
+    healthy_since: datetime | None = None
     queued_at: datetime
     started_at: datetime | None
     expires_at: datetime | None
@@ -135,7 +140,8 @@ def placement_out(entry: QueueEntry) -> PlacementOut:
         deployment_id=p.deployment_id, template=p.template, image=p.image, gpu_model=p.gpu_model,
         gpu_count=p.gpu_count, gpu_uuids=p.gpu_uuids, state=p.state, priority=p.priority, position=entry.position,
         estimated_start_at=entry.estimated_start_at, price_per_hour=p.price_per_hour, container_id=p.container_id,
-        published_ports=p.published_ports, flagged=p.flagged, error=p.error, queued_at=p.queued_at,
+        published_ports=p.published_ports, flagged=p.flagged, error=p.error, health=p.health,
+        health_detail=p.health_detail, healthy_since=p.healthy_since, queued_at=p.queued_at,
         started_at=p.started_at, expires_at=p.expires_at, destroyed_at=p.destroyed_at)
 
 
