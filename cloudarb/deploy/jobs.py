@@ -4,6 +4,7 @@ the same machinery as any job."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from cloudarb.deploy import run
@@ -45,3 +46,25 @@ def teardown_body(jc: JobContext) -> str:
     jc.progress("done", percent=100, message=f"{len(left)} instances not yet proven gone (retried)"
                 if left else "every instance destroyed with proof")
     return "finished"
+
+
+def stop_start_body(jc: JobContext) -> str:
+    """Carry out the stops and starts the command recorded (``cloudarb.deploy.stopstart``)."""
+    from cloudarb.deploy import stopstart
+
+    env = _env(jc)
+    try:
+        run.get_deployment(env, jc.target_id)
+    except LookupError as exc:
+        raise JobInputError(str(exc)) from exc
+    results = stopstart.carry_out(env, jc.target_id)
+    states = ", ".join(f"{n} {s}" for s, n in sorted(_count(s for _, s in results).items()))
+    jc.progress("done", percent=100, message=states or "nothing asked")
+    return "finished"
+
+
+def _count(items: Iterable[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for item in items:
+        out[item] = out.get(item, 0) + 1
+    return out

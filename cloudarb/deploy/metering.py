@@ -7,12 +7,21 @@ the billed seconds of a run of ``d`` seconds are ``max(minimum, ceil(d / g) * g)
 one ledger entry per instance for what accrued since the last (``billed(new) - billed(old)``), claimed
 with a conditional update of ``metered_until`` so two schedulers never meter the same span twice:
 the ledger of an instance always sums to ``billed(total)`` and ``rate x billed / 3600``.
+
+Pauses (stop and start, migration 0016): where the provider bills no compute while an instance is
+stopped (``Capabilities.stopped_billed`` False: EC2 on-demand, RunPod, Vast, local placements), the
+spans during which it was seen stopped are left out, so an instance's billed life is a list of running
+spans. The billing increment applies to each span (a provider that bills in increments starts a new
+increment with each run); the minimum applies once to the total, or to each span where the provider
+charges it per start (``billing_minimum_per_run``: EC2 bills at least one minute each time a stopped
+instance starts). A pause is opened and closed only at or after ``metered_until`` (the row is metered
+up to it in the same transaction), so what the ledger already holds never changes.
 """
 
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
@@ -32,13 +41,50 @@ def rate_of(row: DeployInstance) -> float:
     return row.price_per_hour
 
 
-def accrued(row: DeployInstance, until: datetime) -> tuple[float, float]:
-    """(seconds, billed seconds) of the row's run up to ``until``."""
+def _when(text: str) -> datetime:
+    at = datetime.fromisoformat(text)
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
+def pauses_of(row: DeployInstance) -> list[tuple[datetime, datetime | None]]:
+    """The row's pauses, closed ones first by start, the open one (``paused_at``) with no end."""
+    spans: list[tuple[datetime, datetime | None]] = [(_when(a), _when(b)) for a, b in (row.pauses or [])]
+    if row.paused_at is not None:
+        spans.append((row.paused_at, None))
+    return sorted(spans, key=lambda p: p[0])
+
+
+def running_spans(row: DeployInstance, until: datetime) -> list[float]:
+    """Seconds of each run of the row up to ``until``: its billing span less its pauses."""
     if row.billing_started_at is None:
-        return 0.0, 0.0
+        return []
     end = min(until, row.billing_stopped_at) if row.billing_stopped_at is not None else until
-    seconds = max(0.0, (end - row.billing_started_at).total_seconds())
-    return seconds, billed_seconds(seconds, granularity_s=row.billing_granularity_s, minimum_s=row.billing_minimum_s)
+    cursor, spans = row.billing_started_at, []
+    for start, stop in pauses_of(row):
+        if cursor >= end:
+            break
+        if start > cursor:
+            spans.append((min(start, end) - cursor).total_seconds())
+        cursor = end if stop is None else max(cursor, stop)
+    if cursor < end:
+        spans.append((end - cursor).total_seconds())
+    return [s for s in spans if s > 0]
+
+
+def billed_runs(spans: list[float], *, granularity_s: int, minimum_s: int, per_run: bool) -> float:
+    """What a provider bills for runs of ``spans`` seconds (increments per run; the minimum per run or
+    once over the total)."""
+    if per_run:
+        return sum(billed_seconds(s, granularity_s=granularity_s, minimum_s=minimum_s) for s in spans)
+    total = sum(billed_seconds(s, granularity_s=granularity_s, minimum_s=0) for s in spans)
+    return float(max(minimum_s, total)) if total > 0 else 0.0
+
+
+def accrued(row: DeployInstance, until: datetime) -> tuple[float, float]:
+    """(running seconds, billed seconds) of the row up to ``until``."""
+    spans = running_spans(row, until)
+    return sum(spans), billed_runs(spans, granularity_s=row.billing_granularity_s, minimum_s=row.billing_minimum_s,
+                                   per_run=bool(row.billing_minimum_per_run))
 
 
 def pending_amount(row: DeployInstance, now: datetime) -> float:
@@ -58,7 +104,7 @@ def meter_row(session: Session, row: DeployInstance, now: datetime) -> CostEntry
     start = row.metered_until or row.billing_started_at
     if end <= start:
         return None
-    _, before = accrued(row, start) if row.metered_until is not None else (0.0, 0.0)
+    ran, before = accrued(row, start) if row.metered_until is not None else (0.0, 0.0)
     seconds, after = accrued(row, end)
     claimed = session.execute(
         update(DeployInstance)
@@ -68,9 +114,11 @@ def meter_row(session: Session, row: DeployInstance, now: datetime) -> CostEntry
         .values(metered_until=end).execution_options(synchronize_session=False))
     if not getattr(claimed, "rowcount", 0):
         return None  # another pass metered it first
+    if after - before <= 0 and seconds - ran <= 0:
+        return None  # paused throughout: nothing to book
     rate = rate_of(row)
     entry = CostEntry(organization_id=row.organization_id, instance_id=row.id, deployment_id=row.deployment_id,
-                      period_start=start, period_end=end, seconds=(end - start).total_seconds(),
+                      period_start=start, period_end=end, seconds=seconds - ran,
                       billed_seconds=after - before, rate=rate, amount=(after - before) * rate / 3600.0)
     session.add(entry)
     return entry
@@ -96,3 +144,44 @@ def meter(session: Session, now: datetime) -> int:
         if meter_row(session, row, now) is not None:
             added += 1
     return added
+
+
+def open_pause(session: Session, instance_id: str, now: datetime) -> bool:
+    """The instance was seen stopped: meter it up to now, then open a pause there (never before what the
+    ledger holds). True if a pause was opened (False: one is open already, or nothing is billed)."""
+    row = session.get(DeployInstance, instance_id, populate_existing=True)
+    if row is None or row.paused_at is not None or row.billing_started_at is None \
+            or row.billing_stopped_at is not None:
+        return False
+    meter_row(session, row, now)
+    row = session.get(DeployInstance, instance_id, populate_existing=True)
+    assert row is not None
+    at = max(now, row.metered_until or now)
+    return _claimed(session, row, paused_at=at)
+
+
+def close_pause(session: Session, instance_id: str, now: datetime) -> bool:
+    """The instance runs again: meter it up to now (nothing accrues inside the pause), then close the
+    pause there. True if a pause was closed."""
+    row = session.get(DeployInstance, instance_id, populate_existing=True)
+    if row is None or row.paused_at is None:
+        return False
+    meter_row(session, row, now)
+    row = session.get(DeployInstance, instance_id, populate_existing=True)
+    assert row is not None and row.paused_at is not None
+    at = max(now, row.metered_until or now, row.paused_at)
+    closed = [*(row.pauses or []), [row.paused_at.isoformat(), at.isoformat()]]
+    return _claimed(session, row, paused_at=None, pauses=closed)
+
+
+def _claimed(session: Session, row: DeployInstance, **values: object) -> bool:
+    """Write ``values`` only if the row's pause and metering are still as read (a pass beside this one
+    that metered further, or opened or closed the pause, wins; the caller sees False)."""
+    result = session.execute(
+        update(DeployInstance).where(
+            DeployInstance.id == row.id,
+            DeployInstance.paused_at.is_(None) if row.paused_at is None else DeployInstance.paused_at == row.paused_at,
+            DeployInstance.metered_until.is_(None) if row.metered_until is None
+            else DeployInstance.metered_until == row.metered_until)
+        .values(**values).execution_options(synchronize_session=False))
+    return bool(getattr(result, "rowcount", 0))

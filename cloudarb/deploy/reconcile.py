@@ -27,10 +27,10 @@ from sqlalchemy import or_, select, update
 from cloudarb import telemetry
 from cloudarb.db.models import JobRun
 from cloudarb.db.models_deploy import DeployInstance, Deployment
-from cloudarb.deploy import keys, rates
+from cloudarb.deploy import keys, rates, stopstart
 from cloudarb.deploy import states as st
 from cloudarb.deploy.alerts import raise_alert
-from cloudarb.deploy.create import adopt
+from cloudarb.deploy.create import adopt, load_row
 from cloudarb.deploy.destroy import destroy
 from cloudarb.deploy.env import DeployEnv
 from cloudarb.deploy.errors import ProvisionError
@@ -117,6 +117,7 @@ def reconcile(env: DeployEnv, provider: str, account: str = "default") -> Report
                 _billing_starts(env, matched, now)  # ran with no job following it (e.g. left the queue later)
             if remote.state is RemoteState.STOPPED and matched.spot and matched.state in INTERRUPTIBLE:
                 _interrupted(env, matched, now, stopped=True)  # an interruptible pod/instance stopped for us
+            _stop_start(env, prov, matched, remote)
             if _orphan_due(env, matched, now):
                 try:
                     if destroy(env, matched.id, reason="orphan: at the provider under our prefix with no live "
@@ -249,7 +250,8 @@ def _interrupted(env: DeployEnv, row: DeployInstance, now: datetime, *, stopped:
     """A spot instance the provider ended without our asking: flagged with ``interrupted_at``, the last
     pass that saw it (its exposure ends there; billing ends at this proof, as for any end), and alerted.
     One the provider only stopped (an interruptible pod, a spot VM with stop behaviour) still exists:
-    it becomes ``stopped`` and stays billed (disks may be) until it is destroyed like any other."""
+    it becomes ``stopped``; its compute pauses (``stopstart.observe``) where the provider bills none while
+    stopped, and it is destroyed like any other."""
     at = min(now, max(t for t in (row.last_seen_at, row.running_at, row.launched_at, row.billing_started_at,
                                   row.created_at) if t is not None))
     with env.db.session() as session:
@@ -269,6 +271,19 @@ def _interrupted(env: DeployEnv, row: DeployInstance, now: datetime, *, stopped:
     if moved:
         env.emit("interrupted", {"instance_id": row.id, "at": at.isoformat()})
     return moved
+
+
+def _stop_start(env: DeployEnv, prov: Provisioner, row: DeployInstance, remote: RemoteInstance) -> None:
+    """A stopped or running-again instance moves its row and opens or closes its pause; a stop or start
+    whose job died before it took effect is asked again (``cloudarb.deploy.stopstart``)."""
+    if remote.state not in (RemoteState.STOPPED, RemoteState.RUNNING):
+        return
+    stopstart.observe(env, prov, row, remote)
+    if row.desired_state is not None and row.deployment_id not in _busy_deployments(env):
+        try:
+            stopstart.resume(env, prov, load_row(env, row.id), remote)
+        except ProvisionError as exc:
+            log.warning("stop/start resume failed", extra={"instance_id": row.id, "error": str(exc)})
 
 
 def _rate_seen(env: DeployEnv, row: DeployInstance, reported: float) -> None:

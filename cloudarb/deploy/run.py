@@ -73,6 +73,8 @@ def _new_row(env: DeployEnv, dep: Deployment, line: PlannedLine, replica: int, a
         gpu_count=c.gpus_per_instance if c else line.gpus_per_instance, spot=c.spot if c else line.spot,
         price_per_hour=c.price_per_hour if c else line.price_per_hour,
         billing_granularity_s=caps.billing_granularity_s, billing_minimum_s=caps.billing_minimum_s,
+        billing_minimum_per_run=caps.minimum_per_run,
+        can_stop=caps.stop_start and (caps.stop_spot or not (c.spot if c else line.spot)),
         state=st.REQUESTED, expires_at=dep.expires_at, created_at=env.clock(), state_at=env.clock())
 
 

@@ -68,6 +68,8 @@ class Faults:
     listing_lag_s: float = 0.0
     boot_reads: int = 1
     """Reads an instance stays pending before it runs."""
+    stop_ignored: int = 0
+    """Next stops or starts that answer success and change nothing (a call lost in a crash)."""
 
 
 @dataclass
@@ -77,6 +79,7 @@ class Held:
     ended_at: datetime | None = None
     reads: int = 0
     linger: int = 0
+    stopped: bool = False
 
 
 class MemoryProvider:
@@ -133,6 +136,8 @@ class MemoryProvider:
                 held.linger -= 1
                 return replace(held.instance, state=RemoteState.TERMINATING, raw_state="terminating")
             return replace(held.instance, state=RemoteState.TERMINATED, raw_state="terminated")
+        if held.stopped:
+            return replace(held.instance, state=RemoteState.STOPPED, raw_state="stopped")
         if held.reads > self.faults.boot_reads:
             return replace(held.instance, state=RemoteState.RUNNING, raw_state="running")
         return held.instance
@@ -179,10 +184,24 @@ class MemoryProvider:
             held.linger = self.faults.linger_reads
 
     def stop(self, provider_id: str) -> None:
-        raise NotImplementedError
+        self._stop_start(provider_id, stopped=True)
 
     def start(self, provider_id: str) -> None:
-        raise NotImplementedError
+        self._stop_start(provider_id, stopped=False)
+
+    def _stop_start(self, provider_id: str, *, stopped: bool) -> None:
+        if not self.capabilities.stop_start:
+            raise NotImplementedError  # the core must refuse before asking
+        with self._lock:
+            self.calls.append(f"{'stop' if stopped else 'start'} {provider_id}")
+            held = self.ever.get(provider_id)
+            if held is None or held.ended_at is not None or self._use("stop_ignored"):
+                return
+            held.stopped = stopped
+
+    def set_stopped(self, provider_id: str, stopped: bool = True) -> None:
+        """The provider (or a node's agent) stops or starts the instance by itself."""
+        self.ever[provider_id].stopped = stopped
 
     def leak(self, key: str) -> str:
         """Something with our mark that no row names (an orphan a crash left behind)."""

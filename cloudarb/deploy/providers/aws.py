@@ -77,7 +77,13 @@ CAPABILITIES = Capabilities(
     burst=10,
     listing_lag_s=60.0,
     max_key_length=64,
+    stop_spot=False,
+    stopped_billed=False,
+    minimum_per_run=True,
 )
+"""Stop/start: on-demand instances only (CloudArb's spot instances come from one-time spot requests,
+which EC2 can only terminate; only persistent requests stop). A stopped instance bills no compute (its
+EBS volumes do: not metered here), and each start bills at least one minute again."""
 
 NO_CAPACITY = frozenset({"InsufficientInstanceCapacity", "InsufficientHostCapacity", "InsufficientCapacity",
                          "Unsupported", "UnfulfillableCapacity", "SpotMaxPriceTooLow"})

@@ -35,7 +35,7 @@ class Capabilities:
     spot: bool
     """Interruptible capacity can be requested."""
     stop_start: bool
-    """Instances can be stopped (compute not billed) and started again."""
+    """Instances can be stopped and started again, keeping their disk or workspace."""
     mark: Mark
     """How ownership is marked: key/value tags, one free-text label, or only the instance name."""
     idempotency_token: bool
@@ -64,6 +64,17 @@ class Capabilities:
     billing_starts: Literal["created", "running"] = "created"
     """When billing begins: at the instance's creation (clouds bill a booting VM) or once it runs (a
     placement waiting in a local node's queue costs nothing)."""
+    stop_spot: bool = False
+    """Spot (interruptible) instances can be stopped too. False where CloudArb's spot requests cannot:
+    EC2 stops only instances of a *persistent* spot request, and CloudArb asks for one-time ones."""
+    stopped_billed: bool = False
+    """Compute is still billed while the instance is stopped. False everywhere known: EC2 on-demand
+    bills no compute while stopped (its EBS volumes bill on, which CloudArb does not meter), RunPod bills
+    a stopped pod's storage only, Vast bills disk only, local placements bill nothing. Where False,
+    metering leaves a stopped instance's paused spans out."""
+    minimum_per_run: bool = False
+    """``billing_minimum_s`` applies to each run (EC2: every start of a stopped instance bills at least
+    one minute) rather than once to the instance's total."""
     queues: bool = False
     """A created instance may wait in a queue for capacity (reported ``pending`` with ``queue_position``):
     that wait has no boot timeout (``deploy_queue_timeout_s`` bounds it where set)."""
