@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cloudarb.cli.options import JsonOpt, KeyOpt, ServerOpt, fail
@@ -28,7 +29,11 @@ PortOpt = Annotated[list[str] | None, typer.Option(
 CommandOpt = Annotated[str | None, typer.Option(help="Start command (shell words), e.g. 'jupyter lab --ip=0.0.0.0'.")]
 EnvOpt = Annotated[list[str] | None, typer.Option("--env", help="KEY=VALUE (repeatable).")]
 HealthOpt = Annotated[str | None, typer.Option(
-    "--health", help="running | http:PORT[/PATH] | tcp:PORT (a port of the template).")]
+    "--health", help="running | http:PORT[/PATH] | tcp:PORT (a port of the template), then optionally "
+    ",grace=S,interval=S,failures=N,probe-timeout=S,restart (restart the container when unhealthy), e.g. "
+    "http:8888/api,grace=600,restart.")]
+HEALTH_OPTIONS = {"grace": "timeout_s", "interval": "interval_s", "failures": "failures",
+                  "probe-timeout": "probe_timeout_s"}
 
 
 def _ports(items: list[str]) -> list[dict[str, Any]]:
@@ -53,14 +58,27 @@ def _env(items: list[str]) -> dict[str, str]:
 
 
 def _health(value: str) -> dict[str, Any]:
-    kind, _, rest = value.partition(":")
-    if kind == "running" and not rest:
+    head, *options = value.split(",")
+    kind, _, rest = head.partition(":")
+    if kind == "running" and not rest and not options:
         return {"kind": "running"}
     port, slash, path = rest.partition("/")
-    if kind in ("http", "tcp") and port.isdigit() and (kind == "http" or not slash):
-        return {"kind": "http", "port": int(port), "path": "/" + path} if kind == "http" else {"kind": "tcp",
-                                                                                              "port": int(port)}
-    raise fail(f"--health: {value!r} is not running | http:PORT[/PATH] | tcp:PORT")
+    if kind not in ("http", "tcp") or not port.isdigit() or (kind == "tcp" and slash):
+        raise fail(escape(f"--health: {value!r} is not running | http:PORT[/PATH] | tcp:PORT[,OPTION=VALUE...]"))
+    check: dict[str, Any] = {"kind": kind, "port": int(port)}
+    if kind == "http":
+        check["path"] = "/" + path
+    for option in options:
+        key, sep, raw = option.partition("=")
+        if key == "restart" and not sep:
+            check["restart_on_unhealthy"] = True
+            continue
+        try:
+            check[HEALTH_OPTIONS[key]] = int(raw) if key == "failures" else float(raw)
+        except (KeyError, ValueError):
+            raise fail(f"--health: {option!r} is not one of grace=S, interval=S, failures=N, probe-timeout=S, "
+                       "restart") from None
+    return check
 
 
 def _body(image: str | None, title: str | None, description: str | None, port: list[str] | None,
@@ -121,6 +139,7 @@ def templates_table(items: list[dict[str, Any]]) -> Table:
                           for p in x["ports"]) or "-"
         check = x["health_check"] or {}
         health = check.get("kind", "running") + (f":{check['port']}{check.get('path', '')}" if "port" in check else "")
+        health += ", restart" if check.get("restart_on_unhealthy") else ""
         t.add_row(x["name"], x["owner"], "yes" if x["allowed"] else "no", x["image"], ports, health, x["title"])
     return t
 
