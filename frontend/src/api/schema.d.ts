@@ -1695,6 +1695,19 @@ export interface components {
             /** Gpu Uuids */
             gpu_uuids?: string[];
             /**
+             * Health
+             * @description None: not checked (no health check, or an older agent)
+             */
+            health?: ("starting" | "healthy" | "unhealthy") | null;
+            /**
+             * Health Detail
+             * @description The last probe's outcome (the failure's reason)
+             * @default
+             */
+            health_detail?: string;
+            /** Healthy Since */
+            healthy_since?: string | null;
+            /**
              * Instance Key
              * @default
              */
@@ -2179,6 +2192,66 @@ export interface components {
             /** Detail */
             detail?: components["schemas"]["ValidationError"][];
         };
+        /**
+         * HealthCheckSpec
+         * @description How the agent judges a placement's container healthy (copied from its template when it was made).
+         *
+         *     ``running``: the engine says the container runs. ``tcp``: a connection to the host port published for
+         *     ``port`` is accepted. ``http``: ``GET http://<host>:<published port><path>`` answers 2xx or 3xx.
+         *     The first probe runs when the container is seen running, then every ``interval_s``. Until a probe has
+         *     passed, failures are expected (the service is starting) and the health is ``starting``; a container
+         *     that has not passed once within ``grace_s`` is ``unhealthy`` with the last failure's reason. After a
+         *     pass, ``failures`` failures in a row make it ``unhealthy``; a later pass makes it ``healthy`` again.
+         *     With ``restart_on_unhealthy`` the agent restarts the container when it becomes unhealthy (its GPUs and
+         *     workspace stay), and the grace starts over.
+         */
+        HealthCheckSpec: {
+            /**
+             * Failures
+             * @description Failures in a row (after a pass) that make it unhealthy
+             * @default 3
+             */
+            failures?: number;
+            /**
+             * Grace S
+             * @description How long it may take to pass the first time
+             * @default 300
+             */
+            grace_s?: number;
+            /**
+             * Interval S
+             * @default 10
+             */
+            interval_s?: number;
+            /**
+             * Kind
+             * @default running
+             * @enum {string}
+             */
+            kind?: "running" | "http" | "tcp";
+            /**
+             * Path
+             * @description The HTTP path (http)
+             * @default /
+             */
+            path?: string;
+            /**
+             * Port
+             * @description The container's tcp port (http, tcp)
+             */
+            port?: number | null;
+            /**
+             * Probe Timeout S
+             * @description How long one probe may take
+             * @default 5
+             */
+            probe_timeout_s?: number;
+            /**
+             * Restart On Unhealthy
+             * @default false
+             */
+            restart_on_unhealthy?: boolean;
+        };
         /** Heartbeat */
         Heartbeat: {
             /** Containers */
@@ -2395,11 +2468,18 @@ export interface components {
         };
         /**
          * HttpCheck
-         * @description Healthy once ``GET http://<container>:<port><path>`` answers below 400.
+         * @description Healthy once ``GET http://<host>:<published port><path>`` answers 2xx or 3xx.
          */
         HttpCheck: {
             /**
+             * Failures
+             * @description Failed probes in a row, after a pass, that make the container unhealthy.
+             * @default 3
+             */
+            failures?: number;
+            /**
              * Interval S
+             * @description Seconds between probes.
              * @default 10
              */
             interval_s?: number;
@@ -2419,8 +2499,20 @@ export interface components {
              */
             port: number;
             /**
+             * Probe Timeout S
+             * @description How long one probe may take.
+             * @default 5
+             */
+            probe_timeout_s?: number;
+            /**
+             * Restart On Unhealthy
+             * @description Restart the container when it becomes unhealthy (its GPUs and workspace stay; the grace starts over). Off by default: the placement is reported unhealthy and left as it is for its owner.
+             * @default false
+             */
+            restart_on_unhealthy?: boolean;
+            /**
              * Timeout S
-             * @description How long it may take to become healthy.
+             * @description The start-up grace: how long it may take to become healthy (failures before the first pass are expected until then; a container never healthy by then is unhealthy).
              * @default 300
              */
             timeout_s?: number;
@@ -2443,6 +2535,18 @@ export interface components {
             gpu_count: number;
             /** Gpu Model */
             gpu_model: string;
+            /**
+             * Health
+             * @description A container on the team's own hosts (provider local): its health check's state as the node's agent last reported it (starting, healthy, unhealthy); None elsewhere, or while it does not run.
+             */
+            health?: string | null;
+            /**
+             * Health Detail
+             * @description The last probe's outcome (a failure's reason).
+             */
+            health_detail?: string | null;
+            /** Healthy Since */
+            healthy_since?: string | null;
             /** Id */
             id: string;
             /** Instance Type */
@@ -3342,6 +3446,18 @@ export interface components {
             gpu_model: string;
             /** Gpu Uuids */
             gpu_uuids: string[];
+            /**
+             * Health
+             * @description The container's health as its agent last reported it: starting (not passed yet, inside the grace), healthy, unhealthy; None while it does not run or is not checked.
+             */
+            health?: string | null;
+            /**
+             * Health Detail
+             * @description The last probe's outcome (a failure's reason).
+             */
+            health_detail?: string | null;
+            /** Healthy Since */
+            healthy_since?: string | null;
             /** Id */
             id: string;
             /** Image */
@@ -3401,6 +3517,8 @@ export interface components {
              * @description Exactly the GPUs (or MIG devices) to pin, by UUID
              */
             gpu_uuids: string[];
+            /** @description Absent from older control planes: the container is then not health-checked */
+            health_check?: components["schemas"]["HealthCheckSpec"] | null;
             /** Image */
             image: string;
             /**
@@ -4112,11 +4230,18 @@ export interface components {
         };
         /**
          * TcpCheck
-         * @description Healthy once the port accepts a connection.
+         * @description Healthy once the published port accepts a connection.
          */
         TcpCheck: {
             /**
+             * Failures
+             * @description Failed probes in a row, after a pass, that make the container unhealthy.
+             * @default 3
+             */
+            failures?: number;
+            /**
              * Interval S
+             * @description Seconds between probes.
              * @default 10
              */
             interval_s?: number;
@@ -4131,7 +4256,20 @@ export interface components {
              */
             port: number;
             /**
+             * Probe Timeout S
+             * @description How long one probe may take.
+             * @default 5
+             */
+            probe_timeout_s?: number;
+            /**
+             * Restart On Unhealthy
+             * @description Restart the container when it becomes unhealthy (its GPUs and workspace stay; the grace starts over). Off by default: the placement is reported unhealthy and left as it is for its owner.
+             * @default false
+             */
+            restart_on_unhealthy?: boolean;
+            /**
              * Timeout S
+             * @description The start-up grace: how long it may take to become healthy (failures before the first pass are expected until then; a container never healthy by then is unhealthy).
              * @default 300
              */
             timeout_s?: number;
