@@ -126,7 +126,10 @@ GROUP BY s.offer_key
 hourly table is a real-time continuous aggregate (materialized part UNION ALL recent raw ticks), and
 only a condition on its own columns reaches the materialized part's index; a join condition from
 ``price_series`` made the planner aggregate every series (measured: 2.6 s against 42 ms for one offer
-over 30 days at 10M ticks)."""
+over 30 days at 10M ticks). With the hours materialized after each ingest, the same request at 10M
+ticks on TimescaleDB 2.28 took p50 17-35 ms, p95 31-128 ms over HTTP, against 19-28 ms and 55-72 ms on
+plain PostgreSQL in the same runs (scripts/bench_ingest.py, busy 2-core host); the query itself 3.5
+ms against 2 ms warm."""
 
 
 def series_ids(session: Session, offer_keys: Sequence[str]) -> dict[int, str]:
