@@ -129,6 +129,10 @@ def test_own_host_beside_rented_offers(seeded: Context, libpod: LibpodEngine, tm
             assert code == 0 and devices.split() == ["/dev/nvidia0"], devices
             port = placement["published_ports"]["8888/tcp"]
             assert httpx.get(f"http://127.0.0.1:{port}/", timeout=10).text.strip() == "ok"
+            # the template's http check, run by the agent, shows on the deployment's instance
+            healthy = wait_for(lambda: [i for i in get(url, tenant, f"/deployments/{dep_id}")["instances"]
+                                        if i["health"] == "healthy"], timeout=60)
+            assert healthy[0]["healthy_since"] and "answered 200" in healthy[0]["health_detail"], healthy
 
             # stop and start again: the workspace survives
             assert libpod.exec(cid, ["/bin/sh", "-c", "echo kept > /workspace/note"])[0] == 0
