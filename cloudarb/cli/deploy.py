@@ -18,7 +18,8 @@ from rich.table import Table
 from cloudarb.cli.options import JsonOpt, KeyOpt, ServerOpt, fail
 from cloudarb.cli.render import console, err_console
 
-deployments_app = typer.Typer(help="Deployments: list, show, extend, done, destroy.", no_args_is_help=True)
+deployments_app = typer.Typer(help="Deployments: list, show, extend, stop, start, done, destroy.",
+                              no_args_is_help=True)
 costs_app = typer.Typer(help="What deployments cost (metered per second at launch prices).",
                         invoke_without_command=True)
 
@@ -386,6 +387,65 @@ def _teardown(deployment_id: str, reason: str, server: str | None, api_key: str 
         _show(_local_show(ctx, org, deployment_id), as_json)
     finally:
         ctx.close()
+
+
+InstancesOpt = Annotated[str | None, typer.Option("--instances", help="Instance ids, e.g. ID1,ID2 (default all).")]
+OnLinesOpt = Annotated[str | None, typer.Option("--lines", help="Only the instances of these lines, e.g. 0,2.")]
+
+
+def _stop_start(action: str, deployment_id: str, instances: str | None, lines: str | None, watch: bool,
+                server: str | None, api_key: str | None, as_json: bool) -> None:
+    chosen = [i.strip() for i in instances.split(",") if i.strip()] if instances else None
+    body = {"instances": chosen, "lines": _lines(lines)}
+    if server:
+        answer = _remote(server, api_key, "POST", f"/deployments/{deployment_id}/{action}", json=body)
+        if watch:
+            from cloudarb.cli.remote import Client, RemoteError
+
+            try:
+                Client(server, api_key=api_key).ws_events(answer["job_id"], _step)
+            except RemoteError as exc:
+                raise fail(str(exc)) from exc
+            _show(_remote(server, api_key, "GET", f"/deployments/{deployment_id}"), as_json)
+        elif as_json:
+            console.print_json(json.dumps(answer))
+        else:
+            console.print(f"deployment {deployment_id}: {action} {len(answer['instances'])} instance(s) "
+                          f"(job {answer['job_id']})", highlight=False)
+        return
+    from cloudarb.cli.local import local_org, relay
+    from cloudarb.db.models_deploy import Deployment
+    from cloudarb.deploy import stopstart
+    from cloudarb.errors import NotFound
+
+    ctx = _context()
+    try:
+        org = local_org(ctx)
+        with ctx.db.session() as session:
+            dep = session.get(Deployment, deployment_id)
+            if dep is None or dep.organization_id != org:
+                raise NotFound(f"deployment {deployment_id} not found")
+        job_id, _ = stopstart.submit(ctx, dep, action=action, actor="cli", instances=body["instances"],
+                                     lines=body["lines"])
+        relay(ctx, job_id, _step)
+        _show(_local_show(ctx, org, deployment_id), as_json)
+    finally:
+        ctx.close()
+
+
+@deployments_app.command("stop")
+def stop(deployment_id: str, instances: InstancesOpt = None, lines: OnLinesOpt = None, watch: WatchOpt = False,
+         server: ServerOpt = None, api_key: KeyOpt = None, as_json: JsonOpt = False) -> None:
+    """Stop instances, keeping their disks or workspaces (no compute billed while stopped where the
+    provider bills none); refused where the provider cannot stop (Lambda, spot instances)."""
+    _stop_start("stop", deployment_id, instances, lines, watch, server, api_key, as_json)
+
+
+@deployments_app.command("start")
+def start(deployment_id: str, instances: InstancesOpt = None, lines: OnLinesOpt = None, watch: WatchOpt = False,
+          server: ServerOpt = None, api_key: KeyOpt = None, as_json: JsonOpt = False) -> None:
+    """Start stopped instances again (a local placement may wait in its node's queue for a GPU)."""
+    _stop_start("start", deployment_id, instances, lines, watch, server, api_key, as_json)
 
 
 @deployments_app.command("done")

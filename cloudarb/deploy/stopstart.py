@@ -166,8 +166,9 @@ def converge(env: DeployEnv, instance_id: str, *, rounds: int = ROUNDS, wait_s: 
         return load_row(env, instance_id).state
     if not _there(row.desired_state, remote):
         _call(env, prov, row)
-        for _ in range(max(1, rounds)):
-            env.sleep(wait_s)
+        for i in range(max(1, rounds)):
+            if i:
+                env.sleep(wait_s)
             remote = _read(env, prov, row)
             if remote is None or _there(row.desired_state, remote) or _queued(prov, remote):
                 break

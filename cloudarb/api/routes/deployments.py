@@ -1,5 +1,5 @@
 """Deployments: deploy an optimization or one offer (202 + job + WebSocket), list, read, extend,
-done, destroy, and the deployment's live steps. Never imports a provider: deploy jobs do the calls."""
+stop, start, done, destroy, and the deployment's live steps. Never imports a provider: deploy jobs do the calls."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ from cloudarb.api.deps import (
 from cloudarb.context import Context
 from cloudarb.db.models_deploy import Deployment
 from cloudarb.db.types import utcnow
-from cloudarb.deploy import lifetime
+from cloudarb.deploy import lifetime, stopstart
+from cloudarb.deploy.stopstart import StopStartAccepted, StopStartRequest
 from cloudarb.deploy.submit import Accepted, DeployOrder, submit_deployment, submit_teardown
 from cloudarb.deploy.views import (
     DeployAccepted,
@@ -121,6 +122,34 @@ def extend_deployment(deployment_id: IdPath, body: ExtendRequest, principal: Edi
                  resource_type="deployment", resource_id=dep.id, detail={"hours": body.hours})
     session.flush()
     return to_out(session, dep, now)
+
+
+def _stop_start(ctx: Context, session: Session, principal: Principal, deployment_id: str, action: str,
+                body: StopStartRequest | None) -> StopStartAccepted:
+    dep = owned(session, principal, deployment_id)
+    job_id, ids = stopstart.submit(ctx, dep, action=action, actor=principal.actor,
+                                   instances=body.instances if body else None, lines=body.lines if body else None)
+    return StopStartAccepted(id=dep.id, job_id=job_id, action=action, status="queued", instances=ids,
+                             websocket_url=f"/ws/deployments/{dep.id}")
+
+
+@router.post("/deployments/{deployment_id}/stop", operation_id="stop_deployment", status_code=202,
+             response_model=StopStartAccepted)
+def stop_deployment(deployment_id: IdPath, principal: Editor, ctx: CtxDep, session: SessionDep,
+                    body: StopStartRequest | None = None) -> StopStartAccepted:
+    """Stop every instance (or ``instances`` / ``lines``), keeping its disk or workspace; verified by the
+    provider's reported state, and billed for no compute while stopped where the provider bills none.
+    Refused (409, naming why) before any job where the provider cannot stop (Lambda; spot instances)."""
+    return _stop_start(ctx, session, principal, deployment_id, "stop", body)
+
+
+@router.post("/deployments/{deployment_id}/start", operation_id="start_deployment", status_code=202,
+             response_model=StopStartAccepted)
+def start_deployment(deployment_id: IdPath, principal: Editor, ctx: CtxDep, session: SessionDep,
+                     body: StopStartRequest | None = None) -> StopStartAccepted:
+    """Start stopped instances again (all, or ``instances`` / ``lines``); a local placement with no free
+    GPU waits in its node's queue. Verified by the provider's reported state."""
+    return _stop_start(ctx, session, principal, deployment_id, "start", body)
 
 
 def _teardown(ctx: Context, session: Session, principal: Principal, deployment_id: str, reason: str) -> JSONResponse:

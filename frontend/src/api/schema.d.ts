@@ -330,6 +330,49 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/deployments/{deployment_id}/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start Deployment
+         * @description Start stopped instances again (all, or ``instances`` / ``lines``); a local placement with no free
+         *     GPU waits in its node's queue. Verified by the provider's reported state.
+         */
+        post: operations["start_deployment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/deployments/{deployment_id}/stop": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Stop Deployment
+         * @description Stop every instance (or ``instances`` / ``lines``), keeping its disk or workspace; verified by the
+         *     provider's reported state, and billed for no compute while stopped where the provider bills none.
+         *     Refused (409, naming why) before any job where the provider cannot stop (Lambda; spot instances).
+         */
+        post: operations["stop_deployment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/forecasts": {
         parameters: {
             query?: never;
@@ -4228,6 +4271,46 @@ export interface components {
              */
             wins: number;
         };
+        /** StopStartAccepted */
+        StopStartAccepted: {
+            /**
+             * Action
+             * @description stop or start.
+             */
+            action: string;
+            /**
+             * Id
+             * @description The deployment id.
+             */
+            id: string;
+            /**
+             * Instances
+             * @description The instance ids the job stops or starts.
+             */
+            instances: string[];
+            /** Job Id */
+            job_id: string;
+            /** Status */
+            status: string;
+            /** Websocket Url */
+            websocket_url: string;
+        };
+        /**
+         * StopStartRequest
+         * @description Which instances to stop or start: all of the deployment's when both lists are absent.
+         */
+        StopStartRequest: {
+            /**
+             * Instances
+             * @description Instance ids (or the provider's instance ids).
+             */
+            instances?: string[] | null;
+            /**
+             * Lines
+             * @description Allocation line indexes.
+             */
+            lines?: number[] | null;
+        };
         /**
          * TcpCheck
          * @description Healthy once the published port accepts a connection.
@@ -5574,6 +5657,82 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["DeploymentOut"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    start_deployment: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                deployment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["StopStartRequest"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StopStartAccepted"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    stop_deployment: {
+        parameters: {
+            query?: never;
+            header?: {
+                authorization?: string | null;
+                "x-api-key"?: string | null;
+            };
+            path: {
+                deployment_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["StopStartRequest"] | null;
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["StopStartAccepted"];
                 };
             };
             /** @description Validation Error */
