@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from cloudarb.agent.daemon import Agent, AgentConfig
-from cloudarb.agent.protocol import LABEL_HEALTH, Command, PlacementSpec
+from cloudarb.agent.protocol import API_PREFIX, LABEL_HEALTH, Command, Heartbeat, PlacementSpec
 from cloudarb.cli.nodes import health_cell
 from cloudarb.config import NodesSettings
 from cloudarb.context import Context
@@ -144,6 +144,19 @@ def test_http_check_healthy_then_unhealthy_then_healthy_again(ctx: Context, tena
         agent.run_once()
         assert placement(url, tenant, node_id, made.provider_id)["health"] == "healthy"
 
+        # an older agent's heartbeat (no health fields): the placement runs on, its health is unknown
+        old = Heartbeat(host=agent._host_report(), containers=agent.container_reports()).model_dump(mode="json")
+        for report in old["containers"]:
+            for key in ("health", "health_detail", "healthy_since"):
+                del report[key]
+        r = httpx.post(f"{url}{API_PREFIX}/heartbeat", json=old,
+                       headers={"Authorization": f"Bearer {agent.client.node_token}"})
+        assert r.status_code == 200, r.text
+        seen = placement(url, tenant, node_id, made.provider_id)
+        assert (seen["state"], seen["health"], seen["health_detail"]) == ("running", None, None)
+        agent.run_once()  # not due: the agent reports what it last saw
+        assert placement(url, tenant, node_id, made.provider_id)["health"] == "healthy"
+
         prov.stop(made.provider_id)
         agent.run_once()
         agent.run_once()
@@ -229,6 +242,8 @@ def test_a_place_without_a_check_from_an_older_control_plane_is_not_checked(ctx:
                              workspace_volume="ws-old")
         wire = Command(id="c-old", action="place", placement_id="p-old", spec=spec).model_dump(mode="json")
         del wire["spec"]["health_check"]
+        # (and an older agent reads a newer spec: unknown fields such as health_check are ignored)
+        assert PlacementSpec.model_validate({**wire["spec"], "a_later_field": 1}).placement_id == "p-old"
         agent.execute(Command.model_validate(wire))
         agent.check_health()
         reports = {r.placement_id: r for r in agent.container_reports()}
