@@ -396,7 +396,8 @@ OnLinesOpt = Annotated[str | None, typer.Option("--lines", help="Only the instan
 def _stop_start(action: str, deployment_id: str, instances: str | None, lines: str | None, watch: bool,
                 server: str | None, api_key: str | None, as_json: bool) -> None:
     chosen = [i.strip() for i in instances.split(",") if i.strip()] if instances else None
-    body = {"instances": chosen, "lines": _lines(lines)}
+    on_lines = _lines(lines)
+    body = {"instances": chosen, "lines": on_lines}
     if server:
         answer = _remote(server, api_key, "POST", f"/deployments/{deployment_id}/{action}", json=body)
         if watch:
@@ -425,8 +426,7 @@ def _stop_start(action: str, deployment_id: str, instances: str | None, lines: s
             dep = session.get(Deployment, deployment_id)
             if dep is None or dep.organization_id != org:
                 raise NotFound(f"deployment {deployment_id} not found")
-        job_id, _ = stopstart.submit(ctx, dep, action=action, actor="cli", instances=body["instances"],
-                                     lines=body["lines"])
+        job_id, _ = stopstart.submit(ctx, dep, action=action, actor="cli", instances=chosen, lines=on_lines)
         relay(ctx, job_id, _step)
         _show(_local_show(ctx, org, deployment_id), as_json)
     finally:

@@ -50,14 +50,14 @@ def teardown_body(jc: JobContext) -> str:
 
 def stop_start_body(jc: JobContext) -> str:
     """Carry out the stops and starts the command recorded (``cloudarb.deploy.stopstart``)."""
-    from cloudarb.deploy import stopstart
+    from cloudarb.deploy import stopstart_job
 
     env = _env(jc)
     try:
         run.get_deployment(env, jc.target_id)
     except LookupError as exc:
         raise JobInputError(str(exc)) from exc
-    results = stopstart.carry_out(env, jc.target_id)
+    results = stopstart_job.carry_out(env, jc.target_id)
     states = ", ".join(f"{n} {s}" for s, n in sorted(_count(s for _, s in results).items()))
     jc.progress("done", percent=100, message=states or "nothing asked")
     return "finished"

@@ -27,7 +27,7 @@ from sqlalchemy import or_, select, update
 from cloudarb import telemetry
 from cloudarb.db.models import JobRun
 from cloudarb.db.models_deploy import DeployInstance, Deployment
-from cloudarb.deploy import keys, rates, stopstart
+from cloudarb.deploy import keys, rates, stopstart_job
 from cloudarb.deploy import states as st
 from cloudarb.deploy.alerts import raise_alert
 from cloudarb.deploy.create import adopt, load_row
@@ -250,7 +250,7 @@ def _interrupted(env: DeployEnv, row: DeployInstance, now: datetime, *, stopped:
     """A spot instance the provider ended without our asking: flagged with ``interrupted_at``, the last
     pass that saw it (its exposure ends there; billing ends at this proof, as for any end), and alerted.
     One the provider only stopped (an interruptible pod, a spot VM with stop behaviour) still exists:
-    it becomes ``stopped``; its compute pauses (``stopstart.observe``) where the provider bills none while
+    it becomes ``stopped``; its compute pauses (``stopstart_job.observe``) where the provider bills none while
     stopped, and it is destroyed like any other."""
     at = min(now, max(t for t in (row.last_seen_at, row.running_at, row.launched_at, row.billing_started_at,
                                   row.created_at) if t is not None))
@@ -275,13 +275,13 @@ def _interrupted(env: DeployEnv, row: DeployInstance, now: datetime, *, stopped:
 
 def _stop_start(env: DeployEnv, prov: Provisioner, row: DeployInstance, remote: RemoteInstance) -> None:
     """A stopped or running-again instance moves its row and opens or closes its pause; a stop or start
-    whose job died before it took effect is asked again (``cloudarb.deploy.stopstart``)."""
+    whose job died before it took effect is asked again (``cloudarb.deploy.stopstart_job``)."""
     if remote.state not in (RemoteState.STOPPED, RemoteState.RUNNING):
         return
-    stopstart.observe(env, prov, row, remote)
+    stopstart_job.observe(env, prov, row, remote)
     if row.desired_state is not None and row.deployment_id not in _busy_deployments(env):
         try:
-            stopstart.resume(env, prov, load_row(env, row.id), remote)
+            stopstart_job.resume(env, prov, load_row(env, row.id), remote)
         except ProvisionError as exc:
             log.warning("stop/start resume failed", extra={"instance_id": row.id, "error": str(exc)})
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from cloudarb.db.models_deploy import CostEntry, DeployInstance, Deployment
-from cloudarb.deploy import run, stopstart
+from cloudarb.deploy import run, stopstart, stopstart_job
 from cloudarb.deploy import states as st
 from cloudarb.deploy.metering import accrued, billed_runs, meter, running_spans
 from cloudarb.deploy.reconcile import reconcile
@@ -69,14 +69,14 @@ def test_a_stopped_instance_is_billed_for_running_time_only(stoppable: World) ->
     _meter(world)
     assert _ask(world, dep, "stop") == [row.id]
     assert _row(world, row.id).state == st.STOPPING and _row(world, row.id).desired_state == "stopped"
-    assert stopstart.carry_out(world.env, dep.id) == [(row.id, st.STOPPED)]
+    assert stopstart_job.carry_out(world.env, dep.id) == [(row.id, st.STOPPED)]
     stopped = _row(world, row.id)
     assert stopped.desired_state is None and stopped.paused_at is not None
     world.clock.advance(3600)  # an hour stopped: no compute billed
     _meter(world)
     assert _ledger(world, row.id) == pytest.approx(accrued(stopped, stopped.paused_at)[1])
     _ask(world, dep, "start")
-    assert stopstart.carry_out(world.env, dep.id) == [(row.id, st.RUNNING)]
+    assert stopstart_job.carry_out(world.env, dep.id) == [(row.id, st.RUNNING)]
     started = _row(world, row.id)
     assert started.paused_at is None and started.pauses and len(started.pauses) == 1
     world.clock.advance(300)
@@ -103,10 +103,10 @@ def test_a_short_second_run_bills_another_minute_on_ec2(stoppable: World) -> Non
     dep, row = _deployed(world)
     world.clock.advance(120)
     _ask(world, dep, "stop")
-    stopstart.carry_out(world.env, dep.id)
+    stopstart_job.carry_out(world.env, dep.id)
     world.clock.advance(1000)
     _ask(world, dep, "start")
-    stopstart.carry_out(world.env, dep.id)
+    stopstart_job.carry_out(world.env, dep.id)
     world.clock.advance(20)
     run.teardown(world.env, dep.id, reason="done")  # the second run lasts 20 s: under a minute
     _meter(world)
@@ -156,7 +156,7 @@ def test_a_stop_lost_by_the_provider_stays_asked_until_it_holds(stoppable: World
     dep, row = _deployed(world)
     world.providers["aws"].faults.stop_ignored = 1
     _ask(world, dep, "stop")
-    assert stopstart.carry_out(world.env, dep.id) == [(row.id, st.STOPPING)]  # never billed paused unverified
+    assert stopstart_job.carry_out(world.env, dep.id) == [(row.id, st.STOPPING)]  # never billed paused unverified
     assert _row(world, row.id).paused_at is None and _row(world, row.id).desired_state == "stopped"
     reconcile(world.env, "aws")
     reconcile(world.env, "aws")
@@ -168,7 +168,7 @@ def test_repeats_are_idempotent(stoppable: World) -> None:
     dep, row = _deployed(world)
     for _ in range(2):
         _ask(world, dep, "stop")
-        stopstart.carry_out(world.env, dep.id)
+        stopstart_job.carry_out(world.env, dep.id)
     calls = [c for c in world.providers["aws"].calls if c.startswith(("stop", "start"))]
     assert calls == [f"stop {row.provider_id}"]
     first = _row(world, row.id).paused_at
@@ -177,7 +177,7 @@ def test_repeats_are_idempotent(stoppable: World) -> None:
     assert _row(world, row.id).paused_at == first  # one pause, not a new one per pass
     for _ in range(2):
         _ask(world, dep, "start")
-        stopstart.carry_out(world.env, dep.id)
+        stopstart_job.carry_out(world.env, dep.id)
     calls = [c for c in world.providers["aws"].calls if c.startswith(("stop", "start"))]
     assert calls == [f"stop {row.provider_id}", f"start {row.provider_id}"]
     assert len(_row(world, row.id).pauses or []) == 1
@@ -223,7 +223,7 @@ def test_metering_never_rewrites_what_the_ledger_holds(stoppable: World) -> None
         world.clock.advance(45 + step * 17)
         _meter(world)
         _ask(world, dep, "stop" if step % 2 == 0 else "start")
-        stopstart.carry_out(world.env, dep.id)
+        stopstart_job.carry_out(world.env, dep.id)
         _meter(world)
         fresh = _row(world, row.id)
         assert _ledger(world, row.id) == pytest.approx(accrued(fresh, fresh.metered_until or world.clock())[1])

@@ -14,7 +14,7 @@ from cloudarb.config import NodesSettings
 from cloudarb.context import Context
 from cloudarb.db.models_deploy import CostEntry, DeployInstance, Deployment
 from cloudarb.db.models_nodes import Placement
-from cloudarb.deploy import invariants, stopstart
+from cloudarb.deploy import invariants, stopstart, stopstart_job
 from cloudarb.deploy import states as st
 from cloudarb.deploy.create import launch, wait_ready
 from cloudarb.deploy.destroy import verify
@@ -62,7 +62,7 @@ class Local:
             dep = session.get(Deployment, self.dep.id)
             assert dep is not None
             stopstart.record(session, dep, action=action, now=self.clock())
-        stopstart.carry_out(self.env, self.dep.id)
+        stopstart_job.carry_out(self.env, self.dep.id)
 
     def meter(self) -> None:
         with self.ctx.db.session() as session:
