@@ -14,8 +14,11 @@ spans during which it was seen stopped are left out, so an instance's billed lif
 spans. The billing increment applies to each span (a provider that bills in increments starts a new
 increment with each run); the minimum applies once to the total, or to each span where the provider
 charges it per start (``billing_minimum_per_run``: EC2 bills at least one minute each time a stopped
-instance starts). A pause is opened and closed only at or after ``metered_until`` (the row is metered
-up to it in the same transaction), so what the ledger already holds never changes.
+instance starts). A pause opens at the first read that sees the instance stopped (never before
+``metered_until``: the row is metered up to it in the same transaction) and closes at the last moment
+the instance was known stopped before it was seen running (the start call, or the previous reconcile
+pass), so a pause never covers time the instance ran; a restart seen after metering passed it books a
+correction entry.
 """
 
 from __future__ import annotations
@@ -54,13 +57,17 @@ def pauses_of(row: DeployInstance) -> list[tuple[datetime, datetime | None]]:
     return sorted(spans, key=lambda p: p[0])
 
 
-def running_spans(row: DeployInstance, until: datetime) -> list[float]:
-    """Seconds of each run of the row up to ``until``: its billing span less its pauses."""
+Pauses = list[tuple[datetime, datetime | None]]
+
+
+def running_spans(row: DeployInstance, until: datetime, pauses: Pauses | None = None) -> list[float]:
+    """Seconds of each run of the row up to ``until``: its billing span less its pauses (``pauses``
+    in place of the row's own, to price a change before making it)."""
     if row.billing_started_at is None:
         return []
     end = min(until, row.billing_stopped_at) if row.billing_stopped_at is not None else until
     cursor, spans = row.billing_started_at, []
-    for start, stop in pauses_of(row):
+    for start, stop in (pauses_of(row) if pauses is None else sorted(pauses, key=lambda p: p[0])):
         if cursor >= end:
             break
         if start > cursor:
@@ -80,9 +87,9 @@ def billed_runs(spans: list[float], *, granularity_s: int, minimum_s: int, per_r
     return float(max(minimum_s, total)) if total > 0 else 0.0
 
 
-def accrued(row: DeployInstance, until: datetime) -> tuple[float, float]:
+def accrued(row: DeployInstance, until: datetime, pauses: Pauses | None = None) -> tuple[float, float]:
     """(running seconds, billed seconds) of the row up to ``until``."""
-    spans = running_spans(row, until)
+    spans = running_spans(row, until, pauses)
     return sum(spans), billed_runs(spans, granularity_s=row.billing_granularity_s, minimum_s=row.billing_minimum_s,
                                    per_run=bool(row.billing_minimum_per_run))
 
@@ -160,18 +167,28 @@ def open_pause(session: Session, instance_id: str, now: datetime) -> bool:
     return _claimed(session, row, paused_at=at)
 
 
-def close_pause(session: Session, instance_id: str, now: datetime) -> bool:
-    """The instance runs again: meter it up to now (nothing accrues inside the pause), then close the
-    pause there. True if a pause was closed."""
+def close_pause(session: Session, instance_id: str, at: datetime) -> bool:
+    """The instance runs again, since ``at`` at the latest (the last moment it was known stopped: a
+    pause never covers time it ran): the pause closes there. Where metering has already passed ``at``
+    (a restart seen late), the span it ran since is booked as a correction entry, so the ledger still
+    equals the row's billed seconds. True if a pause was closed."""
     row = session.get(DeployInstance, instance_id, populate_existing=True)
     if row is None or row.paused_at is None:
         return False
-    meter_row(session, row, now)
-    row = session.get(DeployInstance, instance_id, populate_existing=True)
-    assert row is not None and row.paused_at is not None
-    at = max(now, row.metered_until or now, row.paused_at)
-    closed = [*(row.pauses or []), [row.paused_at.isoformat(), at.isoformat()]]
-    return _claimed(session, row, paused_at=None, pauses=closed)
+    at = max(at, row.paused_at)
+    closed: Pauses = [(a, b) for a, b in pauses_of(row) if b is not None] + [(row.paused_at, at)]
+    if not _claimed(session, row, paused_at=None,
+                    pauses=[*(row.pauses or []), [row.paused_at.isoformat(), at.isoformat()]]):
+        return False
+    if row.metered_until is not None and at < row.metered_until:
+        ran_before, before = accrued(row, row.metered_until)
+        ran_after, after = accrued(row, row.metered_until, closed)
+        if after > before:
+            session.add(CostEntry(organization_id=row.organization_id, instance_id=row.id,
+                                  deployment_id=row.deployment_id, period_start=at, period_end=row.metered_until,
+                                  seconds=ran_after - ran_before, billed_seconds=after - before, rate=rate_of(row),
+                                  amount=(after - before) * rate_of(row) / 3600.0))
+    return True
 
 
 def _claimed(session: Session, row: DeployInstance, **values: object) -> bool:

@@ -278,7 +278,7 @@ def _stop_start(env: DeployEnv, prov: Provisioner, row: DeployInstance, remote: 
     whose job died before it took effect is asked again (``cloudarb.deploy.stopstart_job``)."""
     if remote.state not in (RemoteState.STOPPED, RemoteState.RUNNING):
         return
-    stopstart_job.observe(env, prov, row, remote)
+    stopstart_job.observe(env, prov, row, remote, stopped_until=row.last_seen_at)  # the previous pass
     if row.desired_state is not None and row.deployment_id not in _busy_deployments(env):
         try:
             stopstart_job.resume(env, prov, load_row(env, row.id), remote)

@@ -5,6 +5,8 @@ command, the intent and the refusals).
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -41,7 +43,10 @@ def converge(env: DeployEnv, instance_id: str, *, rounds: int = ROUNDS, wait_s: 
     remote = _read(env, prov, row)
     if remote is None:
         return load_row(env, instance_id).state
+    known_stopped = env.clock()  # the first read: stopped then, if it is stopped
     if not _there(row.desired_state, remote):
+        known_stopped = env.clock()  # the call: it cannot run again before this
+        _seen(env, row, known_stopped)
         _call(env, prov, row)
         for i in range(max(1, rounds)):
             if i:
@@ -50,13 +55,23 @@ def converge(env: DeployEnv, instance_id: str, *, rounds: int = ROUNDS, wait_s: 
             if remote is None or _there(row.desired_state, remote) or _queued(prov, remote):
                 break
     if remote is not None:
-        observe(env, prov, load_row(env, instance_id), remote)
+        observe(env, prov, load_row(env, instance_id), remote, stopped_until=known_stopped)
     after = load_row(env, instance_id)
     if after.desired_state is not None:
         env.emit("waiting", {"instance_id": after.id, "key": after.key, "reason":
                              f"{'start' if after.desired_state == RUNNING else 'stop'} not yet verified "
                              f"({remote.raw_state if remote else 'no answer'}); the reconciler follows it"})
     return after.state
+
+
+def _seen(env: DeployEnv, row: DeployInstance, at: datetime) -> None:
+    """The read before a call saw the instance present (as a reconcile pass would record): a pause
+    still open at the next pass covers at least until here."""
+    with env.db.session() as session:
+        session.execute(update(DeployInstance).where(
+            DeployInstance.id == row.id,
+            (DeployInstance.last_seen_at.is_(None)) | (DeployInstance.last_seen_at < at))
+            .values(last_seen_at=at).execution_options(synchronize_session=False))
 
 
 def _there(desired: str | None, remote: RemoteInstance) -> bool:
@@ -90,10 +105,13 @@ def _call(env: DeployEnv, prov: Provisioner, row: DeployInstance) -> None:
         env.emit(f"{action}_failed", {"instance_id": row.id, "reason": str(exc)})
 
 
-def observe(env: DeployEnv, prov: Provisioner, row: DeployInstance, remote: RemoteInstance) -> None:
+def observe(env: DeployEnv, prov: Provisioner, row: DeployInstance, remote: RemoteInstance, *,
+            stopped_until: datetime | None = None) -> None:
     """What a fresh read or a listing says about a stop or a start, written to the row: seen stopped,
     the row is ``stopped`` (a pause opens where stopped compute is not billed); seen running after a
-    stop, ``running`` again (the pause closes). A stop asked and not yet taken effect is left alone."""
+    stop, ``running`` again (the pause closes at ``stopped_until``: the last moment it was known
+    stopped, the start call or the previous reconcile pass; now when unknown, never before the pause
+    opened). A stop asked and not yet taken effect is left alone."""
     if not _news(prov, row, remote):
         return
     now = env.clock()
@@ -109,9 +127,9 @@ def observe(env: DeployEnv, prov: Provisioner, row: DeployInstance, remote: Remo
                 and row.desired_state != STOPPED:
             moved = st.move(session, row.id, to=st.RUNNING, when=(st.STOPPED, st.STOPPING), now=now)
             _settle(session, row, RUNNING)
-            close_pause(session, row.id, now)
+            close_pause(session, row.id, stopped_until or now)
         elif remote.state is RemoteState.RUNNING and row.paused_at is not None and row.desired_state != STOPPED:
-            close_pause(session, row.id, now)
+            close_pause(session, row.id, stopped_until or now)
             _settle(session, row, RUNNING)
         elif _there(row.desired_state, remote):
             _settle(session, row, row.desired_state or "")

@@ -191,13 +191,40 @@ def test_a_stop_the_provider_made_itself_pauses_billing_too(stoppable: World) ->
     reconcile(world.env, "aws")
     seen = _row(world, row.id)
     assert seen.state == st.STOPPED and seen.paused_at == world.clock()
-    world.clock.advance(7200)
-    world.providers["aws"].set_stopped(row.provider_id or "", False)
+    world.clock.advance(3600)
+    reconcile(world.env, "aws")  # still stopped: paused at least until this pass
+    world.clock.advance(3600)
+    world.providers["aws"].set_stopped(row.provider_id or "", False)  # started again, some time since
     reconcile(world.env, "aws")
     back = _row(world, row.id)
-    assert back.state == st.RUNNING and back.paused_at is None and back.pauses
-    _meter(world)
-    assert _ledger(world, row.id) < 7200
+    assert back.state == st.RUNNING and back.paused_at is None
+    assert back.pauses == [[seen.paused_at.isoformat(), (seen.paused_at + timedelta(hours=1)).isoformat()]]
+    _meter(world)  # when it started again is unknown: billed from the last pass that saw it stopped
+    spans = running_spans(back, world.clock())
+    assert _ledger(world, row.id) == pytest.approx(accrued(back, world.clock())[1])  # a short first run: 60 s
+    assert sum(spans) == pytest.approx((world.clock() - (back.billing_started_at or world.clock())).total_seconds()
+                                       - 3600)
+    world.assert_sound()
+
+
+def test_a_restart_seen_after_metering_passed_it_books_a_correction(stoppable: World) -> None:
+    world = stoppable
+    dep, row = _deployed(world)
+    world.providers["aws"].set_stopped(row.provider_id or "")
+    reconcile(world.env, "aws")
+    world.clock.advance(600)
+    reconcile(world.env, "aws")
+    world.providers["aws"].set_stopped(row.provider_id or "", False)
+    world.clock.advance(600)
+    _meter(world)  # metering passes while the pause still looks open
+    before = _ledger(world, row.id)
+    world.clock.advance(60)
+    reconcile(world.env, "aws")  # closes the pause at the previous pass: 600 s ago, before metering
+    with world.env.db.session() as session:
+        correction = session.scalars(select(CostEntry).where(CostEntry.instance_id == row.id)
+                                     .order_by(CostEntry.id.desc())).first()
+    assert correction is not None and correction.billed_seconds == pytest.approx(600.0)
+    assert _ledger(world, row.id) == pytest.approx(before + 600.0)
     world.assert_sound()
 
 
