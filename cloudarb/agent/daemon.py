@@ -176,6 +176,8 @@ class Agent:
         self.gpu_owners: dict[str, str] = {}
         self.health: dict[str, HealthTracker] = {}
         """Container id -> its health (running containers with a check only)."""
+        self._health_sent: dict[str, str] = {}
+        """Container id -> the health the last heartbeat carried (a difference sends the next one early)."""
         self._stop = threading.Event()
 
     @property
@@ -280,7 +282,12 @@ class Agent:
                 health=tracker.state if tracker is not None else None, health_detail=detail[:2000],
                 healthy_since=tracker.healthy_since if tracker is not None else None,
             ))
+        self._health_sent = {r.container_id: r.health for r in reports if r.health is not None}
         return reports
+
+    def health_news(self) -> bool:
+        """Whether a container's health differs from what the last heartbeat said."""
+        return any(self._health_sent.get(cid) != t.state for cid, t in self.health.items())
 
     def _probe(self, check: HealthCheckSpec, info: ContainerInfo) -> ProbeResult:
         return probe(check, state=info.state, published_ports=info.published_ports, host=self.config.health_host)
@@ -353,6 +360,11 @@ class Agent:
                 self.execute(command)
         except AuthRejected as exc:
             raise AgentError(f"the control plane refused this node's credential: {exc}") from exc
+        if reply.commands:
+            try:  # the first probe of what just started (its result goes in the next heartbeat)
+                self.check_health()
+            except EngineError as exc:
+                log.warning("health check failed: %s", exc)
         return len(reply.commands)
 
     def tick(self) -> bool:
@@ -377,17 +389,18 @@ class Agent:
             failures = 0 if self.tick() else failures + 1
             wait_s = min(self.interval_s * (2 ** min(failures, 4)), 300.0) if failures else self.interval_s
             heartbeat_at = self.clock() + timedelta(seconds=wait_s)
-            while not self._stop.is_set():
-                due = self.next_health_due()
+            probing = True
+            while not self._stop.is_set() and not (self.health_news() and not failures):
+                due = self.next_health_due() if probing else None
                 until = heartbeat_at if due is None else min(due, heartbeat_at)
                 self._stop.wait(max((until - self.clock()).total_seconds(), 0.05))
                 if self.clock() >= heartbeat_at:
                     break
-                try:  # a probe between heartbeats; a change of health is reported at once
-                    if self.check_health() and not failures:
-                        break
-                except EngineError as exc:
+                try:  # a probe between heartbeats; a change of health is reported at once (loop test)
+                    self.check_health()
+                except EngineError as exc:  # the engine is failing: no more probes until the heartbeat
                     log.warning("health check failed: %s", exc)
+                    probing = False
 
     def enforce_lifetimes(self) -> list[str]:
         """Stop the managed containers still running ``expiry_grace_s`` past their expiry (the control

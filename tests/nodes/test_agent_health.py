@@ -28,7 +28,7 @@ from tests.nodes.fake_engine import FakeEngine
 from tests.nodes.helpers import host
 from tests.nodes.live import serve
 from tests.nodes.test_agent_loopback import api, join
-from tests.support import Tenant
+from tests.support import Tenant, wait_for
 
 
 class Service:
@@ -249,3 +249,32 @@ def test_a_place_without_a_check_from_an_older_control_plane_is_not_checked(ctx:
         reports = {r.placement_id: r for r in agent.container_reports()}
         assert reports["p-old"].state == "running" and reports["p-old"].health is None
         assert reports[made.provider_id].health == "healthy"
+
+
+def test_run_forever_probes_between_heartbeats_and_reports_a_change_at_once(
+        ctx: Context, tenant: Tenant, tmp_path: Path, service: Service) -> None:
+    """Heartbeats every 10 minutes, probes every second: each change of health reaches the control plane
+    long before the next heartbeat is due, so only the early heartbeat can satisfy these waits."""
+    numbers = itertools.count(44000)
+    engine = FakeEngine(publish=lambda key: service.port if key == "8080/tcp" else next(numbers))
+    prov = LocalProvisioner(ctx.db, ctx.settings.section(NodesSettings))
+    with serve(ctx) as url:
+        config = AgentConfig(server=url, join_token=join(url, tenant, "boxa"), state_dir=tmp_path / "a",
+                             probe_image="probe", stop_timeout_s=1, heartbeat_interval_s=600)
+        agent = Agent(config, engine, discover=lambda: host("boxa.lab", 1))
+        agent.start()
+        agent.run_once()
+        node_id = api(url, tenant, "/nodes")[0]["id"]
+        template(url, tenant, "web", {"kind": "http", "port": 8080, "interval_s": 1, "timeout_s": 60,
+                                      "failures": 1})
+        made = prov.create(launch("loop", "web"))
+        loop = threading.Thread(target=agent.run_forever, daemon=True)
+        loop.start()
+        try:
+            wait_for(lambda: placement(url, tenant, node_id, made.provider_id)["health"] == "healthy", timeout=60)
+            service.status = 503
+            wait_for(lambda: placement(url, tenant, node_id, made.provider_id)["health"] == "unhealthy", timeout=60)
+            assert "HTTP 503" in placement(url, tenant, node_id, made.provider_id)["health_detail"]
+        finally:
+            agent.stop()
+            loop.join(timeout=30)
