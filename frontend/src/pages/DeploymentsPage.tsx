@@ -119,6 +119,12 @@ function Instances({ deployment }: { deployment: Deployment }) {
               </td>
               <td>
                 <StatusBadge status={i.state} /> <span className="muted">{dateTime(i.state_at)}</span>
+                {i.health && (
+                  <span className={i.health === "unhealthy" ? "field-error" : "muted"} title={i.health_detail ?? undefined}>
+                    {" "}
+                    · {i.health}
+                  </span>
+                )}
               </td>
               <td>{i.ssh_command ? <code>{i.ssh_command}</code> : i.address ?? "—"}</td>
               <td className="num">{money(i.price_per_hour)}</td>

@@ -78,6 +78,7 @@ function PlacementQueue() {
             <tr>
               <th className="num">#</th>
               <th>State</th>
+              <th>Health</th>
               <th>Node</th>
               <th>GPUs</th>
               <th>Image</th>
@@ -96,6 +97,11 @@ function PlacementQueue() {
                   {p.flagged && <span className="stale"> {p.flagged}</span>}
                   {p.error && <span className="field-error"> {p.error}</span>}
                 </td>
+                <td title={p.health_detail ?? undefined}>
+                  {p.health ?? "—"}
+                  {p.health === "healthy" && p.healthy_since && <span className="stale"> since {dateTime(p.healthy_since)}</span>}
+                  {p.health && p.health !== "healthy" && p.health_detail && <span className="field-error"> {p.health_detail}</span>}
+                </td>
                 <td>{p.node_name}</td>
                 <td>
                   {p.gpu_count} × {p.gpu_model}
@@ -111,7 +117,7 @@ function PlacementQueue() {
             ))}
             {queue.data && rows.length === 0 && (
               <tr>
-                <td colSpan={9} className="empty">
+                <td colSpan={10} className="empty">
                   No placements.
                 </td>
               </tr>

@@ -21,6 +21,17 @@ const deployment = {
 describe("DeploymentDetailPage", () => {
   beforeEach(() => FakeSocket.reset());
 
+  it("shows the health a local instance's agent reported, with the failure's reason on hover", async () => {
+    const local = {
+      ...deployment.instances[0], id: "i2", key: "ca-d1-1-0", line: 1, provider: "local", ssh_command: null, address: "gpu-a",
+      health: "unhealthy", health_detail: "GET http://127.0.0.1:43000/health answered HTTP 500", healthy_since: null,
+    };
+    renderWith(<DeploymentDetailPage id="d1" />, () => json({ ...deployment, instances: [local] }));
+    const table = await screen.findByRole("table", { name: "instances" });
+    const cell = within(table).getByText(/· unhealthy/);
+    expect(cell.getAttribute("title")).toBe("GET http://127.0.0.1:43000/health answered HTTP 500");
+  });
+
   it("shows instances and attempts, follows the steps live, shows a generated key once, and extends", async () => {
     privateKeyStore("d1").save("-----BEGIN OPENSSH PRIVATE KEY-----");
     const { requests } = renderWith(<DeploymentDetailPage id="d1" />, (req) =>
