@@ -7,9 +7,10 @@ instances, nothing billed is unaccounted, the ledger equals rate x metered secon
 running or leaked.
 
 - ``memory``: ``--scenarios`` (default 200) schedules against the in-memory provider (random
-  operations: deploy, tear down, reconcile, sweep, time passing, orphans, provider-side ends; faults:
-  no capacity, create-then-500, create timeouts, rate limits, failing lists/reads/destroys, ignored
-  destroys, lingering instances, listing lag).
+  operations: deploy, tear down, reconcile, sweep, time passing, orphans, provider-side ends, stops and
+  starts by the user and by the provider, whose paused spans must lie within the spans it was really
+  stopped; faults: no capacity, create-then-500, create timeouts, rate limits, failing
+  lists/reads/destroys, ignored destroys and stops, lingering instances, listing lag).
 - ``lambda``, ``runpod`` (HTTP fakes on loopback) and ``aws`` (moto's EC2 server behind the
   fault-injecting proxy), ``--http-scenarios`` each (default 20): deploys with injected create-then-500,
   create-then-timeout, listing lag, failing destroys, lingering instances and orphans.

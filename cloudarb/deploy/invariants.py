@@ -4,7 +4,7 @@
 2. no key has two instances at the provider;
 3. nothing billed is unaccounted: every instance the provider ever held under our prefix has a row
    whose billing covers its life (started no later than it was created, stopped no earlier than it
-   ended);
+   ended), and whose pauses lie within spans the provider had it stopped (where the history has them);
 4. the ledger of each instance equals rate x billed seconds, and its billed seconds equal the
    provider's rounding of the metered span.
 """
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from cloudarb.db.models_deploy import CostEntry, DeployInstance
 from cloudarb.deploy import states as st
-from cloudarb.deploy.metering import accrued
+from cloudarb.deploy.metering import accrued, pauses_of
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class Lived:
     key: str
     created_at: datetime
     ended_at: datetime | None
+    stopped: tuple[tuple[datetime, datetime | None], ...] | None = None
+    """Spans the provider had it stopped (end None: still stopped); None where unknown."""
 
 
 def check(session: Session, *, provider: str, prefix: str, present: Iterable[tuple[str, str]],
@@ -63,6 +65,10 @@ def check(session: Session, *, provider: str, prefix: str, present: Iterable[tup
             problems["unaccounted"].append(f"{lived.provider_id} billing stopped before it ended")
         elif lived.ended_at is None and row.billing_stopped_at is not None:
             problems["unaccounted"].append(f"{lived.provider_id} still exists but its billing stopped")
+        elif lived.stopped is not None:
+            problems["unaccounted"].extend(
+                f"{lived.provider_id} paused {start}..{end or 'now'} while it ran"
+                for start, end in pauses_of(row) if not _within(start, end, lived.stopped, slack))
     sums = {iid: (billed, amount) for iid, billed, amount in session.execute(
         select(CostEntry.instance_id, func.sum(CostEntry.billed_seconds), func.sum(CostEntry.amount))
         .group_by(CostEntry.instance_id)).all()}
@@ -73,3 +79,13 @@ def check(session: Session, *, provider: str, prefix: str, present: Iterable[tup
             problems["cost_mismatches"].append(
                 f"{row.id}: ledger {billed}s ${amount:.6f}, expected {expect}s at {row.price_per_hour}/h")
     return problems
+
+
+def _within(start: datetime, end: datetime | None, stopped: tuple[tuple[datetime, datetime | None], ...],
+            slack: timedelta) -> bool:
+    """A pause (end None: still open) inside one span the provider had the instance stopped."""
+    for s0, s1 in stopped:
+        if s0 - slack <= start and (s1 is None or (end is not None and end <= s1 + slack)
+                                    or (end is None and start <= s1 + slack)):
+            return True
+    return False

@@ -80,6 +80,8 @@ class Held:
     reads: int = 0
     linger: int = 0
     stopped: bool = False
+    stops: list[list[datetime | None]] = field(default_factory=list)
+    """Every span the instance was stopped: [start, end or None while stopped]."""
 
 
 class MemoryProvider:
@@ -197,11 +199,18 @@ class MemoryProvider:
             held = self.ever.get(provider_id)
             if held is None or held.ended_at is not None or self._use("stop_ignored"):
                 return
-            held.stopped = stopped
+            self._set(held, stopped)
 
     def set_stopped(self, provider_id: str, stopped: bool = True) -> None:
         """The provider (or a node's agent) stops or starts the instance by itself."""
-        self.ever[provider_id].stopped = stopped
+        self._set(self.ever[provider_id], stopped)
+
+    def _set(self, held: Held, stopped: bool) -> None:
+        if stopped and not held.stopped:
+            held.stops.append([self.clock(), None])
+        elif not stopped and held.stopped:
+            held.stops[-1][1] = self.clock()
+        held.stopped = stopped
 
     def leak(self, key: str) -> str:
         """Something with our mark that no row names (an orphan a crash left behind)."""

@@ -19,7 +19,7 @@ from cloudarb.config import Settings
 from cloudarb.db.engine import Database
 from cloudarb.db.models_deploy import DeployInstance, Deployment
 from cloudarb.db.types import utcnow
-from cloudarb.deploy import invariants, run
+from cloudarb.deploy import invariants, run, stopstart, stopstart_job
 from cloudarb.deploy import states as st
 from cloudarb.deploy.env import DeployEnv
 from cloudarb.deploy.metering import meter
@@ -27,6 +27,7 @@ from cloudarb.deploy.providers.base import Provisioner
 from cloudarb.deploy.reconcile import reconcile
 from cloudarb.deploy.schemas import Plan, PlannedLine
 from cloudarb.deploy.sweep import retry_destroys
+from cloudarb.errors import Conflict, InvalidInput
 from cloudarb.storage import accounts
 from tests.deploy.memory_provider import CAPS, FakeClock, Faults, MemoryProvider
 
@@ -41,7 +42,7 @@ def random_faults(rng: random.Random) -> Faults:
         rate_limited=rng.choice([0, 1, 3]), list_fail=rng.choice([0, 0, 1, 2]), find_fail=rng.choice([0, 0, 1, 3]),
         get_fail=rng.choice([0, 1, 4]), destroy_fail=rng.choice([0, 0, 2, 7]), destroy_ignored=rng.choice([0, 0, 1]),
         linger_reads=rng.choice([0, 1, 3]), listing_lag_s=rng.choice([0.0, 5.0, 25.0]),
-        boot_reads=rng.choice([0, 1, 2]))
+        boot_reads=rng.choice([0, 1, 2]), stop_ignored=rng.choice([0, 0, 1]))
 
 
 @dataclass
@@ -60,7 +61,7 @@ class Scenario:
         n = next(_SEQ)
         key = f"mem{n}-{int(time.time() * 1000) % 10**6}"
         clock = FakeClock(utcnow())
-        provider = MemoryProvider(key, clock=clock, capabilities=replace(CAPS, listing_lag_s=30.0),
+        provider = MemoryProvider(key, clock=clock, capabilities=replace(CAPS, listing_lag_s=30.0, stop_start=True),
                                   faults=faults or Faults())
 
         def source(p: str, a: str) -> Provisioner:
@@ -119,9 +120,37 @@ class Scenario:
         if live:
             rng.choice(live).ended_at = self.clock()
 
+    def stop_or_start(self, rng: random.Random) -> None:
+        """The user stops or starts a random deployment (all of it, or one line); refusals are fine."""
+        if not self.deployments:
+            return
+        dep_id, action = rng.choice(self.deployments), rng.choice(["stop", "start"])
+        with self.db.session() as session:
+            dep = session.get(Deployment, dep_id)
+            assert dep is not None
+            ready = [r.id for r in session.scalars(select(DeployInstance).where(
+                DeployInstance.deployment_id == dep_id, DeployInstance.state.in_(stopstart.STOPPABLE)))]
+            chosen = rng.choice([None, ready[:1], ready]) if ready else None  # all may be refused: fine too
+            try:
+                stopstart.record(session, dep, action=action, instances=chosen or None, now=self.clock())
+            except (Conflict, InvalidInput):
+                session.rollback()
+                return
+        stopstart_job.carry_out(self.env, dep_id)
+
+    def provider_stops_or_starts_one(self, rng: random.Random) -> None:
+        """The provider (a node's agent past an expiry, a zero balance) stops one of our instances, or
+        someone starts one again outside CloudArb."""
+        known = {r.provider_id for r in self.live_rows()}
+        live = [h for h in self.provider.live() if h.instance.provider_id in known]
+        if live:
+            held = rng.choice(live)
+            self.provider.set_stopped(held.instance.provider_id, not held.stopped)
+
     def step(self, rng: random.Random) -> str:
-        op = rng.choices(["deploy", "teardown", "reconcile", "sweep", "advance", "orphan", "kill", "faults"],
-                         weights=[3, 2, 3, 2, 3, 1, 1, 1])[0]
+        op = rng.choices(["deploy", "teardown", "reconcile", "sweep", "advance", "orphan", "kill", "faults",
+                          "stop_start", "provider_stop_start"],
+                         weights=[3, 2, 3, 2, 3, 1, 1, 1, 4, 2])[0]
         if op == "deploy":
             self.deploy(rng)
         elif op == "teardown":
@@ -136,6 +165,10 @@ class Scenario:
             self.leak_orphan()
         elif op == "kill":
             self.provider_kills_one(rng)
+        elif op == "stop_start":
+            self.stop_or_start(rng)
+        elif op == "provider_stop_start":
+            self.provider_stops_or_starts_one(rng)
         else:
             self.provider.faults = random_faults(rng)
         return op
@@ -164,7 +197,8 @@ class Scenario:
 
     def problems(self, *, settled: bool) -> dict[str, list[str]]:
         live = self.provider.live()
-        history = [invariants.Lived(pid, h.instance.key, h.created_at, h.ended_at)
+        history = [invariants.Lived(pid, h.instance.key, h.created_at, h.ended_at,
+                                    stopped=tuple((a, b) for a, b in h.stops if a is not None))
                    for pid, h in self.provider.ever.items()]
         with self.db.session() as session:
             found = invariants.check(session, provider=self.provider.key, prefix=self.env.prefix(),

@@ -52,6 +52,14 @@ def test_random_fault_schedules_keep_every_invariant(ctx: Context) -> None:
             self.scenario.provider_kills_one(self.rng)
 
         @rule()
+        def stop_or_start(self) -> None:
+            self.scenario.stop_or_start(self.rng)
+
+        @rule()
+        def provider_stops_or_starts_one(self) -> None:
+            self.scenario.provider_stops_or_starts_one(self.rng)
+
+        @rule()
         def new_faults(self) -> None:
             self.scenario.provider.faults = random_faults(self.rng)
 

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import func, select
 
 from cloudarb.db.models_deploy import CostEntry, DeployInstance, Deployment
-from cloudarb.deploy import run, stopstart, stopstart_job
+from cloudarb.deploy import invariants, run, stopstart, stopstart_job
 from cloudarb.deploy import states as st
-from cloudarb.deploy.metering import accrued, billed_runs, meter, running_spans
+from cloudarb.deploy.metering import accrued, billed_runs, close_pause, meter, running_spans
 from cloudarb.deploy.reconcile import reconcile
 from cloudarb.errors import Conflict, InvalidInput
 from tests.deploy.conftest import World, line
@@ -258,3 +258,26 @@ def test_metering_never_rewrites_what_the_ledger_holds(stoppable: World) -> None
     run.teardown(world.env, dep.id, reason="done")
     _meter(world)
     world.assert_sound()
+
+
+def test_the_invariant_catches_a_pause_over_time_the_instance_ran(stoppable: World) -> None:
+    world = stoppable
+    _, row = _deployed(world)
+    mem = world.providers["aws"]
+    mem.set_stopped(row.provider_id or "")
+    reconcile(world.env, "aws")
+    mem.set_stopped(row.provider_id or "", False)
+    world.clock.advance(600)
+    with world.env.db.session() as session:  # closed when first seen running: 600 s it ran, unbilled
+        close_pause(session, row.id, world.clock())
+
+    def found() -> list[str]:
+        history = [invariants.Lived(pid, h.instance.key, h.created_at, h.ended_at,
+                                    stopped=tuple((a, b) for a, b in h.stops if a is not None))
+                   for pid, h in mem.ever.items()]
+        with world.env.db.session() as session:
+            return invariants.check(session, provider="aws", prefix=world.env.prefix(),
+                                    present=[(h.instance.provider_id, h.instance.key) for h in mem.live()],
+                                    history=history)["unaccounted"]
+
+    assert [p for p in found() if "while it ran" in p]
