@@ -103,7 +103,8 @@ def _show(dep: dict[str, Any], as_json: bool) -> None:
     table = Table("line", "rep", "try", "provider", "instance type", "state", "address / ssh", "$/h", "cost")
     for i in dep["instances"]:
         table.add_row(str(i["line"]), str(i["replica"]), str(i["attempt"]), i["provider"], i["instance_type"],
-                      i["state"], i["ssh_command"] or i["provider_id"] or "", f"{i['price_per_hour']:.4f}"
+                      i["state"] + (f" -> {i['desired_state']}" if i.get("desired_state") else "")
+                      + (" (paused)" if i.get("paused_since") else ""), i["ssh_command"] or i["provider_id"] or "", f"{i['price_per_hour']:.4f}"
                       + (f" (reported {i['reported_rate']:.4f})" if i.get("rate_mismatch") else ""),
                       f"{i['cost_so_far']:.4f}")
     console.print(table)

@@ -13,6 +13,7 @@ from cloudarb.db.models_deploy import Budget, DeployAlert, DeployAttempt, Deploy
 from cloudarb.db.models_nodes import Placement
 from cloudarb.deploy import rates
 from cloudarb.deploy.costs import deployment_cost
+from cloudarb.deploy.metering import pauses_of
 from cloudarb.deploy.schemas import LaunchOptions, Plan, PlannedLine
 
 SshKey = Annotated[str, Field(min_length=20, max_length=8000, pattern=r"^(ssh-|ecdsa-|sk-)[A-Za-z0-9@.-]+ \S+")]
@@ -110,6 +111,12 @@ class InstanceOut(BaseModel):
         "last reported it (starting, healthy, unhealthy); None elsewhere, or while it does not run."))
     health_detail: str | None = Field(default=None, description="The last probe's outcome (a failure's reason).")
     healthy_since: datetime | None = None
+    can_stop: bool = Field(default=False, description="The provider can stop and start this instance.")
+    desired_state: str | None = Field(default=None, description="A stop or start asked and not yet verified "
+                                      "by the provider's reported state (stopped, running).")
+    paused_since: datetime | None = Field(default=None, description="Stopped, billing no compute, since then "
+                                          "(where the provider bills none while stopped).")
+    paused_seconds: float = Field(default=0.0, description="Seconds left out of billing while stopped so far.")
 
 
 class AttemptOut(BaseModel):
@@ -207,14 +214,23 @@ def to_out(session: Session, dep: Deployment, now: datetime) -> DeploymentOut:
             state=r.state, provider_id=r.provider_id, address=r.address, ssh_port=r.ssh_port,
             ssh_command=ssh_command(r, dep.id), expires_at=r.expires_at, state_at=r.state_at,
             last_error=r.last_error, end_reason=r.end_reason, destroy_attempts=r.destroy_attempts,
-            cost_so_far=round(per.get(r.id, 0.0), 6), **_health(health.get(r.key))) for r in rows],
+            cost_so_far=round(per.get(r.id, 0.0), 6), **_health(health.get(r.key)), **_pause(r, now))
+            for r in rows],
         attempts=[AttemptOut(line=a.line_index, replica=a.replica, attempt=a.attempt, provider=a.provider,
                              offer_key=a.offer_key, outcome=a.outcome, reason=a.reason, at=a.created_at)
                   for a in attempts],
-        rate_per_hour=round(sum(r.price_per_hour for r in rows
-                                if r.billing_started_at is not None and r.billing_stopped_at is None), 6),
+        rate_per_hour=round(sum(r.price_per_hour for r in rows if r.billing_started_at is not None
+                                and r.billing_stopped_at is None and r.paused_at is None), 6),
         cost_so_far=round(total, 6), target=dep.target or "cloud", details=dict(dep.details or {}),
     )
+
+
+def _pause(r: DeployInstance, now: datetime) -> dict[str, Any]:
+    """Stop/start figures of one instance: what is asked, since when it is paused, the time left out."""
+    end = min(now, r.billing_stopped_at) if r.billing_stopped_at is not None else now
+    paused = sum(((b or end) - a).total_seconds() for a, b in pauses_of(r) if (b or end) > a)
+    return {"can_stop": r.can_stop, "desired_state": r.desired_state, "paused_since": r.paused_at,
+            "paused_seconds": round(paused, 3)}
 
 
 def _health(p: Placement | None) -> dict[str, Any]:

@@ -71,7 +71,10 @@ def test_stop_and_start_a_deployment_over_the_api(client: TestClient, ctx: Conte
     r = client.post(f"/deployments/{dep['id']}/stop", json={"lines": [0]}, headers=tenant.headers())
     assert r.status_code == 202, r.text
     assert r.json()["instances"] == [inst["id"]] and r.json()["websocket_url"] == f"/ws/deployments/{dep['id']}"
-    _state(client, tenant, dep["id"], "stopped")
+    stopped = _state(client, tenant, dep["id"], "stopped")
+    [paused] = stopped["instances"]
+    assert paused["can_stop"] and paused["paused_since"] and paused["desired_state"] is None
+    assert stopped["rate_per_hour"] == 0.0  # nothing billed while stopped
     assert {"stop", "stopped", "done"} <= set(_phases(client, tenant, dep["id"]))
     again = client.post(f"/deployments/{dep['id']}/stop", headers=tenant.headers())  # idempotent
     assert again.status_code == 202
@@ -79,7 +82,9 @@ def test_stop_and_start_a_deployment_over_the_api(client: TestClient, ctx: Conte
     r = client.post(f"/deployments/{dep['id']}/start", json={"instances": [inst["provider_id"]]},
                     headers=tenant.headers())
     assert r.status_code == 202, r.text
-    _state(client, tenant, dep["id"], "running")
+    running = _state(client, tenant, dep["id"], "running")
+    assert running["instances"][0]["paused_since"] is None and running["instances"][0]["paused_seconds"] > 0
+    assert running["rate_per_hour"] == dep["rate_per_hour"]
     assert {"start", "started"} <= set(_phases(client, tenant, dep["id"]))
     assert [c.split()[0] for c in stoppable.calls if c.startswith(("stop", "start"))] == ["stop", "start"]
     bad = client.post(f"/deployments/{dep['id']}/stop", json={"instances": ["nope"]}, headers=tenant.headers())

@@ -2566,8 +2566,19 @@ export interface components {
             address: string | null;
             /** Attempt */
             attempt: number;
+            /**
+             * Can Stop
+             * @description The provider can stop and start this instance.
+             * @default false
+             */
+            can_stop?: boolean;
             /** Cost So Far */
             cost_so_far: number;
+            /**
+             * Desired State
+             * @description A stop or start asked and not yet verified by the provider's reported state (stopped, running).
+             */
+            desired_state?: string | null;
             /** Destroy Attempts */
             destroy_attempts: number;
             /** End Reason */
@@ -2602,6 +2613,17 @@ export interface components {
             line: number;
             /** Offer Key */
             offer_key: string;
+            /**
+             * Paused Seconds
+             * @description Seconds left out of billing while stopped so far.
+             * @default 0
+             */
+            paused_seconds?: number;
+            /**
+             * Paused Since
+             * @description Stopped, billing no compute, since then (where the provider bills none while stopped).
+             */
+            paused_since?: string | null;
             /** Price Per Hour */
             price_per_hour: number;
             /** Provider */
