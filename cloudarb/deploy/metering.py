@@ -176,7 +176,8 @@ def close_pause(session: Session, instance_id: str, at: datetime) -> bool:
     if row is None or row.paused_at is None:
         return False
     at = max(at, row.paused_at)
-    closed: Pauses = [(a, b) for a, b in pauses_of(row) if b is not None] + [(row.paused_at, at)]
+    closed: Pauses = [(a, b) for a, b in pauses_of(row) if b is not None]
+    closed.append((row.paused_at, at))
     if not _claimed(session, row, paused_at=None,
                     pauses=[*(row.pauses or []), [row.paused_at.isoformat(), at.isoformat()]]):
         return False
