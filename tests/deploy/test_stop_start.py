@@ -281,3 +281,19 @@ def test_the_invariant_catches_a_pause_over_time_the_instance_ran(stoppable: Wor
                                     history=history)["unaccounted"]
 
     assert [p for p in found() if "while it ran" in p]
+
+
+def test_a_spot_instance_the_provider_stopped_is_an_interruption_and_pauses(stoppable: World) -> None:
+    world = stoppable
+    _, row = _deployed(world, spot=True)
+    assert not row.can_stop
+    world.clock.advance(300)
+    world.providers["aws"].set_stopped(row.provider_id or "")
+    reconcile(world.env, "aws")
+    seen = _row(world, row.id)
+    assert seen.state == st.STOPPED and seen.interrupted_at is not None and seen.paused_at == world.clock()
+    world.clock.advance(3600)
+    _meter(world)
+    ran = ((seen.paused_at or world.clock()) - (seen.billing_started_at or world.clock())).total_seconds()
+    assert 300 <= ran < 330 and _ledger(world, row.id) == pytest.approx(ran)  # nothing while held stopped
+    world.assert_sound()
