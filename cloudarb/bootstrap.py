@@ -24,13 +24,16 @@ def seed_snapshot(ctx: Context, *, force: bool = False) -> int:
     through the same checked path as `cloudarb catalog import` (ticks, hourly rows, current offers).
     A store seeded before seeding kept the hourly price table gets its hourly rows instead
     (`cloudarb.ingest.hourly.heal_if_empty`: two index probes when there is nothing to do)."""
-    from cloudarb.ingest import catalog_import, hourly
     from cloudarb.storage import offers as offer_store
 
     with ctx.db.session() as session:
         if not force and offer_store.count_offers(session) > 0:
+            from cloudarb.ingest import hourly
+
             hourly.heal_if_empty(session)
             return 0
+        from cloudarb.ingest import catalog_import  # the loader and its checks: only for a first run
+
         loaded = catalog_import.load(snapshot_path(), fmt=catalog_import.SNAPSHOT_FORMAT)
         n = catalog_import.store(session, loaded)
     log.info("loaded bundled price snapshot", extra={"quotes": n, "quarantined": len(loaded.quarantined)})
