@@ -42,6 +42,8 @@ RESOURCE_ROUTES: dict[tuple[str, str], str] = {
     ("DELETE", "/deployments/{deployment_id}"): "deployment",
     ("POST", "/deployments/{deployment_id}/done"): "deployment",
     ("POST", "/deployments/{deployment_id}/extend"): "deployment",
+    ("POST", "/deployments/{deployment_id}/stop"): "deployment",
+    ("POST", "/deployments/{deployment_id}/start"): "deployment",
     ("GET", "/hooks/{hook_id}"): "hook",
     ("PATCH", "/hooks/{hook_id}"): "hook",
     ("DELETE", "/hooks/{hook_id}"): "hook",
