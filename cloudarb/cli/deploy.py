@@ -100,14 +100,7 @@ def _show(dep: dict[str, Any], as_json: bool) -> None:
     console.print(f"deployment {dep['id']}  [bold]{dep['status']}[/bold]  expires {dep['expires_at']}  "
                   f"${dep['rate_per_hour']:.4f}/h  cost so far ${dep['cost_so_far']:.4f}"
                   + (f"  ({dep['end_reason']})" if dep.get("end_reason") else ""), highlight=False)
-    table = Table("line", "rep", "try", "provider", "instance type", "state", "address / ssh", "$/h", "cost")
-    for i in dep["instances"]:
-        table.add_row(str(i["line"]), str(i["replica"]), str(i["attempt"]), i["provider"], i["instance_type"],
-                      i["state"] + (f" -> {i['desired_state']}" if i.get("desired_state") else "")
-                      + (" (paused)" if i.get("paused_since") else ""), i["ssh_command"] or i["provider_id"] or "", f"{i['price_per_hour']:.4f}"
-                      + (f" (reported {i['reported_rate']:.4f})" if i.get("rate_mismatch") else ""),
-                      f"{i['cost_so_far']:.4f}")
-    console.print(table)
+    console.print(instances_table(dep["instances"]))
     _target(dep)
     if any(a["outcome"] not in ("created", "running") for a in dep["attempts"]):
         attempts = Table("line", "rep", "try", "provider", "offer", "outcome", "reason", title="attempts")
@@ -115,6 +108,40 @@ def _show(dep: dict[str, Any], as_json: bool) -> None:
             attempts.add_row(str(a["line"]), str(a["replica"]), str(a["attempt"]), a["provider"], a["offer_key"],
                              a["outcome"], a["reason"])
         console.print(attempts)
+
+
+def instances_table(instances: list[dict[str, Any]]) -> Table:
+    """One row per instance; a health column only when some instance reports a health check (local
+    placements), and pause figures only when some instance was stopped or has a stop/start pending."""
+    from cloudarb.cli.nodes import health_cell
+
+    with_health = any(i.get("health") for i in instances)
+    with_pause = any(i.get("paused_since") or i.get("paused_seconds") or i.get("desired_state") for i in instances)
+    columns = ["line", "rep", "try", "provider", "instance type", "state"]
+    columns += ["health"] if with_health else []
+    columns += ["paused"] if with_pause else []
+    table = Table(*columns, "address / ssh", "$/h", "cost")
+    for i in instances:
+        cells = [str(i["line"]), str(i["replica"]), str(i["attempt"]), i["provider"], i["instance_type"],
+                 i["state"] + (f" -> {i['desired_state']}" if i.get("desired_state") else "")]
+        if with_health:
+            cells.append(health_cell(i))
+        if with_pause:
+            cells.append(pause_cell(i))
+        cells += [i["ssh_command"] or i["provider_id"] or "", f"{i['price_per_hour']:.4f}"
+                  + (f" (reported {i['reported_rate']:.4f})" if i.get("rate_mismatch") else ""),
+                  f"{i['cost_so_far']:.4f}"]
+        table.add_row(*cells)
+    return table
+
+
+def pause_cell(i: dict[str, Any]) -> str:
+    """'since 07:41:02, 3m20s so far' while stopped; '3m20s' once started again; '-' when never paused."""
+    total = int(round(float(i.get("paused_seconds") or 0.0)))
+    spent = f"{total // 3600}h{total % 3600 // 60:02d}m" if total >= 3600 else f"{total // 60}m{total % 60:02d}s"
+    if i.get("paused_since"):
+        return f"since {str(i['paused_since'])[11:19]}, {spent} so far"
+    return spent if total else "-"
 
 
 def _target(dep: dict[str, Any]) -> None:
