@@ -1,6 +1,7 @@
 /**
  * Deployments: the list, and one deployment live: its steps over ``/ws/deployments/{id}``, its
- * instances with state and address, every provider attempt, the cost so far; extend, done, destroy.
+ * instances with state, health, pauses and address, every provider attempt, the cost so far; extend, stop,
+ * start, done, destroy.
  */
 import { useCallback, useState } from "react";
 import { messageOf, unwrap } from "../api/errors";
@@ -13,6 +14,7 @@ import { useJobProgress } from "../hooks/useJobProgress";
 import { href, useQueryParams } from "../router";
 import { privateKeyStore } from "../deployKeys";
 import { useServices } from "../services";
+import { instanceAction, PauseInfo, planStopStart, type StopStartAction } from "./stopStart";
 
 type Deployment = components["schemas"]["DeploymentOut"];
 
@@ -88,7 +90,10 @@ export function DeploymentsPage() {
   );
 }
 
-function Instances({ deployment }: { deployment: Deployment }) {
+type OnStopStart = (action: StopStartAction, instances?: string[]) => void;
+
+function Instances({ deployment, onStopStart }: { deployment: Deployment; onStopStart?: OnStopStart }) {
+  const actions = Boolean(onStopStart) && deployment.instances.some((i) => i.can_stop);
   return (
     <div className="scroll">
       <table className="data" aria-label="instances">
@@ -103,6 +108,7 @@ function Instances({ deployment }: { deployment: Deployment }) {
             <th className="num">$/hour</th>
             <th className="num">Cost so far</th>
             <th>Last error</th>
+            {actions && <th>Stop / start</th>}
           </tr>
         </thead>
         <tbody>
@@ -125,16 +131,22 @@ function Instances({ deployment }: { deployment: Deployment }) {
                     · {i.health}
                   </span>
                 )}
+                <PauseInfo instance={i} />
               </td>
               <td>{i.ssh_command ? <code>{i.ssh_command}</code> : i.address ?? "—"}</td>
               <td className="num">{money(i.price_per_hour)}</td>
               <td className="num">{money(i.cost_so_far)}</td>
               <td className="muted">{i.last_error ?? ""}</td>
+              {actions && (
+                <td>
+                  <InstanceButton instance={i} onStopStart={onStopStart!} />
+                </td>
+              )}
             </tr>
           ))}
           {deployment.instances.length === 0 && (
             <tr>
-              <td colSpan={9} className="empty">
+              <td colSpan={actions ? 10 : 9} className="empty">
                 No instances recorded yet.
               </td>
             </tr>
@@ -142,6 +154,45 @@ function Instances({ deployment }: { deployment: Deployment }) {
         </tbody>
       </table>
     </div>
+  );
+}
+
+function InstanceButton({ instance, onStopStart }: { instance: Deployment["instances"][number]; onStopStart: OnStopStart }) {
+  const action = instanceAction(instance);
+  if (!action) return null;
+  const label = `${instance.line}.${instance.replica}`;
+  return (
+    <button type="button" className="secondary small" aria-label={`${action} instance ${label}`} onClick={() => onStopStart(action, [instance.id])}>
+      {action === "stop" ? "Stop" : "Start"}
+    </button>
+  );
+}
+
+/** Deployment-wide Stop and Start; off with the reason in words where no instance would take them. */
+function StopStartButtons({ deployment, onStopStart }: { deployment: Deployment; onStopStart: OnStopStart }) {
+  const plan = planStopStart(deployment.instances);
+  const busy = WORKING.has(deployment.status) ? "wait until the deployment's job ends" : null;
+  const button = (action: StopStartAction, text: string) => {
+    const p = plan[action];
+    const reason = busy ?? p.reason;
+    return (
+      <button type="button" className="secondary" disabled={reason !== null} title={reason ?? undefined}
+        aria-describedby={plan.note ? "stop-start-note" : undefined}
+        onClick={() => onStopStart(action, p.body?.instances)}>
+        {text}
+      </button>
+    );
+  };
+  return (
+    <>
+      {button("stop", "Stop")}
+      {button("start", "Start")}
+      {plan.note && (
+        <span id="stop-start-note" className="muted">
+          {plan.note}
+        </span>
+      )}
+    </>
   );
 }
 
@@ -186,9 +237,11 @@ export function DeploymentDetailPage({ id }: { id: string }) {
   const [actionError, setActionError] = useState<string | null>(null);
   const [hours, setHours] = useState("1");
   const [keyShown, setKeyShown] = useState(() => privateKeyStore(id).load());
+  // A stop or start job leaves the deployment "running"; the job id it answered is followed instead.
+  const [stopStartJob, setStopStartJob] = useState<string | null>(null);
   const dep = loaded.data;
   // Keyed by the current job: "done" starts a teardown job, and the socket then follows that one.
-  const live = dep && WORKING.has(dep.status) ? dep.job_id : null;
+  const live = dep && WORKING.has(dep.status) ? dep.job_id : stopStartJob;
   const socketUrl = useCallback(
     async (_jobId: string, after: number) => {
       const token = await auth.token();
@@ -211,6 +264,14 @@ export function DeploymentDetailPage({ id }: { id: string }) {
       setActionError(messageOf(err));
     }
   };
+  const stopStart: OnStopStart = (action, instances) =>
+    void act(async () => {
+      const body = instances ? { instances } : undefined;
+      const accepted = action === "stop"
+        ? unwrap(await api.POST("/deployments/{deployment_id}/stop", { params: { path }, body }))
+        : unwrap(await api.POST("/deployments/{deployment_id}/start", { params: { path }, body }));
+      setStopStartJob(accepted.job_id);
+    });
 
   return (
     <section>
@@ -262,6 +323,7 @@ export function DeploymentDetailPage({ id }: { id: string }) {
                 unwrap(await api.POST("/deployments/{deployment_id}/extend", { params: { path }, body: { hours: Number(hours) } })))}>
                 Extend
               </button>
+              <StopStartButtons deployment={dep} onStopStart={stopStart} />
               <button type="button" className="secondary" onClick={() => void act(async () =>
                 unwrap(await api.POST("/deployments/{deployment_id}/done", { params: { path } })))}>
                 Done: tear down
@@ -276,7 +338,7 @@ export function DeploymentDetailPage({ id }: { id: string }) {
             </div>
           )}
           <h3>Instances</h3>
-          <Instances deployment={dep} />
+          <Instances deployment={dep} onStopStart={CLOSED.has(dep.status) ? undefined : stopStart} />
           <Attempts deployment={dep} />
         </>
       )}
