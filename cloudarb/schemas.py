@@ -204,6 +204,9 @@ class AllocationOut(BaseModel):
     gpus: int
     hourly_cost: float
     spot: bool
+    launch_success_probability: float | None = Field(
+        default=None, description="Share of this line's launches expected to get capacity, as the optimizer "
+        "priced it (a spot offer's traces and our fleet's record); None where the offer states none.")
 
 
 class OfferRiskOut(BaseModel):

@@ -118,12 +118,18 @@ def result(opt: dict[str, Any], allocations: list[dict[str, Any]]) -> None:
     if res.get("infeasibility_reason"):
         console.print(f"[yellow]infeasible:[/yellow] {res['infeasibility_reason']}")
     if allocations:
+        launch = any(a.get("launch_success_probability") is not None and a["launch_success_probability"] < 1.0
+                     for a in allocations)
         t = Table(title="Allocation", title_justify="left")
         for col in ("workload", "provider", "region", "instance", "GPU", "inst.", "GPUs", "spot", "$/h"):
             t.add_column(col, justify="right" if col in ("inst.", "GPUs", "$/h") else "left")
+        if launch:
+            t.add_column("launch ok", justify="right")
         for a in allocations:
+            p = a.get("launch_success_probability")
             t.add_row(a["workload_id"], a["provider"], a["region"], a["instance_type"], a["gpu_model"],
-                      str(a["instances"]), str(a["gpus"]), "spot" if a["spot"] else "", f"{a['hourly_cost']:.2f}")
+                      str(a["instances"]), str(a["gpus"]), "spot" if a["spot"] else "", f"{a['hourly_cost']:.2f}",
+                      *([f"{p:.0%}" if p is not None else ""] if launch else []))
         console.print(t)
     totals = res.get("totals") or {}
     if totals:

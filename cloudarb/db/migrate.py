@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
-HEAD = "0017"
+HEAD = "0018"
 
 
 def alembic_config(url: str) -> Config:

@@ -175,6 +175,7 @@ class AllocationLine(Base):
     gpus: Mapped[int] = mapped_column(Integer)
     hourly_cost: Mapped[float] = mapped_column(Float)
     spot: Mapped[bool] = mapped_column(Boolean)
+    launch_success_probability: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class JobRun(Base):

@@ -107,6 +107,7 @@ def store_solution(
             gpus=a.gpus,
             hourly_cost=a.hourly_cost,
             spot=a.spot,
+            launch_success_probability=a.launch_success_probability,
         )
         for a in solution.allocations
     )

@@ -192,3 +192,30 @@ def test_seller_migration_on_sqlite(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_seller_migration_on_postgres(pg_url: str) -> None:
     seller_roundtrip(pg_url)
+
+
+def test_launch_success_migration_on_sqlite(tmp_path: Path) -> None:
+    """0018 adds allocation_lines.launch_success_probability (nullable: lines stored before it read None);
+    downgrade drops it. (The line names no optimization: the test's own connection does not enforce foreign
+    keys, the migrations' does, so it goes before the downgrade copies the table.)"""
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    migrate.upgrade(url, "0017")
+    engine = create_engine(url)
+    columns = "SELECT workload_id, launch_success_probability FROM allocation_lines"
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO allocation_lines (optimization_id, workload_id, offer_key, provider, "
+                              "seller, region, instance_type, gpu_model, instances, gpus, hourly_cost, spot) "
+                              "VALUES ('o', 'w', 'k', 'aws', '', 'r', 'i', 'A100 40GB SXM', 1, 1, 1.5, true)"))
+        migrate.upgrade(url, "0018")
+        assert migrate.current(url) == "0018" == migrate.HEAD
+        with engine.begin() as conn:
+            assert conn.execute(text(columns)).all() == [("w", None)]
+            conn.execute(text("UPDATE allocation_lines SET launch_success_probability = 0.7"))
+            assert conn.execute(text(columns)).all() == [("w", 0.7)]
+            conn.execute(text("DELETE FROM allocation_lines"))
+        migrate.downgrade(url, "0017")
+        with engine.connect() as conn:
+            assert "launch_success_probability" not in {c["name"] for c in inspect(conn).get_columns("allocation_lines")}
+    finally:
+        engine.dispose()

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from cloudarb.context import Context
 from cloudarb.db.models import Offer
@@ -16,6 +17,7 @@ from cloudarb.db.types import utcnow
 from cloudarb.forecasts import feed
 from cloudarb.forecasts.fleet import fleet_evidence, pool_key
 from cloudarb.storage import accounts
+from tests.support import Tenant, wait_for
 
 TRACES = Path(__file__).resolve().parents[3] / "shared" / "data" / "risk" / "spot_traces"
 ZONE = "us-east-1a"
@@ -206,3 +208,40 @@ def test_a_spot_offer_stating_its_rate_still_gets_our_fleets_launch_share(ctx: C
     now = served(ctx, stated)
     assert "aws:p3" not in now.rates  # the provider's rate is not the model's business
     assert now.launch_success["aws:p3"] == pytest.approx((1 + 1) / (2 + 4))
+
+
+def test_an_optimize_job_stores_each_lines_launch_share(ctx: Context, client: TestClient, tenant: Tenant) -> None:
+    """The optimize job keeps the launch share it priced a spot line with on the stored line (GET
+    /optimize/{id}/allocations), and the CLI's allocation table shows it once some line has it below 1."""
+    from cloudarb.cli import render
+    from cloudarb.db.models import AllocationLine
+
+    with ctx.db.session() as session:
+        session.add(offer("aws:test:p3-cheap", price=0.05))
+    fleet = Fleet(ctx)
+    fleet.instance(started=utcnow() - timedelta(hours=1))
+    fleet.refused(7)
+    with ctx.db.session() as session:
+        pool = list(session.query(Offer).filter_by(offer_key="aws:test:p3-cheap"))
+    share = served(ctx, *pool).launch_success["aws:test:p3-cheap"]
+    assert 0 < share < 0.5
+    request = {"workloads": [{"id": "w", "gpus_min": 1, "min_vram_gb": 16, "spot_tolerant": True}],
+               "offers": {"providers": ["aws"], "regions": ["us-east-1"]}}
+    r = client.post("/optimize", json=request, headers=tenant.headers())
+    assert r.status_code == 202, r.text
+    opt_id = r.json()["id"]
+    wait_for(lambda: client.get(f"/optimize/{opt_id}", headers=tenant.headers()).json()["status"] == "finished")
+    lines = client.get(f"/optimize/{opt_id}/allocations", headers=tenant.headers("viewer")).json()
+    [line] = [ln for ln in lines if ln["offer_key"] == "aws:test:p3-cheap"]
+    assert line["spot"] and line["launch_success_probability"] == pytest.approx(share)
+    assert all(ln["launch_success_probability"] is None for ln in lines if not ln["spot"])
+    with ctx.db.session() as session:
+        stored = session.query(AllocationLine).filter_by(optimization_id=opt_id, offer_key="aws:test:p3-cheap").one()
+        assert stored.launch_success_probability == pytest.approx(share)
+    opt = client.get(f"/optimize/{opt_id}", headers=tenant.headers()).json()
+    with render.console.capture() as shown:
+        render.result(opt, lines)
+    assert "launch ok" in shown.get() and f"{share:.0%}" in shown.get()
+    with render.console.capture() as plain:
+        render.result(opt, [{**ln, "launch_success_probability": None} for ln in lines])
+    assert "launch ok" not in plain.get()

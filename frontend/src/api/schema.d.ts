@@ -1412,6 +1412,11 @@ export interface components {
             instance_type: string;
             /** Instances */
             instances: number;
+            /**
+             * Launch Success Probability
+             * @description Share of this line's launches expected to get capacity, as the optimizer priced it (a spot offer's traces and our fleet's record); None where the offer states none.
+             */
+            launch_success_probability?: number | null;
             /** Offer Key */
             offer_key: string;
             /** Provider */
