@@ -52,6 +52,8 @@ export interface RiskMetrics {
   expected_interruption_cost_per_hour: number;
   cvar_cost_per_hour: number | null;
   largest_provider_share: number;
+  /** Expected cost of launches refused for lack of capacity (valued at the line's price); not money paid. */
+  expected_launch_cost_per_hour?: number;
 }
 
 export interface SolverStats {

@@ -30,6 +30,18 @@ describe("ResultView", () => {
     expect(screen.queryByRole("alert")).toBeNull();
   });
 
+  it("shows the expected launch cost with its meaning in plain words, and only when there is one", () => {
+    const { unmount } = render(<ResultView optimization={finished} allocations={allocations} />);
+    expect(screen.queryByText("Expected launch cost/hour")).toBeNull();
+    unmount();
+    const result = finished.result!;
+    const withLaunch = { ...finished, result: { ...result, risk: { ...result.risk!, expected_launch_cost_per_hour: 1.25 } } };
+    render(<ResultView optimization={withLaunch} allocations={allocations} />);
+    const label = screen.getByText("Expected launch cost/hour");
+    expect(label.getAttribute("title")).toBe("expected cost of launches refused for lack of capacity");
+    expect(label.nextElementSibling?.textContent).toBe("$1.25");
+  });
+
   it("shows the infeasibility reason and no allocation table", () => {
     render(<ResultView optimization={infeasible} allocations={[]} />);
     expect(screen.getByRole("status").textContent).toContain("only 8 fit under the budget");

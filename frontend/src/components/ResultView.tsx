@@ -139,6 +139,9 @@ function BindingList({ items, objective }: { items: BindingConstraint[]; objecti
   );
 }
 
+/** What the optimizer's expected launch cost means, for the people who read it: not money paid. */
+const LAUNCH_COST_HINT = "expected cost of launches refused for lack of capacity";
+
 function RiskAndConstraints({ result, objective }: { result: OptimizationResult; objective: string }) {
   const risk = result.risk;
   const binding = result.binding_constraints ?? [];
@@ -152,6 +155,12 @@ function RiskAndConstraints({ result, objective }: { result: OptimizationResult;
             <dd>{num(risk.expected_interruptions_per_hour, 3)}</dd>
             <dt>Expected interruption cost/hour</dt>
             <dd>{money(risk.expected_interruption_cost_per_hour)}</dd>
+            {(risk.expected_launch_cost_per_hour ?? 0) > 0 && (
+              <>
+                <dt title={LAUNCH_COST_HINT}>Expected launch cost/hour</dt>
+                <dd title={LAUNCH_COST_HINT}>{money(risk.expected_launch_cost_per_hour)}</dd>
+              </>
+            )}
             <dt>CVaR cost/hour</dt>
             <dd>{money(risk.cvar_cost_per_hour)}</dd>
             <dt>Largest provider share</dt>

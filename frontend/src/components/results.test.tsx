@@ -49,14 +49,14 @@ describe("result charts' data", () => {
 
 describe("request operations", () => {
   const request: OptimizeRequest = {
-    name: "fleet", objective: "cost", pareto_points: 5, constraints: { max_spot_share: 0.5 },
+    name: "fleet", objective: "cost", pareto_points: 5, constraints: { max_spot_share: 0.5, min_launch_success_probability: 0.7 },
     workloads: [{ id: "train", gpus_min: 16, gpus_per_node: 8, allowed_gpu_models: ["H100 SXM"], spot_tolerant: true, workload_type: "training" }],
     offers: { providers: ["aws", "gcp"], max_age_s: 7200 },
   };
 
   it("re-solves at a Pareto point: cost capped there, the other criterion optimized", () => {
     const risk = resolveAt(request, "cost_risk", point(30.123, 2, 10));
-    expect(risk.constraints).toEqual({ max_spot_share: 0.5, budget_per_hour: 30.14 });
+    expect(risk.constraints).toEqual({ max_spot_share: 0.5, min_launch_success_probability: 0.7, budget_per_hour: 30.14 });
     expect([risk.objective, risk.weights?.risk, risk.pareto_points]).toEqual(["weighted", 1, null]);
     const perf = resolveAt(request, "cost_performance", point(40, 2, 10));
     expect([perf.objective, perf.constraints?.budget_per_hour]).toEqual(["performance", 40.01]);
@@ -64,13 +64,13 @@ describe("request operations", () => {
 
   it("clones a stored request into the form and back without loss", () => {
     const form = formFromRequest(request);
-    expect([form.name, form.providers, form.maxPriceAgeHours, form.paretoPoints]).toEqual(["fleet (copy)", "aws, gcp", "2", "5"]);
+    expect([form.name, form.providers, form.maxPriceAgeHours, form.paretoPoints, form.minLaunchSuccess]).toEqual(["fleet (copy)", "aws, gcp", "2", "5", "0.7"]);
     const built = buildRequest(form);
     expect(built.ok).toBe(true);
     if (!built.ok) return;
     expect(built.body.workloads[0]).toMatchObject({ id: "train", gpus_min: 16, gpus_per_node: 8, allowed_gpu_models: ["H100 SXM"], spot_tolerant: true });
     expect(built.body.offers).toEqual({ providers: ["aws", "gcp"], max_age_s: 7200 });
-    expect(built.body.constraints).toEqual({ max_spot_share: 0.5 });
+    expect(built.body.constraints).toEqual({ max_spot_share: 0.5, min_launch_success_probability: 0.7 });
     expect(built.body.pareto_points).toBe(5);
   });
 });

@@ -207,6 +207,9 @@ export function OptimizeForm({ onSubmit, busy, initial }: { onSubmit: (body: Opt
           <Field label="Inference on-demand floor (0–1)" error={errors.inferenceOnDemandFloor}>
             <input type="number" min="0" max="1" step="0.05" {...text(form, "inferenceOnDemandFloor", set)} />
           </Field>
+          <Field label="Min launch success (0–1)" error={errors.minLaunchSuccess} hint="leave out spot offers that get capacity less often">
+            <input type="number" min="0" max="1" step="0.05" {...text(form, "minLaunchSuccess", set)} />
+          </Field>
         </div>
       </fieldset>
 

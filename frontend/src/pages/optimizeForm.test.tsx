@@ -35,6 +35,7 @@ describe("buildRequest", () => {
         maxProviderShare: "0.6",
         maxSpotShare: "0.5",
         inferenceOnDemandFloor: "0.25",
+        minLaunchSuccess: "0.8",
         horizonHours: "24",
         timeLimitS: "20",
         providers: "AWS, lambda",
@@ -52,7 +53,7 @@ describe("buildRequest", () => {
     const body = result.body;
     expect(body.name).toBe("nightly");
     expect(body.weights).toEqual({ cost: 1, performance: 0.5, risk: 0.2 });
-    expect(body.constraints).toEqual({ budget_per_hour: 100, max_provider_share: 0.6, max_spot_share: 0.5, inference_on_demand_floor: 0.25 });
+    expect(body.constraints).toEqual({ budget_per_hour: 100, max_provider_share: 0.6, max_spot_share: 0.5, inference_on_demand_floor: 0.25, min_launch_success_probability: 0.8 });
     expect(body.offers).toEqual({ providers: ["aws", "lambda"], include_spot: false, max_age_s: 7200 });
     expect(body.workloads[0]).toMatchObject({ id: "train", gpus_min: 16, gpus_max: 32, gpus_per_node: 8, min_vram_gb: 80, allowed_gpu_models: ["H100 SXM", "A100 80GB SXM"], spot_tolerant: true });
     expect(body.workloads[1]).toMatchObject({ id: "serve", workload_type: "inference", denied_providers: ["vast"] });
@@ -63,6 +64,7 @@ describe("buildRequest", () => {
     const result = buildRequest(
       form({
         maxProviderShare: "0",
+        minLaunchSuccess: "1.5",
         riskTolerance: "2",
         timeLimitS: "abc",
         workloads: [
@@ -76,6 +78,7 @@ describe("buildRequest", () => {
     if (result.ok) return;
     expect(result.errors).toEqual({
       maxProviderShare: "must be more than 0",
+      minLaunchSuccess: "must be at most 1",
       riskTolerance: "must be at most 1",
       timeLimitS: "not a number",
       "workloads.0.gpusMax": "must be ≥ min GPUs",
@@ -111,6 +114,19 @@ describe("OptimizeForm", () => {
       ["workload-1", 8, "training"],
       ["workload-2", 4, "inference"],
     ]);
+    expect(contractErrors("OptimizeRequest", body)).toEqual([]);
+  });
+
+  it("sends the min launch success floor as a constraint, explained next to the field", () => {
+    const onSubmit = vi.fn();
+    render(<OptimizeForm onSubmit={onSubmit} />);
+    const field = screen.getByLabelText(/^Min launch success \(0–1\)/);
+    expect(field.closest("label")?.textContent).toContain("leave out spot offers that get capacity less often");
+    fireEvent.change(field, { target: { value: "0.9" } });
+    fireEvent.click(screen.getByText("Optimize"));
+    expect(onSubmit).toHaveBeenCalledTimes(1);
+    const body = onSubmit.mock.calls[0]![0];
+    expect(body.constraints).toEqual({ min_launch_success_probability: 0.9 });
     expect(contractErrors("OptimizeRequest", body)).toEqual([]);
   });
 

@@ -35,6 +35,8 @@ export interface OptimizeForm {
   maxRegionShare: string;
   maxSpotShare: string;
   inferenceOnDemandFloor: string;
+  /** Least share of a spot offer's launches that get capacity (0–1); empty = no floor. */
+  minLaunchSuccess: string;
   riskTolerance: string;
   horizonHours: string;
   providers: string;
@@ -76,6 +78,7 @@ export function defaultForm(): OptimizeForm {
     maxRegionShare: "",
     maxSpotShare: "",
     inferenceOnDemandFloor: "",
+    minLaunchSuccess: "",
     riskTolerance: "0.5",
     horizonHours: "1",
     providers: "",
@@ -176,6 +179,8 @@ export function buildRequest(form: OptimizeForm): BuildResult {
   if (spotShare !== undefined) constraints.max_spot_share = spotShare;
   const floor = number(form.inferenceOnDemandFloor, "inferenceOnDemandFloor", { min: 0, max: 1 }, errors);
   if (floor !== undefined) constraints.inference_on_demand_floor = floor;
+  const launch = number(form.minLaunchSuccess, "minLaunchSuccess", { min: 0, max: 1 }, errors);
+  if (launch !== undefined) constraints.min_launch_success_probability = launch;
   if (Object.keys(constraints).length) body.constraints = constraints;
 
   const risk = number(form.riskTolerance, "riskTolerance", { min: 0, max: 1 }, errors);

@@ -54,6 +54,7 @@ export function formFromRequest(req: OptimizeRequest): OptimizeForm {
     maxRegionShare: str(c.max_region_share),
     maxSpotShare: str(c.max_spot_share),
     inferenceOnDemandFloor: c.inference_on_demand_floor ? str(c.inference_on_demand_floor) : "",
+    minLaunchSuccess: c.min_launch_success_probability ? str(c.min_launch_success_probability) : "",
     riskTolerance: str(req.risk_tolerance ?? 0.5),
     horizonHours: str(req.horizon_hours ?? 1),
     providers: list(o.providers),
