@@ -313,6 +313,9 @@ try {
     await page.waitForFunction(() => /#\/deployments\/.+/.test(window.location.hash));
     await page.getByRole("table", { name: "instances" }).locator(".badge-running").first().waitFor({ timeout: 60_000 });
     await shot(page, "10-deployment-running");
+    // Lambda cannot stop an instance, only destroy it: Stop is off, and the page says why.
+    await page.getByText(/Stop and start unavailable: lambda instances cannot be stopped/).waitFor();
+    check(await page.getByRole("button", { name: "Stop", exact: true }).isDisabled(), "Stop is enabled for a Lambda deployment");
     page.once("dialog", (d) => void d.accept());
     await page.getByRole("button", { name: "Done: tear down" }).click();
     await page.getByRole("table", { name: "instances" }).locator(".badge-terminated").first().waitFor({ timeout: 60_000 });

@@ -187,11 +187,6 @@ function StopStartButtons({ deployment, onStopStart }: { deployment: Deployment;
     <>
       {button("stop", "Stop")}
       {button("start", "Start")}
-      {plan.note && (
-        <span id="stop-start-note" className="muted">
-          {plan.note}
-        </span>
-      )}
     </>
   );
 }
@@ -242,6 +237,7 @@ export function DeploymentDetailPage({ id }: { id: string }) {
   const dep = loaded.data;
   // Keyed by the current job: "done" starts a teardown job, and the socket then follows that one.
   const live = dep && WORKING.has(dep.status) ? dep.job_id : stopStartJob;
+  const stopStartNote = dep && !CLOSED.has(dep.status) ? planStopStart(dep.instances).note : null;
   const socketUrl = useCallback(
     async (_jobId: string, after: number) => {
       const token = await auth.token();
@@ -336,6 +332,11 @@ export function DeploymentDetailPage({ id }: { id: string }) {
                 Destroy now
               </button>
             </div>
+          )}
+          {stopStartNote && (
+            <p id="stop-start-note" className="muted">
+              {stopStartNote}
+            </p>
           )}
           <h3>Instances</h3>
           <Instances deployment={dep} onStopStart={CLOSED.has(dep.status) ? undefined : stopStart} />
