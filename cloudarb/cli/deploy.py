@@ -363,20 +363,16 @@ def extend(deployment_id: str,
     if server:
         _show(_remote(server, api_key, "POST", f"/deployments/{deployment_id}/extend", json={"hours": hours}), as_json)
         return
-    from cloudarb.cli.local import local_org
-    from cloudarb.db.models_deploy import Deployment
-    from cloudarb.db.types import utcnow
-    from cloudarb.deploy import lifetime
-    from cloudarb.errors import NotFound
+    from cloudarb.cli.local import local_org, relay
+    from cloudarb.deploy import extend as extension
 
     ctx = _context()
     try:
         org = local_org(ctx)
-        with ctx.db.session() as session:
-            dep = session.get(Deployment, deployment_id)
-            if dep is None or dep.organization_id != org:
-                raise NotFound(f"deployment {deployment_id} not found")
-            lifetime.extend(session, dep, by_s=(hours or 1.0) * 3600, now=utcnow())
+        done = extension.extend(ctx, organization_id=org, deployment_id=deployment_id, by_s=(hours or 1.0) * 3600,
+                                actor="cli")
+        if done.job_id is not None:  # a Kubernetes deployment: follow the annotation of its objects
+            relay(ctx, done.job_id, _step)
         _show(_local_show(ctx, org, deployment_id), as_json)
     finally:
         ctx.close()

@@ -1,5 +1,6 @@
 """Alerts a person must see: orphans destroyed, leaked instances, vanished instances, budgets,
-provider-reported rates off the launch price, failed after-hooks.
+provider-reported rates off the launch price, failed after-hooks, a Kubernetes object still announcing
+an expiry that an extension moved.
 
 Each alert has a dedupe key, so a condition seen on every pass is raised once.
 """
@@ -16,7 +17,8 @@ from sqlalchemy.orm import Session
 from cloudarb.db.models_deploy import DeployAlert
 from cloudarb.db.types import utcnow
 
-AlertKind = Literal["orphan", "leaked", "ghost", "interruption", "budget", "rate_mismatch", "hook_failed"]
+AlertKind = Literal["orphan", "leaked", "ghost", "interruption", "budget", "rate_mismatch", "hook_failed",
+                    "expiry_sync"]
 log = logging.getLogger(__name__)
 
 

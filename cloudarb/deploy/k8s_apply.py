@@ -20,6 +20,9 @@ re-run after a crash or a transient failure re-applies what is unresolved and ne
 object. Around the apply the organization's hooks see ``deploy.before`` (blocking: a failing hook
 stops the apply with its reason) and ``deploy.after`` (with every object's outcome).
 
+Extending the deployment moves its expiry in the database and queues ``expiry_job``: a JSON merge
+patch of each workload object's ``cloudarb.io/expires-at`` annotation (``cloudarb.deploy.extend``).
+
 Money: the cluster is the team's; CloudArb does not meter it unless the apply asked to (``meter``),
 in which case each workload object carries its line's price (all its machines) and is metered per
 second like any instance.
@@ -45,15 +48,18 @@ from cloudarb.db.models_deploy import DeployInstance, Deployment
 from cloudarb.db.models_hooks import KubernetesApply
 from cloudarb.deploy import keys
 from cloudarb.deploy import states as st
+from cloudarb.deploy.alerts import raise_alert
 from cloudarb.deploy.create import adopt
-from cloudarb.deploy.env import DeployEnv, env_for
+from cloudarb.deploy.env import DeployEnv, env_for, provider_config
 from cloudarb.deploy.errors import InvalidLaunch, ProviderUnavailable, ProvisionError
 from cloudarb.deploy.export import load_plan
 from cloudarb.deploy.providers.base import RemoteInstance, RemoteState
 from cloudarb.deploy.providers.kubernetes import (
+    EXPIRES_ANNOTATION,
     KEY_LABEL,
     OWNED_KINDS,
     PROVIDER,
+    KubernetesProvisioner,
     load_client,
     provider_id,
     translate,
@@ -370,3 +376,65 @@ def _finish(env: DeployEnv, deployment_id: str, org: str, about: dict[str, Any],
     outcome = {**about, "status": status, "applied": [a.as_dict() for a in applied], "ok": error is None,
                "error": error}
     env.notify(org, "deploy.after", outcome, False)
+
+
+EXPIRY_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+"""As the renderer writes the annotation (``Plan.tags``)."""
+ANNOTATED_KINDS = ("Job", "Deployment")
+"""The objects the renderer puts ``cloudarb.io/expires-at`` on (a PodDisruptionBudget carries none)."""
+
+
+def expiry_job(jc: JobContext) -> str:
+    """Job body of an extension (kind ``deploy``, target: the deployment): write the deployment's expiry,
+    as stored when the job runs, on each live Job and Deployment object it owns.
+
+    Each object is one step (``expiry``) on the deployment's stream. An object that is gone (404) is
+    left to the reconciler; an API server that does not answer is retried as the job's next attempt;
+    what still failed at the end (or was refused: 401/403/422) raises one ``expiry_sync`` alert naming
+    the objects and the expiry they should carry, and the job fails with that reason. The extension in
+    the database stands whatever happens here."""
+    if jc.ctx.settings.deploy_kubeconfig is None:
+        raise JobInputError("no cluster is configured (CLOUDARB_DEPLOY_KUBECONFIG)")
+    with jc.ctx.db.session() as session:
+        dep = session.get(Deployment, jc.target_id)
+        if dep is None or dep.target != PROVIDER:
+            raise JobInputError(f"kubernetes deployment {jc.target_id} not found")
+        org, status, value = dep.organization_id, dep.status, dep.expires_at.strftime(EXPIRY_FORMAT)
+        targets = [r.provider_id for r in session.scalars(select(DeployInstance).where(
+            DeployInstance.deployment_id == dep.id, DeployInstance.state.in_(st.LIVE),
+            DeployInstance.provider_id.is_not(None)).order_by(DeployInstance.line_index, DeployInstance.replica))
+            if r.provider_id and r.provider_id.split("/", 1)[0] in ANNOTATED_KINDS]
+    if status in ("ending", "ended"):
+        jc.progress("done", percent=100, message=f"deployment {status}: no expiry to write")
+        return "finished"
+    prov = KubernetesProvisioner(provider_config(jc.ctx.settings, PROVIDER, ACCOUNT))
+    failed: list[tuple[str, str]] = []
+    transient = False
+    try:
+        for n, pid in enumerate(targets, start=1):
+            jc.check_canceled()
+            try:
+                found = prov.annotate(pid, {EXPIRES_ANNOTATION: value})
+            except ProvisionError as exc:
+                failed.append((pid, exc.message))
+                transient = transient or isinstance(exc, ProviderUnavailable)
+            else:
+                done = f"{EXPIRES_ANNOTATION}={value}" if found is not None else "gone (the reconciler ends its row)"
+                jc.progress("expiry", percent=100.0 * n / len(targets), provider_id=pid, message=f"{pid}: {done}")
+                continue
+            jc.progress("expiry", percent=100.0 * n / len(targets), provider_id=pid, reason=failed[-1][1],
+                        message=f"{pid}: not annotated: {failed[-1][1]}")
+    finally:
+        prov.close()
+    if not failed:
+        jc.progress("done", percent=100, message=f"{len(targets)} object(s) expire at {value}")
+        return "finished"
+    reason = f"{len(failed)} of {len(targets)} object(s) still announce an earlier expiry: {failed[0][1]}"
+    if transient and jc.job.attempts < jc.job.max_attempts:
+        raise TransientJobError(reason)
+    with jc.ctx.db.session() as session:
+        raise_alert(session, kind="expiry_sync", dedupe=f"expiry_sync:{jc.target_id}:{value}", organization_id=org,
+                    message=f"kubernetes deployment {jc.target_id} was extended to {value}, but {reason}",
+                    deployment_id=jc.target_id, expires_at=value, objects=[p for p, _ in failed],
+                    errors=[e for _, e in failed])
+    raise JobInputError(reason)

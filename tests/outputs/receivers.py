@@ -3,7 +3,9 @@
 ``Receiver`` is a webhook endpoint answering a scripted list of status codes (the last one repeats)
 and recording every request. ``FakeKubeAPI`` answers the documented Kubernetes API responses for
 the calls a Kubernetes deployment uses: server-side apply ``PATCH`` on Job, Deployment, PodDisruptionBudget and
-the Kueue custom resources (``201 Created`` with the object the first time and ``200 OK`` after), reads,
+the Kueue custom resources (``201 Created`` with the object the first time and ``200 OK`` after), JSON merge
+patches (RFC 7386, ``Content-Type: application/merge-patch+json``: ``200`` with the merged object, ``404`` when
+it does not exist; any other patch type ``415``), reads,
 foreground deletes and label-selected paged lists, ``401`` for a wrong bearer token, and ``404`` with a
 ``Status`` body for a resource the cluster does not serve or an object that does not exist.
 """
@@ -96,13 +98,15 @@ class FakeKubeAPI(_Server):
     absent), and list across namespaces (``GET /apis/<group>/<version>/<plural>`` with a
     ``labelSelector`` of ``key`` or ``key=value`` terms, paged by ``limit`` and ``continue``).
     ``fail_deletes`` answers the next n DELETEs with 500 (an API server in trouble); ``fail_patches_after``
-    answers one apply with 500 after storing its object."""
+    answers one apply with 500 after storing its object; ``fail_merges`` answers the next n merge patches
+    with 500 (without applying them)."""
 
     token: str = "test-token"
     served: set[str] = field(default_factory=lambda: {"jobs", "deployments", "poddisruptionbudgets",
                                                       "localqueues", "resourceflavors"})
     linger: int = 0
     fail_deletes: int = 0
+    fail_merges: int = 0
     fail_patches_after: int = -1
     """Answer the apply with this number (0 = the first) 500 *after* storing the object: an apply that
     happened, reported as failed (the outcome is unknown to the client)."""
@@ -179,6 +183,13 @@ class FakeKubeAPI(_Server):
                 return 200, self.objects[req.path]
             del self.objects[req.path]
             return 200, {"kind": "Status", "apiVersion": "v1", "status": "Success", "details": {"name": name}}
+        content_type = req.headers.get("content-type", "").split(";")[0].strip()
+        if content_type == "application/merge-patch+json":
+            return self._merge(req, resource, name)
+        if content_type != "application/apply-patch+yaml":
+            return self._status(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
+                                f"accepted media types include: application/apply-patch+yaml, "
+                                f"application/merge-patch+json (got {content_type!r})")
         obj = json.loads(req.body)
         created = req.path not in self.objects
         if created:
@@ -193,6 +204,15 @@ class FakeKubeAPI(_Server):
             return self._status(500, "InternalError", "etcdserver: leader changed")
         return (201 if created else 200), stored
 
+    def _merge(self, req: Request, resource: str, name: str) -> tuple[int, Any]:
+        if self.fail_merges > 0:
+            self.fail_merges -= 1
+            return self._status(500, "InternalError", "etcdserver: request timed out")
+        if req.path not in self.objects:  # an object being deleted can still be patched
+            return self._status(404, "NotFound", f'{resource} "{name}" not found')
+        self.objects[req.path] = merged(self.objects[req.path], json.loads(req.body))
+        return 200, self.objects[req.path]
+
     def __enter__(self) -> FakeKubeAPI:
         super().__enter__()
         return self
@@ -204,3 +224,16 @@ class FakeKubeAPI(_Server):
             "users": [{"name": "test", "user": {"token": self.token}}],
             "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
         })
+
+
+def merged(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch: objects merge key by key, ``null`` removes a key, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merged(out.get(key), value)
+    return out

@@ -62,6 +62,13 @@ def test_deploy_via_terraform_and_kubernetes_from_the_cli(tmp_path: Path, seeded
         assert listed.returncode == 0 and "terraform" in listed.stdout and "kubernetes" in listed.stdout
         shown = run("deployments", "show", tf["id"])
         assert shown.returncode == 0 and "192.0.2.10" in shown.stdout and "exit 0" in shown.stdout
+        longer = run("deployments", "extend", k8s["id"], "--by", "2h", "--json")
+        assert longer.returncode == 0, longer.stderr
+        expires = json.loads(longer.stdout)["expires_at"]
+        assert expires > k8s["expires_at"] and "expiry" in longer.stderr  # the job's steps, followed live
+        notes = [o["metadata"]["annotations"]["cloudarb.io/expires-at"] for o in api.objects.values()
+                 if o["kind"] in ("Job", "Deployment")]
+        assert notes and all(n == expires[:19] + "Z" for n in notes), (notes, expires)
         for dep in (tf, k8s):
             done = run("deployments", "done", dep["id"], "--json")
             assert done.returncode == 0, done.stderr

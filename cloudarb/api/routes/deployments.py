@@ -25,7 +25,8 @@ from cloudarb.api.deps import (
 from cloudarb.context import Context
 from cloudarb.db.models_deploy import Deployment
 from cloudarb.db.types import utcnow
-from cloudarb.deploy import lifetime, stopstart
+from cloudarb.deploy import extend as extension
+from cloudarb.deploy import stopstart
 from cloudarb.deploy.stopstart import StopStartAccepted, StopStartRequest
 from cloudarb.deploy.submit import Accepted, DeployOrder, submit_deployment, submit_teardown
 from cloudarb.deploy.views import (
@@ -39,7 +40,6 @@ from cloudarb.deploy.views import (
 )
 from cloudarb.errors import NotFound
 from cloudarb.jobs.follow import follow_job
-from cloudarb.storage import audit
 
 router = APIRouter(tags=["deployments"])
 IdPath = Annotated[str, Path(min_length=1, max_length=64)]
@@ -112,16 +112,16 @@ def get_deployment(deployment_id: IdPath, principal: Viewer, session: SessionDep
 
 
 @router.post("/deployments/{deployment_id}/extend", operation_id="extend_deployment", response_model=DeploymentOut)
-def extend_deployment(deployment_id: IdPath, body: ExtendRequest, principal: Editor,
+def extend_deployment(deployment_id: IdPath, body: ExtendRequest, principal: Editor, ctx: CtxDep,
                       session: SessionDep) -> DeploymentOut:
-    """Move the expiry by ``hours``; refused (409) past the deployment's maximum lifetime."""
+    """Move the expiry by ``hours``; refused (409) past the deployment's maximum lifetime. A Kubernetes
+    deployment's objects get the new ``cloudarb.io/expires-at`` from a job (its steps on the
+    deployment's stream; a failure is an alert and leaves the extension in place)."""
     dep = owned(session, principal, deployment_id)
-    now = utcnow()
-    lifetime.extend(session, dep, by_s=body.hours * 3600, now=now)
-    audit.record(session, organization_id=dep.organization_id, actor=principal.actor, action="deployment.extend",
-                 resource_type="deployment", resource_id=dep.id, detail={"hours": body.hours})
-    session.flush()
-    return to_out(session, dep, now)
+    extension.extend(ctx, organization_id=dep.organization_id, deployment_id=dep.id, by_s=body.hours * 3600,
+                     actor=principal.actor)
+    session.refresh(dep)
+    return to_out(session, dep, utcnow())
 
 
 def _stop_start(ctx: Context, session: Session, principal: Principal, deployment_id: str, action: str,

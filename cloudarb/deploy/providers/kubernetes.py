@@ -12,7 +12,10 @@ like any provider's instances through this module:
   ``deletionTimestamp``) until its pods are gone, so the 404 of a later ``GET`` is proof that nothing
   of it runs any more; a 404 to the ``DELETE`` itself is "already gone";
 - ``get`` answers None only on a 404; an object being deleted is ``terminating``; a finished Job is
-  ``stopped`` (its pods ended; the object remains until deleted).
+  ``stopped`` (its pods ended; the object remains until deleted);
+- ``annotate`` is a JSON merge patch of ``metadata.annotations`` (``Content-Type:
+  application/merge-patch+json``): it changes only the annotations it names and, unlike an apply, never
+  creates an object (None on the 404 of a gone one). Extending a deployment writes its new expiry this way.
 
 Creation goes through the apply job (server-side apply of the rendered manifest), never ``create``.
 The provider id is ``<Kind>/<namespace>/<name>``. Nothing is billed by the cluster to CloudArb: rows
@@ -46,6 +49,8 @@ from cloudarb.deploy.providers.base import (
 
 PROVIDER = "kubernetes"
 KEY_LABEL = "cloudarb.io/key"
+EXPIRES_ANNOTATION = "cloudarb.io/expires-at"
+MERGE_PATCH = "application/merge-patch+json"
 PAGE = 250
 TIMEOUT_S = 30.0
 CAPABILITIES = Capabilities(
@@ -161,14 +166,18 @@ class KubernetesProvisioner:
         self._page = page
 
     def _call(self, method: str, path: str, what: str, query: list[tuple[str, str]] | None = None, *,
-              gone_ok: bool = False) -> Any:
-        """One REST call; with ``gone_ok`` a 404 answers None (the object does not exist)."""
+              gone_ok: bool = False, body: dict[str, Any] | None = None) -> Any:
+        """One REST call; with ``gone_ok`` a 404 answers None (the object does not exist). A ``body`` is
+        sent as a JSON merge patch (the only call here that sends one)."""
         if self._api is None:
             self._api = self._client()
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = MERGE_PATCH
         try:
-            response = self._api.call_api(path, method, query_params=query or [], header_params={
-                "Accept": "application/json"}, auth_settings=["BearerToken"], _preload_content=False,
-                _return_http_data_only=True, _request_timeout=TIMEOUT_S)
+            response = self._api.call_api(path, method, query_params=query or [], header_params=headers,
+                                          body=body, auth_settings=["BearerToken"], _preload_content=False,
+                                          _return_http_data_only=True, _request_timeout=TIMEOUT_S)
         except ApiException as exc:
             if gone_ok and exc.status == 404:
                 return None
@@ -222,6 +231,17 @@ class KubernetesProvisioner:
         kind, namespace, name = parse_provider_id(provider_id)
         self._call("DELETE", kind.path(namespace, name), f"delete {provider_id}",
                    [("propagationPolicy", "Foreground")], gone_ok=True)
+
+    def annotate(self, provider_id: str, annotations: dict[str, str]) -> dict[str, str] | None:
+        """Set these annotations on the object (a merge patch; others are left alone); returns the
+        annotations the API server answers with, or None when the object is gone (404)."""
+        kind, namespace, name = parse_provider_id(provider_id)
+        obj = self._call("PATCH", kind.path(namespace, name), f"annotate {provider_id}", gone_ok=True,
+                         body={"metadata": {"annotations": annotations}})
+        if obj is None:
+            return None
+        found: dict[str, str] = (obj.get("metadata") or {}).get("annotations") or {}
+        return found
 
     def stop(self, provider_id: str) -> None:
         raise Unsupported("Kubernetes objects cannot be stopped; delete them", provider=PROVIDER)

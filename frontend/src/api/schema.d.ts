@@ -321,7 +321,9 @@ export interface paths {
         put?: never;
         /**
          * Extend Deployment
-         * @description Move the expiry by ``hours``; refused (409) past the deployment's maximum lifetime.
+         * @description Move the expiry by ``hours``; refused (409) past the deployment's maximum lifetime. A Kubernetes
+         *     deployment's objects get the new ``cloudarb.io/expires-at`` from a job (its steps on the
+         *     deployment's stream; a failure is an alert and leaves the extension in place).
          */
         post: operations["extend_deployment"];
         delete?: never;
