@@ -82,6 +82,24 @@ def _step(event: dict[str, Any]) -> None:
     err_console.print(f"  {phase:<14} {' '.join(bits)} {message}".rstrip(), highlight=False)
 
 
+def _follow_remote(server: str, api_key: str | None, answer: dict[str, Any], deployment_id: str, *, watch: bool,
+                   as_json: bool, summary: str, shown: dict[str, Any] | None = None) -> None:
+    """After a remote command queued a deployment job: follow it and show the deployment (--watch), print
+    the answer (--json; ``shown`` when part of it must not be printed) or one summary line."""
+    if watch:
+        from cloudarb.cli.remote import Client, RemoteError
+
+        try:
+            Client(server, api_key=api_key).ws_events(answer["job_id"], _step)
+        except RemoteError as exc:
+            raise fail(str(exc)) from exc
+        _show(_remote(server, api_key, "GET", f"/deployments/{deployment_id}"), as_json)
+    elif as_json:
+        console.print_json(json.dumps(answer if shown is None else shown))
+    else:
+        console.print(summary, highlight=False)
+
+
 def _save_key(deployment_id: str, private_key: str | None, key_file: Path | None) -> Path | None:
     if not private_key:
         return None
@@ -210,19 +228,10 @@ def deploy(
         saved = _save_key(accepted["id"], accepted.get("private_key"), key_file)
         if saved:
             err_console.print(f"private key saved to {saved} (shown once)", highlight=False)
-        if watch:
-            from cloudarb.cli.remote import Client, RemoteError
-
-            try:
-                Client(server, api_key=api_key).ws_events(accepted["job_id"], _step)
-            except RemoteError as exc:
-                raise fail(str(exc)) from exc
-            _show(_remote(server, api_key, "GET", f"/deployments/{accepted['id']}"), as_json)
-        elif as_json:
-            console.print_json(json.dumps({k: v for k, v in accepted.items() if k != "private_key"}))
-        else:
-            console.print(f"deployment {accepted['id']} queued (job {accepted['job_id']}); "
-                          f"follow: cloudarb deployments show {accepted['id']}", highlight=False)
+        _follow_remote(server, api_key, accepted, accepted["id"], watch=watch, as_json=as_json,
+                       summary=f"deployment {accepted['id']} queued (job {accepted['job_id']}); "
+                               f"follow: cloudarb deployments show {accepted['id']}",
+                       shown={k: v for k, v in accepted.items() if k != "private_key"})
         return
     _deploy_local(optimization_id, body, key_file, as_json)
 
@@ -245,19 +254,9 @@ def _deploy_via(via: str, optimization_id: str, *, lines: list[int] | None, life
     if server:
         accepted = _remote(server, api_key, "POST", path, json=body)
         dep_id = accepted.get("deployment_id") or accepted["id"]
-        if watch:
-            from cloudarb.cli.remote import Client, RemoteError
-
-            try:
-                Client(server, api_key=api_key).ws_events(accepted["job_id"], _step)
-            except RemoteError as exc:
-                raise fail(str(exc)) from exc
-            _show(_remote(server, api_key, "GET", f"/deployments/{dep_id}"), as_json)
-        elif as_json:
-            console.print_json(json.dumps(accepted))
-        else:
-            console.print(f"deployment {dep_id} ({via}) queued (job {accepted['job_id']}); "
-                          f"follow: cloudarb deployments show {dep_id}", highlight=False)
+        _follow_remote(server, api_key, accepted, dep_id, watch=watch, as_json=as_json,
+                       summary=f"deployment {dep_id} ({via}) queued (job {accepted['job_id']}); "
+                               f"follow: cloudarb deployments show {dep_id}")
         return
     from cloudarb.cli.local import local_org, relay
 
@@ -383,16 +382,8 @@ def _teardown(deployment_id: str, reason: str, server: str | None, api_key: str 
     if server:
         path = f"/deployments/{deployment_id}" + ("/done" if reason == "done" else "")
         answer = _remote(server, api_key, "POST" if reason == "done" else "DELETE", path)
-        if watch:
-            from cloudarb.cli.remote import Client, RemoteError
-
-            try:
-                Client(server, api_key=api_key).ws_events(answer["job_id"], _step)
-            except RemoteError as exc:
-                raise fail(str(exc)) from exc
-            _show(_remote(server, api_key, "GET", f"/deployments/{deployment_id}"), as_json)
-        else:
-            console.print(f"deployment {deployment_id} ending (job {answer['job_id']})", highlight=False)
+        _follow_remote(server, api_key, answer, deployment_id, watch=watch, as_json=as_json,
+                       summary=f"deployment {deployment_id} ending (job {answer['job_id']})")
         return
     from cloudarb.cli.local import local_org, relay
     from cloudarb.db.models_deploy import Deployment
@@ -424,19 +415,9 @@ def _stop_start(action: str, deployment_id: str, instances: str | None, lines: s
     body = {"instances": chosen, "lines": on_lines}
     if server:
         answer = _remote(server, api_key, "POST", f"/deployments/{deployment_id}/{action}", json=body)
-        if watch:
-            from cloudarb.cli.remote import Client, RemoteError
-
-            try:
-                Client(server, api_key=api_key).ws_events(answer["job_id"], _step)
-            except RemoteError as exc:
-                raise fail(str(exc)) from exc
-            _show(_remote(server, api_key, "GET", f"/deployments/{deployment_id}"), as_json)
-        elif as_json:
-            console.print_json(json.dumps(answer))
-        else:
-            console.print(f"deployment {deployment_id}: {action} {len(answer['instances'])} instance(s) "
-                          f"(job {answer['job_id']})", highlight=False)
+        _follow_remote(server, api_key, answer, deployment_id, watch=watch, as_json=as_json,
+                       summary=f"deployment {deployment_id}: {action} {len(answer['instances'])} instance(s) "
+                               f"(job {answer['job_id']})")
         return
     from cloudarb.cli.local import local_org, relay
     from cloudarb.db.models_deploy import Deployment

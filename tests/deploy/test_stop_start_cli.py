@@ -5,41 +5,20 @@ Lambda-like refusal is covered in test_stop_start_api."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import boto3
 import pytest
 
+from tests.deploy.cli_support import aws_cli, optimize_on_aws
 from tests.deploy.fakes.moto import MotoServer, moto_server  # noqa: F401
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow
 def test_stop_and_start_an_ec2_deployment_from_the_cli(tmp_path: Path, seeded_template: Path,
                                                        moto_server: MotoServer) -> None:  # noqa: F811
-    moto_server.reset()
-    shutil.copy(seeded_template, tmp_path / "cloudarb.db")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLOUDARB_", "AWS_"))}
-    env.update(CLOUDARB_DATA_DIR=str(tmp_path), CLOUDARB_DATABASE_URL=f"sqlite:///{tmp_path / 'cloudarb.db'}",
-               CLOUDARB_DEPLOY_REACHABILITY_CHECK="false", CLOUDARB_AWS_AMI="ami-0a1b2c3d4e5f60718",
-               AWS_ENDPOINT_URL_EC2=moto_server.url, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-               AWS_DEFAULT_REGION="us-east-1", PYTHONPATH=str(ROOT), COLUMNS="200", HOME=str(tmp_path))
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "cloudarb", *args], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=240)
-
-    request = {"workloads": [{"id": "serve", "gpus_min": 1, "min_vram_gb": 16, "workload_type": "inference"}],
-               "offers": {"providers": ["aws"], "include_spot": False}}
-    (tmp_path / "req.json").write_text(json.dumps(request))
-    r = run("optimize", str(tmp_path / "req.json"), "--json")
-    assert r.returncode == 0, r.stderr
-    r = run("deploy", json.loads(r.stdout)["optimization"]["id"], "--lifetime", "2h", "--json")
+    run = aws_cli(tmp_path, seeded_template, moto_server)
+    r = run("deploy", optimize_on_aws(run, tmp_path), "--lifetime", "2h", "--json")
     assert r.returncode == 0, r.stderr
     dep = json.loads(r.stdout)
     [inst] = dep["instances"]
