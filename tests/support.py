@@ -130,6 +130,19 @@ def broken(jc: JobContext) -> str:
     raise ValueError("simulated bug")
 
 
+class JobTimeoutException(Exception):  # named as RQ names its signal-raised timeout
+    """Stands for RQ's job timeout, which its work horse raises by a signal wherever the body is."""
+
+
+def timeout_mid_query(jc: JobContext) -> str:
+    """RQ's timeout landing inside a database call: the clean-up fails too, and its error propagates
+    with the timeout as its context (psycopg: "can't change 'autocommit' now")."""
+    try:
+        raise JobTimeoutException("Task exceeded maximum timeout value (2 seconds)")
+    except JobTimeoutException:
+        raise RuntimeError("can't change 'autocommit' now: connection in transaction status ACTIVE")  # noqa: B904
+
+
 def stall_first(jc: JobContext) -> str:
     """Hangs (with a heartbeat) on its first attempt, so a test can kill its worker; later attempts finish."""
     if jc.job.attempts < 2:

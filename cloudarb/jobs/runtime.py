@@ -184,7 +184,22 @@ def _run_body(jc: JobContext) -> tuple[str, str]:
         return "retry", f"{type(exc).__name__}: {exc}"
     except Exception as exc:
         log.exception("job failed", extra={"job_id": jc.job_id})
-        return "failed", f"{type(exc).__name__}: {exc}"
+        cause = _timeout_in(exc) or exc
+        return "failed", f"{type(cause).__name__}: {cause}"
+
+
+def _timeout_in(exc: BaseException) -> BaseException | None:
+    """The timeout behind ``exc``, if any. RQ's job timeout is raised by a signal wherever the body is;
+    landing inside a database call it leaves the connection mid-query, and the clean-up's own error (e.g.
+    psycopg's "can't change 'autocommit' now") is what propagates, with the timeout as its context."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return None
+        if isinstance(seen, JobTimedOut) or type(seen).__name__ == "JobTimeoutException":
+            return seen
+        seen = seen.__context__
+    return None
 
 
 def backoff_seconds(attempt: int) -> float:

@@ -99,6 +99,12 @@ def test_job_timeout_fails_the_job(ctx: Context, tenant: Tenant) -> None:
     assert "timeout" in (row.error or "") and row.attempts == 1
 
 
+def test_a_timeout_that_lands_mid_query_is_reported_as_the_timeout(ctx: Context, tenant: Tenant) -> None:
+    job_id = make_job(ctx, tenant, "tests.support.timeout_mid_query")
+    row = wait_for(lambda: (r := job(ctx, job_id)).status == "failed" and r, timeout=20)
+    assert row.error is not None and row.error.startswith("JobTimeoutException: Task exceeded") and row.attempts == 1
+
+
 def test_job_kinds_load_no_feature_they_do_not_run() -> None:
     """Building the job-kind registry (every process, every embedded CLI command) imports neither the
     deploy and hooks features (Kubernetes renderers, PyYAML) nor, on the CLI's path, the credential
