@@ -52,7 +52,8 @@ const COLUMNS: Column[] = [
 function useGpuNames(): string[] {
   const { api } = useServices();
   const gpus = useAsync(async () => unwrap(await api.GET("/gpus", { params: { query: { all: false } } })), []);
-  return (gpus.data?.items ?? []).map((g) => g.name).sort();
+  // One option per name: a list with a missing or repeated name would give React duplicate keys.
+  return [...new Set((gpus.data?.items ?? []).map((g) => g.name).filter((n): n is string => Boolean(n)))].sort();
 }
 
 function FilterForm({ initial, onApply }: { initial: OfferFilters; onApply: (f: OfferFilters) => void }) {
