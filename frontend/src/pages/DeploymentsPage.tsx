@@ -195,7 +195,9 @@ function Attempts({ deployment }: { deployment: Deployment }) {
   if (deployment.attempts.length === 0) return null;
   return (
     <details open={deployment.attempts.some((a) => a.outcome !== "ok" && a.outcome !== "created")}>
-      <summary>{deployment.attempts.length} provider attempts</summary>
+      <summary>
+        {deployment.attempts.length} provider attempt{deployment.attempts.length === 1 ? "" : "s"}
+      </summary>
       <div className="scroll">
         <table className="data compact" aria-label="attempts">
           <thead>
@@ -314,7 +316,10 @@ export function DeploymentDetailPage({ id }: { id: string }) {
           {live && <ProgressPanel state={progress} />}
           {!CLOSED.has(dep.status) && (
             <div className="button-row" aria-label="deployment actions">
-              <input type="number" min="0.25" step="0.25" value={hours} onChange={(e) => setHours(e.target.value)} aria-label="hours to extend" />
+              <label className="check">
+                <input type="number" min="0.25" step="0.25" value={hours} onChange={(e) => setHours(e.target.value)} aria-label="hours to extend" />{" "}
+                h
+              </label>
               <button type="button" className="secondary" onClick={() => void act(async () =>
                 unwrap(await api.POST("/deployments/{deployment_id}/extend", { params: { path }, body: { hours: Number(hours) } })))}>
                 Extend
