@@ -9,6 +9,14 @@ export function money(value: number | null | undefined, precise = false): string
   return (precise && Math.abs(value) < 1 ? usd4 : usd2).format(value);
 }
 
+/** A dollar axis tick: as many decimals as the tick's size needs, so sub-dollar axes do not read "$0" at
+ * every tick ($1,250 / $12.5 / $0.37 / $0.0925). */
+export function dollarTick(value: number): string {
+  const size = Math.abs(value);
+  const digits = size === 0 || size >= 100 ? 0 : size >= 1 ? 1 : size >= 0.1 ? 2 : 4;
+  return `$${value.toLocaleString("en-US", { maximumFractionDigits: digits })}`;
+}
+
 export function pct(value: number | null | undefined, digits = 1): string {
   if (value === null || value === undefined || Number.isNaN(value)) return "—";
   return `${value.toFixed(digits)}%`;

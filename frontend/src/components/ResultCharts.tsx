@@ -5,7 +5,7 @@ import {
 } from "recharts";
 import type { Allocation, OptimizationResult } from "../api/types";
 import { colorAt } from "../charts/theme";
-import { money, num, pct } from "../format";
+import { dollarTick, money, num, pct } from "../format";
 
 export const BASELINE_LABELS: Record<string, string> = {
   single_provider_on_demand: "Cheapest single provider, on-demand",
@@ -34,7 +34,7 @@ export function SavingsChart({ result }: { result: OptimizationResult }) {
         <ResponsiveContainer width="100%" height="100%">
           <BarChart data={rows} layout="vertical" margin={{ top: 4, right: 70, bottom: 4, left: 8 }}>
             <CartesianGrid strokeDasharray="3 3" stroke="#e3e6ec" />
-            <XAxis type="number" tickFormatter={(v: number) => `$${num(v, 0)}`} />
+            <XAxis type="number" tickFormatter={dollarTick} />
             <YAxis type="category" dataKey="name" width={150} fontSize={11} />
             <Tooltip formatter={(v) => `${money(Number(v))}/hour`} />
             <Bar dataKey="cost" name="$/hour" isAnimationActive={false}>
@@ -83,7 +83,7 @@ export function AllocationChart({ lines }: { lines: Allocation[] }) {
           <BarChart data={rows} margin={{ top: 4, right: 12, bottom: 4, left: 4 }}>
             <CartesianGrid strokeDasharray="3 3" stroke="#e3e6ec" />
             <XAxis dataKey="name" fontSize={11} />
-            <YAxis yAxisId="cost" tickFormatter={(v: number) => `$${num(v, 0)}`} width={52} />
+            <YAxis yAxisId="cost" tickFormatter={dollarTick} width={52} />
             <YAxis yAxisId="gpus" orientation="right" width={36} allowDecimals={false} />
             <Tooltip formatter={(v, n) => (n === "$/hour" ? money(Number(v)) : String(v))} />
             <Legend wrapperStyle={{ fontSize: 12 }} />

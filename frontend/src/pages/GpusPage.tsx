@@ -4,7 +4,7 @@ import { unwrap } from "../api/errors";
 import type { components } from "../api/schema";
 import { colorAt } from "../charts/theme";
 import { ErrorBanner } from "../components/common";
-import { money, num } from "../format";
+import { dollarTick, money, num } from "../format";
 import { useAsync } from "../hooks/useAsync";
 import { href, useQueryParams } from "../router";
 import { useServices } from "../services";
@@ -44,7 +44,7 @@ export function GpusPage() {
               <BarChart data={bars} margin={{ top: 8, right: 12, bottom: 60, left: 4 }}>
                 <CartesianGrid strokeDasharray="3 3" stroke="#e3e6ec" />
                 <XAxis dataKey="name" angle={-40} textAnchor="end" interval={0} fontSize={11} />
-                <YAxis tickFormatter={(v: number) => `$${v}`} width={48} />
+                <YAxis tickFormatter={dollarTick} width={48} />
                 <Tooltip formatter={(v) => money(Number(v), true)} />
                 <Legend verticalAlign="top" wrapperStyle={{ fontSize: 12 }} />
                 <Bar dataKey="on_demand" name="on-demand" fill={colorAt(0)} isAnimationActive={false} />

@@ -7,7 +7,7 @@ import { messageOf, unwrap } from "../api/errors";
 import type { OptimizeRequest, Policy, PolicyIn, PolicyPatch, PolicyRun } from "../api/types";
 import { ErrorBanner } from "../components/common";
 import { loadDraft } from "../draft";
-import { dateTime, money, pct } from "../format";
+import { dateTime, dollarTick, money, pct } from "../format";
 import { useAsync } from "../hooks/useAsync";
 import { href, navigate } from "../router";
 import { useServices } from "../services";
@@ -82,7 +82,7 @@ function RunsChart({ runs }: { runs: PolicyRun[] }) {
         <LineChart data={rows} margin={{ top: 6, right: 12, bottom: 4, left: 4 }}>
           <CartesianGrid strokeDasharray="3 3" stroke="#e3e6ec" />
           <XAxis dataKey="t" type="number" scale="time" domain={["dataMin", "dataMax"]} tickFormatter={shortTime} fontSize={11} />
-          <YAxis yAxisId="cost" tickFormatter={(v: number) => `$${v.toFixed(0)}`} width={52} />
+          <YAxis yAxisId="cost" tickFormatter={dollarTick} width={52} />
           <YAxis yAxisId="pct" orientation="right" tickFormatter={(v: number) => `${v.toFixed(0)}%`} width={44} />
           <Tooltip labelFormatter={(t) => new Date(Number(t)).toLocaleString()} />
           <Legend wrapperStyle={{ fontSize: 12 }} />

@@ -11,7 +11,7 @@ import { unwrap } from "../api/errors";
 import { cumulativeSpend, monthDays } from "../charts/spend";
 import { colorAt, shortTime } from "../charts/theme";
 import { ErrorBanner } from "../components/common";
-import { dateTime, money, pct } from "../format";
+import { dateTime, dollarTick, money, pct } from "../format";
 import { useAsync } from "../hooks/useAsync";
 import { useQueryParams } from "../router";
 import { useServices } from "../services";
@@ -63,7 +63,7 @@ function MonthChart({ limit }: { limit: number | null }) {
             <ComposedChart data={spend.data} margin={{ top: 8, right: 16, bottom: 4, left: 4 }}>
               <CartesianGrid strokeDasharray="3 3" stroke="#e3e6ec" />
               <XAxis dataKey="t" type="number" scale="time" domain={["dataMin", "dataMax"]} tickFormatter={shortTime} fontSize={11} />
-              <YAxis tickFormatter={(v: number) => `$${Math.round(v)}`} width={56} />
+              <YAxis tickFormatter={dollarTick} width={56} />
               <Tooltip labelFormatter={(t) => new Date(Number(t)).toLocaleDateString()} formatter={(v) => money(Number(v))} />
               <Legend wrapperStyle={{ fontSize: 12 }} />
               <Bar dataKey="day" name="spent that day" fill={colorAt(4)} isAnimationActive={false} />
@@ -103,7 +103,7 @@ function Breakdown() {
             <BarChart data={rows} margin={{ top: 4, right: 12, bottom: 4, left: 4 }}>
               <CartesianGrid strokeDasharray="3 3" stroke="#e3e6ec" />
               <XAxis dataKey="key" fontSize={11} />
-              <YAxis tickFormatter={(v: number) => `$${Math.round(v)}`} width={52} />
+              <YAxis tickFormatter={dollarTick} width={52} />
               <Tooltip formatter={(v) => money(Number(v))} />
               <Bar dataKey="amount" name="USD" fill={colorAt(0)} isAnimationActive={false} />
             </BarChart>
