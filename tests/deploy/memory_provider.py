@@ -193,7 +193,7 @@ class MemoryProvider:
 
     def _stop_start(self, provider_id: str, *, stopped: bool) -> None:
         if not self.capabilities.stop_start:
-            raise NotImplementedError  # the core must refuse before asking
+            raise AssertionError("stop/start asked of a provider that cannot: the core must refuse first")
         with self._lock:
             self.calls.append(f"{'stop' if stopped else 'start'} {provider_id}")
             held = self.ever.get(provider_id)

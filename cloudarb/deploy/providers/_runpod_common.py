@@ -5,6 +5,7 @@ ports of a create, and the calls both versions make alike (``PodsBase``)."""
 from __future__ import annotations
 
 import functools
+from abc import ABC, abstractmethod
 from typing import Any
 
 import httpx
@@ -125,18 +126,20 @@ def launch_parts(spec: LaunchSpec, *, spot: bool = True) -> tuple[str, str, list
     return gpu_id, cloud, ports, env
 
 
-class PodsBase:
+class PodsBase(ABC):
     """The pod calls both API versions make alike (create's POST, find by name, get, list, delete);
     a version gives its ``_pods`` listing and its ``_instance`` reading of a pod."""
 
     _rest: RestClient
 
     @staticmethod
+    @abstractmethod
     def _instance(pod: dict[str, Any]) -> RemoteInstance:
-        raise NotImplementedError
+        """One pod of the version's answers as a RemoteInstance."""
 
+    @abstractmethod
     def _pods(self, name: str | None) -> list[RemoteInstance]:
-        raise NotImplementedError
+        """The account's pods (named ``name`` when given), read the version's way."""
 
     def _post_pod(self, body: dict[str, Any]) -> RemoteInstance:
         response = self._rest.request("POST", "/pods", json_body=body, creates=True, accept=(200, 201))
