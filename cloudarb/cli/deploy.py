@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -385,9 +386,16 @@ def _teardown(deployment_id: str, reason: str, server: str | None, api_key: str 
         _follow_remote(server, api_key, answer, deployment_id, watch=watch, as_json=as_json,
                        summary=f"deployment {deployment_id} ending (job {answer['job_id']})")
         return
+    from cloudarb.deploy.submit import submit_teardown
+
+    _local_job(deployment_id, as_json, lambda ctx, dep: submit_teardown(ctx, dep, actor="cli", reason=reason))
+
+
+def _local_job(deployment_id: str, as_json: bool, submit: Callable[[Any, Any], str]) -> None:
+    """Embedded: submit a job on one of the local organization's deployments (``submit(ctx, deployment)``
+    returns its id), follow it live, then show the deployment."""
     from cloudarb.cli.local import local_org, relay
     from cloudarb.db.models_deploy import Deployment
-    from cloudarb.deploy.submit import submit_teardown
     from cloudarb.errors import NotFound
 
     ctx = _context()
@@ -397,8 +405,7 @@ def _teardown(deployment_id: str, reason: str, server: str | None, api_key: str 
             dep = session.get(Deployment, deployment_id)
             if dep is None or dep.organization_id != org:
                 raise NotFound(f"deployment {deployment_id} not found")
-        job_id = submit_teardown(ctx, dep, actor="cli", reason=reason)
-        relay(ctx, job_id, _step)
+        relay(ctx, submit(ctx, dep), _step)
         _show(_local_show(ctx, org, deployment_id), as_json)
     finally:
         ctx.close()
@@ -419,23 +426,10 @@ def _stop_start(action: str, deployment_id: str, instances: str | None, lines: s
                        summary=f"deployment {deployment_id}: {action} {len(answer['instances'])} instance(s) "
                                f"(job {answer['job_id']})")
         return
-    from cloudarb.cli.local import local_org, relay
-    from cloudarb.db.models_deploy import Deployment
     from cloudarb.deploy import stopstart
-    from cloudarb.errors import NotFound
 
-    ctx = _context()
-    try:
-        org = local_org(ctx)
-        with ctx.db.session() as session:
-            dep = session.get(Deployment, deployment_id)
-            if dep is None or dep.organization_id != org:
-                raise NotFound(f"deployment {deployment_id} not found")
-        job_id, _ = stopstart.submit(ctx, dep, action=action, actor="cli", instances=chosen, lines=on_lines)
-        relay(ctx, job_id, _step)
-        _show(_local_show(ctx, org, deployment_id), as_json)
-    finally:
-        ctx.close()
+    _local_job(deployment_id, as_json, lambda ctx, dep: stopstart.submit(
+        ctx, dep, action=action, actor="cli", instances=chosen, lines=on_lines)[0])
 
 
 @deployments_app.command("stop")
