@@ -52,12 +52,10 @@ def _settled(client: TestClient, tenant: Tenant, dep_id: str, statuses: tuple[st
     return wait_for(done, timeout=8)  # type: ignore[no-any-return]  # a locked write alone waits 10 s
 
 
-@pytest.mark.parametrize("ctx", [FAST], indirect=True)
-def test_embedded_deploy_through_boot_and_done_never_locks_sqlite(
-        client: TestClient, ctx: Context, tenant: Tenant, booting: MemoryProvider,
-        caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING)
-    with ctx.db.session() as session:  # an offer the fake's catalog has
+def _deploy_then_done(client: TestClient, ctx: Context, tenant: Tenant) -> dict[str, Any]:
+    """Deploy the cheapest offer the Lambda fake's catalog has, wait for it to run, mark it done and
+    wait for the end; the ended deployment, its one instance terminated."""
+    with ctx.db.session() as session:
         offer = session.scalars(select(Offer.offer_key).where(
             Offer.provider == "lambda", Offer.instance_type.in_(list(INSTANCE_TYPES)), Offer.region.in_(REGIONS))
             .order_by(Offer.price_per_hour)).first()
@@ -69,6 +67,15 @@ def test_embedded_deploy_through_boot_and_done_never_locks_sqlite(
     assert client.post(f"/deployments/{dep['id']}/done", headers=tenant.headers()).status_code == 202
     ended = _settled(client, tenant, dep["id"], ("ended",))
     assert [i["state"] for i in ended["instances"]] == ["terminated"]
+    return ended
+
+
+@pytest.mark.parametrize("ctx", [FAST], indirect=True)
+def test_embedded_deploy_through_boot_and_done_never_locks_sqlite(
+        client: TestClient, ctx: Context, tenant: Tenant, booting: MemoryProvider,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING)
+    _deploy_then_done(client, ctx, tenant)
     assert booting.live() == []
     locked = [rec.getMessage() for rec in caplog.records if "locked" in rec.getMessage()
               or (rec.exc_text and "locked" in rec.exc_text)]
@@ -110,18 +117,7 @@ def test_embedded_deploy_and_done_against_the_lambda_fake_never_locks_sqlite(
         client: TestClient, ctx: Context, tenant: Tenant, lambda_http: FakeServer,
         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
-    with ctx.db.session() as session:  # an offer the fake's catalog has
-        offer = session.scalars(select(Offer.offer_key).where(
-            Offer.provider == "lambda", Offer.instance_type.in_(list(INSTANCE_TYPES)), Offer.region.in_(REGIONS))
-            .order_by(Offer.price_per_hour)).first()
-    assert offer is not None
-    r = client.post(f"/offers/{offer}/deploy", json={"lifetime_hours": 1}, headers=tenant.headers())
-    assert r.status_code == 202, r.text
-    dep = _settled(client, tenant, r.json()["id"], ("running", "partial", "failed"))
-    assert dep["status"] == "running", (dep["attempts"], [i["last_error"] for i in dep["instances"]])
-    assert client.post(f"/deployments/{dep['id']}/done", headers=tenant.headers()).status_code == 202
-    ended = _settled(client, tenant, dep["id"], ("ended",))
-    assert [i["state"] for i in ended["instances"]] == ["terminated"]
+    ended = _deploy_then_done(client, ctx, tenant)
     assert [i for i in lambda_http.instances() if i["status"] != "terminated"] == []
     assert not [rec for rec in caplog.records if "locked" in rec.getMessage() or "locked" in (rec.exc_text or "")]
     costs = client.get("/costs", headers=tenant.headers()).json()
