@@ -42,9 +42,7 @@ grace; its GPUs stay its own (the agent is the only one starting containers on t
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -64,13 +62,10 @@ from cloudarb.agent.engines.base import (
     PortRequest,
 )
 from cloudarb.agent.health import HealthTracker, ProbeResult, probe
+from cloudarb.agent.labels import container_name, expiry_label, gpu_label, health_label, placement_labels
 from cloudarb.agent.protocol import (
     GPU_ENV,
     LABEL_COMMAND,
-    LABEL_DEPLOYMENT,
-    LABEL_EXPIRES,
-    LABEL_GPUS,
-    LABEL_HEALTH,
     LABEL_INSTANCE_KEY,
     LABEL_MANAGED,
     LABEL_NODE,
@@ -92,7 +87,6 @@ log = logging.getLogger("cloudarb.agent")
 
 HOLDING_STATES = frozenset({"running", "created", "paused", "restarting"})
 """Container states that hold their GPUs (an exited container gives them back until started again)."""
-_NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
 
 
 class AgentError(RuntimeError):
@@ -120,35 +114,6 @@ class AgentConfig:
     """How long past its expiry a container may still run before the agent stops it itself."""
     health_host: str = "127.0.0.1"
     """Where health probes connect to the containers' published ports (this host)."""
-
-
-def container_name(placement_id: str) -> str:
-    return "cloudarb-" + _NAME_UNSAFE.sub("-", placement_id)
-
-
-def gpu_label(info: ContainerInfo) -> list[str]:
-    return [uuid for uuid in info.labels.get(LABEL_GPUS, "").split(",") if uuid]
-
-
-def expiry_label(info: ContainerInfo) -> datetime | None:
-    raw = info.labels.get(LABEL_EXPIRES, "")
-    try:
-        when = datetime.fromisoformat(raw) if raw else None
-    except ValueError:
-        return None
-    return when.replace(tzinfo=UTC) if when is not None and when.tzinfo is None else when
-
-
-def health_label(info: ContainerInfo) -> HealthCheckSpec | None:
-    """The container's health check (None: none, or a label this agent cannot read)."""
-    raw = info.labels.get(LABEL_HEALTH, "")
-    if not raw:
-        return None
-    try:
-        return HealthCheckSpec.model_validate(json.loads(raw))
-    except ValueError:
-        log.warning("container %s has an unreadable health check label; not checked", info.id[:12])
-        return None
 
 
 class Agent:
@@ -557,18 +522,9 @@ class Agent:
         self._running(command, info, "started")
 
     def _request(self, command: Command, spec: PlacementSpec, gpus: list[GpuRef]) -> ContainerRequest:
-        labels = {
-            LABEL_MANAGED: "true", LABEL_NODE: self.node_id or "", LABEL_PLACEMENT: spec.placement_id,
-            LABEL_INSTANCE_KEY: spec.instance_key, LABEL_GPUS: ",".join(spec.gpu_uuids), LABEL_COMMAND: command.id,
-        }
-        if spec.deployment_id:
-            labels[LABEL_DEPLOYMENT] = spec.deployment_id
-        if spec.expires_at is not None:
-            labels[LABEL_EXPIRES] = spec.expires_at.isoformat()
-        if spec.health_check is not None:
-            labels[LABEL_HEALTH] = spec.health_check.model_dump_json()
         return ContainerRequest(
-            name=container_name(spec.placement_id), image=spec.image, labels=labels, command=spec.command,
+            name=container_name(spec.placement_id), image=spec.image,
+            labels=placement_labels(spec, node_id=self.node_id or "", command_id=command.id), command=spec.command,
             env=dict(spec.env), gpus=gpus, cpus=spec.cpus, memory_mib=spec.memory_mib,
             workspace_volume=spec.workspace_volume,
             ports=[PortRequest(p.container_port, p.protocol) for p in spec.ports],
