@@ -46,7 +46,7 @@ def _deployment(client: TestClient, tenant: Tenant, dep_id: str, statuses: tuple
         body: dict[str, Any] = client.get(f"/deployments/{dep_id}", headers=tenant.headers("viewer")).json()
         return body if body["status"] in statuses else None
 
-    found: dict[str, Any] = wait_for(done, timeout=60)
+    found: dict[str, Any] = wait_for(done, timeout=60, interval=0.2)  # API polls: under the rate limit (600/min)
     return found
 
 

@@ -82,10 +82,14 @@ def _hook(client: TestClient, tenant: Tenant, argv: list[str], events: list[str]
 
 def _deployment(client: TestClient, tenant: Tenant, dep_id: str, statuses: tuple[str, ...]) -> dict[str, Any]:
     def done() -> dict[str, Any] | None:
-        body: dict[str, Any] = client.get(f"/deployments/{dep_id}", headers=tenant.headers("viewer")).json()
+        r = client.get(f"/deployments/{dep_id}", headers=tenant.headers("viewer"))
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
         return body if body["status"] in statuses else None
 
-    found: dict[str, Any] = wait_for(done, timeout=90)
+    # Polled twice a second: faster polling over a slow run trips the API's rate limit (600/min), and
+    # the 429's body has no status.
+    found: dict[str, Any] = wait_for(done, timeout=90, interval=0.5)
     return found
 
 
@@ -203,11 +207,13 @@ def test_done_during_the_apply_destroys_after_it_never_before(
     client.post(f"/deployments/{accepted['id']}/done", headers=tenant.headers("editor"))
 
     def teardown_waited() -> bool:
-        events = client.get(f"/jobs/{accepted['job_id']}", headers=tenant.headers("viewer")).json()
-        dep = client.get(f"/deployments/{accepted['id']}", headers=tenant.headers("viewer")).json()
+        r_events = client.get(f"/jobs/{accepted['job_id']}", headers=tenant.headers("viewer"))
+        r_dep = client.get(f"/deployments/{accepted['id']}", headers=tenant.headers("viewer"))
+        assert r_events.status_code == 200 and r_dep.status_code == 200, (r_events.text, r_dep.text)
+        events, dep = r_events.json(), r_dep.json()
         return dep["job_id"] != accepted["job_id"] and events["status"] == "running" and dep["status"] == "ending"
 
-    wait_for(teardown_waited, timeout=30)
+    wait_for(teardown_waited, timeout=30, interval=0.5)  # two requests a poll: under the rate limit
     mode.write_text("ok")
     ended = _deployment(client, tenant, accepted["id"], ("ended",))
     assert [r["action"] for r in ended["details"]["runs"]] == ["apply", "destroy"]
